@@ -1,0 +1,1 @@
+"""Instrumentors for frameworks and clients (later issues)."""

@@ -1,0 +1,165 @@
+"""Self-diagnostics: counters of what happened to spans, and a rate-limited error handler.
+
+A distro that drops spans silently is the complaint users have of every peer
+(opentelemetry-python#3152): each drop is counted by reason here, the first drop of a run is
+logged at once, and repeats of the same message are folded into one line per interval.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "DROP_REASONS",
+    "Counter",
+    "Diagnostics",
+    "InternalError",
+    "get_diagnostics",
+]
+
+logger: Final = logging.getLogger("telemetry_run")
+
+DROP_REASONS: Final = ("queue_full", "export_failed", "rejected", "shutdown")
+
+
+class Counter:
+    """A monotonically increasing count that threads can bump without a lock.
+
+    ``itertools.count.__next__`` is one atomic C call under the GIL, where ``n += 1`` on an
+    attribute is three bytecodes; the hot path (span start and end) pays one call.
+    """
+
+    __slots__ = ("_count", "incr")
+
+    def __init__(self) -> None:
+        self._count = itertools.count()
+        self.incr: Callable[[], int] = self._count.__next__
+
+    def add(self, n: int) -> None:
+        if n > 0:
+            # Advance by n in one C loop (islice consumes n items), as atomic as incr.
+            next(itertools.islice(self._count, n - 1, n), None)
+
+    @property
+    def value(self) -> int:
+        # repr is "count(N)": reading never increments.
+        return int(repr(self._count)[6:-1])
+
+
+@dataclass(frozen=True)
+class InternalError:
+    """A bug in our own code, caught where it happened so the application carries on."""
+
+    where: str
+    exception: BaseException
+
+
+class Diagnostics:
+    """The counters and the error handler of one SDK (one per process by default)."""
+
+    def __init__(self, *, interval: float = 60.0, log: logging.Logger = logger) -> None:
+        self.spans_started = Counter()
+        self.spans_ended = Counter()
+        self.spans_queued = Counter()
+        self.spans_exported = Counter()
+        self.spans_retried = Counter()
+        self.spans_dropped = {reason: Counter() for reason in DROP_REASONS}
+        self.attributes_dropped = Counter()
+        self._interval = interval
+        self._log = log
+        self._lock = threading.Lock()
+        self._last: dict[str, tuple[float, int]] = {}
+        self._next_drop_log = dict.fromkeys(DROP_REASONS, 0.0)
+        self._logged_drops = dict.fromkeys(DROP_REASONS, 0)
+        #: Called with every InternalError; tests replace it to fail on swallowed bugs, and
+        #: ``TELEMETRY_RUN_STRICT`` makes it raise.
+        self.on_internal_error: Callable[[InternalError], None] | None = None
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` spans lost for ``reason``; the first loss of a run is logged at once.
+
+        Under sustained overflow this runs for every span, so after the counter it costs one
+        clock read until the next log line is due.
+        """
+        counter = self.spans_dropped[reason]
+        if n == 1:
+            counter.incr()
+        else:
+            counter.add(n)
+        if time.monotonic() >= self._next_drop_log[reason]:
+            self._log_drops(reason)
+
+    def _log_drops(self, reason: str) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next_drop_log[reason]:
+                return
+            self._next_drop_log[reason] = now + self._interval
+            total = self.spans_dropped[reason].value
+            since = total - self._logged_drops[reason]
+            self._logged_drops[reason] = total
+        self._log.warning(
+            "telemetry-run dropped %d span(s) (%s) since the last report, %d in all; "
+            "the exit line reports the final counts",
+            since,
+            reason.replace("_", " "),
+            total,
+        )
+
+    def warn(self, key: str, message: str, *args: object, level: int = logging.WARNING) -> None:
+        """Log ``message`` at most once per interval for ``key``, with the count it stood for."""
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last[0] < self._interval:
+                self._last[key] = (last[0], last[1] + 1)
+                return
+            suppressed = last[1] if last is not None else 0
+            self._last[key] = (now, 0)
+        if suppressed:
+            message += " (%d similar message(s) suppressed)"
+            args = (*args, suppressed)
+        self._log.log(level, message, *args)
+
+    def internal_error(self, where: str, exc: BaseException) -> None:
+        """Report a bug in our code once per place; the caller then falls back to doing nothing."""
+        self.warn(
+            f"internal:{where}",
+            "telemetry-run internal error in %s: %s: %s",
+            where,
+            type(exc).__name__,
+            exc,
+            level=logging.ERROR,
+        )
+        hook = self.on_internal_error
+        if hook is not None:
+            hook(InternalError(where, exc))
+
+    def snapshot(self) -> dict[str, int]:
+        """Every counter by name, for code and for the exit line."""
+        values = {
+            "started": self.spans_started.value,
+            "ended": self.spans_ended.value,
+            "produced": self.spans_queued.value,
+            "exported": self.spans_exported.value,
+            "retried": self.spans_retried.value,
+            "attributes_dropped": self.attributes_dropped.value,
+        }
+        for reason, counter in self.spans_dropped.items():
+            values[reason] = counter.value
+        values["dropped"] = sum(values[r] for r in DROP_REASONS)
+        return values
+
+
+_default = Diagnostics()
+
+
+def get_diagnostics() -> Diagnostics:
+    """The process-wide diagnostics every SDK component uses unless given its own."""
+    return _default

@@ -1,0 +1,260 @@
+"""BatchSpanProcessor: a bounded queue between the application and the exporter.
+
+``on_end`` is a length check and a ``deque.append`` on the application's thread: it never
+blocks and never raises. A full queue drops the new span and counts it. One daemon worker
+exports when a batch fills or the schedule delay passes; every export gets a deadline (the
+export timeout, cut to the caller's flush or shutdown deadline). An exporter that hangs past
+its deadline stalls only the worker: flush and shutdown return at their deadline, and the spans
+they could not deliver are counted, never lost silently.
+
+Fork-safe: the child of ``os.fork`` gets an empty queue, fresh locks and its own worker, so no
+span of the parent is exported twice and no lock held by the parent's threads is inherited.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from telemetry_run.sdk.context import SUPPRESS_INSTRUMENTATION_KEY, attach, set_value
+from telemetry_run.sdk.diagnostics import Diagnostics, get_diagnostics
+from telemetry_run.sdk.exporters import SpanExporter
+from telemetry_run.sdk.processors import SpanProcessor
+from telemetry_run.sdk.processors.simple import call_export, record_export_result
+
+if TYPE_CHECKING:
+    from telemetry_run.sdk.trace.span import ReadableSpan
+
+__all__ = ["BatchSpanProcessor"]
+
+_monotonic = time.monotonic
+
+
+class _Batch:
+    """One batch handed to the exporter; settled exactly once, by the worker or by shutdown."""
+
+    __slots__ = ("count", "settled")
+
+    def __init__(self, count: int):
+        self.count = count
+        self.settled = False
+
+
+class _FlushRequest:
+    __slots__ = ("deadline", "done")
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+        self.done = threading.Event()
+
+
+class BatchSpanProcessor(SpanProcessor):
+    """Queues ended spans and exports them in batches from one background thread.
+
+    Times are in seconds; ``export_timeout=0`` means no limit, as the specification says for
+    ``OTEL_BSP_EXPORT_TIMEOUT``.
+    """
+
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        max_queue_size: int = 2048,
+        schedule_delay: float = 5.0,
+        max_export_batch_size: int = 512,
+        export_timeout: float = 30.0,
+        *,
+        diagnostics: Diagnostics | None = None,
+    ):
+        if max_queue_size <= 0:
+            raise ValueError(f"max_queue_size must be > 0, got {max_queue_size}")
+        if max_export_batch_size <= 0:
+            raise ValueError(f"max_export_batch_size must be > 0, got {max_export_batch_size}")
+        if schedule_delay < 0 or export_timeout < 0:
+            raise ValueError("schedule_delay and export_timeout must be >= 0")
+        self._exporter = exporter
+        self._max_queue_size = max_queue_size
+        self._batch_size = min(max_export_batch_size, max_queue_size)
+        self._schedule_delay = schedule_delay
+        self._export_timeout = export_timeout if export_timeout > 0 else float("inf")
+        self._diagnostics = diagnostics or get_diagnostics()
+        self._count_queued = self._diagnostics.spans_queued.incr
+        self._shutdown = False
+        self._init_state()
+        os.register_at_fork(after_in_child=functools.partial(_reinit_after_fork, weakref.ref(self)))
+
+    def _init_state(self) -> None:
+        """Everything a forked child must not share with its parent."""
+        self._queue: collections.deque[ReadableSpan] = collections.deque()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()  # guards taking a batch, settling it, flush requests
+        self._flush_requests: list[_FlushRequest] = []
+        self._inflight: _Batch | None = None
+        self._stopping = False
+        self._abandoned = False
+        self._worker = threading.Thread(
+            target=self._run, name="telemetry-run BatchSpanProcessor", daemon=True
+        )
+        self._worker.start()
+
+    # -- application thread ----------------------------------------------------------------
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if not span.trace_flags & 1:
+            return  # record-only spans are not exported
+        self._count_queued()
+        if self._shutdown:
+            self._diagnostics.drop("shutdown")
+            return
+        queue = self._queue
+        if len(queue) >= self._max_queue_size:
+            self._diagnostics.drop("queue_full")
+            return
+        queue.append(span)
+        if len(queue) >= self._batch_size and not self._wake.is_set():
+            self._wake.set()
+
+    def force_flush(self, *, deadline: float) -> bool:
+        """Export every span queued before this call, unless ``deadline`` passes first."""
+        if self._shutdown:
+            return True
+        request = _FlushRequest(deadline)
+        with self._lock:
+            self._flush_requests.append(request)
+        self._wake.set()
+        flushed = request.done.wait(max(0.0, deadline - _monotonic()))
+        if not flushed:
+            with self._lock:
+                if request in self._flush_requests:
+                    self._flush_requests.remove(request)
+        try:
+            return self._exporter.force_flush(deadline=deadline) and flushed
+        except Exception as exc:  # noqa: BLE001
+            self._diagnostics.internal_error(f"{type(self._exporter).__name__}.force_flush", exc)
+            return False
+
+    def shutdown(self, *, deadline: float) -> None:
+        """Drain the queue before ``deadline``, stop the worker, shut the exporter down.
+
+        Whatever could not be delivered by then is counted: queued spans as ``shutdown``,
+        the batch stuck in the exporter as ``export_failed``.
+        """
+        with self._lock:
+            if self._shutdown:
+                return
+            self._shutdown = True
+            self._stopping = True
+            self._flush_requests.append(_FlushRequest(deadline))
+        self._wake.set()
+        self._worker.join(max(0.0, deadline - _monotonic()))
+        stuck = self._worker.is_alive()
+        self._abandon()
+        # A stuck exporter gets a moment only: its shutdown should interrupt retry backoff.
+        exporter_deadline = _monotonic() + 0.05 if stuck else deadline
+        _call_bounded(
+            functools.partial(self._shutdown_exporter, exporter_deadline), exporter_deadline
+        )
+
+    # -- worker thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        # The exporter's own traffic (HTTP, gRPC) must never be traced by instrumentors.
+        attach(set_value(SUPPRESS_INSTRUMENTATION_KEY, True))
+        next_timed_export = _monotonic() + self._schedule_delay
+        while True:
+            timed_out = not self._wake.wait(max(0.0, next_timed_export - _monotonic()))
+            self._wake.clear()
+            with self._lock:
+                requests, self._flush_requests = self._flush_requests, []
+                stopping = self._stopping
+            try:
+                if timed_out or requests or stopping:
+                    deadline = min((r.deadline for r in requests), default=float("inf"))
+                    self._export_queued(len(self._queue), deadline)
+                    next_timed_export = _monotonic() + self._schedule_delay
+                else:
+                    while len(self._queue) >= self._batch_size and not self._abandoned:
+                        self._export_queued(self._batch_size, float("inf"))
+            except Exception as exc:  # noqa: BLE001  # the worker must survive its own bugs
+                self._diagnostics.internal_error("BatchSpanProcessor worker", exc)
+            for request in requests:
+                request.done.set()
+            if stopping or self._abandoned:
+                return
+
+    def _export_queued(self, count: int, deadline: float) -> None:
+        """Export ``count`` spans from the head of the queue, a batch at a time."""
+        while count > 0 and not self._abandoned and _monotonic() < deadline:
+            with self._lock:
+                if self._abandoned:
+                    return
+                queue = self._queue
+                n = min(count, self._batch_size, len(queue))
+                if n == 0:
+                    return
+                spans = [queue.popleft() for _ in range(n)]
+                batch = self._inflight = _Batch(n)
+            count -= n
+            export_deadline = min(_monotonic() + self._export_timeout, deadline)
+            result = call_export(self._exporter, spans, export_deadline, self._diagnostics)
+            with self._lock:
+                self._inflight = None
+                if batch.settled:
+                    continue  # shutdown gave up on this batch and counted it as failed
+                batch.settled = True
+            record_export_result(self._diagnostics, self._exporter, n, result)
+
+    # -- shutdown helpers ------------------------------------------------------------------
+
+    def _abandon(self) -> None:
+        """Shutdown's deadline passed with the worker still busy: count what is left."""
+        with self._lock:
+            self._abandoned = True
+            stuck = self._inflight
+            if stuck is not None and not stuck.settled:
+                stuck.settled = True
+                failed = stuck.count
+            else:
+                failed = 0
+            left = len(self._queue)
+            self._queue.clear()
+        if failed:
+            self._diagnostics.drop("export_failed", failed)
+        if left:
+            self._diagnostics.drop("shutdown", left)
+
+    def _shutdown_exporter(self, deadline: float) -> None:
+        try:
+            self._exporter.shutdown(deadline=deadline)
+        except Exception as exc:  # noqa: BLE001
+            self._diagnostics.internal_error(f"{type(self._exporter).__name__}.shutdown", exc)
+
+    # -- fork ------------------------------------------------------------------------------
+
+    def _after_fork_in_child(self) -> None:
+        """Start over in the child: the parent's queue stays the parent's to export."""
+        if self._shutdown:
+            return
+        self._init_state()
+
+    @property
+    def queue_length(self) -> int:
+        return len(self._queue)
+
+
+def _reinit_after_fork(ref: weakref.ref[BatchSpanProcessor]) -> None:
+    processor = ref()
+    if processor is not None:
+        processor._after_fork_in_child()
+
+
+def _call_bounded(fn: Callable[[], None], deadline: float) -> None:
+    """Run ``fn`` on a daemon thread and wait for it until ``deadline`` at most."""
+    thread = threading.Thread(target=fn, name="telemetry-run exporter shutdown", daemon=True)
+    thread.start()
+    thread.join(max(0.0, deadline - _monotonic()))

@@ -1,0 +1,465 @@
+"""The tracing API types application code sees, shaped like the OpenTelemetry API.
+
+Value types (``SpanContext``, ``TraceFlags``, ``TraceState``, ``Status``, ``Link``, ``SpanKind``)
+and the abstract ``Span``, ``Tracer`` and ``TracerProvider``. The SDK's recording span and
+provider implement these; ``NonRecordingSpan`` is what a sampled-out or suppressed span is.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from telemetry_run.sdk.context import Context
+
+__all__ = [
+    "INVALID_SPAN",
+    "INVALID_SPAN_CONTEXT",
+    "INVALID_SPAN_ID",
+    "INVALID_TRACE_ID",
+    "AttributeValue",
+    "Attributes",
+    "Link",
+    "NonRecordingSpan",
+    "Span",
+    "SpanContext",
+    "SpanKind",
+    "Status",
+    "StatusCode",
+    "TraceFlags",
+    "TraceState",
+    "Tracer",
+    "TracerProvider",
+]
+
+AttributeValue = (
+    str | bool | int | float | Sequence[str] | Sequence[bool] | Sequence[int] | Sequence[float]
+)
+Attributes = Mapping[str, AttributeValue] | None
+
+INVALID_TRACE_ID: Final = 0
+INVALID_SPAN_ID: Final = 0
+_TRACE_ID_MAX: Final = (1 << 128) - 1
+_SPAN_ID_MAX: Final = (1 << 64) - 1
+
+
+class SpanKind(enum.Enum):
+    INTERNAL = 0
+    SERVER = 1
+    CLIENT = 2
+    PRODUCER = 3
+    CONSUMER = 4
+
+
+class StatusCode(enum.Enum):
+    UNSET = 0
+    OK = 1
+    ERROR = 2
+
+
+class Status:
+    """A span's status; the description is kept only for ERROR, as the specification says."""
+
+    __slots__ = ("description", "status_code")
+
+    def __init__(self, status_code: StatusCode = StatusCode.UNSET, description: str | None = None):
+        self.status_code = status_code
+        self.description = description if status_code is StatusCode.ERROR else None
+
+    @property
+    def is_ok(self) -> bool:
+        return self.status_code is not StatusCode.ERROR
+
+    @property
+    def is_unset(self) -> bool:
+        return self.status_code is StatusCode.UNSET
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Status)
+            and other.status_code is self.status_code
+            and other.description == self.description
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.status_code, self.description))
+
+    def __repr__(self) -> str:
+        return f"Status({self.status_code.name}, {self.description!r})"
+
+
+class TraceFlags(int):
+    """The W3C trace-flags byte; only the sampled bit (0x01) is defined."""
+
+    DEFAULT: Final = 0x00
+    SAMPLED: Final = 0x01
+
+    @classmethod
+    def get_default(cls) -> TraceFlags:
+        return _FLAGS_DEFAULT
+
+    @property
+    def sampled(self) -> bool:
+        return bool(self & TraceFlags.SAMPLED)
+
+
+_FLAGS_DEFAULT = TraceFlags(TraceFlags.DEFAULT)
+_FLAGS_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+
+# W3C Trace Context, section 3.3.1: list-member key and value grammar.
+_KEY_RE = re.compile(
+    r"(?:[a-z][a-z0-9_\-*/]{0,255}|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13})\Z"
+)
+_VALUE_RE = re.compile(r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]\Z")
+_MEMBER_DELIMITER_RE = re.compile(r"[ \t]*,[ \t]*")
+_MAX_MEMBERS: Final = 32
+
+
+class TraceState(Mapping[str, str]):
+    """The W3C ``tracestate`` list: at most 32 ordered, unique, grammar-checked members.
+
+    Every mutation returns a new TraceState; invalid keys or values leave it unchanged.
+    """
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, entries: Sequence[tuple[str, str]] | None = None):
+        valid: dict[str, str] = {}
+        for key, value in entries or ():
+            if len(valid) >= _MAX_MEMBERS:
+                break
+            if key in valid or not _is_valid_pair(key, value):
+                continue
+            valid[key] = value
+        self._entries = valid
+
+    def __getitem__(self, key: str) -> str:
+        return self._entries[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"TraceState({list(self._entries.items())!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, TraceState):
+            return list(self._entries.items()) == list(other._entries.items())
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._entries.items()))
+
+    def add(self, key: str, value: str) -> TraceState:
+        """A new member goes first; an existing key or a full list leaves this unchanged."""
+        if key in self._entries or len(self._entries) >= _MAX_MEMBERS:
+            return self
+        if not _is_valid_pair(key, value):
+            return self
+        return _from_dict({key: value, **self._entries})
+
+    def update(self, key: str, value: str) -> TraceState:  # type: ignore[override]  # OTel shape
+        """The updated member moves first, as W3C asks for a mutated entry."""
+        if key not in self._entries or not _is_valid_pair(key, value):
+            return self
+        rest = {k: v for k, v in self._entries.items() if k != key}
+        return _from_dict({key: value, **rest})
+
+    def delete(self, key: str) -> TraceState:
+        if key not in self._entries:
+            return self
+        return _from_dict({k: v for k, v in self._entries.items() if k != key})
+
+    def to_header(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in self._entries.items())
+
+    @classmethod
+    def from_header(cls, header_list: Sequence[str]) -> TraceState:
+        """Parse one or more ``tracestate`` header values (combined in order).
+
+        An invalid member, a duplicate key or more than 32 members make the whole header
+        invalid: the result is an empty TraceState (W3C 3.3.1.1: do not propagate a broken list).
+        Empty members (``a=1,,b=2``) are allowed and skipped.
+        """
+        entries: dict[str, str] = {}
+        for header in header_list:
+            for member in _MEMBER_DELIMITER_RE.split(header.strip(" \t")):
+                if not member:
+                    continue
+                key, sep, value = member.partition("=")
+                if not sep or key in entries or not _is_valid_pair(key, value):
+                    return _EMPTY_TRACE_STATE
+                entries[key] = value
+                if len(entries) > _MAX_MEMBERS:
+                    return _EMPTY_TRACE_STATE
+        return _from_dict(entries) if entries else _EMPTY_TRACE_STATE
+
+    @classmethod
+    def get_default(cls) -> TraceState:
+        return _EMPTY_TRACE_STATE
+
+
+def _is_valid_pair(key: object, value: object) -> bool:
+    return (
+        isinstance(key, str)
+        and isinstance(value, str)
+        and _KEY_RE.match(key) is not None
+        and _VALUE_RE.match(value) is not None
+    )
+
+
+def _from_dict(entries: dict[str, str]) -> TraceState:
+    state = TraceState.__new__(TraceState)
+    state._entries = entries
+    return state
+
+
+_EMPTY_TRACE_STATE = _from_dict({})
+
+
+class SpanContext:
+    """The part of a span that crosses process boundaries: ids, flags and trace state.
+
+    Treat it as immutable: it is shared by every child span and carrier. (Enforcing that with
+    ``__setattr__`` would triple the cost of creating one, on every span start.)
+    """
+
+    __slots__ = ("is_remote", "is_valid", "span_id", "trace_flags", "trace_id", "trace_state")
+
+    trace_id: int
+    span_id: int
+    is_remote: bool
+    trace_flags: TraceFlags
+    trace_state: TraceState
+    is_valid: bool
+
+    def __init__(
+        self,
+        trace_id: int,
+        span_id: int,
+        is_remote: bool,
+        trace_flags: TraceFlags | int | None = None,
+        trace_state: TraceState | None = None,
+    ):
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.is_remote = is_remote
+        self.trace_flags = (
+            _FLAGS_DEFAULT
+            if trace_flags is None
+            else (trace_flags if type(trace_flags) is TraceFlags else TraceFlags(trace_flags))
+        )
+        self.trace_state = trace_state if trace_state is not None else _EMPTY_TRACE_STATE
+        self.is_valid = 0 < trace_id <= _TRACE_ID_MAX and 0 < span_id <= _SPAN_ID_MAX
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SpanContext):
+            return NotImplemented
+        return (
+            self.trace_id == other.trace_id
+            and self.span_id == other.span_id
+            and self.is_remote == other.is_remote
+            and self.trace_flags == other.trace_flags
+            and self.trace_state == other.trace_state
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.trace_id, self.span_id, self.is_remote, int(self.trace_flags)))
+
+    def __repr__(self) -> str:
+        return (
+            f"SpanContext(trace_id=0x{self.trace_id:032x}, span_id=0x{self.span_id:016x}, "
+            f"trace_flags=0x{self.trace_flags:02x}, trace_state={self.trace_state!r}, "
+            f"is_remote={self.is_remote})"
+        )
+
+
+def _new_context(trace_id: int, span_id: int, flags: TraceFlags, state: TraceState) -> SpanContext:
+    """Build a local SpanContext without __init__'s checks: the SDK's hot path."""
+    ctx = _object_new(SpanContext)
+    ctx.trace_id = trace_id
+    ctx.span_id = span_id
+    ctx.is_remote = False
+    ctx.trace_flags = flags
+    ctx.trace_state = state
+    ctx.is_valid = True
+    return ctx
+
+
+_object_new = object.__new__
+INVALID_SPAN_CONTEXT: Final = SpanContext(INVALID_TRACE_ID, INVALID_SPAN_ID, False)
+
+
+class Link:
+    """A reference from one span to another span's context, with attributes."""
+
+    __slots__ = ("attributes", "context", "dropped_attributes")
+
+    def __init__(self, context: SpanContext, attributes: Attributes = None):
+        self.context = context
+        self.attributes: Mapping[str, AttributeValue] = attributes or {}
+        self.dropped_attributes = 0
+
+    def __repr__(self) -> str:
+        return f"Link({self.context!r}, {dict(self.attributes)!r})"
+
+
+class Span(abc.ABC):
+    """A unit of work; use it as a context manager to end it."""
+
+    __slots__ = ()
+
+    @abc.abstractmethod
+    def get_span_context(self) -> SpanContext: ...
+
+    @abc.abstractmethod
+    def is_recording(self) -> bool: ...
+
+    @abc.abstractmethod
+    def set_attribute(self, key: str, value: AttributeValue) -> None: ...
+
+    @abc.abstractmethod
+    def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None: ...
+
+    @abc.abstractmethod
+    def add_event(
+        self, name: str, attributes: Attributes = None, timestamp: int | None = None
+    ) -> None: ...
+
+    @abc.abstractmethod
+    def add_link(self, context: SpanContext, attributes: Attributes = None) -> None: ...
+
+    @abc.abstractmethod
+    def update_name(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None: ...
+
+    @abc.abstractmethod
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None: ...
+
+    @abc.abstractmethod
+    def end(self, end_time: int | None = None) -> None: ...
+
+    def __enter__(self) -> Span:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.end()
+
+
+class NonRecordingSpan(Span):
+    """A span that only carries a context: sampled out, suppressed, or a remote parent."""
+
+    __slots__ = ("_context",)
+
+    def __init__(self, context: SpanContext):
+        self._context = context
+
+    def get_span_context(self) -> SpanContext:
+        return self._context
+
+    def is_recording(self) -> bool:
+        return False
+
+    def set_attribute(self, key: str, value: AttributeValue) -> None:
+        pass
+
+    def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
+        pass
+
+    def add_event(
+        self, name: str, attributes: Attributes = None, timestamp: int | None = None
+    ) -> None:
+        pass
+
+    def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
+        pass
+
+    def update_name(self, name: str) -> None:
+        pass
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        pass
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        pass
+
+    def end(self, end_time: int | None = None) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"NonRecordingSpan({self._context!r})"
+
+
+INVALID_SPAN: Final = NonRecordingSpan(INVALID_SPAN_CONTEXT)
+
+
+class Tracer(abc.ABC):
+    """Starts spans for one instrumentation scope."""
+
+    @abc.abstractmethod
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> Span: ...
+
+    @abc.abstractmethod
+    def start_as_current_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+    ) -> Any:
+        """A context manager (yielding the span) that is also a decorator."""
+
+
+class TracerProvider(abc.ABC):
+    """Hands out tracers, one per instrumentation scope."""
+
+    @abc.abstractmethod
+    def get_tracer(
+        self,
+        instrumenting_module_name: str,
+        instrumenting_library_version: str | None = None,
+        schema_url: str | None = None,
+        attributes: Attributes = None,
+    ) -> Tracer: ...

@@ -1,0 +1,393 @@
+"""TracerProvider and Tracer: where spans are sampled, created and handed to processors.
+
+The sampler runs at start, so a sampled-out span costs an id and a small object; a recording
+span is one slotted object whose end is a non-blocking hand-off. After ``shutdown`` every new
+span is non-recording.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import inspect
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Final, TypeVar
+
+from telemetry_run.sdk.context import (
+    _SPAN,
+    SPAN_KEY,
+    SUPPRESS_INSTRUMENTATION_KEY,
+    Context,
+    _current_get,
+    _span_get,
+)
+from telemetry_run.sdk.diagnostics import Diagnostics, get_diagnostics
+from telemetry_run.sdk.processors import MultiSpanProcessor, SpanProcessor
+from telemetry_run.sdk.resources import Resource
+from telemetry_run.sdk.trace import api
+from telemetry_run.sdk.trace.api import (
+    _FLAGS_DEFAULT,
+    _FLAGS_SAMPLED,
+    INVALID_SPAN_CONTEXT,
+    Attributes,
+    Link,
+    NonRecordingSpan,
+    Span,
+    SpanKind,
+    TraceState,
+    _new_context,
+)
+from telemetry_run.sdk.trace.ids import IdGenerator, RandomIdGenerator
+from telemetry_run.sdk.trace.limits import SpanLimits
+from telemetry_run.sdk.trace.sampling import DEFAULT_ON, Decision, Sampler, compile_sampler
+from telemetry_run.sdk.trace.span import (
+    InstrumentationScope,
+    ReadableSpan,
+    RecordingSpan,
+    clean_attributes,
+    finish_with_exception,
+)
+
+__all__ = ["Tracer", "TracerProvider"]
+
+_time_ns = time.time_ns
+_EMPTY_STATE: Final = TraceState.get_default()
+_RECORD_AND_SAMPLE: Final = Decision.RECORD_AND_SAMPLE
+_DROP: Final = Decision.DROP
+_new_span = RecordingSpan.__new__
+_INTERNAL: Final = SpanKind.INTERNAL
+_logger = logging.getLogger("telemetry_run")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class TracerProvider(api.TracerProvider):
+    """Holds the resource, sampler, limits, id generator and span processors."""
+
+    def __init__(
+        self,
+        resource: Resource | None = None,
+        sampler: Sampler | None = None,
+        span_limits: SpanLimits | None = None,
+        id_generator: IdGenerator | None = None,
+        *,
+        diagnostics: Diagnostics | None = None,
+        shutdown_on_exit: bool = True,
+        exit_timeout: float = 5.0,
+    ):
+        self._resource = resource if resource is not None else Resource.create()
+        self.sampler: Sampler = sampler if sampler is not None else DEFAULT_ON
+        self.span_limits = span_limits if span_limits is not None else SpanLimits()
+        self.id_generator: IdGenerator = (
+            id_generator if id_generator is not None else RandomIdGenerator()
+        )
+        self.diagnostics = diagnostics or get_diagnostics()
+        self._processor = MultiSpanProcessor(self.diagnostics)
+        self._tracers: dict[tuple[str, str | None, str | None], Tracer] = {}
+        self._lock = threading.Lock()
+        self._shutdown = False
+        self._shutdown_lock = threading.Lock()
+        ref = weakref.ref(self)
+        if shutdown_on_exit:
+            # A provider built by application code (not the launcher) still flushes at exit,
+            # bounded so a dead collector cannot hold the process.
+            atexit.register(_shutdown_at_exit, ref, exit_timeout)
+        if "process.pid" in self._resource.attributes:
+            os.register_at_fork(after_in_child=functools.partial(_refresh_pid, ref))
+
+    @property
+    def resource(self) -> Resource:
+        return self._resource
+
+    @property
+    def processors(self) -> tuple[SpanProcessor, ...]:
+        return self._processor.processors
+
+    @property
+    def is_shutdown(self) -> bool:
+        return self._shutdown
+
+    def add_span_processor(self, processor: SpanProcessor) -> None:
+        with self._lock:
+            self._processor.add(processor)
+            for tracer in self._tracers.values():
+                tracer._wire_processors()
+
+    def _on_end_hook(self) -> Callable[[ReadableSpan], None]:
+        """With one processor, spans call it directly (span.end guards the call); else fan out."""
+        processors = self._processor.processors
+        return processors[0].on_end if len(processors) == 1 else self._processor.on_end
+
+    def get_tracer(
+        self,
+        instrumenting_module_name: str,
+        instrumenting_library_version: str | None = None,
+        schema_url: str | None = None,
+        attributes: Attributes = None,
+    ) -> Tracer:
+        key = (instrumenting_module_name, instrumenting_library_version, schema_url)
+        tracer = self._tracers.get(key)
+        if tracer is None:
+            with self._lock:
+                tracer = self._tracers.get(key)
+                if tracer is None:
+                    scope = InstrumentationScope(
+                        instrumenting_module_name or "",
+                        instrumenting_library_version,
+                        schema_url,
+                        dict(attributes) if attributes else None,
+                    )
+                    tracer = self._tracers[key] = Tracer(self, scope)
+        return tracer
+
+    def force_flush(self, timeout: float = 30.0) -> bool:
+        """Export every ended span before ``timeout`` seconds pass; False if that failed."""
+        return self._processor.force_flush(deadline=time.monotonic() + max(timeout, 0.0))
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Flush and stop every processor within ``timeout`` seconds; later calls do nothing."""
+        with self._shutdown_lock:
+            if self._shutdown:
+                return
+            self._shutdown = True
+        self._processor.shutdown(deadline=time.monotonic() + max(timeout, 0.0))
+
+    def _set_resource(self, resource: Resource) -> None:
+        self._resource = resource
+        for tracer in self._tracers.values():
+            tracer.resource = resource
+
+
+def _shutdown_at_exit(ref: weakref.ref[TracerProvider], timeout: float) -> None:
+    provider = ref()
+    if provider is not None:
+        provider.shutdown(timeout)
+
+
+def _refresh_pid(ref: weakref.ref[TracerProvider]) -> None:
+    provider = ref()
+    if provider is not None:
+        provider._set_resource(provider.resource.merge(Resource({"process.pid": os.getpid()})))
+
+
+class Tracer(api.Tracer):
+    """Starts spans for one instrumentation scope; cheap to call from any thread."""
+
+    def __init__(self, provider: TracerProvider, scope: InstrumentationScope):
+        self.provider = provider
+        self.scope = scope
+        self.resource = provider.resource
+        self.limits = limits = provider.span_limits
+        self.max_attributes = limits.max_attributes
+        self.max_attribute_length = limits.max_attribute_length
+        # Value types set_attribute stores without a closer look (str only when unbounded).
+        self.fast_types: frozenset[type] = frozenset(
+            (bool, float, str) if limits.max_attribute_length is None else (bool, float)
+        )
+        self.diagnostics = provider.diagnostics
+        self.ended = provider.diagnostics.spans_ended.incr
+        self._started = provider.diagnostics.spans_started.incr
+        self._sample = compile_sampler(provider.sampler)
+        self._new_span_id = provider.id_generator.generate_span_id
+        self._new_trace_id = provider.id_generator.generate_trace_id
+        self._wire_processors()
+
+    def _wire_processors(self) -> None:
+        provider = self.provider
+        self.on_end = provider._on_end_hook()
+        self.on_start = provider._processor.on_start if provider._processor.has_on_start else None
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> Span:
+        if context is None:
+            parent_span = _span_get()
+            suppressed = _current_get().get(SUPPRESS_INSTRUMENTATION_KEY) is True
+        else:
+            parent_span = context.get(SPAN_KEY)
+            suppressed = context.get(SUPPRESS_INSTRUMENTATION_KEY) is True
+        parent_type = type(parent_span)
+        if parent_span is None:
+            parent = None
+        elif parent_type is RecordingSpan:
+            parent = parent_span.get_span_context()  # type: ignore[union-attr]
+        else:
+            parent = (
+                parent_span._context  # type: ignore[union-attr]
+                if parent_type is NonRecordingSpan
+                else (parent_span.get_span_context() if isinstance(parent_span, Span) else None)
+            )
+            if parent is not None and not parent.is_valid:
+                parent = None
+
+        if suppressed or self.provider._shutdown:
+            return NonRecordingSpan(parent if parent is not None else INVALID_SPAN_CONTEXT)
+
+        trace_id = parent.trace_id if parent is not None else self._new_trace_id()
+        try:
+            result = self._sample(parent, context, trace_id, name, kind, attributes, links)
+            decision = result.decision
+        except Exception as exc:  # noqa: BLE001  # a plugin sampler's bug drops the span only
+            self.diagnostics.internal_error("sampler", exc)
+            return NonRecordingSpan(parent if parent is not None else INVALID_SPAN_CONTEXT)
+        trace_state = result.trace_state
+        if trace_state is None:
+            trace_state = parent.trace_state if parent is not None else _EMPTY_STATE
+        if decision is _DROP:
+            return NonRecordingSpan(
+                _new_context(trace_id, self._new_span_id(), _FLAGS_DEFAULT, trace_state)
+            )
+
+        span = _new_span(RecordingSpan)
+        span._tracer = self
+        span._name = name
+        span._trace_id = trace_id
+        span._span_id = self._new_span_id()
+        span._flags = _FLAGS_SAMPLED if decision is _RECORD_AND_SAMPLE else _FLAGS_DEFAULT
+        span._trace_state = trace_state
+        span._context = None
+        span._parent = parent
+        span._kind = kind
+        span._end_time = None
+        span._extra = None
+        span._status = _UNSET
+        span._exc_flags = (1 if record_exception else 0) | (2 if set_status_on_exception else 0)
+        if attributes is None and not result.attributes:
+            span._attributes = {}
+            span._dropped_attributes = 0
+        else:
+            span._attributes, span._dropped_attributes = clean_attributes(
+                {**result.attributes, **attributes} if attributes else result.attributes,
+                self.max_attributes,
+                self.max_attribute_length,
+                self.diagnostics,
+            )
+        if links:
+            for link in links:
+                span.add_link(link.context, link.attributes)
+        span._start_time = start_time if start_time is not None else _time_ns()
+        self._started()
+        if self.on_start is not None:
+            self.on_start(span, context)
+        return span
+
+    def start_as_current_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+    ) -> CurrentSpan:
+        if (
+            context is None
+            and attributes is None
+            and links is None
+            and start_time is None
+            and kind is _INTERNAL
+            and record_exception
+            and set_status_on_exception
+        ):
+            return CurrentSpan(self, name, None, end_on_exit)  # the common call, started cheaper
+        args = (
+            context,
+            kind,
+            attributes,
+            links,
+            start_time,
+            record_exception,
+            set_status_on_exception,
+        )
+        return CurrentSpan(self, name, args, end_on_exit)
+
+
+_UNSET: Final = api.Status()
+
+
+class CurrentSpan:
+    """``with tracer.start_as_current_span(...) as span`` and ``@tracer.start_as_current_span``.
+
+    A class rather than a generator-based context manager: entering and leaving it is a couple
+    of attribute stores, which matters on a path every request takes. As a decorator it starts a
+    fresh span per call, for plain and ``async`` functions alike.
+    """
+
+    __slots__ = ("_args", "_end_on_exit", "_name", "_span", "_token", "_tracer")
+
+    def __init__(
+        self,
+        tracer: api.Tracer,
+        name: str,
+        args: tuple[
+            Context | None, SpanKind, Attributes, Sequence[Link] | None, int | None, bool, bool
+        ]
+        | None,
+        end_on_exit: bool,
+    ):
+        self._tracer = tracer
+        self._name = name
+        self._args = args
+        self._end_on_exit = end_on_exit
+
+    def __enter__(self) -> Span:
+        args = self._args
+        span = self._span = (
+            self._tracer.start_span(self._name)
+            if args is None
+            else self._tracer.start_span(self._name, *args)
+        )
+        self._token = _SPAN.set(span)
+        return span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        span = self._span
+        if exc is not None and type(span) is RecordingSpan and span._end_time is None:
+            finish_with_exception(span, exc)
+        try:
+            _SPAN.reset(self._token)
+        except (ValueError, RuntimeError):
+            # Left in another context than it was entered in (a generator resumed elsewhere):
+            # tolerated, never raised (opentelemetry-python#2606).
+            _logger.debug("span %r left in another context than it was entered in", self._name)
+        if self._end_on_exit:
+            span.end()
+
+    def __call__(self, func: F) -> F:
+        tracer, name, args, end_on_exit = self._tracer, self._name, self._args, self._end_on_exit
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*a: Any, **kw: Any) -> Any:
+                with CurrentSpan(tracer, name, args, end_on_exit):
+                    return await func(*a, **kw)
+
+            return async_wrapper  # type: ignore[return-value]  # same signature as func
+
+        @functools.wraps(func)
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            with CurrentSpan(tracer, name, args, end_on_exit):
+                return func(*a, **kw)
+
+        return wrapper  # type: ignore[return-value]  # same signature as func

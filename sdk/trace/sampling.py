@@ -1,0 +1,310 @@
+"""Samplers decide at span start whether a span records and is exported.
+
+Shapes follow the OpenTelemetry Python SDK so a custom sampler ports by changing imports, and the
+ratio rule is the same (the low 64 bits of the trace id below ``ratio * 2**64``), so our services
+and Python services using the peer keep or drop the same traces.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Final
+
+from telemetry_run.sdk.context import get_current
+from telemetry_run.sdk.trace.api import (
+    Attributes,
+    AttributeValue,
+    Link,
+    SpanContext,
+    SpanKind,
+    TraceState,
+)
+from telemetry_run.sdk.trace.current import get_current_span
+
+if TYPE_CHECKING:
+    from telemetry_run.sdk.context import Context
+
+__all__ = [
+    "ALWAYS_OFF",
+    "ALWAYS_ON",
+    "DEFAULT_OFF",
+    "DEFAULT_ON",
+    "Decision",
+    "ParentBased",
+    "ParentBasedTraceIdRatio",
+    "Sampler",
+    "SamplingResult",
+    "StaticSampler",
+    "TraceIdRatioBased",
+    "compile_sampler",
+]
+
+
+class Decision(enum.Enum):
+    DROP = 0
+    RECORD_ONLY = 1
+    RECORD_AND_SAMPLE = 2
+
+    def is_recording(self) -> bool:
+        return self is not Decision.DROP
+
+    def is_sampled(self) -> bool:
+        return self is Decision.RECORD_AND_SAMPLE
+
+
+_EMPTY: Final[Mapping[str, AttributeValue]] = {}
+
+
+class SamplingResult:
+    """A decision, attributes to add to the span, and the trace state the span carries."""
+
+    __slots__ = ("attributes", "decision", "trace_state")
+
+    def __init__(
+        self,
+        decision: Decision,
+        attributes: Attributes = None,
+        trace_state: TraceState | None = None,
+    ):
+        self.decision = decision
+        self.attributes: Mapping[str, AttributeValue] = attributes or _EMPTY
+        self.trace_state = trace_state
+
+    def __repr__(self) -> str:
+        return f"SamplingResult({self.decision.name}, {dict(self.attributes)!r})"
+
+
+class Sampler(abc.ABC):
+    """Runs on every span start: keep ``should_sample`` cheap and never raise from it."""
+
+    @abc.abstractmethod
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult: ...
+
+    @abc.abstractmethod
+    def description(self) -> str: ...
+
+    def get_description(self) -> str:
+        """The OpenTelemetry Python name for ``description()``."""
+        return self.description()
+
+    def __repr__(self) -> str:
+        return self.description()
+
+
+_RECORD_AND_SAMPLE: Final = SamplingResult(Decision.RECORD_AND_SAMPLE)
+_DROP: Final = SamplingResult(Decision.DROP)
+
+
+class StaticSampler(Sampler):
+    """Always the same decision."""
+
+    def __init__(self, decision: Decision):
+        self._decision = decision
+        self._result = SamplingResult(decision)
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        return self._result
+
+    def description(self) -> str:
+        return (
+            "AlwaysOnSampler"
+            if self._decision is Decision.RECORD_AND_SAMPLE
+            else ("AlwaysOffSampler" if self._decision is Decision.DROP else "RecordOnlySampler")
+        )
+
+
+ALWAYS_ON: Final = StaticSampler(Decision.RECORD_AND_SAMPLE)
+ALWAYS_OFF: Final = StaticSampler(Decision.DROP)
+
+_TRACE_ID_LOW_64: Final = (1 << 64) - 1
+
+
+class TraceIdRatioBased(Sampler):
+    """Keeps ``rate`` of traces, decided from the trace id so every service agrees."""
+
+    def __init__(self, rate: float):
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"ratio must be in [0, 1], got {rate!r}")
+        self._rate = rate
+        self._bound = self.get_bound_for_rate(rate)
+
+    @staticmethod
+    def get_bound_for_rate(rate: float) -> int:
+        return round(rate * (_TRACE_ID_LOW_64 + 1))
+
+    @property
+    def rate(self) -> float:
+        return self._rate
+
+    @property
+    def bound(self) -> int:
+        return self._bound
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        return _RECORD_AND_SAMPLE if trace_id & _TRACE_ID_LOW_64 < self._bound else _DROP
+
+    def description(self) -> str:
+        return f"TraceIdRatioBased{{{self._rate}}}"
+
+
+class ParentBased(Sampler):
+    """Follows the parent's sampled flag; ``root`` decides for spans without a parent."""
+
+    def __init__(
+        self,
+        root: Sampler,
+        remote_parent_sampled: Sampler = ALWAYS_ON,
+        remote_parent_not_sampled: Sampler = ALWAYS_OFF,
+        local_parent_sampled: Sampler = ALWAYS_ON,
+        local_parent_not_sampled: Sampler = ALWAYS_OFF,
+    ):
+        self._root = root
+        self._remote_sampled = remote_parent_sampled
+        self._remote_not_sampled = remote_parent_not_sampled
+        self._local_sampled = local_parent_sampled
+        self._local_not_sampled = local_parent_not_sampled
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        parent = get_current_span(parent_context).get_span_context()
+        if not parent.is_valid:
+            sampler = self._root
+        elif parent.is_remote:
+            sampler = self._remote_sampled if parent.trace_flags & 1 else self._remote_not_sampled
+        else:
+            sampler = self._local_sampled if parent.trace_flags & 1 else self._local_not_sampled
+        return sampler.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def description(self) -> str:
+        return (
+            f"ParentBased{{root:{self._root.description()},"
+            f"remoteParentSampled:{self._remote_sampled.description()},"
+            f"remoteParentNotSampled:{self._remote_not_sampled.description()},"
+            f"localParentSampled:{self._local_sampled.description()},"
+            f"localParentNotSampled:{self._local_not_sampled.description()}}}"
+        )
+
+
+class ParentBasedTraceIdRatio(ParentBased):
+    """``parentbased_traceidratio``: the ratio for roots, the parent's flag otherwise."""
+
+    def __init__(self, rate: float):
+        super().__init__(TraceIdRatioBased(rate))
+
+
+DEFAULT_ON: Final = ParentBased(ALWAYS_ON)
+DEFAULT_OFF: Final = ParentBased(ALWAYS_OFF)
+
+
+SampleFn = Callable[
+    [SpanContext | None, "Context", int, str, SpanKind, Attributes, Sequence[Link] | None],
+    SamplingResult,
+]
+
+
+def compile_sampler(sampler: Sampler) -> SampleFn:
+    """A function deciding like ``sampler``, given the parent SpanContext the tracer already has.
+
+    For the built-in samplers (exact types, so a subclass's own ``should_sample`` is always
+    honoured) this skips re-reading the parent from the context and the chain of calls through
+    ParentBased; any other sampler is called through ``should_sample`` as usual.
+    """
+    kind = type(sampler)
+    if kind is StaticSampler:
+        result = sampler._result  # type: ignore[attr-defined]  # exact type checked above
+
+        def static(parent, ctx, trace_id, name, span_kind, attributes, links):  # type: ignore[no-untyped-def]
+            return result
+
+        return static  # type: ignore[no-any-return]
+    if kind is TraceIdRatioBased:
+        bound = sampler.bound  # type: ignore[attr-defined]
+
+        def ratio(parent, ctx, trace_id, name, span_kind, attributes, links):  # type: ignore[no-untyped-def]
+            return _RECORD_AND_SAMPLE if trace_id & _TRACE_ID_LOW_64 < bound else _DROP
+
+        return ratio  # type: ignore[no-any-return]
+    if kind is ParentBased:
+        pb: ParentBased = sampler  # type: ignore[assignment]
+        root = compile_sampler(pb._root)
+        delegates = (
+            pb._remote_sampled,
+            pb._remote_not_sampled,
+            pb._local_sampled,
+            pb._local_not_sampled,
+        )
+        if all(type(d) is StaticSampler for d in delegates):
+            # The usual configuration: with a parent, the decision is a table lookup.
+            rs, rns, ls, lns = (d._result for d in delegates)  # type: ignore[attr-defined]
+
+            def parent_based_static(parent, ctx, trace_id, name, span_kind, attributes, links):  # type: ignore[no-untyped-def]
+                if parent is None:
+                    return root(parent, ctx, trace_id, name, span_kind, attributes, links)
+                if parent.is_remote:
+                    return rs if parent.trace_flags & 1 else rns
+                return ls if parent.trace_flags & 1 else lns
+
+            return parent_based_static  # type: ignore[no-any-return]
+
+        remote_sampled, remote_not_sampled, local_sampled, local_not_sampled = (
+            compile_sampler(d) for d in delegates
+        )
+
+        def parent_based(parent, ctx, trace_id, name, span_kind, attributes, links):  # type: ignore[no-untyped-def]
+            if parent is None:
+                fn = root
+            elif parent.is_remote:
+                fn = remote_sampled if parent.trace_flags & 1 else remote_not_sampled
+            else:
+                fn = local_sampled if parent.trace_flags & 1 else local_not_sampled
+            return fn(parent, ctx, trace_id, name, span_kind, attributes, links)
+
+        return parent_based  # type: ignore[no-any-return]
+
+    should_sample = sampler.should_sample
+
+    def generic(parent, ctx, trace_id, name, span_kind, attributes, links):  # type: ignore[no-untyped-def]
+        return should_sample(
+            ctx if ctx is not None else get_current(), trace_id, name, span_kind, attributes, links
+        )
+
+    return generic  # type: ignore[no-any-return]

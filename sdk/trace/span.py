@@ -1,0 +1,495 @@
+"""The recording span: what a sampled span accumulates between start and end.
+
+After ``end()`` the same object is the read-only record processors and exporters see
+(``ReadableSpan``); there is no copy. The hot path (``set_attribute``, ``end``) checks the common
+value types by identity and leaves everything else to ``clean_attribute_value``.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from telemetry_run.sdk.trace.api import (
+    Attributes,
+    AttributeValue,
+    Link,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+    _new_context,
+)
+
+if TYPE_CHECKING:
+    from telemetry_run.sdk.diagnostics import Diagnostics
+    from telemetry_run.sdk.resources import Resource
+    from telemetry_run.sdk.trace.provider import Tracer
+
+__all__ = [
+    "Event",
+    "InstrumentationScope",
+    "ReadableSpan",
+    "RecordingSpan",
+    "clean_attribute_value",
+    "clean_attributes",
+]
+
+_time_ns = time.time_ns
+_INT64_MIN: Final = -(1 << 63)
+_INT64_MAX: Final = (1 << 63) - 1
+_INVALID: Final[Any] = object()
+_UNSET_STATUS: Final = Status()
+_SCALARS: Final = (bool, str, int, float)
+
+
+class InstrumentationScope:
+    """Who produced a span: the tracer's name, version, schema url and attributes."""
+
+    __slots__ = ("attributes", "name", "schema_url", "version")
+
+    def __init__(
+        self,
+        name: str,
+        version: str | None = None,
+        schema_url: str | None = None,
+        attributes: Mapping[str, AttributeValue] | None = None,
+    ):
+        self.name = name
+        self.version = version
+        self.schema_url = schema_url
+        self.attributes: Mapping[str, AttributeValue] = attributes or {}
+
+    def __repr__(self) -> str:
+        return f"InstrumentationScope({self.name!r}, {self.version!r})"
+
+
+class Event:
+    """A timestamped annotation on a span (``exception`` events come from record_exception)."""
+
+    __slots__ = ("attributes", "dropped_attributes", "name", "timestamp")
+
+    def __init__(
+        self,
+        name: str,
+        attributes: Mapping[str, AttributeValue],
+        timestamp: int,
+        dropped_attributes: int = 0,
+    ):
+        self.name = name
+        self.attributes = attributes
+        self.timestamp = timestamp
+        self.dropped_attributes = dropped_attributes
+
+    def __repr__(self) -> str:
+        return f"Event({self.name!r}, {dict(self.attributes)!r})"
+
+
+def _truncate(value: str, limit: int | None) -> str:
+    return value if limit is None or len(value) <= limit else value[:limit]
+
+
+def clean_attribute_value(value: object, max_length: int | None = None) -> Any:
+    """The value as an OTLP-encodable attribute, or ``_INVALID``.
+
+    Valid: str, bool, int (64-bit), float, and homogeneous sequences of those (``None`` allowed
+    inside). Subclasses (enums, str subclasses) become their base type; sequences become tuples
+    so the value cannot change after it is set. Nothing here raises.
+    """
+    try:
+        if isinstance(value, bool):
+            return bool(value)
+        if isinstance(value, str):
+            return _truncate(str.__str__(value), max_length)
+        if isinstance(value, int):
+            as_int = int.__index__(value)
+            return as_int if _INT64_MIN <= as_int <= _INT64_MAX else _INVALID
+        if isinstance(value, float):
+            return float(value)
+        if isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+            return _clean_sequence(value, max_length)
+    except Exception:  # noqa: BLE001  # a hostile __index__/__len__ makes the value invalid
+        return _INVALID
+    return _INVALID
+
+
+def _clean_sequence(values: Sequence[object], max_length: int | None) -> Any:
+    kind: type | None = None
+    cleaned: list[object] = []
+    for item in values:
+        if item is None:
+            cleaned.append(None)
+            continue
+        item_kind = next((t for t in _SCALARS if isinstance(item, t)), None)
+        if item_kind is None or (kind is not None and item_kind is not kind):
+            return _INVALID
+        kind = item_kind
+        clean = clean_attribute_value(item, max_length)
+        if clean is _INVALID:
+            return _INVALID
+        cleaned.append(clean)
+    return tuple(cleaned)
+
+
+def clean_attributes(
+    attributes: Attributes,
+    max_count: int,
+    max_length: int | None,
+    diagnostics: Diagnostics,
+) -> tuple[dict[str, AttributeValue], int]:
+    """Valid attributes up to ``max_count``, and how many were dropped for the limit."""
+    cleaned: dict[str, AttributeValue] = {}
+    dropped = 0
+    if not attributes:
+        return cleaned, 0
+    for key, value in attributes.items():
+        if type(key) is not str or not key:
+            _report_invalid(diagnostics, key, value)
+            continue
+        clean = clean_attribute_value(value, max_length)
+        if clean is _INVALID:
+            _report_invalid(diagnostics, key, value)
+            continue
+        if key in cleaned or len(cleaned) < max_count:
+            cleaned[key] = clean
+        else:
+            dropped += 1
+    return cleaned, dropped
+
+
+def _report_invalid(diagnostics: Diagnostics, key: object, value: object) -> None:
+    diagnostics.attributes_dropped.incr()
+    try:
+        shown = f"{key!r}: {type(value).__name__}"
+    except Exception:  # noqa: BLE001  # a key whose __repr__ raises
+        shown = type(key).__name__
+    diagnostics.warn(
+        "invalid-attribute",
+        "telemetry-run dropped an invalid span attribute (%s); values must be str, bool, int, "
+        "float or a homogeneous sequence of them",
+        shown,
+    )
+
+
+class _Extra:
+    """Events and links of a span, allocated on the first one: most spans have neither."""
+
+    __slots__ = ("dropped_events", "dropped_links", "events", "links")
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.links: list[Link] = []
+        self.dropped_events = 0
+        self.dropped_links = 0
+
+
+class RecordingSpan(Span):
+    """A sampled (or record-only) span; after ``end()`` it is the ReadableSpan exporters get.
+
+    The SpanContext is built on first request (a child's start, an exporter) rather than at
+    start: a leaf span that is only exported never pays for it on the application's thread.
+    """
+
+    __slots__ = (
+        "_attributes",
+        "_context",
+        "_dropped_attributes",
+        "_end_time",
+        "_exc_flags",
+        "_extra",
+        "_flags",
+        "_kind",
+        "_name",
+        "_parent",
+        "_span_id",
+        "_start_time",
+        "_status",
+        "_trace_id",
+        "_trace_state",
+        "_tracer",
+    )
+
+    _tracer: Tracer
+    _name: str
+    _trace_id: int
+    _span_id: int
+    _flags: TraceFlags
+    _trace_state: TraceState
+    _context: SpanContext | None
+    _parent: SpanContext | None
+    _kind: SpanKind
+    _start_time: int
+    _end_time: int | None
+    _attributes: dict[str, AttributeValue]
+    _dropped_attributes: int
+    _extra: _Extra | None
+    _status: Status
+    _exc_flags: int  # bit 1: record_exception, bit 2: set_status_on_exception
+
+    # -- ReadableSpan: what processors and exporters read ------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def context(self) -> SpanContext:
+        return self.get_span_context()
+
+    @property
+    def trace_id(self) -> int:
+        return self._trace_id
+
+    @property
+    def span_id(self) -> int:
+        return self._span_id
+
+    @property
+    def trace_flags(self) -> TraceFlags:
+        return self._flags
+
+    @property
+    def parent(self) -> SpanContext | None:
+        return self._parent
+
+    @property
+    def kind(self) -> SpanKind:
+        return self._kind
+
+    @property
+    def start_time(self) -> int:
+        return self._start_time
+
+    @property
+    def end_time(self) -> int | None:
+        return self._end_time
+
+    @property
+    def attributes(self) -> Mapping[str, AttributeValue]:
+        return self._attributes
+
+    @property
+    def events(self) -> Sequence[Event]:
+        return self._extra.events if self._extra is not None else ()
+
+    @property
+    def links(self) -> Sequence[Link]:
+        return self._extra.links if self._extra is not None else ()
+
+    @property
+    def status(self) -> Status:
+        return self._status
+
+    @property
+    def resource(self) -> Resource:
+        return self._tracer.resource
+
+    @property
+    def instrumentation_scope(self) -> InstrumentationScope:
+        return self._tracer.scope
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self._dropped_attributes
+
+    @property
+    def dropped_events(self) -> int:
+        return self._extra.dropped_events if self._extra is not None else 0
+
+    @property
+    def dropped_links(self) -> int:
+        return self._extra.dropped_links if self._extra is not None else 0
+
+    # -- Span -------------------------------------------------------------------------------
+
+    def get_span_context(self) -> SpanContext:
+        ctx = self._context
+        if ctx is None:
+            ctx = self._context = _new_context(
+                self._trace_id, self._span_id, self._flags, self._trace_state
+            )
+        return ctx
+
+    def is_recording(self) -> bool:
+        return self._end_time is None
+
+    def set_attribute(self, key: str, value: AttributeValue) -> None:
+        tracer = self._tracer
+        value_type = type(value)
+        if (
+            (
+                value_type in tracer.fast_types
+                or (value_type is int and _INT64_MIN <= value <= _INT64_MAX)  # type: ignore[operator]
+            )
+            and type(key) is str
+            and key
+            and self._end_time is None
+        ):
+            attributes = self._attributes
+            if len(attributes) < tracer.max_attributes or key in attributes:
+                attributes[key] = value
+            else:
+                self._dropped_attributes += 1
+            return
+        self._set_attribute_checked(key, value)
+
+    def _set_attribute_checked(self, key: object, value: object) -> None:
+        tracer = self._tracer
+        if self._end_time is not None:
+            tracer.diagnostics.warn(
+                "ended-span", "span %r: attribute set after end() ignored", self._name, level=10
+            )
+            return
+        clean = clean_attribute_value(value, tracer.max_attribute_length)
+        if clean is _INVALID or type(key) is not str or not key:
+            _report_invalid(tracer.diagnostics, key, value)
+            return
+        attributes = self._attributes
+        if len(attributes) < tracer.max_attributes or key in attributes:
+            attributes[key] = clean
+        else:
+            self._dropped_attributes += 1
+
+    def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
+        for key, value in attributes.items():
+            self.set_attribute(key, value)
+
+    def add_event(
+        self, name: str, attributes: Attributes = None, timestamp: int | None = None
+    ) -> None:
+        if self._end_time is not None:
+            return
+        tracer = self._tracer
+        limits = tracer.limits
+        extra = self._extra
+        if extra is None:
+            extra = self._extra = _Extra()
+        if len(extra.events) >= limits.max_events:
+            extra.dropped_events += 1
+            return
+        cleaned, dropped = clean_attributes(
+            attributes, limits.max_event_attributes, limits.max_attribute_length, tracer.diagnostics
+        )
+        extra.events.append(
+            Event(str(name), cleaned, timestamp if timestamp is not None else _time_ns(), dropped)
+        )
+
+    def add_link(self, context: SpanContext, attributes: Attributes = None) -> None:
+        if self._end_time is not None or not isinstance(context, SpanContext):
+            return
+        if not context.is_valid and not attributes and not context.trace_state:
+            return
+        limits = self._tracer.limits
+        extra = self._extra
+        if extra is None:
+            extra = self._extra = _Extra()
+        if len(extra.links) >= limits.max_links:
+            extra.dropped_links += 1
+            return
+        cleaned, dropped = clean_attributes(
+            attributes,
+            limits.max_link_attributes,
+            limits.max_attribute_length,
+            self._tracer.diagnostics,
+        )
+        link = Link(context, cleaned)
+        link.dropped_attributes = dropped
+        extra.links.append(link)
+
+    def update_name(self, name: str) -> None:
+        if self._end_time is None:
+            self._name = str(name)
+
+    def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
+        if self._end_time is not None or self._status.status_code is StatusCode.OK:
+            return  # OK is final, as the specification says
+        if isinstance(status, StatusCode):
+            status = Status(status, description)
+        elif not isinstance(status, Status):
+            return
+        if status.status_code is not StatusCode.UNSET:
+            self._status = status
+
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        if self._end_time is not None:
+            return
+        exc_type = type(exception)
+        module = exc_type.__module__
+        qualname = exc_type.__qualname__
+        event_attributes: dict[str, AttributeValue] = {
+            "exception.type": qualname if module == "builtins" else f"{module}.{qualname}",
+            "exception.message": _safe_str(exception),
+            "exception.stacktrace": _format_stacktrace(exception),
+        }
+        if attributes:
+            event_attributes.update(attributes)
+        self.add_event("exception", event_attributes, timestamp)
+
+    def end(self, end_time: int | None = None) -> None:
+        if self._end_time is not None:
+            self._tracer.diagnostics.warn(
+                "end-twice",
+                "span %r ended more than once; the second end() is ignored",
+                self._name,
+                level=10,
+            )
+            return
+        self._end_time = end_time if end_time is not None else _time_ns()
+        tracer = self._tracer
+        tracer.ended()
+        try:
+            tracer.on_end(self)
+        except Exception as exc:  # noqa: BLE001  # a processor's bug never reaches the app
+            tracer.diagnostics.internal_error("span processor on_end", exc)
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is not None and self._end_time is None:
+            finish_with_exception(self, exc)
+        self.end()
+
+    def __repr__(self) -> str:
+        return (
+            f"RecordingSpan({self._name!r}, trace_id=0x{self._trace_id:032x}, "
+            f"span_id=0x{self._span_id:016x})"
+        )
+
+
+ReadableSpan = RecordingSpan
+
+
+def finish_with_exception(span: RecordingSpan, exc: BaseException) -> None:
+    """Record an exception escaping a span's block, as the span's flags ask."""
+    if isinstance(exc, GeneratorExit):
+        return
+    flags = span._exc_flags
+    if flags & 1:
+        span.record_exception(exc, escaped=True)
+    if flags & 2:
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {_safe_str(exc)}"))
+
+
+def _safe_str(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001  # an exception whose __str__ raises still gets recorded
+        return f"<unprintable {type(value).__name__}>"
+
+
+def _format_stacktrace(exception: BaseException) -> str:
+    try:
+        return "".join(
+            traceback.format_exception(type(exception), exception, exception.__traceback__)
+        )
+    except Exception:  # noqa: BLE001
+        return f"{type(exception).__name__}: {_safe_str(exception)}"
