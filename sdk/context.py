@@ -170,7 +170,7 @@ def wrap_with_current_context(fn: Callable[P, R]) -> Callable[P, R]:
 class ContextThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
     """A ThreadPoolExecutor whose tasks run in the context of the code that submitted them."""
 
-    def submit(  # type: ignore[override]  # same signature, typed with ParamSpec
+    def submit(
         self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
     ) -> concurrent.futures.Future[R]:
         return super().submit(wrap_with_current_context(fn), *args, **kwargs)

@@ -191,8 +191,6 @@ class BatchSpanProcessor(SpanProcessor):
         """Export ``count`` spans from the head of the queue, a batch at a time."""
         while count > 0 and not self._abandoned and _monotonic() < deadline:
             with self._lock:
-                if self._abandoned:
-                    return
                 queue = self._queue
                 n = min(count, self._batch_size, len(queue))
                 if n == 0:

@@ -166,7 +166,7 @@ class TraceState(Mapping[str, str]):
             return self
         return _from_dict({key: value, **self._entries})
 
-    def update(self, key: str, value: str) -> TraceState:  # type: ignore[override]  # OTel shape
+    def update(self, key: str, value: str) -> TraceState:
         """The updated member moves first, as W3C asks for a mutated entry."""
         if key not in self._entries or not _is_valid_pair(key, value):
             return self

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import enum
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 from telemetry_run.sdk.context import get_current
 from telemetry_run.sdk.trace.api import (
@@ -236,7 +236,15 @@ DEFAULT_OFF: Final = ParentBased(ALWAYS_OFF)
 
 
 SampleFn = Callable[
-    [SpanContext | None, "Context", int, str, SpanKind, Attributes, Sequence[Link] | None],
+    [
+        SpanContext | None,
+        "Context | None",
+        int,
+        str,
+        SpanKind | None,
+        Attributes,
+        Sequence[Link] | None,
+    ],
     SamplingResult,
 ]
 
@@ -250,21 +258,37 @@ def compile_sampler(sampler: Sampler) -> SampleFn:
     """
     kind = type(sampler)
     if kind is StaticSampler:
-        result = sampler._result  # type: ignore[attr-defined]  # exact type checked above
+        result: SamplingResult = cast(StaticSampler, sampler)._result
 
-        def static(parent, ctx, trace_id, name, span_kind, attributes, links):  # type: ignore[no-untyped-def]
+        def static(
+            parent: SpanContext | None,
+            ctx: Context | None,
+            trace_id: int,
+            name: str,
+            span_kind: SpanKind | None,
+            attributes: Attributes,
+            links: Sequence[Link] | None,
+        ) -> SamplingResult:
             return result
 
-        return static  # type: ignore[no-any-return]
+        return static
     if kind is TraceIdRatioBased:
-        bound = sampler.bound  # type: ignore[attr-defined]
+        bound = cast(TraceIdRatioBased, sampler).bound
 
-        def ratio(parent, ctx, trace_id, name, span_kind, attributes, links):  # type: ignore[no-untyped-def]
+        def ratio(
+            parent: SpanContext | None,
+            ctx: Context | None,
+            trace_id: int,
+            name: str,
+            span_kind: SpanKind | None,
+            attributes: Attributes,
+            links: Sequence[Link] | None,
+        ) -> SamplingResult:
             return _RECORD_AND_SAMPLE if trace_id & _TRACE_ID_LOW_64 < bound else _DROP
 
-        return ratio  # type: ignore[no-any-return]
+        return ratio
     if kind is ParentBased:
-        pb: ParentBased = sampler  # type: ignore[assignment]
+        pb = cast(ParentBased, sampler)
         root = compile_sampler(pb._root)
         delegates = (
             pb._remote_sampled,
@@ -274,22 +298,38 @@ def compile_sampler(sampler: Sampler) -> SampleFn:
         )
         if all(type(d) is StaticSampler for d in delegates):
             # The usual configuration: with a parent, the decision is a table lookup.
-            rs, rns, ls, lns = (d._result for d in delegates)  # type: ignore[attr-defined]
+            rs, rns, ls, lns = (cast(StaticSampler, d)._result for d in delegates)
 
-            def parent_based_static(parent, ctx, trace_id, name, span_kind, attributes, links):  # type: ignore[no-untyped-def]
+            def parent_based_static(
+                parent: SpanContext | None,
+                ctx: Context | None,
+                trace_id: int,
+                name: str,
+                span_kind: SpanKind | None,
+                attributes: Attributes,
+                links: Sequence[Link] | None,
+            ) -> SamplingResult:
                 if parent is None:
                     return root(parent, ctx, trace_id, name, span_kind, attributes, links)
                 if parent.is_remote:
                     return rs if parent.trace_flags & 1 else rns
                 return ls if parent.trace_flags & 1 else lns
 
-            return parent_based_static  # type: ignore[no-any-return]
+            return parent_based_static
 
         remote_sampled, remote_not_sampled, local_sampled, local_not_sampled = (
             compile_sampler(d) for d in delegates
         )
 
-        def parent_based(parent, ctx, trace_id, name, span_kind, attributes, links):  # type: ignore[no-untyped-def]
+        def parent_based(
+            parent: SpanContext | None,
+            ctx: Context | None,
+            trace_id: int,
+            name: str,
+            span_kind: SpanKind | None,
+            attributes: Attributes,
+            links: Sequence[Link] | None,
+        ) -> SamplingResult:
             if parent is None:
                 fn = root
             elif parent.is_remote:
@@ -298,13 +338,21 @@ def compile_sampler(sampler: Sampler) -> SampleFn:
                 fn = local_sampled if parent.trace_flags & 1 else local_not_sampled
             return fn(parent, ctx, trace_id, name, span_kind, attributes, links)
 
-        return parent_based  # type: ignore[no-any-return]
+        return parent_based
 
     should_sample = sampler.should_sample
 
-    def generic(parent, ctx, trace_id, name, span_kind, attributes, links):  # type: ignore[no-untyped-def]
+    def generic(
+        parent: SpanContext | None,
+        ctx: Context | None,
+        trace_id: int,
+        name: str,
+        span_kind: SpanKind | None,
+        attributes: Attributes,
+        links: Sequence[Link] | None,
+    ) -> SamplingResult:
         return should_sample(
             ctx if ctx is not None else get_current(), trace_id, name, span_kind, attributes, links
         )
 
-    return generic  # type: ignore[no-any-return]
+    return generic

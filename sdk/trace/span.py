@@ -408,12 +408,11 @@ class RecordingSpan(Span):
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
         if self._end_time is not None or self._status.status_code is StatusCode.OK:
             return  # OK is final, as the specification says
-        if isinstance(status, StatusCode):
-            status = Status(status, description)
-        elif not isinstance(status, Status):
-            return
-        if status.status_code is not StatusCode.UNSET:
-            self._status = status
+        given: object = status  # checked at run time: app code may pass anything
+        if isinstance(given, StatusCode):
+            given = Status(given, description)
+        if isinstance(given, Status) and given.status_code is not StatusCode.UNSET:
+            self._status = given
 
     def record_exception(
         self,
