@@ -180,7 +180,11 @@ def test_events_and_record_exception(recorder: Recorder) -> None:
     span.end()
     (done,) = recorder.spans
     first, exc_event = done.events
-    assert (first.name, dict(first.attributes), first.timestamp) == ("cache.miss", {"key": "k"}, 123)
+    assert (first.name, dict(first.attributes), first.timestamp) == (
+        "cache.miss",
+        {"key": "k"},
+        123,
+    )
     assert exc_event.name == "exception"
     assert exc_event.attributes["exception.type"] == "KeyError"
     assert exc_event.attributes["exception.message"] == "'missing'"
