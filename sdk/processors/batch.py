@@ -178,7 +178,13 @@ class BatchSpanProcessor(SpanProcessor):
                     self._export_queued(len(self._queue), deadline)
                     next_timed_export = _monotonic() + self._schedule_delay
                 else:
-                    while len(self._queue) >= self._batch_size and not self._abandoned:
+                    # A flush or shutdown asked meanwhile goes first, so that the batches
+                    # exported after the call carry its deadline (not the bare export timeout).
+                    while (
+                        len(self._queue) >= self._batch_size
+                        and not self._abandoned
+                        and not self._flush_requests
+                    ):
                         self._export_queued(self._batch_size, float("inf"))
             except Exception as exc:  # noqa: BLE001  # the worker must survive its own bugs
                 self._diagnostics.internal_error("BatchSpanProcessor worker", exc)

@@ -26,9 +26,12 @@ def record_export_result(
 ) -> None:
     """Count one batch's outcome and say why it failed (rate limited per exporter)."""
     if result.success:
-        diagnostics.spans_exported.add(count - result.rejected)
-        if result.rejected:
-            diagnostics.drop("rejected", result.rejected)
+        # The receiver reports ``rejected`` (OTLP partial success): never trust it beyond the
+        # batch, or the counters would claim more spans than were produced.
+        rejected = min(max(result.rejected, 0), count)
+        diagnostics.spans_exported.add(count - rejected)
+        if rejected:
+            diagnostics.drop("rejected", rejected)
     else:
         diagnostics.spans_dropped["export_failed"].add(count)
         diagnostics.warn(

@@ -17,7 +17,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, TypeVar
 
 from telemetry_run.sdk.context import (
     _SPAN,
@@ -225,10 +225,10 @@ class Tracer(api.Tracer):
         if parent_span is None:
             parent = None
         elif parent_type is RecordingSpan:
-            parent = cast(RecordingSpan, parent_span).get_span_context()
+            parent = parent_span.get_span_context()  # type: ignore[attr-defined]  # checked
         else:
             parent = (
-                cast(NonRecordingSpan, parent_span)._context
+                parent_span._context  # type: ignore[attr-defined]  # type checked
                 if parent_type is NonRecordingSpan
                 else (parent_span.get_span_context() if isinstance(parent_span, Span) else None)
             )
