@@ -44,7 +44,7 @@ from telemetry_run.sdk.trace.api import (
     TraceState,
     _new_context,
 )
-from telemetry_run.sdk.trace.ids import IdGenerator, RandomIdGenerator
+from telemetry_run.sdk.trace.ids import IdGenerator, RandomIdGenerator, id_functions
 from telemetry_run.sdk.trace.limits import SpanLimits
 from telemetry_run.sdk.trace.sampling import DEFAULT_ON, Decision, Sampler, compile_sampler
 from telemetry_run.sdk.trace.span import (
@@ -62,6 +62,7 @@ _EMPTY_STATE: Final = TraceState.get_default()
 _RECORD_AND_SAMPLE: Final = Decision.RECORD_AND_SAMPLE
 _DROP: Final = Decision.DROP
 _new_span = RecordingSpan.__new__
+_new_non_recording = NonRecordingSpan.__new__
 _INTERNAL: Final = SpanKind.INTERNAL
 _logger = logging.getLogger("telemetry_run")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -156,6 +157,9 @@ class TracerProvider(api.TracerProvider):
             if self._shutdown:
                 return
             self._shutdown = True
+        with self._lock:
+            for tracer in self._tracers.values():
+                tracer.enabled = False
         self._processor.shutdown(deadline=time.monotonic() + max(timeout, 0.0))
 
     def _set_resource(self, resource: Resource) -> None:
@@ -191,11 +195,11 @@ class Tracer(api.Tracer):
             (bool, float, str) if limits.max_attribute_length is None else (bool, float)
         )
         self.diagnostics = provider.diagnostics
+        self.enabled = not provider._shutdown  # cleared by provider.shutdown()
         self.ended = provider.diagnostics.spans_ended.incr
         self._started = provider.diagnostics.spans_started.incr
         self._sample = compile_sampler(provider.sampler)
-        self._new_span_id = provider.id_generator.generate_span_id
-        self._new_trace_id = provider.id_generator.generate_trace_id
+        self._new_span_id, self._new_trace_id = id_functions(provider.id_generator)
         self._wire_processors()
 
     def _wire_processors(self) -> None:
@@ -235,10 +239,10 @@ class Tracer(api.Tracer):
             if parent is not None and not parent.is_valid:
                 parent = None
 
-        if suppressed or self.provider._shutdown:
+        if suppressed or not self.enabled:
             return NonRecordingSpan(parent if parent is not None else INVALID_SPAN_CONTEXT)
 
-        trace_id = parent.trace_id if parent is not None else self._new_trace_id()
+        trace_id = parent.trace_id if parent is not None else (self._new_trace_id() or 1)
         try:
             result = self._sample(parent, context, trace_id, name, kind, attributes, links)
             decision = result.decision
@@ -249,15 +253,17 @@ class Tracer(api.Tracer):
         if trace_state is None:
             trace_state = parent.trace_state if parent is not None else _EMPTY_STATE
         if decision is _DROP:
-            return NonRecordingSpan(
-                _new_context(trace_id, self._new_span_id(), _FLAGS_DEFAULT, trace_state)
+            dropped = _new_non_recording(NonRecordingSpan)
+            dropped._context = _new_context(
+                trace_id, self._new_span_id() or 1, _FLAGS_DEFAULT, trace_state
             )
+            return dropped
 
         span = _new_span(RecordingSpan)
         span._tracer = self
         span._name = name
         span._trace_id = trace_id
-        span._span_id = self._new_span_id()
+        span._span_id = self._new_span_id() or 1
         span._flags = _FLAGS_SAMPLED if decision is _RECORD_AND_SAMPLE else _FLAGS_DEFAULT
         span._trace_state = trace_state
         span._context = None
@@ -307,7 +313,13 @@ class Tracer(api.Tracer):
             and record_exception
             and set_status_on_exception
         ):
-            return CurrentSpan(self, name, None, end_on_exit)  # the common call, started cheaper
+            # The common call: built without __init__'s frame, started without argument unpacking.
+            current = _new_current(CurrentSpan)
+            current._tracer = self
+            current._name = name
+            current._args = None
+            current._end_on_exit = end_on_exit
+            return current
         args = (
             context,
             kind,
@@ -393,3 +405,6 @@ class CurrentSpan:
                 return func(*a, **kw)
 
         return wrapper  # type: ignore[return-value]  # same signature as func
+
+
+_new_current = CurrentSpan.__new__
