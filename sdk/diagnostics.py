@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -80,6 +82,7 @@ class Diagnostics:
         #: Called with every InternalError; tests replace it to fail on swallowed bugs, and
         #: ``TELEMETRY_RUN_STRICT`` makes it raise.
         self.on_internal_error: Callable[[InternalError], None] | None = None
+        _instances.add(self)
 
     def drop(self, reason: str, n: int = 1) -> None:
         """Count ``n`` spans lost for ``reason``; the first loss of a run is logged at once.
@@ -156,6 +159,18 @@ class Diagnostics:
         values["dropped"] = sum(values[r] for r in DROP_REASONS)
         return values
 
+
+# A process forked while another thread was inside warn() or a drop report would inherit the
+# lock held, and the child's first warning would wait forever: the child gets fresh locks.
+_instances: weakref.WeakSet[Diagnostics] = weakref.WeakSet()
+
+
+def _reinit_locks_after_fork() -> None:
+    for diagnostics in list(_instances):
+        diagnostics._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reinit_locks_after_fork)
 
 _default = Diagnostics()
 

@@ -7,10 +7,13 @@ the OTLP/JSON field names (hex ids, enum names) so it can be piped to tools.
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
 import threading
-from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING, Any
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any, Final
 
 from telemetry_run.sdk.exporters import SUCCESS, ExportResult
 from telemetry_run.sdk.trace.api import StatusCode
@@ -21,6 +24,18 @@ if TYPE_CHECKING:
 __all__ = ["ConsoleSpanExporter", "format_span_line", "span_to_json"]
 
 
+# Control characters (newlines above all) in a status description or an event name would break
+# the one-line-per-span promise; tabs are harmless.
+_ONE_LINE: Final = {c: f"\\x{c:02x}" for c in range(32) if c != 9} | {
+    10: "\\n",
+    13: "\\r",
+}
+
+
+def _one_line(text: str) -> str:
+    return text.translate(_ONE_LINE)
+
+
 def format_span_line(span: ReadableSpan) -> str:
     """``name kind duration status trace/span/parent ids {attributes}`` on one line."""
     ctx = span.context
@@ -28,7 +43,7 @@ def format_span_line(span: ReadableSpan) -> str:
     parent = f"{span.parent.span_id:016x}" if span.parent is not None else "-" * 16
     status = span.status.status_code.name
     if span.status.description:
-        status += f"({span.status.description})"
+        status += f"({_one_line(span.status.description)})"
     parts = [
         f"{span.name!r}",
         span.kind.name,
@@ -39,8 +54,21 @@ def format_span_line(span: ReadableSpan) -> str:
     if span.attributes:
         parts.append(json.dumps(dict(span.attributes), default=str, ensure_ascii=False))
     if span.events:
-        parts.append("events=[" + ", ".join(e.name for e in span.events) + "]")
+        parts.append("events=[" + ", ".join(_one_line(e.name) for e in span.events) + "]")
     return " ".join(parts)
+
+
+def _json_value(value: Any) -> Any:
+    """NaN and the infinities are not JSON: OTLP/JSON (the protobuf mapping) spells them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, tuple | list):
+        return [_json_value(v) for v in value]
+    return value
+
+
+def _json_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _json_value(value) for key, value in attributes.items()}
 
 
 def span_to_json(span: ReadableSpan) -> dict[str, Any]:
@@ -52,9 +80,9 @@ def span_to_json(span: ReadableSpan) -> dict[str, Any]:
         "kind": f"SPAN_KIND_{span.kind.name}",
         "startTimeUnixNano": span.start_time,
         "endTimeUnixNano": span.end_time,
-        "attributes": dict(span.attributes),
+        "attributes": _json_attributes(span.attributes),
         "status": {"code": f"STATUS_CODE_{span.status.status_code.name}"},
-        "resource": dict(span.resource.attributes),
+        "resource": _json_attributes(span.resource.attributes),
         "scope": {"name": span.instrumentation_scope.name},
     }
     if span.parent is not None:
@@ -65,7 +93,11 @@ def span_to_json(span: ReadableSpan) -> dict[str, Any]:
         out["status"]["message"] = span.status.description
     if span.events:
         out["events"] = [
-            {"name": e.name, "timeUnixNano": e.timestamp, "attributes": dict(e.attributes)}
+            {
+                "name": e.name,
+                "timeUnixNano": e.timestamp,
+                "attributes": _json_attributes(e.attributes),
+            }
             for e in span.events
         ]
     if span.links:
@@ -73,7 +105,7 @@ def span_to_json(span: ReadableSpan) -> dict[str, Any]:
             {
                 "traceId": f"{link.context.trace_id:032x}",
                 "spanId": f"{link.context.span_id:016x}",
-                "attributes": dict(link.attributes),
+                "attributes": _json_attributes(link.attributes),
             }
             for link in span.links
         ]
@@ -87,6 +119,7 @@ class ConsoleSpanExporter:
         self._out = out
         self._json = json
         self._lock = threading.Lock()
+        _instances.add(self)
 
     def export(self, spans: Sequence[ReadableSpan], *, deadline: float) -> ExportResult:
         if self._json:
@@ -109,3 +142,16 @@ class ConsoleSpanExporter:
 
     def shutdown(self, *, deadline: float) -> None:
         pass
+
+
+# The lock is held across a write that can block (a full pipe, a slow terminal): a process forked
+# meanwhile would inherit it locked and its first export would wait forever.
+_instances: weakref.WeakSet[ConsoleSpanExporter] = weakref.WeakSet()
+
+
+def _reinit_locks_after_fork() -> None:
+    for exporter in list(_instances):
+        exporter._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reinit_locks_after_fork)

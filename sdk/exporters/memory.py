@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -21,6 +23,7 @@ class InMemorySpanExporter:
         self._spans: list[ReadableSpan] = []
         self._lock = threading.Lock()
         self._stopped = False
+        _instances.add(self)
 
     def export(self, spans: Sequence[ReadableSpan], *, deadline: float) -> ExportResult:
         if self._stopped:
@@ -42,3 +45,15 @@ class InMemorySpanExporter:
 
     def shutdown(self, *, deadline: float) -> None:
         self._stopped = True
+
+
+# A process forked while another thread held the lock must not inherit it locked.
+_instances: weakref.WeakSet[InMemorySpanExporter] = weakref.WeakSet()
+
+
+def _reinit_locks_after_fork() -> None:
+    for exporter in list(_instances):
+        exporter._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reinit_locks_after_fork)

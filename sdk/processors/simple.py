@@ -6,8 +6,10 @@ production pipeline uses the BatchSpanProcessor.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING
 
 from telemetry_run.sdk.context import SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
@@ -72,6 +74,7 @@ class SimpleSpanProcessor(SpanProcessor):
         self._diagnostics = diagnostics or get_diagnostics()
         self._shutdown = False
         self._lock = threading.Lock()
+        _instances.add(self)
 
     def on_end(self, span: ReadableSpan) -> None:
         if not span.trace_flags & 1:
@@ -105,3 +108,16 @@ class SimpleSpanProcessor(SpanProcessor):
             self._exporter.shutdown(deadline=deadline)
         except Exception as exc:  # noqa: BLE001
             self._diagnostics.internal_error(f"{type(self._exporter).__name__}.shutdown", exc)
+
+
+# The lock is held for a whole export: a process forked while another thread was exporting would
+# inherit it locked, and the child's first span end would wait forever.
+_instances: weakref.WeakSet[SimpleSpanProcessor] = weakref.WeakSet()
+
+
+def _reinit_locks_after_fork() -> None:
+    for processor in list(_instances):
+        processor._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reinit_locks_after_fork)

@@ -1,0 +1,746 @@
+"""BatchSpanProcessor: exact accounting, export triggers, bounded flush/shutdown, fork safety.
+
+Every pipeline gets its own Diagnostics, so the counters a test reads are the test's own. Timing
+appears only as generous upper bounds ("returns within its deadline plus a second"); anything the
+test waits for is polled with a bound far above what it needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from telemetry_run.sdk import (
+    BatchSpanProcessor,
+    Decision,
+    Diagnostics,
+    ExportResult,
+    ReadableSpan,
+    Resource,
+    Sampler,
+    TracerProvider,
+)
+from telemetry_run.sdk.diagnostics import InternalError
+from telemetry_run.sdk.trace import Tracer
+from telemetry_run.sdk.trace.sampling import StaticSampler
+
+MARGIN = 1.0  # seconds a bounded call may overrun its deadline on a loaded machine
+WORKER_NAME = "telemetry-run BatchSpanProcessor"
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.002)
+
+
+class RecordingExporter:
+    """Records every batch and the deadline it came with; can hang inside export.
+
+    The first ``block_calls`` exports wait on ``release`` (forever unless the test or the
+    fixture's teardown sets it); ``entered`` is set as soon as any export starts.
+    """
+
+    def __init__(
+        self,
+        *,
+        block_calls: int = 0,
+        result: ExportResult | None = None,
+        fail_first: BaseException | None = None,
+    ) -> None:
+        self.lock = threading.Lock()
+        self.batches: list[list[ReadableSpan]] = []
+        self.calls: list[tuple[float, float]] = []  # (monotonic time of the call, deadline)
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.block_calls = block_calls
+        self.result = result if result is not None else ExportResult(True)
+        self.fail_first = fail_first
+        self.shutdown_calls = 0
+        self.force_flush_calls = 0
+
+    def export(self, spans: Sequence[ReadableSpan], *, deadline: float) -> ExportResult:
+        with self.lock:
+            call = len(self.calls)
+            self.calls.append((time.monotonic(), deadline))
+            self.batches.append(list(spans))
+        self.entered.set()
+        if call < self.block_calls:
+            self.release.wait()
+        if call == 0 and self.fail_first is not None:
+            raise self.fail_first
+        return self.result
+
+    def force_flush(self, *, deadline: float) -> bool:
+        self.force_flush_calls += 1
+        return True
+
+    def shutdown(self, *, deadline: float) -> None:
+        self.shutdown_calls += 1
+
+    @property
+    def span_ids(self) -> list[int]:
+        with self.lock:
+            return [s.context.span_id for batch in self.batches for s in batch]
+
+    @property
+    def exported_count(self) -> int:
+        with self.lock:
+            return sum(len(b) for b in self.batches)
+
+
+@dataclass
+class Pipeline:
+    provider: TracerProvider
+    processor: BatchSpanProcessor
+    tracer: Tracer
+    exporter: RecordingExporter
+    diagnostics: Diagnostics
+
+    def end_spans(self, n: int, prefix: str = "span") -> list[int]:
+        """End ``n`` spans; their span ids in end order."""
+        ids = []
+        for i in range(n):
+            span = self.tracer.start_span(f"{prefix}-{i}")
+            span.end()
+            ids.append(span.get_span_context().span_id)
+        return ids
+
+    def counts(self) -> dict[str, int]:
+        return self.diagnostics.snapshot()
+
+
+def assert_accounted(counts: dict[str, int]) -> None:
+    """Every span handed to the processor was exported or dropped for a reason, exactly once."""
+    assert counts["produced"] == counts["exported"] + counts["dropped"], counts
+
+
+MakePipeline = Callable[..., Pipeline]
+
+
+@pytest.fixture
+def make_pipeline(diagnostics: Diagnostics) -> Iterator[MakePipeline]:
+    made: list[Pipeline] = []
+
+    def make(
+        exporter: RecordingExporter | None = None,
+        *,
+        sampler: Sampler | None = None,
+        **kwargs: float,
+    ) -> Pipeline:
+        exporter = exporter if exporter is not None else RecordingExporter()
+        provider = TracerProvider(
+            Resource({"service.name": "bsp-test"}),
+            sampler=sampler,
+            diagnostics=diagnostics,
+            shutdown_on_exit=False,
+        )
+        processor = BatchSpanProcessor(exporter, diagnostics=diagnostics, **kwargs)  # type: ignore[arg-type]
+        provider.add_span_processor(processor)
+        pipeline = Pipeline(provider, processor, provider.get_tracer("bsp"), exporter, diagnostics)
+        made.append(pipeline)
+        return pipeline
+
+    yield make
+    for pipeline in made:
+        pipeline.exporter.release.set()
+        pipeline.provider.shutdown(timeout=5)
+
+
+def worker_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == WORKER_NAME}
+
+
+# -- overflow and accounting -------------------------------------------------------------------
+
+
+def test_overflow_drops_the_newest_spans_and_counts_them_exactly(
+    make_pipeline: MakePipeline,
+) -> None:
+    batch, queue, extra = 4, 16, 7
+    p = make_pipeline(
+        RecordingExporter(block_calls=1),
+        max_queue_size=queue,
+        max_export_batch_size=batch,
+        schedule_delay=1000,
+    )
+    in_flight = p.end_spans(batch, "in-flight")
+    assert p.exporter.entered.wait(10), "a full batch must start an export"
+    # The worker is now stuck in the exporter holding exactly one batch: nothing drains.
+    queued = p.end_spans(queue, "queued")
+    dropped = p.end_spans(extra, "dropped")
+
+    counts = p.counts()
+    assert counts["queue_full"] == extra
+    assert counts["produced"] == batch + queue + extra
+    assert p.processor.queue_length == queue
+
+    p.exporter.release.set()
+    p.provider.shutdown(timeout=10)
+
+    counts = p.counts()
+    assert counts["exported"] == batch + queue
+    assert counts["queue_full"] == extra
+    assert counts["dropped"] == extra
+    assert_accounted(counts)
+    assert p.exporter.span_ids == in_flight + queued  # in order, each once, none of the dropped
+    assert not set(dropped) & set(p.exporter.span_ids)
+
+
+def test_concurrent_producers_keep_exact_accounting(make_pipeline: MakePipeline) -> None:
+    threads, per_thread = 8, 2000
+    p = make_pipeline(max_queue_size=64, max_export_batch_size=8, schedule_delay=0.001)
+    start = threading.Barrier(threads)
+    ended: list[list[int]] = [[] for _ in range(threads)]
+
+    def produce(i: int) -> None:
+        start.wait()
+        ended[i] = p.end_spans(per_thread, f"t{i}")
+
+    workers = [threading.Thread(target=produce, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+        assert not w.is_alive()
+    p.provider.shutdown(timeout=30)
+
+    counts = p.counts()
+    all_ended = {span_id for ids in ended for span_id in ids}
+    received = p.exporter.span_ids
+    assert counts["produced"] == threads * per_thread == len(all_ended)
+    assert len(received) == len(set(received)) == counts["exported"]  # nothing exported twice
+    assert set(received) <= all_ended
+    assert counts["exported"] + counts["queue_full"] == threads * per_thread
+    assert counts["export_failed"] == counts["rejected"] == counts["shutdown"] == 0
+    assert_accounted(counts)
+
+
+# -- export triggers ---------------------------------------------------------------------------
+
+
+def test_a_full_batch_is_exported_without_waiting_for_the_schedule_delay(
+    make_pipeline: MakePipeline,
+) -> None:
+    p = make_pipeline(max_export_batch_size=5, schedule_delay=1000)
+    ids = p.end_spans(5)
+    wait_until(lambda: p.exporter.exported_count == 5, "the full batch to be exported")
+    assert [len(b) for b in p.exporter.batches] == [5]
+    assert p.exporter.span_ids == ids
+    assert p.exporter.force_flush_calls == 0
+
+
+def test_the_schedule_delay_exports_a_partial_batch_without_a_flush(
+    make_pipeline: MakePipeline,
+) -> None:
+    p = make_pipeline(max_export_batch_size=512, schedule_delay=0.05)
+    ids = p.end_spans(3)
+    wait_until(lambda: p.exporter.exported_count == 3, "the timer to export the spans")
+    assert p.exporter.span_ids == ids
+    assert p.exporter.force_flush_calls == 0
+    assert p.counts()["exported"] == 3
+
+
+def test_batches_never_exceed_max_export_batch_size(make_pipeline: MakePipeline) -> None:
+    p = make_pipeline(max_queue_size=10_000, max_export_batch_size=7, schedule_delay=0.005)
+    ids: list[int] = []
+    for round_ in range(20):
+        ids += p.end_spans(25, f"r{round_}")
+        if round_ % 3 == 0:
+            assert p.provider.force_flush(timeout=10)
+    p.provider.shutdown(timeout=10)
+    sizes = [len(b) for b in p.exporter.batches]
+    assert sizes
+    assert max(sizes) <= 7
+    assert p.exporter.span_ids == ids
+    assert_accounted(p.counts())
+
+
+def test_max_export_batch_size_is_capped_by_the_queue_size(make_pipeline: MakePipeline) -> None:
+    p = make_pipeline(max_queue_size=3, max_export_batch_size=100, schedule_delay=1000)
+    ids = p.end_spans(3)
+    wait_until(lambda: p.exporter.exported_count == 3, "a full queue to be exported")
+    assert p.exporter.span_ids == ids
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_queue_size": 0},
+        {"max_export_batch_size": 0},
+        {"schedule_delay": -1},
+        {"export_timeout": -1},
+    ],
+)
+def test_invalid_settings_are_rejected(kwargs: dict[str, float], diagnostics: Diagnostics) -> None:
+    with pytest.raises(ValueError):
+        BatchSpanProcessor(RecordingExporter(), diagnostics=diagnostics, **kwargs)  # type: ignore[arg-type]
+
+
+# -- a hanging exporter ------------------------------------------------------------------------
+
+
+def test_a_hanging_exporter_cannot_hold_flush_or_shutdown_past_their_deadline(
+    make_pipeline: MakePipeline,
+) -> None:
+    p = make_pipeline(
+        RecordingExporter(block_calls=1_000_000),
+        max_queue_size=100,
+        max_export_batch_size=4,
+        schedule_delay=1000,
+    )
+    p.end_spans(4, "hung")
+    assert p.exporter.entered.wait(10)
+    p.end_spans(10, "queued")
+
+    started = time.monotonic()
+    assert p.provider.force_flush(timeout=0.3) is False
+    assert time.monotonic() - started < 0.3 + MARGIN
+
+    started = time.monotonic()
+    p.provider.shutdown(timeout=0.3)
+    assert time.monotonic() - started < 0.3 + MARGIN
+
+    counts = p.counts()
+    assert counts["export_failed"] == 4  # the batch stuck in the exporter
+    assert counts["shutdown"] == 10  # what was still queued
+    assert counts["exported"] == 0
+    assert_accounted(counts)
+    assert p.exporter.shutdown_calls == 1
+
+    # When the exporter finally returns, its late success is not counted a second time.
+    workers = worker_threads()
+    p.exporter.release.set()
+    for worker in workers:
+        worker.join(10)
+    assert p.counts() == counts
+
+
+def test_on_end_never_waits_for_a_hanging_exporter(make_pipeline: MakePipeline) -> None:
+    p = make_pipeline(
+        RecordingExporter(block_calls=1_000_000),
+        max_queue_size=100,
+        max_export_batch_size=10,
+        schedule_delay=1000,
+    )
+    p.end_spans(10, "hung")
+    assert p.exporter.entered.wait(10)
+
+    producer = threading.Thread(target=p.end_spans, args=(10_000,))
+    producer.start()
+    producer.join(60)  # the exporter hangs forever: finishing at all proves on_end never waits
+    assert not producer.is_alive(), "on_end blocked behind the hanging exporter"
+    assert len(p.exporter.calls) == 1
+    assert not p.exporter.release.is_set()
+    counts = p.counts()
+    assert counts["queue_full"] == 10_000 - 100
+    assert counts["produced"] == 10_010
+
+
+@pytest.mark.parametrize(
+    ("flush_in", "export_timeout"),
+    [(2.0, 30.0), (100.0, 5.0)],
+    ids=["flush-deadline-wins", "export-timeout-wins"],
+)
+def test_each_export_gets_the_earlier_of_export_timeout_and_flush_deadline(
+    make_pipeline: MakePipeline, flush_in: float, export_timeout: float
+) -> None:
+    p = make_pipeline(max_export_batch_size=512, schedule_delay=1000, export_timeout=export_timeout)
+    p.end_spans(3)
+    flush_deadline = time.monotonic() + flush_in
+    assert p.processor.force_flush(deadline=flush_deadline)
+    ((called_at, deadline),) = p.exporter.calls
+    assert deadline <= flush_deadline
+    assert called_at < deadline <= called_at + export_timeout
+
+
+def test_zero_export_timeout_means_no_limit_but_the_flush_deadline(
+    make_pipeline: MakePipeline,
+) -> None:
+    p = make_pipeline(schedule_delay=1000, export_timeout=0)
+    p.end_spans(2)
+    flush_deadline = time.monotonic() + 3
+    assert p.processor.force_flush(deadline=flush_deadline)
+    ((_, deadline),) = p.exporter.calls
+    assert deadline == flush_deadline
+
+
+@pytest.mark.parametrize("call", ["force_flush", "shutdown"])
+def test_batches_exported_after_a_flush_or_shutdown_call_get_its_deadline(
+    make_pipeline: MakePipeline, call: str
+) -> None:
+    # The worker is mid-way through exporting full batches (stuck in the first one) when the
+    # caller asks for a flush/shutdown: the remaining batches must not get the full export
+    # timeout, which would let a retrying exporter outlive the caller's deadline.
+    p = make_pipeline(
+        RecordingExporter(block_calls=1),
+        max_queue_size=100,
+        max_export_batch_size=1,
+        schedule_delay=1000,
+        export_timeout=300,
+    )
+    p.end_spans(1, "first")
+    assert p.exporter.entered.wait(10)
+    p.end_spans(5, "rest")
+    caller_deadline = time.monotonic() + 20
+    caller = threading.Thread(
+        target=getattr(p.processor, call), kwargs={"deadline": caller_deadline}
+    )
+    caller.start()
+    # Synchronise on the request being registered (private, but the only observable point).
+    wait_until(lambda: bool(p.processor._flush_requests), "the request to be registered")
+    p.exporter.release.set()
+    caller.join(30)
+    assert not caller.is_alive()
+
+    later = p.exporter.calls[1:]
+    assert len(later) == 5
+    assert all(deadline <= caller_deadline for _, deadline in later), later
+    counts = p.counts()
+    assert counts["exported"] == 6
+    assert_accounted(counts)
+
+
+# -- failing exporters -------------------------------------------------------------------------
+
+
+@pytest.mark.internal_errors
+def test_an_exporter_that_raises_is_contained_counted_and_reported(
+    make_pipeline: MakePipeline, diagnostics: Diagnostics
+) -> None:
+    errors: list[InternalError] = []
+    diagnostics.on_internal_error = errors.append
+    boom = RuntimeError("boom")
+    p = make_pipeline(RecordingExporter(fail_first=boom), schedule_delay=1000)
+    p.end_spans(3, "lost")
+    p.provider.force_flush(timeout=10)
+
+    counts = p.counts()
+    assert counts["export_failed"] == 3
+    assert counts["exported"] == 0
+    assert [(e.where, e.exception) for e in errors] == [("RecordingExporter.export", boom)]
+
+    # The worker survived: the next batch goes out.
+    ids = p.end_spans(2, "kept")
+    assert p.provider.force_flush(timeout=10)
+    assert p.exporter.span_ids[-2:] == ids
+    counts = p.counts()
+    assert counts["exported"] == 2
+    assert_accounted(counts)
+
+
+def test_a_failed_export_result_is_counted_as_export_failed(make_pipeline: MakePipeline) -> None:
+    p = make_pipeline(
+        RecordingExporter(result=ExportResult(False, error="collector said no")),
+        schedule_delay=1000,
+    )
+    p.end_spans(4)
+    p.provider.force_flush(timeout=10)
+    counts = p.counts()
+    assert counts["export_failed"] == 4
+    assert counts["exported"] == 0
+    assert_accounted(counts)
+
+
+@pytest.mark.parametrize(
+    ("batch", "rejected", "expect_rejected"),
+    [(5, 3, 3), (5, 0, 0), (2, 10, 2), (2, -4, 0)],
+    ids=["partial", "none", "more-than-sent", "negative"],
+)
+def test_rejected_spans_are_counted_and_clamped_to_the_batch(
+    make_pipeline: MakePipeline, batch: int, rejected: int, expect_rejected: int
+) -> None:
+    # ``rejected`` comes from the receiver (OTLP partial success): a misbehaving collector must
+    # not make the counters claim more spans than were sent.
+    p = make_pipeline(
+        RecordingExporter(result=ExportResult(True, rejected=rejected)), schedule_delay=1000
+    )
+    p.end_spans(batch)
+    assert p.provider.force_flush(timeout=10)
+    counts = p.counts()
+    assert counts["rejected"] == expect_rejected
+    assert counts["exported"] == batch - expect_rejected
+    assert_accounted(counts)
+
+
+# -- shutdown ----------------------------------------------------------------------------------
+
+
+def test_shutdown_drains_everything_queued_and_is_idempotent(make_pipeline: MakePipeline) -> None:
+    p = make_pipeline(max_queue_size=10_000, max_export_batch_size=10, schedule_delay=1000)
+    ids = p.end_spans(95)
+    p.provider.shutdown(timeout=10)
+    assert p.exporter.span_ids == ids
+    counts = p.counts()
+    assert counts["exported"] == 95
+    assert_accounted(counts)
+    assert p.exporter.shutdown_calls == 1
+
+    started = time.monotonic()
+    p.processor.shutdown(deadline=time.monotonic() + 30)
+    p.provider.shutdown(timeout=30)
+    assert time.monotonic() - started < MARGIN
+    assert p.exporter.shutdown_calls == 1
+    assert p.counts() == counts
+
+
+def test_spans_ended_after_shutdown_are_counted_and_not_exported(
+    make_pipeline: MakePipeline,
+) -> None:
+    p = make_pipeline(schedule_delay=1000)
+    p.end_spans(2, "before")
+    p.processor.shutdown(deadline=time.monotonic() + 10)  # the provider still makes spans
+    p.end_spans(3, "after")
+    assert [s.name for b in p.exporter.batches for s in b] == ["before-0", "before-1"]
+    counts = p.counts()
+    assert counts["shutdown"] == 3
+    assert counts["exported"] == 2
+    assert_accounted(counts)
+
+
+def test_record_only_spans_are_not_exported(make_pipeline: MakePipeline) -> None:
+    p = make_pipeline(sampler=StaticSampler(Decision.RECORD_ONLY), schedule_delay=1000)
+    span = p.tracer.start_span("record-only")
+    assert span.is_recording()
+    assert not span.get_span_context().trace_flags.sampled
+    span.end()
+    p.end_spans(5)
+    p.provider.shutdown(timeout=10)
+    assert p.exporter.batches == []
+    counts = p.counts()
+    assert counts["produced"] == counts["exported"] == counts["dropped"] == 0
+    assert counts["ended"] == 6
+
+
+def test_the_worker_is_a_daemon_thread_that_ends_at_shutdown(make_pipeline: MakePipeline) -> None:
+    before = worker_threads()
+    p = make_pipeline()
+    (worker,) = worker_threads() - before
+    assert worker.daemon
+    p.provider.shutdown(timeout=10)
+    worker.join(10)
+    assert not worker.is_alive()
+
+
+def test_force_flush_after_shutdown_returns_at_once_even_with_a_hung_exporter(
+    make_pipeline: MakePipeline,
+) -> None:
+    p = make_pipeline(
+        RecordingExporter(block_calls=1_000_000), max_export_batch_size=2, schedule_delay=1000
+    )
+    p.end_spans(2)
+    assert p.exporter.entered.wait(10)
+    p.provider.shutdown(timeout=0.1)
+    started = time.monotonic()
+    p.processor.force_flush(deadline=time.monotonic() + 30)
+    p.provider.force_flush(timeout=30)
+    assert time.monotonic() - started < MARGIN
+
+
+def test_the_first_drop_is_logged_at_once_and_repeats_are_folded(
+    make_pipeline: MakePipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="telemetry_run")
+    p = make_pipeline(
+        RecordingExporter(block_calls=1),
+        max_queue_size=4,
+        max_export_batch_size=4,
+        schedule_delay=1000,
+    )
+    p.end_spans(4, "in-flight")
+    assert p.exporter.entered.wait(10)
+    p.end_spans(4, "queued")
+    assert not [r for r in caplog.records if "dropped" in r.getMessage()]
+
+    p.end_spans(1, "first-drop")
+    drops = [r for r in caplog.records if "dropped" in r.getMessage()]
+    assert len(drops) == 1
+    assert drops[0].name == "telemetry_run"
+    assert drops[0].levelno == logging.WARNING
+    assert "queue full" in drops[0].getMessage()
+
+    p.end_spans(500, "more-drops")
+    assert len([r for r in caplog.records if "dropped" in r.getMessage()]) == 1
+    assert p.counts()["queue_full"] == 501
+
+
+# -- fork --------------------------------------------------------------------------------------
+
+FORK_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, threading, time
+    from telemetry_run.sdk import (
+        BatchSpanProcessor, Diagnostics, ExportResult, Resource, TracerProvider,
+    )
+
+    mode, out = sys.argv[1], sys.argv[2]
+    entered, release = threading.Event(), threading.Event()
+    state = {"blocked": False}
+
+    def exported_lines():
+        try:
+            with open(out) as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def wait_for(predicate):
+        end = time.monotonic() + 20
+        while not predicate():
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.005)
+        return True
+
+    class FileExporter:
+        def export(self, spans, *, deadline):
+            if mode == "mid-export" and not state["blocked"]:
+                state["blocked"] = True  # only the parent's first export hangs
+                entered.set()
+                release.wait()
+            data = "".join(f"{os.getpid()} {s.name}\\n" for s in spans).encode()
+            fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
+            return ExportResult(True)
+
+        def force_flush(self, *, deadline):
+            return True
+
+        def shutdown(self, *, deadline):
+            pass
+
+    diag = Diagnostics()
+    provider = TracerProvider(
+        Resource({"service.name": "fork"}), diagnostics=diag, shutdown_on_exit=False
+    )
+    bsp = BatchSpanProcessor(
+        FileExporter(), max_export_batch_size=4, schedule_delay=1000, diagnostics=diag
+    )
+    provider.add_span_processor(bsp)
+    tracer = provider.get_tracer("fork")
+
+    def end(prefix, n):
+        for i in range(n):
+            tracer.start_span(f"{prefix}-{i}").end()
+
+    if mode == "mid-export":
+        end("parent-inflight", 4)  # a full batch: the worker takes it and hangs in export
+        assert entered.wait(20)
+    end("parent-queued", 3)  # fewer than a batch: still queued when the fork happens
+
+    holder = None
+    if mode == "lock-held":
+        # Another thread of the parent holds the processor's lock across the fork.
+        got, done = threading.Event(), threading.Event()
+        def hold():
+            with bsp._lock:
+                got.set()
+                done.wait()
+        holder = threading.Thread(target=hold)
+        holder.start()
+        got.wait()
+
+    pid = os.fork()
+    if pid == 0:
+        try:
+            end("child-batch", 4)  # a full batch: the child's own worker must export it
+            ok = wait_for(
+                lambda: sum(l.endswith(tuple(f"child-batch-{i}" for i in range(4)))
+                            for l in exported_lines()) == 4
+            )
+            end("child-tail", 2)
+            provider.shutdown(10)
+            snap = diag.snapshot()
+            with open(out + ".child", "w") as f:
+                f.write(f"{int(ok)} {snap['exported']} {snap['dropped']}\\n")
+        finally:
+            os._exit(0)
+
+    if holder is not None:
+        done.set()
+        holder.join()
+    release.set()
+    end("parent-after", 2)
+    provider.shutdown(10)
+    _, status = os.waitpid(pid, 0)
+    print(os.getpid(), pid, os.waitstatus_to_exitcode(status))
+    """
+)
+
+
+def run_script(script: str, *args: str, timeout: float) -> tuple[str, str, int]:
+    """Run ``script`` in a new session; on timeout kill the whole group, forked children too."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # also a forked child left behind
+    if timed_out:
+        _, err = proc.communicate()
+        pytest.fail(f"no exit within {timeout}s: the script or its forked child deadlocked\n{err}")
+    return out, err, proc.returncode
+
+
+def _names(prefix: str, n: int) -> list[str]:
+    return [f"{prefix}-{i}" for i in range(n)]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("mode", ["idle", "mid-export", "lock-held"])
+def test_fork_each_process_exports_exactly_the_spans_it_ended(tmp_path: Path, mode: str) -> None:
+    out = tmp_path / "exported.txt"
+    # A deadlocked child (or the parent waiting for it) fails here instead of hanging the run.
+    stdout, stderr, returncode = run_script(FORK_SCRIPT, mode, str(out), timeout=90)
+    assert returncode == 0, stderr
+    parent_pid, child_pid, child_exit = map(int, stdout.split())
+    assert child_exit == 0, stderr
+
+    lines = out.read_text().splitlines()
+    by_name: dict[str, list[int]] = {}
+    for line in lines:
+        pid, name = line.split(" ", 1)
+        by_name.setdefault(name, []).append(int(pid))
+
+    parent_spans = _names("parent-queued", 3) + _names("parent-after", 2)
+    if mode == "mid-export":
+        parent_spans += _names("parent-inflight", 4)
+    child_spans = _names("child-batch", 4) + _names("child-tail", 2)
+    assert sorted(by_name) == sorted(parent_spans + child_spans)
+    for name in parent_spans:
+        assert by_name[name] == [parent_pid], (name, by_name[name])  # once, by the parent
+    for name in child_spans:
+        assert by_name[name] == [child_pid], (name, by_name[name])  # once, by the child
+
+    worker_ran, child_exported, child_dropped = map(
+        int, (tmp_path / "exported.txt.child").read_text().split()
+    )
+    assert worker_ran == 1, "the child's worker did not export a full batch on its own"
+    assert child_exported == len(child_spans)
+    assert child_dropped == 0
