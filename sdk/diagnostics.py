@@ -37,10 +37,12 @@ class Counter:
     attribute is three bytecodes; the hot path (span start and end) pays one call.
     """
 
-    __slots__ = ("_count", "incr")
+    __slots__ = ("_base", "_count", "incr")
 
     def __init__(self) -> None:
         self._count = itertools.count()
+        self._base = 0
+        # Components keep this bound method, so the count object is never replaced.
         self.incr: Callable[[], int] = self._count.__next__
 
     def add(self, n: int) -> None:
@@ -50,8 +52,15 @@ class Counter:
 
     @property
     def value(self) -> int:
+        return self._raw() - self._base
+
+    def _raw(self) -> int:
         # repr is "count(N)": reading never increments.
         return int(repr(self._count)[6:-1])
+
+    def restart(self) -> None:
+        """Count from zero again (a forked child accounts for its own spans only)."""
+        self._base = self._raw()
 
 
 @dataclass(frozen=True)
@@ -144,6 +153,30 @@ class Diagnostics:
         if hook is not None:
             hook(InternalError(where, exc))
 
+    def _after_fork_in_child(self) -> None:
+        """Fresh locks and counts: the child reports what it did, not what its parent did.
+
+        The parent's queued spans stay the parent's to export and count (the batch processor
+        starts the child with an empty queue), so the child's exit line balances.
+        """
+        self._lock = threading.Lock()
+        for counter in self._counters():
+            counter.restart()
+        self._last.clear()
+        self._next_drop_log = dict.fromkeys(DROP_REASONS, 0.0)
+        self._logged_drops = dict.fromkeys(DROP_REASONS, 0)
+
+    def _counters(self) -> list[Counter]:
+        return [
+            self.spans_started,
+            self.spans_ended,
+            self.spans_queued,
+            self.spans_exported,
+            self.spans_retried,
+            self.attributes_dropped,
+            *self.spans_dropped.values(),
+        ]
+
     def snapshot(self) -> dict[str, int]:
         """Every counter by name, for code and for the exit line."""
         values = {
@@ -167,7 +200,7 @@ _instances: weakref.WeakSet[Diagnostics] = weakref.WeakSet()
 
 def _reinit_locks_after_fork() -> None:
     for diagnostics in list(_instances):
-        diagnostics._lock = threading.Lock()
+        diagnostics._after_fork_in_child()
 
 
 os.register_at_fork(after_in_child=_reinit_locks_after_fork)

@@ -10,6 +10,7 @@ warning naming both, so spans never split across two pipelines.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 
@@ -38,6 +39,14 @@ __all__ = [
 _logger = logging.getLogger("telemetry_run")
 _lock = threading.Lock()
 _provider: api.TracerProvider | None = None
+
+
+def _reinit_lock_after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reinit_lock_after_fork)
 
 
 class NoOpTracer(api.Tracer):

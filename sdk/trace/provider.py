@@ -99,8 +99,7 @@ class TracerProvider(api.TracerProvider):
             # A provider built by application code (not the launcher) still flushes at exit,
             # bounded so a dead collector cannot hold the process.
             atexit.register(_shutdown_at_exit, ref, exit_timeout)
-        if "process.pid" in self._resource.attributes:
-            os.register_at_fork(after_in_child=functools.partial(_refresh_pid, ref))
+        _providers.add(self)
 
     @property
     def resource(self) -> Resource:
@@ -174,10 +173,20 @@ def _shutdown_at_exit(ref: weakref.ref[TracerProvider], timeout: float) -> None:
         provider.shutdown(timeout)
 
 
-def _refresh_pid(ref: weakref.ref[TracerProvider]) -> None:
-    provider = ref()
-    if provider is not None:
-        provider._set_resource(provider.resource.merge(Resource({"process.pid": os.getpid()})))
+_providers: weakref.WeakSet[TracerProvider] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """Fresh locks (another thread may have held one at fork time) and the child's own pid."""
+    for provider in list(_providers):
+        provider._lock = threading.Lock()
+        provider._shutdown_lock = threading.Lock()
+        if "process.pid" in provider.resource.attributes:
+            pid = Resource({"process.pid": os.getpid()})
+            provider._set_resource(provider.resource.merge(pid))
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Tracer(api.Tracer):

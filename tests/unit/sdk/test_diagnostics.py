@@ -299,3 +299,51 @@ def test_a_child_forked_while_the_lock_is_held_can_still_warn() -> None:
     assert proc.returncode == 0, err
     assert out.split() == ["0"]
     assert "child warns" in err  # the child's warning reached stderr (logging's last resort)
+
+
+def test_a_forked_child_counts_only_its_own_spans() -> None:
+    import subprocess
+    import sys
+
+    script = """
+import os, threading
+from telemetry_run.sdk import BatchSpanProcessor, Diagnostics, ExportResult, TracerProvider
+
+release = threading.Event()
+
+class Blocked:
+    def export(self, spans, *, deadline):
+        release.wait(5)
+        return ExportResult(True)
+    def force_flush(self, *, deadline):
+        return True
+    def shutdown(self, *, deadline):
+        pass
+
+diag = Diagnostics()
+provider = TracerProvider(diagnostics=diag, shutdown_on_exit=False)
+provider.add_span_processor(
+    BatchSpanProcessor(Blocked(), max_export_batch_size=1, diagnostics=diag)
+)
+tracer = provider.get_tracer("t")
+for _ in range(5):
+    tracer.start_span("parent").end()
+pid = os.fork()
+if pid == 0:
+    release.set()
+    for _ in range(3):
+        tracer.start_span("child").end()
+    provider.shutdown(5)
+    snap = diag.snapshot()
+    ok = snap["started"] == 3 and snap["produced"] == 3 and snap["exported"] == 3
+    ok = ok and snap["dropped"] == 0
+    os._exit(0 if ok else 1)
+release.set()
+provider.shutdown(5)
+_, status = os.waitpid(pid, 0)
+snap = diag.snapshot()
+assert snap["produced"] == 5 and snap["exported"] == 5, snap
+raise SystemExit(os.waitstatus_to_exitcode(status))
+"""
+    result = subprocess.run([sys.executable, "-c", script], timeout=60, check=False)
+    assert result.returncode == 0
