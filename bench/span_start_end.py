@@ -17,7 +17,6 @@ Ratios are ours divided by theirs: ``us/otel 0.50x`` means we take half OpenTele
 """
 
 # Each worker process imports only its own contender, so the imports live in functions.
-# ruff: noqa: PLC0415
 
 from __future__ import annotations
 

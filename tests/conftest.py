@@ -36,9 +36,7 @@ def _clean_globals(request: pytest.FixtureRequest) -> Iterator[list[InternalErro
 
 
 @pytest.fixture
-def diagnostics(
-    request: pytest.FixtureRequest, _clean_globals: list[InternalError]
-) -> Diagnostics:
+def diagnostics(request: pytest.FixtureRequest, _clean_globals: list[InternalError]) -> Diagnostics:
     """A private Diagnostics whose internal errors fail the test unless it is marked."""
     diag = Diagnostics()
     diag.on_internal_error = _clean_globals.append

@@ -1,0 +1,348 @@
+"""Every environment variable we read, in one registry, and the frozen Config built from it.
+
+Nothing else in the project reads ``os.environ`` and nothing writes to it: components take
+their settings from ``Config``. An invalid value gets exactly one warning naming the variable
+and the value (masked when the variable is secret), then the documented default. Plugins add
+their own variables through the ``telemetry_run_variables`` hook before the Config is built.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from telemetry_run._env import (
+    InvalidValue,
+    parse_bool,
+    parse_duration_ms,
+    parse_enum,
+    parse_int,
+    parse_key_values,
+    parse_list,
+    parse_str,
+)
+
+__all__ = ["BUILTIN_VARIABLES", "Config", "Variable", "mask"]
+
+logger: Final = logging.getLogger("telemetry_run")
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: how to parse it, its default, and one line of documentation.
+
+    ``shown_default`` is how the README and ``--list`` print the default when the parsed value
+    would read poorly (``math.inf``, a computed name). ``secret`` values are never printed.
+    """
+
+    name: str
+    parse: Callable[[str], Any]
+    default: Any
+    doc: str
+    secret: bool = False
+    shown_default: str | None = None
+
+    def default_text(self) -> str:
+        if self.shown_default is not None:
+            return self.shown_default
+        if self.default is None or self.default == ():
+            return "(unset)"
+        if isinstance(self.default, tuple):
+            return ",".join(self.default)
+        if isinstance(self.default, bool):
+            return str(self.default).lower()
+        return str(self.default)
+
+
+def mask(value: str) -> str:
+    """A secret as ``--list`` and warnings show it: its length only."""
+    return f"<{len(value)} characters, hidden>"
+
+
+_LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "none")
+
+BUILTIN_VARIABLES: Final[tuple[Variable, ...]] = (
+    Variable(
+        "OTEL_SDK_DISABLED", parse_bool, False, "true turns every telemetry call into a no-op"
+    ),
+    Variable(
+        "OTEL_SERVICE_NAME",
+        parse_str,
+        None,
+        "service.name of the resource; wins over OTEL_RESOURCE_ATTRIBUTES",
+        shown_default="unknown_service:<python executable>",
+    ),
+    Variable(
+        "OTEL_RESOURCE_ATTRIBUTES",
+        parse_key_values,
+        (),
+        "resource attributes as k=v,k2=v2 (percent-encoded)",
+    ),
+    Variable(
+        "OTEL_TRACES_EXPORTER",
+        parse_list,
+        ("otlp",),
+        "span exporters by name: otlp, console, none, or a plugin's name",
+    ),
+    Variable(
+        "OTEL_PROPAGATORS",
+        parse_list,
+        ("tracecontext", "baggage"),
+        "propagators by name: tracecontext, baggage, none, or a plugin's name",
+    ),
+    Variable(
+        "OTEL_TRACES_SAMPLER",
+        lambda raw: raw.strip().lower(),
+        "parentbased_always_on",
+        "always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, "
+        "parentbased_traceidratio, or a plugin's name",
+    ),
+    Variable(
+        "OTEL_TRACES_SAMPLER_ARG",
+        parse_str,
+        None,
+        "the sampler's argument (the ratio for *traceidratio, 1.0 when unset)",
+    ),
+    Variable(
+        "OTEL_BSP_SCHEDULE_DELAY",
+        parse_duration_ms,
+        5.0,
+        "ms between two exports of the batch span processor",
+        shown_default="5000",
+    ),
+    Variable(
+        "OTEL_BSP_EXPORT_TIMEOUT",
+        parse_duration_ms,
+        30.0,
+        "ms one export may take; 0 means no limit",
+        shown_default="30000",
+    ),
+    Variable(
+        "OTEL_BSP_MAX_QUEUE_SIZE",
+        parse_int(1),
+        2048,
+        "spans waiting for export; a full queue drops and counts new spans",
+    ),
+    Variable(
+        "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+        parse_int(1),
+        512,
+        "spans per export; at most OTEL_BSP_MAX_QUEUE_SIZE",
+    ),
+    Variable(
+        "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        parse_int(0),
+        None,
+        "longest string attribute value (longer ones are truncated)",
+        shown_default="no limit",
+    ),
+    Variable("OTEL_ATTRIBUTE_COUNT_LIMIT", parse_int(0), 128, "attributes per span, event, link"),
+    Variable(
+        "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        parse_int(0),
+        None,
+        "as OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, for spans (wins over it)",
+        shown_default="no limit",
+    ),
+    Variable(
+        "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
+        parse_int(0),
+        None,
+        "attributes per span (wins over OTEL_ATTRIBUTE_COUNT_LIMIT)",
+        shown_default="128",
+    ),
+    Variable("OTEL_SPAN_EVENT_COUNT_LIMIT", parse_int(0), 128, "events per span"),
+    Variable("OTEL_SPAN_LINK_COUNT_LIMIT", parse_int(0), 128, "links per span"),
+    Variable(
+        "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
+        parse_int(0),
+        None,
+        "attributes per event",
+        shown_default="128",
+    ),
+    Variable(
+        "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
+        parse_int(0),
+        None,
+        "attributes per link",
+        shown_default="128",
+    ),
+    Variable(
+        "OTEL_LOG_LEVEL",
+        parse_enum(*_LOG_LEVELS),
+        "info",
+        "level of telemetry-run's own log lines (debug, info, warn, error, none)",
+    ),
+    Variable(
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",
+        parse_list,
+        (),
+        "instrumentors not to load, by name (* for all)",
+    ),
+    Variable(
+        "TELEMETRY_RUN_SHUTDOWN_TIMEOUT",
+        parse_int(1),
+        5000,
+        "ms the exit flush may take in all; a dead collector never holds the process longer",
+    ),
+    Variable(
+        "TELEMETRY_RUN_DEBUG",
+        parse_bool,
+        False,
+        "true logs telemetry-run's own decisions (debug level) to stderr",
+    ),
+    Variable(
+        "TELEMETRY_RUN_STRICT",
+        parse_bool,
+        False,
+        "true makes internal errors raise instead of being contained (for CI of plugins)",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The parsed settings: ``config["OTEL_BSP_MAX_QUEUE_SIZE"]`` or the typed properties.
+
+    ``explicit`` holds the names the environment set (validly); ``warnings`` the messages
+    emitted while parsing, for ``--list`` and tests.
+    """
+
+    values: Mapping[str, Any]
+    variables: Mapping[str, Variable]
+    explicit: frozenset[str] = frozenset()
+    raw: Mapping[str, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str],
+        extra: Iterable[Variable] = (),
+        *,
+        warn: Callable[[str], None] | None = None,
+    ) -> Config:
+        """Parse every registered variable once; bad values warn once and use the default."""
+        variables: dict[str, Variable] = {v.name: v for v in BUILTIN_VARIABLES}
+        for variable in extra:
+            variables.setdefault(variable.name, variable)
+        emit = warn if warn is not None else logger.warning
+        values: dict[str, Any] = {}
+        raw_seen: dict[str, str] = {}
+        explicit: set[str] = set()
+        warnings: list[str] = []
+
+        def complain(message: str) -> None:
+            warnings.append(message)
+            emit(message)
+
+        for name, variable in variables.items():
+            text = environ.get(name, "").strip()
+            if not text:  # empty equals unset (specification)
+                values[name] = variable.default
+                continue
+            raw_seen[name] = text
+            try:
+                values[name] = variable.parse(text)
+                explicit.add(name)
+            except InvalidValue as exc:
+                shown = mask(text) if variable.secret else repr(text)
+                complain(f"{name}={shown} {exc}; using the default ({variable.default_text()})")
+                values[name] = variable.default
+        _check_relations(values, explicit, complain)
+        return cls(values, variables, frozenset(explicit), raw_seen, tuple(warnings))
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.values.get(name, default)
+
+    def is_set(self, name: str) -> bool:
+        return name in self.explicit
+
+    def shown(self) -> list[tuple[str, str, bool]]:
+        """(name, value as shown, set by the environment) for every variable; secrets masked."""
+        rows = []
+        for name, variable in sorted(self.variables.items()):
+            if name in self.explicit:
+                text = self.raw[name]
+                rows.append((name, mask(text) if variable.secret else text, True))
+            else:
+                rows.append((name, variable.default_text(), False))
+        return rows
+
+    # -- typed views of the core variables ------------------------------------------------
+
+    @property
+    def sdk_disabled(self) -> bool:
+        return bool(self.values["OTEL_SDK_DISABLED"])
+
+    @property
+    def debug(self) -> bool:
+        return bool(self.values["TELEMETRY_RUN_DEBUG"])
+
+    @property
+    def strict(self) -> bool:
+        return bool(self.values["TELEMETRY_RUN_STRICT"])
+
+    @property
+    def shutdown_timeout(self) -> float:
+        """Seconds the whole exit may take."""
+        return float(self.values["TELEMETRY_RUN_SHUTDOWN_TIMEOUT"]) / 1000.0
+
+    @property
+    def traces_exporters(self) -> tuple[str, ...]:
+        names: tuple[str, ...] = self.values["OTEL_TRACES_EXPORTER"]
+        return () if "none" in names else names
+
+    @property
+    def propagators(self) -> tuple[str, ...]:
+        names: tuple[str, ...] = self.values["OTEL_PROPAGATORS"]
+        return () if "none" in names else names
+
+    @property
+    def disabled_instrumentations(self) -> frozenset[str]:
+        return frozenset(self.values["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"])
+
+    def attribute_count(self, specific: str) -> int:
+        value = self.values.get(specific)
+        return int(value if value is not None else self.values["OTEL_ATTRIBUTE_COUNT_LIMIT"])
+
+    def attribute_length(self) -> int | None:
+        span = self.values["OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"]
+        value = span if span is not None else self.values["OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"]
+        return None if value is None else int(value)
+
+    @property
+    def log_level(self) -> int:
+        """The level for our logger: TELEMETRY_RUN_DEBUG wins, then OTEL_LOG_LEVEL."""
+        if self.debug:
+            return logging.DEBUG
+        level = str(self.values["OTEL_LOG_LEVEL"])
+        return {
+            "trace": logging.DEBUG,
+            "debug": logging.DEBUG,
+            "info": logging.INFO,
+            "warn": logging.WARNING,
+            "warning": logging.WARNING,
+            "error": logging.ERROR,
+            "fatal": logging.CRITICAL,
+            "none": logging.CRITICAL + 10,
+        }[level]
+
+
+def _check_relations(
+    values: dict[str, Any], explicit: set[str], complain: Callable[[str], None]
+) -> None:
+    """Rules that involve two variables (the specification's batch <= queue)."""
+    queue = values["OTEL_BSP_MAX_QUEUE_SIZE"]
+    batch = values["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"]
+    if batch > queue:
+        complain(
+            f"OTEL_BSP_MAX_EXPORT_BATCH_SIZE={batch} is larger than "
+            f"OTEL_BSP_MAX_QUEUE_SIZE={queue}; using {queue}"
+        )
+        values["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"] = queue

@@ -1,0 +1,181 @@
+"""The propagator interface, the composite of several, and the process-wide propagator.
+
+Instrumentation calls the module-level ``inject``/``extract`` on every request, so a broken
+third-party propagator must cost one log record, never the request: its exception is contained
+here and the context handed in comes back.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from telemetry_run.sdk.context import Context
+from telemetry_run.sdk.propagation._carriers import Getter, Setter, default_getter, default_setter
+
+__all__ = [
+    "CompositePropagator",
+    "TextMapPropagator",
+    "extract",
+    "get_global_textmap",
+    "inject",
+    "set_global_textmap",
+]
+
+_logger = logging.getLogger("telemetry_run")
+
+CarrierT = TypeVar("CarrierT")
+
+# The default getter/setter serve any carrier type as far as the type checker is concerned:
+# they read dict-likes and never raise on anything else.
+_default_getter: Getter[Any] = default_getter
+_default_setter: Setter[Any] = default_setter
+
+
+class TextMapPropagator(abc.ABC):
+    """Moves context in and out of a carrier of string keys and values."""
+
+    @abc.abstractmethod
+    def extract(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        getter: Getter[CarrierT] = _default_getter,
+    ) -> Context:
+        """``context`` (an empty one if None) plus what the carrier holds; never raises."""
+
+    @abc.abstractmethod
+    def inject(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        setter: Setter[CarrierT] = _default_setter,
+    ) -> None:
+        """Write what ``context`` (the current one if None) holds into the carrier."""
+
+    @property
+    @abc.abstractmethod
+    def fields(self) -> set[str]:
+        """The carrier keys ``inject`` may set."""
+
+
+_reported: set[tuple[type[object], str]] = set()
+
+
+def _report(propagator: object, operation: str) -> None:
+    """Log a propagator's failure once per propagator class and operation, not per request."""
+    key = (type(propagator), operation)
+    if key in _reported:
+        return
+    _reported.add(key)
+    _logger.warning(
+        "propagator %s.%s raised; its result is skipped (reported once)",
+        type(propagator).__qualname__,
+        operation,
+        exc_info=True,
+    )
+
+
+class CompositePropagator(TextMapPropagator):
+    """Runs several propagators in order; each extract sees the context the previous returned."""
+
+    def __init__(self, propagators: Sequence[TextMapPropagator]):
+        self._propagators = tuple(propagators)
+
+    def extract(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        getter: Getter[CarrierT] = _default_getter,
+    ) -> Context:
+        result = context  # None until a propagator returns one: each treats None as empty
+        for propagator in self._propagators:
+            try:
+                result = propagator.extract(carrier, result, getter)
+            except Exception:  # noqa: BLE001  # reported once; the others still run
+                _report(propagator, "extract")
+        return result if result is not None else Context()
+
+    def inject(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        setter: Setter[CarrierT] = _default_setter,
+    ) -> None:
+        for propagator in self._propagators:
+            try:
+                propagator.inject(carrier, context, setter)
+            except Exception:  # noqa: BLE001  # reported once; the others still run
+                _report(propagator, "inject")
+
+    @property
+    def fields(self) -> set[str]:
+        names: set[str] = set()
+        for propagator in self._propagators:
+            try:
+                names |= propagator.fields
+            except Exception:  # noqa: BLE001  # reported once; the others still count
+                _report(propagator, "fields")
+        return names
+
+    def __repr__(self) -> str:
+        return f"CompositePropagator({list(self._propagators)!r})"
+
+
+_global: TextMapPropagator | None = None
+_global_lock = threading.Lock()
+
+
+def get_global_textmap() -> TextMapPropagator:
+    """The process-wide propagator; by default W3C trace context then W3C baggage."""
+    global _global
+    propagator = _global
+    if propagator is None:
+        # Built on first use: the default propagators import this module for the base class.
+        from telemetry_run.sdk.propagation.baggage import W3CBaggagePropagator  # noqa: PLC0415
+        from telemetry_run.sdk.propagation.tracecontext import (  # noqa: PLC0415
+            TraceContextTextMapPropagator,
+        )
+
+        with _global_lock:
+            if _global is None:
+                _global = CompositePropagator(
+                    [TraceContextTextMapPropagator(), W3CBaggagePropagator()]
+                )
+            propagator = _global
+    return propagator
+
+
+def set_global_textmap(propagator: TextMapPropagator) -> None:
+    global _global
+    _global = propagator
+
+
+def extract(
+    carrier: CarrierT,
+    context: Context | None = None,
+    getter: Getter[CarrierT] = _default_getter,
+) -> Context:
+    """Extract with the global propagator; a propagator that raises leaves ``context`` as is."""
+    propagator = _global if _global is not None else get_global_textmap()
+    try:
+        return propagator.extract(carrier, context, getter)
+    except Exception:  # noqa: BLE001  # reported once; the request goes on untraced
+        _report(propagator, "extract")
+        return context if context is not None else Context()
+
+
+def inject(
+    carrier: CarrierT,
+    context: Context | None = None,
+    setter: Setter[CarrierT] = _default_setter,
+) -> None:
+    """Inject with the global propagator; a propagator that raises is reported, not raised."""
+    propagator = _global if _global is not None else get_global_textmap()
+    try:
+        propagator.inject(carrier, context, setter)
+    except Exception:  # noqa: BLE001  # reported once; the request goes on unpropagated
+        _report(propagator, "inject")

@@ -1,0 +1,152 @@
+"""W3C Baggage (``baggage`` header): the context's baggage entries in and out of carriers.
+
+Values are percent-encoded UTF-8 so any text survives the trip. A peer may send anything, so a
+malformed member is skipped rather than failing the header, and the size limits bound both the
+work done on a hostile header and what we send.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Final
+from urllib.parse import quote, unquote
+
+from telemetry_run.sdk.baggage import _with_entries, get_all
+from telemetry_run.sdk.context import Context
+from telemetry_run.sdk.propagation._carriers import Getter, Setter
+from telemetry_run.sdk.propagation._textmap import (
+    CarrierT,
+    TextMapPropagator,
+    _default_getter,
+    _default_setter,
+)
+
+__all__ = ["W3CBaggagePropagator"]
+
+BAGGAGE: Final = "baggage"
+_TRACEPARENT: Final = "traceparent"  # see W3CBaggagePropagator
+
+# Limits from the OpenTelemetry baggage guidance; W3C asks to propagate at least 64 members
+# and 8192 bytes, so these never cut what a peer is required to forward.
+MAX_ENTRIES: Final = 180
+MAX_MEMBER_BYTES: Final = 4096
+MAX_HEADER_BYTES: Final = 8192
+
+_TOKEN: Final = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"  # RFC 7230 3.2.6
+_OCTETS: Final = r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*"  # W3C baggage-octet
+# key OWS "=" OWS value, then properties after ";" which we accept and drop.
+_MEMBER_RE: Final = re.compile(rf"[ \t]*({_TOKEN})[ \t]*=[ \t]*({_OCTETS})[ \t]*(?:;.*)?", re.S)
+_KEY_RE: Final = re.compile(_TOKEN)
+# Sent unencoded: baggage-octets other than '%' (the escape), '=' and '+' (read as a space by
+# some peers' decoders). Letters, digits and "_.-~" are always kept by quote().
+_SAFE: Final = "!#$&'()*/:<>?@[]^`{|}"
+
+
+def parse_baggage(headers: Iterable[str]) -> dict[str, str]:
+    """The entries of the combined ``baggage`` headers, within the size limits.
+
+    Only the first 8192 characters are read (a member that crosses that point is dropped),
+    members longer than 4096 are skipped, and reading stops at 180 entries. A later duplicate
+    key wins. (Characters are bytes here: a valid member is ASCII.)
+    """
+    entries: dict[str, str] = {}
+    remaining = MAX_HEADER_BYTES
+    for header in headers:
+        if remaining < 0:
+            break
+        members = header[: remaining + 1].split(",")
+        if len(header) > remaining:
+            members.pop()  # cut at the limit, or wholly beyond it
+        remaining -= len(header) + 1
+        for member in members:
+            if len(member) > MAX_MEMBER_BYTES:
+                continue
+            match = _MEMBER_RE.fullmatch(member)
+            if match is None:
+                continue
+            key, value = match.groups()
+            entries[key] = unquote(value, errors="replace") if "%" in value else value
+            if len(entries) >= MAX_ENTRIES:
+                return entries
+    return entries
+
+
+def format_baggage(entries: Iterable[tuple[object, object]]) -> str:
+    """The ``baggage`` header for ``entries``; entries that cannot be sent are left out.
+
+    A key must be an RFC 7230 token and a value a str; a member that would pass 4096
+    characters, or the header 8192, or the entry count 180, is dropped.
+    """
+    members: list[str] = []
+    size = -1  # no comma before the first member
+    for key, value in entries:
+        if not isinstance(key, str) or not isinstance(value, str):
+            continue
+        if _KEY_RE.fullmatch(key) is None:
+            continue
+        try:
+            member = f"{key}={quote(value, safe=_SAFE)}"
+        except UnicodeEncodeError:  # a lone surrogate has no UTF-8 form
+            continue
+        if len(member) > MAX_MEMBER_BYTES or size + 1 + len(member) > MAX_HEADER_BYTES:
+            continue
+        members.append(member)
+        size += 1 + len(member)
+        if len(members) >= MAX_ENTRIES:
+            break
+    return ",".join(members)
+
+
+class W3CBaggagePropagator(TextMapPropagator):
+    """Reads and writes the W3C ``baggage`` header.
+
+    With the default getter, a ``dict`` carrier that holds ``traceparent`` under that exact
+    name is taken to spell all its keys in lowercase, as the trace context propagator does:
+    ``baggage`` is then looked up under its exact name only, sparing a scan of every key on
+    each request without baggage.
+    """
+
+    def extract(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        getter: Getter[CarrierT] = _default_getter,
+    ) -> Context:
+        values: object = None
+        if getter is _default_getter and isinstance(carrier, dict):
+            values = carrier.get(BAGGAGE)
+            if values is None and _TRACEPARENT in carrier:
+                return context if context is not None else Context()
+        if type(values) is not str:
+            values = getter.get(carrier, BAGGAGE)
+        if context is None:
+            context = Context()
+        if not values:
+            return context
+        if isinstance(values, str):
+            values = [values]
+        entries = parse_baggage(values)
+        if not entries:
+            return context
+        current = get_all(context)
+        if current:
+            entries = {**current, **entries}
+        return _with_entries(entries, context)
+
+    def inject(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        setter: Setter[CarrierT] = _default_setter,
+    ) -> None:
+        entries = get_all(context)
+        if not entries:
+            return
+        header = format_baggage(entries.items())
+        if header:
+            setter.set(carrier, BAGGAGE, header)
+
+    @property
+    def fields(self) -> set[str]:
+        return {BAGGAGE}

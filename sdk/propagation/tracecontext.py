@@ -1,0 +1,253 @@
+"""W3C Trace Context (``traceparent`` / ``tracestate``), the default way spans cross processes.
+
+Runs on every inbound and outbound request, so parsing is one precompiled match over fixed
+positions plus ``int(x, 16)``; anything malformed leaves the context as it was (W3C: restart
+the trace), and nothing a peer sends can make it raise.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+from telemetry_run.sdk.context import SPAN_KEY, Context, get_value
+from telemetry_run.sdk.propagation._carriers import Getter, Setter
+from telemetry_run.sdk.propagation._textmap import (
+    CarrierT,
+    TextMapPropagator,
+    _default_getter,
+    _default_setter,
+)
+from telemetry_run.sdk.trace.api import (
+    NonRecordingSpan,
+    SpanContext,
+    TraceFlags,
+    TraceState,
+    _from_dict,
+)
+from telemetry_run.sdk.trace.current import set_span_in_context
+
+__all__ = ["TraceContextTextMapPropagator", "format_tracestate"]
+
+TRACEPARENT: Final = "traceparent"
+TRACESTATE: Final = "tracestate"
+
+# version "-" trace-id "-" parent-id "-" trace-flags, lowercase hex only, version ff forbidden.
+_TRACEPARENT_RE: Final = re.compile(
+    r"(?!ff)[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})"
+)
+_LENGTH: Final = 55
+_FLAGS: Final = {f"{i:02x}": TraceFlags(i) for i in range(256)}
+_EMPTY_STATE: Final = TraceState.get_default()
+_STATE_BUDGET: Final = 512  # W3C 3.3.1.5: propagate at least this much of tracestate
+_LARGE_MEMBER: Final = 128  # ... and when truncating, drop members longer than this first
+_FIELDS: Final = frozenset((TRACEPARENT, TRACESTATE))
+
+# A tracestate exactly as we write it: 1 to 32 grammar-valid members, no whitespace, no empty
+# members (W3C 3.3.1.3). Such a header is parsed with one match; any other spelling, valid or
+# not, is left to TraceState.from_header.
+_KEY: Final = (
+    r"(?:[a-z][a-z0-9_\-*/]{0,255}"  # simple key
+    r"|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13})"  # tenant@system
+)
+_VALUE: Final = r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
+_CANONICAL_STATE_RE: Final = re.compile(rf"{_KEY}={_VALUE}(?:,{_KEY}={_VALUE}){{0,31}}")
+
+
+# The hex of the trace id last read or written: a service injects the trace id it extracted
+# into every downstream call, and each span of a trace injects the same one.
+_last_trace: tuple[int, str] = (0, "0" * 32)
+
+
+def _single(values: object) -> str | None:
+    """The one header value a getter returned; several ``traceparent`` values are invalid."""
+    if type(values) is list:
+        if len(values) == 1 and type(values[0]) is str:
+            return values[0]
+        return None
+    if isinstance(values, str):
+        return str(values)
+    if isinstance(values, tuple) and len(values) == 1 and isinstance(values[0], str):
+        return str(values[0])
+    return None
+
+
+# Parsed and formatted tracestate, reused: a TraceState is immutable, and a service sees the
+# same few tracestate values (a vendor's sampling flags, an upstream's entry) over and over.
+# Bounded, and emptied when full rather than tracking recency.
+_CACHE_SIZE: Final = 256
+_parsed_states: dict[str, TraceState] = {}
+_formatted_states: dict[int, tuple[TraceState, str]] = {}
+
+
+def _parse_tracestate(values: object) -> TraceState:
+    """The combined ``tracestate`` headers; any invalid member discards them all (W3C 3.3.1)."""
+    if type(values) is list and len(values) == 1:
+        values = values[0]
+    if type(values) is str:
+        if len(values) > _STATE_BUDGET:
+            return TraceState.from_header([values])
+        state = _parsed_states.get(values)
+        if state is None:
+            state = _parse_one(values)
+            if len(_parsed_states) >= _CACHE_SIZE:
+                _parsed_states.clear()
+            _parsed_states[values] = state
+        return state
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
+        return _EMPTY_STATE
+    return TraceState.from_header([str(v) for v in values])
+
+
+def _parse_one(header: str) -> TraceState:
+    if _CANONICAL_STATE_RE.fullmatch(header) is None:
+        return TraceState.from_header([header])
+    members = header.split(",")
+    entries: dict[str, str] = {}
+    for member in members:
+        key, _, value = member.partition("=")
+        entries[key] = value
+    if len(entries) != len(members):
+        return _EMPTY_STATE  # a duplicate key invalidates the list
+    state = _from_dict(entries)  # every member was checked by the match above
+    _remember_format(state, header)  # injected as is when the trace continues
+    return state
+
+
+def format_tracestate(state: TraceState) -> str:
+    """The ``tracestate`` header for ``state``, cut to 512 characters as W3C 3.3.1.5 says.
+
+    Whole members go: first the ones longer than 128 characters, rightmost first, then from the
+    end, each step only while the header is still too long.
+    """
+    # Keyed by identity; the entry holds the state, so its id cannot be reused meanwhile.
+    cached = _formatted_states.get(id(state))
+    if cached is not None and cached[0] is state:
+        return cached[1]
+    header = _fit(state)
+    _remember_format(state, header)
+    return header
+
+
+def _remember_format(state: TraceState, header: str) -> None:
+    if len(_formatted_states) >= _CACHE_SIZE:
+        _formatted_states.clear()
+    _formatted_states[id(state)] = (state, header)
+
+
+def _fit(state: TraceState) -> str:
+    header = state.to_header()
+    if len(header) <= _STATE_BUDGET:
+        return header
+    members = [f"{key}={value}" for key, value in state.items()]
+    size = len(header)
+    for index in range(len(members) - 1, -1, -1):
+        if size <= _STATE_BUDGET:
+            break
+        if len(members[index]) > _LARGE_MEMBER:
+            size -= len(members.pop(index)) + 1
+    while size > _STATE_BUDGET and members:
+        size -= len(members.pop()) + 1
+    return ",".join(members)
+
+
+def _extracted(header: str, states: object, context: Context | None) -> Context:
+    """``context`` with the span that ``header`` describes as current; unchanged if invalid.
+
+    Version 00 is exactly 55 characters. A higher version (``ff`` is forbidden) may carry more
+    fields after a ``-``; only the first four, at their fixed positions, are read. Leading and
+    trailing spaces and tabs (HTTP optional whitespace) are ignored. ``states`` (the tracestate
+    values) is parsed only once the traceparent is known to be valid.
+    """
+    if len(header) != _LENGTH:
+        header = header.strip(" \t")
+        size = len(header)
+        if size != _LENGTH and (size < _LENGTH or header[_LENGTH] != "-" or header[:2] == "00"):
+            return context if context is not None else Context()
+    match = _TRACEPARENT_RE.match(header)
+    if match is None:
+        return context if context is not None else Context()
+    trace_hex, span_hex, flags = match.groups()
+    trace_id = int(trace_hex, 16)
+    span_id = int(span_hex, 16)
+    if not trace_id or not span_id:
+        return context if context is not None else Context()
+    global _last_trace
+    _last_trace = (trace_id, trace_hex)
+    state = _parse_tracestate(states) if states else _EMPTY_STATE
+    span = NonRecordingSpan(SpanContext(trace_id, span_id, True, _FLAGS[flags], state))
+    if context is None:
+        # What set_span_in_context does to an empty context, without copying one.
+        return Context({SPAN_KEY: span})
+    return set_span_in_context(span, context)
+
+
+class TraceContextTextMapPropagator(TextMapPropagator):
+    """Reads and writes W3C ``traceparent`` and ``tracestate`` headers.
+
+    With the default getter and a ``dict`` carrier holding ``traceparent`` under that exact
+    name, ``tracestate`` is looked up under its exact name too: such a dict spells its keys in
+    lowercase (as W3C asks senders to), and scanning every key for another spelling would cost
+    more than the parsing. Any other carrier is read through the getter, in any case.
+    """
+
+    def extract(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        getter: Getter[CarrierT] = _default_getter,
+    ) -> Context:
+        if getter is _default_getter and isinstance(carrier, dict):
+            value = carrier.get(TRACEPARENT)
+            if type(value) is str:
+                return _extracted(value, carrier.get(TRACESTATE), context)
+        value = _single(getter.get(carrier, TRACEPARENT))
+        if value is None:
+            return context if context is not None else Context()
+        return _extracted(value, getter.get(carrier, TRACESTATE), context)
+
+    def inject(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        setter: Setter[CarrierT] = _default_setter,
+    ) -> None:
+        # get_current_span() without its isinstance check against the Span ABC, which costs
+        # as much as formatting the header: anything else under the span key is skipped below.
+        span: Any = context.get(SPAN_KEY) if context is not None else get_value(SPAN_KEY)
+        try:
+            span_context: SpanContext = span.get_span_context()
+        except AttributeError:  # no span (None), or not a Span
+            return
+        if not span_context.is_valid:
+            return
+        global _last_trace
+        trace_id = span_context.trace_id
+        last = _last_trace
+        if last[0] == trace_id:
+            trace_hex = last[1]
+        else:
+            trace_hex = f"{trace_id:032x}"
+            _last_trace = (trace_id, trace_hex)
+        # Only the sampled bit is defined; W3C says to send the others as zero.
+        flags = "-01" if span_context.trace_flags & 1 else "-00"
+        header = f"00-{trace_hex}-{span_context.span_id:016x}{flags}"
+        state = span_context.trace_state
+        if setter is _default_setter and isinstance(carrier, dict):
+            carrier[TRACEPARENT] = header
+            if state is not _EMPTY_STATE and state:
+                header = format_tracestate(state)
+                if header:
+                    carrier[TRACESTATE] = header
+            return
+        setter.set(carrier, TRACEPARENT, header)
+        if state is not _EMPTY_STATE and state:
+            header = format_tracestate(state)
+            if header:
+                setter.set(carrier, TRACESTATE, header)
+
+    @property
+    def fields(self) -> set[str]:
+        return set(_FIELDS)

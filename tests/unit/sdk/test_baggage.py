@@ -1,0 +1,365 @@
+"""Baggage: the context API and the W3C ``baggage`` header propagator."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from telemetry_run.sdk import baggage
+from telemetry_run.sdk.context import Context, attach, detach, set_value
+from telemetry_run.sdk.propagation.baggage import W3CBaggagePropagator
+
+PROPAGATOR = W3CBaggagePropagator()
+TCHAR = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+# W3C baggage: token "=" baggage-octets, nothing else once we have written it.
+SENT_MEMBER = re.compile(
+    r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+=[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*\Z"
+)
+
+
+def extracted(*headers: str, context: Context | None = None) -> dict[str, str]:
+    return dict(baggage.get_all(PROPAGATOR.extract({"baggage": list(headers)}, context)))
+
+
+def injected(entries: dict[str, str]) -> str | None:
+    context = Context()
+    for key, value in entries.items():
+        context = baggage.set_baggage(key, value, context)
+    carrier: dict[str, str] = {}
+    PROPAGATOR.inject(carrier, context)
+    return carrier.get("baggage")
+
+
+# -- the context API --------------------------------------------------------------------------
+
+
+def test_set_and_get() -> None:
+    context = baggage.set_baggage("user", "alice", Context())
+    assert baggage.get_baggage("user", context) == "alice"
+    assert baggage.get_all(context) == {"user": "alice"}
+    assert baggage.get_baggage("missing", context) is None
+
+
+def test_setting_returns_a_new_context_and_leaves_the_old_one() -> None:
+    first = baggage.set_baggage("a", "1", Context())
+    second = baggage.set_baggage("b", "2", first)
+    assert baggage.get_all(first) == {"a": "1"}
+    assert baggage.get_all(second) == {"a": "1", "b": "2"}
+
+
+def test_overwrite_keeps_one_entry() -> None:
+    context = baggage.set_baggage("a", "2", baggage.set_baggage("a", "1", Context()))
+    assert baggage.get_all(context) == {"a": "2"}
+
+
+def test_remove_and_clear() -> None:
+    context = baggage.set_baggage("b", "2", baggage.set_baggage("a", "1", Context()))
+    removed = baggage.remove_baggage("a", context)
+    assert baggage.get_all(removed) == {"b": "2"}
+    assert baggage.get_all(context) == {"a": "1", "b": "2"}
+    assert baggage.get_all(baggage.remove_baggage("missing", context)) == {"a": "1", "b": "2"}
+    assert baggage.get_all(baggage.clear(context)) == {}
+
+
+def test_get_all_is_read_only() -> None:
+    entries = baggage.get_all(baggage.set_baggage("a", "1", Context()))
+    with pytest.raises(TypeError):
+        entries["b"] = "2"  # type: ignore[index]
+
+
+def test_the_current_context_is_the_default() -> None:
+    token = attach(baggage.set_baggage("user", "alice", Context()))
+    try:
+        assert baggage.get_baggage("user") == "alice"
+        assert baggage.get_all(baggage.set_baggage("b", "2")) == {"user": "alice", "b": "2"}
+    finally:
+        detach(token)
+    assert baggage.get_baggage("user") is None
+
+
+def test_other_context_values_survive() -> None:
+    context = baggage.set_baggage("a", "1", set_value("unrelated", 7, Context()))
+    assert context["unrelated"] == 7
+    assert baggage.clear(context)["unrelated"] == 7
+
+
+# -- extract ----------------------------------------------------------------------------------
+
+
+def test_spec_example_single_header() -> None:
+    assert extracted("userId=alice,serverNode=DF%2028,isProduction=false") == {
+        "userId": "alice",
+        "serverNode": "DF 28",
+        "isProduction": "false",
+    }
+
+
+def test_spec_example_split_headers() -> None:
+    assert extracted("userId=alice", "serverNode=DF%2028,isProduction=false") == {
+        "userId": "alice",
+        "serverNode": "DF 28",
+        "isProduction": "false",
+    }
+
+
+def test_spec_example_whitespace_is_trimmed() -> None:
+    assert extracted("userId =   alice", "serverNode = DF%2028, isProduction = false") == {
+        "userId": "alice",
+        "serverNode": "DF 28",
+        "isProduction": "false",
+    }
+
+
+def test_spec_example_properties_are_accepted_and_dropped() -> None:
+    header = (
+        "key1=value1;property1;property2, key2 = value2, key3=value3; propertyKey=propertyValue"
+    )
+    assert extracted(header) == {"key1": "value1", "key2": "value2", "key3": "value3"}
+
+
+def test_value_may_contain_equal_signs() -> None:
+    assert extracted("k=a=b==") == {"k": "a=b=="}
+
+
+def test_empty_value() -> None:
+    assert extracted("k=,j=1") == {"k": "", "j": "1"}
+
+
+@pytest.mark.parametrize(
+    ("encoded", "decoded"),
+    [
+        ("%E2%9C%93", "\u2713"),
+        ("%F0%9F%98%80", "\U0001f600"),
+        ("a+b", "a+b"),
+        ("a%2Bb", "a+b"),
+        ("%2C%3B%3D%25", ",;=%"),
+        ("%zz", "%zz"),
+        ("100%", "100%"),
+        ("%ff", "\ufffd"),
+    ],
+)
+def test_values_are_percent_decoded(encoded: str, decoded: str) -> None:
+    assert extracted(f"k={encoded}") == {"k": decoded}
+
+
+def test_keys_are_not_decoded() -> None:
+    assert extracted("a%20b=1") == {"a%20b": "1"}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "nokey",
+        "=novalue",
+        "bad key=1",
+        "k=two words",
+        'k="quoted"',
+        "k=back\\slash",
+        "k=caf\u00e9",
+        "k\u00e9=1",
+        "k=\x01",
+        "(k)=1",
+        "k:=1",
+        "",
+        " ",
+    ],
+)
+def test_malformed_members_are_skipped_and_the_rest_kept(bad: str) -> None:
+    assert extracted(f"a=1,{bad},b=2") == {"a": "1", "b": "2"}
+
+
+def test_later_duplicate_wins() -> None:
+    assert extracted("k=1,k=2", "k=3") == {"k": "3"}
+
+
+def test_stops_at_180_entries() -> None:
+    header = ",".join(f"k{i}={i}" for i in range(200))
+    entries = extracted(header)
+    assert len(entries) == 180
+    assert "k179" in entries
+    assert "k180" not in entries
+
+
+def test_member_over_4096_is_skipped() -> None:
+    entries = extracted(f"a=1,big={'v' * 4093},b=2")
+    assert entries == {"a": "1", "b": "2"}
+    assert "big" in extracted(f"big={'v' * 4092}")
+
+
+def test_reading_stops_at_8192_characters() -> None:
+    members = [f"k{i:03d}={'v' * 95}" for i in range(100)]  # 100 characters each
+    entries = extracted(",".join(members))
+    # 81 members and 80 commas fill 8180 characters; the 82nd would end at 8281.
+    assert len(entries) == 81
+    assert "k080" in entries
+    assert "k081" not in entries
+
+
+def test_the_8192_limit_spans_several_headers() -> None:
+    first = ",".join(f"a{i:02d}={'v' * 196}" for i in range(40))  # 8039 characters
+    assert len(extracted(first, "b=1")) == 41
+    entries = extracted(first, "b=1", "c=" + "v" * 200)
+    assert len(entries) == 41
+    assert entries["b"] == "1"
+    assert "c" not in entries
+
+
+def test_extracted_entries_merge_into_the_given_context() -> None:
+    given_context = baggage.set_baggage("mine", "1", baggage.set_baggage("k", "old", Context()))
+    assert extracted("k=new,theirs=2", context=given_context) == {
+        "mine": "1",
+        "k": "new",
+        "theirs": "2",
+    }
+
+
+@pytest.mark.parametrize(
+    "carrier",
+    [{}, {"baggage": ""}, {"baggage": "nokey"}, {"baggage": None}, {"baggage": 5}, None, 3],
+)
+def test_nothing_extracted_returns_the_given_context(carrier: object) -> None:
+    given_context = set_value("unrelated", 1, Context())
+    assert PROPAGATOR.extract(carrier, given_context) is given_context
+
+
+def test_header_name_in_any_case() -> None:
+    result = PROPAGATOR.extract({"Baggage": "a=1"})
+    assert baggage.get_all(result) == {"a": "1"}
+
+
+# -- inject -----------------------------------------------------------------------------------
+
+
+def test_inject_spec_example() -> None:
+    header = injected({"userId": "alice", "serverNode": "DF 28", "isProduction": "false"})
+    assert header == "userId=alice,serverNode=DF%2028,isProduction=false"
+
+
+def test_inject_encodes_delimiters_and_non_ascii() -> None:
+    header = injected({"k": 'a,b;c=d e"f\\g%h+i\u2713'})
+    assert header == "k=a%2Cb%3Bc%3Dd%20e%22f%5Cg%25h%2Bi%E2%9C%93"
+
+
+def test_inject_skips_keys_that_are_not_tokens() -> None:
+    header = injected({"good": "1", "bad key": "2", "caf\u00e9": "3", "": "4", "a,b": "5"})
+    assert header == "good=1"
+
+
+def test_inject_skips_values_that_are_not_text() -> None:
+    context = baggage.set_baggage("num", 5, Context())  # type: ignore[arg-type]
+    context = baggage.set_baggage("ok", "1", context)
+    context = baggage.set_baggage("surrogate", "\ud800", context)
+    carrier: dict[str, str] = {}
+    PROPAGATOR.inject(carrier, context)
+    assert carrier == {"baggage": "ok=1"}
+
+
+def test_inject_nothing_without_baggage() -> None:
+    carrier: dict[str, str] = {}
+    PROPAGATOR.inject(carrier, Context())
+    PROPAGATOR.inject(carrier, baggage.set_baggage("bad key", "1", Context()))
+    assert carrier == {}
+
+
+def test_inject_sends_at_most_180_entries() -> None:
+    header = injected({f"k{i}": str(i) for i in range(250)})
+    assert header is not None
+    assert len(header.split(",")) == 180
+    assert header.endswith("k179=179")
+
+
+def test_inject_skips_a_member_over_4096() -> None:
+    assert injected({"a": "1", "big": "v" * 4093, "b": "2"}) == "a=1,b=2"
+    assert injected({"big": "v" * 4092}) == "big=" + "v" * 4092
+
+
+def test_inject_keeps_the_header_within_8192() -> None:
+    entries = {f"k{i:03d}": "v" * 95 for i in range(100)}
+    entries["small"] = "1"
+    header = injected(entries)
+    assert header is not None
+    assert len(header) <= 8192
+    members = header.split(",")
+    assert len(members) == 82  # 81 large ones, then the small one still fits
+    assert members[-1] == "small=1"
+
+
+def test_inject_uses_the_current_context_by_default() -> None:
+    token = attach(baggage.set_baggage("user", "alice", Context()))
+    try:
+        carrier: dict[str, str] = {}
+        PROPAGATOR.inject(carrier)
+    finally:
+        detach(token)
+    assert carrier == {"baggage": "user=alice"}
+
+
+def test_fields() -> None:
+    assert PROPAGATOR.fields == {"baggage"}
+
+
+# -- properties -------------------------------------------------------------------------------
+
+keys = st.text(TCHAR, min_size=1, max_size=20)
+entries_strategy = st.dictionaries(keys, st.text(max_size=50), max_size=10)
+
+
+@given(entries_strategy)
+def test_valid_entries_round_trip(entries: dict[str, str]) -> None:
+    header = injected(entries)
+    if not entries:
+        assert header is None
+        return
+    assert header is not None
+    assert all(SENT_MEMBER.match(member) for member in header.split(","))
+    assert extracted(header) == entries
+
+
+def mutated_baggage() -> st.SearchStrategy[str]:
+    member = st.builds(
+        lambda k, sep, v, prop: f"{k}{sep}{v}{prop}",
+        st.one_of(keys, st.text(max_size=5)),
+        st.sampled_from(["=", " = ", "", "=="]),
+        st.text(max_size=20),
+        st.sampled_from(["", ";p", "; p=1", ";", ";;=,"]),
+    )
+    return st.lists(member, max_size=8).map(",".join)
+
+
+header_text = st.one_of(st.text(), mutated_baggage())
+
+
+@settings(max_examples=300)
+@given(st.one_of(header_text, st.lists(header_text, max_size=4), st.binary(max_size=40)))
+def test_arbitrary_headers_never_raise_and_reinject_well_formed(value: object) -> None:
+    given_context = set_value("unrelated", 1, Context())
+    result = PROPAGATOR.extract({"baggage": value}, given_context)
+    assert result["unrelated"] == 1
+    entries = baggage.get_all(result)
+    assert len(entries) <= 180
+    for key, entry_value in entries.items():
+        assert re.fullmatch(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", key)
+        assert isinstance(entry_value, str)
+    carrier: dict[str, str] = {}
+    PROPAGATOR.inject(carrier, result)
+    if "baggage" in carrier:
+        header = carrier["baggage"]
+        assert len(header) <= 8192
+        members = header.split(",")
+        assert len(members) <= 180
+        assert all(SENT_MEMBER.match(member) for member in members)
+        assert extracted(header) == dict(entries)
+    else:
+        assert not entries
+
+
+def test_without_a_context_the_current_baggage_is_not_merged() -> None:
+    token = attach(baggage.set_baggage("current", "1", Context()))
+    try:
+        result = PROPAGATOR.extract({"baggage": "theirs=2"})
+    finally:
+        detach(token)
+    assert dict(baggage.get_all(result)) == {"theirs": "2"}
