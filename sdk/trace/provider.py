@@ -42,11 +42,16 @@ from telemetry_run.sdk.trace.api import (
     SpanContext,
     SpanKind,
     TraceState,
-    _new_context,
 )
 from telemetry_run.sdk.trace.ids import IdGenerator, RandomIdGenerator, id_functions
 from telemetry_run.sdk.trace.limits import SpanLimits
-from telemetry_run.sdk.trace.sampling import DEFAULT_ON, Decision, Sampler, compile_sampler
+from telemetry_run.sdk.trace.sampling import (
+    DEFAULT_ON,
+    Decision,
+    Sampler,
+    compile_sampler,
+    parent_decision_table,
+)
 from telemetry_run.sdk.trace.span import (
     InstrumentationScope,
     ReadableSpan,
@@ -63,6 +68,7 @@ _RECORD_AND_SAMPLE: Final = Decision.RECORD_AND_SAMPLE
 _DROP: Final = Decision.DROP
 _new_span = RecordingSpan.__new__
 _new_non_recording = NonRecordingSpan.__new__
+_object_new = object.__new__
 _INTERNAL: Final = SpanKind.INTERNAL
 _logger = logging.getLogger("telemetry_run")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -208,6 +214,7 @@ class Tracer(api.Tracer):
         self.ended = provider.diagnostics.spans_ended.incr
         self._started = provider.diagnostics.spans_started.incr
         self._sample = compile_sampler(provider.sampler)
+        self._parent_table = parent_decision_table(provider.sampler)
         self._new_span_id, self._new_trace_id = id_functions(provider.id_generator)
         self._wire_processors()
 
@@ -253,7 +260,11 @@ class Tracer(api.Tracer):
 
         trace_id = parent.trace_id if parent is not None else (self._new_trace_id() or 1)
         try:
-            result = self._sample(parent, context, trace_id, name, kind, attributes, links)
+            table = self._parent_table
+            if table is not None and parent is not None:
+                result = table[(2 if parent.is_remote else 0) + (parent.trace_flags & 1)]
+            else:
+                result = self._sample(parent, context, trace_id, name, kind, attributes, links)
             decision = result.decision
         except Exception as exc:  # noqa: BLE001  # a plugin sampler's bug drops the span only
             self.diagnostics.internal_error("sampler", exc)
@@ -262,10 +273,16 @@ class Tracer(api.Tracer):
         if trace_state is None:
             trace_state = parent.trace_state if parent is not None else _EMPTY_STATE
         if decision is _DROP:
+            # _new_context inlined: sampled-out spans are most spans under a low ratio.
+            ctx = _object_new(SpanContext)
+            ctx.trace_id = trace_id
+            ctx.span_id = self._new_span_id() or 1
+            ctx.is_remote = False
+            ctx.trace_flags = _FLAGS_DEFAULT
+            ctx.trace_state = trace_state
+            ctx.is_valid = True
             dropped = _new_non_recording(NonRecordingSpan)
-            dropped._context = _new_context(
-                trace_id, self._new_span_id() or 1, _FLAGS_DEFAULT, trace_state
-            )
+            dropped._context = ctx
             return dropped
 
         span = _new_span(RecordingSpan)

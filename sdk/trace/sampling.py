@@ -39,6 +39,7 @@ __all__ = [
     "StaticSampler",
     "TraceIdRatioBased",
     "compile_sampler",
+    "parent_decision_table",
 ]
 
 
@@ -231,6 +232,9 @@ class ParentBasedTraceIdRatio(ParentBased):
         super().__init__(TraceIdRatioBased(rate))
 
 
+# Our own ParentBased classes, which do not change should_sample; a user's subclass might.
+_PARENT_BASED_TYPES: Final = (ParentBased, ParentBasedTraceIdRatio)
+
 DEFAULT_ON: Final = ParentBased(ALWAYS_ON)
 DEFAULT_OFF: Final = ParentBased(ALWAYS_OFF)
 
@@ -287,7 +291,7 @@ def compile_sampler(sampler: Sampler) -> SampleFn:
             return _RECORD_AND_SAMPLE if trace_id & _TRACE_ID_LOW_64 < bound else _DROP
 
         return ratio
-    if kind is ParentBased:
+    if kind in _PARENT_BASED_TYPES:
         pb = cast(ParentBased, sampler)
         root = compile_sampler(pb._root)
         delegates = (
@@ -356,3 +360,23 @@ def compile_sampler(sampler: Sampler) -> SampleFn:
         )
 
     return generic
+
+
+def parent_decision_table(sampler: Sampler) -> tuple[SamplingResult, ...] | None:
+    """For a ParentBased sampler whose parent delegates are fixed decisions: the result for a
+    span with a parent, indexed by ``2 * parent.is_remote + sampled``. None otherwise.
+
+    With a parent, the usual configuration decides by a table lookup, not a call.
+    """
+    if type(sampler) not in _PARENT_BASED_TYPES:
+        return None
+    assert isinstance(sampler, ParentBased)
+    delegates = (
+        sampler._local_not_sampled,
+        sampler._local_sampled,
+        sampler._remote_not_sampled,
+        sampler._remote_sampled,
+    )
+    if not all(type(d) is StaticSampler for d in delegates):
+        return None
+    return tuple(cast(StaticSampler, d)._result for d in delegates)

@@ -211,3 +211,41 @@ def test_record_only_spans_record_but_are_not_sampled(diagnostics: Diagnostics) 
     assert not span.get_span_context().trace_flags.sampled
     span.end()
     assert rec.spans == ()  # processors export sampled spans only
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        ParentBased(ALWAYS_ON),
+        ParentBased(ALWAYS_OFF),
+        ParentBasedTraceIdRatio(0.5),
+        ParentBased(
+            ALWAYS_ON,
+            remote_parent_sampled=ALWAYS_OFF,
+            remote_parent_not_sampled=ALWAYS_ON,
+            local_parent_sampled=ALWAYS_OFF,
+            local_parent_not_sampled=ALWAYS_ON,
+        ),
+    ],
+    ids=lambda s: s.description()[:60],
+)
+def test_parent_decision_table_agrees_with_should_sample(sampler: Sampler) -> None:
+    from telemetry_run.sdk.trace.current import get_current_span
+    from telemetry_run.sdk.trace.sampling import parent_decision_table
+
+    table = parent_decision_table(sampler)
+    assert table is not None
+    for parent, _ in _CASES[1:]:
+        ctx = get_current_span(parent).get_span_context()
+        index = (2 if ctx.is_remote else 0) + (ctx.trace_flags & 1)
+        assert table[index].decision is sampler.should_sample(parent, 0xAB, "x").decision
+
+
+def test_parent_decision_table_only_for_fixed_delegates() -> None:
+    from telemetry_run.sdk.trace.sampling import parent_decision_table
+
+    assert parent_decision_table(ALWAYS_ON) is None
+    assert (
+        parent_decision_table(ParentBased(ALWAYS_ON, local_parent_sampled=TraceIdRatioBased(0.5)))
+        is None
+    )
