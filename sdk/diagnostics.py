@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
+
+from telemetry_run.sdk import forking
 
 __all__ = [
     "DROP_REASONS",
@@ -203,7 +204,7 @@ def _reinit_locks_after_fork() -> None:
         diagnostics._after_fork_in_child()
 
 
-os.register_at_fork(after_in_child=_reinit_locks_after_fork)
+forking.register(_reinit_locks_after_fork)
 
 _default = Diagnostics()
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, Final
 
+from telemetry_run.sdk import forking
 from telemetry_run.sdk.exporters import SUCCESS, ExportResult
 from telemetry_run.sdk.trace.api import StatusCode
 
@@ -154,4 +154,4 @@ def _reinit_locks_after_fork() -> None:
         exporter._lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_reinit_locks_after_fork)
+forking.register(_reinit_locks_after_fork)

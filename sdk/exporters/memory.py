@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from telemetry_run.sdk import forking
 from telemetry_run.sdk.exporters import SUCCESS, ExportResult
 
 if TYPE_CHECKING:
@@ -56,4 +56,4 @@ def _reinit_locks_after_fork() -> None:
         exporter._lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_reinit_locks_after_fork)
+forking.register(_reinit_locks_after_fork)

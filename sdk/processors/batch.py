@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import collections
 import functools
-import os
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from telemetry_run.sdk import forking
 from telemetry_run.sdk.context import SUPPRESS_INSTRUMENTATION_KEY, attach, set_value
 from telemetry_run.sdk.diagnostics import Diagnostics, get_diagnostics
 from telemetry_run.sdk.exporters import SpanExporter
@@ -86,7 +86,7 @@ class BatchSpanProcessor(SpanProcessor):
         self._count_queued = self._diagnostics.spans_queued.incr
         self._shutdown = False
         self._init_state()
-        os.register_at_fork(after_in_child=functools.partial(_reinit_after_fork, weakref.ref(self)))
+        forking.register(functools.partial(_reinit_after_fork, weakref.ref(self)))
 
     def _init_state(self) -> None:
         """Everything a forked child must not share with its parent."""

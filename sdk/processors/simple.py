@@ -6,12 +6,12 @@ production pipeline uses the BatchSpanProcessor.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import weakref
 from typing import TYPE_CHECKING
 
+from telemetry_run.sdk import forking
 from telemetry_run.sdk.context import SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 from telemetry_run.sdk.diagnostics import Diagnostics, get_diagnostics
 from telemetry_run.sdk.exporters import ExportResult, SpanExporter
@@ -120,4 +120,4 @@ def _reinit_locks_after_fork() -> None:
         processor._lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_reinit_locks_after_fork)
+forking.register(_reinit_locks_after_fork)

@@ -10,10 +10,10 @@ warning naming both, so spans never split across two pipelines.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Sequence
 
+from telemetry_run.sdk import forking
 from telemetry_run.sdk.context import Context
 from telemetry_run.sdk.trace import api
 from telemetry_run.sdk.trace.api import (
@@ -46,7 +46,7 @@ def _reinit_lock_after_fork() -> None:
     _lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_reinit_lock_after_fork)
+forking.register(_reinit_lock_after_fork)
 
 
 class NoOpTracer(api.Tracer):

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
+from telemetry_run.sdk import forking
 from telemetry_run.sdk.context import (
     _SPAN,
     SPAN_KEY,
@@ -192,7 +193,7 @@ def _after_fork_in_child() -> None:
             provider._set_resource(provider.resource.merge(pid))
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+forking.register(_after_fork_in_child)
 
 
 class Tracer(api.Tracer):
