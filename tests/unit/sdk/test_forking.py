@@ -1,0 +1,43 @@
+"""A fork that skips Python's hooks (uWSGI forks in C) is repaired by one call."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+SCRIPT = r"""
+import ctypes, os, sys
+from telemetry_run.sdk import (
+    BatchSpanProcessor, Diagnostics, InMemorySpanExporter, TracerProvider, forking,
+)
+
+exporter = InMemorySpanExporter()
+diag = Diagnostics()
+provider = TracerProvider(diagnostics=diag, shutdown_on_exit=False)
+provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay=3600, diagnostics=diag))
+tracer = provider.get_tracer("t")
+tracer.start_span("parent-queued").end()
+
+libc = ctypes.CDLL(None, use_errno=True)
+pid = libc.fork()  # C-level fork: os.register_at_fork callbacks do NOT run
+if pid == 0:
+    forking.after_fork_in_child()  # what our uWSGI post-fork hook calls
+    forking.after_fork_in_child()  # twice in one child is harmless
+    tracer.start_span("child").end()
+    ok = provider.force_flush(10)
+    names = sorted(s.name for s in exporter.get_finished_spans())
+    snap = diag.snapshot()
+    good = ok and names == ["child"] and snap["produced"] == 1 and snap["exported"] == 1
+    os._exit(0 if good else 1)
+_, status = os.waitpid(pid, 0)
+assert provider.force_flush(10)
+assert [s.name for s in exporter.get_finished_spans()] == ["parent-queued"]
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_after_fork_in_child_repairs_a_c_level_fork() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
