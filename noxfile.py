@@ -1,4 +1,4 @@
-"""Test sessions: `nox` runs the unit tests on Python 3.11, 3.12 and 3.13, and the linters.
+"""Test sessions: `nox` runs unit and integration tests on Python 3.11-3.13, then the linters.
 
 The interpreters come from pyenv; its shims do not answer to `python3.12`, so each installed
 version's bin directory is put on PATH here rather than in every developer's shell.
@@ -15,7 +15,7 @@ import nox
 
 PYTHONS = ["3.11", "3.12", "3.13"]
 
-nox.options.sessions = ["unit", "lint"]
+nox.options.sessions = ["unit", "integration", "lint"]
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
 
@@ -48,6 +48,13 @@ def unit(session: nox.Session) -> None:
     # pip: the packaging test builds the wheel, and uv's venvs come without it.
     session.install(".[test]", "pip")
     _pytest(session, "tests/unit")
+
+
+@nox.session(python=PYTHONS)
+def integration(session: nox.Session) -> None:
+    """Real processes under the launcher: exit codes, signals, sitecustomize, the exit bound."""
+    session.install(".[test]")
+    _pytest(session, "tests/integration")
 
 
 @nox.session(python=PYTHONS[0])

@@ -1,6 +1,6 @@
 """Every environment variable we read, in one registry, and the frozen Config built from it.
 
-Nothing else in the project reads ``os.environ`` and nothing writes to it: components take
+Nothing else in the project reads the process environment and nothing writes to it: components take
 their settings from ``Config``. An invalid value gets exactly one warning naming the variable
 and the value (masked when the variable is secret), then the documented default. Plugins add
 their own variables through the ``telemetry_run_variables`` hook before the Config is built.

@@ -1,7 +1,8 @@
-"""Demo: nested spans made through telemetry_run.trace, printed by the console exporter.
+"""Demo: a checkout request made of nested spans, with no telemetry set-up in the code.
 
-Run it with the README's first command. Each line is one finished span; children print before
-their parent because a span is exported when it ends.
+Run it under the launcher (the README's first command); the launcher builds the SDK from the
+OTEL_* variables and the console exporter prints one line per finished span. Children print
+before their parent because a span is exported when it ends.
 """
 
 from __future__ import annotations
@@ -9,16 +10,6 @@ from __future__ import annotations
 import time
 
 from telemetry_run import trace
-from telemetry_run.sdk import (
-    BatchSpanProcessor,
-    ConsoleSpanExporter,
-    Resource,
-    TracerProvider,
-)
-
-provider = TracerProvider(resource=Resource.create({"service.name": "demo-checkout"}))
-provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
-trace.set_tracer_provider(provider)
 
 tracer = trace.get_tracer("examples.nested_spans", "1.0")
 
@@ -47,4 +38,3 @@ def checkout(user_id: int) -> None:
 
 if __name__ == "__main__":
     checkout(user_id=42)
-    provider.shutdown()  # flushes the batch processor; a dead exporter could not hold us past 30 s

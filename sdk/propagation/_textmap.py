@@ -13,6 +13,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from telemetry_run.sdk import forking
 from telemetry_run.sdk.context import Context
 from telemetry_run.sdk.propagation._carriers import Getter, Setter, default_getter, default_setter
 
@@ -129,14 +130,22 @@ _global: TextMapPropagator | None = None
 _global_lock = threading.Lock()
 
 
+def _reinit_lock_after_fork() -> None:
+    global _global_lock
+    _global_lock = threading.Lock()
+
+
+forking.register(_reinit_lock_after_fork)
+
+
 def get_global_textmap() -> TextMapPropagator:
     """The process-wide propagator; by default W3C trace context then W3C baggage."""
     global _global
     propagator = _global
     if propagator is None:
         # Built on first use: the default propagators import this module for the base class.
-        from telemetry_run.sdk.propagation.baggage import W3CBaggagePropagator  # noqa: PLC0415
-        from telemetry_run.sdk.propagation.tracecontext import (  # noqa: PLC0415
+        from telemetry_run.sdk.propagation.baggage import W3CBaggagePropagator
+        from telemetry_run.sdk.propagation.tracecontext import (
             TraceContextTextMapPropagator,
         )
 

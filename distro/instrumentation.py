@@ -1,0 +1,278 @@
+"""Lazy instrumentation: decide from metadata alone, patch when the application imports.
+
+``plan`` decides for each instrumentor spec without importing anything of its target: disabled
+by ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``, distribution not installed, installed version
+outside ``requires``, or enabled. ``install`` registers a wrapt post-import hook per target
+module of each enabled spec, so a library imported after start-up is patched when it is
+imported, and one never imported costs nothing and is never imported by us. wrapt's importer
+lets a hook's exception fail the application's import, so the hook body is guarded.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import string
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, Literal
+
+from telemetry_run.instrumentors.base import NotApplicable
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from telemetry_run.config import Config
+    from telemetry_run.instrumentors.base import InstrumentorSpec, SupportsInstrument
+    from telemetry_run.sdk.diagnostics import Diagnostics
+    from telemetry_run.sdk.trace.api import TracerProvider
+
+__all__ = [
+    "DISABLED",
+    "ENABLED",
+    "FAILED",
+    "NOT_APPLICABLE",
+    "NOT_INSTALLED",
+    "PATCHED",
+    "SKIPPED",
+    "Installed",
+    "InstrumentorStatus",
+    "State",
+    "install",
+    "plan",
+]
+
+logger: Final = logging.getLogger("telemetry_run")
+
+State = Literal[
+    "enabled", "disabled", "not installed", "skipped", "patched", "not applicable", "failed"
+]
+ENABLED: Final = "enabled"  # a hook waits for the target's import
+DISABLED: Final = "disabled"  # OTEL_PYTHON_DISABLED_INSTRUMENTATIONS
+NOT_INSTALLED: Final = "not installed"  # the distribution in `requires` is absent
+SKIPPED: Final = "skipped"  # the installed version is outside `requires`
+PATCHED: Final = "patched"  # the target was imported and instrument() succeeded
+NOT_APPLICABLE: Final = "not applicable"  # instrument() raised NotApplicable
+FAILED: Final = "failed"  # anything else went wrong; reported once
+
+# Requirements of this shape need only a SpecifierSet; others (extras, markers, URLs) are parsed
+# with packaging's full Requirement.
+_SIMPLE_SPECIFIER_CHARS: Final = frozenset("<>=!~.,*+-_ \t" + string.ascii_letters + string.digits)
+
+
+@dataclass
+class InstrumentorStatus:
+    """What became of one instrumentor, for logs, ``--list`` and tests.
+
+    ``state`` is one of the constants above and ``reason`` says why in words; ``text`` joins
+    them (``"skipped: flask 1.1.4 is outside flask>=2.2,<4"``).
+    """
+
+    name: str
+    plugin: str
+    modules: tuple[str, ...]
+    distribution: str | None
+    installed_version: str | None
+    requires: str
+    state: State
+    reason: str = ""
+    spec: InstrumentorSpec | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def text(self) -> str:
+        return f"{self.state}: {self.reason}" if self.reason else self.state
+
+
+def plan(specs: Iterable[tuple[str, InstrumentorSpec]], config: Config) -> list[InstrumentorStatus]:
+    """Decide, for each (plugin name, spec), whether it is enabled; nothing is imported.
+
+    Reads only the configuration and distribution metadata (``packaging`` is imported only
+    when an installed version has to be compared with a range).
+    """
+    disabled = config.disabled_instrumentations
+    statuses = []
+    for plugin, spec in specs:
+        status = InstrumentorStatus(
+            spec.name,
+            plugin,
+            spec.modules,
+            spec.distribution,
+            None,
+            spec.requires,
+            ENABLED,
+            spec=spec,
+        )
+        if spec.name in disabled or "*" in disabled:
+            status.state = DISABLED
+            status.reason = "listed in OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
+        else:
+            _check_requirement(status, spec)
+        statuses.append(status)
+    return statuses
+
+
+def _check_requirement(status: InstrumentorStatus, spec: InstrumentorSpec) -> None:
+    dist = spec.distribution
+    if dist is None:
+        return  # a standard-library target: nothing to check
+    try:
+        version = importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        status.state = NOT_INSTALLED
+        status.reason = f"distribution {dist} is not installed"
+        return
+    status.installed_version = version
+    try:
+        outside = _outside(spec.requires, dist, version)
+    except Exception as exc:  # noqa: BLE001  # packaging's errors; the spec is the plugin's bug
+        status.state = FAILED
+        status.reason = f"requires {spec.requires!r} is not a valid requirement: {exc}"
+        return
+    if outside is not None:
+        status.state = SKIPPED
+        status.reason = outside
+
+
+def _outside(requires: str, dist: str, version: str) -> str | None:
+    """Why ``version`` of ``dist`` does not satisfy ``requires``, or None when it does."""
+    rest = requires.strip()[len(dist) :]
+    if not rest.strip():
+        return None
+    if set(rest) <= _SIMPLE_SPECIFIER_CHARS:
+        from packaging.specifiers import SpecifierSet  # only when comparing
+
+        specifier = SpecifierSet(rest)
+    else:
+        from packaging.requirements import Requirement  # extras, markers
+
+        requirement = Requirement(requires)
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            return f"{requirement.marker} is false here"
+        specifier = requirement.specifier
+    # An installed pre-release inside the range is what the user runs: accept it.
+    if specifier.contains(version, prereleases=True):
+        return None
+    return f"{dist} {version} is outside {requires.strip()}"
+
+
+class Installed:
+    """The hooks ``install`` registered; statuses change as target modules get imported.
+
+    ``uninstall()`` (tests, and a process shutting instrumentation down) uninstruments what was
+    patched and disarms the hooks still waiting (wrapt cannot unregister them); their statuses
+    become "disabled: instrumentation uninstalled".
+    """
+
+    def __init__(
+        self,
+        statuses: list[InstrumentorStatus],
+        config: Config,
+        tracer_provider: TracerProvider,
+        diagnostics: Diagnostics | None,
+    ) -> None:
+        self.statuses = statuses
+        self.instrumentors: dict[str, SupportsInstrument] = {}
+        self._config = config
+        self._tracer_provider = tracer_provider
+        self._diagnostics = diagnostics
+        self._armed = True
+        self._started: set[str] = set()
+        self._lock = threading.Lock()
+
+    def status(self, name: str) -> InstrumentorStatus:
+        for status in self.statuses:
+            if status.name == name:
+                return status
+        raise KeyError(name)
+
+    def hook_for(self, status: InstrumentorStatus) -> Callable[[ModuleType], None]:
+        def on_import(module: ModuleType) -> None:
+            self._on_import(status, module)
+
+        return on_import
+
+    def _on_import(self, status: InstrumentorStatus, module: ModuleType) -> None:
+        spec = status.spec
+        with self._lock:
+            # Once per spec: a second trigger module, or instrument() importing one, is a no-op.
+            if not self._armed or spec is None or status.name in self._started:
+                return
+            self._started.add(status.name)
+        try:
+            instrumentor = spec.load_class()()
+            done = instrumentor.instrument(self._tracer_provider, self._config)
+        except NotApplicable as exc:
+            status.state = NOT_APPLICABLE
+            status.reason = str(exc) or type(exc).__name__
+            logger.info("telemetry-run: instrumentor %s %s", status.name, status.text)
+            return
+        except Exception as exc:  # noqa: BLE001  # the application's import must still succeed
+            status.state = FAILED
+            status.reason = f"{type(exc).__name__}: {exc}"
+            self._report(f"instrumentor {status.name} ({spec.load})", exc)
+            return
+        status.state = PATCHED
+        if done is False:  # Instrumentor.instrument: this class was instrumented already
+            status.reason = "already instrumented in this process"
+            return
+        self.instrumentors[status.name] = instrumentor
+        logger.debug(
+            "telemetry-run: instrumentor %s patched on import of %s", status.name, module.__name__
+        )
+
+    def _report(self, where: str, exc: Exception) -> None:
+        diagnostics = self._diagnostics
+        if diagnostics is None:
+            from telemetry_run.sdk.diagnostics import get_diagnostics
+
+            diagnostics = get_diagnostics()
+        diagnostics.internal_error(where, exc)
+
+    def uninstall(self) -> None:
+        """Uninstrument what was patched and disarm the hooks still waiting for an import."""
+        with self._lock:
+            self._armed = False
+        for name, instrumentor in list(self.instrumentors.items()):
+            instrumentor.uninstrument()
+            del self.instrumentors[name]
+        for status in self.statuses:
+            if status.state in (ENABLED, PATCHED):
+                status.state = DISABLED
+                status.reason = "instrumentation uninstalled"
+
+
+def install(
+    statuses: list[InstrumentorStatus],
+    config: Config,
+    tracer_provider: TracerProvider,
+    *,
+    diagnostics: Diagnostics | None = None,
+) -> Installed:
+    """Register a post-import hook per target module of every enabled status.
+
+    A target already imported is patched at once. Skipped, disabled and not-installed statuses
+    get one log line each (info for a version outside the range, a warning for an invalid
+    ``requires``, debug otherwise). Failures of
+    an instrumentor are reported through ``diagnostics`` (default: the global one).
+    """
+    installed = Installed(statuses, config, tracer_provider, diagnostics)
+    enabled = []
+    for status in statuses:
+        if status.state == ENABLED and status.spec is not None:
+            enabled.append(status)
+        elif status.state == FAILED:
+            logger.warning("telemetry-run: instrumentor %s %s", status.name, status.text)
+        elif status.state == SKIPPED:
+            logger.info("telemetry-run: instrumentor %s %s", status.name, status.text)
+        else:
+            logger.debug("telemetry-run: instrumentor %s %s", status.name, status.text)
+    if not enabled:
+        return installed  # wrapt is not even imported
+    import wrapt  # only with something to patch
+
+    for status in enabled:
+        hook = installed.hook_for(status)
+        for module_name in status.modules:
+            wrapt.register_post_import_hook(hook, module_name)
+    return installed

@@ -1,0 +1,101 @@
+"""Everything a plugin author needs, from one module: ``from telemetry_run.plugin import ...``.
+
+Names resolve on first use: a plugin module that imports only ``hookimpl`` and
+``InstrumentorSpec`` (all a spec-declaring plugin needs at start-up) does not import the SDK,
+which keeps ``telemetry-run --list`` and interpreter start-up cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from telemetry_run._env import (
+        InvalidValue,
+        parse_bool,
+        parse_duration_ms,
+        parse_enum,
+        parse_int,
+        parse_key_values,
+        parse_list,
+        parse_str,
+        parse_timeout_ms,
+    )
+    from telemetry_run.config import Config, Variable
+    from telemetry_run.hookspecs import hookimpl
+    from telemetry_run.instrumentors.base import (
+        Instrumentor,
+        InstrumentorSpec,
+        NotApplicable,
+        Patcher,
+        guard,
+    )
+    from telemetry_run.sdk.exporters import ExportResult, SpanExporter
+    from telemetry_run.sdk.propagation import TextMapPropagator
+    from telemetry_run.sdk.trace.sampling import Decision, Sampler, SamplingResult
+
+__all__ = [
+    "Config",
+    "Decision",
+    "ExportResult",
+    "Instrumentor",
+    "InstrumentorSpec",
+    "InvalidValue",
+    "NotApplicable",
+    "Patcher",
+    "Sampler",
+    "SamplingResult",
+    "SpanExporter",
+    "TextMapPropagator",
+    "Variable",
+    "guard",
+    "hookimpl",
+    "parse_bool",
+    "parse_duration_ms",
+    "parse_enum",
+    "parse_int",
+    "parse_key_values",
+    "parse_list",
+    "parse_str",
+    "parse_timeout_ms",
+]
+
+_HOME: Final = {
+    "hookimpl": "telemetry_run.hookspecs",
+    "Config": "telemetry_run.config",
+    "Variable": "telemetry_run.config",
+    "Instrumentor": "telemetry_run.instrumentors.base",
+    "InstrumentorSpec": "telemetry_run.instrumentors.base",
+    "NotApplicable": "telemetry_run.instrumentors.base",
+    "Patcher": "telemetry_run.instrumentors.base",
+    "guard": "telemetry_run.instrumentors.base",
+    "ExportResult": "telemetry_run.sdk.exporters",
+    "SpanExporter": "telemetry_run.sdk.exporters",
+    "TextMapPropagator": "telemetry_run.sdk.propagation",
+    "Decision": "telemetry_run.sdk.trace.sampling",
+    "Sampler": "telemetry_run.sdk.trace.sampling",
+    "SamplingResult": "telemetry_run.sdk.trace.sampling",
+    "InvalidValue": "telemetry_run._env",
+    "parse_bool": "telemetry_run._env",
+    "parse_duration_ms": "telemetry_run._env",
+    "parse_enum": "telemetry_run._env",
+    "parse_int": "telemetry_run._env",
+    "parse_key_values": "telemetry_run._env",
+    "parse_list": "telemetry_run._env",
+    "parse_str": "telemetry_run._env",
+    "parse_timeout_ms": "telemetry_run._env",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,82 @@
+"""pytest helpers for telemetry-run and its plugins: the in-memory span recorder.
+
+Opt in with ``pytest_plugins = ["telemetry_run.testing"]`` in a ``conftest.py``. It is not a
+``pytest11`` entry point on purpose: installing telemetry-run must not change anyone else's test
+runs. The instrumentor conformance suite is in ``telemetry_run.testing.contract``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from telemetry_run.sdk import (
+    Diagnostics,
+    InMemorySpanExporter,
+    Resource,
+    Sampler,
+    SimpleSpanProcessor,
+    TracerProvider,
+)
+from telemetry_run.sdk.diagnostics import InternalError
+from telemetry_run.sdk.trace import ReadableSpan, Tracer
+
+__all__ = ["SpanRecorder", "span_recorder"]
+
+
+class SpanRecorder:
+    """A tracer provider whose ended spans land in memory, synchronously.
+
+    ``provider`` is what an instrumentor under test gets; ``spans`` the finished spans in end
+    order. The provider has its own ``Diagnostics``: internal errors the SDK reports through it
+    are kept in ``internal_errors`` (the ``span_recorder`` fixture fails the test on them).
+    """
+
+    def __init__(self, *, sampler: Sampler | None = None, service_name: str = "test") -> None:
+        self.diagnostics = Diagnostics()
+        self.internal_errors: list[InternalError] = []
+        self.diagnostics.on_internal_error = self.internal_errors.append
+        self.exporter = InMemorySpanExporter()
+        self.provider = TracerProvider(
+            resource=Resource({"service.name": service_name}),
+            sampler=sampler,
+            diagnostics=self.diagnostics,
+            shutdown_on_exit=False,
+        )
+        self.provider.add_span_processor(
+            SimpleSpanProcessor(self.exporter, diagnostics=self.diagnostics)
+        )
+        self.tracer: Tracer = self.provider.get_tracer("telemetry_run.testing")
+
+    @property
+    def spans(self) -> tuple[ReadableSpan, ...]:
+        return self.exporter.get_finished_spans()
+
+    def by_name(self, name: str) -> list[ReadableSpan]:
+        """The finished spans called ``name``, in end order."""
+        return [span for span in self.spans if span.name == name]
+
+    def one(self, name: str) -> ReadableSpan:
+        """The only finished span called ``name``; fails naming what was recorded otherwise."""
+        found = self.by_name(name)
+        if len(found) != 1:
+            names = [span.name for span in self.spans]
+            raise AssertionError(f"expected one span {name!r}, found {len(found)} in {names}")
+        return found[0]
+
+    def clear(self) -> None:
+        self.exporter.clear()
+
+    def shutdown(self) -> None:
+        self.provider.shutdown(timeout=5.0)
+
+
+@pytest.fixture
+def span_recorder() -> Iterator[SpanRecorder]:
+    """A fresh ``SpanRecorder``; the test fails if the SDK reported an internal error."""
+    recorder = SpanRecorder()
+    yield recorder
+    recorder.shutdown()
+    if recorder.internal_errors:
+        pytest.fail(f"internal errors were reported: {recorder.internal_errors!r}")

@@ -1,0 +1,336 @@
+"""What an instrumentor is: cheap spec data, the base class, and the one way to patch.
+
+Specs are read at start-up in every process (and by ``--list`` in the launcher), so this module
+imports nothing heavy: wrapt and the SDK are imported only when an instrumentor patches, which
+happens after its target library has been imported by the application.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from telemetry_run.config import Config
+    from telemetry_run.sdk.trace.api import TracerProvider
+
+__all__ = [
+    "Instrumentor",
+    "InstrumentorSpec",
+    "NotApplicable",
+    "Patch",
+    "Patcher",
+    "SupportsInstrument",
+    "WrapperFunction",
+    "guard",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: A wrapt wrapper: ``wrapper(wrapped, instance, args, kwargs)`` returning what ``wrapped`` does.
+WrapperFunction = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
+
+# A PEP 508 distribution name at the start of a requirement.
+_DIST_NAME: Final = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
+
+
+class SupportsInstrument(Protocol):
+    """What ``InstrumentorSpec.load`` must name: a class like this (``Instrumentor`` is one)."""
+
+    def instrument(self, tracer_provider: TracerProvider, config: Config, /) -> object: ...
+
+    def uninstrument(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class InstrumentorSpec:
+    """An instrumentor as data: read at start-up, acted on only when its target is imported.
+
+    ``name`` is the word users put in ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``; ``modules`` the
+    import names whose import triggers it; ``requires`` a PEP 508 requirement such as
+    ``"flask>=2.2,<4"``, checked against the installed distribution's metadata before anything
+    is imported (empty for a standard-library target); ``load`` names the instrumentor class as
+    ``"module:Class"``, imported only after a target module has been.
+    """
+
+    name: str
+    modules: tuple[str, ...]
+    requires: str
+    load: str
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        modules: object = self.modules
+        if isinstance(modules, str):
+            raise TypeError(
+                f"InstrumentorSpec.modules is a tuple of import names, not the string "
+                f"{modules!r} (write ({modules!r},))"
+            )
+        object.__setattr__(self, "modules", tuple(self.modules))
+        if not self.name or not self.modules:
+            raise ValueError("an InstrumentorSpec needs a name and at least one module")
+        module, sep, attr = self.load.partition(":")
+        if not (module and sep and attr):
+            raise ValueError(f"InstrumentorSpec.load must be 'module:Class', got {self.load!r}")
+        if self.requires.strip() and _DIST_NAME.match(self.requires) is None:
+            raise ValueError(f"InstrumentorSpec.requires is not a requirement: {self.requires!r}")
+
+    @property
+    def distribution(self) -> str | None:
+        """The distribution ``requires`` names; None for a standard-library target."""
+        match = _DIST_NAME.match(self.requires)
+        return match.group(1) if match else None
+
+    def load_class(self) -> Callable[[], SupportsInstrument]:
+        """Import ``load`` (only call this once a target module is imported)."""
+        module_name, _, qualname = self.load.partition(":")
+        obj: Any = importlib.import_module(module_name)
+        for attr in qualname.split("."):
+            obj = getattr(obj, attr)
+        factory: Callable[[], SupportsInstrument] = obj
+        return factory
+
+
+class NotApplicable(Exception):
+    """Raised by ``instrument()`` for an expected skip (a feature the installed library lacks).
+
+    Auto-loaded instrumentors that raise it are skipped quietly and ``--list`` shows the reason;
+    anything else an instrumentor raises is reported as a bug.
+    """
+
+
+@dataclass(frozen=True)
+class Patch:
+    """One wrap the Patcher made: where, what was there, and what it put there.
+
+    ``created`` is true when the attribute was inherited (or served dynamically) rather than
+    defined on ``parent``: undoing the patch deletes it instead of assigning the original.
+    """
+
+    parent: Any
+    attribute: str
+    original: Any
+    wrapper: Any
+    created: bool
+
+
+class Patcher:
+    """Wraps attributes with wrapt and remembers each wrap, so undo is derived, never rewritten.
+
+    ``patcher.wrap("flask", "Flask.wsgi_app", wrapper)`` wraps at most once per attribute;
+    ``restore()`` puts back the exact original objects, last patch first.
+    """
+
+    def __init__(self) -> None:
+        self._patches: list[Patch] = []
+        self._lock = threading.Lock()
+
+    @property
+    def patches(self) -> tuple[Patch, ...]:
+        return tuple(self._patches)
+
+    def wrap(self, target: str | object, path: str, wrapper: WrapperFunction) -> Any:
+        """Wrap ``target.path`` (``target`` a module name, module, class or object).
+
+        Returns the wrapt ``FunctionWrapper`` now in place; wrapping an attribute this patcher
+        already wrapped returns the existing wrapper and changes nothing.
+        """
+        import wrapt  # only instrumentors that patch pay for wrapt
+
+        if isinstance(target, str):
+            target = importlib.import_module(target)
+        parent, attribute, original = wrapt.resolve_path(target, path)
+        with self._lock:
+            for patch in self._patches:
+                if patch.parent is parent and patch.attribute == attribute:
+                    return patch.wrapper
+            try:
+                created = attribute not in vars(parent)
+            except TypeError:  # no __dict__ (slots): the attribute is the parent's own
+                created = False
+            wrapped = wrapt.wrap_function_wrapper(parent, attribute, wrapper)
+            self._patches.append(Patch(parent, attribute, original, wrapped, created))
+        return wrapped
+
+    def restore(self) -> list[Patch]:
+        """Undo every patch in reverse order; returns those that could not be undone.
+
+        When another tool has wrapped over one of ours with a wrapt proxy, ours is spliced out of
+        its chain. When the attribute was replaced wholesale, ours stays wherever it now is, inert
+        because the instrumentor's gate is off, and the patch is returned.
+        """
+        with self._lock:
+            patches, self._patches = self._patches, []
+        return [patch for patch in reversed(patches) if not _undo(patch)]
+
+
+_MISSING: Final = object()
+
+
+def _undo(patch: Patch) -> bool:
+    parent, attribute = patch.parent, patch.attribute
+    try:
+        current = vars(parent).get(attribute, _MISSING)
+    except TypeError:
+        current = getattr(parent, attribute, _MISSING)
+    if current is patch.wrapper:
+        if patch.created:
+            delattr(parent, attribute)
+        else:
+            setattr(parent, attribute, patch.original)
+        return True
+    import wrapt  # already imported by wrap()
+
+    proxy_type = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
+    above = current
+    for _ in range(64):  # wrapt's own bound on a wrapper chain
+        if not isinstance(above, proxy_type):
+            return False
+        below = above.__wrapped__
+        if below is patch.wrapper:
+            above.__wrapped__ = patch.original
+            return True
+        above = below
+    return False
+
+
+def _report(where: str, exc: Exception) -> None:
+    from telemetry_run.sdk.diagnostics import get_diagnostics  # see module doc
+
+    get_diagnostics().internal_error(where, exc)
+
+
+class guard:
+    """Runs our own code so that its failure never reaches the application.
+
+    As a context manager, an ``Exception`` raised in the block is reported through
+    ``get_diagnostics().internal_error(where, exc)`` (logged once per interval for each place)
+    and swallowed. As a decorator, the function returns None when it fails. Keep the
+    application's call (``wrapped(*args, **kwargs)``) outside the guarded code, so its result
+    and its exceptions pass through untouched. In strict mode the report raises.
+    """
+
+    __slots__ = ("where",)
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if not isinstance(exc, Exception):
+            return False  # no error, or KeyboardInterrupt/SystemExit: not ours to keep
+        _report(self.where, exc)
+        return True
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R | None]:
+        where = self.where
+
+        @functools.wraps(fn)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> R | None:
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001  # reported; the application carries on
+                _report(where, exc)
+                return None
+
+        return guarded
+
+
+def _never_suppressed() -> bool:
+    return False
+
+
+# Bound to telemetry_run.sdk.context.is_suppressed by the first instrument(): importing the SDK
+# here would make every spec-declaring plugin import it, the launcher's --list included.
+_is_suppressed: Callable[[], bool] = _never_suppressed
+
+# The instrumented instance of each Instrumentor class: patching twice is a no-op, even from a
+# second instance.
+_active: dict[type[Instrumentor], Instrumentor] = {}
+_active_lock = threading.Lock()
+
+
+class Instrumentor:
+    """Base class of instrumentors: implement ``_instrument``, patching through ``self.patcher``.
+
+    ``instrument()`` is a no-op while this class is already instrumented (by any instance);
+    ``uninstrument()`` replays the patcher backwards, so the originals come back exactly. Each
+    wrapper starts with the gate ``if not self.enabled(): return wrapped(*args, **kwargs)``.
+    """
+
+    def __init__(self) -> None:
+        self.patcher = Patcher()
+        self.active = False
+        self.tracer_provider: TracerProvider | None = None
+        self.config: Config | None = None
+
+    def instrument(self, tracer_provider: TracerProvider, config: Config | None = None) -> bool:
+        """Patch the target; False when this class was already instrumented (nothing done).
+
+        Raises ``NotApplicable`` for an expected skip; on any failure, what was patched so far
+        is restored before the exception propagates.
+        """
+        global _is_suppressed
+        cls = type(self)
+        with _active_lock:
+            if cls in _active:
+                return False
+            _active[cls] = self
+        try:
+            from telemetry_run.sdk.context import is_suppressed  # see above
+
+            _is_suppressed = is_suppressed
+            if config is None:
+                from telemetry_run.config import Config
+
+                config = Config.from_env({})
+            self.tracer_provider = tracer_provider
+            self.config = config
+            self._instrument(tracer_provider, config)
+        except BaseException:
+            self.patcher.restore()
+            with _active_lock:
+                _active.pop(cls, None)
+            raise
+        self.active = True
+        return True
+
+    def uninstrument(self) -> None:
+        """Restore every original this instance patched; a no-op when it is not instrumented."""
+        cls = type(self)
+        with _active_lock:
+            if _active.get(cls) is not self:
+                return
+        self.active = False
+        try:
+            self._uninstrument()
+        finally:
+            self.patcher.restore()
+            with _active_lock:
+                _active.pop(cls, None)
+
+    def enabled(self) -> bool:
+        """The gate: instrumented, and not inside ``suppress_instrumentation()``."""
+        return self.active and not _is_suppressed()
+
+    def _instrument(self, tracer_provider: TracerProvider, config: Config) -> None:
+        """Import the target and patch it with ``self.patcher.wrap``; may raise NotApplicable."""
+        raise NotImplementedError
+
+    def _uninstrument(self) -> None:
+        """Undo what the patcher did not do (rarely needed); the patcher is replayed after."""

@@ -1,0 +1,89 @@
+"""The built-in plugin builds the specification's exporters, samplers and propagators by name."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from telemetry_run import _builtins
+from telemetry_run.config import Config
+from telemetry_run.plugins import Plugins
+from telemetry_run.sdk.exporters.console import ConsoleSpanExporter
+from telemetry_run.sdk.propagation.baggage import W3CBaggagePropagator
+from telemetry_run.sdk.propagation.tracecontext import TraceContextTextMapPropagator
+from telemetry_run.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    ParentBased,
+    ParentBasedTraceIdRatio,
+    TraceIdRatioBased,
+)
+
+
+@pytest.fixture(scope="module")
+def plugins() -> Plugins:
+    return Plugins.load()
+
+
+@pytest.fixture
+def config() -> Config:
+    return Config.from_env({})
+
+
+def test_the_builtins_say_what_they_provide(plugins: Plugins) -> None:
+    provides = plugins.provides()
+    assert set(provides["exporter"]) >= {"console", "none"}
+    assert "otlp" not in provides["exporter"]  # registered by the OTLP issue
+    assert set(provides["sampler"]) >= set(_builtins.SAMPLERS)
+    assert set(provides["propagator"]) >= {"tracecontext", "baggage", "none"}
+    assert plugins.provider_of("sampler", "traceidratio") == "builtin"
+
+
+def test_exporters(plugins: Plugins, config: Config) -> None:
+    assert isinstance(plugins.span_exporter("console", config), ConsoleSpanExporter)
+    assert plugins.span_exporter("none", config) is None  # the configuration drops "none"
+    assert plugins.span_exporter("nonexistent", config) is None
+
+
+def test_samplers(plugins: Plugins, config: Config) -> None:
+    assert plugins.sampler("always_on", None, config) is ALWAYS_ON
+    assert plugins.sampler("always_off", "0.5", config) is ALWAYS_OFF
+    on = plugins.sampler("parentbased_always_on", None, config)
+    off = plugins.sampler("parentbased_always_off", None, config)
+    assert isinstance(on, ParentBased) and "root:AlwaysOnSampler" in on.description()
+    assert isinstance(off, ParentBased) and "root:AlwaysOffSampler" in off.description()
+    ratio = plugins.sampler("traceidratio", " 0.25 ", config)
+    assert isinstance(ratio, TraceIdRatioBased) and ratio.rate == 0.25
+    parent_ratio = plugins.sampler("parentbased_traceidratio", "0", config)
+    assert isinstance(parent_ratio, ParentBasedTraceIdRatio)
+    assert "TraceIdRatioBased{0.0}" in parent_ratio.description()
+    assert plugins.sampler("nonexistent", None, config) is None
+
+
+@pytest.mark.parametrize("arg", ["abc", "1.5", "-0.1", "nan", "inf"])
+def test_a_bad_ratio_warns_once_naming_the_variable_then_uses_one(
+    plugins: Plugins, config: Config, arg: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="telemetry_run"):
+        sampler = plugins.sampler("traceidratio", arg, config)
+    assert isinstance(sampler, TraceIdRatioBased) and sampler.rate == 1.0
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        f"OTEL_TRACES_SAMPLER_ARG={arg!r} is not a ratio in [0, 1]; using the default (1.0)"
+    )
+
+
+def test_an_unset_ratio_is_one_without_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="telemetry_run"):
+        assert _builtins.parse_ratio(None) == 1.0
+        assert _builtins.parse_ratio("  ") == 1.0
+        assert _builtins.parse_ratio("1") == 1.0
+        assert _builtins.parse_ratio("0.0") == 0.0
+    assert caplog.records == []
+
+
+def test_propagators(plugins: Plugins, config: Config) -> None:
+    assert isinstance(plugins.propagator("tracecontext", config), TraceContextTextMapPropagator)
+    assert isinstance(plugins.propagator("baggage", config), W3CBaggagePropagator)
+    assert plugins.propagator("b3", config) is None
