@@ -14,6 +14,7 @@ span of the parent is exported twice and no lock held by the parent's threads is
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import threading
 import time
@@ -97,6 +98,7 @@ class BatchSpanProcessor(SpanProcessor):
         self._inflight: _Batch | None = None
         self._stopping = False
         self._abandoned = False
+        self._exporter_shut = False
         self._worker = threading.Thread(
             target=self._run, name="telemetry-run BatchSpanProcessor", daemon=True
         )
@@ -154,11 +156,18 @@ class BatchSpanProcessor(SpanProcessor):
         self._worker.join(max(0.0, deadline - _monotonic()))
         stuck = self._worker.is_alive()
         self._abandon()
-        # A stuck exporter gets a moment only: its shutdown should interrupt retry backoff.
-        exporter_deadline = _monotonic() + 0.05 if stuck else deadline
-        _call_bounded(
-            functools.partial(self._shutdown_exporter, exporter_deadline), exporter_deadline
-        )
+        if not stuck:
+            if not self._exporter_shut:  # the worker shuts it down as its last act
+                self._shutdown_exporter(deadline)
+            return
+        # The worker is stuck in export: the exporter's shutdown should interrupt it (retry
+        # backoff, an open call), so it gets a moment on a thread of its own. At interpreter
+        # exit no thread can start any more; the process is ending, the call is skipped.
+        exporter_deadline = _monotonic() + 0.05
+        with contextlib.suppress(RuntimeError):
+            _call_bounded(
+                functools.partial(self._shutdown_exporter, exporter_deadline), exporter_deadline
+            )
 
     # -- worker thread ---------------------------------------------------------------------
 
@@ -188,6 +197,10 @@ class BatchSpanProcessor(SpanProcessor):
                         self._export_queued(self._batch_size, float("inf"))
             except Exception as exc:  # noqa: BLE001  # the worker must survive its own bugs
                 self._diagnostics.internal_error("BatchSpanProcessor worker", exc)
+            if stopping and not self._abandoned:
+                # Shutting the exporter down here, on the thread that already exists: at
+                # interpreter exit (atexit) Python 3.12+ refuses to start a new one.
+                self._shutdown_exporter(min((r.deadline for r in requests), default=_monotonic()))
             for request in requests:
                 request.done.set()
             if stopping or self._abandoned:
@@ -233,6 +246,7 @@ class BatchSpanProcessor(SpanProcessor):
             self._diagnostics.drop("shutdown", left)
 
     def _shutdown_exporter(self, deadline: float) -> None:
+        self._exporter_shut = True
         try:
             self._exporter.shutdown(deadline=deadline)
         except Exception as exc:  # noqa: BLE001
