@@ -25,7 +25,7 @@ from telemetry_run.sdk.trace.api import (
     SpanKind,
 )
 from telemetry_run.sdk.trace.current import get_current_span
-from telemetry_run.sdk.trace.provider import CurrentSpan
+from telemetry_run.sdk.trace.scoped import StartsCurrentSpans
 
 __all__ = [
     "NoOpTracer",
@@ -49,7 +49,7 @@ def _reinit_lock_after_fork() -> None:
 forking.register(_reinit_lock_after_fork)
 
 
-class NoOpTracer(api.Tracer):
+class NoOpTracer(StartsCurrentSpans, api.Tracer):
     """Starts non-recording spans that carry the parent's context onward."""
 
     def start_span(
@@ -65,33 +65,6 @@ class NoOpTracer(api.Tracer):
     ) -> Span:
         parent = get_current_span(context).get_span_context()
         return NonRecordingSpan(parent if parent.is_valid else INVALID_SPAN_CONTEXT)
-
-    def start_as_current_span(
-        self,
-        name: str,
-        context: Context | None = None,
-        kind: SpanKind = SpanKind.INTERNAL,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        start_time: int | None = None,
-        record_exception: bool = True,
-        set_status_on_exception: bool = True,
-        end_on_exit: bool = True,
-    ) -> CurrentSpan:
-        return CurrentSpan(
-            self,
-            name,
-            (
-                context,
-                kind,
-                attributes,
-                links,
-                start_time,
-                record_exception,
-                set_status_on_exception,
-            ),
-            end_on_exit,
-        )
 
 
 _NOOP = NoOpTracer()

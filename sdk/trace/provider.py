@@ -8,20 +8,15 @@ span is non-recording.
 from __future__ import annotations
 
 import atexit
-import functools
-import inspect
-import logging
 import os
 import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Final
 
 from telemetry_run.sdk import forking
 from telemetry_run.sdk.context import (
-    _SPAN,
     SPAN_KEY,
     SUPPRESS_INSTRUMENTATION_KEY,
     Context,
@@ -53,12 +48,12 @@ from telemetry_run.sdk.trace.sampling import (
     compile_sampler,
     parent_decision_table,
 )
+from telemetry_run.sdk.trace.scoped import StartsCurrentSpans
 from telemetry_run.sdk.trace.span import (
     InstrumentationScope,
     ReadableSpan,
     RecordingSpan,
     clean_attributes,
-    finish_with_exception,
 )
 
 __all__ = ["Tracer", "TracerProvider"]
@@ -70,9 +65,6 @@ _DROP: Final = Decision.DROP
 _new_span = RecordingSpan.__new__
 _new_non_recording = NonRecordingSpan.__new__
 _object_new = object.__new__
-_INTERNAL: Final = SpanKind.INTERNAL
-_logger = logging.getLogger("telemetry_run")
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class TracerProvider(api.TracerProvider):
@@ -196,7 +188,7 @@ def _after_fork_in_child() -> None:
 forking.register(_after_fork_in_child)
 
 
-class Tracer(api.Tracer):
+class Tracer(StartsCurrentSpans, api.Tracer):
     """Starts spans for one instrumentation scope; cheap to call from any thread."""
 
     def __init__(self, provider: TracerProvider, scope: InstrumentationScope):
@@ -319,119 +311,5 @@ class Tracer(api.Tracer):
             self.on_start(span, context)
         return span
 
-    def start_as_current_span(
-        self,
-        name: str,
-        context: Context | None = None,
-        kind: SpanKind = SpanKind.INTERNAL,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        start_time: int | None = None,
-        record_exception: bool = True,
-        set_status_on_exception: bool = True,
-        end_on_exit: bool = True,
-    ) -> CurrentSpan:
-        if (
-            context is None
-            and attributes is None
-            and links is None
-            and start_time is None
-            and kind is _INTERNAL
-            and record_exception
-            and set_status_on_exception
-        ):
-            # The common call: built without __init__'s frame, started without argument unpacking.
-            current = _new_current(CurrentSpan)
-            current._tracer = self
-            current._name = name
-            current._args = None
-            current._end_on_exit = end_on_exit
-            return current
-        args = (
-            context,
-            kind,
-            attributes,
-            links,
-            start_time,
-            record_exception,
-            set_status_on_exception,
-        )
-        return CurrentSpan(self, name, args, end_on_exit)
-
 
 _UNSET: Final = api.Status()
-
-
-class CurrentSpan:
-    """``with tracer.start_as_current_span(...) as span`` and ``@tracer.start_as_current_span``.
-
-    A class rather than a generator-based context manager: entering and leaving it is a couple
-    of attribute stores, which matters on a path every request takes. As a decorator it starts a
-    fresh span per call, for plain and ``async`` functions alike.
-    """
-
-    __slots__ = ("_args", "_end_on_exit", "_name", "_span", "_token", "_tracer")
-
-    def __init__(
-        self,
-        tracer: api.Tracer,
-        name: str,
-        args: tuple[
-            Context | None, SpanKind, Attributes, Sequence[Link] | None, int | None, bool, bool
-        ]
-        | None,
-        end_on_exit: bool,
-    ):
-        self._tracer = tracer
-        self._name = name
-        self._args = args
-        self._end_on_exit = end_on_exit
-
-    def __enter__(self) -> Span:
-        args = self._args
-        span = self._span = (
-            self._tracer.start_span(self._name)
-            if args is None
-            else self._tracer.start_span(self._name, *args)
-        )
-        self._token = _SPAN.set(span)
-        return span
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        span = self._span
-        if exc is not None and type(span) is RecordingSpan and span._end_time is None:
-            finish_with_exception(span, exc)
-        try:
-            _SPAN.reset(self._token)
-        except (ValueError, RuntimeError):
-            # Left in another context than it was entered in (a generator resumed elsewhere):
-            # tolerated, never raised (opentelemetry-python#2606).
-            _logger.debug("span %r left in another context than it was entered in", self._name)
-        if self._end_on_exit:
-            span.end()
-
-    def __call__(self, func: F) -> F:
-        tracer, name, args, end_on_exit = self._tracer, self._name, self._args, self._end_on_exit
-        if inspect.iscoroutinefunction(func):
-
-            @functools.wraps(func)
-            async def async_wrapper(*a: Any, **kw: Any) -> Any:
-                with CurrentSpan(tracer, name, args, end_on_exit):
-                    return await func(*a, **kw)
-
-            return async_wrapper  # type: ignore[return-value]  # same signature as func
-
-        @functools.wraps(func)
-        def wrapper(*a: Any, **kw: Any) -> Any:
-            with CurrentSpan(tracer, name, args, end_on_exit):
-                return func(*a, **kw)
-
-        return wrapper  # type: ignore[return-value]  # same signature as func
-
-
-_new_current = CurrentSpan.__new__

@@ -1,0 +1,143 @@
+"""``start_as_current_span``: a span that is the current one for a block or a call.
+
+A class rather than a generator-based context manager: entering and leaving it is a couple of
+attribute stores, which matters on a path every request takes. The SDK's Tracer and the no-op
+and proxy tracers share it through the StartsCurrentSpans mixin.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Final, TypeVar
+
+from telemetry_run.sdk.context import _SPAN, Context
+from telemetry_run.sdk.trace import api
+from telemetry_run.sdk.trace.api import Attributes, Link, Span, SpanKind
+from telemetry_run.sdk.trace.span import RecordingSpan, finish_with_exception
+
+__all__ = ["CurrentSpan", "StartsCurrentSpans"]
+
+_logger = logging.getLogger("telemetry_run")
+_INTERNAL: Final = SpanKind.INTERNAL
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class StartsCurrentSpans:
+    """``start_as_current_span`` for any tracer that implements ``start_span``."""
+
+    def start_as_current_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+    ) -> CurrentSpan:
+        tracer: api.Tracer = self  # type: ignore[assignment]  # mixed into api.Tracer subclasses
+        if (
+            context is None
+            and attributes is None
+            and links is None
+            and start_time is None
+            and kind is _INTERNAL
+            and record_exception
+            and set_status_on_exception
+        ):
+            # The common call: built without __init__'s frame, started without argument unpacking.
+            current = _new_current(CurrentSpan)
+            current._tracer = tracer
+            current._name = name
+            current._args = None
+            current._end_on_exit = end_on_exit
+            return current
+        args = (
+            context,
+            kind,
+            attributes,
+            links,
+            start_time,
+            record_exception,
+            set_status_on_exception,
+        )
+        return CurrentSpan(tracer, name, args, end_on_exit)
+
+
+class CurrentSpan:
+    """``with tracer.start_as_current_span(...) as span`` and ``@tracer.start_as_current_span``.
+
+    As a decorator it starts a fresh span per call, for plain and ``async`` functions alike.
+    """
+
+    __slots__ = ("_args", "_end_on_exit", "_name", "_span", "_token", "_tracer")
+
+    def __init__(
+        self,
+        tracer: api.Tracer,
+        name: str,
+        args: tuple[
+            Context | None, SpanKind, Attributes, Sequence[Link] | None, int | None, bool, bool
+        ]
+        | None,
+        end_on_exit: bool,
+    ):
+        self._tracer = tracer
+        self._name = name
+        self._args = args
+        self._end_on_exit = end_on_exit
+
+    def __enter__(self) -> Span:
+        args = self._args
+        span = self._span = (
+            self._tracer.start_span(self._name)
+            if args is None
+            else self._tracer.start_span(self._name, *args)
+        )
+        self._token = _SPAN.set(span)
+        return span
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        span = self._span
+        if exc is not None and type(span) is RecordingSpan and span._end_time is None:
+            finish_with_exception(span, exc)
+        try:
+            _SPAN.reset(self._token)
+        except (ValueError, RuntimeError):
+            # Left in another context than it was entered in (a generator resumed elsewhere):
+            # tolerated, never raised (opentelemetry-python#2606).
+            _logger.debug("span %r left in another context than it was entered in", self._name)
+        if self._end_on_exit:
+            span.end()
+
+    def __call__(self, func: F) -> F:
+        tracer, name, args, end_on_exit = self._tracer, self._name, self._args, self._end_on_exit
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*a: Any, **kw: Any) -> Any:
+                with CurrentSpan(tracer, name, args, end_on_exit):
+                    return await func(*a, **kw)
+
+            return async_wrapper  # type: ignore[return-value]  # same signature as func
+
+        @functools.wraps(func)
+        def wrapper(*a: Any, **kw: Any) -> Any:
+            with CurrentSpan(tracer, name, args, end_on_exit):
+                return func(*a, **kw)
+
+        return wrapper  # type: ignore[return-value]  # same signature as func
+
+
+_new_current = CurrentSpan.__new__
