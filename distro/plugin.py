@@ -3,6 +3,9 @@
 Names resolve on first use: a plugin module that imports only ``hookimpl`` and
 ``InstrumentorSpec`` (all a spec-declaring plugin needs at start-up) does not import the SDK,
 which keeps ``telemetry-run --list`` and interpreter start-up cheap.
+
+Log through ``logging.getLogger("telemetry_run.<your plugin>")``: its lines get the
+``telemetry-run:`` prefix and follow ``OTEL_LOG_LEVEL``/``TELEMETRY_RUN_DEBUG`` like ours.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
+    from telemetry_run._builtins import parse_ratio
     from telemetry_run._env import (
         InvalidValue,
         parse_bool,
@@ -33,9 +37,21 @@ if TYPE_CHECKING:
     )
     from telemetry_run.sdk.exporters import ExportResult, SpanExporter
     from telemetry_run.sdk.propagation import TextMapPropagator
-    from telemetry_run.sdk.trace.sampling import Decision, Sampler, SamplingResult
+    from telemetry_run.sdk.trace.api import Attributes
+    from telemetry_run.sdk.trace.sampling import (
+        ALWAYS_OFF,
+        ALWAYS_ON,
+        Decision,
+        ParentBased,
+        Sampler,
+        SamplingResult,
+        TraceIdRatioBased,
+    )
 
 __all__ = [
+    "ALWAYS_OFF",
+    "ALWAYS_ON",
+    "Attributes",
     "Config",
     "Decision",
     "ExportResult",
@@ -43,11 +59,13 @@ __all__ = [
     "InstrumentorSpec",
     "InvalidValue",
     "NotApplicable",
+    "ParentBased",
     "Patcher",
     "Sampler",
     "SamplingResult",
     "SpanExporter",
     "TextMapPropagator",
+    "TraceIdRatioBased",
     "Variable",
     "guard",
     "hookimpl",
@@ -57,6 +75,7 @@ __all__ = [
     "parse_int",
     "parse_key_values",
     "parse_list",
+    "parse_ratio",
     "parse_str",
     "parse_timeout_ms",
 ]
@@ -76,6 +95,12 @@ _HOME: Final = {
     "Decision": "telemetry_run.sdk.trace.sampling",
     "Sampler": "telemetry_run.sdk.trace.sampling",
     "SamplingResult": "telemetry_run.sdk.trace.sampling",
+    "ParentBased": "telemetry_run.sdk.trace.sampling",
+    "TraceIdRatioBased": "telemetry_run.sdk.trace.sampling",
+    "ALWAYS_ON": "telemetry_run.sdk.trace.sampling",
+    "ALWAYS_OFF": "telemetry_run.sdk.trace.sampling",
+    "Attributes": "telemetry_run.sdk.trace.api",
+    "parse_ratio": "telemetry_run._builtins",
     "InvalidValue": "telemetry_run._env",
     "parse_bool": "telemetry_run._env",
     "parse_duration_ms": "telemetry_run._env",

@@ -1,16 +1,19 @@
 """pytest helpers for telemetry-run and its plugins: the in-memory span recorder.
 
-Opt in with ``pytest_plugins = ["telemetry_run.testing"]`` in a ``conftest.py``. It is not a
-``pytest11`` entry point on purpose: installing telemetry-run must not change anyone else's test
-runs. The instrumentor conformance suite is in ``telemetry_run.testing.contract``.
+Opt in with ``pytest_plugins = ["telemetry_run.testing"]`` in a ``conftest.py`` (import from
+it only inside tests or under ``TYPE_CHECKING`` there: pytest rewrites a plugin's asserts only if
+it imports it first). It is not a ``pytest11`` entry point on purpose: installing telemetry-run
+must not change anyone else's test runs. The instrumentor conformance suite is in
+``telemetry_run.testing.contract``; ``config_for`` builds a Config with a plugin's variables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import pytest
 
+from telemetry_run.config import Config
 from telemetry_run.sdk import (
     Diagnostics,
     InMemorySpanExporter,
@@ -19,10 +22,17 @@ from telemetry_run.sdk import (
     SimpleSpanProcessor,
     TracerProvider,
 )
-from telemetry_run.sdk.diagnostics import InternalError
+from telemetry_run.sdk.diagnostics import InternalError, get_diagnostics
 from telemetry_run.sdk.trace import ReadableSpan, Tracer
 
-__all__ = ["SpanRecorder", "span_recorder"]
+__all__ = ["SpanRecorder", "config_for", "span_recorder"]
+
+
+def config_for(plugin: object, environ: Mapping[str, str] | None = None) -> Config:
+    """The Config a plugin sees under the launcher: ours plus its declared variables."""
+    hook = getattr(plugin, "telemetry_run_variables", None)
+    extra = list(hook()) if hook is not None else []
+    return Config.from_env(environ or {}, extra)
 
 
 class SpanRecorder:
@@ -74,9 +84,16 @@ class SpanRecorder:
 
 @pytest.fixture
 def span_recorder() -> Iterator[SpanRecorder]:
-    """A fresh ``SpanRecorder``; the test fails if the SDK reported an internal error."""
+    """A fresh ``SpanRecorder``; the test fails if an internal error was reported, by the SDK
+    or by an instrumentor's ``guard`` (which reports to the process-wide diagnostics)."""
     recorder = SpanRecorder()
-    yield recorder
-    recorder.shutdown()
+    process_wide = get_diagnostics()
+    previous = process_wide.on_internal_error
+    process_wide.on_internal_error = recorder.internal_errors.append
+    try:
+        yield recorder
+    finally:
+        process_wide.on_internal_error = previous
+        recorder.shutdown()
     if recorder.internal_errors:
         pytest.fail(f"internal errors were reported: {recorder.internal_errors!r}")
