@@ -2,15 +2,14 @@
 
 ``plan`` decides for each instrumentor spec without importing anything of its target: disabled
 by ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``, distribution not installed, installed version
-outside ``requires``, or enabled. ``install`` registers a wrapt post-import hook per target
-module of each enabled spec, so a library imported after start-up is patched when it is
-imported, and one never imported costs nothing and is never imported by us. wrapt's importer
-lets a hook's exception fail the application's import, so the hook body is guarded.
+outside ``requires``, or enabled. ``install`` registers a post-import hook per target module
+of each enabled spec (``telemetry_run._import_hooks``), so a library imported after start-up is
+patched when it is imported, and one never imported costs nothing and is never imported by us.
+A hook's exception never fails the application's import: the hook body is guarded.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import string
 import threading
@@ -116,9 +115,10 @@ def _check_requirement(status: InstrumentorStatus, spec: InstrumentorSpec) -> No
     dist = spec.distribution
     if dist is None:
         return  # a standard-library target: nothing to check
-    try:
-        version = importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
+    from telemetry_run._dists import version as installed_version
+
+    version = installed_version(dist)
+    if version is None:
         status.state = NOT_INSTALLED
         status.reason = f"distribution {dist} is not installed"
         return
@@ -205,7 +205,7 @@ class Installed:
         except NotApplicable as exc:
             status.state = NOT_APPLICABLE
             status.reason = str(exc) or type(exc).__name__
-            logger.info("telemetry-run: instrumentor %s %s", status.name, status.text)
+            logger.info("instrumentor %s %s", status.name, status.text)
             return
         except Exception as exc:  # noqa: BLE001  # the application's import must still succeed
             status.state = FAILED
@@ -217,9 +217,7 @@ class Installed:
             status.reason = "already instrumented in this process"
             return
         self.instrumentors[status.name] = instrumentor
-        logger.debug(
-            "telemetry-run: instrumentor %s patched on import of %s", status.name, module.__name__
-        )
+        logger.debug("instrumentor %s patched on import of %s", status.name, module.__name__)
 
     def _report(self, where: str, exc: Exception) -> None:
         diagnostics = self._diagnostics
@@ -262,17 +260,15 @@ def install(
         if status.state == ENABLED and status.spec is not None:
             enabled.append(status)
         elif status.state == FAILED:
-            logger.warning("telemetry-run: instrumentor %s %s", status.name, status.text)
+            logger.warning("instrumentor %s %s", status.name, status.text)
         elif status.state == SKIPPED:
-            logger.info("telemetry-run: instrumentor %s %s", status.name, status.text)
+            logger.info("instrumentor %s %s", status.name, status.text)
         else:
-            logger.debug("telemetry-run: instrumentor %s %s", status.name, status.text)
-    if not enabled:
-        return installed  # wrapt is not even imported
-    import wrapt  # only with something to patch
+            logger.debug("instrumentor %s %s", status.name, status.text)
+    from telemetry_run._import_hooks import register_post_import_hook
 
     for status in enabled:
         hook = installed.hook_for(status)
         for module_name in status.modules:
-            wrapt.register_post_import_hook(hook, module_name)
+            register_post_import_hook(hook, module_name)
     return installed

@@ -11,7 +11,7 @@ import concurrent.futures
 import contextvars
 import functools
 import logging
-import uuid
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
@@ -80,7 +80,7 @@ class Token:
 
 def create_key(name: str) -> str:
     """A key that cannot collide with another component's key of the same name."""
-    return f"{name}-{uuid.uuid4()}"
+    return f"{name}-{os.urandom(8).hex()}"
 
 
 def get_current() -> Context:

@@ -5,10 +5,7 @@ Detection is local and bounded: no network, no cloud metadata probes at start-up
 
 from __future__ import annotations
 
-import contextlib
 import os
-import platform
-import socket
 import sys
 from collections.abc import Mapping
 from typing import Final
@@ -96,13 +93,15 @@ def detect() -> Resource:
         "process.executable.name": os.path.basename(sys.executable),
         "process.executable.path": sys.executable,
         "process.runtime.name": sys.implementation.name,
-        "process.runtime.version": platform.python_version(),
+        "process.runtime.version": ".".join(map(str, sys.version_info[:3])),
         "process.runtime.description": sys.version,
         "os.type": {"win32": "windows", "cygwin": "windows"}.get(sys.platform, sys.platform),
     }
-    with contextlib.suppress(OSError):
-        attributes["host.name"] = socket.gethostname()  # a local call, no DNS lookup
-    arch = platform.machine()
+    # os.uname, not socket/platform: both are local reads, and those modules cost start-up time.
+    uname = os.uname() if hasattr(os, "uname") else None
+    if uname is not None:
+        attributes["host.name"] = uname.nodename
+    arch = uname.machine if uname is not None else ""
     if arch:
         attributes["host.arch"] = {"x86_64": "amd64", "aarch64": "arm64"}.get(arch, arch)
     return Resource(attributes)

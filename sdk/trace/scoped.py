@@ -8,7 +8,6 @@ and proxy tracers share it through the StartsCurrentSpans mixin.
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -24,6 +23,18 @@ __all__ = ["CurrentSpan", "StartsCurrentSpans"]
 _logger = logging.getLogger("telemetry_run")
 _INTERNAL: Final = SpanKind.INTERNAL
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+_CO_COROUTINE: Final = 0x80  # inspect.CO_COROUTINE, without importing inspect at start-up
+
+
+def _is_coroutine_function(func: Callable[..., Any]) -> bool:
+    code = getattr(func, "__code__", None)
+    if code is not None:
+        return bool(code.co_flags & _CO_COROUTINE)
+    import inspect  # partials and callables objects: the full answer
+
+    return inspect.iscoroutinefunction(func)
 
 
 class StartsCurrentSpans:
@@ -123,7 +134,7 @@ class CurrentSpan:
 
     def __call__(self, func: F) -> F:
         tracer, name, args, end_on_exit = self._tracer, self._name, self._args, self._end_on_exit
-        if inspect.iscoroutinefunction(func):
+        if _is_coroutine_function(func):
 
             @functools.wraps(func)
             async def async_wrapper(*a: Any, **kw: Any) -> Any:

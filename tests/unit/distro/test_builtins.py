@@ -34,7 +34,7 @@ def config() -> Config:
 def test_the_builtins_say_what_they_provide(plugins: Plugins) -> None:
     provides = plugins.provides()
     assert set(provides["exporter"]) >= {"console", "none"}
-    assert "otlp" not in provides["exporter"]  # registered by the OTLP issue
+    assert provides["exporter"]["console"] == "builtin"
     assert set(provides["sampler"]) >= set(_builtins.SAMPLERS)
     assert set(provides["propagator"]) >= {"tracecontext", "baggage", "none"}
     assert plugins.provider_of("sampler", "traceidratio") == "builtin"

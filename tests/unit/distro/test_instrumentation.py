@@ -229,12 +229,11 @@ def test_skipped_and_disabled_specs_are_logged_once_and_install_nothing(
     assert messages == [
         (
             logging.INFO,
-            f"telemetry-run: instrumentor old skipped: pytest {PYTEST_VERSION} is outside pytest<1",
+            f"instrumentor old skipped: pytest {PYTEST_VERSION} is outside pytest<1",
         ),
         (
             logging.DEBUG,
-            "telemetry-run: instrumentor off disabled: listed in "
-            "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",
+            "instrumentor off disabled: listed in OTEL_PYTHON_DISABLED_INSTRUMENTATIONS",
         ),
     ]
 
