@@ -3,25 +3,18 @@
 The public front door. Application code uses ``telemetry_run.trace`` (spans),
 ``telemetry_run.context`` and ``telemetry_run.propagate``; plugin authors write
 ``from telemetry_run import hookimpl`` (the rest is in ``telemetry_run.plugin``). Both resolve on
-first use: this package is imported at start-up in every instrumented process.
+first use: this package is imported by the launcher and at start-up in every instrumented
+process, so it imports nothing else (not even ``typing``: its types are in ``__init__.pyi``).
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
 from telemetry_run._version import __version__
-
-if TYPE_CHECKING:
-    from telemetry_run import trace
-    from telemetry_run.hookspecs import hookimpl
 
 __all__ = ["__version__", "hookimpl", "trace"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name):
     if name == "hookimpl":
-        from telemetry_run.hookspecs import hookimpl  # lazily, see above
+        from telemetry_run.hookspecs import hookimpl
 
         return hookimpl
     if name == "trace":

@@ -9,10 +9,14 @@ This module runs before the application: it imports neither the SDK nor any fram
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-from collections.abc import Mapping, Sequence
-from typing import NoReturn, TextIO
+
+# The launcher runs before the application and must stay cheap: no typing, shutil or
+# collections.abc at run time (mypy reads names called TYPE_CHECKING as true).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import NoReturn, TextIO
 
 __all__ = ["child_environment", "main", "sitecustomize_dir"]
 
@@ -39,7 +43,10 @@ EXIT_NOT_FOUND = 127
 
 def sitecustomize_dir() -> str:
     """The folder holding our ``sitecustomize.py`` (installed or editable)."""
-    import importlib.util
+    beside = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sitecustomize")
+    if os.path.isfile(os.path.join(beside, "sitecustomize.py")):
+        return beside  # a regular install: no import machinery needed
+    import importlib.util  # an editable install maps the folder elsewhere
 
     spec = importlib.util.find_spec("telemetry_run.sitecustomize")
     if spec is None or not spec.submodule_search_locations:
@@ -65,7 +72,11 @@ def resolve(command: str, environ: Mapping[str, str]) -> str | None:
     """The executable ``command`` names, as a shell would find it."""
     if os.sep in command:
         return command if os.path.exists(command) else None
-    return shutil.which(command, path=environ.get("PATH", os.defpath))
+    for directory in environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(directory or os.curdir, command)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
 
 
 def run(argv: Sequence[str], environ: Mapping[str, str], out: TextIO, err: TextIO) -> int:
