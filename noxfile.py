@@ -52,8 +52,13 @@ def unit(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS)
 def integration(session: nox.Session) -> None:
-    """Real processes under the launcher: exit codes, signals, sitecustomize, the exit bound."""
+    """Real processes under the launcher: exit codes, signals, sitecustomize, the exit bound,
+    and the servers (gunicorn, uWSGI, uvicorn, Flask's and Django's reloaders)."""
     session.install(".[test]")
+    try:
+        session.install(".[servers]")  # uWSGI compiles from source (about 40 s of CPU)
+    except nox.command.CommandFailed:
+        session.warn("uWSGI could not be built here: its server tests will be skipped")
     _pytest(session, "tests/integration")
 
 

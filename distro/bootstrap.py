@@ -99,6 +99,7 @@ def bootstrap(environ: Mapping[str, str]) -> Bootstrapped:
         logger.debug("OTEL_SDK_DISABLED=true: nothing is instrumented")
         return state
 
+    from telemetry_run._servers import setup as setup_servers
     from telemetry_run.exit import ExitHook
     from telemetry_run.instrumentation import install, plan
     from telemetry_run.plugins import make_strict
@@ -118,6 +119,7 @@ def bootstrap(environ: Mapping[str, str]) -> Bootstrapped:
     install(state.instrumentors, config, provider)
     state.exit_hook = ExitHook(provider, diagnostics, config.shutdown_timeout)
     state.exit_hook.install()
+    setup_servers(state)  # uWSGI's C-level forks, the dev servers' reloaders
     logger.debug(
         "instrumented process %d: exporters=%s sampler=%s",
         os.getpid(),

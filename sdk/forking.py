@@ -13,7 +13,7 @@ import contextlib
 import os
 from collections.abc import Callable
 
-__all__ = ["after_fork_in_child", "register"]
+__all__ = ["after_fork_in_child", "register", "repaired_in"]
 
 _callbacks: list[Callable[[], None]] = []
 _ran_in = os.getpid()
@@ -22,6 +22,11 @@ _ran_in = os.getpid()
 def register(callback: Callable[[], None]) -> None:
     """Run ``callback`` in every forked child, in registration order."""
     _callbacks.append(callback)
+
+
+def repaired_in() -> int:
+    """The pid the registered components were last set up for (compare with ``os.getpid()``)."""
+    return _ran_in
 
 
 def after_fork_in_child() -> None:

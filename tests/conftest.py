@@ -9,6 +9,9 @@ import pytest
 from telemetry_run.sdk.diagnostics import Diagnostics, InternalError, get_diagnostics
 from telemetry_run.sdk.trace import globals as trace_globals
 
+# The fixtures we ship to plugin authors (span_recorder, otlp_receiver) serve our tests too.
+pytest_plugins = ["telemetry_run.testing"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(

@@ -1,4 +1,5 @@
-"""pytest helpers for telemetry-run and its plugins: the in-memory span recorder.
+"""pytest helpers for telemetry-run and its plugins: the in-memory span recorder and a real
+OTLP receiver (``otlp_receiver``, from ``telemetry_run.testing.otlp``).
 
 Opt in with ``pytest_plugins = ["telemetry_run.testing"]`` in a ``conftest.py`` (import from
 it only inside tests or under ``TYPE_CHECKING`` there: pytest rewrites a plugin's asserts only if
@@ -10,6 +11,7 @@ must not change anyone else's test runs. The instrumentor conformance suite is i
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -25,7 +27,10 @@ from telemetry_run.sdk import (
 from telemetry_run.sdk.diagnostics import InternalError, get_diagnostics
 from telemetry_run.sdk.trace import ReadableSpan, Tracer
 
-__all__ = ["SpanRecorder", "config_for", "span_recorder"]
+if TYPE_CHECKING:
+    from telemetry_run.testing.otlp import OTLPReceiver
+
+__all__ = ["SpanRecorder", "config_for", "otlp_receiver", "span_recorder"]
 
 
 def config_for(plugin: object, environ: Mapping[str, str] | None = None) -> Config:
@@ -97,3 +102,16 @@ def span_recorder() -> Iterator[SpanRecorder]:
         recorder.shutdown()
     if recorder.internal_errors:
         pytest.fail(f"internal errors were reported: {recorder.internal_errors!r}")
+
+
+@pytest.fixture
+def otlp_receiver() -> Iterator[OTLPReceiver]:
+    """A started ``telemetry_run.testing.otlp.OTLPReceiver`` (gRPC and HTTP on 127.0.0.1),
+    stopped after the test."""
+    from telemetry_run.testing.otlp import OTLPReceiver
+
+    receiver = OTLPReceiver().start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()

@@ -8,7 +8,11 @@ its deadline stalls only the worker: flush and shutdown return at their deadline
 they could not deliver are counted, never lost silently.
 
 Fork-safe: the child of ``os.fork`` gets an empty queue, fresh locks and its own worker, so no
-span of the parent is exported twice and no lock held by the parent's threads is inherited.
+span of the parent is exported twice and no lock held by the parent's threads is inherited. A
+fork that skips Python's hooks (uWSGI forks in C) is repaired by uWSGI's post-fork hook; failing
+that, by this processor itself: at the child's first span (the queue's empty-to-non-empty moment,
+one ``getpid`` per export cycle, not per span) and before any flush or shutdown, which would
+otherwise wait for a worker thread the fork did not copy.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import os
 import threading
 import time
 import weakref
@@ -35,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["BatchSpanProcessor"]
 
 _monotonic = time.monotonic
+_getpid = os.getpid
 
 
 class _Batch:
@@ -102,18 +108,27 @@ class BatchSpanProcessor(SpanProcessor):
         self._worker = threading.Thread(
             target=self._run, name="telemetry-run BatchSpanProcessor", daemon=True
         )
-        self._worker.start()
+        # RuntimeError: the interpreter is finalizing (Python 3.12+ starts no thread in atexit);
+        # only a forked child first repaired by its exit flush gets there: shutdown exports.
+        with contextlib.suppress(RuntimeError):
+            self._worker.start()
 
     # -- application thread ----------------------------------------------------------------
 
     def on_end(self, span: ReadableSpan) -> None:
         if not span.trace_flags & 1:
             return  # record-only spans are not exported
+        queue = self._queue
+        # At the rare moments (the first span after an export, a full queue) check that this
+        # is still the process the worker thread runs in: a fork that skipped Python's hooks
+        # (uWSGI's C fork without its post-fork hook) is repaired here, not left silent.
+        if (not queue or len(queue) >= self._max_queue_size) and _getpid() != forking.repaired_in():
+            forking.after_fork_in_child()  # before counting: the repair restarts the counters
+            queue = self._queue
         self._count_queued()
         if self._shutdown:
             self._diagnostics.drop("shutdown")
             return
-        queue = self._queue
         if len(queue) >= self._max_queue_size:
             self._diagnostics.drop("queue_full")
             return
@@ -125,6 +140,7 @@ class BatchSpanProcessor(SpanProcessor):
         """Export every span queued before this call, unless ``deadline`` passes first."""
         if self._shutdown:
             return True
+        forking.after_fork_in_child()  # no worker to wait for in an unrepaired forked child
         request = _FlushRequest(deadline)
         with self._lock:
             self._flush_requests.append(request)
@@ -146,6 +162,7 @@ class BatchSpanProcessor(SpanProcessor):
         Whatever could not be delivered by then is counted: queued spans as ``shutdown``,
         the batch stuck in the exporter as ``export_failed``.
         """
+        forking.after_fork_in_child()  # never join a worker thread the fork did not copy
         with self._lock:
             if self._shutdown:
                 return
@@ -153,7 +170,10 @@ class BatchSpanProcessor(SpanProcessor):
             self._stopping = True
             self._flush_requests.append(_FlushRequest(deadline))
         self._wake.set()
-        self._worker.join(max(0.0, deadline - _monotonic()))
+        if self._worker.ident is None:  # no worker could start (see _init_state)
+            self._export_queued(len(self._queue), deadline)
+        else:
+            self._worker.join(max(0.0, deadline - _monotonic()))
         stuck = self._worker.is_alive()
         self._abandon()
         if not stuck:

@@ -254,6 +254,11 @@ class RecordingSpan(Span):
         return self._flags
 
     @property
+    def trace_state(self) -> TraceState:
+        """The span's own trace state, without building its SpanContext (exporters read it)."""
+        return self._trace_state
+
+    @property
     def parent(self) -> SpanContext | None:
         return self._parent
 

@@ -92,3 +92,78 @@ def telemetry_run_span_exporter(name, config):
 def telemetry_run_provides():
     return {"exporter": ["hang"]}
 """
+
+
+# -- servers under the launcher (tests/integration/test_servers.py) ---------------------------
+
+JSONL_PLUGIN = """
+import json
+import os
+import sys
+
+from telemetry_run.plugin import ExportResult, Variable, hookimpl, parse_str
+
+
+def _append(path, record):
+    # One os.write of one line on an O_APPEND descriptor: lines written by several processes
+    # at once land whole, never interleaved.
+    line = (json.dumps(record, sort_keys=True) + "\\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+class JsonlExporter:
+    '''Appends one JSON line per span, with the pid of the exporting process.'''
+
+    def __init__(self, path):
+        self.path = path
+
+    def export(self, spans, *, deadline):
+        for span in spans:
+            _append(self.path, {
+                "name": span.name,
+                "trace_id": f"{span.context.trace_id:032x}",
+                "span_id": f"{span.context.span_id:016x}",
+                "pid": os.getpid(),
+                "attributes": dict(span.attributes),
+            })
+        return ExportResult(True)
+
+    def force_flush(self, *, deadline):
+        return True
+
+    def shutdown(self, *, deadline):
+        pass
+
+
+@hookimpl
+def telemetry_run_variables():
+    return [
+        Variable("TEST_JSONL_SPANS", parse_str, None, "file the jsonl exporter appends spans to"),
+        Variable("TEST_JSONL_BOOTSTRAPS", parse_str, None, "file each bootstrap appends to"),
+    ]
+
+
+@hookimpl
+def telemetry_run_provides():
+    return {"exporter": ["jsonl"]}
+
+
+@hookimpl
+def telemetry_run_span_exporter(name, config):
+    if name != "jsonl" or not config["TEST_JSONL_SPANS"]:
+        return None
+    return JsonlExporter(config["TEST_JSONL_SPANS"])
+
+
+@hookimpl
+def telemetry_run_configure(config, tracer_provider):
+    if config["TEST_JSONL_BOOTSTRAPS"]:
+        _append(
+            config["TEST_JSONL_BOOTSTRAPS"],
+            {"pid": os.getpid(), "ppid": os.getppid(), "argv": sys.argv},
+        )
+"""

@@ -310,18 +310,21 @@ def test_list_shows_plugins_configuration_and_problems(plugins_dir: FakeDistribu
     plugins_dir.add("broken_plugin", "raise ImportError('missing dependency xyz')\n")
     env = clean_env(
         PYTHONPATH=str(plugins_dir.root),
-        OTEL_TRACES_EXPORTER="hang,otlp",
+        OTEL_TRACES_EXPORTER="hang,otlp,zipkin",
         OTEL_BSP_MAX_QUEUE_SIZE="many",
         OTEL_SERVICE_NAME="checkout",
     )
     result = launch(["--list"], env)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "exporters: console: builtin, hang: hang_plugin, none: builtin" in out
+    assert (
+        "exporters: console: builtin, hang: hang_plugin, none: builtin, otlp: builtin-otlp" in out
+    )
     assert "broken_plugin" in out
     assert "missing dependency xyz" in out
     assert "* OTEL_SERVICE_NAME" in out
     assert "checkout" in out
     assert "OTEL_BSP_MAX_QUEUE_SIZE='many' is not an integer" in out
-    assert "OTEL_TRACES_EXPORTER names 'otlp', which no installed plugin provides" in out
+    assert "OTEL_TRACES_EXPORTER names 'zipkin', which no installed plugin provides" in out
+    assert "'otlp'" not in out.split("Warnings:")[1]  # the built-in OTLP exporter is found
     assert "hang'" not in out.split("Warnings:")[1]  # the plugin's exporter is found

@@ -41,3 +41,61 @@ def test_after_fork_in_child_repairs_a_c_level_fork() -> None:
         [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+UNHOOKED = r"""
+import ctypes, os, sys, time
+from telemetry_run.sdk import (
+    BatchSpanProcessor, Diagnostics, InMemorySpanExporter, TracerProvider,
+)
+
+exporter = InMemorySpanExporter()
+diag = Diagnostics()
+provider = TracerProvider(diagnostics=diag, shutdown_on_exit=False)
+provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay=3600, diagnostics=diag))
+tracer = provider.get_tracer("t")
+tracer.start_span("parent-exported").end()
+assert provider.force_flush(10)
+
+libc = ctypes.CDLL(None, use_errno=True)
+pid = libc.fork()  # C-level fork, and nobody calls forking.after_fork_in_child()
+if pid == 0:
+    if sys.argv[1] == "spans":
+        tracer.start_span("child-1").end()  # the first span finds the fork and repairs it
+        tracer.start_span("child-2").end()
+        ok = provider.force_flush(10)
+        names = sorted(s.name for s in exporter.get_finished_spans())
+        snap = diag.snapshot()
+        good = ok and names == ["child-1", "child-2", "parent-exported"]
+        good = good and snap["produced"] == 2 and snap["exported"] == 2
+    else:
+        started = time.monotonic()
+        provider.shutdown(5)  # no worker thread was copied: nothing to wait for
+        good = time.monotonic() - started < 2
+    os._exit(0 if good else 1)
+_, status = os.waitpid(pid, 0)
+assert [s.name for s in exporter.get_finished_spans()] == ["parent-exported"]
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_a_c_level_fork_without_any_hook_is_repaired_at_its_first_span() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", UNHOOKED, "spans"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_shutdown_in_an_unrepaired_fork_does_not_wait_for_a_missing_worker() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", UNHOOKED, "shutdown"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,581 @@
+"""A real OTLP trace receiver for tests: gRPC and HTTP on 127.0.0.1, with fault injection.
+
+The same receiver serves our own tests and plugin authors' (the ``otlp_receiver`` fixture of
+``telemetry_run.testing``)::
+
+    def test_my_exporter_setup(otlp_receiver):
+        exporter = OTLPGrpcSpanExporter(otlp_receiver.grpc_endpoint)
+        ...
+        (span,) = otlp_receiver.wait_for_spans(1)
+        assert span.name == "checkout"
+
+- gRPC: a grpcio server implementing opentelemetry-proto's ``TraceServiceServicer``.
+  Per-message decompression is switched off on the server, so the receiver sees the bytes as
+  they travelled and can tell (``content_encoding``) whether the client compressed them.
+- HTTP: ``POST /v1/traces`` (``http.server`` on a thread, HTTP/1.1 keep-alive) accepting
+  ``application/x-protobuf`` and ``application/json`` (OTLP/JSON: hex ids), gzip or not.
+
+Every request is decoded with opentelemetry-proto's ``ExportTraceServiceRequest`` and kept with
+the headers (gRPC metadata) it came with. Faults: ``fail_next`` (a gRPC status, optionally with
+``RetryInfo``; an HTTP status, optionally with ``Retry-After``), ``hang``/``release`` (accept and
+never answer), ``answer_slowly``, ``partial_success``. With ``tls`` both servers speak TLS only,
+and with a client CA they require a client certificate (mTLS). All ports are free ones chosen
+by the system; ``stop()`` ends everything and releases hung calls.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import gzip
+import http.server
+import json
+import socket
+import ssl
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent import futures
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+from telemetry_run.sdk.exporters.otlp._retry import encode_status
+
+__all__ = ["OTLPReceiver", "ReceivedRequest", "TLSFiles", "free_port"]
+
+_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+_HTTP_STATUS_FOR_CODE = {
+    "UNAVAILABLE": 503,
+    "RESOURCE_EXHAUSTED": 429,
+    "INVALID_ARGUMENT": 400,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "NOT_FOUND": 404,
+}
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (at the time of the call): a collector that is down."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """PEM files for the receiver: its certificate and key, and the CA that client
+    certificates must chain to (set: mTLS, a client certificate is required)."""
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = None
+
+
+@dataclass
+class ReceivedRequest:
+    """One export call as the receiver saw it.
+
+    ``headers`` are lower-cased names (HTTP headers, or gRPC metadata); ``content_encoding``
+    is ``"gzip"`` when the body arrived compressed; ``status`` what the receiver answered
+    (``"OK"``/``200`` or the injected fault).
+    """
+
+    transport: str
+    request: trace_service_pb2.ExportTraceServiceRequest
+    headers: dict[str, str]
+    content_encoding: str | None
+    content_type: str | None
+    path: str | None
+    received_at: float
+    peer: str = ""
+    status: str = "OK"
+
+    @property
+    def spans(self) -> list[trace_pb2.Span]:
+        return [
+            span
+            for resource_spans in self.request.resource_spans
+            for scope_spans in resource_spans.scope_spans
+            for span in scope_spans.spans
+        ]
+
+
+@dataclass
+class _Fault:
+    grpc_code: str
+    http_status: int
+    retry_delay: float | None
+    message: str
+
+
+@dataclass
+class _State:
+    faults: deque[_Fault] = field(default_factory=deque)
+    delay: float = 0.0
+    rejected: int = 0
+    rejected_message: str = ""
+    close_after_answer: bool = False
+
+
+class OTLPReceiver:
+    """The receiver; ``start()`` it (or use it as a context manager) and ``stop()`` it."""
+
+    def __init__(self, *, tls: TLSFiles | None = None, grpc: bool = True, http: bool = True):
+        self.tls = tls
+        self._want_grpc = grpc
+        self._want_http = http
+        self._lock = threading.Condition()
+        self._state = _State()
+        self._release = threading.Event()
+        self._release.set()  # not hanging
+        self._stopped = threading.Event()
+        self.requests: list[ReceivedRequest] = []  # answered with success
+        self.attempts: list[ReceivedRequest] = []  # every call, faults included
+        self.tls_failures: list[str] = []  # HTTP handshakes the receiver refused
+        self._grpc_server: Any = None
+        self._http_server: _HTTPServer | None = None
+        self._http_thread: threading.Thread | None = None
+        self.grpc_port = 0
+        self.http_port = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> OTLPReceiver:
+        try:
+            if self._want_grpc:
+                self._start_grpc()
+            if self._want_http:
+                self._start_http()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop both servers (bounded) and release every hung call."""
+        self._stopped.set()
+        self._release.set()
+        if self._grpc_server is not None:
+            self._grpc_server.stop(grace=0).wait(5)
+            self._grpc_server = None
+        if self._http_server is not None:
+            self._http_server.shutdown()
+            self._http_server.server_close()
+            self._http_server = None
+        if self._http_thread is not None:
+            self._http_thread.join(5)
+            self._http_thread = None
+
+    def __enter__(self) -> OTLPReceiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def grpc_endpoint(self) -> str:
+        """``http://127.0.0.1:PORT`` (``https://`` with TLS), for the gRPC exporter."""
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.grpc_port}"
+
+    @property
+    def http_endpoint(self) -> str:
+        """The full OTLP/HTTP traces URL, ``http://127.0.0.1:PORT/v1/traces``."""
+        return f"{self.http_base}/v1/traces"
+
+    @property
+    def http_base(self) -> str:
+        """The HTTP base URL (what ``OTEL_EXPORTER_OTLP_ENDPOINT`` takes)."""
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.http_port}"
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def fail_next(
+        self,
+        n: int = 1,
+        *,
+        grpc_code: str = "UNAVAILABLE",
+        http_status: int | None = None,
+        retry_delay: float | None = None,
+        message: str = "injected failure",
+    ) -> None:
+        """Fail the next ``n`` calls: gRPC with ``grpc_code`` (and ``RetryInfo`` when
+        ``retry_delay`` is given), HTTP with ``http_status`` (by default the status matching
+        the code; ``Retry-After: retry_delay`` when given, whole seconds)."""
+        status = http_status or _HTTP_STATUS_FOR_CODE.get(grpc_code, 500)
+        with self._lock:
+            for _ in range(n):
+                self._state.faults.append(_Fault(grpc_code, status, retry_delay, message))
+
+    def hang(self) -> None:
+        """Accept calls and never answer them until ``release()`` (or ``stop()``)."""
+        self._release.clear()
+
+    def release(self) -> None:
+        self._release.set()
+
+    def answer_slowly(self, seconds: float) -> None:
+        """Wait ``seconds`` before answering each call (0 to stop)."""
+        with self._lock:
+            self._state.delay = seconds
+
+    def close_connections_after_answer(self, close: bool = True) -> None:
+        """HTTP: close each connection after answering, without telling the client (the way
+        an idle keep-alive connection dies), so its next request finds it closed."""
+        with self._lock:
+            self._state.close_after_answer = close
+
+    def partial_success(self, rejected: int, message: str = "") -> None:
+        """Answer every following successful call with a partial success."""
+        with self._lock:
+            self._state.rejected = rejected
+            self._state.rejected_message = message
+
+    def reset(self) -> None:
+        """Forget what was received and every fault."""
+        with self._lock:
+            self._state = _State()
+            self.requests.clear()
+            self.attempts.clear()
+            self.tls_failures.clear()
+        self._release.set()
+
+    # -- what arrived -----------------------------------------------------------------------
+
+    def spans(self) -> list[trace_pb2.Span]:
+        with self._lock:
+            return [span for request in self.requests for span in request.spans]
+
+    def wait_for_spans(self, count: int, timeout: float = 10.0) -> list[trace_pb2.Span]:
+        """The spans received once there are at least ``count``; AssertionError on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                spans = [span for request in self.requests for span in request.spans]
+                if len(spans) >= count:
+                    return spans
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"expected {count} span(s), received {len(spans)}")
+                self._lock.wait(left)
+
+    def wait_for_attempts(self, count: int, timeout: float = 10.0) -> list[ReceivedRequest]:
+        """Every call received (faults included) once there are at least ``count``."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while len(self.attempts) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"expected {count} call(s), received {len(self.attempts)}")
+                self._lock.wait(left)
+            return list(self.attempts)
+
+    # -- shared handling --------------------------------------------------------------------
+
+    def _arrived(self, received: ReceivedRequest) -> tuple[_Fault | None, _State]:
+        """Record a call; the fault to answer it with (if any) and the state to answer from."""
+        with self._lock:
+            fault = self._state.faults.popleft() if self._state.faults else None
+            state = _State(
+                delay=self._state.delay,
+                rejected=self._state.rejected,
+                rejected_message=self._state.rejected_message,
+                close_after_answer=self._state.close_after_answer,
+            )
+            if fault is not None:
+                received.status = (
+                    fault.grpc_code if received.transport == "grpc" else str(fault.http_status)
+                )
+            self.attempts.append(received)
+            self._lock.notify_all()
+        return fault, state
+
+    def _wait_before_answer(self, state: _State) -> bool:
+        """Hang or answer slowly as told; False when the receiver stopped meanwhile."""
+        self._release.wait()
+        if state.delay:
+            self._stopped.wait(state.delay)
+        return not self._stopped.is_set()
+
+    def _accepted(self, received: ReceivedRequest) -> None:
+        with self._lock:
+            self.requests.append(received)
+            self._lock.notify_all()
+
+    def _response(self, state: _State) -> trace_service_pb2.ExportTraceServiceResponse:
+        response = trace_service_pb2.ExportTraceServiceResponse()
+        if state.rejected or state.rejected_message:
+            response.partial_success.rejected_spans = state.rejected
+            response.partial_success.error_message = state.rejected_message
+        return response
+
+    # -- gRPC -------------------------------------------------------------------------------
+
+    def _start_grpc(self) -> None:
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="otlp-receiver"),
+            options=[("grpc.per_message_decompression", 0), ("grpc.so_reuseport", 0)],
+        )
+        servicer = _Servicer(self)
+        handler = grpc.method_handlers_generic_handler(
+            _SERVICE,
+            {
+                "Export": grpc.unary_unary_rpc_method_handler(
+                    servicer.Export,
+                    request_deserializer=_RawRequest,
+                    response_serializer=trace_service_pb2.ExportTraceServiceResponse.SerializeToString,
+                )
+            },
+        )
+        server.add_generic_rpc_handlers((handler,))
+        if self.tls is None:
+            self.grpc_port = server.add_insecure_port("127.0.0.1:0")
+        else:
+            self.grpc_port = server.add_secure_port("127.0.0.1:0", self._grpc_credentials())
+        server.start()
+        self._grpc_server = server
+
+    def _grpc_credentials(self) -> Any:
+        assert self.tls is not None
+        client_ca = _read(self.tls.client_ca_file) if self.tls.client_ca_file else None
+        return grpc.ssl_server_credentials(
+            [(_read(self.tls.key_file), _read(self.tls.cert_file))],
+            root_certificates=client_ca,
+            require_client_auth=client_ca is not None,
+        )
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    def _start_http(self) -> None:
+        server = _HTTPServer(("127.0.0.1", 0), _HTTPHandler)
+        server.receiver = self
+        if self.tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(self.tls.cert_file, self.tls.key_file)
+            if self.tls.client_ca_file:
+                context.load_verify_locations(self.tls.client_ca_file)
+                context.verify_mode = ssl.CERT_REQUIRED
+            server.tls_context = context
+        self.http_port = server.server_address[1]
+        self._http_server = server
+        self._http_thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="otlp-receiver-http",
+            daemon=True,
+        )
+        self._http_thread.start()
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class _RawRequest:
+    """The request as it travelled (compressed or not), decoded on demand."""
+
+    def __init__(self, data: bytes) -> None:
+        self.compressed = data[:2] == b"\x1f\x8b"
+        self.request = trace_service_pb2.ExportTraceServiceRequest.FromString(
+            gzip.decompress(data) if self.compressed else data
+        )
+
+
+class _Servicer(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self, receiver: OTLPReceiver) -> None:
+        self._receiver = receiver
+
+    def Export(  # the generated servicer's name
+        self, request: Any, context: Any
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
+        receiver = self._receiver
+        received = ReceivedRequest(
+            "grpc",
+            request.request,
+            {key: value for key, value in context.invocation_metadata() or ()},
+            "gzip" if request.compressed else None,
+            "application/grpc",
+            f"/{_SERVICE}/Export",
+            time.monotonic(),
+            peer=context.peer(),
+        )
+        fault, state = receiver._arrived(received)
+        if not receiver._wait_before_answer(state):
+            context.abort(grpc.StatusCode.UNAVAILABLE, "receiver stopped")
+        if fault is not None:
+            if fault.retry_delay is not None:
+                code_number = getattr(grpc.StatusCode, fault.grpc_code).value[0]
+                context.set_trailing_metadata(
+                    (
+                        (
+                            "grpc-status-details-bin",
+                            encode_status(code_number, fault.message, fault.retry_delay),
+                        ),
+                    )
+                )
+            context.abort(getattr(grpc.StatusCode, fault.grpc_code), fault.message)
+        receiver._accepted(received)
+        return receiver._response(state)
+
+
+class _HTTPServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    receiver: OTLPReceiver
+    tls_context: ssl.SSLContext | None = None
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that went away mid-request is not the test's failure
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = self.socket.accept()
+        if self.tls_context is not None:
+            # The handshake runs on the handler's thread (see _HTTPHandler.setup), so a client
+            # that never completes it cannot block the accept loop.
+            sock = self.tls_context.wrap_socket(
+                sock, server_side=True, do_handshake_on_connect=False
+            )
+        return sock, address
+
+
+class _HTTPHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: the exporter reuses its connection
+    server: _HTTPServer
+    timeout = 30
+
+    def setup(self) -> None:
+        super().setup()
+        self._handshake_failed = False
+        if isinstance(self.request, ssl.SSLSocket):
+            try:
+                self.request.do_handshake()
+            except (OSError, ssl.SSLError) as exc:
+                self.server.receiver.tls_failures.append(f"{type(exc).__name__}: {exc}")
+                self._handshake_failed = True
+
+    def handle(self) -> None:
+        if self._handshake_failed:
+            return
+        # A client that went away (or was refused in TLS) needs no answer.
+        with contextlib.suppress(OSError, ssl.SSLError):
+            super().handle()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: tests read stderr
+
+    def do_POST(self) -> None:
+        receiver = self.server.receiver
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        headers = {key.lower(): value for key, value in self.headers.items()}
+        path = self.path.split("?", 1)[0]
+        if path != "/v1/traces":
+            self._reply(404, "text/plain", b"not found: OTLP traces go to /v1/traces")
+            return
+        encoding = (headers.get("content-encoding") or "").lower() or None
+        content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
+        try:
+            data = gzip.decompress(body) if encoding == "gzip" else body
+            if content_type == "application/json":
+                request = _parse_json_request(data)
+            elif content_type == "application/x-protobuf":
+                request = trace_service_pb2.ExportTraceServiceRequest.FromString(data)
+            else:
+                self._reply(415, "text/plain", b"unsupported content type")
+                return
+        except Exception as exc:  # noqa: BLE001  # a malformed body is the client's problem
+            self._status(400, content_type, f"cannot decode the request: {exc}")
+            return
+        received = ReceivedRequest(
+            "http",
+            request,
+            headers,
+            encoding,
+            content_type,
+            path,
+            time.monotonic(),
+            peer=f"{self.client_address[0]}:{self.client_address[1]}",
+        )
+        fault, state = receiver._arrived(received)
+        if not receiver._wait_before_answer(state):
+            self.close_connection = True
+            return
+        if fault is not None:
+            extra = {}
+            if fault.retry_delay is not None:
+                extra["Retry-After"] = str(round(fault.retry_delay))
+            self._status(fault.http_status, content_type, fault.message, extra)
+            return
+        receiver._accepted(received)
+        response = receiver._response(state)
+        if state.close_after_answer:
+            self.close_connection = True
+        if content_type == "application/json":
+            self._reply(200, content_type, json_format.MessageToJson(response).encode())
+        else:
+            self._reply(200, content_type, response.SerializeToString())
+
+    def _status(
+        self,
+        status: int,
+        content_type: str,
+        message: str,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        code = {400: 3, 401: 16, 403: 7, 404: 5, 429: 8, 503: 14}.get(status, 2)
+        if content_type == "application/json":
+            body = json.dumps({"code": code, "message": message}).encode()
+        else:
+            content_type = "application/x-protobuf"
+            body = encode_status(code, message)
+        self._reply(status, content_type, body, extra)
+
+    def _reply(
+        self,
+        status: int,
+        content_type: str,
+        body: bytes,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (extra or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+_ID_KEYS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+
+
+def _hex_ids_to_base64(node: Any) -> None:
+    """OTLP/JSON writes ids as hex; protobuf's JSON parser wants base64 for bytes fields."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _ID_KEYS and isinstance(value, str):
+                node[key] = base64.b64encode(bytes.fromhex(value)).decode()
+            else:
+                _hex_ids_to_base64(value)
+    elif isinstance(node, list):
+        for item in node:
+            _hex_ids_to_base64(item)
+
+
+def _parse_json_request(data: bytes) -> trace_service_pb2.ExportTraceServiceRequest:
+    document = json.loads(data)
+    _hex_ids_to_base64(document)
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    json_format.ParseDict(document, request)
+    return request
+
+
+def iter_spans(requests: list[ReceivedRequest]) -> Iterator[trace_pb2.Span]:
+    for request in requests:
+        yield from request.spans

@@ -1,0 +1,324 @@
+"""What the gRPC and HTTP OTLP exporters share: options, the export loop, diagnostics, fork.
+
+An export runs with the suppression flag set (the exporter's own HTTP or gRPC traffic must never
+be traced, whoever calls it), is bounded by the earlier of the caller's deadline and the
+exporter's own timeout, and retries transient failures inside that bound (``_retry``).
+
+Diagnostics name the endpoint as ``scheme://host:port/path``: user info and query strings are
+left out (they may carry credentials), header values and key paths never appear.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import re
+import threading
+import time
+import urllib.parse
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Final
+
+from telemetry_run.sdk import forking
+from telemetry_run.sdk.context import SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
+from telemetry_run.sdk.diagnostics import Diagnostics, get_diagnostics
+from telemetry_run.sdk.exporters import SUCCESS, ExportResult
+from telemetry_run.sdk.exporters.otlp._retry import Outcome, RetryPolicy, retry_loop
+
+if TYPE_CHECKING:
+    from telemetry_run.sdk.trace.span import ReadableSpan
+
+__all__ = [
+    "Headers",
+    "OTLPExporterBase",
+    "safe_endpoint",
+    "time_left",
+    "wrong_protocol_message",
+]
+
+_monotonic = time.monotonic
+
+Headers = Mapping[str, str] | Iterable[tuple[str, str]]
+
+_ERROR_LIMIT: Final = 300
+
+
+def user_agent() -> str:
+    from telemetry_run._version import __version__
+
+    return f"telemetry-run/{__version__}"
+
+
+def safe_endpoint(endpoint: str) -> str:
+    """``endpoint`` without user info and query: what diagnostics may show."""
+    if "://" not in endpoint:
+        return endpoint.rpartition("@")[2]
+    parts = urllib.parse.urlsplit(endpoint)
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def one_line(text: str, limit: int = _ERROR_LIMIT) -> str:
+    """A server's message as one bounded line for a log."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def wrong_protocol_message(endpoint: str, *, spoken: str, expected: str) -> str:
+    """The one diagnostic for an exporter pointed at the other transport's port."""
+    if expected == "grpc":
+        fix = (
+            "point the exporter at the receiver's OTLP/gRPC port (usually 4317), or, to keep "
+            "this port, set OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
+        )
+    else:
+        fix = (
+            "point the exporter at the receiver's OTLP/HTTP port (usually 4318, path "
+            "/v1/traces), or, to keep this port, set OTEL_EXPORTER_OTLP_PROTOCOL=grpc"
+        )
+    wanted = "OTLP/gRPC (HTTP/2)" if expected == "grpc" else "OTLP/HTTP (HTTP/1.1)"
+    return (
+        f"OTLP export to {endpoint} failed: the endpoint speaks {spoken}, not {wanted}; "
+        f"4317 is the OTLP/gRPC port and 4318 the OTLP/HTTP port: {fix}"
+    )
+
+
+_TOKEN: Final = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_BAD_VALUE: Final = r"[\x00-\x08\x0a-\x1f\x7f]"
+#: Set by the exporter itself: a user's copy would be sent twice or contradict the body.
+_RESERVED: Final = frozenset({"content-type", "content-encoding", "content-length", "te"})
+
+
+def normalize_headers(
+    headers: Headers | None, reject: Callable[[str, str], None]
+) -> tuple[tuple[str, str], ...]:
+    """The headers as (name, value) pairs; ``reject(name, why)`` hears of each one dropped
+    (an invalid name, a value with control characters, one the exporter sets itself)."""
+    if headers is None:
+        return ()
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    kept = []
+    for key, value in items:
+        name, text = str(key).strip(), str(value)
+        if not re.fullmatch(_TOKEN, name):
+            reject(name, "is not a valid header name")
+        elif re.search(_BAD_VALUE, text):
+            reject(name, "has a value with control characters")
+        elif name.lower() in _RESERVED or name.lower().startswith("grpc-"):
+            reject(name, "is set by the exporter itself")
+        else:
+            kept.append((name, text))
+    return tuple(kept)
+
+
+class OTLPExporterBase:
+    """The transport-independent half of an OTLP span exporter.
+
+    Subclasses implement ``_encode`` (spans to the request body), ``_send`` (one attempt,
+    returning an ``Outcome``), ``_close_transport`` and ``_forget_transport`` (drop the parent's
+    connection in a forked child without touching it).
+    """
+
+    _protocol_name = "otlp"
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        headers: Headers | None,
+        timeout: float,
+        compression: str | None,
+        certificate_file: str | None,
+        client_key_file: str | None,
+        client_certificate_file: str | None,
+        retry_policy: RetryPolicy | None,
+        diagnostics: Diagnostics | None,
+    ) -> None:
+        if timeout < 0 or math.isnan(timeout):
+            raise ValueError(f"timeout must be >= 0 seconds, got {timeout}")
+        compression = (compression or "none").strip().lower()
+        if compression not in ("gzip", "none"):
+            raise ValueError(f"compression must be 'gzip' or 'none', got {compression!r}")
+        if (client_key_file is None) != (client_certificate_file is None):
+            raise ValueError("mTLS needs both client_key_file and client_certificate_file")
+        self._endpoint = endpoint
+        self._shown_endpoint = safe_endpoint(endpoint)
+        self._diagnostics = diagnostics or get_diagnostics()
+        self._headers = normalize_headers(headers, self._reject_header)
+        self._timeout = timeout if timeout > 0 else math.inf
+        self._gzip = compression == "gzip"
+        self._certificate_file = certificate_file
+        self._client_key_file = client_key_file
+        self._client_certificate_file = client_certificate_file
+        self._policy = retry_policy or RetryPolicy()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # one export on the transport at a time
+        self._pid = os.getpid()
+        _instances.add(self)
+
+    # -- the exporter protocol --------------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint as diagnostics show it (no user info, no query)."""
+        return self._shown_endpoint
+
+    def export(self, spans: Sequence[ReadableSpan], *, deadline: float) -> ExportResult:
+        if self._stop.is_set():
+            return ExportResult(False, error="the exporter is shut down")
+        if not spans:
+            return SUCCESS
+        if self._pid != os.getpid():  # forked by something that skipped the fork hooks
+            self._after_fork_in_child()
+        deadline = min(deadline, _monotonic() + self._timeout)
+        if _monotonic() >= deadline:
+            return ExportResult(False, error="the export deadline passed before it was sent")
+        token = attach(set_value(SUPPRESS_INSTRUMENTATION_KEY, True))
+        try:
+            if not self._lock.acquire(timeout=_wait_time(deadline)):
+                return ExportResult(
+                    False, error="another export held the exporter until the deadline"
+                )
+            try:
+                body = self._encode(spans)
+                count = len(spans)
+                return retry_loop(
+                    lambda until: self._send(body, until),
+                    deadline=deadline,
+                    policy=self._policy,
+                    stop=self._stop,
+                    on_transient=self._report_transient,
+                    on_retry=lambda: self._diagnostics.spans_retried.add(count),
+                )
+            finally:
+                if self._stop.is_set():  # shut down meanwhile: the transport goes too
+                    self._close_transport(in_use=False)
+                self._lock.release()
+        finally:
+            detach(token)
+
+    def force_flush(self, *, deadline: float) -> bool:
+        """Nothing is buffered inside the exporter."""
+        return True
+
+    def shutdown(self, *, deadline: float) -> None:
+        """Close the connection and end a retry backoff at once; later exports fail fast.
+
+        An export in flight on another thread is interrupted (its call is cancelled or its
+        socket shut), so it returns promptly too.
+        """
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        if self._pid != os.getpid():
+            self._forget_transport()  # the parent's, inherited: never touched in a child
+            return
+        self._close_transport(in_use=not self._try_lock())
+
+    def _try_lock(self) -> bool:
+        if self._lock.acquire(blocking=False):
+            self._lock.release()
+            return True
+        return False
+
+    # -- for subclasses ---------------------------------------------------------------------
+
+    def _encode(self, spans: Sequence[ReadableSpan]) -> bytes:
+        raise NotImplementedError
+
+    def _send(self, body: bytes, deadline: float) -> Outcome:
+        raise NotImplementedError
+
+    def _close_transport(self, *, in_use: bool) -> None:
+        raise NotImplementedError
+
+    def _forget_transport(self) -> None:
+        raise NotImplementedError
+
+    def _reject_header(self, name: str, why: str) -> None:
+        # The name only: a header's value may be a credential.
+        self._diagnostics.warn(
+            f"otlp-header:{self._shown_endpoint}:{name}",
+            "OTLP exporter for %s: header %r %s; it is not sent",
+            self._shown_endpoint,
+            name,
+            why,
+        )
+
+    def _report_transient(self, outcome: Outcome) -> None:
+        # One line per endpoint per interval, however many batches and retries fail meanwhile
+        # (a collector that is down must not flood the app's stderr: REFERENCE 5.21).
+        self._diagnostics.warn(
+            f"otlp-transient:{self._shown_endpoint}",
+            "OTLP export to %s failed: %s; it is retried with backoff while the export "
+            "deadline allows",
+            self._shown_endpoint,
+            outcome.error,
+        )
+
+    def _report_permanent(self, key: str, message: str, *args: object) -> None:
+        """One diagnostic per endpoint and cause per interval, for failures not retried."""
+        self._diagnostics.warn(f"otlp-failed:{self._shown_endpoint}:{key}", message, *args)
+
+    def _report_partial_success(self, rejected: int, message: str) -> None:
+        if rejected or message:
+            self._diagnostics.warn(
+                f"otlp-partial:{self._shown_endpoint}",
+                "OTLP receiver at %s accepted the batch partially: %d span(s) rejected%s",
+                self._shown_endpoint,
+                rejected,
+                f" ({one_line(message)})" if message else "",
+            )
+
+    def _after_fork_in_child(self) -> None:
+        """Fresh lock and event; the parent's connection is forgotten, never used or closed."""
+        self._lock = threading.Lock()
+        stopped = self._stop.is_set()
+        self._stop = threading.Event()
+        if stopped:
+            self._stop.set()
+        self._forget_transport()
+        self._pid = os.getpid()
+
+
+#: Longer than any export needs; what "no limit" becomes where an API wants a number.
+_FOREVER: Final = 365 * 24 * 3600.0
+
+
+def time_left(deadline: float) -> float | None:
+    """Seconds to ``deadline`` for a socket or RPC timeout; None (no timeout) when unbounded."""
+    left = deadline - _monotonic()
+    return None if left > _FOREVER else left
+
+
+def _wait_time(deadline: float) -> float:
+    left = deadline - _monotonic()
+    if left <= 0:
+        return 0.0
+    return min(left, threading.TIMEOUT_MAX)
+
+
+# A child of os.fork must not inherit a lock held by the parent's export worker, nor use the
+# parent's connection or channel (its socket is shared with the parent's; a gRPC channel's
+# threads do not exist in the child).
+_instances: weakref.WeakSet[OTLPExporterBase] = weakref.WeakSet()
+
+
+def _reinit_after_fork() -> None:
+    for exporter in list(_instances):
+        exporter._after_fork_in_child()
+
+
+forking.register(_reinit_after_fork)
+
+
+def describe_exception(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {one_line(str(exc))}" if str(exc) else type(exc).__name__
+
+
+def call_quietly(fn: Callable[[], object]) -> None:
+    """Run a clean-up call whose failure changes nothing (closing a dead socket)."""
+    with contextlib.suppress(Exception):
+        fn()

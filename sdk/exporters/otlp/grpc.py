@@ -1,0 +1,352 @@
+"""OTLP/gRPC span exporter: ``TraceService/Export`` over one grpcio channel per process.
+
+grpc is imported at the first export, not at construction: the bootstrap builds this exporter
+in every instrumented process and ``import grpc`` alone costs tens of milliseconds. The channel
+is created then too, and again in a forked child, which never uses (nor closes) its parent's.
+
+The request body comes from the shared encoder already serialized, so the call is made on the
+``TraceService/Export`` method of opentelemetry-proto's service descriptor with a pass-through
+serializer, and the response is decoded with opentelemetry-proto's message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from telemetry_run.sdk.diagnostics import Diagnostics
+from telemetry_run.sdk.exporters.otlp._common import (
+    Headers,
+    OTLPExporterBase,
+    call_quietly,
+    describe_exception,
+    one_line,
+    time_left,
+    user_agent,
+    wrong_protocol_message,
+)
+from telemetry_run.sdk.exporters.otlp._retry import (
+    Outcome,
+    RetryPolicy,
+    grpc_retryable,
+    parse_status,
+)
+
+if TYPE_CHECKING:
+    from telemetry_run.sdk.trace.span import ReadableSpan
+
+__all__ = ["DEFAULT_ENDPOINT", "OTLPGrpcSpanExporter", "OTLPSpanExporter"]
+
+DEFAULT_ENDPOINT: Final = "http://localhost:4317"
+
+
+# Patterns stay strings until a failure needs them (``re`` caches what it compiles): this
+# module is imported at every instrumented start-up.
+_SCHEME: Final = r"^([A-Za-z][A-Za-z0-9+.-]*)://"
+
+# How grpc-core reports an HTTP/1.x server (a 4318 port, a plain web server) on the other end;
+# the wording changed across grpcio versions.
+_HTTP1_PEER: Final = (
+    r"(?i)http1\.x server|Expected SETTINGS frame|Failed parsing HTTP/2|"
+    r"Received http2 header with status|received unexpected content-type|"
+    r"Received RST_STREAM with error code 1\b"
+)
+_TLS_FAILURE: Final = (
+    r"(?i)\b(?:ssl|tls) handshake|handshake failed|SSL_ERROR|CERTIFICATE_VERIFY|TSI_"
+)
+
+_HINTS: Final = {
+    "UNAUTHENTICATED": "the receiver wants credentials: check the exporter headers "
+    "(OTEL_EXPORTER_OTLP_HEADERS)",
+    "PERMISSION_DENIED": "the credentials are not allowed to write: check the exporter "
+    "headers (OTEL_EXPORTER_OTLP_HEADERS)",
+    "UNIMPLEMENTED": "the server does not implement OTLP trace export: check the endpoint",
+    "NOT_FOUND": "check the endpoint",
+    "INVALID_ARGUMENT": "the receiver refused the data",
+    "RESOURCE_EXHAUSTED": "the receiver is out of capacity and sent no retry delay",
+}
+
+
+def parse_target(endpoint: str, insecure: bool | None) -> tuple[str, bool]:
+    """(grpc target, secure) from an OTLP/gRPC endpoint, by the specification's rules.
+
+    ``http://`` means plaintext and ``https://`` TLS whatever ``insecure`` says; without a
+    scheme, ``insecure`` decides (TLS unless it is true). Other schemes (``unix:``, ``dns:``) go
+    to grpc as they are. A path is meaningless for gRPC and ignored.
+    """
+    endpoint = endpoint.strip()
+    match = re.match(_SCHEME, endpoint)
+    scheme = match.group(1).lower() if match else ""
+    if scheme in ("http", "https"):
+        rest = endpoint[match.end() if match else 0 :]
+        authority = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+        if not authority:
+            raise ValueError(f"the endpoint {endpoint!r} has no host")
+        host_port = authority
+        if not re.search(r":\d+$", authority):
+            host_port = f"{authority}:{443 if scheme == 'https' else 80}"
+        return host_port, scheme == "https"
+    if not endpoint:
+        raise ValueError("the endpoint is empty")
+    return endpoint, not insecure
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class OTLPGrpcSpanExporter(OTLPExporterBase):
+    """Exports spans with OTLP over gRPC.
+
+    ``endpoint``: ``http://host:port`` (plaintext), ``https://host:port`` (TLS), or a bare
+    ``host:port`` where ``insecure`` decides (TLS unless true). ``headers`` go as metadata on
+    every call (keys lower-cased). ``timeout`` (seconds, 0 for none) bounds each export,
+    retries included, inside the caller's deadline. ``compression`` is ``"gzip"`` or
+    ``"none"``. ``certificate_file`` is the PEM CA bundle that verifies the server;
+    ``client_key_file`` and ``client_certificate_file`` the PEM pair for mTLS.
+    """
+
+    _protocol_name = "grpc"
+
+    def __init__(
+        self,
+        endpoint: str = DEFAULT_ENDPOINT,
+        *,
+        insecure: bool | None = None,
+        headers: Headers | None = None,
+        timeout: float = 10.0,
+        compression: str | None = None,
+        certificate_file: str | None = None,
+        client_key_file: str | None = None,
+        client_certificate_file: str | None = None,
+        retry_policy: RetryPolicy | None = None,
+        diagnostics: Diagnostics | None = None,
+        channel_options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        super().__init__(
+            endpoint,
+            headers=headers,
+            timeout=timeout,
+            compression=compression,
+            certificate_file=certificate_file,
+            client_key_file=client_key_file,
+            client_certificate_file=client_certificate_file,
+            retry_policy=retry_policy,
+            diagnostics=diagnostics,
+        )
+        self._target, self._secure = parse_target(endpoint, insecure)
+        self._metadata = tuple(
+            (key.lower(), value.encode() if key.lower().endswith("-bin") else value)
+            for key, value in self._headers
+        )
+        self._channel_options = tuple(channel_options)
+        self._channel: Any = None
+        self._call: Any = None
+        self._channel_pid = 0
+        self._channel_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"OTLPGrpcSpanExporter({self.endpoint!r})"
+
+    # -- one attempt --------------------------------------------------------------------------
+
+    def _encode(self, spans: Sequence[ReadableSpan]) -> bytes:
+        from telemetry_run.sdk.exporters.otlp._encode import encode_request
+
+        return encode_request(spans)
+
+    def _send(self, body: bytes, deadline: float) -> Outcome:
+        try:
+            import grpc
+        except ImportError as exc:
+            message = (
+                f"OTLP/gRPC export to {self.endpoint} is impossible: grpc cannot be imported "
+                f"({describe_exception(exc)}); install grpcio, or set "
+                "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
+            )
+            self._report_permanent("import", "%s", message)
+            return Outcome(False, error=message)
+        try:
+            call = self._channel_call(grpc)
+        except _SetupError as exc:
+            self._report_permanent("setup", "%s", exc.message)
+            return Outcome(False, error=exc.message)
+        timeout = time_left(deadline)
+        if timeout is not None and timeout <= 0:
+            return Outcome(False, error="the export deadline passed", retryable=True)
+        try:
+            response = call(
+                body,
+                timeout=timeout,
+                metadata=self._metadata or None,
+                compression=grpc.Compression.Gzip if self._gzip else grpc.Compression.NoCompression,
+            )
+        except grpc.RpcError as err:
+            return self._failed(err)
+        except ValueError as exc:  # "Cannot invoke RPC on closed channel!"
+            if self._stop.is_set():
+                return Outcome(False, error="the exporter is shut down")
+            return Outcome(False, error=describe_exception(exc))
+        partial = response.partial_success
+        rejected = int(partial.rejected_spans)
+        self._report_partial_success(rejected, partial.error_message)
+        return Outcome(True, rejected=rejected)
+
+    def _failed(self, err: Any) -> Outcome:
+        code_obj = _safe(err.code)
+        code = getattr(code_obj, "name", None) or "UNKNOWN"
+        details = one_line(str(_safe(err.details) or ""))
+        if self._stop.is_set():
+            return Outcome(False, error=f"{code} (the exporter is shut down)")
+        delay = None
+        for key, value in _safe(err.trailing_metadata) or ():
+            if key == "grpc-status-details-bin" and isinstance(value, bytes):
+                status = parse_status(value)
+                if status is not None:
+                    delay = status.retry_delay
+        error = f"{code}: {details}" if details else code
+        if re.search(_HTTP1_PEER, details):
+            message = wrong_protocol_message(
+                self.endpoint, spoken="HTTP/1.1 or plain HTTP", expected="grpc"
+            )
+            self._report_permanent("protocol", "%s (gRPC said %s)", message, error)
+            return Outcome(False, error=f"{self.endpoint} is not an OTLP/gRPC endpoint")
+        if code == "UNAVAILABLE" and re.search(_TLS_FAILURE, details):
+            message = self._tls_message(details)
+            self._report_permanent("tls", "%s", message)
+            return Outcome(False, error=f"TLS handshake with {self.endpoint} failed")
+        if code == "UNAVAILABLE" and "Socket closed" in details:
+            error += self._closed_hint()
+        if grpc_retryable(code, delay):
+            return Outcome(False, error=error, retryable=True, server_delay=delay)
+        message = f"OTLP export to {self.endpoint} failed with gRPC status {code}, not retried"
+        hint = _HINTS.get(code)
+        if hint:
+            message += f": {hint}"
+        if details:
+            message += f" (server said: {details})"
+        self._report_permanent(code, "%s", message)
+        # The diagnostic above explains; the processor's count line gets the short form.
+        return Outcome(False, error=f"gRPC status {code} from {self.endpoint}, not retried")
+
+    def _tls_message(self, details: str) -> str:
+        if re.search(r"WRONG_VERSION_NUMBER|record layer|http_request", details, re.IGNORECASE):
+            cause = "the endpoint does not speak TLS: use an http:// endpoint for plaintext"
+        elif re.search(r"certificate required|PEER_DID_NOT_RETURN|alert", details, re.IGNORECASE):
+            cause = (
+                "the receiver requires a client certificate (mTLS): set "
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY"
+                if self._client_certificate_file is None
+                else "the receiver refused the client certificate"
+            )
+        elif re.search(r"verif|self.signed|unknown ca|issuer", details, re.IGNORECASE):
+            cause = (
+                "the server certificate is not trusted: set OTEL_EXPORTER_OTLP_CERTIFICATE "
+                "to the CA that signed it"
+            )
+        else:
+            cause = "check the certificates and that the endpoint speaks TLS"
+        return f"OTLP export to {self.endpoint} failed in the TLS handshake: {cause} ({details})"
+
+    def _closed_hint(self) -> str:
+        """What a connection closed during set-up may mean (gRPC cannot say more)."""
+        if not self._secure:
+            return " (if the receiver expects TLS, use an https:// endpoint)"
+        if self._client_certificate_file is None:
+            return (
+                " (if the receiver requires a client certificate (mTLS), set "
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY)"
+            )
+        return ""
+
+    # -- the channel --------------------------------------------------------------------------
+
+    def _channel_call(self, grpc: Any) -> Any:
+        """The Export callable of this process's channel, created on first use."""
+        pid = os.getpid()
+        if self._call is not None and self._channel_pid == pid:
+            return self._call
+        with self._channel_lock:
+            if self._call is not None and self._channel_pid == pid:
+                return self._call
+            from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+            options = [
+                ("grpc.primary_user_agent", user_agent()),
+                # A collector that comes back is noticed within seconds, not grpc's 120 s.
+                ("grpc.max_reconnect_backoff_ms", 5000),
+                *self._channel_options,
+            ]
+            if self._secure:
+                channel = grpc.secure_channel(self._target, self._credentials(grpc), options)
+            else:
+                channel = grpc.insecure_channel(self._target, options)
+            self._call = channel.unary_unary(
+                _export_method(trace_service_pb2),
+                request_serializer=None,  # the body is already serialized
+                response_deserializer=trace_service_pb2.ExportTraceServiceResponse.FromString,
+            )
+            self._channel = channel
+            self._channel_pid = pid
+            if self._stop.is_set():  # shut down meanwhile: do not leave a channel open
+                self._close_transport(in_use=False)
+                raise _SetupError("the exporter is shut down")
+            return self._call
+
+    def _credentials(self, grpc: Any) -> Any:
+        def read(path: str | None, what: str) -> bytes | None:
+            if path is None:
+                return None
+            try:
+                return _read(path)
+            except OSError as exc:
+                raise _SetupError(
+                    f"OTLP/gRPC exporter for {self.endpoint}: cannot read the {what} "
+                    f"({type(exc).__name__}: {exc.strerror or exc})"
+                ) from None
+
+        return grpc.ssl_channel_credentials(
+            root_certificates=read(self._certificate_file, "CA certificate file"),
+            private_key=read(self._client_key_file, "client key file"),
+            certificate_chain=read(self._client_certificate_file, "client certificate file"),
+        )
+
+    def _close_transport(self, *, in_use: bool) -> None:
+        # Closing the channel cancels a call in flight on another thread (it returns at once).
+        with self._channel_lock:
+            channel, self._channel, self._call = self._channel, None, None
+        if channel is not None:
+            call_quietly(channel.close)
+
+    def _forget_transport(self) -> None:
+        self._channel = None
+        self._call = None
+        self._channel_pid = 0
+        self._channel_lock = threading.Lock()
+
+
+#: The module's exporter under the name every OTLP exporter module uses.
+OTLPSpanExporter = OTLPGrpcSpanExporter
+
+
+class _SetupError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _export_method(trace_service_pb2: Any) -> str:
+    """``/package.Service/Method`` of TraceService.Export, from opentelemetry-proto."""
+    method = trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].methods_by_name["Export"]
+    return f"/{method.containing_service.full_name}/{method.name}"
+
+
+def _safe(fn: Any) -> Any:
+    try:
+        return fn()
+    except Exception:  # noqa: BLE001  # a half-formed RpcError: treat the part as missing
+        return None

@@ -1,0 +1,310 @@
+"""The built-in ``otlp`` exporter: its variables, and the specification's rules for them."""
+
+from __future__ import annotations
+
+import logging
+import math
+import subprocess
+import sys
+
+import pytest
+
+from telemetry_run import _otlp
+from telemetry_run.config import Config
+from telemetry_run.listing import render
+from telemetry_run.plugins import Plugins
+from telemetry_run.sdk.exporters.otlp import OTLPGrpcSpanExporter, OTLPHttpSpanExporter
+
+
+def _config(**env: str) -> tuple[Config, list[str]]:
+    warnings: list[str] = []
+    return Config.from_env(env, _otlp.VARIABLES, warn=warnings.append), warnings
+
+
+def _settings(**env: str) -> _otlp.OTLPSettings:
+    config, warnings = _config(**env)
+    assert warnings == []
+    return _otlp.otlp_settings(config)
+
+
+@pytest.fixture(scope="module")
+def plugins() -> Plugins:
+    return Plugins.load()
+
+
+def test_the_plugin_is_registered_and_provides_otlp(plugins: Plugins) -> None:
+    assert plugins.provider_of("exporter", "otlp") == "builtin-otlp"
+    names = {variable.name for variable in plugins.variables()}
+    for option in (
+        "ENDPOINT",
+        "PROTOCOL",
+        "HEADERS",
+        "TIMEOUT",
+        "COMPRESSION",
+        "INSECURE",
+        "CERTIFICATE",
+        "CLIENT_KEY",
+        "CLIENT_CERTIFICATE",
+    ):
+        assert f"OTEL_EXPORTER_OTLP_{option}" in names
+        assert f"OTEL_EXPORTER_OTLP_TRACES_{option}" in names
+
+
+def test_defaults_are_grpc_to_localhost_4317_with_a_10_second_timeout() -> None:
+    settings = _settings()
+    assert settings == _otlp.OTLPSettings(
+        protocol="grpc",
+        endpoint="http://localhost:4317",
+        insecure=False,
+        headers=(),
+        timeout=10.0,
+        compression="none",
+        certificate_file=None,
+        client_key_file=None,
+        client_certificate_file=None,
+    )
+    http = _settings(OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf")
+    assert http.endpoint == "http://localhost:4318/v1/traces"
+
+
+@pytest.mark.parametrize(
+    ("base", "expected"),
+    [
+        ("http://collector:4318", "http://collector:4318/v1/traces"),
+        ("http://collector:4318/", "http://collector:4318/v1/traces"),
+        ("https://gw.example.com/otlp", "https://gw.example.com/otlp/v1/traces"),
+        ("https://gw.example.com/otlp/", "https://gw.example.com/otlp/v1/traces"),
+    ],
+)
+def test_http_appends_the_signal_path_to_the_general_endpoint(base: str, expected: str) -> None:
+    settings = _settings(
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf", OTEL_EXPORTER_OTLP_ENDPOINT=base
+    )
+    assert settings.endpoint == expected
+
+
+@pytest.mark.parametrize(
+    ("traces", "expected"),
+    [
+        ("http://collector:4318/custom/path", "http://collector:4318/custom/path"),
+        ("http://collector:4318", "http://collector:4318/"),
+        ("http://collector:4318/v1/traces", "http://collector:4318/v1/traces"),
+    ],
+)
+def test_http_uses_the_traces_endpoint_as_is_and_it_wins(traces: str, expected: str) -> None:
+    settings = _settings(
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://ignored:4318",
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=traces,
+    )
+    assert settings.endpoint == expected
+
+
+def test_grpc_takes_the_endpoint_as_is() -> None:
+    assert _settings(OTEL_EXPORTER_OTLP_ENDPOINT="http://c:4317").endpoint == "http://c:4317"
+    settings = _settings(
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://general:4317",
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="https://traces:4317",
+    )
+    assert settings.endpoint == "https://traces:4317"
+
+
+def _built(plugins: Plugins, **env: str) -> object:
+    config = Config.from_env(env, plugins.variables())
+    exporter = plugins.span_exporter("otlp", config)
+    assert exporter is not None
+    return exporter
+
+
+@pytest.mark.parametrize(
+    ("env", "target", "secure"),
+    [
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317"}, "c:4317", False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "https://c:4317"}, "c:4317", True),
+        # the scheme wins over INSECURE
+        (
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "https://c:4317",
+                "OTEL_EXPORTER_OTLP_INSECURE": "true",
+            },
+            "c:4317",
+            True,
+        ),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317",
+                "OTEL_EXPORTER_OTLP_INSECURE": "false",
+            },
+            "c:4317",
+            False,
+        ),
+        # without a scheme INSECURE decides, and it defaults to false (TLS)
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "c:4317"}, "c:4317", True),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "c:4317", "OTEL_EXPORTER_OTLP_INSECURE": "true"},
+            "c:4317",
+            False,
+        ),
+        (
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "c:4317",
+                "OTEL_EXPORTER_OTLP_INSECURE": "false",
+                "OTEL_EXPORTER_OTLP_TRACES_INSECURE": "true",
+            },
+            "c:4317",
+            False,
+        ),
+        ({}, "localhost:4317", False),
+    ],
+)
+def test_grpc_scheme_decides_tls_and_insecure_applies_only_without_one(
+    plugins: Plugins, env: dict[str, str], target: str, secure: bool
+) -> None:
+    exporter = _built(plugins, **env)
+    assert isinstance(exporter, OTLPGrpcSpanExporter)
+    assert (exporter._target, exporter._secure) == (target, secure)
+
+
+def test_protocol_selection_and_per_signal_protocol_wins(plugins: Plugins) -> None:
+    assert isinstance(_built(plugins), OTLPGrpcSpanExporter)
+    http = _built(plugins, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf")
+    assert isinstance(http, OTLPHttpSpanExporter) and not http._json
+    json_exporter = _built(
+        plugins,
+        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+        OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="http/json",
+    )
+    assert isinstance(json_exporter, OTLPHttpSpanExporter) and json_exporter._json
+    assert json_exporter._request_headers["Content-Type"] == "application/json"
+
+
+def test_headers_are_percent_decoded_and_per_signal_headers_win(plugins: Plugins) -> None:
+    settings = _settings(OTEL_EXPORTER_OTLP_HEADERS="api-key=a%3Db%2Cc,x-team = blue%20team")
+    assert settings.headers == (("api-key", "a=b,c"), ("x-team", "blue team"))
+    settings = _settings(OTEL_EXPORTER_OTLP_HEADERS="a=1", OTEL_EXPORTER_OTLP_TRACES_HEADERS="b=2")
+    assert settings.headers == (("b", "2"),)
+    exporter = _built(
+        plugins,
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_EXPORTER_OTLP_HEADERS="Authorization=Bearer%20xyz",
+    )
+    assert isinstance(exporter, OTLPHttpSpanExporter)
+    assert exporter._request_headers["Authorization"] == "Bearer xyz"
+
+
+def test_the_timeout_is_milliseconds_and_zero_means_no_limit() -> None:
+    assert _settings(OTEL_EXPORTER_OTLP_TIMEOUT="500").timeout == 0.5
+    assert _settings(OTEL_EXPORTER_OTLP_TIMEOUT="10000").timeout == 10.0  # not 10 000 s
+    assert _settings(OTEL_EXPORTER_OTLP_TIMEOUT="0").timeout == math.inf
+    assert (
+        _settings(OTEL_EXPORTER_OTLP_TIMEOUT="500", OTEL_EXPORTER_OTLP_TRACES_TIMEOUT="250").timeout
+        == 0.25
+    )
+
+
+def test_compression_and_tls_files_pass_through(plugins: Plugins) -> None:
+    settings = _settings(
+        OTEL_EXPORTER_OTLP_COMPRESSION="GZIP",
+        OTEL_EXPORTER_OTLP_CERTIFICATE="/etc/ca.pem",
+        OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY="/etc/key.pem",
+        OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE="/etc/cert.pem",
+    )
+    assert settings.compression == "gzip"
+    assert settings.certificate_file == "/etc/ca.pem"
+    assert (settings.client_key_file, settings.client_certificate_file) == (
+        "/etc/key.pem",
+        "/etc/cert.pem",
+    )
+    exporter = _built(plugins, OTEL_EXPORTER_OTLP_COMPRESSION="gzip")
+    assert isinstance(exporter, OTLPGrpcSpanExporter) and exporter._gzip
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "thrift"),
+        ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "HTTP"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli"),
+        ("OTEL_EXPORTER_OTLP_INSECURE", "yes"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "5s"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "-1"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://:4317"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector:port"),
+    ],
+)
+def test_an_invalid_value_warns_once_and_the_default_is_used(name: str, value: str) -> None:
+    config, warnings = _config(**{name: value})
+    assert len(warnings) == 1
+    assert name in warnings[0] and repr(value) in warnings[0]
+    assert _otlp.otlp_settings(config) == _settings()
+
+
+def test_a_secret_header_value_is_never_shown() -> None:
+    _, warnings = _config(OTEL_EXPORTER_OTLP_HEADERS="api-key=hunter2,broken")
+    assert len(warnings) == 1 and "hunter2" not in warnings[0]
+
+
+def test_an_http_endpoint_without_a_scheme_warns_and_uses_the_default(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config, _ = _config(
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf", OTEL_EXPORTER_OTLP_ENDPOINT="collector:4318"
+    )
+    with caplog.at_level(logging.WARNING, logger="telemetry_run"):
+        settings = _otlp.otlp_settings(config)
+    assert settings.endpoint == "http://localhost:4318/v1/traces"
+    (record,) = caplog.records
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" in record.getMessage()
+
+
+def test_mtls_needs_both_files(caplog: pytest.LogCaptureFixture) -> None:
+    config, _ = _config(OTEL_EXPORTER_OTLP_CLIENT_KEY="/secret/key.pem")
+    with caplog.at_level(logging.WARNING, logger="telemetry_run"):
+        settings = _otlp.otlp_settings(config)
+    assert settings.client_key_file is None and settings.client_certificate_file is None
+    (record,) = caplog.records
+    assert "/secret/key.pem" not in record.getMessage()
+
+
+def test_list_masks_header_values_and_the_client_key_path() -> None:
+    out = render(
+        {
+            "OTEL_EXPORTER_OTLP_HEADERS": "api-key=hunter2",
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY": "/very/secret/key.pem",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4317",
+        }
+    )
+    assert "hunter2" not in out
+    assert "/very/secret/key.pem" not in out
+    assert "http://collector:4317" in out
+    assert "otlp: builtin-otlp" in out
+
+
+def test_building_the_exporter_imports_no_transport() -> None:
+    code = (
+        "import sys\n"
+        "from telemetry_run.config import Config\n"
+        "from telemetry_run.plugins import Plugins\n"
+        "plugins = Plugins.load()\n"
+        "for protocol in ('grpc', 'http/protobuf'):\n"
+        "    config = Config.from_env({'OTEL_EXPORTER_OTLP_PROTOCOL': protocol}, "
+        "plugins.variables())\n"
+        "    assert plugins.span_exporter('otlp', config) is not None\n"
+        "print(sorted(m for m in ('grpc', 'google.protobuf', 'http.client', 'ssl') "
+        "if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_the_readme_documents_every_otlp_variable_with_its_default() -> None:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `([A-Z_]+)` \| ([^|]+?) \|", text, re.M))
+    for variable in _otlp.VARIABLES:
+        assert variable.name in rows, f"{variable.name} is missing from the README table"
+        assert rows[variable.name].strip("` ") == variable.default_text(), variable.name

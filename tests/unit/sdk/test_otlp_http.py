@@ -1,0 +1,489 @@
+"""The OTLP/HTTP exporter (protobuf and JSON) against the real receiver of
+``telemetry_run.testing``."""
+
+from __future__ import annotations
+
+import http.client
+import math
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from telemetry_run.sdk import BatchSpanProcessor, Diagnostics, ReadableSpan
+from telemetry_run.sdk.context import is_suppressed
+from telemetry_run.sdk.exporters import ExportResult
+from telemetry_run.sdk.exporters.otlp import OTLPHttpSpanExporter, RetryPolicy
+from telemetry_run.sdk.processors.simple import record_export_result
+from telemetry_run.testing.otlp import OTLPReceiver, free_port
+from tests.unit.sdk.otlp_helpers import (
+    FAST,
+    Certificates,
+    Logs,
+    assert_spans_arrived,
+    diagnostics_with_logs,
+    make_certificates,
+    make_spans,
+    run_fork_script,
+)
+
+Logged = tuple[Diagnostics, Logs]
+
+
+_made: list[OTLPHttpSpanExporter] = []
+
+
+@pytest.fixture
+def logged() -> Iterator[Logged]:
+    """A private Diagnostics with its log lines; every exporter made meanwhile is shut down
+    afterwards (an open connection left to the garbage collector is a ResourceWarning)."""
+    yield diagnostics_with_logs()
+    while _made:
+        _made.pop().shutdown(deadline=time.monotonic() + 1)
+
+
+def _exporter(endpoint: str, logged: Logged, **kwargs: Any) -> OTLPHttpSpanExporter:
+    kwargs.setdefault("retry_policy", FAST)
+    exporter = OTLPHttpSpanExporter(endpoint, diagnostics=logged[0], **kwargs)
+    _made.append(exporter)
+    return exporter
+
+
+def _export(
+    exporter: OTLPHttpSpanExporter, spans: list[ReadableSpan], within: float = 5.0
+) -> tuple[ExportResult, float]:
+    started = time.monotonic()
+    result = exporter.export(spans, deadline=started + within)
+    return result, time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    ("protocol", "content_type"),
+    [("http/protobuf", "application/x-protobuf"), ("http/json", "application/json")],
+)
+def test_spans_arrive_with_their_fields(
+    otlp_receiver: OTLPReceiver, logged: Logged, protocol: str, content_type: str
+) -> None:
+    spans = make_spans(4)
+    exporter = _exporter(otlp_receiver.http_endpoint, logged, protocol=protocol)
+    result, _ = _export(exporter, spans)
+    assert result == ExportResult(True)
+    (received,) = otlp_receiver.requests
+    assert received.content_type == content_type
+    assert received.path == "/v1/traces"
+    assert_spans_arrived(spans, received)
+    assert received.headers["user-agent"].startswith("telemetry-run/")
+    assert logged[1].messages == []
+    exporter.shutdown(deadline=time.monotonic() + 1)
+
+
+def test_one_connection_is_kept_and_reused(otlp_receiver: OTLPReceiver, logged: Logged) -> None:
+    exporter = _exporter(otlp_receiver.http_endpoint, logged)
+    for _ in range(3):
+        assert _export(exporter, make_spans(1))[0].success
+    assert len({r.peer for r in otlp_receiver.requests}) == 1
+    exporter.shutdown(deadline=time.monotonic() + 1)
+    assert exporter._conn is None
+
+
+def test_a_connection_the_receiver_closed_is_reopened_without_a_retry(
+    otlp_receiver: OTLPReceiver, logged: Logged
+) -> None:
+    diagnostics, logs = logged
+    otlp_receiver.close_connections_after_answer()
+    exporter = _exporter(otlp_receiver.http_endpoint, logged)
+    for _ in range(3):
+        assert _export(exporter, make_spans(1))[0].success
+    assert len(otlp_receiver.requests) == 3
+    assert len({r.peer for r in otlp_receiver.requests}) == 3
+    assert diagnostics.spans_retried.value == 0
+    assert logs.messages == []
+
+
+def test_unavailable_twice_then_ok_arrives_once_and_counts_as_retried(
+    otlp_receiver: OTLPReceiver, logged: Logged
+) -> None:
+    diagnostics, logs = logged
+    spans = make_spans(3)
+    otlp_receiver.fail_next(2, http_status=503)
+    exporter = _exporter(otlp_receiver.http_endpoint, logged)
+    result, _ = _export(exporter, spans)
+    assert result.success
+    assert len(otlp_receiver.requests) == 1
+    assert [a.status for a in otlp_receiver.attempts] == ["503", "503", "OK"]
+    assert diagnostics.spans_retried.value == 2 * len(spans)
+    (line,) = logs.matching("retried with backoff")
+    assert otlp_receiver.http_endpoint in line and "503" in line
+
+
+@pytest.mark.parametrize("status", [429, 502, 504])
+def test_the_other_transient_statuses_are_retried(
+    otlp_receiver: OTLPReceiver, logged: Logged, status: int
+) -> None:
+    otlp_receiver.fail_next(1, http_status=status)
+    assert _export(_exporter(otlp_receiver.http_endpoint, logged), make_spans(1))[0].success
+    assert len(otlp_receiver.attempts) == 2
+
+
+def test_retry_after_is_honoured(otlp_receiver: OTLPReceiver, logged: Logged) -> None:
+    otlp_receiver.fail_next(1, http_status=429, retry_delay=1)
+    result, _ = _export(_exporter(otlp_receiver.http_endpoint, logged), make_spans(1))
+    assert result.success
+    first, second = otlp_receiver.attempts
+    assert second.received_at - first.received_at >= 1.0
+
+
+def test_a_retry_after_beyond_the_deadline_fails_at_once(
+    otlp_receiver: OTLPReceiver, logged: Logged
+) -> None:
+    otlp_receiver.fail_next(1, http_status=503, retry_delay=30)
+    result, took = _export(_exporter(otlp_receiver.http_endpoint, logged), make_spans(1), 3.0)
+    assert not result.success and took < 1.0
+    assert len(otlp_receiver.attempts) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "hint"),
+    [
+        (400, "refused the data"),
+        (401, "OTEL_EXPORTER_OTLP_HEADERS"),
+        (403, "OTEL_EXPORTER_OTLP_HEADERS"),
+        (413, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
+        (500, "HTTP 500"),
+    ],
+)
+def test_a_permanent_error_is_not_retried_and_logged_once(
+    otlp_receiver: OTLPReceiver, logged: Logged, status: int, hint: str
+) -> None:
+    diagnostics, logs = logged
+    otlp_receiver.fail_next(3, http_status=status, message="the server's reason")
+    exporter = _exporter(
+        otlp_receiver.http_endpoint, logged, headers={"Authorization": "Bearer s3cr3t-token"}
+    )
+    for _ in range(3):
+        result, _ = _export(exporter, make_spans(1))
+        assert not result.success
+        assert str(status) in (result.error or "")
+    assert len(otlp_receiver.attempts) == 3
+    assert diagnostics.spans_retried.value == 0
+    (line,) = logs.messages
+    assert otlp_receiver.http_endpoint in line and str(status) in line and hint in line
+    assert "the server's reason" in line  # the google.rpc.Status message of the body
+    assert "s3cr3t" not in line and "s3cr3t" not in repr(exporter)
+
+
+def test_a_wrong_path_says_where_traces_go(otlp_receiver: OTLPReceiver, logged: Logged) -> None:
+    exporter = _exporter(otlp_receiver.http_base + "/v1/trace", logged)
+    result, _ = _export(exporter, make_spans(1))
+    assert not result.success
+    (line,) = logged[1].messages
+    assert "404" in line and "/v1/traces" in line
+
+
+def test_a_receiver_that_never_answers_is_bounded_by_the_deadline(
+    otlp_receiver: OTLPReceiver, logged: Logged
+) -> None:
+    otlp_receiver.hang()
+    result, took = _export(_exporter(otlp_receiver.http_endpoint, logged), make_spans(1), 1.0)
+    assert not result.success
+    assert 0.9 <= took < 1.5
+
+
+def test_the_timeout_option_bounds_an_export_inside_a_later_deadline(
+    otlp_receiver: OTLPReceiver, logged: Logged
+) -> None:
+    otlp_receiver.answer_slowly(5.0)
+    exporter = _exporter(otlp_receiver.http_endpoint, logged, timeout=0.5)
+    result, took = _export(exporter, make_spans(1), 30.0)
+    assert not result.success
+    assert took < 1.2
+
+
+def test_a_collector_that_is_down_is_retried_within_the_deadline(logged: Logged) -> None:
+    diagnostics, logs = logged
+    endpoint = f"http://127.0.0.1:{free_port()}/v1/traces"
+    result, took = _export(_exporter(endpoint, logged), make_spans(2), 1.0)
+    assert not result.success
+    assert took < 1.3
+    assert diagnostics.spans_retried.value >= 2
+    (line,) = logs.matching("retried with backoff")
+    assert endpoint in line and "ConnectionRefusedError" in line
+
+
+def test_shutdown_during_backoff_returns_at_once(
+    otlp_receiver: OTLPReceiver, logged: Logged
+) -> None:
+    otlp_receiver.fail_next(10, http_status=503)
+    exporter = _exporter(
+        otlp_receiver.http_endpoint,
+        logged,
+        retry_policy=RetryPolicy(30.0, 2.0, 30.0),
+        timeout=0,
+    )
+    results: list[ExportResult] = []
+    worker = threading.Thread(
+        target=lambda: results.append(
+            exporter.export(make_spans(1), deadline=time.monotonic() + 120)
+        )
+    )
+    worker.start()
+    otlp_receiver.wait_for_attempts(1)
+    time.sleep(0.1)
+    started = time.monotonic()
+    exporter.shutdown(deadline=started + 5)
+    worker.join(5)
+    assert time.monotonic() - started < 0.5
+    assert not results[0].success and "shut down" in (results[0].error or "")
+    result, took = _export(exporter, make_spans(1))
+    assert not result.success and took < 0.05
+    assert len(otlp_receiver.attempts) == 1
+    assert exporter._conn is None
+
+
+def test_shutdown_interrupts_a_request_in_flight(
+    otlp_receiver: OTLPReceiver, logged: Logged
+) -> None:
+    otlp_receiver.hang()
+    exporter = _exporter(otlp_receiver.http_endpoint, logged, timeout=0)
+    results: list[ExportResult] = []
+    worker = threading.Thread(
+        target=lambda: results.append(
+            exporter.export(make_spans(1), deadline=time.monotonic() + 60)
+        )
+    )
+    worker.start()
+    otlp_receiver.wait_for_attempts(1)
+    started = time.monotonic()
+    exporter.shutdown(deadline=started + 5)
+    worker.join(5)
+    assert time.monotonic() - started < 0.5
+    assert not results[0].success
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
+def test_gzip_on_the_wire(otlp_receiver: OTLPReceiver, logged: Logged, protocol: str) -> None:
+    spans = make_spans(5)
+    exporter = _exporter(otlp_receiver.http_endpoint, logged, compression="gzip", protocol=protocol)
+    assert _export(exporter, spans)[0].success
+    plain = _exporter(otlp_receiver.http_endpoint, logged, protocol=protocol)
+    assert _export(plain, spans)[0].success
+    compressed, uncompressed = otlp_receiver.requests
+    assert compressed.content_encoding == "gzip"
+    assert compressed.headers["content-encoding"] == "gzip"
+    assert uncompressed.content_encoding is None
+    assert_spans_arrived(spans, compressed)
+
+
+def test_headers_arrive_on_every_request(otlp_receiver: OTLPReceiver, logged: Logged) -> None:
+    exporter = _exporter(
+        otlp_receiver.http_endpoint,
+        logged,
+        headers={"Authorization": "Bearer abc", "X-Tenant": "blue team"},
+    )
+    otlp_receiver.fail_next(1)
+    assert _export(exporter, make_spans(1))[0].success
+    assert _export(exporter, make_spans(1))[0].success
+    assert len(otlp_receiver.attempts) == 3
+    for attempt in otlp_receiver.attempts:
+        assert attempt.headers["authorization"] == "Bearer abc"
+        assert attempt.headers["x-tenant"] == "blue team"
+
+
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
+def test_partial_success_is_counted_as_rejected(
+    otlp_receiver: OTLPReceiver, logged: Logged, protocol: str
+) -> None:
+    diagnostics, logs = logged
+    otlp_receiver.partial_success(2, "2 spans too old")
+    spans = make_spans(5)
+    exporter = _exporter(otlp_receiver.http_endpoint, logged, protocol=protocol)
+    result, _ = _export(exporter, spans)
+    assert result == ExportResult(True, rejected=2)
+    record_export_result(diagnostics, exporter, len(spans), result)
+    assert diagnostics.spans_exported.value == 3
+    assert diagnostics.spans_dropped["rejected"].value == 2
+    assert any("2 spans too old" in m for m in logs.messages)
+
+
+def test_pointed_at_a_grpc_port_it_says_so_once(
+    otlp_receiver: OTLPReceiver, logged: Logged
+) -> None:
+    diagnostics, logs = logged
+    endpoint = otlp_receiver.grpc_endpoint + "/v1/traces"
+    exporter = _exporter(endpoint, logged)
+    for _ in range(2):
+        result, took = _export(exporter, make_spans(1))
+        assert not result.success and took < 1.0
+    assert diagnostics.spans_retried.value == 0
+    (line,) = logs.messages
+    assert endpoint in line
+    assert "4317" in line and "4318" in line and "OTEL_EXPORTER_OTLP_PROTOCOL=grpc" in line
+    assert otlp_receiver.attempts == []
+
+
+def test_the_exporter_suppresses_instrumentation_itself(
+    otlp_receiver: OTLPReceiver, logged: Logged, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an HTTP-client instrumentor would see: the request is made while suppressed,
+    whether the exporter is called by the batch processor's worker or directly."""
+    seen: list[bool] = []
+    request = http.client.HTTPConnection.request
+
+    def spying_request(self: http.client.HTTPConnection, *args: Any, **kwargs: Any) -> None:
+        seen.append(is_suppressed())
+        request(self, *args, **kwargs)
+
+    monkeypatch.setattr(http.client.HTTPConnection, "request", spying_request)
+    exporter = _exporter(otlp_receiver.http_endpoint, logged)
+    assert _export(exporter, make_spans(1))[0].success
+    assert not is_suppressed()
+    processor = BatchSpanProcessor(exporter, schedule_delay=60.0, diagnostics=logged[0])
+    for span in make_spans(2):
+        processor.on_end(span)
+    assert processor.force_flush(deadline=time.monotonic() + 5)
+    processor.shutdown(deadline=time.monotonic() + 5)
+    assert seen == [True, True]
+
+
+def test_a_forked_child_opens_its_own_connection(otlp_receiver: OTLPReceiver) -> None:
+    out = run_fork_script("http", otlp_receiver.http_endpoint)
+    assert "child ok=True own=True" in out
+    assert "parent ok=True kept=True child_exit=0" in out
+    peers = [r.peer for r in otlp_receiver.requests]
+    assert len(peers) == 3
+    assert peers[0] == peers[2] != peers[1]
+
+
+def test_no_http_client_is_imported_before_the_first_export() -> None:
+    code = (
+        "import sys\n"
+        "from telemetry_run.sdk.exporters.otlp import OTLPHttpSpanExporter\n"
+        "OTLPHttpSpanExporter('http://127.0.0.1:4318/v1/traces', compression='gzip')\n"
+        "print(sorted(m for m in ('http.client', 'ssl', 'google.protobuf') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_constructor_rules() -> None:
+    from telemetry_run.sdk.exporters.otlp.http import parse_url
+
+    assert parse_url("http://c:4318/v1/traces") == (False, "c", 4318, "/v1/traces")
+    assert parse_url("https://c/custom?x=1") == (True, "c", 443, "/custom?x=1")
+    assert parse_url("http://[::1]:4318") == (False, "::1", 4318, "/")
+    for bad in ("c:4318", "grpc://c:4317", "http://:4318/"):
+        with pytest.raises(ValueError):
+            parse_url(bad)
+    with pytest.raises(ValueError):
+        OTLPHttpSpanExporter(protocol="grpc")
+    shown = OTLPHttpSpanExporter("https://user:secret@c:4318/v1/traces?api_key=k")
+    assert shown.endpoint == "https://c:4318/v1/traces"
+    assert "secret" not in repr(shown) and "api_key" not in repr(shown)
+
+
+# -- TLS ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(Path(tmp_path_factory.mktemp("certs")))
+
+
+def test_tls_with_a_custom_ca(certificates: Certificates, logged: Logged) -> None:
+    with OTLPReceiver(tls=certificates.server, grpc=False) as receiver:
+        assert receiver.http_endpoint.startswith("https://")
+        exporter = _exporter(receiver.http_endpoint, logged, certificate_file=certificates.ca_file)
+        assert _export(exporter, make_spans(1))[0].success
+        exporter.shutdown(deadline=time.monotonic() + 1)
+
+        untrusted = _exporter(
+            receiver.http_endpoint, logged, certificate_file=certificates.other_ca_file
+        )
+        result, took = _export(untrusted, make_spans(1))
+        assert not result.success and took < 1.0
+        (line,) = logged[1].messages
+        assert "not trusted" in line and "OTEL_EXPORTER_OTLP_CERTIFICATE" in line
+
+        plain = _exporter(receiver.http_endpoint.replace("https:", "http:"), logged)
+        assert not _export(plain, make_spans(1), 0.5)[0].success
+
+
+def test_mtls(certificates: Certificates, logged: Logged) -> None:
+    logs = logged[1]
+    with OTLPReceiver(tls=certificates.mtls_server, grpc=False) as receiver:
+        exporter = _exporter(
+            receiver.http_endpoint,
+            logged,
+            certificate_file=certificates.ca_file,
+            client_certificate_file=certificates.client_cert_file,
+            client_key_file=certificates.client_key_file,
+        )
+        assert _export(exporter, make_spans(1))[0].success
+        exporter.shutdown(deadline=time.monotonic() + 1)
+
+        without = _exporter(receiver.http_endpoint, logged, certificate_file=certificates.ca_file)
+        result, _ = _export(without, make_spans(1), 1.0)
+        assert not result.success
+        assert len(receiver.requests) == 1
+        (line,) = logs.messages
+        assert receiver.http_endpoint in line
+        assert "client certificate" in line and "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE" in line
+        assert receiver.tls_failures  # the receiver refused the handshake
+
+
+def test_an_unreadable_client_key_is_one_clear_failure_without_its_path(
+    certificates: Certificates, tmp_path: Path, logged: Logged
+) -> None:
+    missing_key = str(tmp_path / "secret-place" / "client-key.pem")
+    exporter = _exporter(
+        "https://127.0.0.1:1/v1/traces",
+        logged,
+        certificate_file=certificates.ca_file,
+        client_certificate_file=certificates.client_cert_file,
+        client_key_file=missing_key,
+    )
+    result, took = _export(exporter, make_spans(1))
+    assert not result.success and took < 0.5
+    (line,) = logged[1].messages
+    assert "client certificate and key" in line
+    assert "secret-place" not in line
+
+
+def test_invalid_and_reserved_headers_are_dropped_naming_only_the_key(
+    otlp_receiver: OTLPReceiver, logged: Logged
+) -> None:
+    exporter = _exporter(
+        otlp_receiver.http_endpoint,
+        logged,
+        headers=[
+            ("x-good", "yes"),
+            ("x-broken", "secret-value\r\nInjected: 1"),
+            ("Content-Type", "text/plain"),
+            ("bad name", "v"),
+            ("user-agent", "my-agent/1"),
+        ],
+    )
+    assert _export(exporter, make_spans(1))[0].success
+    (received,) = otlp_receiver.requests
+    assert received.headers["x-good"] == "yes"
+    assert "x-broken" not in received.headers and "injected" not in received.headers
+    assert received.headers["content-type"] == "application/x-protobuf"
+    assert received.headers["user-agent"] == "my-agent/1"
+    logs = logged[1].messages
+    assert len(logs) == 3
+    assert any("'x-broken'" in line for line in logs)
+    assert not any("secret-value" in line for line in logs)
+
+
+def test_no_limit_at_all_is_allowed(otlp_receiver: OTLPReceiver, logged: Logged) -> None:
+    endpoint = otlp_receiver.http_endpoint
+    exporter = _exporter(endpoint, logged, timeout=0)
+    assert exporter.export(make_spans(1), deadline=math.inf).success
+    assert exporter.export(make_spans(1), deadline=math.inf).success  # the reused transport
