@@ -8,7 +8,6 @@ variable and the value, then the default. Empty means unset, so parsers never se
 from __future__ import annotations
 
 import math
-import urllib.parse
 from collections.abc import Callable
 
 __all__ = [
@@ -99,13 +98,15 @@ def parse_key_values(raw: str) -> tuple[tuple[str, str], ...]:
     A member without ``=`` or with an empty key makes the whole value invalid: the
     specification says to discard the variable rather than guess.
     """
+    from urllib.parse import unquote  # only when such a variable is set: start-up stays cheap
+
     pairs: list[tuple[str, str]] = []
     for member in raw.split(","):
         if not member.strip():
             continue
         key, sep, value = member.partition("=")
-        key = urllib.parse.unquote(key.strip())
+        key = unquote(key.strip())
         if not sep or not key:
             raise InvalidValue("has a member that is not key=value")
-        pairs.append((key, urllib.parse.unquote(value.strip())))
+        pairs.append((key, unquote(value.strip())))
     return tuple(pairs)
