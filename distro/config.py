@@ -61,6 +61,15 @@ def mask(value: str) -> str:
     return f"<{len(value)} characters, hidden>"
 
 
+def _hide_userinfo(text: str) -> str:
+    """``scheme://user:password@host`` shown as ``scheme://***@host``: endpoints are not secret,
+    credentials written into them are."""
+    scheme, sep, rest = text.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return text
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
 _LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "none")
 
 BUILTIN_VARIABLES: Final[tuple[Variable, ...]] = (
@@ -269,7 +278,7 @@ class Config:
         for name, variable in sorted(self.variables.items()):
             if name in self.explicit:
                 text = self.raw[name]
-                rows.append((name, mask(text) if variable.secret else text, True))
+                rows.append((name, mask(text) if variable.secret else _hide_userinfo(text), True))
             else:
                 rows.append((name, variable.default_text(), False))
         return rows

@@ -185,3 +185,14 @@ def test_readme_documents_every_variable_with_its_default() -> None:
     for variable in BUILTIN_VARIABLES:
         assert variable.name in rows, f"{variable.name} is missing from the README table"
         assert rows[variable.name].strip("` ") == variable.default_text(), variable.name
+
+
+def test_credentials_in_an_endpoint_url_are_hidden_from_the_listing() -> None:
+    endpoint = Variable("EXAMPLE_ENDPOINT", lambda raw: raw, None, "an endpoint")
+    config = Config.from_env(
+        {"EXAMPLE_ENDPOINT": "https://alice:hunter2@collector:4318/v1/traces"}, [endpoint]
+    )
+    shown = {name: value for name, value, _ in config.shown()}
+    assert shown["EXAMPLE_ENDPOINT"] == "https://***@collector:4318/v1/traces"
+    plain = Config.from_env({"EXAMPLE_ENDPOINT": "http://collector:4317"}, [endpoint])
+    assert {n: v for n, v, _ in plain.shown()}["EXAMPLE_ENDPOINT"] == "http://collector:4317"
