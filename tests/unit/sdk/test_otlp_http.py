@@ -438,7 +438,11 @@ def test_mtls(certificates: Certificates, logged: Logged) -> None:
         assert len(hints) == 1
         assert receiver.http_endpoint in hints[0]
         assert "client certificate" in hints[0]
-        assert receiver.tls_failures  # the receiver refused the handshake
+        # The receiver records the refused handshake on its own thread: bounded wait for it.
+        give_up = time.monotonic() + 5
+        while not receiver.tls_failures and time.monotonic() < give_up:
+            time.sleep(0.01)
+        assert receiver.tls_failures
 
 
 def test_an_unreadable_client_key_is_one_clear_failure_without_its_path(
