@@ -330,19 +330,7 @@ def _write_event(out: bytearray, event: Event) -> None:
     """Span.events: Event {time_unix_nano = 1; name = 2; attributes = 3; dropped = 4}."""
     timestamp = event.timestamp & _U64
     buf = bytearray(_fixed64(0x09, timestamp) if timestamp else b"")
-    name = event.name
-    if name:
-        try:
-            raw = name.encode()
-        except UnicodeEncodeError:
-            raw = _utf8(name)
-        size = len(raw)
-        buf.append(0x12)
-        if size < 0x80:
-            buf.append(size)
-        else:
-            buf += _varint(size)
-        buf += raw
+    buf += _string_field(0x12, event.name)
     attributes = event.attributes
     if attributes:
         _write_attributes(buf, _EVENT_ATTRIBUTES, attributes)
