@@ -11,6 +11,7 @@ A hook's exception never fails the application's import: the hook body is guarde
 from __future__ import annotations
 
 import logging
+import re
 import string
 import threading
 from collections.abc import Callable, Iterable
@@ -139,6 +140,9 @@ def _outside(requires: str, dist: str, version: str) -> str | None:
     rest = requires.strip()[len(dist) :]
     if not rest.strip():
         return None
+    inside = _release_range_contains(rest, version)
+    if inside is not None:
+        return None if inside else f"{dist} {version} is outside {requires.strip()}"
     if set(rest) <= _SIMPLE_SPECIFIER_CHARS:
         from packaging.specifiers import SpecifierSet  # only when comparing
 
@@ -154,6 +158,39 @@ def _outside(requires: str, dist: str, version: str) -> str | None:
     if specifier.contains(version, prereleases=True):
         return None
     return f"{dist} {version} is outside {requires.strip()}"
+
+
+_RELEASE: Final = re.compile(r"\d+(?:\.\d+)*")
+_CLAUSE: Final = re.compile(r"\s*(>=|<=|==|!=|<|>)\s*(\d+(?:\.\d+)*)\s*")
+_COMPARE: Final[dict[str, Callable[[tuple[int, ...], tuple[int, ...]], bool]]] = {
+    ">=": lambda a, b: a >= b,
+    "<=": lambda a, b: a <= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    ">": lambda a, b: a > b,
+}
+
+
+def _release_range_contains(specifier: str, version: str) -> bool | None:
+    """``3.1.3`` against ``>=2.2,<4`` without importing packaging (every process checks every
+    installed target at start-up); None when either side is more than plain release numbers
+    (pre-releases, wildcards, ``~=``), which packaging then decides."""
+    if _RELEASE.fullmatch(version) is None:
+        return None
+    clauses = [_CLAUSE.fullmatch(clause) for clause in specifier.split(",")]
+    if not all(clauses):
+        return None
+    installed = [int(part) for part in version.split(".")]
+    for clause in clauses:
+        assert clause is not None  # checked above
+        bound = [int(part) for part in clause.group(2).split(".")]
+        width = max(len(installed), len(bound))  # PEP 440: 3.1 == 3.1.0
+        left = tuple(installed + [0] * (width - len(installed)))
+        right = tuple(bound + [0] * (width - len(bound)))
+        if not _COMPARE[clause.group(1)](left, right):
+            return False
+    return True
 
 
 class Installed:

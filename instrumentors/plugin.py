@@ -1,23 +1,101 @@
-"""The built-in instrumentor plugin: registered first, through the same hook as third-party ones.
+"""The built-in instrumentor plugin: registered first, through the same hooks as third-party ones.
 
-Flask, Django, requests and gRPC arrive with the instrumentors issue; until then this plugin
-declares none. Each will be one ``InstrumentorSpec`` here (cheap data: the instrumentor's module
-is imported only after its target library is).
+Each instrumentor is one ``InstrumentorSpec`` (cheap data: its module is imported only after
+its target library is), and the HTTP instrumentors' variables are declared here so they join
+the registry, the README table and ``--list`` like every other variable.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Final
 
+from telemetry_run._env import parse_bool, parse_list
+from telemetry_run.config import Variable
 from telemetry_run.hookspecs import hookimpl
+from telemetry_run.instrumentors import _http
+from telemetry_run.instrumentors.base import InstrumentorSpec
 
-if TYPE_CHECKING:
-    from telemetry_run.instrumentors.base import InstrumentorSpec
+__all__ = ["SPECS", "VARIABLES", "telemetry_run_instrumentors", "telemetry_run_variables"]
 
-__all__ = ["telemetry_run_instrumentors"]
+SPECS: Final[tuple[InstrumentorSpec, ...]] = (
+    InstrumentorSpec(
+        name="flask",
+        modules=("flask",),
+        requires="flask>=2.2,<4",
+        load="telemetry_run.instrumentors.flask:FlaskInstrumentor",
+        description="SERVER span per request, named from the matched URL rule",
+    ),
+    InstrumentorSpec(
+        name="requests",
+        modules=("requests",),
+        requires="requests>=2.28,<3",
+        load="telemetry_run.instrumentors.requests:RequestsInstrumentor",
+        description="CLIENT span per Session.send, trace context injected",
+    ),
+)
+
+_HEADERS_DOC: Final = "header names (or regexes) whose values {} spans record, comma-separated"
+
+VARIABLES: Final[tuple[Variable, ...]] = (
+    Variable(
+        _http.EXCLUDED_URLS,
+        _http.parse_url_patterns,
+        (),
+        "regexes of URLs that get no span, comma-separated (every HTTP instrumentor)",
+    ),
+    *(
+        Variable(
+            _http.excluded_urls_variable(name),
+            _http.parse_url_patterns,
+            (),
+            f"as {_http.EXCLUDED_URLS}, for {name} only (wins over it)",
+        )
+        for name in ("flask", "django", "requests")
+    ),
+    Variable(
+        _http.CAPTURE_SERVER_REQUEST,
+        parse_list,
+        (),
+        _HEADERS_DOC.format("request headers SERVER"),
+    ),
+    Variable(
+        _http.CAPTURE_SERVER_RESPONSE,
+        parse_list,
+        (),
+        _HEADERS_DOC.format("response headers SERVER"),
+    ),
+    Variable(
+        _http.CAPTURE_CLIENT_REQUEST,
+        parse_list,
+        (),
+        _HEADERS_DOC.format("request headers CLIENT"),
+    ),
+    Variable(
+        _http.CAPTURE_CLIENT_RESPONSE,
+        parse_list,
+        (),
+        _HEADERS_DOC.format("response headers CLIENT"),
+    ),
+    Variable(
+        _http.SANITIZE_FIELDS,
+        parse_list,
+        (),
+        "captured header names (or regexes) whose values are recorded as [REDACTED]",
+    ),
+    Variable(
+        _http.CAPTURE_SENSITIVE,
+        parse_bool,
+        False,
+        "true records captured Authorization, Cookie, Set-Cookie values instead of [REDACTED]",
+    ),
+)
 
 
 @hookimpl
-def telemetry_run_instrumentors() -> list[InstrumentorSpec]:
-    """The built-in instrumentors (none yet)."""
-    return []
+def telemetry_run_instrumentors() -> tuple[InstrumentorSpec, ...]:
+    return SPECS
+
+
+@hookimpl
+def telemetry_run_variables() -> tuple[Variable, ...]:
+    return VARIABLES

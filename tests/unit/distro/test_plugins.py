@@ -238,7 +238,9 @@ def test_plugin_variables_join_the_registry(
         [*BUILTINS, ep("acme", fake_module(telemetry_run_variables=telemetry_run_variables))]
     )
     variables = loaded.variables()
-    assert variables == [level, clash]
+    builtin_names = {v.name for v in variables[:-2]}
+    assert variables[-2:] == [level, clash]  # after the built-in plugins' own variables
+    assert "OTEL_PYTHON_EXCLUDED_URLS" in builtin_names
 
     config = Config.from_env(
         {"TELEMETRY_RUN_ACME_LEVEL": "7", "OTEL_SERVICE_NAME": "svc"}, variables
@@ -277,8 +279,9 @@ def test_a_malformed_answer_is_dropped_as_a_failure(fake_module: Callable[..., s
             ),
         ]
     )
-    assert loaded.variables() == []
-    assert loaded.instrumentor_specs() == []
+    builtin = Plugins.load(BUILTINS)
+    assert loaded.variables() == builtin.variables()  # the odd plugin's answers are dropped
+    assert loaded.instrumentor_specs() == builtin.instrumentor_specs()
     assert loaded.provider_of("exporter", "console") == "builtin"
     assert sorted(f.where for f in loaded.failures) == [
         "telemetry_run_instrumentors",
@@ -305,7 +308,9 @@ def test_the_later_plugin_wins_an_instrumentor_name(fake_module: Callable[..., s
             ep("b-theirs", fake_module(telemetry_run_instrumentors=declaring(theirs, other))),
         ]
     )
-    assert loaded.instrumentor_specs() == [("b-theirs", other), ("b-theirs", theirs)]
+    specs = loaded.instrumentor_specs()
+    assert ("b-theirs", theirs) in specs and ("b-theirs", other) in specs
+    assert [spec for _, spec in specs if spec.name == "flask"] == [theirs]  # the later one wins
 
 
 def test_configure_calls_every_plugin_each_guarded(fake_module: Callable[..., str]) -> None:

@@ -1,0 +1,385 @@
+"""The stable HTTP semantic conventions, computed in one place for every HTTP instrumentor.
+
+Server instrumentors (Flask, Django, through ``_wsgi``) and client instrumentors (requests)
+ask this module for span names, attributes, statuses and what to capture or redact; none of
+them writes an attribute name of its own. Only the stable names are emitted
+(``http.request.method``, ``http.response.status_code``, ``url.*``), never the old ones.
+
+``HttpSettings`` is built once per instrumentor from the configuration: the excluded-URL
+pattern and the header allow-lists. Everything here runs per request, so the common case (no
+capture configured, an ASCII path, no sensitive query key) takes the shortest path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from telemetry_run._env import InvalidValue, parse_list
+
+if TYPE_CHECKING:
+    from telemetry_run.config import Config
+    from telemetry_run.sdk.trace.api import Span
+
+__all__ = [
+    "CAPTURE_CLIENT_REQUEST",
+    "CAPTURE_CLIENT_RESPONSE",
+    "CAPTURE_SENSITIVE",
+    "CAPTURE_SERVER_REQUEST",
+    "CAPTURE_SERVER_RESPONSE",
+    "CLIENT_SPAN_KEY",
+    "EXCLUDED_URLS",
+    "KNOWN_METHODS",
+    "REDACTED",
+    "SANITIZE_FIELDS",
+    "SENSITIVE_HEADERS",
+    "SENSITIVE_QUERY_KEYS",
+    "HttpSettings",
+    "client_exception",
+    "client_request_attributes",
+    "client_response",
+    "client_span_name",
+    "environ_headers",
+    "environ_url",
+    "exception_type",
+    "excluded_urls_variable",
+    "method_and_original",
+    "parse_url_patterns",
+    "protocol_version",
+    "redact_query",
+    "redact_url",
+    "server_environ_attributes",
+    "server_span_name",
+    "server_status_attributes",
+]
+
+#: The methods the conventions name; anything else is reported as ``_OTHER``.
+KNOWN_METHODS: Final = frozenset(
+    {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE"}
+)
+
+REDACTED: Final = "REDACTED"
+
+#: Query keys whose values are replaced by ``REDACTED`` in ``url.query`` and ``url.full``: the
+#: semantic conventions' list, plus the keys users most often leak (README, "Security").
+SENSITIVE_QUERY_KEYS: Final = frozenset(
+    {"AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature", "token", "password", "api_key"}
+)
+
+#: Header names whose captured values are always ``[REDACTED]`` unless CAPTURE_SENSITIVE is true.
+SENSITIVE_HEADERS: Final = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"}
+)
+
+#: Context key set while an HTTP client instrumentor's CLIENT span is current: a lower layer
+#: (a urllib3 instrumentor under requests, a redirect hop) sees it and adds no span of its own.
+CLIENT_SPAN_KEY: Final = "telemetry_run.http_client_span"
+
+EXCLUDED_URLS: Final = "OTEL_PYTHON_EXCLUDED_URLS"
+CAPTURE_SERVER_REQUEST: Final = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST"
+CAPTURE_SERVER_RESPONSE: Final = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE"
+CAPTURE_CLIENT_REQUEST: Final = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST"
+CAPTURE_CLIENT_RESPONSE: Final = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE"
+SANITIZE_FIELDS: Final = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"
+CAPTURE_SENSITIVE: Final = "TELEMETRY_RUN_HTTP_CAPTURE_SENSITIVE_HEADERS"
+
+# Characters that stand in a path as they are (RFC 3986 pchar and "/"); others are
+# percent-encoded, as the client must have sent them.
+_PATH_SAFE: Final = "/:@!$&'()*+,;=-._~%"
+_PLAIN_PATH: Final = re.compile(r"[A-Za-z0-9/:@!$&'()*+,;=\-._~%]*")
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+def excluded_urls_variable(framework: str) -> str:
+    """``OTEL_PYTHON_FLASK_EXCLUDED_URLS`` for ``"flask"``: wins over the general variable."""
+    return f"OTEL_PYTHON_{framework.upper()}_EXCLUDED_URLS"
+
+
+def parse_url_patterns(raw: str) -> tuple[str, ...]:
+    """A comma-separated list of regular expressions, each checked to compile."""
+    patterns = parse_list(raw)
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise InvalidValue(f"has a pattern that is not a regular expression: {exc}") from None
+    return patterns
+
+
+def _header_patterns(names: Iterable[str]) -> re.Pattern[str] | None:
+    """One case-insensitive full-match pattern for an allow-list of names or regexes."""
+    names = [name for name in names if name]
+    if not names:
+        return None
+    return re.compile("|".join(f"(?:{name})" for name in names), re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """What one instrumentor captures and skips, read once from the configuration."""
+
+    excluded: re.Pattern[str] | None = None
+    request_headers: re.Pattern[str] | None = None
+    response_headers: re.Pattern[str] | None = None
+    sanitize: re.Pattern[str] | None = None
+    sensitive: frozenset[str] = SENSITIVE_HEADERS
+
+    @classmethod
+    def from_config(cls, config: Config | None, framework: str, *, server: bool) -> HttpSettings:
+        """Settings for ``framework``; variables missing from ``config`` mean their defaults."""
+
+        def get(name: str) -> Any:
+            return config.get(name) if config is not None else None
+
+        patterns = get(excluded_urls_variable(framework))
+        if not patterns:
+            patterns = get(EXCLUDED_URLS)
+        side = (CAPTURE_SERVER_REQUEST, CAPTURE_SERVER_RESPONSE)
+        if not server:
+            side = (CAPTURE_CLIENT_REQUEST, CAPTURE_CLIENT_RESPONSE)
+        return cls(
+            excluded=re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None,
+            request_headers=_header_patterns(get(side[0]) or ()),
+            response_headers=_header_patterns(get(side[1]) or ()),
+            sanitize=_header_patterns(get(SANITIZE_FIELDS) or ()),
+            sensitive=frozenset() if get(CAPTURE_SENSITIVE) else SENSITIVE_HEADERS,
+        )
+
+    def is_excluded(self, url: str) -> bool:
+        """True when ``url`` matches an excluded pattern (``re.search``, as the peers do)."""
+        return self.excluded is not None and self.excluded.search(url) is not None
+
+    def captured(
+        self, prefix: str, pattern: re.Pattern[str], headers: Iterable[tuple[str, str]]
+    ) -> dict[str, list[str]]:
+        """``{prefix + name: [values]}`` for the allow-listed headers, sensitive ones redacted.
+
+        Names are lower-cased (the conventions' rule) and repeated headers keep every value.
+        """
+        found: dict[str, list[str]] = {}
+        for name, value in headers:
+            if pattern.fullmatch(name) is None:
+                continue
+            lowered = name.lower()
+            hidden = lowered in self.sensitive or (
+                self.sanitize is not None and self.sanitize.fullmatch(name) is not None
+            )
+            found.setdefault(prefix + lowered, []).append("[REDACTED]" if hidden else value)
+        return found
+
+
+def method_and_original(method: str) -> tuple[str, str | None]:
+    """The method as the conventions report it, and the original when that differs."""
+    if method in KNOWN_METHODS:
+        return method, None
+    upper = method.upper()
+    if upper in KNOWN_METHODS:
+        return upper, method
+    return "_OTHER", method
+
+
+def server_span_name(method: str, route: str | None) -> str:
+    """``GET /users/<int:user_id>``; ``GET`` without a route; ``HTTP`` for an unknown method."""
+    shown = method if method in KNOWN_METHODS else "HTTP"
+    return f"{shown} {route}" if route else shown
+
+
+def client_span_name(method: str) -> str:
+    """A CLIENT span's name: the method, or ``HTTP`` for one the conventions do not know."""
+    return method if method in KNOWN_METHODS else "HTTP"
+
+
+def redact_query(query: str) -> str:
+    """The query with the values of sensitive keys replaced by ``REDACTED``."""
+    if "=" not in query:
+        return query
+    parts = query.split("&")
+    changed = False
+    for index, part in enumerate(parts):
+        key, sep, _ = part.partition("=")
+        if sep and key in SENSITIVE_QUERY_KEYS:
+            parts[index] = f"{key}={REDACTED}"
+            changed = True
+    return "&".join(parts) if changed else query
+
+
+def redact_url(url: str) -> str:
+    """``url.full`` as it may be recorded: credentials and sensitive query values replaced."""
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        authority_end = len(rest)
+        for stop in "/?#":
+            position = rest.find(stop)
+            if position != -1 and position < authority_end:
+                authority_end = position
+        authority = rest[:authority_end]
+        if "@" in authority:
+            rest = f"{REDACTED}:{REDACTED}@{authority.rsplit('@', 1)[1]}{rest[authority_end:]}"
+        url = f"{scheme}{sep}{rest}"
+    head, qsep, query = url.partition("?")
+    if not qsep:
+        return url
+    query, fsep, fragment = query.partition("#")
+    return f"{head}?{redact_query(query)}{fsep}{fragment}"
+
+
+def protocol_version(protocol: str | None) -> str | None:
+    """``HTTP/1.1`` as ``1.1``, ``HTTP/2.0`` as ``2``: ``network.protocol.version``."""
+    if not protocol or not protocol.upper().startswith("HTTP/"):
+        return None
+    version = protocol[5:]
+    return version[:-2] if version.endswith(".0") and version != "1.0" else version
+
+
+def _split_host(host: str, default_port: int | None) -> tuple[str, int | None]:
+    """``example.com:8080`` as (``example.com``, 8080); ``[::1]:80`` as (``::1``, 80)."""
+    if host.startswith("["):
+        end = host.find("]")
+        if end != -1:
+            port_text = host[end + 2 :] if host[end + 1 : end + 2] == ":" else ""
+            return host[1:end], int(port_text) if port_text.isdigit() else default_port
+    name, sep, port_text = host.rpartition(":")
+    if sep and port_text.isdigit() and ":" not in name:
+        return name, int(port_text)
+    return host, default_port
+
+
+def _wsgi_path(environ: Mapping[str, Any]) -> str:
+    """SCRIPT_NAME + PATH_INFO as the client sent it (WSGI decodes it as latin-1)."""
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    if _PLAIN_PATH.fullmatch(path):
+        return path or "/"
+    try:
+        raw = path.encode("latin-1")
+    except UnicodeEncodeError:  # an ASGI-built META holds str already decoded as UTF-8
+        raw = path.encode("utf-8", "surrogateescape")
+    from urllib.parse import quote  # rare: only for paths that are not plain ASCII
+
+    return quote(raw, safe=_PATH_SAFE)
+
+
+def server_environ_attributes(environ: Mapping[str, Any]) -> dict[str, Any]:
+    """The request attributes of a SERVER span, from a WSGI environ (or Django's META).
+
+    ``http.request.method``, ``url.path``, ``url.scheme`` and ``server.address`` are among
+    them, so they can be given at span start, where samplers see them.
+    """
+    method, original = method_and_original(str(environ.get("REQUEST_METHOD") or "GET"))
+    scheme = str(environ.get("wsgi.url_scheme") or "http")
+    attributes: dict[str, Any] = {
+        "http.request.method": method,
+        "url.scheme": scheme,
+        "url.path": _wsgi_path(environ),
+    }
+    if original is not None:
+        attributes["http.request.method_original"] = original
+    query = environ.get("QUERY_STRING")
+    if query:
+        attributes["url.query"] = redact_query(query)
+    host = environ.get("HTTP_X_FORWARDED_HOST") or environ.get("HTTP_HOST")
+    if host:
+        address, port = _split_host(str(host).split(",", 1)[0].strip(), _DEFAULT_PORTS.get(scheme))
+    else:
+        address = str(environ.get("SERVER_NAME") or "")
+        port_text = str(environ.get("SERVER_PORT") or "")
+        port = int(port_text) if port_text.isdigit() else None
+    if address:
+        attributes["server.address"] = address
+        if port is not None:
+            attributes["server.port"] = port
+    peer = environ.get("REMOTE_ADDR")
+    forwarded = environ.get("HTTP_X_FORWARDED_FOR")
+    client = str(forwarded).split(",", 1)[0].strip() if forwarded else peer
+    if client:
+        attributes["client.address"] = client
+    if peer:
+        attributes["network.peer.address"] = peer
+        peer_port = str(environ.get("REMOTE_PORT") or "")
+        if peer_port.isdigit():
+            attributes["network.peer.port"] = int(peer_port)
+    agent = environ.get("HTTP_USER_AGENT")
+    if agent:
+        attributes["user_agent.original"] = agent
+    version = protocol_version(environ.get("SERVER_PROTOCOL"))
+    if version:
+        attributes["network.protocol.version"] = version
+    return attributes
+
+
+def environ_url(environ: Mapping[str, Any]) -> str:
+    """The request's URL rebuilt from the environ, for the excluded-URL patterns."""
+    scheme = environ.get("wsgi.url_scheme") or "http"
+    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or ""
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    query = environ.get("QUERY_STRING")
+    return f"{scheme}://{host}{path}?{query}" if query else f"{scheme}://{host}{path}"
+
+
+def environ_headers(environ: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The request headers of a WSGI environ as (name, value) pairs, names with dashes."""
+    headers = [
+        (key[5:].replace("_", "-"), str(value))
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    ]
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            headers.append((key.replace("_", "-"), str(environ[key])))
+    return headers
+
+
+def server_status_attributes(span: Span, status_code: int) -> None:
+    """``http.response.status_code``; 5xx sets ``error.type`` and status ERROR (4xx does not)."""
+    from telemetry_run.sdk.trace.api import StatusCode
+
+    span.set_attribute("http.response.status_code", status_code)
+    if status_code >= 500:
+        span.set_attribute("error.type", str(status_code))
+        span.set_status(StatusCode.ERROR)
+
+
+def client_request_attributes(method: str, url: str) -> dict[str, Any]:
+    """The attributes of a CLIENT span before the request is sent."""
+    method, original = method_and_original(method)
+    attributes: dict[str, Any] = {"http.request.method": method, "url.full": redact_url(url)}
+    if original is not None:
+        attributes["http.request.method_original"] = original
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rsplit("@", 1)[-1]
+        address, port = _split_host(authority, _DEFAULT_PORTS.get(scheme.lower()))
+        if address:
+            attributes["server.address"] = address
+            if port is not None:
+                attributes["server.port"] = port
+    return attributes
+
+
+def client_response(span: Span, status_code: int, version: str | None = None) -> None:
+    """A CLIENT span's response: 4xx and 5xx set ``error.type`` and status ERROR."""
+    from telemetry_run.sdk.trace.api import StatusCode
+
+    span.set_attribute("http.response.status_code", status_code)
+    if version:
+        span.set_attribute("network.protocol.version", version)
+    if status_code >= 400:
+        span.set_attribute("error.type", str(status_code))
+        span.set_status(StatusCode.ERROR)
+
+
+def client_exception(span: Span, exc: BaseException) -> None:
+    """A CLIENT request that got no response: the exception recorded, its class as error.type."""
+    from telemetry_run.sdk.trace.api import StatusCode
+
+    span.record_exception(exc, escaped=True)
+    span.set_attribute("error.type", exception_type(exc))
+    span.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
+
+
+def exception_type(exc: BaseException) -> str:
+    """The fully qualified class name ``error.type`` uses where there is no status code."""
+    cls = type(exc)
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"

@@ -1,0 +1,116 @@
+"""Flask: one SERVER span per request, named from the matched URL rule.
+
+Three patch points on the ``Flask`` class, so every application (created before or after the
+patch, wrapped in WSGI middleware or not) is covered: ``wsgi_app`` starts and ends the span
+(``_wsgi.ServerRequest``), ``full_dispatch_request`` learns the matched rule once the request
+context is pushed, and ``handle_exception`` sees the unhandled exception that Flask turns into
+a 500 (the application's own error handlers and response stay as they are).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from telemetry_run._version import __version__
+from telemetry_run.instrumentors import _http
+from telemetry_run.instrumentors._wsgi import ENVIRON_KEY, ServerRequest
+from telemetry_run.instrumentors.base import Instrumentor, guard
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from telemetry_run.config import Config
+    from telemetry_run.sdk.trace.api import Tracer, TracerProvider
+
+__all__ = ["FlaskInstrumentor"]
+
+
+class FlaskInstrumentor(Instrumentor):
+    """Patches ``flask.Flask``: ``wsgi_app``, ``full_dispatch_request``, ``handle_exception``."""
+
+    tracer: Tracer
+    settings: _http.HttpSettings
+
+    def _instrument(self, tracer_provider: TracerProvider, config: Config) -> None:
+        import flask
+
+        self.tracer = tracer_provider.get_tracer(__name__, __version__)
+        self.settings = _http.HttpSettings.from_config(config, "flask", server=True)
+        self._request: Any = flask.request
+        self.patcher.wrap(flask, "Flask.wsgi_app", self._wsgi_app)
+        self.patcher.wrap(flask, "Flask.full_dispatch_request", self._full_dispatch_request)
+        self.patcher.wrap(flask, "Flask.handle_exception", self._handle_exception)
+
+    def _wsgi_app(
+        self,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        if not self.enabled():
+            return wrapped(*args, **kwargs)
+        request: ServerRequest | None = None
+        call_args = args
+        with guard("flask: request start"):
+            environ, start_response = _environ_and_start_response(args, kwargs)
+            noted = ServerRequest.start(self.tracer, self.settings, environ)
+            if noted is not None:
+                call_args, kwargs = (environ, noted.start_response_wrapper(start_response)), {}
+                request = noted
+        if request is None:
+            return wrapped(*call_args, **kwargs)
+        try:
+            body = wrapped(*call_args, **kwargs)
+        except BaseException as exc:
+            with guard("flask: request failed"):
+                request.fail(exc)
+            raise
+        try:
+            with guard("flask: response body"):
+                return request.body(body)
+            with guard("flask: request end"):  # the body could not be wrapped: end now
+                request.end()
+            return body
+        finally:
+            with guard("flask: detach"):
+                request.detach()
+
+    def _full_dispatch_request(
+        self,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        if self.active:
+            with guard("flask: route"):
+                request = self._request.environ.get(ENVIRON_KEY)
+                if request is not None:
+                    rule = self._request.url_rule
+                    request.set_route(rule.rule if rule is not None else None)
+        return wrapped(*args, **kwargs)
+
+    def _handle_exception(
+        self,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        if self.active:
+            with guard("flask: unhandled exception"):
+                request = self._request.environ.get(ENVIRON_KEY)
+                exc = args[0] if args else kwargs.get("e")
+                if request is not None and isinstance(exc, BaseException):
+                    request.record_exception(exc)
+        return wrapped(*args, **kwargs)
+
+
+def _environ_and_start_response(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[dict[str, Any], Any]:
+    if len(args) >= 2:
+        return args[0], args[1]
+    merged = dict(zip(("environ", "start_response"), args, strict=False)) | kwargs
+    return merged["environ"], merged["start_response"]

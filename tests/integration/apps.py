@@ -1,0 +1,146 @@
+"""Run a real application server under ``telemetry-run``, exporting to a real OTLP receiver.
+
+``served(...)`` starts the command in its own process group on a free loopback port, waits
+until the port accepts connections, and always stops the whole group by its PID (SIGTERM, then
+SIGKILL after a bounded wait). The framework tests (flask/, django/, requests/, grpc/, e2e/)
+use it with ``otlp_env(receiver)`` and read the spans the receiver got.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.integration.conftest import LAUNCHER, clean_env
+
+if TYPE_CHECKING:
+    from telemetry_run.testing.otlp import OTLPReceiver
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def script(name: str) -> str:
+    """A console script installed next to this interpreter (gunicorn, django-admin, flask)."""
+    path = Path(sys.executable).with_name(name)
+    if not path.exists():
+        pytest.skip(f"the {name} command is not installed next to {sys.executable}")
+    return str(path)
+
+
+def otlp_env(receiver: OTLPReceiver, **overrides: str) -> dict[str, str]:
+    """Export over OTLP/gRPC to ``receiver``, quickly (100 ms schedule delay)."""
+    return clean_env(
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.grpc_endpoint,
+        OTEL_BSP_SCHEDULE_DELAY="100",
+        TELEMETRY_RUN_SHUTDOWN_TIMEOUT="5000",
+        **overrides,
+    )
+
+
+@dataclass
+class AppProcess:
+    """A server started by ``served``: its process, port and combined output."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> int:
+        """SIGTERM the launched process and wait (bounded); its return code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"the server did not stop within {STOP_TIMEOUT} s:\n{self.log()}")
+        return self.proc.returncode
+
+
+def _wait_for_port(app: AppProcess) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if app.proc.poll() is not None:
+            pytest.fail(f"the server exited with {app.proc.returncode}:\n{app.log()}")
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.settimeout(1.0)
+            if sock.connect_ex(("127.0.0.1", app.port)) == 0:
+                return
+        time.sleep(0.1)
+    pytest.fail(f"the server did not listen within {START_TIMEOUT} s:\n{app.log()}")
+
+
+@contextlib.contextmanager
+def served(
+    command: Sequence[str],
+    *,
+    port: int,
+    env: Mapping[str, str],
+    cwd: Path,
+    launcher: bool = True,
+    **popen: Any,
+) -> Iterator[AppProcess]:
+    """``telemetry-run COMMAND`` (or COMMAND alone) listening on ``port``, stopped at the end."""
+    log_path = cwd / f"server-{port}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [*LAUNCHER, *command] if launcher else list(command),
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the finally below ends them all
+            **popen,
+        )
+    app = AppProcess(proc, port, log_path)
+    try:
+        _wait_for_port(app)
+        yield app
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(STOP_TIMEOUT)
+            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.returncode is None:
+            proc.wait(10)
+
+
+def attributes(span: Any) -> dict[str, Any]:
+    """A received protobuf span's attributes as a plain dict (arrays as lists)."""
+    result: dict[str, Any] = {}
+    for kv in span.attributes:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        if kind == "array_value":
+            result[kv.key] = [getattr(v, v.WhichOneof("value")) for v in value.array_value.values]
+        else:
+            result[kv.key] = getattr(value, kind) if kind else None
+    return result

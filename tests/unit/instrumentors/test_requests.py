@@ -1,0 +1,171 @@
+"""The requests instrumentor against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from telemetry_run.instrumentors import plugin
+from telemetry_run.instrumentors.requests import RequestsInstrumentor
+from telemetry_run.sdk.context import suppress_instrumentation
+from telemetry_run.sdk.trace.api import SpanKind, StatusCode
+from telemetry_run.testing import SpanRecorder, config_for
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    seen: list[dict[str, str]]
+
+    def do_GET(self) -> None:
+        self.seen.append({k.lower(): v for k, v in self.headers.items()})
+        if self.path.startswith("/redirect"):
+            self.send_response(302)
+            self.send_header("Location", "/ok")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        code = int(self.path.split("/status/")[1]) if "/status/" in self.path else 200
+        self.send_response(code)
+        self.send_header("Content-Length", "2")
+        self.send_header("X-Served-By", "test")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    seen: list[dict[str, str]] = []
+    handler = type("Handler", (_Handler,), {"seen": seen})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def instrument(span_recorder: SpanRecorder) -> Iterator[Any]:
+    made: list[RequestsInstrumentor] = []
+
+    def instrument(**environ: str) -> SpanRecorder:
+        instrumentor = RequestsInstrumentor()
+        instrumentor.instrument(span_recorder.provider, config_for(plugin, environ))
+        made.append(instrumentor)
+        return span_recorder
+
+    yield instrument
+    for instrumentor in made:
+        instrumentor.uninstrument()
+
+
+def test_a_call_is_one_client_span_and_carries_the_context(instrument: Any, server: Any) -> None:
+    recorder = instrument()
+    base, seen = server
+    headers = {"X-Mine": "1"}
+    with recorder.tracer.start_as_current_span("checkout") as parent:
+        response = requests.get(f"{base}/ok?token=abc", headers=headers, timeout=10)
+    assert response.text == "ok"
+    assert headers == {"X-Mine": "1"}  # the caller's dict is never changed
+    span = recorder.one("GET")
+    assert span.kind is SpanKind.CLIENT
+    assert span.parent is not None and span.parent.span_id == parent.get_span_context().span_id
+    port = int(base.rsplit(":", 1)[1])
+    assert dict(span.attributes) == {
+        "http.request.method": "GET",
+        "url.full": f"{base}/ok?token=REDACTED",
+        "server.address": "127.0.0.1",
+        "server.port": port,
+        "http.response.status_code": 200,
+        "network.protocol.version": "1.1",
+    }
+    assert span.status.is_unset
+    assert (
+        seen[0]["traceparent"] == f"00-{span.context.trace_id:032x}-{span.context.span_id:016x}-01"
+    )
+
+
+def test_a_prepared_request_sent_by_hand_is_not_changed(instrument: Any, server: Any) -> None:
+    instrument()
+    base, seen = server
+    prepared = requests.Request("GET", f"{base}/ok").prepare()
+    with requests.Session() as session:
+        assert session.send(prepared, timeout=10).status_code == 200
+    assert "traceparent" not in prepared.headers
+    assert "traceparent" in seen[0]
+
+
+def test_credentials_never_reach_url_full(instrument: Any, server: Any) -> None:
+    recorder = instrument()
+    base, _ = server
+    requests.get(base.replace("http://", "http://alice:pw@") + "/ok", timeout=10)
+    assert recorder.one("GET").attributes["url.full"].startswith("http://REDACTED:REDACTED@")
+
+
+@pytest.mark.parametrize("code", [404, 503])
+def test_error_statuses_are_errors_on_the_client(instrument: Any, server: Any, code: int) -> None:
+    recorder = instrument()
+    base, _ = server
+    assert requests.get(f"{base}/status/{code}", timeout=10).status_code == code
+    span = recorder.one("GET")
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == str(code)
+    assert span.attributes["http.response.status_code"] == code
+
+
+def test_a_connection_error_is_recorded_and_reraised_unchanged(instrument: Any) -> None:
+    recorder = instrument()
+    with pytest.raises(requests.ConnectionError) as caught:
+        requests.get("http://127.0.0.1:9/", timeout=5)  # discard port: refused
+    span = recorder.one("GET")
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "requests.exceptions.ConnectionError"
+    [event] = span.events
+    assert event.attributes["exception.type"] == "requests.exceptions.ConnectionError"
+    assert caught.value.request is not None  # requests' own exception, as raised
+
+
+def test_redirects_are_one_span_with_the_hops_counted(instrument: Any, server: Any) -> None:
+    recorder = instrument()
+    base, seen = server
+    response = requests.get(f"{base}/redirect", timeout=10)
+    assert response.status_code == 200 and len(response.history) == 1
+    span = recorder.one("GET")
+    assert span.attributes["url.full"] == f"{base}/redirect"
+    assert span.attributes["http.request.resend_count"] == 1
+    assert span.attributes["http.response.status_code"] == 200
+    # Both hops carry the one span's context.
+    assert [hop["traceparent"] for hop in seen] == [seen[0]["traceparent"]] * 2
+
+
+def test_excluded_urls_and_suppression_make_no_span(instrument: Any, server: Any) -> None:
+    recorder = instrument(OTEL_PYTHON_REQUESTS_EXCLUDED_URLS="/status/")
+    base, seen = server
+    requests.get(f"{base}/status/200", timeout=10)
+    with suppress_instrumentation():
+        requests.get(f"{base}/ok", timeout=10)
+    assert recorder.spans == ()
+    assert all("traceparent" not in headers for headers in seen)
+
+
+def test_allow_listed_headers_are_captured(instrument: Any, server: Any) -> None:
+    recorder = instrument(
+        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST="x-mine",
+        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE="x-served-by",
+    )
+    base, _ = server
+    requests.get(f"{base}/ok", headers={"X-Mine": "m"}, timeout=10)
+    attributes = recorder.one("GET").attributes
+    assert attributes["http.request.header.x-mine"] == ("m",)
+    assert attributes["http.response.header.x-served-by"] == ("test",)
