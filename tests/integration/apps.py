@@ -47,14 +47,14 @@ def script(name: str) -> str:
 
 def otlp_env(receiver: OTLPReceiver, **overrides: str) -> dict[str, str]:
     """Export over OTLP/gRPC to ``receiver``, quickly (100 ms schedule delay)."""
-    return clean_env(
-        OTEL_TRACES_EXPORTER="otlp",
-        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
-        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.grpc_endpoint,
-        OTEL_BSP_SCHEDULE_DELAY="100",
-        TELEMETRY_RUN_SHUTDOWN_TIMEOUT="5000",
-        **overrides,
-    )
+    settings = {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.grpc_endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "TELEMETRY_RUN_SHUTDOWN_TIMEOUT": "5000",
+    }
+    return clean_env(**{**settings, **overrides})
 
 
 @dataclass

@@ -13,6 +13,7 @@ from telemetry_run.instrumentors.flask import FlaskInstrumentor
 from telemetry_run.sdk.trace.api import SpanKind, StatusCode
 from telemetry_run.sdk.trace.current import get_current_span
 from telemetry_run.testing import SpanRecorder, config_for
+from telemetry_run.testing.contract import contract_tests
 
 TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
 PARENT_ID = 0xB7AD6B7169203331
@@ -289,3 +290,11 @@ def test_uninstrument_makes_requests_untraced(instrument: Any, span_recorder: Sp
     assert not hasattr(flask.Flask.wsgi_app, "__wrapped__")  # ... and the original is back
     fetch(make_app().test_client(), "/gone")
     assert span_recorder.spans == ()
+
+
+# The instrumentor contract (patch orders, double instrument, uninstrument, version range).
+contract_tests(
+    globals(),
+    spec=next(spec for spec in plugin.SPECS if spec.name == "flask"),
+    exercise="tests.unit.instrumentors.exercises:flask_request",
+)

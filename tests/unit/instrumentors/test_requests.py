@@ -15,6 +15,7 @@ from telemetry_run.instrumentors.requests import RequestsInstrumentor
 from telemetry_run.sdk.context import suppress_instrumentation
 from telemetry_run.sdk.trace.api import SpanKind, StatusCode
 from telemetry_run.testing import SpanRecorder, config_for
+from telemetry_run.testing.contract import contract_tests
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -169,3 +170,11 @@ def test_allow_listed_headers_are_captured(instrument: Any, server: Any) -> None
     attributes = recorder.one("GET").attributes
     assert attributes["http.request.header.x-mine"] == ("m",)
     assert attributes["http.response.header.x-served-by"] == ("test",)
+
+
+# The instrumentor contract (patch orders, double instrument, uninstrument, version range).
+contract_tests(
+    globals(),
+    spec=next(spec for spec in plugin.SPECS if spec.name == "requests"),
+    exercise="tests.unit.instrumentors.exercises:requests_call",
+)

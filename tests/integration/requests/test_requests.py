@@ -1,0 +1,108 @@
+"""``telemetry-run python client.py`` making requests calls: CLIENT spans over OTLP."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.integration.apps import attributes, otlp_env
+from tests.integration.conftest import PYTHON, launch
+
+if TYPE_CHECKING:
+    from telemetry_run.testing.otlp import OTLPReceiver
+
+pytest.importorskip("requests")
+
+CLIENT = """
+import sys
+import requests
+from telemetry_run import trace
+
+base = sys.argv[1]
+with trace.get_tracer("client").start_as_current_span("job"):
+    print(requests.get(base + "/ok", params={"api_key": "k"}, timeout=10).status_code)
+    print(requests.get(base + "/missing", timeout=10).status_code)
+    try:
+        requests.get("http://127.0.0.1:9/", timeout=5)
+    except requests.ConnectionError as exc:
+        print(type(exc).__name__)
+"""
+
+CLIENT_KIND = 3  # opentelemetry.proto.trace.v1.Span.SPAN_KIND_CLIENT
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    seen: list[dict[str, str]]
+
+    def do_GET(self) -> None:
+        self.seen.append({k.lower(): v for k, v in self.headers.items()})
+        code = 404 if self.path.startswith("/missing") else 200
+        body = json.dumps({"path": self.path}).encode()
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def downstream() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    seen: list[dict[str, str]] = []
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), type("Handler", (_Handler,), {"seen": seen})
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_calls_are_client_spans_and_carry_the_trace(
+    otlp_receiver: OTLPReceiver,
+    tmp_path: Path,
+    downstream: tuple[str, list[dict[str, str]]],
+    protocol: str,
+) -> None:
+    base, seen = downstream
+    client = tmp_path / "client.py"
+    client.write_text(textwrap.dedent(CLIENT))
+    endpoint = otlp_receiver.grpc_endpoint if protocol == "grpc" else otlp_receiver.http_base
+    env = otlp_env(
+        otlp_receiver,
+        OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+        OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+        OTEL_SERVICE_NAME="client",
+    )
+    result = launch([PYTHON, str(client), base], env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["200", "404", "ConnectionError"]
+    spans = otlp_receiver.wait_for_spans(4, timeout=20)
+    assert sorted(span.name for span in spans) == ["GET", "GET", "GET", "job"]  # ours only
+    [job] = [span for span in spans if span.name == "job"]
+    calls = sorted(
+        (span for span in spans if span.name == "GET"), key=lambda s: s.start_time_unix_nano
+    )
+    assert all(span.kind == CLIENT_KIND and span.parent_span_id == job.span_id for span in calls)
+    ok, missing, refused = (attributes(span) for span in calls)
+    assert ok["url.full"] == f"{base}/ok?api_key=REDACTED"
+    assert ok["http.response.status_code"] == 200 and calls[0].status.code == 0
+    assert missing["error.type"] == "404" and calls[1].status.code == 2
+    assert refused["error.type"] == "requests.exceptions.ConnectionError"
+    # The downstream server saw each call's own span as its parent.
+    assert [headers["traceparent"] for headers in seen] == [
+        f"00-{span.trace_id.hex()}-{span.span_id.hex()}-01" for span in calls[:2]
+    ]
