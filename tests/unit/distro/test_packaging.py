@@ -53,7 +53,7 @@ def _readme_commands() -> list[str]:
 
 def test_readme_has_exactly_two_setup_commands() -> None:
     demo, tests = _readme_commands()
-    assert "examples/nested_spans.py" in demo
+    assert "telemetry-run" in demo and "examples/flask_demo.py" in demo
     assert "nox" in tests
 
 
