@@ -26,6 +26,13 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
         description="SERVER span per request, named from the matched URL rule",
     ),
     InstrumentorSpec(
+        name="django",
+        modules=("django.core.handlers.base",),  # imported by every Django server; not by django
+        requires="django>=4.2,<7",
+        load="telemetry_run.instrumentors.django:DjangoInstrumentor",
+        description="SERVER span per request (WSGI and ASGI), named from the resolved route",
+    ),
+    InstrumentorSpec(
         name="requests",
         modules=("requests",),
         requires="requests>=2.28,<3",

@@ -102,7 +102,11 @@ def _functions(module_names: tuple[str, ...]) -> dict[tuple[str, ...], object]:
         if not any(loaded_name == m or loaded_name.startswith(m + ".") for m in module_names):
             continue
         for attr, value in list(vars(module).items()):
-            if callable(value) or isinstance(value, staticmethod | classmethod | property):
+            try:
+                plain = callable(value) or isinstance(value, staticmethod | classmethod | property)
+            except Exception:  # noqa: BLE001  # a lazy object (Django's settings) that cannot load
+                continue
+            if plain:
                 found[(loaded_name, attr)] = value
             if isinstance(value, type) and value.__module__ == loaded_name:
                 for member, inner in list(vars(value).items()):
