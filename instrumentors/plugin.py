@@ -39,9 +39,16 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
         load="telemetry_run.instrumentors.requests:RequestsInstrumentor",
         description="CLIENT span per Session.send, trace context injected",
     ),
+    InstrumentorSpec(
+        name="grpc",
+        modules=("grpc",),
+        requires="grpcio>=1.66,<2",
+        load="telemetry_run.instrumentors.grpc:GrpcInstrumentor",
+        description="CLIENT and SERVER spans for every gRPC call, context in metadata",
+    ),
 )
 
-_HEADERS_DOC: Final = "header names (or regexes) whose values {} spans record, comma-separated"
+_HEADERS_DOC: Final = "{} headers recorded on {} spans: names or regexes, comma-separated"
 
 VARIABLES: Final[tuple[Variable, ...]] = (
     Variable(
@@ -63,25 +70,25 @@ VARIABLES: Final[tuple[Variable, ...]] = (
         _http.CAPTURE_SERVER_REQUEST,
         parse_list,
         (),
-        _HEADERS_DOC.format("request headers SERVER"),
+        _HEADERS_DOC.format("request", "SERVER"),
     ),
     Variable(
         _http.CAPTURE_SERVER_RESPONSE,
         parse_list,
         (),
-        _HEADERS_DOC.format("response headers SERVER"),
+        _HEADERS_DOC.format("response", "SERVER"),
     ),
     Variable(
         _http.CAPTURE_CLIENT_REQUEST,
         parse_list,
         (),
-        _HEADERS_DOC.format("request headers CLIENT"),
+        _HEADERS_DOC.format("request", "CLIENT"),
     ),
     Variable(
         _http.CAPTURE_CLIENT_RESPONSE,
         parse_list,
         (),
-        _HEADERS_DOC.format("response headers CLIENT"),
+        _HEADERS_DOC.format("response", "CLIENT"),
     ),
     Variable(
         _http.SANITIZE_FIELDS,
