@@ -1,4 +1,6 @@
-"""Test sessions: `nox` runs unit and integration tests on Python 3.11-3.13, then the linters.
+"""Test sessions: `nox` runs unit and integration tests on Python 3.11-3.13, the CI slice of
+the framework matrix and the cross-framework trace, then the linters; `nox -t matrix` runs the
+whole framework matrix (tests/matrix.py).
 
 The interpreters come from pyenv; its shims do not answer to `python3.12`, so each installed
 version's bin directory is put on PATH here rather than in every developer's shell.
@@ -10,12 +12,32 @@ import glob
 import os
 import shutil
 import subprocess
+import sys
 
 import nox
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tests import matrix  # the matrix is data shared with a unit test
+
 PYTHONS = ["3.11", "3.12", "3.13"]
 
-nox.options.sessions = ["unit", "integration", "lint"]
+
+def _pythons(framework: str, version: str) -> list[str]:
+    return list(matrix.PYTHONS_FOR.get((framework, version), PYTHONS))
+
+
+# CI's slice: each framework's lowest line on the oldest Python it supports and its newest
+# release on the newest Python, plus the cross-framework trace; `nox -t matrix` runs it all.
+CI_SLICE = [
+    name
+    for framework, (_, versions) in matrix.MATRIX.items()
+    for name in (
+        f"{framework}-{versions[0]}-{_pythons(framework, versions[0])[0]}",
+        f"{framework}-latest-{PYTHONS[-1]}",
+    )
+]
+
+nox.options.sessions = ["unit", "integration", *CI_SLICE, "e2e", "lint"]
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
 
@@ -59,7 +81,51 @@ def integration(session: nox.Session) -> None:
         session.install(".[servers]")  # uWSGI compiles from source (about 40 s of CPU)
     except nox.command.CommandFailed:
         session.warn("uWSGI could not be built here: its server tests will be skipped")
-    _pytest(session, "tests/integration")
+    # The framework tests run in their own sessions, against each version of the matrix.
+    ignored = [f"--ignore=tests/integration/{name}" for name in [*matrix.MATRIX, "e2e"]]
+    _pytest(session, "tests/integration", *ignored)
+
+
+# Test tools a framework session needs besides the framework (no peers, no other frameworks).
+_FRAMEWORK_TEST_TOOLS = ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"]
+
+
+def _framework_session(framework: str, version: str) -> None:
+    def session_function(session: nox.Session) -> None:
+        session.install(
+            ".",
+            *_FRAMEWORK_TEST_TOOLS,
+            matrix.requirement(framework, version),
+            *matrix.COMPANIONS.get((framework, version), ()),
+            *matrix.SERVERS[framework],
+        )
+        _pytest(session, *matrix.TESTS[framework])
+
+    session_function.__doc__ = (
+        f"{framework} {version}: the instrumentor's unit tests and its real-server tests."
+    )
+    nox.session(
+        name=f"{framework}-{version}",
+        python=_pythons(framework, version),
+        tags=["matrix", framework],
+    )(session_function)
+
+
+for _framework, (_, _versions) in matrix.MATRIX.items():
+    for _version in _versions:
+        _framework_session(_framework, _version)
+
+
+@nox.session(python=PYTHONS[-1], tags=["matrix"])
+def e2e(session: nox.Session) -> None:
+    """One trace across flask -> requests -> django -> grpc, each a real process."""
+    session.install(
+        ".",
+        *_FRAMEWORK_TEST_TOOLS,
+        *(matrix.requirement(framework, "latest") for framework in matrix.MATRIX),
+        "gunicorn>=22",
+    )
+    _pytest(session, "tests/integration/e2e")
 
 
 @nox.session(python=PYTHONS[0])
