@@ -618,9 +618,7 @@ def _traced_behavior(
         return _aio_stream_behavior(tracer, behavior, details)
     if inspect.iscoroutinefunction(behavior):
         return _aio_behavior(tracer, behavior, details)
-    if response_streaming:
-        return _stream_behavior(tracer, behavior, details)
-    return _unary_behavior(tracer, behavior, details)
+    return _sync_behavior(tracer, behavior, details, response_streaming)
 
 
 def _start_server(tracer: Tracer, details: Any, servicer_context: Any) -> _ServerCall | None:
@@ -630,8 +628,8 @@ def _start_server(tracer: Tracer, details: Any, servicer_context: Any) -> _Serve
     return call
 
 
-def _unary_behavior(
-    tracer: Tracer, behavior: Callable[..., Any], details: Any
+def _sync_behavior(
+    tracer: Tracer, behavior: Callable[..., Any], details: Any, response_streaming: bool
 ) -> Callable[..., Any]:
     def traced(request: Any, context: Any) -> Any:
         call = _start_server(tracer, details, context)
@@ -639,39 +637,20 @@ def _unary_behavior(
             return behavior(request, context)
         token = attach(call.context)
         try:
-            response = behavior(request, context)
+            result = behavior(request, context)
         except BaseException as exc:
             with guard("grpc server: handler failed"):
                 call.failed(context, exc)
             raise
         finally:
             detach(token)
-        with guard("grpc server: call end"):
-            call.completed(context)
-        return response
-
-    return traced
-
-
-def _stream_behavior(
-    tracer: Tracer, behavior: Callable[..., Any], details: Any
-) -> Callable[..., Any]:
-    def traced(request: Any, context: Any) -> Any:
-        call = _start_server(tracer, details, context)
-        if call is None:
-            return behavior(request, context)
-        token = attach(call.context)
-        try:
-            responses = behavior(request, context)
-        except BaseException as exc:
-            with guard("grpc server: handler failed"):
-                call.failed(context, exc)
-            raise
-        finally:
-            detach(token)
+        if not response_streaming:
+            with guard("grpc server: call end"):
+                call.completed(context)
+            return result
         with guard("grpc server: watching for cancellation"):
             _on_termination(call, context)
-        return _traced_responses(call, context, responses)
+        return _traced_responses(call, context, result)
 
     return traced
 
