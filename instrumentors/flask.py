@@ -36,7 +36,9 @@ class FlaskInstrumentor(Instrumentor):
 
         self.tracer = tracer_provider.get_tracer(__name__, __version__)
         self.settings = _http.HttpSettings.from_config(config, "flask", server=True)
-        self._request: Any = flask.request
+        # Flask >= 2.2 keeps the request context in a ContextVar: reading it directly costs a
+        # fraction of two look-ups through the ``flask.request`` proxy.
+        self._current_request = _current_request_reader(flask)
         self.patcher.wrap(flask, "Flask.wsgi_app", self._wsgi_app)
         self.patcher.wrap(flask, "Flask.full_dispatch_request", self._full_dispatch_request)
         self.patcher.wrap(flask, "Flask.handle_exception", self._handle_exception)
@@ -73,8 +75,7 @@ class FlaskInstrumentor(Instrumentor):
                 request.end()
             return body
         finally:
-            with guard("flask: detach"):
-                request.detach()
+            request.detach()  # never raises (a foreign detach is tolerated by the SDK)
 
     def _full_dispatch_request(
         self,
@@ -85,9 +86,10 @@ class FlaskInstrumentor(Instrumentor):
     ) -> Any:
         if self.active:
             with guard("flask: route"):
-                request = self._request.environ.get(ENVIRON_KEY)
+                flask_request = self._current_request()
+                request = flask_request.environ.get(ENVIRON_KEY) if flask_request else None
                 if request is not None:
-                    rule = self._request.url_rule
+                    rule = flask_request.url_rule
                     request.set_route(rule.rule if rule is not None else None)
         return wrapped(*args, **kwargs)
 
@@ -100,11 +102,25 @@ class FlaskInstrumentor(Instrumentor):
     ) -> Any:
         if self.active:
             with guard("flask: unhandled exception"):
-                request = self._request.environ.get(ENVIRON_KEY)
+                flask_request = self._current_request()
+                request = flask_request.environ.get(ENVIRON_KEY) if flask_request else None
                 exc = args[0] if args else kwargs.get("e")
                 if request is not None and isinstance(exc, BaseException):
                     request.record_exception(exc)
         return wrapped(*args, **kwargs)
+
+
+def _current_request_reader(flask: Any) -> Callable[[], Any]:
+    """A function returning the current ``flask.Request`` (None outside a request)."""
+    context_var = getattr(flask.globals, "_cv_request", None)
+    if context_var is None:  # not a Flask we support, but stay correct: go through the proxy
+        return lambda: flask.request._get_current_object() if flask.has_request_context() else None
+
+    def current_request() -> Any:
+        context = context_var.get(None)
+        return None if context is None else context.request
+
+    return current_request
 
 
 def _environ_and_start_response(

@@ -151,7 +151,16 @@ def clean_attributes(
         if type(key) is not str or not key:
             _report_invalid(diagnostics, key, value)
             continue
-        clean = clean_attribute_value(value, max_length)
+        # Exact str/int/bool/float are what instrumentors pass: checked here, without a call.
+        kind = type(value)
+        if kind is str:
+            clean = value if max_length is None or len(value) <= max_length else value[:max_length]
+        elif kind is bool or kind is float:
+            clean = value
+        elif kind is int and _INT64_MIN <= value <= _INT64_MAX:  # type: ignore[operator]
+            clean = value
+        else:
+            clean = clean_attribute_value(value, max_length)
         if clean is _INVALID:
             _report_invalid(diagnostics, key, value)
             continue

@@ -1,0 +1,1084 @@
+"""Cost per Flask request and per requests call: bare vs telemetry-run vs opentelemetry vs ddtrace.
+
+Scenarios (the same Flask app throughout: ``GET /users/<int:user_id>`` returning a small JSON):
+
+  inproc    the app driven by ``app.test_client()`` in one process (body read, response
+            closed): bare, our FlaskInstrumentor, opentelemetry-instrumentation-flask and
+            ddtrace's flask integration, each exporting into a batch processor whose exporter
+            discards (ddtrace: its trace writer discards). One worker subprocess per contender
+            and round.
+  server    the app under gunicorn (1 sync worker) started by each launcher: ``gunicorn``,
+            ``telemetry-run gunicorn``, ``opentelemetry-instrument gunicorn``, ``ddtrace-run
+            gunicorn``. Ours and OpenTelemetry's export OTLP/gRPC to the real receiver we ship
+            (``telemetry_run.testing.otlp.OTLPReceiver``), which runs in a process of its own.
+            The benchmark sends sequential requests, a new connection each (``Connection:
+            close``: the sync worker closes after every response anyway).
+  requests  ``requests.Session().get(url)`` to a local keep-alive ``http.server`` (a thread in
+            the same worker): bare, our RequestsInstrumentor, opentelemetry-instrumentation-
+            requests, ddtrace ``patch(requests=True)``.
+
+Before anything is timed, each contender must show it traces: exactly one server span (client
+span for requests) per request, with the route's name, counted where its spans end up (the
+discarding exporter, ddtrace's replaced writer, the OTLP receiver). A contender that fails a
+check is FAILED, so a broken setup cannot produce a fast number.
+
+Figures are median microseconds per request; ``added`` is a contender's median minus bare's,
+and ``us/otel``, ``us/dd`` divide our added time by theirs (below 1.00x we add less).
+
+    python bench/flask_request.py [--quick] [-v] [--scenarios inproc,server,requests]
+"""
+
+# Worker processes import only their own contender, and gunicorn imports this module for
+# ``make_app()``: the module level imports the standard library only.
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import gc
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+CONTENDERS = ("bare", "us", "otel", "dd")
+TRACERS = ("us", "otel", "dd")
+LABELS = {"bare": "bare", "us": "us", "otel": "otel", "dd": "ddtrace"}
+SCENARIOS = {
+    "inproc": "Flask app.test_client() request, in-process",
+    "server": "gunicorn (1 sync worker) under each launcher, one request per connection",
+    "requests": "requests.Session().get() to a local keep-alive http.server",
+}
+SERVER_LABELS = {
+    "bare": "gunicorn",
+    "us": "telemetry-run gunicorn",
+    "otel": "opentelemetry-instrument gunicorn",
+    "dd": "ddtrace-run gunicorn",
+}
+TARGETS = {"inproc": 0.33, "server": 0.5}  # our added cost over OpenTelemetry's, from the issue
+ROUTE = "/users/<int:user_id>"
+PATH = "/users/42"
+EXPECTED_BODY = {"id": 42, "name": "user-42"}
+SPAN_NAME = f"GET {ROUTE}"
+PROBE_PATH = "/_bench/probe"
+CHECK_REQUESTS = 20  # untimed requests whose spans every worker inspects before timing
+WORKER_TIMEOUT = 180.0
+SERVER_READY_TIMEOUT = 60.0
+SERVER_STOP_TIMEOUT = 20.0
+RECEIVER_WAIT = 15.0  # for the last spans after the server stopped
+BENCH_DIR = Path(__file__).resolve().parent
+APP_SPEC = f"{Path(__file__).stem}:make_app()"
+OTLP_EXPORTER_DIST = "opentelemetry-exporter-otlp-proto-grpc"
+FULL = {
+    "rounds": 5,
+    "reps": 5,
+    "inproc": 1000,
+    "requests": 1000,
+    "server": 1500,
+    "server_warmup": 200,
+}
+QUICK = {
+    "rounds": 2,
+    "reps": 3,
+    "inproc": 500,
+    "requests": 300,
+    "server": 400,
+    "server_warmup": 100,
+}
+
+# ddtrace must trace for real but never reach the network: these plus a discarding writer
+# (in-process), or an agent it cannot reach (under ddtrace-run): the values of span_start_end.py.
+DD_ENV = {
+    "DD_TRACE_ENABLED": "true",
+    "DD_SERVICE": "bench",
+    "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "false",
+    "DD_REMOTE_CONFIGURATION_ENABLED": "false",
+    "DD_TRACE_STARTUP_LOGS": "false",
+    "DD_RUNTIME_METRICS_ENABLED": "false",
+    "DD_DATA_STREAMS_ENABLED": "false",
+    "DD_PROFILING_ENABLED": "false",
+    "DD_CRASHTRACKING_ENABLED": "false",
+    "DD_TRACE_STATS_COMPUTATION_ENABLED": "false",
+    "DD_TRACE_PROPAGATION_STYLE": "tracecontext",
+    # No agent: a socket path that does not exist, so any attempt fails at once, locally.
+    "DD_TRACE_AGENT_URL": "unix:///nonexistent/telemetry-run-bench/apm.socket",
+}
+
+
+def _otlp_env(endpoint: str) -> dict[str, str]:
+    """Ours and opentelemetry-instrument: OTLP/gRPC traces to the receiver, nothing else."""
+    return {
+        "OTEL_SERVICE_NAME": "bench",
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
+        "OTEL_EXPORTER_OTLP_INSECURE": "true",
+    }
+
+
+# -- the application (also what gunicorn loads) ----------------------------------------------
+
+
+def make_app() -> Any:
+    """The benchmark's Flask app; gunicorn loads it as ``flask_request:make_app()``."""
+    import flask
+
+    app = flask.Flask("bench_app", root_path=str(BENCH_DIR))  # not a module: no lookup
+
+    @app.route(ROUTE)
+    def user(user_id: int) -> Any:
+        return {"id": user_id, "name": f"user-{user_id}"}
+
+    @app.route(PROBE_PATH)
+    def probe() -> Any:
+        return _probe()
+
+    return app
+
+
+def _probe() -> dict[str, Any]:
+    """Which tracers this process loaded, and whether each one traces the current request."""
+    found: dict[str, Any] = {"pid": os.getpid(), "us": None, "otel": None, "dd": None}
+    if "telemetry_run" in sys.modules:
+        from telemetry_run import trace as us_trace
+
+        found["us"] = us_trace.get_current_span().is_recording()
+    if "opentelemetry.sdk.trace" in sys.modules:  # our OTLP exporter loads opentelemetry.proto
+        from opentelemetry import trace as otel_trace
+
+        found["otel"] = otel_trace.get_current_span().is_recording()
+    if "ddtrace" in sys.modules:
+        from ddtrace.trace import tracer
+
+        root = tracer.current_root_span()
+        found["dd"] = root.name if root is not None else ""
+    return found
+
+
+def _probe_ok(contender: str, found: dict[str, Any]) -> bool:
+    """Bare: no tracer at all; otherwise the contender's own tracer traces, and no other."""
+    wanted = {"us": True, "otel": True, "dd": "flask.request"}
+    return all(found.get(key) == (wanted[key] if key == contender else None) for key in TRACERS)
+
+
+def _check_body(status: int, body: bytes) -> None:
+    if status != 200 or json.loads(body) != EXPECTED_BODY:
+        raise RuntimeError(f"unexpected response {status}: {body[:200]!r}")
+
+
+# -- in-process contenders (each imported only inside its own worker process) --------------------
+
+
+@dataclass
+class Bench:
+    """One contender set up for one in-process scenario."""
+
+    run: Callable[[int], None]  # n operations
+    check: Callable[[], dict[str, Any]]  # CHECK_REQUESTS operations, inspected; raises if wrong
+    exported: Callable[[], int] = lambda: -1  # spans that reached the exporter (or writer)
+    flush: Callable[[], Any] = lambda: None
+    note: str = ""
+
+
+@dataclass
+class _Collector:
+    """What each contender's discarding exporter (or writer) keeps: a count, and while
+    ``kept`` is a list, a summary of each span: (name, kind, route or trace id)."""
+
+    count: int = 0
+    kept: list[tuple[Any, ...]] | None = None
+
+    def take(self) -> list[tuple[Any, ...]]:
+        kept, self.kept = self.kept or [], None
+        return kept
+
+
+def _test_client_ops(client: Any) -> tuple[Callable[[int], None], Callable[[], None]]:
+    def run(n: int) -> None:
+        for _ in range(n):
+            response = client.get(PATH)
+            response.get_data()
+            response.close()
+
+    def checked() -> None:
+        for _ in range(CHECK_REQUESTS):
+            response = client.get(PATH)
+            _check_body(response.status_code, response.get_data())
+            response.close()
+
+    return run, checked
+
+
+class _LocalServer:
+    """A keep-alive ``http.server`` on 127.0.0.1 in a thread: the requests scenario's peer."""
+
+    RESPONSE = json.dumps(EXPECTED_BODY).encode()
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.traceparents: list[str | None] | None = None  # recorded during checks only
+        outer = self
+        head = (
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(self.RESPONSE)}\r\n\r\n"
+        ).encode()
+        message = head + self.RESPONSE
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def do_GET(self) -> None:
+                if outer.traceparents is not None:
+                    outer.traceparents.append(self.headers.get("traceparent"))
+                self.wfile.write(message)  # one write: no Nagle/delayed-ACK stall
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{PATH}"
+        threading.Thread(target=self.server.serve_forever, name="bench-http", daemon=True).start()
+
+
+def _requests_ops(local: _LocalServer) -> tuple[Callable[[int], None], Callable[[], None]]:
+    import requests
+
+    session = requests.Session()
+    url = local.url
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            session.get(url).content  # noqa: B018  # the body is read, as a caller would
+
+    def checked() -> None:
+        for _ in range(CHECK_REQUESTS):
+            response = session.get(url)
+            _check_body(response.status_code, response.content)
+
+    return run, checked
+
+
+def _verify(
+    kept: list[tuple[Any, ...]], expected: tuple[Any, ...], what: str, **info: Any
+) -> dict[str, Any]:
+    """Exactly one span per checked request, each ``expected``; raises otherwise."""
+    wrong = [summary for summary in kept if summary != expected]
+    if len(kept) != CHECK_REQUESTS or wrong:
+        raise RuntimeError(
+            f"expected {CHECK_REQUESTS} {what} spans {expected}, got {len(kept)}"
+            f" ({len(wrong)} different, first: {wrong[:1]})"
+        )
+    return {"spans_checked": len(kept), "span": list(expected), **info}
+
+
+def _check_traceparents(
+    local: _LocalServer | None, kept: list[tuple[Any, ...]], sent: list[str | None]
+) -> dict[str, Any]:
+    """Each client span's trace id arrived in the traceparent header of its request."""
+    span_ids = sorted(summary[2] for summary in kept)
+    header_ids = sorted((tp or "--").split("-")[1] for tp in sent)
+    if span_ids != header_ids:
+        raise RuntimeError(
+            f"traceparent trace ids {header_ids[:2]} != span trace ids {span_ids[:2]}"
+        )
+    return {"traceparent": sent[0]}
+
+
+def _setup_bare(scenario: str) -> Bench:
+    if scenario == "inproc":
+        run, checked = _test_client_ops(make_app().test_client())
+    else:
+        local = _LocalServer()
+        run, checked = _requests_ops(local)
+
+    def check() -> dict[str, Any]:
+        if scenario == "requests":
+            local.traceparents = []
+        checked()
+        loaded = sorted({"telemetry_run", "opentelemetry", "ddtrace"} & set(sys.modules))
+        if loaded:
+            raise RuntimeError(f"bare loaded tracers: {loaded}")
+        if scenario == "requests":
+            sent, local.traceparents = local.traceparents or [], None
+            if any(sent):
+                raise RuntimeError(f"bare sent traceparent headers: {sent[:1]}")
+        return {"loaded_tracers": loaded}
+
+    return Bench(run=run, check=check)
+
+
+def _setup_us(scenario: str) -> Bench:
+    from telemetry_run.instrumentors import plugin
+    from telemetry_run.sdk import BatchSpanProcessor, ExportResult, TracerProvider
+    from telemetry_run.testing import config_for
+
+    collector = _Collector()
+
+    class DiscardingExporter:
+        def export(self, spans: Any, *, deadline: float) -> Any:
+            collector.count += len(spans)
+            if collector.kept is not None:
+                collector.kept.extend(
+                    (
+                        s.name,
+                        s.kind.name,
+                        s.attributes.get("http.route")
+                        if scenario == "inproc"
+                        else f"{s.get_span_context().trace_id:032x}",
+                    )
+                    for s in spans
+                )
+            return ExportResult(True)
+
+        def force_flush(self, *, deadline: float) -> bool:
+            return True
+
+        def shutdown(self, *, deadline: float) -> None:
+            return None
+
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(BatchSpanProcessor(DiscardingExporter()))
+    config = config_for(plugin, {})
+    local: _LocalServer | None = None
+    if scenario == "inproc":
+        from telemetry_run.instrumentors.flask import FlaskInstrumentor
+
+        FlaskInstrumentor().instrument(provider, config)
+        run, checked = _test_client_ops(make_app().test_client())
+        expected: tuple[Any, ...] = (SPAN_NAME, "SERVER", ROUTE)
+    else:
+        from telemetry_run.instrumentors.requests import RequestsInstrumentor
+
+        RequestsInstrumentor().instrument(provider, config)
+        local = _LocalServer()
+        run, checked = _requests_ops(local)
+        expected = ("GET", "CLIENT")
+
+    def check() -> dict[str, Any]:
+        return _checked(checked, collector, provider.force_flush, expected, local)
+
+    return Bench(run=run, check=check, exported=lambda: collector.count, flush=provider.force_flush)
+
+
+def _checked(
+    checked: Callable[[], None],
+    collector: _Collector,
+    flush: Callable[[], Any],
+    expected: tuple[Any, ...],
+    local: _LocalServer | None,
+) -> dict[str, Any]:
+    """Run the checked requests and verify what reached the exporter (and the local server)."""
+    flush()
+    collector.kept = []
+    if local is not None:
+        local.traceparents = []
+    checked()
+    flush()
+    kept = collector.take()
+    if local is None:
+        return _verify(kept, expected, "server")
+    sent, local.traceparents = local.traceparents or [], None
+    info = _check_traceparents(local, kept, sent)
+    return _verify([k[:2] for k in kept], expected, "client", **info)
+
+
+def _setup_otel(scenario: str) -> Bench:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    collector = _Collector()
+
+    class DiscardingExporter(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            collector.count += len(spans)
+            if collector.kept is not None:
+                collector.kept.extend(
+                    (
+                        s.name,
+                        s.kind.name,
+                        (s.attributes or {}).get("http.route")
+                        if scenario == "inproc"
+                        else f"{s.context.trace_id:032x}",
+                    )
+                    for s in spans
+                )
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(DiscardingExporter()))
+    local: _LocalServer | None = None
+    if scenario == "inproc":
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+        app = make_app()
+        FlaskInstrumentor().instrument_app(app, tracer_provider=provider)  # type: ignore[no-untyped-call]
+        run, checked = _test_client_ops(app.test_client())
+        expected: tuple[Any, ...] = (SPAN_NAME, "SERVER", ROUTE)
+    else:
+        from opentelemetry.instrumentation.requests import RequestsInstrumentor
+
+        RequestsInstrumentor().instrument(tracer_provider=provider)
+        local = _LocalServer()
+        run, checked = _requests_ops(local)
+        expected = ("GET", "CLIENT")
+
+    def check() -> dict[str, Any]:
+        return _checked(checked, collector, provider.force_flush, expected, local)
+
+    return Bench(run=run, check=check, exported=lambda: collector.count, flush=provider.force_flush)
+
+
+def _setup_dd(scenario: str) -> Bench:
+    import ddtrace
+
+    ddtrace.patch(**{"flask" if scenario == "inproc" else "requests": True})  # before the import
+    from ddtrace.internal.writer import TraceWriter
+    from ddtrace.trace import tracer
+
+    collector = _Collector()
+    kind = "server" if scenario == "inproc" else "client"
+
+    class DiscardingWriter(TraceWriter):
+        """Takes the place of the agent writer: counts the finished spans, sends nothing."""
+
+        def recreate(self, appsec_enabled: Any = None, llmobs_enabled: Any = None) -> Any:
+            return self
+
+        def stop(self, timeout: float | None = None) -> None:
+            return None
+
+        def write(self, spans: Any = None) -> None:
+            if not spans:
+                return
+            collector.count += len(spans)
+            if collector.kept is not None:
+                # One chunk per request: its spans of our kind (exactly one expected).
+                collector.kept.append(
+                    tuple(
+                        (
+                            s.resource if kind == "server" else s.name,
+                            kind.upper(),
+                            s.get_tag("http.route") if kind == "server" else f"{s.trace_id:032x}",
+                        )
+                        for s in spans
+                        if s.get_tag("span.kind") == kind
+                    )
+                )
+
+        def flush_queue(self) -> None:
+            return None
+
+    aggregator = tracer._span_aggregator
+    replaced = aggregator.writer
+    aggregator.writer = DiscardingWriter()  # before any span finishes: the real one never starts
+    shutdown_exporter = getattr(replaced, "shutdown_exporter", None)
+    if shutdown_exporter is not None:  # the native writer's agent-info poller
+        shutdown_exporter()
+
+    local: _LocalServer | None = None
+    if scenario == "inproc":
+        run, checked = _test_client_ops(make_app().test_client())
+        expected: tuple[Any, ...] = (SPAN_NAME, "SERVER", ROUTE)
+    else:
+        local = _LocalServer()
+        run, checked = _requests_ops(local)
+        expected = ("requests.request", "CLIENT")
+
+    def check() -> dict[str, Any]:
+        collector.kept = []
+        if local is not None:
+            local.traceparents = []
+        checked()
+        chunks = collector.take()
+        several = [chunk for chunk in chunks if len(chunk) != 1]
+        if several:
+            raise RuntimeError(f"a trace with {len(several[0])} {kind} spans: {several[0]}")
+        kept = [chunk[0] for chunk in chunks]
+        info = {
+            "replaced_writer": type(replaced).__name__,
+            "spans_per_request": collector.count / CHECK_REQUESTS,
+        }
+        if local is None:
+            return _verify(kept, expected, "server", **info)
+        sent, local.traceparents = local.traceparents or [], None
+        info.update(_check_traceparents(local, kept, sent))
+        return _verify([k[:2] for k in kept], expected, "client", **info)
+
+    return Bench(run=run, check=check, exported=lambda: collector.count)
+
+
+SETUPS = {"bare": _setup_bare, "us": _setup_us, "otel": _setup_otel, "dd": _setup_dd}
+
+
+# -- worker -----------------------------------------------------------------------------------
+
+
+def worker(contender: str, scenario: str, n: int, reps: int, profile: bool) -> dict[str, Any]:
+    bench = SETUPS[contender](scenario)
+    info = bench.check()  # before timing: a broken setup fails here
+    info["exported_per_request"] = None
+    warmup = max(n // 5, 200)
+    bench.run(warmup)
+    if profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.runcall(bench.run, n)
+        stats = pstats.Stats(profiler, stream=sys.stderr)
+        stats.sort_stats("tottime").print_stats(30)
+        return {"contender": contender, "scenario": scenario, "profiled": n}
+    bench.flush()
+    gc.collect()
+    before = bench.exported()
+    samples = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        bench.run(n)
+        samples.append((time.perf_counter() - t0) / n * 1e6)
+    bench.flush()
+    if before >= 0:  # spans that reached the exporter per timed request (1.0: none dropped)
+        info["exported_per_request"] = (bench.exported() - before) / (n * reps)
+    info["threads"] = sorted(t.name for t in threading.enumerate())
+    return {"contender": contender, "scenario": scenario, "samples": samples, "info": info}
+
+
+def _worker_env(contender: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DD_"))}
+    env = {k: v for k, v in env.items() if not k.startswith("TELEMETRY_RUN_")}
+    if contender == "dd":
+        env.update(DD_ENV)
+    return env
+
+
+def _spawn(contender: str, scenario: str, n: int, reps: int) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", contender]
+    cmd += ["--scenario", scenario, "--n", str(n), "--reps", str(reps)]
+    try:
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=WORKER_TIMEOUT,
+            env=_worker_env(contender),
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {WORKER_TIMEOUT:.0f} s"}
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                result: dict[str, Any] = json.loads(line)
+                return result
+    return {"error": f"exit {proc.returncode}: {_last_line(proc.stderr)}"}
+
+
+def _last_line(text: str) -> str:
+    return (text.strip().splitlines() or ["no output"])[-1]
+
+
+# -- the server scenario: gunicorn under each launcher ---------------------------------------
+
+
+class _ReceiverProcess:
+    """An ``OTLPReceiver`` (gRPC) in a child process, driven over stdin/stdout: in the
+    benchmark's own process its decoding would take the GIL from the client being timed."""
+
+    def __init__(self) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "--receiver"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=_worker_env("bare"),
+        )
+        self.endpoint: str = self._read()["grpc"]
+
+    def _read(self) -> dict[str, Any]:
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the receiver process ended (exit {self._proc.wait()})")
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    def take(self, expected: int = 0, timeout: float = 0.0) -> dict[str, Any]:
+        """What arrived since the last take (waiting up to ``timeout`` for ``expected`` server
+        spans named like the route), then forget it."""
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(f"{expected} {timeout}\n")
+        self._proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+
+def receiver_main() -> None:
+    """``--receiver``: serve OTLP/gRPC on 127.0.0.1 until stdin closes."""
+    from telemetry_run.testing.otlp import OTLPReceiver
+
+    server_kind = 2  # SPAN_KIND_SERVER
+
+    def summary(receiver: OTLPReceiver) -> dict[str, Any]:
+        with receiver._lock:  # a consistent snapshot
+            requests = list(receiver.requests)
+            failed = len(receiver.attempts) - len(requests)
+        names: dict[str, int] = {}
+        routes = 0
+        for request in requests:
+            for span in request.spans:
+                key = f"{span.name} ({'server' if span.kind == server_kind else span.kind})"
+                names[key] = names.get(key, 0) + 1
+                if span.kind == server_kind and span.name == SPAN_NAME:
+                    routes += any(
+                        a.key == "http.route" and a.value.string_value == ROUTE
+                        for a in span.attributes
+                    )
+        return {"route_spans": routes, "names": names, "calls": len(requests), "failed": failed}
+
+    receiver = OTLPReceiver(http=False).start()
+    print(json.dumps({"grpc": receiver.grpc_endpoint}), flush=True)
+    try:
+        for command in sys.stdin:
+            expected, timeout = command.split()
+            deadline = time.monotonic() + float(timeout)
+            result = summary(receiver)
+            while result["route_spans"] < int(expected) and time.monotonic() < deadline:
+                time.sleep(0.1)
+                result = summary(receiver)
+            receiver.reset()
+            print(json.dumps(result), flush=True)
+    finally:
+        receiver.stop()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
+    """One request on a new connection (``Connection: close``), the body read."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Connection": "close"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+@dataclass
+class Launcher:
+    """How to start gunicorn for one contender."""
+
+    key: str
+    prefix: list[str] | None  # argv before gunicorn's; None: not available
+    env: dict[str, str]
+    how: str
+    notes: set[str] = field(default_factory=set)
+
+
+def _launchers(receiver_endpoint: str | None) -> dict[str, Launcher]:
+    bindir = Path(sys.executable).parent
+
+    def script(name: str) -> str | None:
+        path = bindir / name
+        return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+
+    base = _worker_env("bare")
+    otlp = _otlp_env(receiver_endpoint) if receiver_endpoint else {}
+    us = script("telemetry-run")
+    us_prefix = [us] if us else [sys.executable, "-m", "telemetry_run"]
+    otel, dd = script("opentelemetry-instrument"), script("ddtrace-run")
+    launchers = {
+        "bare": Launcher("bare", [], base, "no launcher"),
+        "us": Launcher("us", us_prefix, base | otlp, " ".join(us_prefix)),
+        "otel": Launcher("otel", [otel] if otel else None, base | otlp, otel or "not installed"),
+        "dd": Launcher("dd", [dd] if dd else None, base | DD_ENV, dd or "not installed"),
+    }
+    if receiver_endpoint is None:
+        for key in ("us", "otel"):
+            launchers[key].prefix = None
+            launchers[key].how = "no OTLP receiver"
+    elif otel and not _has_otel_otlp_exporter(launchers["otel"].env):
+        launchers["otel"].prefix = None
+        launchers[
+            "otel"
+        ].how = f"no 'otlp_proto_grpc' traces exporter: pip install {OTLP_EXPORTER_DIST}"
+    return launchers
+
+
+def _has_otel_otlp_exporter(env: dict[str, str]) -> bool:
+    """opentelemetry-instrument resolves ``otlp`` to this entry point (in the server's env)."""
+    code = (
+        "from importlib import metadata\n"
+        "eps = metadata.entry_points(group='opentelemetry_traces_exporter')\n"
+        "print('otlp_proto_grpc' in {e.name for e in eps})"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    return proc.stdout.strip() == "True"
+
+
+@functools.cache
+def _gunicorn_extra() -> tuple[str, ...]:
+    """gunicorn >= 25 opens a control socket at one fixed path per user: several servers at
+    once (ours, or anyone's tests) would fight over it. Off, where the option exists."""
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    help_text = subprocess.run(
+        [gunicorn, "--help"], capture_output=True, text=True, check=False
+    ).stdout
+    return ("--no-control-socket",) if "--no-control-socket" in help_text else ()
+
+
+class _Server:
+    """gunicorn under one launcher, in its own process group; stopped by its PID."""
+
+    def __init__(self, launcher: Launcher, output: Any) -> None:
+        assert launcher.prefix is not None
+        self.port = _free_port()
+        gunicorn = str(Path(sys.executable).parent / "gunicorn")
+        argv = [*launcher.prefix, gunicorn, "-w", "1", "-k", "sync"]
+        argv += ["-b", f"127.0.0.1:{self.port}", "--pythonpath", str(BENCH_DIR)]
+        argv += ["--log-level", "warning", "--graceful-timeout", "10", *_gunicorn_extra()]
+        argv.append(APP_SPEC)
+        self.output = output  # a file, not a pipe: a leftover child cannot block anything
+        self.proc = subprocess.Popen(
+            argv,
+            env=launcher.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group
+        )
+
+    def wait_ready(self) -> dict[str, Any]:
+        """The probe's answer, once the worker serves; raises if the server died or hangs."""
+        deadline = time.monotonic() + SERVER_READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited {self.proc.returncode}: {self.tail()}")
+            try:
+                status, body = _get(self.port, PROBE_PATH, timeout=5)
+            except OSError:
+                time.sleep(0.1)
+                continue
+            if status != 200:
+                raise RuntimeError(f"probe answered {status}: {body[:200]!r}")
+            found: dict[str, Any] = json.loads(body)
+            return found
+        raise RuntimeError(f"not serving after {SERVER_READY_TIMEOUT:.0f} s: {self.tail()}")
+
+    def stop(self) -> int:
+        """SIGTERM, a bounded wait, then SIGKILL to the group; the exit code."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(SERVER_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)  # the group we created, by its id
+                self.proc.wait()
+        return self.proc.returncode
+
+    def tail(self, lines: int = 3) -> str:
+        self.output.seek(0)
+        text = self.output.read().strip().splitlines()
+        return " | ".join(text[-lines:]) or "no output"
+
+    def stderr_lines(self) -> list[str]:
+        self.output.seek(0)
+        return [line for line in self.output.read().splitlines() if line.strip()]
+
+
+def _measure_server(
+    launcher: Launcher, receiver: _ReceiverProcess | None, n: int, warmup: int
+) -> dict[str, Any]:
+    """Start gunicorn, check the probe, warm up, time n requests one by one, stop, count."""
+    if receiver is not None:
+        receiver.take()  # whatever came before
+    with tempfile.TemporaryFile(mode="w+") as output:
+        return _measure_started(_Server(launcher, output), launcher, receiver, n, warmup)
+
+
+def _measure_started(
+    server: _Server, launcher: Launcher, receiver: _ReceiverProcess | None, n: int, warmup: int
+) -> dict[str, Any]:
+    try:
+        found = server.wait_ready()
+        if not _probe_ok(launcher.key, found):
+            raise RuntimeError(f"the probe says the tracers are wrong: {found}")
+        for i in range(warmup):
+            status, body = _get(server.port, PATH)
+            if i < CHECK_REQUESTS or status != 200:
+                _check_body(status, body)
+        latencies = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            status, _body = _get(server.port, PATH)
+            latencies.append((time.perf_counter() - t0) * 1e6)
+            if status != 200:
+                raise RuntimeError(f"status {status} during timing")
+    finally:
+        code = server.stop()
+    info: dict[str, Any] = {"probe": found, "exit": code}
+    for line in server.stderr_lines():
+        launcher.notes.add(re.sub(r"\d+", "N", line)[:200])  # alike lines once
+    if receiver is not None and launcher.key in ("us", "otel"):
+        got = receiver.take(warmup + n, RECEIVER_WAIT)
+        info["receiver"] = got
+        if got["route_spans"] != warmup + n or got["failed"]:
+            raise RuntimeError(
+                f"the receiver got {got['route_spans']} server spans {SPAN_NAME!r} for"
+                f" {warmup + n} requests ({got['failed']} failed calls; {got['names']})"
+            )
+    return {"samples": latencies, "info": info}
+
+
+def _run_server(n: int, warmup: int, rounds: int, verbose: bool) -> dict[str, Any]:
+    print(f"\n== (server) {SCENARIOS['server']}")
+    print(f"   {warmup} warm-up + {n} timed requests per server, {rounds} rounds")
+    receiver: _ReceiverProcess | None = None
+    launchers: dict[str, Launcher] = {}
+    error = ""
+    try:
+        receiver = _ReceiverProcess()
+    except Exception as exc:
+        error = f"OTLP receiver: {exc}"
+    try:
+        launchers = _launchers(receiver.endpoint if receiver else None)
+        for key in CONTENDERS:
+            print(f"   {SERVER_LABELS[key]}: {launchers[key].how}")
+        if error:
+            print(f"   note: {error}")
+        samples: dict[str, list[float]] = {c: [] for c in CONTENDERS}
+        failures: dict[str, str] = {}
+        for rnd in range(rounds):
+            order = CONTENDERS[rnd % 4 :] + CONTENDERS[: rnd % 4]
+            line = []
+            for key in order:
+                launcher = launchers[key]
+                if launcher.prefix is None:
+                    failures[key] = launcher.how
+                    continue
+                try:
+                    res = _measure_server(launcher, receiver, n, warmup)
+                except Exception as exc:
+                    failures[key] = str(exc)[:300]
+                    line.append(f"{LABELS[key]} FAILED")
+                    continue
+                samples[key].extend(res["samples"])
+                line.append(f"{LABELS[key]} {statistics.median(res['samples']):.0f} µs")
+                if verbose and rnd == 0:
+                    print(f"   [{LABELS[key]}] {json.dumps(res['info'])}")
+            print(f"   round {rnd + 1}: " + "  ".join(line))
+    finally:
+        if receiver is not None:
+            receiver.close()
+    for key, reason in failures.items():
+        print(f"   FAILED ({SERVER_LABELS[key]}): {reason}")
+    for key, launcher in launchers.items():
+        for note in sorted(launcher.notes)[:5]:
+            print(f"   note ({SERVER_LABELS[key]}): output: {note}")
+    medians = {c: statistics.median(s) if s else None for c, s in samples.items()}
+    p90 = {
+        c: statistics.quantiles(s, n=10, method="inclusive")[-1] if len(s) > 1 else None
+        for c, s in samples.items()
+    }
+    result = _report("server", medians)
+    print("   p90 µs/request: " + " | ".join(f"{LABELS[c]} {_fmt(p90[c])}" for c in CONTENDERS))
+    return result
+
+
+# -- the in-process scenarios ----------------------------------------------------------------
+
+
+def _run_inproc(scenario: str, n: int, reps: int, rounds: int, verbose: bool) -> dict[str, Any]:
+    print(f"\n== ({scenario}) {SCENARIOS[scenario]}")
+    print(f"   N={n} x {reps} reps per worker, {rounds} rounds")
+    samples: dict[str, list[float]] = {c: [] for c in CONTENDERS}
+    failures: dict[str, str] = {}
+    delivered: dict[str, list[float]] = {}
+    for rnd in range(rounds):
+        order = CONTENDERS[rnd % 4 :] + CONTENDERS[: rnd % 4]
+        line = []
+        for key in order:
+            res = _spawn(key, scenario, n, reps)
+            if "error" in res:
+                failures[key] = res["error"]
+                line.append(f"{LABELS[key]} FAILED")
+                continue
+            samples[key].extend(res["samples"])
+            per_request = res["info"].get("exported_per_request")
+            if per_request is not None:
+                delivered.setdefault(key, []).append(per_request)
+            line.append(f"{LABELS[key]} {statistics.median(res['samples']):.1f} µs")
+            if verbose and rnd == 0:
+                print(f"   [{LABELS[key]}] {json.dumps(res['info'])}")
+        print(f"   round {rnd + 1}: " + "  ".join(line))
+    for key, reason in failures.items():
+        print(f"   FAILED ({LABELS[key]}): {reason}")
+    for key, values in delivered.items():
+        if any(abs(v - 1) > 1e-9 for v in values):
+            print(
+                f"   note ({LABELS[key]}): spans exported per timed request, per round: "
+                + ", ".join(f"{v:.3f}" for v in values)
+            )
+    medians = {c: statistics.median(s) if s else None for c, s in samples.items()}
+    return _report(scenario, medians)
+
+
+# -- reporting --------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, digits: int = 1, sign: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.{digits}f}" if sign else f"{value:.{digits}f}"
+
+
+def _ratio(ours: float | None, theirs: float | None) -> str:
+    return "n/a" if ours is None or theirs is None or theirs <= 0 else f"{ours / theirs:.2f}x"
+
+
+def _report(scenario: str, medians: dict[str, float | None]) -> dict[str, Any]:
+    bare = medians["bare"]
+    added = {
+        c: None if m is None or bare is None else m - bare
+        for c, m in medians.items()
+        if c != "bare"
+    }
+    print(
+        "   median µs/request: " + " | ".join(f"{LABELS[c]} {_fmt(medians[c])}" for c in CONTENDERS)
+    )
+    print(
+        "   added µs over bare: "
+        + " | ".join(f"{LABELS[c]} {_fmt(added[c], sign=True)}" for c in TRACERS)
+        + f"   us/otel {_ratio(added['us'], added['otel'])}"
+        + f"   us/dd {_ratio(added['us'], added['dd'])}"
+    )
+    return {"scenario": scenario, "medians": medians, "added": added}
+
+
+def _versions() -> str:
+    found = []
+    for dist in (
+        "telemetry-run",
+        "flask",
+        "werkzeug",
+        "requests",
+        "gunicorn",
+        "opentelemetry-sdk",
+        "opentelemetry-instrumentation-flask",
+        "opentelemetry-instrumentation-requests",
+        OTLP_EXPORTER_DIST,
+        "ddtrace",
+    ):
+        try:
+            found.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{dist} (not installed)")
+    return ", ".join(found)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2 rounds, fewer requests")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print each worker's checks")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="e.g. 'inproc,server'")
+    parser.add_argument("--worker", choices=CONTENDERS, help=argparse.SUPPRESS)
+    parser.add_argument("--receiver", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--scenario", choices=("inproc", "requests"), help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, default=2000, help=argparse.SUPPRESS)
+    parser.add_argument("--reps", type=int, default=5, help=argparse.SUPPRESS)
+    parser.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    if not scenarios or set(scenarios) - set(SCENARIOS):
+        parser.error(f"--scenarios takes names from {','.join(SCENARIOS)}")
+
+    if args.receiver:
+        receiver_main()
+        return
+    if args.worker:
+        if args.scenario is None:
+            parser.error("--worker needs --scenario inproc or requests")
+        result = worker(args.worker, args.scenario, args.n, args.reps, args.profile)
+        print(json.dumps(result), flush=True)
+        return
+
+    # Requests per timed repetition (in-process) or per server, and the rounds: the full run
+    # takes about 6 minutes on 2 cores, --quick about 1.
+    plan = QUICK if args.quick else FULL
+    rounds, reps = plan["rounds"], plan["reps"]
+    print(f"flask_request: python {sys.version.split()[0]}, {os.cpu_count()} CPUs, GC enabled")
+    print(f"   {_versions()}")
+    started = time.perf_counter()
+    results = []
+    for scenario in scenarios:
+        if scenario == "server":
+            results.append(_run_server(plan["server"], plan["server_warmup"], rounds, args.verbose))
+        else:
+            results.append(_run_inproc(scenario, plan[scenario], reps, rounds, args.verbose))
+
+    print(
+        f"\n== summary ({time.perf_counter() - started:.0f} s; median µs per request,"
+        " +µs = added over bare; ratio < 1.00x: we add less)"
+    )
+    header = f"{'scenario':<10} {'bare':>8} {'us':>8} {'otel':>8} {'ddtrace':>8}"
+    header += f" {'us +µs':>8} {'otel +µs':>9} {'dd +µs':>8} {'us/otel':>8} {'us/dd':>7}"
+    print(header)
+    print("-" * len(header))
+    for res in results:
+        med, added = res["medians"], res["added"]
+        print(
+            f"{res['scenario']:<10}"
+            + "".join(f" {_fmt(med[c]):>8}" for c in CONTENDERS)
+            + f" {_fmt(added['us'], sign=True):>8} {_fmt(added['otel'], sign=True):>9}"
+            + f" {_fmt(added['dd'], sign=True):>8}"
+            + f" {_ratio(added['us'], added['otel']):>8} {_ratio(added['us'], added['dd']):>7}"
+        )
+    for res in results:
+        target = TARGETS.get(res["scenario"])
+        ours, theirs = res["added"]["us"], res["added"]["otel"]
+        if target is not None and ours is not None and theirs:
+            met = "met" if ours <= target * theirs else "NOT met"
+            print(f"target {res['scenario']}: us added <= {target:.2f}x otel added: {met}")
+
+
+if __name__ == "__main__":
+    main()
