@@ -155,9 +155,9 @@ def clean_attributes(
         kind = type(value)
         if kind is str:
             clean = value if max_length is None or len(value) <= max_length else value[:max_length]
-        elif kind is bool or kind is float:
-            clean = value
-        elif kind is int and _INT64_MIN <= value <= _INT64_MAX:  # type: ignore[operator]
+        elif (
+            kind is bool or kind is float or (kind is int and _INT64_MIN <= value <= _INT64_MAX)  # type: ignore[operator]
+        ):
             clean = value
         else:
             clean = clean_attribute_value(value, max_length)
