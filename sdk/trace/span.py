@@ -152,13 +152,14 @@ def clean_attributes(
             _report_invalid(diagnostics, key, value)
             continue
         # Exact str/int/bool/float are what instrumentors pass: checked here, without a call.
+        clean: Any
         kind = type(value)
-        if kind is str:
+        if type(value) is str:  # (not `kind is str`: mypy narrows only this spelling)
             clean = value if max_length is None or len(value) <= max_length else value[:max_length]
-        elif (
-            kind is bool or kind is float or (kind is int and _INT64_MIN <= value <= _INT64_MAX)  # type: ignore[operator]
-        ):
+        elif kind is bool or kind is float:
             clean = value
+        elif type(value) is int:
+            clean = value if _INT64_MIN <= value <= _INT64_MAX else _INVALID
         else:
             clean = clean_attribute_value(value, max_length)
         if clean is _INVALID:
