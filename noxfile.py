@@ -75,7 +75,8 @@ def unit(session: nox.Session) -> None:
 @nox.session(python=PYTHONS)
 def integration(session: nox.Session) -> None:
     """Real processes under the launcher: exit codes, signals, sitecustomize, the exit bound,
-    and the servers (gunicorn, uWSGI, uvicorn, Flask's and Django's reloaders)."""
+    the servers (gunicorn, uWSGI, uvicorn, Flask's and Django's reloaders), and the
+    reliability tests (bad configuration, faults, shutdown under load)."""
     session.install(".[test]")
     try:
         session.install(".[servers]")  # uWSGI compiles from source (about 40 s of CPU)
@@ -83,7 +84,7 @@ def integration(session: nox.Session) -> None:
         session.warn("uWSGI could not be built here: its server tests will be skipped")
     # The framework tests run in their own sessions, against each version of the matrix.
     ignored = [f"--ignore=tests/integration/{name}" for name in [*matrix.MATRIX, "e2e"]]
-    _pytest(session, "tests/integration", *ignored)
+    _pytest(session, "tests/integration", "tests/reliability", *ignored)
 
 
 # Test tools a framework session needs besides the framework (no peers, no other frameworks).

@@ -61,7 +61,10 @@ TRACES_PATH: Final = "v1/traces"
 def parse_endpoint(raw: str) -> str:
     """A URL with a host (``http://collector:4318``), or a gRPC target without a scheme."""
     if "://" in raw:
-        parts = urllib.parse.urlsplit(raw)
+        try:
+            parts = urllib.parse.urlsplit(raw)
+        except ValueError as exc:  # "Invalid IPv6 URL" and the like
+            raise InvalidValue(f"is not a URL ({exc})") from None
         if parts.scheme.lower() in ("http", "https"):
             try:
                 port = parts.port  # raises for a port that is not a number
