@@ -47,10 +47,15 @@ def script(name: str) -> str:
 
 def otlp_env(receiver: OTLPReceiver, **overrides: str) -> dict[str, str]:
     """Export over OTLP/gRPC to ``receiver``, quickly (100 ms schedule delay)."""
+    return endpoint_env(receiver.grpc_endpoint, **overrides)
+
+
+def endpoint_env(endpoint: str, **overrides: str) -> dict[str, str]:
+    """Export over OTLP/gRPC to ``endpoint`` (a dead one, say), quickly."""
     settings = {
         "OTEL_TRACES_EXPORTER": "otlp",
         "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.grpc_endpoint,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_BSP_SCHEDULE_DELAY": "100",
         "TELEMETRY_RUN_SHUTDOWN_TIMEOUT": "5000",
     }

@@ -1,0 +1,117 @@
+"""A deploy's SIGTERM while requests are in flight: they complete, their spans are delivered
+(collector up) or counted on the exit line (collector down), and the server exits in time."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.integration.apps import endpoint_env, free_port, otlp_env, script, served
+
+if TYPE_CHECKING:
+    from telemetry_run.testing.otlp import OTLPReceiver
+
+pytest.importorskip("flask")
+pytest.importorskip("gunicorn")
+
+APP = """
+import time
+import flask
+
+app = flask.Flask(__name__)
+
+
+@app.route("/slow/<int:n>")
+def slow(n):
+    time.sleep(1.0)
+    return f"done {n}"
+"""
+
+EXIT_LINE = re.compile(
+    r"telemetry-run: spans produced=(\d+) exported=(\d+) dropped=(\d+) "
+    r"\(queue_full=(\d+), export_failed=(\d+), rejected=(\d+), shutdown=(\d+)\)"
+)
+SHUTDOWN_MS = 2000
+IN_FLIGHT = 4
+
+
+def _in_flight(url: str, answers: list[tuple[int, bytes]]) -> None:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        answers.append((response.status, response.read()))
+
+
+def _serve_and_terminate(
+    tmp_path: Path, env: dict[str, str]
+) -> tuple[list[tuple[int, bytes]], float, str]:
+    (tmp_path / "app.py").write_text(textwrap.dedent(APP))
+    port = free_port()
+    command = [
+        script("gunicorn"),
+        "-w",
+        "2",
+        "--threads",
+        "2",
+        "-b",
+        f"127.0.0.1:{port}",
+        "app:app",
+    ]
+    answers: list[tuple[int, bytes]] = []
+    with served(command, port=port, env=env, cwd=tmp_path) as app:
+        threads = [
+            threading.Thread(target=_in_flight, args=(app.url(f"/slow/{i}"), answers))
+            for i in range(IN_FLIGHT)
+        ]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.4)  # every request is inside its view now
+        sent = time.monotonic()
+        returncode = app.stop()
+        took = time.monotonic() - sent
+        for thread in threads:
+            thread.join(30)
+        assert returncode == 0, app.log()
+        log = app.log()
+    return sorted(answers), took, log
+
+
+def test_in_flight_requests_finish_and_their_spans_arrive(
+    otlp_receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    env = otlp_env(
+        otlp_receiver,
+        PYTHONPATH=str(tmp_path),
+        OTEL_BSP_SCHEDULE_DELAY="3600000",  # nothing leaves before the exit flush
+        TELEMETRY_RUN_SHUTDOWN_TIMEOUT=str(SHUTDOWN_MS),
+    )
+    answers, took, log = _serve_and_terminate(tmp_path, env)
+    assert answers == [(200, f"done {i}".encode()) for i in range(IN_FLIGHT)]
+    spans = otlp_receiver.wait_for_spans(IN_FLIGHT, timeout=10)
+    assert sorted(span.name for span in spans) == ["GET /slow/<int:n>"] * IN_FLIGHT
+    assert EXIT_LINE.search(log) is None, log  # everything delivered: no exit line
+    assert took < 1.0 + SHUTDOWN_MS / 1000 + 3.0, took  # the request time plus the flush bound
+
+
+def test_with_the_collector_down_the_loss_is_counted_and_exit_is_bounded(tmp_path: Path) -> None:
+    dead = free_port()  # nothing listens there
+    env = endpoint_env(
+        f"http://127.0.0.1:{dead}",
+        PYTHONPATH=str(tmp_path),
+        OTEL_BSP_SCHEDULE_DELAY="3600000",
+        TELEMETRY_RUN_SHUTDOWN_TIMEOUT=str(SHUTDOWN_MS),
+    )
+    answers, took, log = _serve_and_terminate(tmp_path, env)
+    assert answers == [(200, f"done {i}".encode()) for i in range(IN_FLIGHT)]
+    lines = [match.groups() for match in EXIT_LINE.finditer(log)]
+    assert lines, log  # each worker that lost spans says so
+    produced = sum(int(line[0]) for line in lines)
+    exported = sum(int(line[1]) for line in lines)
+    dropped = sum(int(line[2]) for line in lines)
+    assert produced == IN_FLIGHT and exported == 0 and dropped == IN_FLIGHT, lines
+    assert took < 1.0 + SHUTDOWN_MS / 1000 + 3.0, took
