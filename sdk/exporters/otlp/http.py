@@ -12,6 +12,8 @@ retried honouring ``Retry-After``, and ``shutdown()`` shuts the socket of a requ
 
 from __future__ import annotations
 
+import functools
+import io
 import os
 import urllib.parse
 from collections.abc import Sequence
@@ -200,6 +202,9 @@ class OTLPHttpSpanExporter(OTLPExporterBase):
             raise TimeoutError("the export deadline passed")
         if conn.sock is not None:
             conn.sock.settimeout(left)
+        # The socket timeout bounds each read, not the answer: a receiver trickling a byte at a
+        # time would hold the export past its deadline, so every read gets what is left of it.
+        conn.response_class = functools.partial(_deadline_response, deadline=deadline)  # type: ignore[assignment]  # http.client only calls it
         response = conn.getresponse()
         data = response.read(_MAX_RESPONSE + 1)
         if len(data) > _MAX_RESPONSE or response.will_close:
@@ -388,6 +393,50 @@ class OTLPHttpSpanExporter(OTLPExporterBase):
 
 #: The module's exporter under the name every OTLP exporter module uses.
 OTLPSpanExporter = OTLPHttpSpanExporter
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket's reads as a stream, each bounded by what is left of one deadline."""
+
+    def __init__(self, sock: Any, deadline: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = time_left(self._deadline)
+        if left is not None:
+            if left <= 0:
+                raise TimeoutError("the export deadline passed")
+            self._sock.settimeout(left)
+        return int(self._sock.recv_into(buffer))
+
+
+def _deadline_response_class() -> type:
+    import http.client
+
+    class DeadlineResponse(http.client.HTTPResponse):
+        """``HTTPResponse`` reading through ``_DeadlineReader``."""
+
+        def __init__(self, sock: Any, *args: Any, deadline: float, **kwargs: Any) -> None:
+            super().__init__(sock, *args, **kwargs)
+            self.fp = io.BufferedReader(_DeadlineReader(sock, deadline))
+
+    return DeadlineResponse
+
+
+def _deadline_response(sock: Any, *args: Any, deadline: float, **kwargs: Any) -> Any:
+    """What ``HTTPConnection.getresponse`` builds in place of its ``response_class``."""
+    global _response_class
+    if _response_class is None:
+        _response_class = _deadline_response_class()
+    return _response_class(sock, *args, deadline=deadline, **kwargs)
+
+
+_response_class: type | None = None  # built on first use: http.client is imported lazily
 
 
 class _SetupError(Exception):

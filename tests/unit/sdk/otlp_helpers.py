@@ -85,6 +85,7 @@ class Certificates:
     client_cert_file: str
     client_key_file: str
     other_ca_file: str
+    wrong_host: TLSFiles  # signed by the CA, but for wrong.example only
 
 
 def make_certificates(folder: Path) -> Certificates:
@@ -152,6 +153,10 @@ def make_certificates(folder: Path) -> Certificates:
         common_name: str,
         *,
         server: bool,
+        names: tuple[x509.GeneralName, ...] = (
+            x509.DNSName("localhost"),
+            x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
+        ),
     ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         private = key()
         builder = (
@@ -176,13 +181,7 @@ def make_certificates(folder: Path) -> Certificates:
         )
         if server:
             builder = builder.add_extension(
-                x509.SubjectAlternativeName(
-                    [
-                        x509.DNSName("localhost"),
-                        x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
-                    ]
-                ),
-                critical=False,
+                x509.SubjectAlternativeName(list(names)), critical=False
             )
         return builder.sign(issuer[1], hashes.SHA256()), private
 
@@ -190,6 +189,9 @@ def make_certificates(folder: Path) -> Certificates:
     other = ca("some other CA")
     server_cert, server_key = leaf(authority, "localhost", server=True)
     client_cert, client_key = leaf(authority, "otlp-client", server=False)
+    wrong_cert, wrong_key = leaf(
+        authority, "wrong.example", server=True, names=(x509.DNSName("wrong.example"),)
+    )
     ca_file = write_cert("ca.pem", authority[0])
     server_files = TLSFiles(
         write_cert("server.pem", server_cert), write_key("server-key.pem", server_key)
@@ -201,6 +203,9 @@ def make_certificates(folder: Path) -> Certificates:
         client_cert_file=write_cert("client.pem", client_cert),
         client_key_file=write_key("client-key.pem", client_key),
         other_ca_file=write_cert("other-ca.pem", other[0]),
+        wrong_host=TLSFiles(
+            write_cert("wrong-host.pem", wrong_cert), write_key("wrong-host-key.pem", wrong_key)
+        ),
     )
 
 
