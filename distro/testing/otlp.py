@@ -127,7 +127,15 @@ class _State:
 class OTLPReceiver:
     """The receiver; ``start()`` it (or use it as a context manager) and ``stop()`` it."""
 
-    def __init__(self, *, tls: TLSFiles | None = None, grpc: bool = True, http: bool = True):
+    def __init__(
+        self,
+        *,
+        tls: TLSFiles | None = None,
+        grpc: bool = True,
+        http: bool = True,
+        grpc_port: int = 0,
+        http_port: int = 0,
+    ):
         self.tls = tls
         self._want_grpc = grpc
         self._want_http = http
@@ -142,8 +150,8 @@ class OTLPReceiver:
         self._grpc_server: Any = None
         self._http_server: _HTTPServer | None = None
         self._http_thread: threading.Thread | None = None
-        self.grpc_port = 0
-        self.http_port = 0
+        self.grpc_port = grpc_port  # 0: a free one, picked at start
+        self.http_port = http_port
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -172,6 +180,13 @@ class OTLPReceiver:
         if self._http_thread is not None:
             self._http_thread.join(5)
             self._http_thread = None
+
+    def restart(self) -> OTLPReceiver:
+        """Stop, then listen again on the same ports (a collector restarted mid-stream); what
+        was received so far is kept."""
+        self.stop()
+        self._stopped.clear()
+        return self.start()
 
     def __enter__(self) -> OTLPReceiver:
         return self.start()
@@ -335,9 +350,10 @@ class OTLPReceiver:
         )
         server.add_generic_rpc_handlers((handler,))
         if self.tls is None:
-            self.grpc_port = server.add_insecure_port("127.0.0.1:0")
+            self.grpc_port = server.add_insecure_port(f"127.0.0.1:{self.grpc_port}")
         else:
-            self.grpc_port = server.add_secure_port("127.0.0.1:0", self._grpc_credentials())
+            address = f"127.0.0.1:{self.grpc_port}"
+            self.grpc_port = server.add_secure_port(address, self._grpc_credentials())
         server.start()
         self._grpc_server = server
 
@@ -353,7 +369,7 @@ class OTLPReceiver:
     # -- HTTP -------------------------------------------------------------------------------
 
     def _start_http(self) -> None:
-        server = _HTTPServer(("127.0.0.1", 0), _HTTPHandler)
+        server = _HTTPServer(("127.0.0.1", self.http_port), _HTTPHandler)
         server.receiver = self
         if self.tls is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
