@@ -228,6 +228,12 @@ class OTLPReceiver:
             for _ in range(n):
                 self._state.faults.append(_Fault(grpc_code, status, retry_delay, message))
 
+    def clear_faults(self) -> None:
+        """Forget the failures ``fail_next`` queued and answer at once again."""
+        with self._lock:
+            self._state.faults.clear()
+            self._state.delay = 0.0
+
     def hang(self) -> None:
         """Accept calls and never answer them until ``release()`` (or ``stop()``)."""
         self._release.clear()
