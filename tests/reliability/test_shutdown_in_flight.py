@@ -22,6 +22,7 @@ pytest.importorskip("flask")
 pytest.importorskip("gunicorn")
 
 APP = """
+import os
 import time
 import flask
 
@@ -30,6 +31,7 @@ app = flask.Flask(__name__)
 
 @app.route("/slow/<int:n>")
 def slow(n):
+    open(os.path.join(os.environ["TEST_MARKERS"], f"in-{n}"), "w").close()  # in the view now
     time.sleep(1.0)
     return f"done {n}"
 """
@@ -47,10 +49,21 @@ def _in_flight(url: str, answers: list[tuple[int, bytes]]) -> None:
         answers.append((response.status, response.read()))
 
 
+def _wait_until_inside(markers: Path, count: int) -> None:
+    deadline = time.monotonic() + 20
+    while len(list(markers.iterdir())) < count:
+        if time.monotonic() > deadline:
+            pytest.fail(f"only {len(list(markers.iterdir()))} of {count} requests reached the view")
+        time.sleep(0.02)
+
+
 def _serve_and_terminate(
     tmp_path: Path, env: dict[str, str]
 ) -> tuple[list[tuple[int, bytes]], float, str]:
     (tmp_path / "app.py").write_text(textwrap.dedent(APP))
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    env = {**env, "TEST_MARKERS": str(markers)}
     port = free_port()
     command = [
         script("gunicorn"),
@@ -70,7 +83,7 @@ def _serve_and_terminate(
         ]
         for thread in threads:
             thread.start()
-        time.sleep(0.4)  # every request is inside its view now
+        _wait_until_inside(markers, IN_FLIGHT)  # SIGTERM with every request inside its view
         sent = time.monotonic()
         returncode = app.stop()
         took = time.monotonic() - sent
