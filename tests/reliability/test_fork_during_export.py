@@ -1,9 +1,13 @@
 """``os.fork()`` while the parent's exporter is in the middle of an export (its locks held,
 its connection busy): the child neither deadlocks nor resends the parent's spans, and its own
-spans arrive."""
+spans arrive over HTTP. Over gRPC they arrive or are counted on the child's exit line: gRPC's
+core cannot be used in a child forked while one of its calls is in flight ("Other threads are
+currently calling into gRPC, skipping fork() handlers"), whatever the exporter does; see the
+README's Servers section."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -15,6 +19,8 @@ import pytest
 from telemetry_run.testing.otlp import OTLPReceiver
 from tests.integration.apps import endpoint_env
 from tests.integration.conftest import LAUNCHER
+
+EXIT_LINE = re.compile(r"telemetry-run: spans produced=(\d+) exported=(\d+) dropped=(\d+)")
 
 APP = """
 import os
@@ -67,8 +73,14 @@ def test_a_fork_during_an_export(tmp_path: Path, protocol: str) -> None:
         )
         assert result.returncode == 0, result.stderr
         assert result.stdout == "child exit 0\n", result.stderr
-        spans = receiver.wait_for_spans(25, timeout=20)
+        receiver.wait_for_spans(20, timeout=20)
+        spans = receiver.spans()  # the child's, if any, were sent before it exited
     names = Counter(span.name for span in spans)
-    assert names == Counter(
-        {f"parent-{i}": 1 for i in range(20)} | {f"child-{i}": 1 for i in range(5)}
-    )
+    parents = Counter({f"parent-{i}": 1 for i in range(20)})
+    children = Counter({f"child-{i}": 1 for i in range(5)})
+    if protocol == "grpc" and names == parents:
+        lost = EXIT_LINE.search(result.stderr)
+        assert lost is not None, result.stderr  # not delivered, but never silently
+        assert lost.groups() == ("5", "0", "5"), result.stderr
+    else:
+        assert names == parents + children, names
