@@ -7,10 +7,10 @@ classes are imported inside the hooks, when something is actually built.
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import TYPE_CHECKING, Final
 
+from telemetry_run._log import logger
 from telemetry_run.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ __all__ = [
     "telemetry_run_span_exporter",
 ]
 
-logger: Final = logging.getLogger("telemetry_run")
 
 # "none" builds nothing (the configuration drops it) but is a name users may write.
 EXPORTERS: Final = ("console", "none")

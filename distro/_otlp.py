@@ -21,8 +21,6 @@ limit). Header values and the client key's path are secrets: ``--list`` and warn
 
 from __future__ import annotations
 
-import logging
-import urllib.parse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -34,6 +32,7 @@ from telemetry_run._env import (
     parse_str,
     parse_timeout_ms,
 )
+from telemetry_run._log import logger
 from telemetry_run.config import Variable
 from telemetry_run.hookspecs import hookimpl
 
@@ -50,7 +49,6 @@ __all__ = [
     "telemetry_run_variables",
 ]
 
-logger: Final = logging.getLogger("telemetry_run")
 
 PROTOCOLS: Final = ("grpc", "http/protobuf", "http/json")
 DEFAULT_GRPC_ENDPOINT: Final = "http://localhost:4317"
@@ -58,9 +56,27 @@ DEFAULT_HTTP_ENDPOINT: Final = "http://localhost:4318/v1/traces"
 TRACES_PATH: Final = "v1/traces"
 
 
+# What a plain ``http://host:port/path`` is made of (no user info, query, escapes, brackets,
+# spaces): such an endpoint is checked with string operations, without importing urllib.parse
+# (and ipaddress) at start-up, with the answers urlsplit would give.
+_PLAIN_URL: Final = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~:/"
+)
+
+
 def parse_endpoint(raw: str) -> str:
     """A URL with a host (``http://collector:4318``), or a gRPC target without a scheme."""
+    scheme, _, rest = raw.partition("://")
+    if scheme in ("http", "https") and set(rest) <= _PLAIN_URL:
+        host, _, digits = rest.split("/", 1)[0].partition(":")
+        if digits and not (digits.isdigit() and digits.isascii() and int(digits) < 65536):
+            raise InvalidValue("has an invalid port")
+        if not host:
+            raise InvalidValue("has no host")
+        return raw
     if "://" in raw:
+        import urllib.parse  # any other URL (and ipaddress with it): not the common case
+
         try:
             parts = urllib.parse.urlsplit(raw)
         except ValueError as exc:  # "Invalid IPv6 URL" and the like
@@ -288,6 +304,8 @@ def _http_endpoint(config: Config) -> str:
     name, endpoint = _pick(config, "ENDPOINT")
     if endpoint is None:
         return DEFAULT_HTTP_ENDPOINT
+    import urllib.parse  # only for a configured endpoint
+
     parts = urllib.parse.urlsplit(str(endpoint))
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         logger.warning(

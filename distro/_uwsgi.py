@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import logging
 import os
 import sys
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
+from telemetry_run._log import logger
 from telemetry_run.sdk import forking
 
 if TYPE_CHECKING:
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = ["THREADS_WARNING", "WaitForUwsgi", "setup_if_running", "threads_enabled"]
 
-logger: Final = logging.getLogger("telemetry_run")
 
 THREADS_WARNING: Final = (
     "uWSGI runs with Python threads disabled: spans are exported only while a request runs and "

@@ -9,12 +9,13 @@ change its exit code (unless TELEMETRY_RUN_STRICT asks for failures to be loud).
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from telemetry_run._log import logger
+from telemetry_run._record import Record
 
 if TYPE_CHECKING:
     from telemetry_run.config import Config
@@ -27,21 +28,36 @@ if TYPE_CHECKING:
 
 __all__ = ["Bootstrapped", "bootstrap", "run_once"]
 
-logger = logging.getLogger("telemetry_run")
 
 _state: Bootstrapped | None = None
 _ran_in: int | None = None
 
 
-@dataclass
-class Bootstrapped:
+class Bootstrapped(Record):
     """What the bootstrap built, for ``--list``, tests and the uWSGI post-fork hook."""
+
+    __match_args__ = ("config", "plugins", "provider", "exit_hook", "instrumentors")
+    __slots__ = __match_args__
 
     config: Config
     plugins: Plugins
-    provider: TracerProvider | None = None
-    exit_hook: ExitHook | None = None
-    instrumentors: list[InstrumentorStatus] = field(default_factory=list)
+    provider: TracerProvider | None
+    exit_hook: ExitHook | None
+    instrumentors: list[InstrumentorStatus]
+
+    def __init__(
+        self,
+        config: Config,
+        plugins: Plugins,
+        provider: TracerProvider | None = None,
+        exit_hook: ExitHook | None = None,
+        instrumentors: list[InstrumentorStatus] | None = None,
+    ) -> None:
+        self.config = config
+        self.plugins = plugins
+        self.provider = provider
+        self.exit_hook = exit_hook
+        self.instrumentors = [] if instrumentors is None else instrumentors
 
 
 def run_once() -> Bootstrapped | None:
@@ -73,13 +89,11 @@ def _strict_requested(environ: Mapping[str, str]) -> bool:
 
 
 def _configure_logging(config: Config) -> None:
-    """Our own log lines go to stderr, prefixed, at OTEL_LOG_LEVEL (or debug)."""
-    logger.setLevel(config.log_level)
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("telemetry-run: %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False  # the app's root handlers do not print our lines twice
+    """Our own log lines go to stderr, prefixed, at OTEL_LOG_LEVEL (or debug); applied when
+    ``logging`` is imported (``telemetry_run._log``), at once if it already is."""
+    from telemetry_run._log import configure
+
+    configure(config.log_level, sys.stderr)
 
 
 def bootstrap(environ: Mapping[str, str]) -> Bootstrapped:

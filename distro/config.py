@@ -8,9 +8,7 @@ their own variables through the ``telemetry_run_variables`` hook before the Conf
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 from telemetry_run._env import (
@@ -23,26 +21,45 @@ from telemetry_run._env import (
     parse_list,
     parse_str,
 )
+from telemetry_run._log import CRITICAL, DEBUG, ERROR, INFO, WARNING, logger
+from telemetry_run._record import FrozenRecord
 
 __all__ = ["BUILTIN_VARIABLES", "Config", "Variable", "mask"]
 
-logger: Final = logging.getLogger("telemetry_run")
 
-
-@dataclass(frozen=True)
-class Variable:
+class Variable(FrozenRecord):
     """One environment variable: how to parse it, its default, and one line of documentation.
 
     ``shown_default`` is how the README and ``--list`` print the default when the parsed value
     would read poorly (``math.inf``, a computed name). ``secret`` values are never printed.
     """
 
+    __match_args__ = ("name", "parse", "default", "doc", "secret", "shown_default")
+    __slots__ = __match_args__
+
     name: str
     parse: Callable[[str], Any]
     default: Any
     doc: str
-    secret: bool = False
-    shown_default: str | None = None
+    secret: bool
+    shown_default: str | None
+
+    def __init__(
+        self,
+        name: str,
+        parse: Callable[[str], Any],
+        default: Any,
+        doc: str,
+        secret: bool = False,
+        shown_default: str | None = None,
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "name", name)
+        setattr_(self, "parse", parse)
+        setattr_(self, "default", default)
+        setattr_(self, "doc", doc)
+        setattr_(self, "secret", secret)
+        setattr_(self, "shown_default", shown_default)
 
     def default_text(self) -> str:
         if self.shown_default is not None:
@@ -211,19 +228,36 @@ BUILTIN_VARIABLES: Final[tuple[Variable, ...]] = (
 )
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(FrozenRecord):
     """The parsed settings: ``config["OTEL_BSP_MAX_QUEUE_SIZE"]`` or the typed properties.
 
     ``explicit`` holds the names the environment set (validly); ``warnings`` the messages
     emitted while parsing, for ``--list`` and tests.
     """
 
+    __match_args__ = ("values", "variables", "explicit", "raw", "warnings")
+    __slots__ = __match_args__
+
     values: Mapping[str, Any]
     variables: Mapping[str, Variable]
-    explicit: frozenset[str] = frozenset()
-    raw: Mapping[str, str] = field(default_factory=dict)
-    warnings: tuple[str, ...] = ()
+    explicit: frozenset[str]
+    raw: Mapping[str, str]
+    warnings: tuple[str, ...]
+
+    def __init__(
+        self,
+        values: Mapping[str, Any],
+        variables: Mapping[str, Variable],
+        explicit: frozenset[str] = frozenset(),
+        raw: Mapping[str, str] | None = None,
+        warnings: tuple[str, ...] = (),
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "values", values)
+        setattr_(self, "variables", variables)
+        setattr_(self, "explicit", explicit)
+        setattr_(self, "raw", {} if raw is None else raw)
+        setattr_(self, "warnings", warnings)
 
     @classmethod
     def from_env(
@@ -329,17 +363,17 @@ class Config:
     def log_level(self) -> int:
         """The level for our logger: TELEMETRY_RUN_DEBUG wins, then OTEL_LOG_LEVEL."""
         if self.debug:
-            return logging.DEBUG
+            return DEBUG
         level = str(self.values["OTEL_LOG_LEVEL"])
         return {
-            "trace": logging.DEBUG,
-            "debug": logging.DEBUG,
-            "info": logging.INFO,
-            "warn": logging.WARNING,
-            "warning": logging.WARNING,
-            "error": logging.ERROR,
-            "fatal": logging.CRITICAL,
-            "none": logging.CRITICAL + 10,
+            "trace": DEBUG,
+            "debug": DEBUG,
+            "info": INFO,
+            "warn": WARNING,
+            "warning": WARNING,
+            "error": ERROR,
+            "fatal": CRITICAL,
+            "none": CRITICAL + 10,
         }[level]
 
 

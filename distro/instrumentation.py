@@ -10,14 +10,12 @@ A hook's exception never fails the application's import: the hook body is guarde
 
 from __future__ import annotations
 
-import logging
-import re
-import string
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal
 
+from telemetry_run._log import logger
+from telemetry_run._record import Record
 from telemetry_run.instrumentors.base import NotApplicable
 
 if TYPE_CHECKING:
@@ -43,7 +41,6 @@ __all__ = [
     "plan",
 ]
 
-logger: Final = logging.getLogger("telemetry_run")
 
 State = Literal[
     "enabled", "disabled", "not installed", "skipped", "patched", "not applicable", "failed"
@@ -58,16 +55,32 @@ FAILED: Final = "failed"  # anything else went wrong; reported once
 
 # Requirements of this shape need only a SpecifierSet; others (extras, markers, URLs) are parsed
 # with packaging's full Requirement.
-_SIMPLE_SPECIFIER_CHARS: Final = frozenset("<>=!~.,*+-_ \t" + string.ascii_letters + string.digits)
+_SIMPLE_SPECIFIER_CHARS: Final = frozenset(
+    "<>=!~.,*+-_ \tabcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+)
 
 
-@dataclass
-class InstrumentorStatus:
+class InstrumentorStatus(Record):
     """What became of one instrumentor, for logs, ``--list`` and tests.
 
     ``state`` is one of the constants above and ``reason`` says why in words; ``text`` joins
-    them (``"skipped: flask 1.1.4 is outside flask>=2.2,<4"``).
+    them (``"skipped: flask 1.1.4 is outside flask>=2.2,<4"``). ``spec`` is neither shown nor
+    compared.
     """
+
+    __match_args__ = (
+        "name",
+        "plugin",
+        "modules",
+        "distribution",
+        "installed_version",
+        "requires",
+        "state",
+        "reason",
+        "spec",
+    )
+    __slots__ = __match_args__
+    _repr_skip = _compare_skip = frozenset({"spec"})
 
     name: str
     plugin: str
@@ -76,8 +89,30 @@ class InstrumentorStatus:
     installed_version: str | None
     requires: str
     state: State
-    reason: str = ""
-    spec: InstrumentorSpec | None = field(default=None, repr=False, compare=False)
+    reason: str
+    spec: InstrumentorSpec | None
+
+    def __init__(
+        self,
+        name: str,
+        plugin: str,
+        modules: tuple[str, ...],
+        distribution: str | None,
+        installed_version: str | None,
+        requires: str,
+        state: State,
+        reason: str = "",
+        spec: InstrumentorSpec | None = None,
+    ) -> None:
+        self.name = name
+        self.plugin = plugin
+        self.modules = modules
+        self.distribution = distribution
+        self.installed_version = installed_version
+        self.requires = requires
+        self.state = state
+        self.reason = reason
+        self.spec = spec
 
     @property
     def text(self) -> str:
@@ -160,8 +195,7 @@ def _outside(requires: str, dist: str, version: str) -> str | None:
     return f"{dist} {version} is outside {requires.strip()}"
 
 
-_RELEASE: Final = re.compile(r"\d+(?:\.\d+)*")
-_CLAUSE: Final = re.compile(r"\s*(>=|<=|==|!=|<|>)\s*(\d+(?:\.\d+)*)\s*")
+_OPERATORS: Final = (">=", "<=", "==", "!=", "<", ">")  # two-character ones first
 _COMPARE: Final[dict[str, Callable[[tuple[int, ...], tuple[int, ...]], bool]]] = {
     ">=": lambda a, b: a >= b,
     "<=": lambda a, b: a <= b,
@@ -176,21 +210,41 @@ def _release_range_contains(specifier: str, version: str) -> bool | None:
     """``3.1.3`` against ``>=2.2,<4`` without importing packaging (every process checks every
     installed target at start-up); None when either side is more than plain release numbers
     (pre-releases, wildcards, ``~=``), which packaging then decides."""
-    if _RELEASE.fullmatch(version) is None:
+    installed = _release(version)
+    if installed is None:
         return None
-    clauses = [_CLAUSE.fullmatch(clause) for clause in specifier.split(",")]
+    clauses = [_clause(clause) for clause in specifier.split(",")]
     if not all(clauses):
         return None
-    installed = [int(part) for part in version.split(".")]
     for clause in clauses:
         assert clause is not None  # checked above
-        bound = [int(part) for part in clause.group(2).split(".")]
+        operator, bound = clause
         width = max(len(installed), len(bound))  # PEP 440: 3.1 == 3.1.0
         left = tuple(installed + [0] * (width - len(installed)))
         right = tuple(bound + [0] * (width - len(bound)))
-        if not _COMPARE[clause.group(1)](left, right):
+        if not _COMPARE[operator](left, right):
             return False
     return True
+
+
+def _release(text: str) -> list[int] | None:
+    """``3.1.3`` as ``[3, 1, 3]``; None unless ``text`` is dot-separated decimal numbers only
+    (the regular expression ``\\d+(?:\\.\\d+)*``, without compiling one at start-up)."""
+    parts = text.split(".")
+    if not all(part.isdecimal() for part in parts):  # "" is not decimal
+        return None
+    return [int(part) for part in parts]
+
+
+def _clause(text: str) -> tuple[str, list[int]] | None:
+    """``>= 2.2`` as ``(">=", [2, 2])``: an operator and a release, whitespace around either;
+    None for anything else (``~=``, wildcards, pre-releases)."""
+    text = text.strip()
+    for operator in _OPERATORS:
+        if text.startswith(operator):
+            release = _release(text[len(operator) :].strip())
+            return None if release is None else (operator, release)
+    return None
 
 
 class Installed:

@@ -12,14 +12,14 @@ it imports pluggy and nothing of the SDK (entry points are read by ``telemetry_r
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import pluggy
 
 from telemetry_run import hookspecs
+from telemetry_run._log import logger
+from telemetry_run._record import FrozenRecord
 from telemetry_run.hookspecs import PROJECT, hookimpl
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ __all__ = [
     "make_strict",
 ]
 
-logger: Final = logging.getLogger("telemetry_run")
 
 #: The kinds of things plugins build by name (keys of ``telemetry_run_provides``).
 KINDS: Final = ("exporter", "sampler", "propagator")
@@ -61,14 +60,21 @@ class PluginError(Exception):
     """A plugin failed while ``TELEMETRY_RUN_STRICT`` was on."""
 
 
-@dataclass(frozen=True)
-class PluginFailure:
+class PluginFailure(FrozenRecord):
     """A plugin (by entry-point name) that failed to load (``where == "load"``) or in a hook;
     ``error`` is one line: the exception's type and message."""
+
+    __match_args__ = ("name", "where", "error")
+    __slots__ = __match_args__
 
     name: str
     where: str
     error: str
+
+    def __init__(self, name: str, where: str, error: str) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "where", where)
+        object.__setattr__(self, "error", error)
 
     def __str__(self) -> str:
         if self.where == "load":
@@ -76,15 +82,26 @@ class PluginFailure:
         return f"plugin {self.name!r} failed in {self.where}: {self.error}"
 
 
-@dataclass(frozen=True)
-class PluginInfo:
+class PluginInfo(FrozenRecord):
     """A registered plugin: its entry-point name and value and the distribution shipping it."""
+
+    __match_args__ = ("name", "value", "distribution", "version", "builtin")
+    __slots__ = __match_args__
 
     name: str
     value: str
     distribution: str | None
     version: str | None
     builtin: bool
+
+    def __init__(
+        self, name: str, value: str, distribution: str | None, version: str | None, builtin: bool
+    ) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "value", value)
+        object.__setattr__(self, "distribution", distribution)
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "builtin", builtin)
 
 
 def _one_line(exc: BaseException) -> str:

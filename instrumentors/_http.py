@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run._env import InvalidValue, parse_list
+from telemetry_run._record import FrozenRecord
 
 if TYPE_CHECKING:
     from telemetry_run.config import Config
@@ -88,8 +88,14 @@ CAPTURE_SENSITIVE: Final = "TELEMETRY_RUN_HTTP_CAPTURE_SENSITIVE_HEADERS"
 # Characters that stand in a path as they are (RFC 3986 pchar and "/"); others are
 # percent-encoded, as the client must have sent them.
 _PATH_SAFE: Final = "/:@!$&'()*+,;=-._~%"
-_PLAIN_PATH: Final = re.compile(r"[A-Za-z0-9/:@!$&'()*+,;=\-._~%]*")
+_PLAIN_PATH: re.Pattern[str] | None = None  # compiled by the first request, not at import
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+def _compile_plain_path() -> re.Pattern[str]:
+    global _PLAIN_PATH
+    _PLAIN_PATH = re.compile(r"[A-Za-z0-9/:@!$&'()*+,;=\-._~%]*")
+    return _PLAIN_PATH
 
 
 def excluded_urls_variable(framework: str) -> str:
@@ -116,15 +122,32 @@ def _header_patterns(names: Iterable[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{name})" for name in names), re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
-class HttpSettings:
+class HttpSettings(FrozenRecord):
     """What one instrumentor captures and skips, read once from the configuration."""
 
-    excluded: re.Pattern[str] | None = None
-    request_headers: re.Pattern[str] | None = None
-    response_headers: re.Pattern[str] | None = None
-    sanitize: re.Pattern[str] | None = None
-    sensitive: frozenset[str] = SENSITIVE_HEADERS
+    __match_args__ = ("excluded", "request_headers", "response_headers", "sanitize", "sensitive")
+    __slots__ = __match_args__
+
+    excluded: re.Pattern[str] | None
+    request_headers: re.Pattern[str] | None
+    response_headers: re.Pattern[str] | None
+    sanitize: re.Pattern[str] | None
+    sensitive: frozenset[str]
+
+    def __init__(
+        self,
+        excluded: re.Pattern[str] | None = None,
+        request_headers: re.Pattern[str] | None = None,
+        response_headers: re.Pattern[str] | None = None,
+        sanitize: re.Pattern[str] | None = None,
+        sensitive: frozenset[str] = SENSITIVE_HEADERS,
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "excluded", excluded)
+        setattr_(self, "request_headers", request_headers)
+        setattr_(self, "response_headers", response_headers)
+        setattr_(self, "sanitize", sanitize)
+        setattr_(self, "sensitive", sensitive)
 
     @classmethod
     def from_config(cls, config: Config | None, framework: str, *, server: bool) -> HttpSettings:
@@ -249,7 +272,7 @@ def _split_host(host: str, default_port: int | None) -> tuple[str, int | None]:
 def _wsgi_path(environ: Mapping[str, Any]) -> str:
     """SCRIPT_NAME + PATH_INFO as the client sent it (WSGI decodes it as latin-1)."""
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-    if _PLAIN_PATH.fullmatch(path):
+    if (_PLAIN_PATH or _compile_plain_path()).fullmatch(path):
         return path or "/"
     try:
         raw = path.encode("latin-1")

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import functools
 import importlib
-import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, Protocol, TypeVar
+
+from telemetry_run._record import FrozenRecord
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -38,8 +38,23 @@ R = TypeVar("R")
 #: A wrapt wrapper: ``wrapper(wrapped, instance, args, kwargs)`` returning what ``wrapped`` does.
 WrapperFunction = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
-# A PEP 508 distribution name at the start of a requirement.
-_DIST_NAME: Final = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
+# A PEP 508 distribution name at the start of a requirement: an ASCII letter or digit, then
+# letters, digits and "._-", ending with a letter or digit (see ``_dist_name``).
+_NAME_START: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_NAME_CHARS: Final = _NAME_START | frozenset("._-")
+
+
+def _dist_name(requires: str) -> str | None:
+    """The distribution name ``requires`` starts with (after whitespace), or None: the regular
+    expression ``\\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)`` as a match, without
+    compiling one at start-up."""
+    text = requires.lstrip()
+    if not text or text[0] not in _NAME_START:
+        return None
+    end = 1
+    while end < len(text) and text[end] in _NAME_CHARS:
+        end += 1
+    return text[:end].rstrip("._-")
 
 
 class SupportsInstrument(Protocol):
@@ -50,8 +65,7 @@ class SupportsInstrument(Protocol):
     def uninstrument(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class InstrumentorSpec:
+class InstrumentorSpec(FrozenRecord):
     """An instrumentor as data: read at start-up, acted on only when its target is imported.
 
     ``name`` is the word users put in ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``; ``modules`` the
@@ -61,33 +75,42 @@ class InstrumentorSpec:
     ``"module:Class"``, imported only after a target module has been.
     """
 
+    __match_args__ = ("name", "modules", "requires", "load", "description")
+    __slots__ = __match_args__
+
     name: str
     modules: tuple[str, ...]
     requires: str
     load: str
-    description: str = ""
+    description: str
 
-    def __post_init__(self) -> None:
-        modules: object = self.modules
-        if isinstance(modules, str):
+    def __init__(
+        self, name: str, modules: tuple[str, ...], requires: str, load: str, description: str = ""
+    ) -> None:
+        given: object = modules
+        if isinstance(given, str):
             raise TypeError(
                 f"InstrumentorSpec.modules is a tuple of import names, not the string "
-                f"{modules!r} (write ({modules!r},))"
+                f"{given!r} (write ({given!r},))"
             )
-        object.__setattr__(self, "modules", tuple(self.modules))
+        setattr_ = object.__setattr__
+        setattr_(self, "name", name)
+        setattr_(self, "modules", tuple(modules))
+        setattr_(self, "requires", requires)
+        setattr_(self, "load", load)
+        setattr_(self, "description", description)
         if not self.name or not self.modules:
             raise ValueError("an InstrumentorSpec needs a name and at least one module")
         module, sep, attr = self.load.partition(":")
         if not (module and sep and attr):
             raise ValueError(f"InstrumentorSpec.load must be 'module:Class', got {self.load!r}")
-        if self.requires.strip() and _DIST_NAME.match(self.requires) is None:
+        if self.requires.strip() and _dist_name(self.requires) is None:
             raise ValueError(f"InstrumentorSpec.requires is not a requirement: {self.requires!r}")
 
     @property
     def distribution(self) -> str | None:
         """The distribution ``requires`` names; None for a standard-library target."""
-        match = _DIST_NAME.match(self.requires)
-        return match.group(1) if match else None
+        return _dist_name(self.requires)
 
     def load_class(self) -> Callable[[], SupportsInstrument]:
         """Import ``load`` (only call this once a target module is imported)."""
@@ -107,19 +130,31 @@ class NotApplicable(Exception):
     """
 
 
-@dataclass(frozen=True)
-class Patch:
+class Patch(FrozenRecord):
     """One wrap the Patcher made: where, what was there, and what it put there.
 
     ``created`` is true when the attribute was inherited (or served dynamically) rather than
     defined on ``parent``: undoing the patch deletes it instead of assigning the original.
     """
 
+    __match_args__ = ("parent", "attribute", "original", "wrapper", "created")
+    __slots__ = __match_args__
+
     parent: Any
     attribute: str
     original: Any
     wrapper: Any
     created: bool
+
+    def __init__(
+        self, parent: Any, attribute: str, original: Any, wrapper: Any, created: bool
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "parent", parent)
+        setattr_(self, "attribute", attribute)
+        setattr_(self, "original", original)
+        setattr_(self, "wrapper", wrapper)
+        setattr_(self, "created", created)
 
 
 class Patcher:

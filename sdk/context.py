@@ -7,14 +7,17 @@ the OpenTelemetry context API so code written against it ports by changing impor
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextvars
 import functools
-import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from telemetry_run._log import logger as _logger
+
+if TYPE_CHECKING:
+    from telemetry_run.sdk._executor import ContextThreadPoolExecutor
 
 __all__ = [
     "SPAN_KEY",
@@ -33,7 +36,6 @@ __all__ = [
     "wrap_with_current_context",
 ]
 
-_logger = logging.getLogger("telemetry_run")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -167,13 +169,12 @@ def wrap_with_current_context(fn: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
-class ContextThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
-    """A ThreadPoolExecutor whose tasks run in the context of the code that submitted them."""
+def __getattr__(name: str) -> Any:
+    # ContextThreadPoolExecutor subclasses concurrent.futures' executor, whose import (with
+    # logging's) every instrumented process would otherwise pay at start-up: made on first use.
+    if name == "ContextThreadPoolExecutor":
+        from telemetry_run.sdk._executor import ContextThreadPoolExecutor
 
-    def submit(
-        self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
-    ) -> concurrent.futures.Future[R]:
-        return super().submit(wrap_with_current_context(fn), *args, **kwargs)
-
-    def map(self, fn: Callable[..., R], *iterables: Any, **kwargs: Any) -> Iterator[R]:
-        return super().map(wrap_with_current_context(fn), *iterables, **kwargs)
+        globals()[name] = ContextThreadPoolExecutor
+        return ContextThreadPoolExecutor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

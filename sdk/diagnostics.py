@@ -8,15 +8,18 @@ logged at once, and repeats of the same message are folded into one line per int
 from __future__ import annotations
 
 import itertools
-import logging
 import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
+from telemetry_run._log import ERROR, WARNING, Logger, logger
+from telemetry_run._record import FrozenRecord
 from telemetry_run.sdk import forking
+
+if TYPE_CHECKING:
+    import logging
 
 __all__ = [
     "DROP_REASONS",
@@ -26,7 +29,6 @@ __all__ = [
     "get_diagnostics",
 ]
 
-logger: Final = logging.getLogger("telemetry_run")
 
 DROP_REASONS: Final = ("queue_full", "export_failed", "rejected", "shutdown")
 
@@ -64,18 +66,24 @@ class Counter:
         self._base = self._raw()
 
 
-@dataclass(frozen=True)
-class InternalError:
+class InternalError(FrozenRecord):
     """A bug in our own code, caught where it happened so the application carries on."""
+
+    __match_args__ = ("where", "exception")
+    __slots__ = __match_args__
 
     where: str
     exception: BaseException
+
+    def __init__(self, where: str, exception: BaseException) -> None:
+        object.__setattr__(self, "where", where)
+        object.__setattr__(self, "exception", exception)
 
 
 class Diagnostics:
     """The counters and the error handler of one SDK (one per process by default)."""
 
-    def __init__(self, *, interval: float = 60.0, log: logging.Logger = logger) -> None:
+    def __init__(self, *, interval: float = 60.0, log: logging.Logger | Logger = logger) -> None:
         self.spans_started = Counter()
         self.spans_ended = Counter()
         self.spans_queued = Counter()
@@ -125,7 +133,7 @@ class Diagnostics:
             total,
         )
 
-    def warn(self, key: str, message: str, *args: object, level: int = logging.WARNING) -> None:
+    def warn(self, key: str, message: str, *args: object, level: int = WARNING) -> None:
         """Log ``message`` at most once per interval for ``key``, with the count it stood for."""
         now = time.monotonic()
         with self._lock:
@@ -148,7 +156,7 @@ class Diagnostics:
             where,
             type(exc).__name__,
             exc,
-            level=logging.ERROR,
+            level=ERROR,
         )
         hook = self.on_internal_error
         if hook is not None:

@@ -12,7 +12,6 @@ import importlib
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -214,7 +213,7 @@ def check_version_outside_requires(ctx: Context) -> None:
         version = importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         raise Skip(f"{dist} is not installed") from None
-    spec = replace(ctx.spec, requires=f"{dist}>{version}")
+    spec = ctx.spec.__replace__(requires=f"{dist}>{version}")
     config = ctx.config()
     statuses = plan([(ctx.plugin, spec)], config)
     (status,) = statuses

@@ -7,8 +7,9 @@ outlive; ``ExportResult.rejected`` carries OTLP partial success (spans the recei
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from telemetry_run._record import FrozenRecord
 
 if TYPE_CHECKING:
     from telemetry_run.sdk.trace.span import ReadableSpan
@@ -16,13 +17,20 @@ if TYPE_CHECKING:
 __all__ = ["ExportResult", "SpanExporter"]
 
 
-@dataclass(frozen=True, slots=True)
-class ExportResult:
+class ExportResult(FrozenRecord):
     """What became of one batch: ``success`` for the batch, ``rejected`` spans within it."""
 
+    __match_args__ = ("success", "rejected", "error")
+    __slots__ = __match_args__
+
     success: bool
-    rejected: int = 0
-    error: str | None = None
+    rejected: int
+    error: str | None
+
+    def __init__(self, success: bool, rejected: int = 0, error: str | None = None) -> None:
+        object.__setattr__(self, "success", success)
+        object.__setattr__(self, "rejected", rejected)
+        object.__setattr__(self, "error", error)
 
 
 SUCCESS = ExportResult(True)

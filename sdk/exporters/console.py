@@ -6,7 +6,6 @@ the OTLP/JSON field names (hex ids, enum names) so it can be piped to tools.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import threading
@@ -52,6 +51,8 @@ def format_span_line(span: ReadableSpan) -> str:
         f"trace={ctx.trace_id:032x} span={ctx.span_id:016x} parent={parent}",
     ]
     if span.attributes:
+        import json  # on the first span with attributes, not at every start-up
+
         parts.append(json.dumps(dict(span.attributes), default=str, ensure_ascii=False))
     if span.events:
         parts.append("events=[" + ", ".join(_one_line(e.name) for e in span.events) + "]")
@@ -123,6 +124,8 @@ class ConsoleSpanExporter:
 
     def export(self, spans: Sequence[ReadableSpan], *, deadline: float) -> ExportResult:
         if self._json:
+            import json  # on the first export, not at every start-up
+
             text = "".join(
                 json.dumps(span_to_json(s), default=str, ensure_ascii=False) + "\n" for s in spans
             )

@@ -8,11 +8,11 @@ here and the context handed in comes back.
 from __future__ import annotations
 
 import abc
-import logging
 import threading
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from telemetry_run._log import logger as _logger
 from telemetry_run.sdk import forking
 from telemetry_run.sdk.context import Context
 from telemetry_run.sdk.propagation._carriers import Getter, Setter, default_getter, default_setter
@@ -26,7 +26,6 @@ __all__ = [
     "set_global_textmap",
 ]
 
-_logger = logging.getLogger("telemetry_run")
 
 CarrierT = TypeVar("CarrierT")
 

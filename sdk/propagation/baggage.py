@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Final
-from urllib.parse import quote, unquote
 
 from telemetry_run.sdk.baggage import _with_entries, get_all
 from telemetry_run.sdk.context import Context
@@ -36,8 +35,19 @@ MAX_HEADER_BYTES: Final = 8192
 _TOKEN: Final = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"  # RFC 7230 3.2.6
 _OCTETS: Final = r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*"  # W3C baggage-octet
 # key OWS "=" OWS value, then properties after ";" which we accept and drop.
-_MEMBER_RE: Final = re.compile(rf"[ \t]*({_TOKEN})[ \t]*=[ \t]*({_OCTETS})[ \t]*(?:;.*)?", re.S)
-_KEY_RE: Final = re.compile(_TOKEN)
+_MEMBER: Final = rf"[ \t]*({_TOKEN})[ \t]*=[ \t]*({_OCTETS})[ \t]*(?:;.*)?"
+# Compiled on first use, not at import (this module loads in every instrumented process).
+_MEMBER_RE: re.Pattern[str] | None = None
+_KEY_RE: re.Pattern[str] | None = None
+
+
+def _grammar() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    global _MEMBER_RE, _KEY_RE
+    _MEMBER_RE = re.compile(_MEMBER, re.S)
+    _KEY_RE = re.compile(_TOKEN)
+    return _MEMBER_RE, _KEY_RE
+
+
 # Sent unencoded: baggage-octets other than '%' (the escape), '=' and '+' (read as a space by
 # some peers' decoders). Letters, digits and "_.-~" are always kept by quote().
 _SAFE: Final = "!#$&'()*/:<>?@[]^`{|}"
@@ -50,6 +60,8 @@ def parse_baggage(headers: Iterable[str]) -> dict[str, str]:
     members longer than 4096 are skipped, and reading stops at 180 entries. A later duplicate
     key wins. (Characters are bytes here: a valid member is ASCII.)
     """
+    from urllib.parse import unquote  # not at import: this module loads at every start-up
+
     entries: dict[str, str] = {}
     remaining = MAX_HEADER_BYTES
     for header in headers:
@@ -62,7 +74,7 @@ def parse_baggage(headers: Iterable[str]) -> dict[str, str]:
         for member in members:
             if len(member) > MAX_MEMBER_BYTES:
                 continue
-            match = _MEMBER_RE.fullmatch(member)
+            match = (_MEMBER_RE or _grammar()[0]).fullmatch(member)
             if match is None:
                 continue
             key, value = match.groups()
@@ -78,12 +90,14 @@ def format_baggage(entries: Iterable[tuple[object, object]]) -> str:
     A key must be an RFC 7230 token and a value a str; a member that would pass 4096
     characters, or the header 8192, or the entry count 180, is dropped.
     """
+    from urllib.parse import quote  # not at import: this module loads at every start-up
+
     members: list[str] = []
     size = -1  # no comma before the first member
     for key, value in entries:
         if not isinstance(key, str) or not isinstance(value, str):
             continue
-        if _KEY_RE.fullmatch(key) is None:
+        if (_KEY_RE or _grammar()[1]).fullmatch(key) is None:
             continue
         try:
             member = f"{key}={quote(value, safe=_SAFE)}"

@@ -33,9 +33,7 @@ TRACEPARENT: Final = "traceparent"
 TRACESTATE: Final = "tracestate"
 
 # version "-" trace-id "-" parent-id "-" trace-flags, lowercase hex only, version ff forbidden.
-_TRACEPARENT_RE: Final = re.compile(
-    r"(?!ff)[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})"
-)
+_TRACEPARENT: Final = r"(?!ff)[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})"
 _LENGTH: Final = 55
 _FLAGS: Final = {f"{i:02x}": TraceFlags(i) for i in range(256)}
 _EMPTY_STATE: Final = TraceState.get_default()
@@ -51,7 +49,24 @@ _KEY: Final = (
     r"|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13})"  # tenant@system
 )
 _VALUE: Final = r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
-_CANONICAL_STATE_RE: Final = re.compile(rf"{_KEY}={_VALUE}(?:,{_KEY}={_VALUE}){{0,31}}")
+_CANONICAL_STATE: Final = rf"{_KEY}={_VALUE}(?:,{_KEY}={_VALUE}){{0,31}}"
+
+# Both compiled on first use, not at import (every instrumented process imports this module at
+# start-up; the first request with a traceparent pays for the compilation).
+_TRACEPARENT_RE: re.Pattern[str] | None = None
+_CANONICAL_STATE_RE: re.Pattern[str] | None = None
+
+
+def _compile_traceparent() -> re.Pattern[str]:
+    global _TRACEPARENT_RE
+    _TRACEPARENT_RE = re.compile(_TRACEPARENT)
+    return _TRACEPARENT_RE
+
+
+def _compile_canonical_state() -> re.Pattern[str]:
+    global _CANONICAL_STATE_RE
+    _CANONICAL_STATE_RE = re.compile(_CANONICAL_STATE)
+    return _CANONICAL_STATE_RE
 
 
 # The hex of the trace id last read or written: a service injects the trace id it extracted
@@ -102,7 +117,7 @@ def _parse_tracestate(values: object) -> TraceState:
 
 
 def _parse_one(header: str) -> TraceState:
-    if _CANONICAL_STATE_RE.fullmatch(header) is None:
+    if (_CANONICAL_STATE_RE or _compile_canonical_state()).fullmatch(header) is None:
         return TraceState.from_header([header])
     members = header.split(",")
     entries: dict[str, str] = {}
@@ -166,7 +181,7 @@ def _extracted(header: str, states: object, context: Context | None) -> Context:
         size = len(header)
         if size != _LENGTH and (size < _LENGTH or header[_LENGTH] != "-" or header[:2] == "00"):
             return context if context is not None else Context()
-    match = _TRACEPARENT_RE.match(header)
+    match = (_TRACEPARENT_RE or _compile_traceparent()).match(header)
     if match is None:
         return context if context is not None else Context()
     trace_hex, span_hex, flags = match.groups()

@@ -111,12 +111,14 @@ class TraceFlags(int):
 _FLAGS_DEFAULT = TraceFlags(TraceFlags.DEFAULT)
 _FLAGS_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 
-# W3C Trace Context, section 3.3.1: list-member key and value grammar.
-_KEY_RE = re.compile(
-    r"(?:[a-z][a-z0-9_\-*/]{0,255}|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13})\Z"
-)
-_VALUE_RE = re.compile(r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]\Z")
-_MEMBER_DELIMITER_RE = re.compile(r"[ \t]*,[ \t]*")
+# W3C Trace Context, section 3.3.1: list-member key and value grammar. Compiled on first use
+# (``_grammar()``), not at import: every instrumented process imports this module at start-up.
+_KEY = r"(?:[a-z][a-z0-9_\-*/]{0,255}|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13})\Z"
+_VALUE = r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]\Z"
+_MEMBER_DELIMITER = r"[ \t]*,[ \t]*"
+_KEY_RE: re.Pattern[str] | None = None
+_VALUE_RE: re.Pattern[str] | None = None
+_MEMBER_DELIMITER_RE: re.Pattern[str] | None = None
 _MAX_MEMBERS: Final = 32
 
 
@@ -191,7 +193,7 @@ class TraceState(Mapping[str, str]):
         """
         entries: dict[str, str] = {}
         for header in header_list:
-            for member in _MEMBER_DELIMITER_RE.split(header.strip(" \t")):
+            for member in (_MEMBER_DELIMITER_RE or _grammar()[2]).split(header.strip(" \t")):
                 if not member:
                     continue
                 key, sep, value = member.partition("=")
@@ -207,13 +209,20 @@ class TraceState(Mapping[str, str]):
         return _EMPTY_TRACE_STATE
 
 
+def _grammar() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
+    """Compile the list-member grammar (once: the module globals keep the patterns)."""
+    global _KEY_RE, _VALUE_RE, _MEMBER_DELIMITER_RE
+    _KEY_RE = re.compile(_KEY)
+    _VALUE_RE = re.compile(_VALUE)
+    _MEMBER_DELIMITER_RE = re.compile(_MEMBER_DELIMITER)
+    return _KEY_RE, _VALUE_RE, _MEMBER_DELIMITER_RE
+
+
 def _is_valid_pair(key: object, value: object) -> bool:
-    return (
-        isinstance(key, str)
-        and isinstance(value, str)
-        and _KEY_RE.match(key) is not None
-        and _VALUE_RE.match(value) is not None
-    )
+    if not (isinstance(key, str) and isinstance(value, str)):
+        return False
+    key_re, value_re = (_KEY_RE, _VALUE_RE) if _KEY_RE and _VALUE_RE else _grammar()[:2]
+    return key_re.match(key) is not None and value_re.match(value) is not None
 
 
 def _from_dict(entries: dict[str, str]) -> TraceState:

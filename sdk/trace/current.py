@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from telemetry_run._log import logger as _logger
 from telemetry_run.sdk.context import _SPAN, SPAN_KEY, Context, _span_get, set_value
 from telemetry_run.sdk.trace.api import INVALID_SPAN, Span, Status, StatusCode
 
 __all__ = ["SPAN_KEY", "get_current_span", "set_span_in_context", "use_span"]
-
-_logger = logging.getLogger("telemetry_run")
 
 
 def get_current_span(context: Context | None = None) -> Span:

@@ -9,10 +9,10 @@ warning naming both, so spans never split across two pipelines.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Sequence
 
+from telemetry_run._log import logger as _logger
 from telemetry_run.sdk import forking
 from telemetry_run.sdk.context import Context
 from telemetry_run.sdk.trace import api
@@ -36,7 +36,6 @@ __all__ = [
     "set_tracer_provider",
 ]
 
-_logger = logging.getLogger("telemetry_run")
 _lock = threading.Lock()
 _provider: api.TracerProvider | None = None
 

@@ -8,11 +8,11 @@ and proxy tracers share it through the StartsCurrentSpans mixin.
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
+from telemetry_run._log import logger as _logger
 from telemetry_run.sdk.context import _SPAN, Context
 from telemetry_run.sdk.trace import api
 from telemetry_run.sdk.trace.api import Attributes, Link, Span, SpanKind
@@ -20,7 +20,6 @@ from telemetry_run.sdk.trace.span import RecordingSpan, finish_with_exception
 
 __all__ = ["CurrentSpan", "StartsCurrentSpans"]
 
-_logger = logging.getLogger("telemetry_run")
 _INTERNAL: Final = SpanKind.INTERNAL
 F = TypeVar("F", bound=Callable[..., Any])
 

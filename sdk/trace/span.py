@@ -8,7 +8,6 @@ value types by identity and leaves everything else to ``clean_attribute_value``.
 from __future__ import annotations
 
 import time
-import traceback
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -502,6 +501,8 @@ def _safe_str(value: object) -> str:
 
 def _format_stacktrace(exception: BaseException) -> str:
     try:
+        import traceback  # on the first recorded exception, not at every start-up
+
         return "".join(
             traceback.format_exception(type(exception), exception, exception.__traceback__)
         )

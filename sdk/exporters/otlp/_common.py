@@ -16,7 +16,6 @@ import os
 import re
 import threading
 import time
-import urllib.parse
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final
@@ -51,10 +50,22 @@ def user_agent() -> str:
     return f"telemetry-run/{__version__}"
 
 
+# What a plain ``scheme://host:port/path`` is made of: no user info, query, fragment, escapes,
+# brackets, spaces or control characters.
+_PLAIN_URL: Final = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~:/"
+)
+
+
 def safe_endpoint(endpoint: str) -> str:
     """``endpoint`` without user info and query: what diagnostics may show."""
     if "://" not in endpoint:
         return endpoint.rpartition("@")[2]
+    scheme, _, rest = endpoint.partition("://")
+    if scheme in ("http", "https") and rest[:1] not in ("", "/") and set(rest) <= _PLAIN_URL:
+        return endpoint  # a host, maybe a path: urlsplit and urlunsplit give it back unchanged
+    import urllib.parse  # not for the common case: this module loads at every start-up
+
     parts = urllib.parse.urlsplit(endpoint)
     host = parts.netloc.rpartition("@")[2]
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))

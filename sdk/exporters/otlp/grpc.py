@@ -45,7 +45,9 @@ DEFAULT_ENDPOINT: Final = "http://localhost:4317"
 
 # Patterns stay strings until a failure needs them (``re`` caches what it compiles): this
 # module is imported at every instrumented start-up.
-_SCHEME: Final = r"^([A-Za-z][A-Za-z0-9+.-]*)://"
+_SCHEME: Final = r"^([A-Za-z][A-Za-z0-9+.-]*)://"  # as _scheme() reads it
+_LETTERS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_SCHEME_CHARS: Final = _LETTERS | frozenset("0123456789+.-")
 
 # How grpc-core reports an HTTP/1.x server (a 4318 port, a plain web server) on the other end;
 # the wording changed across grpcio versions.
@@ -70,6 +72,24 @@ _HINTS: Final = {
 }
 
 
+def _scheme(endpoint: str) -> str:
+    """The scheme ``_SCHEME`` matches at the start of ``endpoint``, or "" (string operations:
+    this runs at every instrumented start-up, where compiling the pattern would cost more)."""
+    end = endpoint.find("://")
+    scheme = endpoint[:end] if end > 0 else ""
+    if scheme and scheme[0] in _LETTERS and set(scheme) <= _SCHEME_CHARS:
+        return scheme
+    return ""
+
+
+def _has_port(authority: str) -> bool:
+    """``re.search(r":\\d+$", authority)``: a colon and decimal digits at the end (``$`` also
+    before a final newline)."""
+    text = authority[:-1] if authority.endswith("\n") else authority
+    port = text.rpartition(":")[2]
+    return ":" in text and port.isdecimal()
+
+
 def parse_target(endpoint: str, insecure: bool | None) -> tuple[str, bool]:
     """(grpc target, secure) from an OTLP/gRPC endpoint, by the specification's rules.
 
@@ -78,15 +98,14 @@ def parse_target(endpoint: str, insecure: bool | None) -> tuple[str, bool]:
     to grpc as they are. A path is meaningless for gRPC and ignored.
     """
     endpoint = endpoint.strip()
-    match = re.match(_SCHEME, endpoint)
-    scheme = match.group(1).lower() if match else ""
+    scheme = _scheme(endpoint).lower()
     if scheme in ("http", "https"):
-        rest = endpoint[match.end() if match else 0 :]
+        rest = endpoint[len(scheme) + 3 :]
         authority = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
         if not authority:
             raise ValueError(f"the endpoint {endpoint!r} has no host")
         host_port = authority
-        if not re.search(r":\d+$", authority):
+        if not _has_port(authority):
             host_port = f"{authority}:{443 if scheme == 'https' else 80}"
         return host_port, scheme == "https"
     if not endpoint:

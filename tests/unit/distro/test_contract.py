@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,12 @@ SPEC = InstrumentorSpec(
 
 # One test_contract_<check> per check, exactly as a plugin's test module would do it.
 contract_tests(globals(), spec=SPEC, exercise=EXERCISE, sys_path=SYS_PATH)
+
+
+def replace(spec: InstrumentorSpec, **changes: str) -> InstrumentorSpec:
+    """``dataclasses.replace`` for the spec (``copy.replace`` from Python 3.13)."""
+    replaced: InstrumentorSpec = spec.__replace__(**changes)
+    return replaced
 
 
 def test_every_check_was_added() -> None:
