@@ -8,7 +8,7 @@ give the median and p90 in ms and the time each launcher ADDS over the bare medi
 are our added time divided by theirs (the target is at most 0.10x opentelemetry-instrument's).
 Last, a ``-X importtime`` breakdown of what ``telemetry-run python -c pass`` imports.
 
-    python bench/startup.py [--quick] [-v]
+    python bench/startup.py [--quick] [-v] [--exporter otlp]
 """
 
 from __future__ import annotations
@@ -369,7 +369,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10 runs per contender, not 30")
     parser.add_argument("--rounds", type=int, help="runs per contender and program")
     parser.add_argument("-v", "--verbose", action="store_true", help="print checks and rounds")
+    parser.add_argument(
+        "--exporter",
+        choices=("console", "otlp"),
+        default="console",
+        help="the traces exporter both OpenTelemetry launchers build (otlp: gRPC to a loopback "
+        "port where nothing listens; the timed programs make no span, so nothing is sent)",
+    )
     args = parser.parse_args()
+    if args.exporter == "otlp":
+        OTEL_ENV.update(
+            OTEL_TRACES_EXPORTER="otlp",
+            OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
+            OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",  # discard port: never answered
+            OTEL_EXPORTER_OTLP_INSECURE="true",
+        )
     rounds = args.rounds or (10 if args.quick else 30)
     warmup = 1 if args.quick else 2
     if rounds < 1:
@@ -387,6 +401,7 @@ def main() -> None:
         + (", ".join(otel_instrumentors) if otel_instrumentors else "none")
     )
     print(f"   {rounds} runs per contender and program; {warmup} warm-up round(s) discarded")
+    print(f"   traces exporter of both OpenTelemetry launchers: {OTEL_ENV['OTEL_TRACES_EXPORTER']}")
 
     for contender in contenders.values():
         if contender.prefix is None:
