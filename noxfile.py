@@ -100,7 +100,11 @@ def _framework_session(framework: str, version: str) -> None:
             *matrix.COMPANIONS.get((framework, version), ()),
             *matrix.SERVERS[framework],
         )
-        _pytest(session, *matrix.TESTS[framework])
+        _pytest(
+            session,
+            *matrix.PYTEST_OPTIONS.get((framework, version), ()),
+            *matrix.TESTS[framework],
+        )
 
     session_function.__doc__ = (
         f"{framework} {version}: the instrumentor's unit tests and its real-server tests."

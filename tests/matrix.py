@@ -23,6 +23,18 @@ COMPANIONS: Final[dict[tuple[str, str], tuple[str, ...]]] = {
     ("flask", "2.2"): ("werkzeug<3",),
 }
 
+#: Extra pytest options of a cell, each with its reason.
+PYTEST_OPTIONS: Final[dict[tuple[str, str], tuple[str, ...]]] = {
+    # Flask 2.2 itself calls pkgutil.get_loader and find_loader, deprecated since Python 3.12;
+    # the tests turn warnings into errors, and these are Flask's, not ours.
+    ("flask", "2.2"): (
+        "-W",
+        "ignore:'pkgutil.get_loader' is deprecated:DeprecationWarning",
+        "-W",
+        "ignore:'pkgutil.find_loader' is deprecated:DeprecationWarning",
+    ),
+}
+
 #: (framework, version) -> the Pythons it runs on, where not all of them. Django 4.2 supports
 #: Python up to 3.12; Django 6 needs Python 3.12 or newer.
 PYTHONS_FOR: Final[dict[tuple[str, str], tuple[str, ...]]] = {
