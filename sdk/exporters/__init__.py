@@ -18,19 +18,32 @@ __all__ = ["ExportResult", "SpanExporter"]
 
 
 class ExportResult(FrozenRecord):
-    """What became of one batch: ``success`` for the batch, ``rejected`` spans within it."""
+    """What became of one batch: ``success`` for the batch, ``rejected`` spans within it.
 
-    __match_args__ = ("success", "rejected", "error")
+    ``retryable`` marks a failure that a later attempt may not have (the collector was down or
+    slow until the deadline): the batch processor then keeps the spans queued, room permitting,
+    instead of dropping them.
+    """
+
+    __match_args__ = ("success", "rejected", "error", "retryable")
     __slots__ = __match_args__
 
     success: bool
     rejected: int
     error: str | None
+    retryable: bool
 
-    def __init__(self, success: bool, rejected: int = 0, error: str | None = None) -> None:
+    def __init__(
+        self,
+        success: bool,
+        rejected: int = 0,
+        error: str | None = None,
+        retryable: bool = False,
+    ) -> None:
         object.__setattr__(self, "success", success)
         object.__setattr__(self, "rejected", rejected)
         object.__setattr__(self, "error", error)
+        object.__setattr__(self, "retryable", retryable)
 
 
 SUCCESS = ExportResult(True)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from telemetry_run.sdk import forking
 from telemetry_run.sdk.context import SUPPRESS_INSTRUMENTATION_KEY, attach, set_value
 from telemetry_run.sdk.diagnostics import Diagnostics, get_diagnostics
-from telemetry_run.sdk.exporters import SpanExporter
+from telemetry_run.sdk.exporters import ExportResult, SpanExporter
 from telemetry_run.sdk.processors import SpanProcessor
 from telemetry_run.sdk.processors.simple import call_export, record_export_result
 
@@ -104,6 +104,10 @@ class BatchSpanProcessor(SpanProcessor):
         self._inflight: _Batch | None = None
         self._stopping = False
         self._abandoned = False
+        # The last export failed: the queue waits for the next timed export instead of being
+        # drained into batches that would fail too (a collector that is down costs one batch
+        # per schedule delay, and what waits in the queue is delivered when it is back).
+        self._failing = False
         self._exporter_shut = False
         self._worker = threading.Thread(
             target=self._run, name="telemetry-run BatchSpanProcessor", daemon=True
@@ -213,6 +217,7 @@ class BatchSpanProcessor(SpanProcessor):
                         len(self._queue) >= self._batch_size
                         and not self._abandoned
                         and not self._flush_requests
+                        and not self._failing
                     ):
                         self._export_queued(self._batch_size, float("inf"))
             except Exception as exc:  # noqa: BLE001  # the worker must survive its own bugs
@@ -244,7 +249,27 @@ class BatchSpanProcessor(SpanProcessor):
                 if batch.settled:
                     continue  # shutdown gave up on this batch and counted it as failed
                 batch.settled = True
+            self._failing = not result.success
+            timed = deadline == float("inf")  # not a flush, not the shutdown
+            if self._failing and result.retryable and timed:
+                # The collector is down or slow: the batch goes back to the head of the queue
+                # (as much of it as fits) for the next timed export, so an outage shorter than
+                # the queue's capacity loses nothing; only what does not fit is dropped.
+                n = self._requeue(spans)
+                if n == 0:
+                    return
+                result = ExportResult(False, error=result.error)
             record_export_result(self._diagnostics, self._exporter, n, result)
+            if self._failing and timed:
+                return  # the rest waits in the queue for the next timed export
+
+    def _requeue(self, spans: list[ReadableSpan]) -> int:
+        """Put ``spans`` back at the head of the queue, room permitting; how many did not fit."""
+        with self._lock:
+            room = max(0, self._max_queue_size - len(self._queue))
+            kept = spans[:room]
+            self._queue.extendleft(reversed(kept))
+        return len(spans) - len(kept)
 
     # -- shutdown helpers ------------------------------------------------------------------
 

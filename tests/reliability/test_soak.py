@@ -168,12 +168,14 @@ def test_soak_with_the_collector_down_slow_refusing_then_healthy(tmp_path: Path)
     dropped = sum(line[2] for line in lines)
     missing = produced - set(received)
     assert len(missing) <= dropped, (len(missing), lines)
-    assert sum(line[0] for line in lines) in (0, len(produced)), lines
-    # A span arrives twice only when a batch timed out and was sent again (the slow phase, or
-    # what the down phase queued for it).
+    # (only a worker that lost something prints its line)
+    assert sum(line[0] for line in lines) <= len(produced), lines
+    # A span arrives twice only when an export failed in transit and was sent again (the answer
+    # lost when the collector stopped, or later than the export timeout): never while the
+    # collector is healthy throughout.
     twice = {span for span, n in received.items() if n > 1}
-    allowed = {r["span"] for name in ("down", "slow") for r in phases[name]}
-    assert twice <= allowed, len(twice - allowed)
+    calm = {r["span"] for r in phases["healthy again"][PER_PHASE // 2 :]}
+    assert not twice & calm, len(twice & calm)
     print(
         "soak medians (ms):",
         {name: round(m * 1000, 2) for name, m in medians.items()},
@@ -183,4 +185,6 @@ def test_soak_with_the_collector_down_slow_refusing_then_healthy(tmp_path: Path)
         len(produced),
         "exit lines",
         lines,
+        "sent twice",
+        len(twice),
     )

@@ -352,7 +352,9 @@ def retry_loop(
         if stop.is_set():
             return ExportResult(False, error="the exporter is shut down")
         if _monotonic() >= deadline:
-            return ExportResult(False, error="the export deadline passed before it was sent")
+            return ExportResult(
+                False, error="the export deadline passed before it was sent", retryable=True
+            )
         outcome = send(deadline)
         if outcome.ok:
             return ExportResult(True, rejected=outcome.rejected)
@@ -369,6 +371,7 @@ def retry_loop(
             return ExportResult(
                 False,
                 error=f"{outcome.error} (no time left for another attempt before the deadline)",
+                retryable=True,
             )
         if stop.wait(delay):
             return ExportResult(

@@ -456,6 +456,58 @@ def test_a_failed_export_result_is_counted_as_export_failed(make_pipeline: MakeP
     assert_accounted(counts)
 
 
+class FlakyExporter(RecordingExporter):
+    """Fails its first ``failures`` exports with a retryable result (the collector is down)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+        self.failed_calls = 0
+
+    def export(self, spans: Sequence[ReadableSpan], *, deadline: float) -> ExportResult:
+        with self.lock:
+            failing = self.failures > 0
+            self.failures -= 1
+            self.failed_calls += failing
+        if failing:
+            return ExportResult(False, error="UNAVAILABLE: collector down", retryable=True)
+        return super().export(spans, deadline=deadline)
+
+
+def test_an_outage_shorter_than_the_queue_loses_nothing(make_pipeline: MakePipeline) -> None:
+    p = make_pipeline(FlakyExporter(failures=3), schedule_delay=0.01, max_export_batch_size=4)
+    ids = p.end_spans(10)
+    wait_until(lambda: p.exporter.exported_count == 10, "the spans after the outage")
+    assert sorted(p.exporter.span_ids) == sorted(ids)  # each exactly once
+    counts = p.counts()
+    assert counts["exported"] == 10 and counts["export_failed"] == 0
+    assert_accounted(counts)
+
+
+def test_what_does_not_fit_back_in_the_queue_is_counted(make_pipeline: MakePipeline) -> None:
+    p = make_pipeline(
+        FlakyExporter(failures=1), schedule_delay=3600, max_queue_size=4, max_export_batch_size=4
+    )
+    p.end_spans(4)  # a full batch: exported at once, and failing
+    exporter = p.exporter
+    assert isinstance(exporter, FlakyExporter)
+    wait_until(lambda: exporter.failed_calls == 1 and p.processor.queue_length == 4, "requeued")
+    p.end_spans(3)  # the queue is full again with the requeued batch: these are dropped
+    p.provider.force_flush(timeout=10)
+    counts = p.counts()
+    assert counts["exported"] == 4 and counts["queue_full"] == 3
+    assert_accounted(counts)
+
+
+def test_a_flush_does_not_requeue_what_failed(make_pipeline: MakePipeline) -> None:
+    p = make_pipeline(FlakyExporter(failures=1), schedule_delay=3600)
+    p.end_spans(4)
+    p.provider.force_flush(timeout=10)  # the caller waits for an answer: failed is failed
+    counts = p.counts()
+    assert counts["export_failed"] == 4 and p.processor.queue_length == 0
+    assert_accounted(counts)
+
+
 @pytest.mark.parametrize(
     ("batch", "rejected", "expect_rejected"),
     [(5, 3, 3), (5, 0, 0), (2, 10, 2), (2, -4, 0)],
