@@ -89,7 +89,7 @@ class GrpcInstrumentor(Instrumentor):
         self._server_interceptor = _ServerInterceptor(self)
         self.patcher.wrap(grpc, "insecure_channel", self._channel)
         self.patcher.wrap(grpc, "secure_channel", self._channel)
-        self.patcher.wrap(grpc, "server", self._server)
+        self.patcher.wrap(grpc, "server", self._server_wrapper(self._server_interceptor))
         aio = getattr(grpc, "aio", None)
         if aio is not None:
             self._aio_server_interceptor = _AioServerInterceptor(self)
@@ -97,7 +97,7 @@ class GrpcInstrumentor(Instrumentor):
             # secure_channel and the 3rd of aio.server.
             self.patcher.wrap(aio, "insecure_channel", self._aio_channel_wrapper(3))
             self.patcher.wrap(aio, "secure_channel", self._aio_channel_wrapper(4))
-            self.patcher.wrap(aio, "server", self._aio_server)
+            self.patcher.wrap(aio, "server", self._server_wrapper(self._aio_server_interceptor))
 
     # -- the patch points ---------------------------------------------------------------------
 
@@ -117,21 +117,27 @@ class GrpcInstrumentor(Instrumentor):
             intercepted = grpc.intercept_channel(channel, _ClientInterceptor(self, target))
         return intercepted
 
-    def _server(
-        self,
-        wrapped: Callable[..., Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        if not self.enabled():
-            return wrapped(*args, **kwargs)
-        call_args, call_kwargs = args, kwargs
-        with guard("grpc: adding the server interceptor"):
-            call_args, call_kwargs = _with_interceptors(
-                args, kwargs, 2, [self._server_interceptor], first=True
-            )
-        return wrapped(*call_args, **call_kwargs)
+    def _server_wrapper(
+        self, interceptor: Any
+    ) -> Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]:
+        """``grpc.server`` / ``grpc.aio.server`` with ``interceptor`` first (outermost)."""
+
+        def server(
+            wrapped: Callable[..., Any],
+            instance: Any,
+            args: tuple[Any, ...],
+            kwargs: dict[str, Any],
+        ) -> Any:
+            if not self.enabled():
+                return wrapped(*args, **kwargs)
+            call_args, call_kwargs = args, kwargs
+            with guard("grpc: adding the server interceptor"):
+                call_args, call_kwargs = _with_interceptors(
+                    args, kwargs, 2, [interceptor], first=True
+                )
+            return wrapped(*call_args, **call_kwargs)
+
+        return server
 
     def _aio_channel_wrapper(
         self, position: int
@@ -154,22 +160,6 @@ class GrpcInstrumentor(Instrumentor):
             return wrapped(*call_args, **call_kwargs)
 
         return aio_channel
-
-    def _aio_server(
-        self,
-        wrapped: Callable[..., Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        if not self.enabled():
-            return wrapped(*args, **kwargs)
-        call_args, call_kwargs = args, kwargs
-        with guard("grpc.aio: adding the server interceptor"):
-            call_args, call_kwargs = _with_interceptors(
-                args, kwargs, 2, [self._aio_server_interceptor], first=True
-            )
-        return wrapped(*call_args, **call_kwargs)
 
     # -- the client side ----------------------------------------------------------------------
 
