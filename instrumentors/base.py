@@ -178,7 +178,9 @@ class Patcher:
         Returns the wrapt ``FunctionWrapper`` now in place; wrapping an attribute this patcher
         already wrapped returns the existing wrapper and changes nothing.
         """
-        import wrapt  # only instrumentors that patch pay for wrapt
+        from telemetry_run.instrumentors._wrapt import load_wrapt
+
+        wrapt = load_wrapt()  # only instrumentors that patch pay for wrapt
 
         if isinstance(target, str):
             target = importlib.import_module(target)
@@ -222,7 +224,9 @@ def _undo(patch: Patch) -> bool:
         else:
             setattr(parent, attribute, patch.original)
         return True
-    import wrapt  # already imported by wrap()
+    from telemetry_run.instrumentors._wrapt import load_wrapt
+
+    wrapt = load_wrapt()  # already imported by wrap()
 
     proxy_type = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
     above = current
