@@ -131,7 +131,9 @@ def bootstrap(environ: Mapping[str, str]) -> Bootstrapped:
     state.provider = provider
     state.instrumentors = plan(plugins.instrumentor_specs(), config)
     install(state.instrumentors, config, provider)
-    state.exit_hook = ExitHook(provider, diagnostics, config.shutdown_timeout)
+    state.exit_hook = ExitHook(
+        provider, diagnostics, config.shutdown_timeout, always_report=config.debug
+    )
     state.exit_hook.install()
     setup_servers(state)  # uWSGI's C-level forks, the dev servers' reloaders
     logger.debug(

@@ -217,7 +217,7 @@ class Plugins:
             self._reported.add((plugin, where))
             self.failures.append(failure)
             ignored = "it is skipped" if where == "load" else "its answer is ignored"
-            logger.warning("telemetry-run: %s; %s", failure, ignored)
+            logger.warning("%s; %s", failure, ignored)
         if self._strict:
             raise PluginError(str(failure)) from exc
 
@@ -259,7 +259,7 @@ class Plugins:
         hook_name = _FACTORY_HOOKS[kind]
         for plugin, result in self._ask(hook_name, f"{hook_name}({name!r})", name=name, **kwargs):
             if result is not None:
-                logger.debug("telemetry-run: %s %r built by plugin %r", kind, name, plugin)
+                logger.debug("%s %r built by plugin %r", kind, name, plugin)
                 return result
         return None
 
@@ -331,7 +331,7 @@ class Plugins:
         for plugin, spec in self._sequence("telemetry_run_instrumentors", InstrumentorSpec):
             if spec.name in chosen:
                 logger.debug(
-                    "telemetry-run: instrumentor %r of plugin %r is replaced by plugin %r's",
+                    "instrumentor %r of plugin %r is replaced by plugin %r's",
                     spec.name,
                     plugin,
                     chosen[spec.name][0],

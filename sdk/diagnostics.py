@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DROP_REASONS",
+    "LIMITED",
     "Counter",
     "Diagnostics",
     "InternalError",
@@ -31,6 +32,8 @@ __all__ = [
 
 
 DROP_REASONS: Final = ("queue_full", "export_failed", "rejected", "shutdown")
+#: What span limits cut from spans that were kept (each span also carries its own counts).
+LIMITED: Final = ("attributes", "events", "links")
 
 
 class Counter:
@@ -90,7 +93,9 @@ class Diagnostics:
         self.spans_exported = Counter()
         self.spans_retried = Counter()
         self.spans_dropped = {reason: Counter() for reason in DROP_REASONS}
+        #: Invalid attribute values (wrong type, bad key) dropped with a diagnostic.
         self.attributes_dropped = Counter()
+        self.over_limits = {kind: Counter() for kind in LIMITED}
         self._interval = interval
         self._log = log
         self._lock = threading.Lock()
@@ -126,7 +131,7 @@ class Diagnostics:
             since = total - self._logged_drops[reason]
             self._logged_drops[reason] = total
         self._log.warning(
-            "telemetry-run dropped %d span(s) (%s) since the last report, %d in all; "
+            "dropped %d span(s) (%s) since the last report, %d in all; "
             "the exit line reports the final counts",
             since,
             reason.replace("_", " "),
@@ -152,7 +157,7 @@ class Diagnostics:
         """Report a bug in our code once per place; the caller then falls back to doing nothing."""
         self.warn(
             f"internal:{where}",
-            "telemetry-run internal error in %s: %s: %s",
+            "internal error in %s: %s: %s",
             where,
             type(exc).__name__,
             exc,
@@ -184,6 +189,7 @@ class Diagnostics:
             self.spans_retried,
             self.attributes_dropped,
             *self.spans_dropped.values(),
+            *self.over_limits.values(),
         ]
 
     def snapshot(self) -> dict[str, int]:
@@ -199,6 +205,8 @@ class Diagnostics:
         for reason, counter in self.spans_dropped.items():
             values[reason] = counter.value
         values["dropped"] = sum(values[r] for r in DROP_REASONS)
+        for kind, counter in self.over_limits.items():
+            values[f"{kind}_over_limit"] = counter.value
         return values
 
 

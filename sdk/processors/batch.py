@@ -269,6 +269,7 @@ class BatchSpanProcessor(SpanProcessor):
             room = max(0, self._max_queue_size - len(self._queue))
             kept = spans[:room]
             self._queue.extendleft(reversed(kept))
+        self._diagnostics.spans_retried.add(len(kept))
         return len(spans) - len(kept)
 
     # -- shutdown helpers ------------------------------------------------------------------

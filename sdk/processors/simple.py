@@ -38,7 +38,7 @@ def record_export_result(
         diagnostics.spans_dropped["export_failed"].add(count)
         diagnostics.warn(
             f"export-failed:{type(exporter).__name__}",
-            "telemetry-run failed to export %d span(s) with %s: %s",
+            "failed to export %d span(s) with %s: %s",
             count,
             type(exporter).__name__,
             result.error or "unknown error",

@@ -179,7 +179,7 @@ def _report_invalid(diagnostics: Diagnostics, key: object, value: object) -> Non
         shown = type(key).__name__
     diagnostics.warn(
         "invalid-attribute",
-        "telemetry-run dropped an invalid span attribute (%s); values must be str, bool, int, "
+        "dropped an invalid span attribute (%s); values must be str, bool, int, "
         "float or a homogeneous sequence of them",
         shown,
     )
@@ -461,10 +461,21 @@ class RecordingSpan(Span):
         self._end_time = end_time if end_time is not None else _time_ns()
         tracer = self._tracer
         tracer.ended()
+        if self._dropped_attributes or self._extra is not None:
+            self._count_limits(tracer.diagnostics)
         try:
             tracer.on_end(self)
         except Exception as exc:  # noqa: BLE001  # a processor's bug never reaches the app
             tracer.diagnostics.internal_error("span processor on_end", exc)
+
+    def _count_limits(self, diagnostics: Diagnostics) -> None:
+        """What the limits cut from this span, for the exit line (the span carries it too)."""
+        limited = diagnostics.over_limits
+        limited["attributes"].add(self._dropped_attributes)
+        extra = self._extra
+        if extra is not None:
+            limited["events"].add(extra.dropped_events)
+            limited["links"].add(extra.dropped_links)
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         if exc is not None and self._end_time is None:

@@ -163,6 +163,52 @@ def test_spans_are_exported_with_the_console_exporter() -> None:
     assert result.stderr == ""  # everything delivered: no exit line
 
 
+FULL_EXIT_LINE = re.compile(
+    EXIT_LINE.pattern + r" retried=(\d+) "
+    r"over_limits=\(attributes=(\d+), events=(\d+), links=(\d+)\) invalid_attributes=(\d+)$",
+    re.MULTILINE,
+)
+
+
+def test_debug_prints_the_exit_line_even_when_everything_was_delivered() -> None:
+    code = "from telemetry_run import trace\ntrace.get_tracer('app').start_span('s').end()\n"
+    result = launch(
+        [PYTHON, "-c", code],
+        clean_env(OTEL_TRACES_EXPORTER="console", TELEMETRY_RUN_DEBUG="true"),
+    )
+    assert result.returncode == 0, result.stderr
+    match = FULL_EXIT_LINE.search(result.stderr)
+    assert match is not None, result.stderr
+    assert tuple(map(int, match.groups())) == (1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+
+def test_what_the_span_limits_cut_is_on_the_exit_line() -> None:
+    code = (
+        "from telemetry_run import trace\n"
+        "span = trace.get_tracer('app').start_span('s')\n"
+        "for i in range(5):\n"
+        "    span.set_attribute(f'a{i}', i)\n"
+        "    span.add_event(f'e{i}')\n"
+        "span.set_attribute('bad', object())\n"
+        "span.end()\n"
+    )
+    result = launch(
+        [PYTHON, "-c", code],
+        clean_env(
+            OTEL_TRACES_EXPORTER="console",
+            OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT="2",
+            OTEL_SPAN_EVENT_COUNT_LIMIT="3",
+        ),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("'s'")  # the span itself was delivered
+    match = FULL_EXIT_LINE.search(result.stderr)
+    assert match is not None, result.stderr
+    counts = tuple(map(int, match.groups()))
+    assert counts[:3] == (1, 1, 0)  # produced, exported, dropped
+    assert counts[8:] == (3, 2, 0, 1)  # attributes and events over the limits; one invalid value
+
+
 def test_sdk_disabled_means_no_spans_and_no_output() -> None:
     code = (
         "from telemetry_run import trace\n"

@@ -463,12 +463,14 @@ class FlakyExporter(RecordingExporter):
         super().__init__()
         self.failures = failures
         self.failed_calls = 0
+        self.failed_spans = 0
 
     def export(self, spans: Sequence[ReadableSpan], *, deadline: float) -> ExportResult:
         with self.lock:
             failing = self.failures > 0
             self.failures -= 1
             self.failed_calls += failing
+            self.failed_spans += len(spans) if failing else 0
         if failing:
             return ExportResult(False, error="UNAVAILABLE: collector down", retryable=True)
         return super().export(spans, deadline=deadline)
@@ -481,6 +483,9 @@ def test_an_outage_shorter_than_the_queue_loses_nothing(make_pipeline: MakePipel
     assert sorted(p.exporter.span_ids) == sorted(ids)  # each exactly once
     counts = p.counts()
     assert counts["exported"] == 10 and counts["export_failed"] == 0
+    exporter = p.exporter
+    assert isinstance(exporter, FlakyExporter)
+    assert counts["retried"] == exporter.failed_spans > 0  # each failed batch went back
     assert_accounted(counts)
 
 

@@ -216,6 +216,8 @@ def test_snapshot_has_every_counter(clock: Clock) -> None:
     diag.spans_exported.add(4)
     diag.spans_retried.add(2)
     diag.attributes_dropped.incr()
+    diag.over_limits["attributes"].add(5)
+    diag.over_limits["links"].add(6)
     for n, reason in enumerate(DROP_REASONS, start=1):
         diag.drop(reason, n)
     assert diag.snapshot() == {
@@ -230,6 +232,9 @@ def test_snapshot_has_every_counter(clock: Clock) -> None:
         "rejected": 3,
         "shutdown": 4,
         "dropped": 10,
+        "attributes_over_limit": 5,
+        "events_over_limit": 0,
+        "links_over_limit": 6,
     }
     assert set(DROP_REASONS) == {"queue_full", "export_failed", "rejected", "shutdown"}
 

@@ -168,6 +168,9 @@ def test_limits_drop_and_count(diagnostics: Diagnostics) -> None:
     assert done.dropped_events == 1
     assert len(done.links) == 1 and done.dropped_links == 1
     assert done.links[0].dropped_attributes == 1
+    snap = diagnostics.snapshot()  # what the exit line reports
+    assert (snap["attributes_over_limit"], snap["events_over_limit"]) == (1, 1)
+    assert snap["links_over_limit"] == 1
 
 
 def test_events_and_record_exception(recorder: Recorder) -> None:
