@@ -141,8 +141,7 @@ def test_a_broken_plugin_is_reported_once_and_the_others_still_load(
     assert failures["f-missing-attr"].error.startswith("AttributeError: ")
     assert len(caplog.records) == 6
     assert caplog.records[1].getMessage() == (
-        "plugin 'b-raises' failed to load: RuntimeError: boom at import; "
-        "it is skipped"
+        "plugin 'b-raises' failed to load: RuntimeError: boom at import; it is skipped"
     )
     assert [p.name for p in loaded.registered] == ["builtin", "builtin-instrumentors", "g-good"]
     config = Config.from_env({})
