@@ -98,9 +98,11 @@ def _configure_logging(config: Config) -> None:
 
 def bootstrap(environ: Mapping[str, str]) -> Bootstrapped:
     """Build and install everything from ``environ``; raises only on our own bugs."""
+    from telemetry_run._log import WARNING, configure
     from telemetry_run.config import Config
     from telemetry_run.plugins import Plugins
 
+    configure(WARNING, sys.stderr)  # a plugin failing to load is told before the config exists
     plugins = Plugins.load()
     warnings: list[str] = []
     config = Config.from_env(environ, plugins.variables(), warn=warnings.append)

@@ -235,8 +235,9 @@ def test_a_bad_variable_warns_once_and_the_app_runs() -> None:
 
 
 def test_a_bootstrap_failure_does_not_stop_the_app(tmp_path: Path) -> None:
-    # A broken dependency (here: a pluggy that fails to import) breaks our bootstrap only.
-    (tmp_path / "pluggy.py").write_text("raise RuntimeError('broken install')\n")
+    # A broken install of something our bootstrap needs (here: a contextvars that fails to
+    # import) breaks our bootstrap only.
+    (tmp_path / "contextvars.py").write_text("raise RuntimeError('broken install')\n")
     result = launch(
         [PYTHON, "-c", "print('app ran')"],
         clean_env(PYTHONPATH=str(tmp_path), OTEL_TRACES_EXPORTER="console"),
@@ -248,13 +249,39 @@ def test_a_bootstrap_failure_does_not_stop_the_app(tmp_path: Path) -> None:
 
 
 def test_strict_mode_makes_bootstrap_failures_loud(tmp_path: Path) -> None:
-    (tmp_path / "pluggy.py").write_text("raise RuntimeError('broken install')\n")
+    (tmp_path / "contextvars.py").write_text("raise RuntimeError('broken install')\n")
     result = launch(
         [PYTHON, "-c", "print('app ran')"],
         clean_env(PYTHONPATH=str(tmp_path), TELEMETRY_RUN_STRICT="true"),
     )
     assert "broken install" in result.stderr
     assert "Error in sitecustomize" in result.stderr  # Python reports it, as for any sitecustomize
+
+
+QUIET_PLUGIN = """
+from telemetry_run.plugin import hookimpl
+
+@hookimpl
+def telemetry_run_provides():
+    return None
+"""
+
+
+def test_a_broken_pluggy_costs_only_the_third_party_plugins(plugins_dir: FakeDistribution) -> None:
+    # Only a plugin other than the built-ins needs pluggy: the built-ins still trace.
+    plugins_dir.add("quiet_plugin", QUIET_PLUGIN)
+    (plugins_dir.root / "pluggy.py").write_text("raise RuntimeError('broken install')\n")
+    code = "from telemetry_run import trace\ntrace.get_tracer('app').start_span('s').end()\n"
+    result = launch(
+        [PYTHON, "-c", code],
+        clean_env(PYTHONPATH=str(plugins_dir.root), OTEL_TRACES_EXPORTER="console"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("'s'")
+    assert result.stderr == (
+        "telemetry-run: plugin 'quiet_plugin' failed to load: RuntimeError: broken install; "
+        "it is skipped\n"
+    )
 
 
 def test_libraries_are_never_imported_by_us() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import logging
+import os
 import subprocess
 import sys
 import types
@@ -386,3 +387,114 @@ print(json.dumps({"bare": bare, "heavy": heavy}))
     result = json.loads(out)
     assert result["bare"] == ["telemetry_run", "telemetry_run._version"]
     assert result["heavy"] == []
+
+
+OTLP = importlib.metadata.EntryPoint("builtin-otlp", "telemetry_run._otlp", GROUP)
+
+
+def _answers(loaded: Plugins) -> dict[str, Any]:
+    config = Config.from_env({}, loaded.variables())
+    return {
+        "provides": loaded.provides(),
+        "variables": [v.name for v in loaded.variables()],
+        "specs": loaded.instrumentor_specs(),
+        "exporter": type(loaded.span_exporter("console", config)).__name__,
+        "sampler": repr(loaded.sampler("parentbased_traceidratio", "0.5", config)),
+        "propagators": [
+            type(loaded.propagator(name, config)).__name__ for name in ("tracecontext", "baggage")
+        ],
+        "failures": loaded.failures,
+    }
+
+
+def test_the_builtins_answer_the_same_with_and_without_pluggy(
+    fake_module: Callable[..., str],
+) -> None:
+    # Alone, the built-ins are asked without pluggy; a third-party plugin (here one that
+    # answers nothing) brings pluggy in, with every plugin registered with it.
+    alone = Plugins.load([*BUILTINS, OTLP])
+    assert alone._manager is None
+    answers = _answers(alone)
+    with_pluggy = Plugins.load([*BUILTINS, OTLP, ep("quiet", fake_module())])
+    assert with_pluggy._manager is not None
+    assert [p.name for p in with_pluggy.registered] == [
+        "builtin",
+        "builtin-instrumentors",
+        "builtin-otlp",
+        "quiet",
+    ]
+    assert _answers(with_pluggy) == answers
+    assert answers["exporter"] == "ConsoleSpanExporter" and answers["failures"] == []
+    assert {"flask", "django", "requests"} <= {spec.name for _, spec in answers["specs"]}
+    assert "otlp" in answers["provides"]["exporter"]
+
+
+def test_the_manager_made_later_keeps_the_order_of_registration(
+    fake_module: Callable[..., str],
+) -> None:
+    loaded = Plugins.load([*BUILTINS, OTLP])
+    loaded.register(
+        sys.modules[fake_module(telemetry_run_span_exporter=_exporter_plugin("console"))], "acme"
+    )
+    config = Config.from_env({}, [])
+    assert type(loaded.span_exporter("console", config)) is Exporter  # the later plugin wins
+    assert loaded.provider_of("exporter", "otlp") == "builtin-otlp"
+    names = [
+        impl.plugin_name for impl in loaded.manager.hook.telemetry_run_provides.get_hookimpls()
+    ]
+    assert names == ["builtin", "builtin-otlp"]
+
+
+def test_a_builtin_needing_pluggys_ordering_goes_through_pluggy(
+    fake_module: Callable[..., str],
+) -> None:
+    @hookimpl(trylast=True)
+    def telemetry_run_span_exporter(name: str) -> Any:
+        return Exporter() if name == "console" else None
+
+    module = fake_module(telemetry_run_span_exporter=telemetry_run_span_exporter)
+    loaded = Plugins.load([*BUILTINS, ep("builtin-late", module)])
+    assert loaded.registered[-1].builtin is False  # not our namespace: an ordinary plugin
+    loaded = Plugins()
+    loaded._register_builtin(sys.modules[module], "builtin-late")
+    loaded._register_builtin(importlib.import_module("telemetry_run._builtins"), "builtin")
+    assert loaded._manager is not None  # trylast needs pluggy's ordering
+    config = Config.from_env({}, [])
+    assert type(loaded.span_exporter("console", config)).__name__ == "ConsoleSpanExporter"
+
+
+def test_pluggys_own_marker_and_ours_are_the_same_to_the_manager(
+    fake_module: Callable[..., str],
+) -> None:
+    import pluggy
+
+    @pluggy.HookimplMarker("telemetry_run")
+    def telemetry_run_provides() -> Any:
+        return {"exporter": ["theirs"]}
+
+    loaded = Plugins.load(
+        [
+            *BUILTINS,
+            ep("marked-by-pluggy", fake_module(telemetry_run_provides=telemetry_run_provides)),
+        ]
+    )
+    assert loaded.provider_of("exporter", "theirs") == "marked-by-pluggy"
+    assert loaded.provider_of("exporter", "console") == "builtin"
+
+
+def test_a_start_up_with_only_the_builtins_never_imports_pluggy() -> None:
+    code = """
+import json, sys
+from telemetry_run.bootstrap import run_once
+state = run_once()
+print(json.dumps([state.provider is not None, "pluggy" in sys.modules, "inspect" in sys.modules]))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TELEMETRY_RUN"))}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env | {"OTEL_TRACES_EXPORTER": "otlp"},
+    ).stdout
+    assert json.loads(out) == [True, False, False]
