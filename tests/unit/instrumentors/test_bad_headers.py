@@ -3,7 +3,11 @@ invalid or oversized."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import flask
@@ -18,6 +22,7 @@ from telemetry_run.testing import SpanRecorder, config_for
 
 TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]")
 VALID = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+ATHERIS_RUNS = int(os.environ.get("ATHERIS_RUNS", "3000"))  # a person: ATHERIS_RUNS=1000000
 
 # Header values a WSGI server can hand over: latin-1 text without line breaks.
 header_text = st.text(
@@ -54,8 +59,8 @@ baggages = st.one_of(
 )
 
 
-@pytest.fixture(scope="module")
-def app() -> Any:
+def instrumented_app() -> tuple[Any, SpanRecorder, FlaskInstrumentor]:
+    """A Flask app under our instrumentor whose view returns what it would send downstream."""
     recorder = SpanRecorder()
     instrumentor = FlaskInstrumentor()
     instrumentor.instrument(recorder.provider, config_for(plugin))
@@ -67,19 +72,14 @@ def app() -> Any:
         inject(carrier)  # what an outgoing call from this view would send
         return carrier
 
-    yield application.test_client(), recorder
-    instrumentor.uninstrument()
-    recorder.shutdown()
+    return application.test_client(), recorder, instrumentor
 
 
-@settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(traceparent=traceparents, tracestate=tracestates, baggage=baggages)
-def test_any_incoming_headers_are_served_and_never_passed_on_invalid(
-    app: Any, traceparent: str, tracestate: str, baggage: str
+def serve_and_check(
+    client: Any, recorder: SpanRecorder, traceparent: str, tracestate: str, baggage: str
 ) -> None:
-    client, recorder = app
+    """One request with these headers: served, nothing of ours failed, and what would be
+    propagated downstream is valid and within the W3C size limits."""
     recorder.clear()
     response = client.get(
         "/downstream",
@@ -98,3 +98,38 @@ def test_any_incoming_headers_are_served_and_never_passed_on_invalid(
     if span.parent is not None:  # continued: only from a valid traceparent
         assert span.parent.is_valid and span.parent.is_remote
         assert sent["traceparent"][3:35] == traceparent[3:35].lower()
+
+
+@pytest.fixture(scope="module")
+def app() -> Any:
+    client, recorder, instrumentor = instrumented_app()
+    yield client, recorder
+    instrumentor.uninstrument()
+    recorder.shutdown()
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(traceparent=traceparents, tracestate=tracestates, baggage=baggages)
+def test_any_incoming_headers_are_served_and_never_passed_on_invalid(
+    app: Any, traceparent: str, tracestate: str, baggage: str
+) -> None:
+    client, recorder = app
+    serve_and_check(client, recorder, traceparent, tracestate, baggage)
+
+
+def test_atheris_finds_no_header_that_breaks_a_request(tmp_path: Path) -> None:
+    """Coverage-guided fuzzing (atheris, libFuzzer) of the same request, bounded in runs."""
+    pytest.importorskip("atheris")
+    harness = Path(__file__).parents[2] / "fuzz" / "fuzz_trace_headers.py"
+    done = subprocess.run(
+        [sys.executable, str(harness), f"-runs={ATHERIS_RUNS}", "-max_len=2048", "-seed=1"],
+        cwd=Path(__file__).parents[3],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Done" in done.stderr  # libFuzzer's last line after the requested runs
