@@ -7,12 +7,8 @@ test waits for is polled with a bound far above what it needs.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -35,6 +31,7 @@ from telemetry_run.sdk import (
 from telemetry_run.sdk.diagnostics import InternalError
 from telemetry_run.sdk.trace import Tracer
 from telemetry_run.sdk.trace.sampling import StaticSampler
+from tests.unit.sdk.scripts import run_script
 
 MARGIN = 1.0  # seconds a bounded call may overrun its deadline on a loaded machine
 WORKER_NAME = "telemetry-run BatchSpanProcessor"
@@ -740,29 +737,6 @@ FORK_SCRIPT = textwrap.dedent(
     print(os.getpid(), pid, os.waitstatus_to_exitcode(status))
     """
 )
-
-
-def run_script(script: str, *args: str, timeout: float) -> tuple[str, str, int]:
-    """Run ``script`` in a new session; on timeout kill the whole group, forked children too."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        timed_out = True
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # also a forked child left behind
-    if timed_out:
-        _, err = proc.communicate()
-        pytest.fail(f"no exit within {timeout}s: the script or its forked child deadlocked\n{err}")
-    return out, err, proc.returncode
 
 
 def _names(prefix: str, n: int) -> list[str]:

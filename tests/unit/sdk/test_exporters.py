@@ -6,8 +6,6 @@ import contextlib
 import io
 import json
 import os
-import signal
-import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -27,6 +25,7 @@ from telemetry_run.sdk import (
 )
 from telemetry_run.sdk.trace import Tracer
 from telemetry_run.sdk.trace.api import SpanKind, StatusCode
+from tests.unit.sdk.scripts import run_script
 
 FAR = 1e12  # a deadline that never passes
 
@@ -317,29 +316,6 @@ FORK_SCRIPT = textwrap.dedent(
     print(os.waitstatus_to_exitcode(status))
     """
 )
-
-
-def run_script(script: str, *args: str, timeout: float) -> tuple[str, str, int]:
-    """Run ``script`` in a new session; on timeout kill the whole group, forked children too."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout)
-        timed_out = False
-    except subprocess.TimeoutExpired:
-        timed_out = True
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # also a forked child left behind
-    if timed_out:
-        _, err = proc.communicate()
-        pytest.fail(f"no exit within {timeout}s: the script or its forked child deadlocked\n{err}")
-    return out, err, proc.returncode
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
