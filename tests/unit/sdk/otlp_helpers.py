@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import logging
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from telemetry_run.sdk import (
     Diagnostics,
@@ -17,6 +19,7 @@ from telemetry_run.sdk import (
     SimpleSpanProcessor,
     TracerProvider,
 )
+from telemetry_run.sdk.exporters import ExportResult
 from telemetry_run.sdk.exporters.otlp import RetryPolicy
 from telemetry_run.sdk.trace.api import SpanKind, Status, StatusCode
 from telemetry_run.testing.otlp import ReceivedRequest, TLSFiles
@@ -73,6 +76,38 @@ def diagnostics_with_logs() -> tuple[Diagnostics, Logs]:
     logger.setLevel(logging.DEBUG)
     logger.addHandler(logs)
     return Diagnostics(log=logger), logs
+
+
+Logged = tuple[Diagnostics, Logs]
+
+#: Exporters a test made; ``logged_exporters`` shuts each one down after the test (an open
+#: channel or connection left to the garbage collector is a ResourceWarning).
+made_exporters: list[Any] = []
+
+
+def logged_exporters() -> Iterator[Logged]:
+    """The body of the ``logged`` fixture: a private Diagnostics with its log lines, then the
+    shutdown of every exporter ``track`` saw."""
+    yield diagnostics_with_logs()
+    while made_exporters:
+        made_exporters.pop().shutdown(deadline=time.monotonic() + 1)
+
+
+E = TypeVar("E")
+
+
+def track(exporter: E) -> E:
+    made_exporters.append(exporter)
+    return exporter
+
+
+def timed_export(
+    exporter: Any, spans: list[ReadableSpan], within: float = 5.0
+) -> tuple[ExportResult, float]:
+    """One export with a deadline ``within`` seconds away: its result and how long it took."""
+    started = time.monotonic()
+    result = exporter.export(spans, deadline=started + within)
+    return result, time.monotonic() - started
 
 
 @dataclass

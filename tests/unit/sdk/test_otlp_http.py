@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from telemetry_run.sdk import BatchSpanProcessor, Diagnostics, ReadableSpan
+from telemetry_run.sdk import BatchSpanProcessor
 from telemetry_run.sdk.context import is_suppressed
 from telemetry_run.sdk.exporters import ExportResult
 from telemetry_run.sdk.exporters.otlp import OTLPHttpSpanExporter, RetryPolicy
@@ -24,42 +24,28 @@ from telemetry_run.testing.otlp import OTLPReceiver, free_port
 from tests.unit.sdk.otlp_helpers import (
     FAST,
     Certificates,
-    Logs,
+    Logged,
     assert_spans_arrived,
-    diagnostics_with_logs,
+    logged_exporters,
     make_certificates,
     make_spans,
     run_fork_script,
+    timed_export,
+    track,
 )
-
-Logged = tuple[Diagnostics, Logs]
-
-
-_made: list[OTLPHttpSpanExporter] = []
 
 
 @pytest.fixture
 def logged() -> Iterator[Logged]:
-    """A private Diagnostics with its log lines; every exporter made meanwhile is shut down
-    afterwards (an open connection left to the garbage collector is a ResourceWarning)."""
-    yield diagnostics_with_logs()
-    while _made:
-        _made.pop().shutdown(deadline=time.monotonic() + 1)
+    yield from logged_exporters()
 
 
 def _exporter(endpoint: str, logged: Logged, **kwargs: Any) -> OTLPHttpSpanExporter:
     kwargs.setdefault("retry_policy", FAST)
-    exporter = OTLPHttpSpanExporter(endpoint, diagnostics=logged[0], **kwargs)
-    _made.append(exporter)
-    return exporter
+    return track(OTLPHttpSpanExporter(endpoint, diagnostics=logged[0], **kwargs))
 
 
-def _export(
-    exporter: OTLPHttpSpanExporter, spans: list[ReadableSpan], within: float = 5.0
-) -> tuple[ExportResult, float]:
-    started = time.monotonic()
-    result = exporter.export(spans, deadline=started + within)
-    return result, time.monotonic() - started
+_export = timed_export
 
 
 @pytest.mark.parametrize(
