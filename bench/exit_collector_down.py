@@ -34,6 +34,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _common import DD_QUIET
+
 RUN_TIMEOUT = 60.0
 SPANS = 1000
 SHUTDOWN_TIMEOUT = 5.0  # TELEMETRY_RUN_SHUTDOWN_TIMEOUT's default (5000 ms)
@@ -60,18 +62,7 @@ OTEL_ENV = {
     "OTEL_LOGS_EXPORTER": "none",
 }
 # The telemetry-off settings of span_start_end.py; the agent URL is set per run.
-DD_ENV = {
-    "DD_TRACE_ENABLED": "true",
-    "DD_SERVICE": "bench",
-    "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "false",
-    "DD_REMOTE_CONFIGURATION_ENABLED": "false",
-    "DD_TRACE_STARTUP_LOGS": "false",
-    "DD_RUNTIME_METRICS_ENABLED": "false",
-    "DD_DATA_STREAMS_ENABLED": "false",
-    "DD_PROFILING_ENABLED": "false",
-    "DD_CRASHTRACKING_ENABLED": "false",
-    "DD_TRACE_STATS_COMPUTATION_ENABLED": "false",
-}
+DD_ENV = {**DD_QUIET}
 
 # The app: 1,000 spans with the launcher's tracer, then its last line. Each checks first that
 # the launcher really set up a recording tracer (so a broken set-up cannot exit fast).

@@ -55,6 +55,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from _common import DD_NO_AGENT, DD_QUIET, stop_helper
+
 CONTENDERS = ("bare", "us", "otel", "dd")
 TRACERS = ("us", "otel", "dd")
 LABELS = {"bare": "bare", "us": "us", "otel": "otel", "dd": "ddtrace"}
@@ -103,19 +105,9 @@ QUICK = {
 # ddtrace must trace for real but never reach the network: these plus a discarding writer
 # (in-process), or an agent it cannot reach (under ddtrace-run): the values of span_start_end.py.
 DD_ENV = {
-    "DD_TRACE_ENABLED": "true",
-    "DD_SERVICE": "bench",
-    "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "false",
-    "DD_REMOTE_CONFIGURATION_ENABLED": "false",
-    "DD_TRACE_STARTUP_LOGS": "false",
-    "DD_RUNTIME_METRICS_ENABLED": "false",
-    "DD_DATA_STREAMS_ENABLED": "false",
-    "DD_PROFILING_ENABLED": "false",
-    "DD_CRASHTRACKING_ENABLED": "false",
-    "DD_TRACE_STATS_COMPUTATION_ENABLED": "false",
+    **DD_QUIET,
+    **DD_NO_AGENT,
     "DD_TRACE_PROPAGATION_STYLE": "tracecontext",
-    # No agent: a socket path that does not exist, so any attempt fails at once, locally.
-    "DD_TRACE_AGENT_URL": "unix:///nonexistent/telemetry-run-bench/apm.socket",
 }
 
 
@@ -633,13 +625,7 @@ class _ReceiverProcess:
         return self._read()
 
     def close(self) -> None:
-        if self._proc.stdin is not None:
-            self._proc.stdin.close()
-        try:
-            self._proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        stop_helper(self._proc)
 
 
 def receiver_main() -> None:

@@ -46,6 +46,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _common import stop_helper
+
 CONTENDERS = ("us", "otel")
 TARGETS = {"encode": 2.5, "send-grpc": 2.0, "send-http": 2.0}  # us/otel, from the issue
 LABELS = {"us": "us", "otel": "otel"}
@@ -323,13 +325,7 @@ class _ReceiverProcess:
         return self._read()
 
     def close(self) -> None:
-        if self._proc.stdin is not None:
-            self._proc.stdin.close()
-        try:
-            self._proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        stop_helper(self._proc)
 
 
 def receiver_main() -> None:

@@ -46,6 +46,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from _common import DD_NO_AGENT, DD_QUIET
+
 TRACED = ("us", "otel", "dd")
 LAUNCHERS = ("bare", *TRACED)  # bare: gunicorn alone, the reference row
 LABELS = {
@@ -81,17 +83,8 @@ OTLP_EXPORTER_DIST = "opentelemetry-exporter-otlp-proto-grpc"
 # The telemetry-off settings of span_start_end.py; the agent is a unix socket that does not
 # exist, so nothing but the OTLP export leaves the process.
 DD_ENV = {
-    "DD_TRACE_ENABLED": "true",
-    "DD_SERVICE": "bench",
-    "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "false",
-    "DD_REMOTE_CONFIGURATION_ENABLED": "false",
-    "DD_TRACE_STARTUP_LOGS": "false",
-    "DD_RUNTIME_METRICS_ENABLED": "false",
-    "DD_DATA_STREAMS_ENABLED": "false",
-    "DD_PROFILING_ENABLED": "false",
-    "DD_CRASHTRACKING_ENABLED": "false",
-    "DD_TRACE_STATS_COMPUTATION_ENABLED": "false",
-    "DD_TRACE_AGENT_URL": "unix:///nonexistent/telemetry-run-bench/apm.socket",
+    **DD_QUIET,
+    **DD_NO_AGENT,
     "OTEL_TRACES_SPAN_METRICS_ENABLED": "false",
 }
 
@@ -169,51 +162,8 @@ def probe():
     return found
 '''
 
-LOAD = '''
-"""The load generator: COUNT requests from CONCURRENCY threads, one connection each."""
-
-import http.client
-import json
-import sys
-import threading
-import time
-
-port, count, concurrency = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-results = []
-lock = threading.Lock()
-counter = iter(range(count))
-
-
-def worker():
-    while True:
-        with lock:
-            n = next(counter, None)
-        if n is None:
-            return
-        started = time.perf_counter()
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
-        try:
-            conn.request("GET", f"/work/{n}", headers={"Connection": "close"})
-            response = conn.getresponse()
-            body = response.read()
-            status = response.status
-            result = json.loads(body) if status == 200 else {"n": n}
-        except Exception as exc:
-            status, result = -1, {"n": n, "error": f"{type(exc).__name__}: {exc}"}
-        finally:
-            conn.close()
-        took = time.perf_counter() - started
-        with lock:
-            results.append({"status": status, "took": took, **result})
-
-
-threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-for thread in threads:
-    thread.start()
-for thread in threads:
-    thread.join()
-json.dump(results, sys.stdout)
-'''.replace("REQUEST_TIMEOUT", repr(REQUEST_TIMEOUT))
+# The load generator of tests/reliability/test_soak.py, the same file.
+LOAD = Path(__file__).resolve().parents[1] / "tests" / "reliability" / "load.py"
 
 
 # -- launchers and their environments --------------------------------------------------------
@@ -559,7 +509,7 @@ def _set_phase(receiver: Any, phase: str, n: int) -> None:
 
 def run_load(appdir: Path, port: int, n: int) -> list[dict[str, Any]]:
     done = subprocess.run(
-        [sys.executable, str(appdir / "load.py"), str(port), str(n), str(CONCURRENCY)],
+        [sys.executable, str(LOAD), str(port), str(n), str(CONCURRENCY), str(REQUEST_TIMEOUT)],
         capture_output=True,
         text=True,
         timeout=LOAD_TIMEOUT,  # subprocess.run kills it on expiry
@@ -1011,7 +961,6 @@ def _sigterm_reported(key: str, runs: list[SigtermRun]) -> str:
 
 def _write_app(directory: Path) -> Path:
     (directory / "app.py").write_text(textwrap.dedent(APP))
-    (directory / "load.py").write_text(textwrap.dedent(LOAD))
     return directory
 
 

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _common import DD_NO_AGENT, DD_QUIET
+
 CONTENDERS = ("us", "otel", "dd")
 LABELS = {"us": "us", "otel": "otel", "dd": "ddtrace"}
 SCENARIOS = {
@@ -70,19 +72,9 @@ _KEEP_OPEN: list[Any] = []  # entered context managers: collecting one would clo
 
 # ddtrace must trace for real but never reach the network: these plus a discarding writer.
 DD_ENV = {
-    "DD_TRACE_ENABLED": "true",
-    "DD_SERVICE": "bench",
-    "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "false",
-    "DD_REMOTE_CONFIGURATION_ENABLED": "false",
-    "DD_TRACE_STARTUP_LOGS": "false",
-    "DD_RUNTIME_METRICS_ENABLED": "false",
-    "DD_DATA_STREAMS_ENABLED": "false",
-    "DD_PROFILING_ENABLED": "false",
-    "DD_CRASHTRACKING_ENABLED": "false",
-    "DD_TRACE_STATS_COMPUTATION_ENABLED": "false",
+    **DD_QUIET,
+    **DD_NO_AGENT,
     "DD_TRACE_PROPAGATION_STYLE": "tracecontext",
-    # No agent: a socket path that does not exist, so any attempt fails at once, locally.
-    "DD_TRACE_AGENT_URL": "unix:///nonexistent/telemetry-run-bench/apm.socket",
 }
 
 

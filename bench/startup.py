@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from _common import DD_NO_AGENT, DD_QUIET
+
 CONTENDERS = ("bare", "us", "otel", "dd")
 LABELS = {
     "bare": "bare python",
@@ -47,20 +49,7 @@ OTEL_ENV = {
     "OTEL_LOGS_EXPORTER": "none",
 }
 # ddtrace traces for real but never reaches the network (it would warn about OTEL_* settings).
-DD_ENV = {
-    "DD_TRACE_ENABLED": "true",
-    "DD_SERVICE": "bench",
-    "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "false",
-    "DD_REMOTE_CONFIGURATION_ENABLED": "false",
-    "DD_TRACE_STARTUP_LOGS": "false",
-    "DD_RUNTIME_METRICS_ENABLED": "false",
-    "DD_DATA_STREAMS_ENABLED": "false",
-    "DD_PROFILING_ENABLED": "false",
-    "DD_CRASHTRACKING_ENABLED": "false",
-    "DD_TRACE_STATS_COMPUTATION_ENABLED": "false",
-    # No agent: a socket path that does not exist, so any attempt fails at once, locally.
-    "DD_TRACE_AGENT_URL": "unix:///nonexistent/telemetry-run-bench/apm.socket",
-}
+DD_ENV = {**DD_QUIET, **DD_NO_AGENT}
 
 # Run once per contender and program, untimed, after the program itself: proof that the
 # launcher is really tracing (an unfinished span, so nothing is exported) and whether a wrapper

@@ -46,46 +46,7 @@ def work(n):
     return {"n": n, "span": f"{span.span_id:016x}", "pid": os.getpid(), "rss": rss}
 """
 
-LOAD = """
-import http.client
-import json
-import sys
-import threading
-import time
-
-port, count, concurrency = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-results = []
-lock = threading.Lock()
-counter = iter(range(count))
-
-
-def worker():
-    while True:
-        with lock:
-            n = next(counter, None)
-        if n is None:
-            return
-        started = time.perf_counter()
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        try:
-            conn.request("GET", f"/work/{n}", headers={"Connection": "close"})
-            response = conn.getresponse()
-            body = json.loads(response.read())
-            status = response.status
-        finally:
-            conn.close()
-        took = time.perf_counter() - started
-        with lock:
-            results.append({"status": status, "took": took, **body})
-
-
-threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-for thread in threads:
-    thread.start()
-for thread in threads:
-    thread.join()
-json.dump(results, sys.stdout)
-"""
+LOAD = Path(__file__).with_name("load.py")  # shared with bench/reliability_peers.py
 
 EXIT_LINE = re.compile(
     r"telemetry-run: spans produced=(\d+) exported=(\d+) dropped=(\d+) "
@@ -97,7 +58,7 @@ CONCURRENCY = 4
 
 def _load(tmp_path: Path, port: int) -> list[dict[str, Any]]:
     done = subprocess.run(
-        [sys.executable, str(tmp_path / "load.py"), str(port), str(PER_PHASE), str(CONCURRENCY)],
+        [sys.executable, str(LOAD), str(port), str(PER_PHASE), str(CONCURRENCY)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -109,7 +70,6 @@ def _load(tmp_path: Path, port: int) -> list[dict[str, Any]]:
 
 def test_soak_with_the_collector_down_slow_refusing_then_healthy(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text(textwrap.dedent(APP))
-    (tmp_path / "load.py").write_text(textwrap.dedent(LOAD))
     receiver = OTLPReceiver().start()
     port = free_port()
     env = otlp_env(

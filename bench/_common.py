@@ -1,0 +1,40 @@
+"""What every benchmark here shares: ddtrace's quiet settings and stopping a helper process.
+
+The scripts run as ``python bench/NAME.py``, so this folder is first on ``sys.path`` and they
+import this module as ``_common``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+__all__ = ["DD_NO_AGENT", "DD_QUIET", "stop_helper"]
+
+#: ddtrace traces for real, with everything that is not tracing turned off: no telemetry,
+#: remote configuration, start-up logs, runtime metrics, data streams, profiler, crash tracker
+#: or stats computation. Each script adds where (if anywhere) the agent is.
+DD_QUIET = {
+    "DD_TRACE_ENABLED": "true",
+    "DD_SERVICE": "bench",
+    "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "false",
+    "DD_REMOTE_CONFIGURATION_ENABLED": "false",
+    "DD_TRACE_STARTUP_LOGS": "false",
+    "DD_RUNTIME_METRICS_ENABLED": "false",
+    "DD_DATA_STREAMS_ENABLED": "false",
+    "DD_PROFILING_ENABLED": "false",
+    "DD_CRASHTRACKING_ENABLED": "false",
+    "DD_TRACE_STATS_COMPUTATION_ENABLED": "false",
+}
+#: No agent: a socket path that does not exist, so any attempt to reach one fails at once, locally.
+DD_NO_AGENT = {"DD_TRACE_AGENT_URL": "unix:///nonexistent/telemetry-run-bench/apm.socket"}
+
+
+def stop_helper(proc: subprocess.Popen[str], timeout: float = 10.0) -> None:
+    """Close a helper's stdin (its signal to stop), wait for it, and kill it if it lingers."""
+    if proc.stdin is not None:
+        proc.stdin.close()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
