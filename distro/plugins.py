@@ -132,7 +132,11 @@ def _argnames(function: Callable[..., Any]) -> tuple[str, ...]:
     return names
 
 
-def _plain_impls(plugin: object) -> dict[str, Callable[..., Any]] | None:
+#: A hook implementation and the arguments it takes.
+_Impl = tuple[Callable[..., Any], tuple[str, ...]]
+
+
+def _plain_impls(plugin: object) -> dict[str, _Impl] | None:
     """A built-in's hook implementations by hook name, when they need nothing of pluggy.
 
     None for a plugin that is not a module, or when one of them uses an option only pluggy
@@ -141,7 +145,7 @@ def _plain_impls(plugin: object) -> dict[str, Callable[..., Any]] | None:
     """
     if not isinstance(plugin, ModuleType):
         return None
-    impls: dict[str, Callable[..., Any]] = {}
+    impls: dict[str, _Impl] = {}
     for name, function in vars(plugin).items():  # no getattr: a lazy attribute stays lazy
         if not isinstance(function, FunctionType):
             continue
@@ -149,14 +153,15 @@ def _plain_impls(plugin: object) -> dict[str, Callable[..., Any]] | None:
         if options is None:
             continue
         spec = getattr(hookspecs, name, None)
+        argnames = _argnames(function)
         if (
             any(options.get(key) for key in options)
             or spec is None
             or getattr(spec, SPEC_ATTRIBUTE, None) is None
-            or not set(_argnames(function)) <= set(_argnames(spec))
+            or not set(argnames) <= set(_argnames(spec))
         ):
             return None
-        impls[name] = function
+        impls[name] = (function, argnames)
     return impls
 
 
@@ -196,7 +201,7 @@ class Plugins:
         self._provides: dict[str, dict[str, str]] | None = None
         self._manager: pluggy.PluginManager | None = None
         # Built-ins registered without pluggy: (name, hook name -> implementation), in order.
-        self._plain: list[tuple[str, object, dict[str, Callable[..., Any]]]] = []
+        self._plain: list[tuple[str, object, dict[str, _Impl]]] = []
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -335,9 +340,9 @@ class Plugins:
             ]
         found: list[tuple[str, Callable[..., Any], Sequence[str]]] = []
         for name, _, impls in reversed(self._plain):  # pluggy's order: the last registered first
-            function = impls.get(hook_name)
-            if function is not None:
-                found.append((name, function, _argnames(function)))
+            impl = impls.get(hook_name)
+            if impl is not None:
+                found.append((name, *impl))
         return found
 
     def _sequence(
