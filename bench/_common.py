@@ -1,4 +1,5 @@
-"""What every benchmark here shares: ddtrace's quiet settings and stopping a helper process.
+"""What every benchmark here shares: ddtrace's quiet settings, stopping a helper process, and
+the versions line of a report's header.
 
 The scripts run as ``python bench/NAME.py``, so this folder is first on ``sys.path`` and they
 import this module as ``_common``.
@@ -7,8 +8,9 @@ import this module as ``_common``.
 from __future__ import annotations
 
 import subprocess
+from importlib import metadata
 
-__all__ = ["DD_NO_AGENT", "DD_QUIET", "stop_helper"]
+__all__ = ["DD_NO_AGENT", "DD_QUIET", "stop_helper", "versions"]
 
 #: ddtrace traces for real, with everything that is not tracing turned off: no telemetry,
 #: remote configuration, start-up logs, runtime metrics, data streams, profiler, crash tracker
@@ -38,3 +40,14 @@ def stop_helper(proc: subprocess.Popen[str], timeout: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def versions(*dists: str) -> str:
+    """``"name version, ..."`` of the installed distributions, for a report's header."""
+    found = []
+    for dist in dists:
+        try:
+            found.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{dist} (not installed)")
+    return ", ".join(found)

@@ -51,11 +51,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from _common import DD_NO_AGENT, DD_QUIET, stop_helper
+from _common import DD_NO_AGENT, DD_QUIET, stop_helper, versions
 
 CONTENDERS = ("bare", "us", "otel", "dd")
 TRACERS = ("us", "otel", "dd")
@@ -981,8 +980,7 @@ def _report(scenario: str, medians: dict[str, float | None]) -> dict[str, Any]:
 
 
 def _versions() -> str:
-    found = []
-    for dist in (
+    return versions(
         "telemetry-run",
         "flask",
         "werkzeug",
@@ -993,12 +991,7 @@ def _versions() -> str:
         "opentelemetry-instrumentation-requests",
         OTLP_EXPORTER_DIST,
         "ddtrace",
-    ):
-        try:
-            found.append(f"{dist} {metadata.version(dist)}")
-        except metadata.PackageNotFoundError:
-            found.append(f"{dist} (not installed)")
-    return ", ".join(found)
+    )
 
 
 def main() -> None:

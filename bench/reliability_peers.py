@@ -42,11 +42,10 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from _common import DD_NO_AGENT, DD_QUIET
+from _common import DD_NO_AGENT, DD_QUIET, versions
 
 TRACED = ("us", "otel", "dd")
 LAUNCHERS = ("bare", *TRACED)  # bare: gunicorn alone, the reference row
@@ -965,20 +964,14 @@ def _write_app(directory: Path) -> Path:
 
 
 def _versions() -> str:
-    found = []
-    for dist in (
+    return versions(
         "telemetry-run",
         "flask",
         "gunicorn",
         "opentelemetry-sdk",
         "opentelemetry-instrumentation-flask",
         "ddtrace",
-    ):
-        try:
-            found.append(f"{dist} {metadata.version(dist)}")
-        except metadata.PackageNotFoundError:
-            found.append(f"{dist} (not installed)")
-    return ", ".join(found)
+    )
 
 
 def main() -> None:

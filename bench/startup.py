@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from _common import DD_NO_AGENT, DD_QUIET
+from _common import DD_NO_AGENT, DD_QUIET, versions
 
 CONTENDERS = ("bare", "us", "otel", "dd")
 LABELS = {
@@ -344,13 +344,7 @@ def _importtime(contenders: dict[str, Contender], runs: int) -> None:
 
 
 def _versions() -> str:
-    found = []
-    for dist in ("telemetry-run", "opentelemetry-instrumentation", "ddtrace", "flask"):
-        try:
-            found.append(f"{dist} {metadata.version(dist)}")
-        except metadata.PackageNotFoundError:
-            found.append(f"{dist} (not installed)")
-    return ", ".join(found)
+    return versions("telemetry-run", "opentelemetry-instrumentation", "ddtrace", "flask")
 
 
 def main() -> None:
