@@ -23,7 +23,7 @@ from telemetry_run.sdk.trace.api import (
     SpanContext,
     TraceFlags,
     TraceState,
-    _from_dict,
+    parse_tracestate,
 )
 from telemetry_run.sdk.trace.current import set_span_in_context
 
@@ -41,20 +41,10 @@ _STATE_BUDGET: Final = 512  # W3C 3.3.1.5: propagate at least this much of trace
 _LARGE_MEMBER: Final = 128  # ... and when truncating, drop members longer than this first
 _FIELDS: Final = frozenset((TRACEPARENT, TRACESTATE))
 
-# A tracestate exactly as we write it: 1 to 32 grammar-valid members, no whitespace, no empty
-# members (W3C 3.3.1.3). Such a header is parsed with one match; any other spelling, valid or
-# not, is left to TraceState.from_header.
-_KEY: Final = (
-    r"(?:[a-z][a-z0-9_\-*/]{0,255}"  # simple key
-    r"|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13})"  # tenant@system
-)
-_VALUE: Final = r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
-_CANONICAL_STATE: Final = rf"{_KEY}={_VALUE}(?:,{_KEY}={_VALUE}){{0,31}}"
-
-# Both compiled on first use, not at import (every instrumented process imports this module at
-# start-up; the first request with a traceparent pays for the compilation).
+# Compiled on first use, not at import (every instrumented process imports this module at
+# start-up; the first request with a traceparent pays for the compilation). It matches fixed
+# positions only: no repetition that could backtrack.
 _TRACEPARENT_RE: re.Pattern[str] | None = None
-_CANONICAL_STATE_RE: re.Pattern[str] | None = None
 
 
 def _compile_traceparent() -> re.Pattern[str]:
@@ -63,11 +53,8 @@ def _compile_traceparent() -> re.Pattern[str]:
     return _TRACEPARENT_RE
 
 
-def _compile_canonical_state() -> re.Pattern[str]:
-    global _CANONICAL_STATE_RE
-    _CANONICAL_STATE_RE = re.compile(_CANONICAL_STATE)
-    return _CANONICAL_STATE_RE
-
+# The flags we send: sampled (0x01) and random-trace-id (0x02); W3C says to send other bits as 0.
+_FLAGS_OUT: Final = ("-00", "-01", "-02", "-03")
 
 # The hex of the trace id last read or written: a service injects the trace id it extracted
 # into every downstream call, and each span of a trace injects the same one.
@@ -96,39 +83,24 @@ _formatted_states: dict[int, tuple[TraceState, str]] = {}
 
 
 def _parse_tracestate(values: object) -> TraceState:
-    """The combined ``tracestate`` headers; any invalid member discards them all (W3C 3.3.1)."""
+    """The combined ``tracestate`` headers; any invalid member discards them all (W3C)."""
     if type(values) is list and len(values) == 1:
         values = values[0]
     if type(values) is str:
         if len(values) > _STATE_BUDGET:
-            return TraceState.from_header([values])
+            return parse_tracestate(values)  # size-capped before it is read
         state = _parsed_states.get(values)
         if state is None:
-            state = _parse_one(values)
+            state = parse_tracestate(values)
             if len(_parsed_states) >= _CACHE_SIZE:
                 _parsed_states.clear()
             _parsed_states[values] = state
         return state
     if isinstance(values, str):
         values = [values]
-    if not isinstance(values, list | tuple) or not all(isinstance(v, str) for v in values):
+    if not isinstance(values, list | tuple):
         return _EMPTY_STATE
-    return TraceState.from_header([str(v) for v in values])
-
-
-def _parse_one(header: str) -> TraceState:
-    if (_CANONICAL_STATE_RE or _compile_canonical_state()).fullmatch(header) is None:
-        return TraceState.from_header([header])
-    members = header.split(",")
-    entries: dict[str, str] = {}
-    for member in members:
-        key, _, value = member.partition("=")
-        entries[key] = value
-    if len(entries) != len(members):
-        return _EMPTY_STATE  # a duplicate key invalidates the list
-    state = _from_dict(entries)  # every member was checked by the match above
-    _remember_format(state, header)  # injected as is when the trace continues
-    return state
+    return TraceState.from_header(values)
 
 
 def format_tracestate(state: TraceState) -> str:
@@ -246,8 +218,7 @@ class TraceContextTextMapPropagator(TextMapPropagator):
         else:
             trace_hex = f"{trace_id:032x}"
             _last_trace = (trace_id, trace_hex)
-        # Only the sampled bit is defined; W3C says to send the others as zero.
-        flags = "-01" if span_context.trace_flags & 1 else "-00"
+        flags = _FLAGS_OUT[span_context.trace_flags & 3]
         header = f"00-{trace_hex}-{span_context.span_id:016x}{flags}"
         state = span_context.trace_state
         if setter is _default_setter and isinstance(carrier, dict):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import abc
 import enum
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
@@ -94,10 +93,15 @@ class Status:
 
 
 class TraceFlags(int):
-    """The W3C trace-flags byte; only the sampled bit (0x01) is defined."""
+    """The W3C trace-flags byte: ``sampled`` (0x01) and, in Level 2, ``random-trace-id`` (0x02).
+
+    A remote parent's context keeps the whole byte it was sent; only the two defined bits are
+    ever propagated.
+    """
 
     DEFAULT: Final = 0x00
     SAMPLED: Final = 0x01
+    RANDOM_TRACE_ID: Final = 0x02
 
     @classmethod
     def get_default(cls) -> TraceFlags:
@@ -107,19 +111,57 @@ class TraceFlags(int):
     def sampled(self) -> bool:
         return bool(self & TraceFlags.SAMPLED)
 
+    @property
+    def random_trace_id(self) -> bool:
+        """The trace id has at least 56 random low bits (W3C Trace Context Level 2)."""
+        return bool(self & TraceFlags.RANDOM_TRACE_ID)
+
 
 _FLAGS_DEFAULT = TraceFlags(TraceFlags.DEFAULT)
 _FLAGS_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+# The flags of our own spans, indexed by sampled | random-trace-id.
+_SPAN_FLAGS: Final = (
+    _FLAGS_DEFAULT,
+    _FLAGS_SAMPLED,
+    TraceFlags(TraceFlags.RANDOM_TRACE_ID),
+    TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID),
+)
 
-# W3C Trace Context, section 3.3.1: list-member key and value grammar. Compiled on first use
-# (``_grammar()``), not at import: every instrumented process imports this module at start-up.
-_KEY = r"(?:[a-z][a-z0-9_\-*/]{0,255}|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13})\Z"
-_VALUE = r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]\Z"
-_MEMBER_DELIMITER = r"[ \t]*,[ \t]*"
-_KEY_RE: re.Pattern[str] | None = None
-_VALUE_RE: re.Pattern[str] | None = None
-_MEMBER_DELIMITER_RE: re.Pattern[str] | None = None
+# W3C Trace Context Level 2, "tracestate Header": the list-member grammar, checked with str and
+# bytes methods (linear, C speed, no regular expression that could backtrack on hostile input).
+# key = ( lcalpha / DIGIT ) 0*255( keychar ),
+# keychar = lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@"
+_KEY_FIRST: Final = "abcdefghijklmnopqrstuvwxyz0123456789"
+_KEYCHARS: Final = (_KEY_FIRST + "_-*/@").encode()
+_MAX_KEY: Final = 256
+_MAX_VALUE: Final = 256  # value = 0*255( chr ) nblk-chr
 _MAX_MEMBERS: Final = 32
+# Caps checked before any parsing. A valid list is at most 32 members of 256 + 1 + 256 characters
+# (16,447 with the commas); OWS and empty members are allowed around them, so a little room is
+# left for those, and anything larger is rejected in O(1) instead of being read.
+_MAX_LIST_CHARS: Final = 32_768
+_MAX_LIST_ITEMS: Final = 128  # comma-separated items, empty ones included (4x the member limit)
+
+
+def _is_valid_key(key: str) -> bool:
+    return (
+        0 < len(key) <= _MAX_KEY
+        and key[0] in _KEY_FIRST
+        and key.isascii()
+        and not key.encode().translate(None, _KEYCHARS)
+    )
+
+
+def _is_valid_value(value: str) -> bool:
+    # chr = %x20 / nblk-chr; nblk-chr = %x21-2B / %x2D-3C / %x3E-7E: printable ASCII but "," "="
+    return (
+        0 < len(value) <= _MAX_VALUE
+        and value.isascii()
+        and value.isprintable()
+        and value[-1] != " "
+        and "," not in value
+        and "=" not in value
+    )
 
 
 class TraceState(Mapping[str, str]):
@@ -185,44 +227,63 @@ class TraceState(Mapping[str, str]):
 
     @classmethod
     def from_header(cls, header_list: Sequence[str]) -> TraceState:
-        """Parse one or more ``tracestate`` header values (combined in order).
+        """Parse one or more ``tracestate`` header values: several lines are one list.
 
-        An invalid member, a duplicate key or more than 32 members make the whole header
-        invalid: the result is an empty TraceState (W3C 3.3.1.1: do not propagate a broken list).
-        Empty members (``a=1,,b=2``) are allowed and skipped.
+        An invalid member or more than 32 members make the whole list invalid: the result is
+        an empty TraceState (W3C: do not propagate a broken list). Empty members and spaces or
+        tabs around members are allowed and skipped. A duplicate key does not invalidate the
+        list (Level 2): its first, leftmost member is kept, as that is the most recently
+        updated one, and the later ones are dropped. The cost is linear in the size, and a
+        list too large to be valid is rejected before it is read.
         """
-        entries: dict[str, str] = {}
+        if isinstance(header_list, str):  # a common slip: one header, not a list of them
+            return parse_tracestate(str(header_list))
+        if len(header_list) > _MAX_LIST_ITEMS:
+            return _EMPTY_TRACE_STATE
+        size = 0
         for header in header_list:
-            for member in (_MEMBER_DELIMITER_RE or _grammar()[2]).split(header.strip(" \t")):
-                if not member:
-                    continue
-                key, sep, value = member.partition("=")
-                if not sep or key in entries or not _is_valid_pair(key, value):
-                    return _EMPTY_TRACE_STATE
-                entries[key] = value
-                if len(entries) > _MAX_MEMBERS:
-                    return _EMPTY_TRACE_STATE
-        return _from_dict(entries) if entries else _EMPTY_TRACE_STATE
+            if not isinstance(header, str):  # a carrier's values are not type-checked
+                return _EMPTY_TRACE_STATE  # type: ignore[unreachable]
+            size += len(header) + 1
+            if size > _MAX_LIST_CHARS + 1:
+                return _EMPTY_TRACE_STATE
+        if len(header_list) == 1:
+            return parse_tracestate(header_list[0])
+        return parse_tracestate(",".join(header_list))
 
     @classmethod
     def get_default(cls) -> TraceState:
         return _EMPTY_TRACE_STATE
 
 
-def _grammar() -> tuple[re.Pattern[str], re.Pattern[str], re.Pattern[str]]:
-    """Compile the list-member grammar (once: the module globals keep the patterns)."""
-    global _KEY_RE, _VALUE_RE, _MEMBER_DELIMITER_RE
-    _KEY_RE = re.compile(_KEY)
-    _VALUE_RE = re.compile(_VALUE)
-    _MEMBER_DELIMITER_RE = re.compile(_MEMBER_DELIMITER)
-    return _KEY_RE, _VALUE_RE, _MEMBER_DELIMITER_RE
+def parse_tracestate(header: str) -> TraceState:
+    """One ``tracestate`` list (several header lines already joined by commas); see from_header."""
+    if len(header) > _MAX_LIST_CHARS or header.count(",") >= _MAX_LIST_ITEMS:
+        return _EMPTY_TRACE_STATE
+    entries: dict[str, str] = {}
+    members = 0
+    for item in header.split(","):
+        member = item.strip(" \t")
+        if not member:
+            continue
+        members += 1
+        if members > _MAX_MEMBERS:
+            return _EMPTY_TRACE_STATE
+        key, sep, value = member.partition("=")
+        if not sep or not _is_valid_key(key) or not _is_valid_value(value):
+            return _EMPTY_TRACE_STATE
+        if key not in entries:
+            entries[key] = value
+    return _from_dict(entries) if entries else _EMPTY_TRACE_STATE
 
 
 def _is_valid_pair(key: object, value: object) -> bool:
-    if not (isinstance(key, str) and isinstance(value, str)):
-        return False
-    key_re, value_re = (_KEY_RE, _VALUE_RE) if _KEY_RE and _VALUE_RE else _grammar()[:2]
-    return key_re.match(key) is not None and value_re.match(value) is not None
+    return (
+        isinstance(key, str)
+        and isinstance(value, str)
+        and _is_valid_key(key)
+        and _is_valid_value(value)
+    )
 
 
 def _from_dict(entries: dict[str, str]) -> TraceState:

@@ -28,8 +28,7 @@ from telemetry_run.sdk.processors import MultiSpanProcessor, SpanProcessor
 from telemetry_run.sdk.resources import Resource
 from telemetry_run.sdk.trace import api
 from telemetry_run.sdk.trace.api import (
-    _FLAGS_DEFAULT,
-    _FLAGS_SAMPLED,
+    _SPAN_FLAGS,
     INVALID_SPAN_CONTEXT,
     Attributes,
     Link,
@@ -209,6 +208,9 @@ class Tracer(StartsCurrentSpans, api.Tracer):
         self._sample = compile_sampler(provider.sampler)
         self._parent_table = parent_decision_table(provider.sampler)
         self._new_span_id, self._new_trace_id = id_functions(provider.id_generator)
+        # random-trace-id (W3C Level 2) on the trace ids we mint: only the built-in generator's
+        # are known to be random; a plugin generator's may encode a time or a host.
+        self._random_bit = 2 if type(provider.id_generator) is RandomIdGenerator else 0
         self._wire_processors()
 
     def _wire_processors(self) -> None:
@@ -251,7 +253,12 @@ class Tracer(StartsCurrentSpans, api.Tracer):
         if suppressed or not self.enabled:
             return NonRecordingSpan(parent if parent is not None else INVALID_SPAN_CONTEXT)
 
-        trace_id = parent.trace_id if parent is not None else (self._new_trace_id() or 1)
+        if parent is not None:
+            trace_id = parent.trace_id
+            random_bit = parent.trace_flags & 2  # it describes the trace id: kept as it came
+        else:
+            trace_id = self._new_trace_id() or 1
+            random_bit = self._random_bit
         try:
             table = self._parent_table
             if table is not None and parent is not None:
@@ -271,7 +278,7 @@ class Tracer(StartsCurrentSpans, api.Tracer):
             ctx.trace_id = trace_id
             ctx.span_id = self._new_span_id() or 1
             ctx.is_remote = False
-            ctx.trace_flags = _FLAGS_DEFAULT
+            ctx.trace_flags = _SPAN_FLAGS[random_bit]
             ctx.trace_state = trace_state
             ctx.is_valid = True
             dropped = _new_non_recording(NonRecordingSpan)
@@ -283,7 +290,7 @@ class Tracer(StartsCurrentSpans, api.Tracer):
         span._name = name
         span._trace_id = trace_id
         span._span_id = self._new_span_id() or 1
-        span._flags = _FLAGS_SAMPLED if decision is _RECORD_AND_SAMPLE else _FLAGS_DEFAULT
+        span._flags = _SPAN_FLAGS[random_bit | (decision is _RECORD_AND_SAMPLE)]
         span._trace_state = trace_state
         span._context = None
         span._parent = parent

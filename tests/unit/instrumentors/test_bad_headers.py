@@ -20,7 +20,7 @@ from telemetry_run.instrumentors.flask import FlaskInstrumentor
 from telemetry_run.sdk.propagation import inject
 from telemetry_run.testing import SpanRecorder, config_for
 
-TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]")
+TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-0[0-3]")
 VALID = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 ATHERIS_RUNS = int(os.environ.get("ATHERIS_RUNS", "3000"))  # a person: ATHERIS_RUNS=1000000
 

@@ -639,9 +639,13 @@ def test_span_flags_carry_trace_flags_and_whether_the_parent_is_remote(make_trac
     tracer = make_tracer()
     record_only = make_tracer(sampler=RECORD_ONLY)
     remote = SpanContext(0xABC, 0xDEF, True, TraceFlags(1))
+    remote_random = SpanContext(0xABC, 0xDEF, True, TraceFlags(3))
+    remote_unknown = SpanContext(0xABC, 0xDEF, True, TraceFlags(0xFD))
     local = SpanContext(0xABC, 0xDEF, False, TraceFlags(1))
     tracer.start_span("root", context=Context()).end(2)
     tracer.start_span("remote child", set_span_in_context(NonRecordingSpan(remote))).end(2)
+    for name, parent in (("random", remote_random), ("unknown bits", remote_unknown)):
+        tracer.start_span(name, set_span_in_context(NonRecordingSpan(parent))).end(2)
     tracer.start_span("local child", set_span_in_context(NonRecordingSpan(local))).end(2)
     record_only.start_span("unsampled root", context=Context()).end(2)
     spans = make_tracer.spans()
@@ -649,11 +653,16 @@ def test_span_flags_carry_trace_flags_and_whether_the_parent_is_remote(make_trac
     flags = {
         s.name: s.flags for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans
     }
+    # Bits 0-7: the span's W3C flags, sampled (0x01) and random-trace-id (0x02, set on the
+    # trace ids we mint, inherited otherwise; unknown bits are not carried on); bits 8-9: the
+    # parent's is-remote, known (SpanFlags in opentelemetry-proto's trace.proto).
     assert flags == {
-        "root": 0x101,
+        "root": 0x103,
         "remote child": 0x301,
+        "random": 0x303,
+        "unknown bits": 0x301,
         "local child": 0x101,
-        "unsampled root": 0x100,
+        "unsampled root": 0x102,
     }
 
 

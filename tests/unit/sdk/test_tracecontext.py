@@ -9,9 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from telemetry_run.sdk import ALWAYS_OFF, TracerProvider
 from telemetry_run.sdk.context import Context, attach, detach, set_value
 from telemetry_run.sdk.propagation import HeaderListGetter
 from telemetry_run.sdk.propagation.tracecontext import TraceContextTextMapPropagator
+from telemetry_run.sdk.trace import Tracer
 from telemetry_run.sdk.trace.api import (
     NonRecordingSpan,
     SpanContext,
@@ -19,6 +21,7 @@ from telemetry_run.sdk.trace.api import (
     TraceState,
 )
 from telemetry_run.sdk.trace.current import get_current_span, set_span_in_context
+from telemetry_run.sdk.trace.sampling import ParentBased
 
 PROPAGATOR = TraceContextTextMapPropagator()
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
@@ -28,7 +31,7 @@ SUITE_TRACE = "12345678901234567890123456789012"
 SUITE_SPAN = "1234567890123456"
 
 # Independent oracles, written from the spec text rather than from the implementation.
-INJECTED_TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]\Z")
+INJECTED_TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-0[0-3]\Z")
 TS_KEY = re.compile(
     r"(?:[a-z][a-z0-9_\-*/]{0,255}|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13})\Z"
 )
@@ -183,7 +186,7 @@ def test_higher_version_is_reinjected_as_version_00_without_extra_fields() -> No
         {"traceparent": suite_header(version="cc", flags="03", rest="-what-the-future")}
     )
     assert span_context is not None
-    assert injected(span_context)["traceparent"] == suite_header()
+    assert injected(span_context)["traceparent"] == suite_header(flags="03")
 
 
 # -- optional whitespace, header names, several headers ------------------------------------
@@ -293,11 +296,21 @@ def test_inject_pads_small_ids() -> None:
 
 
 @pytest.mark.parametrize(
-    ("flags", "expected"), [(0x00, "00"), (0x01, "01"), (0x02, "00"), (0xFF, "01")]
+    ("flags", "expected"),
+    [(0x00, "00"), (0x01, "01"), (0x02, "02"), (0x03, "03"), (0xFC, "00"), (0xFF, "03")],
 )
-def test_inject_sends_only_the_sampled_bit(flags: int, expected: str) -> None:
+def test_inject_sends_the_sampled_and_random_bits_only(flags: int, expected: str) -> None:
+    # Level 2: random-trace-id (0x02) is defined; unknown bits are sent as zero.
     carrier = injected(SpanContext(TRACE_ID, SPAN_ID, True, TraceFlags(flags)))
     assert carrier["traceparent"].endswith("-" + expected)
+
+
+@pytest.mark.parametrize("flags", ["00", "01", "02", "03", "ff", "a6"])
+def test_extract_keeps_the_whole_flags_byte(flags: str) -> None:
+    span_context = remote({"traceparent": suite_header(flags=flags)})
+    assert span_context is not None
+    assert span_context.trace_flags == int(flags, 16)
+    assert span_context.trace_flags.random_trace_id is bool(int(flags, 16) & 2)
 
 
 def test_inject_writes_tracestate_only_when_not_empty() -> None:
@@ -646,3 +659,62 @@ def test_a_dict_of_many_lowercase_headers() -> None:
     assert span_context is not None
     assert span_context.trace_state.to_header() == "rojo=00f067aa0ba902b7"
     assert remote({**carrier, "tracestate": None}) is not None
+
+
+# -- random-trace-id (W3C Level 2) through the SDK's own spans ------------------------------
+
+
+class _SequentialIds:
+    """A plugin id generator: its trace ids are not random, so they must not be flagged so."""
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def generate_span_id(self) -> int:
+        self.next += 1
+        return self.next
+
+    def generate_trace_id(self) -> int:
+        self.next += 1
+        return self.next
+
+
+def _outgoing(tracer: Tracer, incoming: dict[str, str] | None) -> str:
+    parent = PROPAGATOR.extract(incoming) if incoming is not None else Context()
+    span = tracer.start_span("client", parent)
+    carrier: dict[str, str] = {}
+    PROPAGATOR.inject(carrier, set_span_in_context(span, Context()))
+    span.end()
+    return carrier["traceparent"]
+
+
+@pytest.mark.parametrize(
+    ("incoming_flags", "sampler", "expected"),
+    [
+        (None, None, "03"),  # a trace id we generated: random
+        (None, "off", "02"),
+        ("01", None, "01"),  # an incoming non-random id stays non-random
+        ("03", None, "03"),  # an incoming random id stays random
+        ("02", None, "02"),  # ... sampled or not
+        ("ff", None, "03"),  # unknown bits are not passed on
+        ("fd", None, "01"),
+    ],
+)
+def test_outgoing_flags_keep_the_random_trace_id_bit_of_the_trace(
+    incoming_flags: str | None, sampler: str | None, expected: str
+) -> None:
+    provider = TracerProvider(
+        sampler=ParentBased(ALWAYS_OFF) if sampler == "off" else None, shutdown_on_exit=False
+    )
+    incoming = (
+        None if incoming_flags is None else {"traceparent": suite_header(flags=incoming_flags)}
+    )
+    header = _outgoing(provider.get_tracer("t"), incoming)
+    assert header.endswith("-" + expected)
+    if incoming is not None:
+        assert header.split("-")[1] == SUITE_TRACE
+
+
+def test_trace_ids_of_a_plugin_generator_are_not_flagged_random() -> None:
+    provider = TracerProvider(id_generator=_SequentialIds(), shutdown_on_exit=False)
+    assert _outgoing(provider.get_tracer("t"), None).endswith("-01")
