@@ -363,3 +363,26 @@ def test_without_a_context_the_current_baggage_is_not_merged() -> None:
     finally:
         detach(token)
     assert dict(baggage.get_all(result)) == {"theirs": "2"}
+
+
+def test_at_most_360_comma_separated_items_are_read() -> None:
+    # Two per allowed entry: a header of commas costs no more than a full valid one.
+    assert extracted("," * 359 + "a=1,b=2") == {"a": "1"}
+    assert extracted("," * 360 + "a=1") == {}
+    assert extracted("," * 200, "," * 159 + "a=1", "b=2") == {}
+    assert extracted("," * 200, "," * 158 + "a=1", "b=2") == {"a": "1"}
+
+
+@pytest.mark.parametrize(
+    "member",
+    ["a =1", "a= 1", " a = 1 ", "\ta\t=\t1\t", "a=1;prop", "a=1 ; p=2;q", "a=1;\x00"],
+)
+def test_optional_whitespace_and_properties_around_a_member(member: str) -> None:
+    assert extracted(member) == {"a": "1"}
+
+
+@pytest.mark.parametrize(
+    "member", ["a b=1", "a=1 2", "a=\x7f", "a=caf\u00e9", 'a="1"', "a=1\\", "a\u00e9=1", "=1"]
+)
+def test_a_member_outside_the_grammar_is_skipped(member: str) -> None:
+    assert extracted(f"{member},ok=1") == {"ok": "1"}
