@@ -1,5 +1,15 @@
 """Hostile incoming trace headers through a real WSGI request: never an error, never passed on
-invalid or oversized."""
+invalid or oversized, and never costly to parse.
+
+Cost is counted, not timed (a timing would flake on a shared machine): the Python and C calls
+made while the propagators extract the headers, with ``sys.setprofile``. The parsers read at
+most a fixed number of list items (128 for tracestate, 360 for baggage) and reject an oversized
+header before reading it, so the count has a bound whatever the input size; each C call they
+make (``str.split``, ``strip``, ``translate``...) is linear in a size-capped string. A loop that
+grew with the input would pass the bound on the large inputs below. No regular expression may
+touch a tracestate or baggage value (one that can backtrack made a 64 KB tracestate cost 4 s):
+the only pattern allowed is the fixed-position traceparent match.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +29,8 @@ from hypothesis import strategies as st
 from telemetry_run.instrumentors import plugin
 from telemetry_run.instrumentors.flask import FlaskInstrumentor
 from telemetry_run.sdk.propagation import inject
+from telemetry_run.sdk.propagation.baggage import W3CBaggagePropagator
+from telemetry_run.sdk.propagation.tracecontext import TraceContextTextMapPropagator
 from telemetry_run.testing import SpanRecorder, config_for
 
 TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-0[0-3]")
@@ -28,6 +41,14 @@ ATHERIS_RUNS = int(os.environ.get("ATHERIS_RUNS", "3000"))  # a person: ATHERIS_
 header_text = st.text(
     alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"),
     max_size=600,
+)
+# Large and hostile: runs of commas, spaces and tabs, "=" storms, repeated members, up to the
+# sizes a proxy passes (the parsers' caps are 32 KB for tracestate, 8 KB for baggage).
+large_headers = st.builds(
+    lambda head, unit, count: head + unit * count,
+    st.sampled_from(["", "a=1", "a=1,b=2 "]),
+    st.sampled_from([",", " ", "\t", "=", " \t,", ", \t", "a=1,", "k=v;p", " ,a", "a@b=1 ,"]),
+    st.integers(0, 70_000),
 )
 traceparents = st.one_of(
     header_text,
@@ -42,6 +63,7 @@ traceparents = st.one_of(
 )
 tracestates = st.one_of(
     header_text,
+    large_headers,
     st.lists(
         st.builds(
             lambda k, v: f"{k}={v}",
@@ -53,10 +75,44 @@ tracestates = st.one_of(
 )
 baggages = st.one_of(
     header_text,
+    large_headers,
     st.lists(st.builds(lambda k, v: f"{k}={v}", header_text, header_text), max_size=200).map(
         ",".join
     ),
 )
+
+
+# Calls made by one extract of both headers: about 2,300 for the largest valid pair, below
+# 1,000 for most hostile ones; a parser whose work grows with the input passes this at once.
+MAX_PARSE_CALLS = 10_000
+_EXTRACTORS = (TraceContextTextMapPropagator().extract, W3CBaggagePropagator().extract)
+
+
+def parse_cost(traceparent: str, tracestate: str, baggage: str) -> int:
+    """The Python and C calls made to extract these headers; AssertionError if a regular
+    expression other than the traceparent's fixed-position one is used."""
+    import telemetry_run.sdk.propagation.tracecontext as tracecontext
+
+    carrier = {"traceparent": traceparent, "tracestate": tracestate, "baggage": baggage}
+    calls = 0
+    patterns: set[str] = set()
+
+    def count(frame: object, event: str, arg: Callable[..., object] | None) -> None:
+        nonlocal calls
+        if event == "call" or event == "c_call":
+            calls += 1
+            owner = getattr(arg, "__self__", None)
+            if isinstance(owner, re.Pattern) and owner is not tracecontext._TRACEPARENT_RE:
+                patterns.add(owner.pattern)
+
+    sys.setprofile(count)
+    try:
+        for extract in _EXTRACTORS:
+            extract(carrier)
+    finally:
+        sys.setprofile(None)
+    assert not patterns, f"a regular expression parsed a header: {patterns}"
+    return calls
 
 
 def instrumented_app() -> tuple[Any, SpanRecorder, FlaskInstrumentor]:
@@ -81,6 +137,8 @@ def serve_and_check(
     """One request with these headers: served, nothing of ours failed, and what would be
     propagated downstream is valid and within the W3C size limits."""
     recorder.clear()
+    cost = parse_cost(traceparent, tracestate, baggage)
+    assert cost <= MAX_PARSE_CALLS, (cost, len(tracestate), len(baggage))
     response = client.get(
         "/downstream",
         headers={"traceparent": traceparent, "tracestate": tracestate, "baggage": baggage},
