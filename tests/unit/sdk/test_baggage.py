@@ -386,3 +386,20 @@ def test_optional_whitespace_and_properties_around_a_member(member: str) -> None
 )
 def test_a_member_outside_the_grammar_is_skipped(member: str) -> None:
     assert extracted(f"{member},ok=1") == {"ok": "1"}
+
+
+_tokens = st.text("abcAB09!#$&'*+-.^_`|~", min_size=1, max_size=6)
+_octets = st.text("abcAB09!#$&'()*+-./:<=>?@[]^_`{|}~", max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_tokens, _octets), max_size=260))
+def test_plain_members_read_in_one_pass_as_one_by_one(pairs: list[tuple[str, str]]) -> None:
+    # A plain header takes the one-pass path; a space after each comma forces the member
+    # loop. Duplicates (the later wins) and the 180-entry stop must agree.
+    from telemetry_run.sdk.propagation.baggage import parse_baggage
+
+    members = [f"{key}={value}" for key, value in pairs]
+    plain = parse_baggage([",".join(members)])
+    assert plain == parse_baggage([", ".join(members)])
+    assert len(plain) <= 180
