@@ -102,7 +102,8 @@ def test_calls_are_client_spans_and_carry_the_trace(
     assert ok["http.response.status_code"] == 200 and calls[0].status.code == 0
     assert missing["error.type"] == "404" and calls[1].status.code == 2
     assert refused["error.type"] == "requests.exceptions.ConnectionError"
-    # The downstream server saw each call's own span as its parent.
+    # The downstream server saw each call's own span as its parent (flags 03: sampled, and a
+    # trace id the launcher's SDK generated, so random-trace-id).
     assert [headers["traceparent"] for headers in seen] == [
-        f"00-{span.trace_id.hex()}-{span.span_id.hex()}-01" for span in calls[:2]
+        f"00-{span.trace_id.hex()}-{span.span_id.hex()}-03" for span in calls[:2]
     ]

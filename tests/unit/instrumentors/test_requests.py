@@ -92,9 +92,8 @@ def test_a_call_is_one_client_span_and_carries_the_context(instrument: Any, serv
         "network.protocol.version": "1.1",
     }
     assert span.status.is_unset
-    assert (
-        seen[0]["traceparent"] == f"00-{span.context.trace_id:032x}-{span.context.span_id:016x}-01"
-    )
+    context = span.context  # flags 03: sampled, and a trace id we generated (random-trace-id)
+    assert seen[0]["traceparent"] == f"00-{context.trace_id:032x}-{context.span_id:016x}-03"
 
 
 def test_a_prepared_request_sent_by_hand_is_not_changed(instrument: Any, server: Any) -> None:
