@@ -238,12 +238,14 @@ class TraceState(Mapping[str, str]):
         """
         if isinstance(header_list, str):  # a common slip: one header, not a list of them
             return parse_tracestate(str(header_list))
+        if not isinstance(header_list, list | tuple):
+            header_list = list(header_list)  # any iterable, as before
         if len(header_list) > _MAX_LIST_ITEMS:
             return _EMPTY_TRACE_STATE
         size = 0
         for header in header_list:
             if not isinstance(header, str):  # a carrier's values are not type-checked
-                return _EMPTY_TRACE_STATE  # type: ignore[unreachable]
+                return _EMPTY_TRACE_STATE
             size += len(header) + 1
             if size > _MAX_LIST_CHARS + 1:
                 return _EMPTY_TRACE_STATE

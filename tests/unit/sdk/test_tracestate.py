@@ -348,3 +348,9 @@ def test_equal_states_from_different_headers_spelled_differently() -> None:
     assert injected(extracted("a=1 , b=2")) == "a=1,b=2"
     assert injected(extracted("a=1,b=2")) == "a=1,b=2"
     assert injected(extracted("a=1", "b=2")) == "a=1,b=2"
+
+
+def test_from_header_takes_any_iterable_of_lines() -> None:
+    lines = ["a=1", "b=2"]
+    assert TraceState.from_header(iter(lines)) == TraceState.from_header(lines)  # type: ignore[arg-type]
+    assert TraceState.from_header(tuple(lines)).to_header() == "a=1,b=2"
