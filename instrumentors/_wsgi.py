@@ -78,7 +78,7 @@ class ServerRequest:
         The request is kept in ``environ[ENVIRON_KEY]`` for the framework's later hooks;
         ``scheme`` overrides ``wsgi.url_scheme`` (Django's ASGI requests have none).
         """
-        if settings.excluded is not None and settings.is_excluded(_http.environ_url(environ)):
+        if settings.excludes() and settings.is_excluded(_http.environ_url(environ)):
             return None
         parent = extract(environ, None, _getter)
         attributes = _http.server_environ_attributes(environ)
