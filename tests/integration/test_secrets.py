@@ -1,5 +1,6 @@
-"""Secrets never leave the process: a Flask app under ``telemetry-run`` (gunicorn) whose
-requests and errors carry credentials, exported to the real OTLP receiver.
+"""Secrets never leave the process, and our wrappers change nothing the app sees: a Flask app
+under ``telemetry-run`` (gunicorn) whose requests and errors carry credentials, exported to
+the real OTLP receiver.
 
 One server run serves every check (module fixture: two cores are shared); each leak is its
 own test, with its own secret string, looked for in the received protobuf bytes and in
@@ -88,6 +89,37 @@ def file():
 @app.route("/sent")
 def sent():
     return {"sendfile_calls": len(SENT)}
+
+
+@app.route("/identity")
+def identity():
+    prepared = requests.Request("GET", flask.request.host_url + "echo").prepare()
+    with requests.Session() as session:
+        response = session.send(prepared, timeout=5)
+    return {
+        "same": response.request is prepared,
+        "headers_untouched": "traceparent" not in prepared.headers,
+    }
+
+
+class Unprintable:
+    def __str__(self):
+        raise RuntimeError("a middleware's object, not a header")
+
+
+class StoresObjects:
+    # A WSGI middleware that keeps its own objects under CGI-like names.
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        environ["HTTP_X_USER"] = Unprintable()
+        environ["HTTP_X_ROLES"] = ["admin"]
+        return self.wsgi_app(environ, start_response)
+
+
+app.wsgi_app = StoresObjects(app.wsgi_app)
 """
 
 SECRETS = {
@@ -106,6 +138,7 @@ class Run:
     spans: list[Any]
     sendfile_calls: int
     file_body: bytes
+    identity: dict[str, bool]
 
 
 def _get(url: str) -> tuple[int, bytes]:
@@ -136,6 +169,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
             OTEL_SERVICE_NAME="secrets",
             OTEL_PYTHON_EXCLUDED_URLS="/health$",
             TELEMETRY_RUN_DEBUG="true",
+            OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST="x-user,x-roles,x-request-id",
             PYTHONPATH=str(tmp_path),
         )
         command = [script("gunicorn"), "-w", "1", "--threads", "4", "-b", f"127.0.0.1:{port}"]
@@ -151,13 +185,16 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
             assert status == 200
             status, body = _get(app.url("/sent"))
             sendfile_calls = int(json.loads(body)["sendfile_calls"])
-            # refused, status (+ its /missing), userinfo, boom, 2 echo, file, sent: 9 SERVER
-            # spans and 3 CLIENT spans; the /health request gets none.
-            spans = receiver.wait_for_spans(12, timeout=30)
+            status, body = _get(app.url("/identity"))
+            assert status == 200
+            identity = json.loads(body)
+            # refused, status (+ its /missing), userinfo, boom, 2 echo, file, sent, identity
+            # (+ its /echo): 11 SERVER spans and 4 CLIENT spans; /health gets none.
+            spans = receiver.wait_for_spans(15, timeout=30)
             assert app.stop() in (0, -15)
             output = app.log()
         exported = b"".join(r.request.SerializeToString() for r in receiver.requests)
-    return Run(exported, output, spans, sendfile_calls, file_body)
+    return Run(exported, output, spans, sendfile_calls, file_body, identity)
 
 
 @pytest.mark.parametrize("leak", sorted(SECRETS))
@@ -217,3 +254,15 @@ def test_list_hides_credentials_and_query_secrets_of_endpoints() -> None:
     assert result.returncode == 0, result.stderr
     assert "list-s3cr3t" not in result.stdout + result.stderr
     assert "collector.example:4318/?api_key=REDACTED" in result.stdout
+
+
+def test_the_app_gets_back_the_request_object_it_sent(run: Run) -> None:
+    assert run.identity == {"same": True, "headers_untouched": True}
+
+
+def test_objects_a_middleware_stores_in_the_environ_are_not_headers(run: Run) -> None:
+    for span in run.spans:
+        names = attributes(span)
+        assert "http.request.header.x-user" not in names
+        assert "http.request.header.x-roles" not in names
+    assert "internal error" not in run.output.lower(), run.output  # nothing of ours raised
