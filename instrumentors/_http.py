@@ -314,7 +314,10 @@ def _port(environ: Mapping[str, Any], key: str) -> int | None:
 
 def _wsgi_path(environ: Mapping[str, Any]) -> str:
     """SCRIPT_NAME + PATH_INFO as the client sent it (WSGI decodes it as latin-1)."""
-    path = _text(environ, "SCRIPT_NAME") + _text(environ, "PATH_INFO")
+    script, path = environ.get("SCRIPT_NAME", ""), environ.get("PATH_INFO", "")
+    if script.__class__ is not str or path.__class__ is not str:  # a middleware's objects
+        script, path = _text(environ, "SCRIPT_NAME"), _text(environ, "PATH_INFO")
+    path = script + path
     if (_PLAIN_PATH or _compile_plain_path()).fullmatch(path):
         return path or "/"
     try:
@@ -331,10 +334,14 @@ def server_environ_attributes(environ: Mapping[str, Any]) -> dict[str, Any]:
 
     ``http.request.method``, ``url.path``, ``url.scheme`` and ``server.address`` are among
     them, so they can be given at span start, where samplers see them. Only string values
-    are read.
+    are read (``_text``'s rule, inlined: this runs for every request).
     """
-    method, original = method_and_original(_text(environ, "REQUEST_METHOD") or "GET")
-    scheme = _text(environ, "wsgi.url_scheme") or "http"
+    get = environ.get
+    method = get("REQUEST_METHOD")
+    method, original = method_and_original(method if isinstance(method, str) and method else "GET")
+    scheme = get("wsgi.url_scheme")
+    if not isinstance(scheme, str) or not scheme:
+        scheme = "http"
     attributes: dict[str, Any] = {
         "http.request.method": method,
         "url.scheme": scheme,
@@ -342,11 +349,11 @@ def server_environ_attributes(environ: Mapping[str, Any]) -> dict[str, Any]:
     }
     if original is not None:
         attributes["http.request.method_original"] = original
-    query = _text(environ, "QUERY_STRING")
-    if query:
+    query = get("QUERY_STRING")
+    if query and isinstance(query, str):
         attributes["url.query"] = redact_query(query)
-    host = _text(environ, "HTTP_X_FORWARDED_HOST") or _text(environ, "HTTP_HOST")
-    if host:
+    host = get("HTTP_X_FORWARDED_HOST") or get("HTTP_HOST")
+    if host and isinstance(host, str):
         address, port = _split_host(host.split(",", 1)[0].strip(), _DEFAULT_PORTS.get(scheme))
     else:
         address = _text(environ, "SERVER_NAME")
@@ -355,9 +362,13 @@ def server_environ_attributes(environ: Mapping[str, Any]) -> dict[str, Any]:
         attributes["server.address"] = address
         if port is not None:
             attributes["server.port"] = port
-    peer = _text(environ, "REMOTE_ADDR")
-    forwarded = _text(environ, "HTTP_X_FORWARDED_FOR")
-    client = forwarded.split(",", 1)[0].strip() if forwarded else peer
+    peer = get("REMOTE_ADDR")
+    if not isinstance(peer, str):
+        peer = ""
+    forwarded = get("HTTP_X_FORWARDED_FOR")
+    client = (
+        forwarded.split(",", 1)[0].strip() if forwarded and isinstance(forwarded, str) else peer
+    )
     if client:
         attributes["client.address"] = client
     if peer:
@@ -365,10 +376,11 @@ def server_environ_attributes(environ: Mapping[str, Any]) -> dict[str, Any]:
         peer_port = _port(environ, "REMOTE_PORT")
         if peer_port is not None:
             attributes["network.peer.port"] = peer_port
-    agent = _text(environ, "HTTP_USER_AGENT")
-    if agent:
+    agent = get("HTTP_USER_AGENT")
+    if agent and isinstance(agent, str):
         attributes["user_agent.original"] = agent
-    version = protocol_version(_text(environ, "SERVER_PROTOCOL"))
+    protocol = get("SERVER_PROTOCOL")
+    version = protocol_version(protocol) if isinstance(protocol, str) else None
     if version:
         attributes["network.protocol.version"] = version
     return attributes

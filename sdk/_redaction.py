@@ -93,12 +93,8 @@ def sensitive_query_keys() -> frozenset[str]:
     return _keys
 
 
-def _is_sensitive(key: str, keys: frozenset[str]) -> bool:
-    lowered = key.lower()
-    if lowered in keys:
-        return True
-    if "%" not in key and "+" not in key:
-        return False
+def _is_encoded_sensitive(key: str, keys: frozenset[str]) -> bool:
+    """For a key with ``%`` or ``+``: whether it is sensitive once decoded."""
     from urllib.parse import unquote_plus  # only for an encoded key: not on the start-up path
 
     return unquote_plus(key).strip().lower() in keys
@@ -113,7 +109,9 @@ def scrub_query(query: str) -> str:
     changed = False
     for index, part in enumerate(parts):
         key, sep, value = part.partition("=")
-        if sep and value != REDACTED and _is_sensitive(key, keys):
+        if not sep or value == REDACTED:
+            continue
+        if key.lower() in keys or (("%" in key or "+" in key) and _is_encoded_sensitive(key, keys)):
             parts[index] = f"{key}={REDACTED}"
             changed = True
     return "&".join(parts) if changed else query
