@@ -214,16 +214,24 @@ class HttpSettings(FrozenRecord):
         """``{prefix + name: [values]}`` for the allow-listed headers, sensitive ones redacted.
 
         Names are lower-cased (the conventions' rule) and repeated headers keep every value.
+        URLs in the others (``Referer``, ``Location``) lose their userinfo and sensitive query
+        values as ``url.full`` does, unless sensitive headers are opted in.
         """
         found: dict[str, list[str]] = {}
-        for name, value in headers:
+        scrub = (_scrub_text or _load_scrubs()[2]) if self.sensitive else None
+        for name, raw in headers:
             if pattern.fullmatch(name) is None:
                 continue
             lowered = name.lower()
             hidden = lowered in self.sensitive or (
                 self.sanitize is not None and self.sanitize.fullmatch(name) is not None
             )
-            found.setdefault(prefix + lowered, []).append("[REDACTED]" if hidden else value)
+            value = raw
+            if hidden:
+                value = "[REDACTED]"
+            elif scrub is not None and isinstance(raw, str):
+                value = scrub(raw)
+            found.setdefault(prefix + lowered, []).append(value)
         return found
 
 
@@ -251,14 +259,15 @@ def client_span_name(method: str) -> str:
 # telemetry_run.sdk._redaction's scrubs, imported by the first request (not at start-up).
 _scrub_query: Callable[[str], str] | None = None
 _scrub_url: Callable[[str], str] | None = None
+_scrub_text: Callable[[str], str] | None = None
 
 
-def _load_scrubs() -> tuple[Callable[[str], str], Callable[[str], str]]:
-    global _scrub_query, _scrub_url
-    from telemetry_run.sdk._redaction import scrub_query, scrub_url
+def _load_scrubs() -> tuple[Callable[[str], str], Callable[[str], str], Callable[[str], str]]:
+    global _scrub_query, _scrub_url, _scrub_text
+    from telemetry_run.sdk._redaction import scrub_query, scrub_text, scrub_url
 
-    _scrub_query, _scrub_url = scrub_query, scrub_url
-    return scrub_query, scrub_url
+    _scrub_query, _scrub_url, _scrub_text = scrub_query, scrub_url, scrub_text
+    return scrub_query, scrub_url, scrub_text
 
 
 def redact_query(query: str) -> str:

@@ -231,3 +231,23 @@ def test_the_configured_query_keys_reach_every_scrub() -> None:
         assert _http.redact_query("token=t") == "token=REDACTED"  # the defaults stay
     finally:
         _redaction.configure_query_keys(_redaction.DEFAULT_SENSITIVE_QUERY_KEYS)
+
+
+def test_urls_in_captured_headers_are_scrubbed_unless_sensitive_headers_are_opted_in() -> None:
+    headers = [("Referer", "https://u:pw@app.example/cb?code=1&access_token=s3cr3t")]
+    for opted_in, expected in (
+        ("false", "https://REDACTED:REDACTED@app.example/cb?code=1&access_token=REDACTED"),
+        ("true", headers[0][1]),
+    ):
+        config = config_for(
+            plugin,
+            {
+                "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "referer",
+                "TELEMETRY_RUN_HTTP_CAPTURE_SENSITIVE_HEADERS": opted_in,
+            },
+        )
+        settings = _http.HttpSettings.from_config(config, "flask", server=True)
+        assert settings.request_headers is not None
+        assert settings.captured("h.", settings.request_headers, headers) == {
+            "h.referer": [expected]
+        }
