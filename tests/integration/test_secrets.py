@@ -128,6 +128,7 @@ SECRETS = {
     "userinfo split at the last @": "userinfo-s3cr3t",
     "application exception": "app-s3cr3t",
     "percent-encoded key in the query": "query-s3cr3t",
+    "key added by TELEMETRY_RUN_HTTP_SENSITIVE_QUERY_KEYS": "added-s3cr3t",
 }
 
 
@@ -169,6 +170,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
             OTEL_SERVICE_NAME="secrets",
             OTEL_PYTHON_EXCLUDED_URLS="/health$",
             TELEMETRY_RUN_DEBUG="true",
+            TELEMETRY_RUN_HTTP_SENSITIVE_QUERY_KEYS="Session_ID",
             OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST="x-user,x-roles,x-request-id",
             PYTHONPATH=str(tmp_path),
         )
@@ -180,6 +182,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
             assert _get(app.url("/boom"))[0] == 500
             assert _get(app.url("/echo?API%5FKEY=query-s3cr3t&page=1")) == (200, b"echo")
             assert _get(app.url("/echo?next=/health")) == (200, b"echo")
+            assert _get(app.url("/echo?session_id=added-s3cr3t")) == (200, b"echo")
             assert _get(app.url("/health?next=/login")) == (200, b"ok")
             status, file_body = _get(app.url("/file"))
             assert status == 200
@@ -188,9 +191,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
             status, body = _get(app.url("/identity"))
             assert status == 200
             identity = json.loads(body)
-            # refused, status (+ its /missing), userinfo, boom, 2 echo, file, sent, identity
-            # (+ its /echo): 11 SERVER spans and 4 CLIENT spans; /health gets none.
-            spans = receiver.wait_for_spans(15, timeout=30)
+            # refused, status (+ its /missing), userinfo, boom, 3 echo, file, sent, identity
+            # (+ its /echo): 12 SERVER spans and 4 CLIENT spans; /health gets none.
+            spans = receiver.wait_for_spans(16, timeout=30)
             assert app.stop() in (0, -15)
             output = app.log()
         exported = b"".join(r.request.SerializeToString() for r in receiver.requests)
@@ -229,6 +232,7 @@ def test_url_attributes_are_scrubbed(run: Run) -> None:
     }
     assert "http://REDACTED:REDACTED@127.0.0.1:9/" in by_target
     assert "API%5FKEY=REDACTED&page=1" in by_target
+    assert "session_id=REDACTED" in by_target  # the user's key, in the app's process
 
 
 def test_a_query_cannot_switch_tracing_off(run: Run) -> None:
