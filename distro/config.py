@@ -79,12 +79,11 @@ def mask(value: str) -> str:
 
 
 def _hide_userinfo(text: str) -> str:
-    """``scheme://user:password@host`` shown as ``scheme://***@host``: endpoints are not secret,
-    credentials written into them are."""
-    scheme, sep, rest = text.partition("://")
-    if not sep or "@" not in rest.split("/", 1)[0]:
-        return text
-    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    """``scheme://u:pw@host/?token=t`` shown as ``scheme://REDACTED:REDACTED@host/?token=REDACTED``:
+    endpoints are not secret, credentials written into them are."""
+    from telemetry_run.sdk._redaction import scrub_url  # the one URL scrub, query keys too
+
+    return scrub_url(text)
 
 
 _LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "none")

@@ -13,7 +13,7 @@ capture configured, an ASCII path, no sensitive query key) takes the shortest pa
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run._env import InvalidValue, parse_list
@@ -35,7 +35,7 @@ __all__ = [
     "REDACTED",
     "SANITIZE_FIELDS",
     "SENSITIVE_HEADERS",
-    "SENSITIVE_QUERY_KEYS",
+    "SENSITIVE_QUERY_KEYS_VARIABLE",
     "HttpSettings",
     "client_exception",
     "client_request_attributes",
@@ -60,13 +60,7 @@ KNOWN_METHODS: Final = frozenset(
     {"CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE"}
 )
 
-REDACTED: Final = "REDACTED"
-
-#: Query keys whose values are replaced by ``REDACTED`` in ``url.query`` and ``url.full``: the
-#: semantic conventions' list, plus the keys users most often leak (README, "Security").
-SENSITIVE_QUERY_KEYS: Final = frozenset(
-    {"AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature", "token", "password", "api_key"}
-)
+REDACTED: Final = "REDACTED"  # as telemetry_run.sdk._redaction writes it
 
 #: Header names whose captured values are always ``[REDACTED]`` unless CAPTURE_SENSITIVE is true.
 SENSITIVE_HEADERS: Final = frozenset(
@@ -84,6 +78,7 @@ CAPTURE_CLIENT_REQUEST: Final = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIEN
 CAPTURE_CLIENT_RESPONSE: Final = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE"
 SANITIZE_FIELDS: Final = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"
 CAPTURE_SENSITIVE: Final = "TELEMETRY_RUN_HTTP_CAPTURE_SENSITIVE_HEADERS"
+SENSITIVE_QUERY_KEYS_VARIABLE: Final = "TELEMETRY_RUN_HTTP_SENSITIVE_QUERY_KEYS"
 
 # Characters that stand in a path as they are (RFC 3986 pchar and "/"); others are
 # percent-encoded, as the client must have sent them.
@@ -114,6 +109,17 @@ def parse_url_patterns(raw: str) -> tuple[str, ...]:
     return patterns
 
 
+def _names_query(pattern: str) -> bool:
+    """True for a pattern that matches a literal ``?``: written ``\\?`` (or ``[?]``)."""
+    return "\\?" in pattern or "[?]" in pattern
+
+
+def _any_of(patterns: Iterable[str]) -> re.Pattern[str] | None:
+    """One pattern that searches for any of ``patterns``; None for none."""
+    joined = "|".join(f"(?:{p})" for p in patterns)
+    return re.compile(joined) if joined else None
+
+
 def _header_patterns(names: Iterable[str]) -> re.Pattern[str] | None:
     """One case-insensitive full-match pattern for an allow-list of names or regexes."""
     names = [name for name in names if name]
@@ -125,10 +131,18 @@ def _header_patterns(names: Iterable[str]) -> re.Pattern[str] | None:
 class HttpSettings(FrozenRecord):
     """What one instrumentor captures and skips, read once from the configuration."""
 
-    __match_args__ = ("excluded", "request_headers", "response_headers", "sanitize", "sensitive")
+    __match_args__ = (
+        "excluded",
+        "request_headers",
+        "response_headers",
+        "sanitize",
+        "sensitive",
+        "excluded_with_query",
+    )
     __slots__ = __match_args__
 
     excluded: re.Pattern[str] | None
+    excluded_with_query: re.Pattern[str] | None
     request_headers: re.Pattern[str] | None
     response_headers: re.Pattern[str] | None
     sanitize: re.Pattern[str] | None
@@ -141,6 +155,7 @@ class HttpSettings(FrozenRecord):
         response_headers: re.Pattern[str] | None = None,
         sanitize: re.Pattern[str] | None = None,
         sensitive: frozenset[str] = SENSITIVE_HEADERS,
+        excluded_with_query: re.Pattern[str] | None = None,
     ) -> None:
         setattr_ = object.__setattr__
         setattr_(self, "excluded", excluded)
@@ -148,6 +163,7 @@ class HttpSettings(FrozenRecord):
         setattr_(self, "response_headers", response_headers)
         setattr_(self, "sanitize", sanitize)
         setattr_(self, "sensitive", sensitive)
+        setattr_(self, "excluded_with_query", excluded_with_query)
 
     @classmethod
     def from_config(cls, config: Config | None, framework: str, *, server: bool) -> HttpSettings:
@@ -162,17 +178,35 @@ class HttpSettings(FrozenRecord):
         side = (CAPTURE_SERVER_REQUEST, CAPTURE_SERVER_RESPONSE)
         if not server:
             side = (CAPTURE_CLIENT_REQUEST, CAPTURE_CLIENT_RESPONSE)
+        patterns = patterns or ()
         return cls(
-            excluded=re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None,
+            excluded=_any_of(p for p in patterns if not _names_query(p)),
+            excluded_with_query=_any_of(p for p in patterns if _names_query(p)),
             request_headers=_header_patterns(get(side[0]) or ()),
             response_headers=_header_patterns(get(side[1]) or ()),
             sanitize=_header_patterns(get(SANITIZE_FIELDS) or ()),
             sensitive=frozenset() if get(CAPTURE_SENSITIVE) else SENSITIVE_HEADERS,
         )
 
+    def excludes(self) -> bool:
+        """True when any excluded-URL pattern is configured (the URL is worth building)."""
+        return self.excluded is not None or self.excluded_with_query is not None
+
     def is_excluded(self, url: str) -> bool:
-        """True when ``url`` matches an excluded pattern (``re.search``, as the peers do)."""
-        return self.excluded is not None and self.excluded.search(url) is not None
+        """True when ``url`` matches an excluded pattern (``re.search``, as the peers do).
+
+        Patterns are matched against the URL without its query and fragment, so a query the
+        client chose (``?next=/health``) cannot switch tracing off; only a pattern that names
+        the query with ``\\?`` is matched against the whole URL.
+        """
+        if self.excluded is not None:
+            base = url.partition("?")[0].partition("#")[0]
+            if self.excluded.search(base) is not None:
+                return True
+        return (
+            self.excluded_with_query is not None
+            and self.excluded_with_query.search(url) is not None
+        )
 
     def captured(
         self, prefix: str, pattern: re.Pattern[str], headers: Iterable[tuple[str, str]]
@@ -180,16 +214,24 @@ class HttpSettings(FrozenRecord):
         """``{prefix + name: [values]}`` for the allow-listed headers, sensitive ones redacted.
 
         Names are lower-cased (the conventions' rule) and repeated headers keep every value.
+        URLs in the others (``Referer``, ``Location``) lose their userinfo and sensitive query
+        values as ``url.full`` does, unless sensitive headers are opted in.
         """
         found: dict[str, list[str]] = {}
-        for name, value in headers:
+        scrub = (_scrub_text or _load_scrubs()[2]) if self.sensitive else None
+        for name, raw in headers:
             if pattern.fullmatch(name) is None:
                 continue
             lowered = name.lower()
             hidden = lowered in self.sensitive or (
                 self.sanitize is not None and self.sanitize.fullmatch(name) is not None
             )
-            found.setdefault(prefix + lowered, []).append("[REDACTED]" if hidden else value)
+            value = raw
+            if hidden:
+                value = "[REDACTED]"
+            elif scrub is not None and isinstance(raw, str):
+                value = scrub(raw)
+            found.setdefault(prefix + lowered, []).append(value)
         return found
 
 
@@ -214,38 +256,33 @@ def client_span_name(method: str) -> str:
     return method if method in KNOWN_METHODS else "HTTP"
 
 
+# telemetry_run.sdk._redaction's scrubs, imported by the first request (not at start-up).
+_scrub_query: Callable[[str], str] | None = None
+_scrub_url: Callable[[str], str] | None = None
+_scrub_text: Callable[[str], str] | None = None
+
+
+def _load_scrubs() -> tuple[Callable[[str], str], Callable[[str], str], Callable[[str], str]]:
+    global _scrub_query, _scrub_url, _scrub_text
+    from telemetry_run.sdk._redaction import scrub_query, scrub_text, scrub_url
+
+    _scrub_query, _scrub_url, _scrub_text = scrub_query, scrub_url, scrub_text
+    return scrub_query, scrub_url, scrub_text
+
+
 def redact_query(query: str) -> str:
-    """The query with the values of sensitive keys replaced by ``REDACTED``."""
-    if "=" not in query:
-        return query
-    parts = query.split("&")
-    changed = False
-    for index, part in enumerate(parts):
-        key, sep, _ = part.partition("=")
-        if sep and key in SENSITIVE_QUERY_KEYS:
-            parts[index] = f"{key}={REDACTED}"
-            changed = True
-    return "&".join(parts) if changed else query
+    """``url.query`` as it may be recorded: the values of sensitive keys replaced.
+
+    The keys (``telemetry_run.sdk._redaction``: the semantic conventions' list plus what OAuth
+    and cloud URLs carry) are compared case-insensitively after percent-decoding;
+    SENSITIVE_QUERY_KEYS_VARIABLE adds and removes keys.
+    """
+    return (_scrub_query or _load_scrubs()[0])(query)
 
 
 def redact_url(url: str) -> str:
-    """``url.full`` as it may be recorded: credentials and sensitive query values replaced."""
-    scheme, sep, rest = url.partition("://")
-    if sep:
-        authority_end = len(rest)
-        for stop in "/?#":
-            position = rest.find(stop)
-            if position != -1 and position < authority_end:
-                authority_end = position
-        authority = rest[:authority_end]
-        if "@" in authority:
-            rest = f"{REDACTED}:{REDACTED}@{authority.rsplit('@', 1)[1]}{rest[authority_end:]}"
-        url = f"{scheme}{sep}{rest}"
-    head, qsep, query = url.partition("?")
-    if not qsep:
-        return url
-    query, fsep, fragment = query.partition("#")
-    return f"{head}?{redact_query(query)}{fsep}{fragment}"
+    """``url.full`` as it may be recorded: userinfo and sensitive query values replaced."""
+    return (_scrub_url or _load_scrubs()[1])(url)
 
 
 def protocol_version(protocol: str | None) -> str | None:
@@ -269,9 +306,27 @@ def _split_host(host: str, default_port: int | None) -> tuple[str, int | None]:
     return host, default_port
 
 
+def _text(environ: Mapping[str, Any], key: str) -> str:
+    """``environ[key]`` if it is a string, else ``""``: a middleware may store any object
+    under a CGI name, and that object is neither read as a header nor converted."""
+    value = environ.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def _port(environ: Mapping[str, Any], key: str) -> int | None:
+    """A port given as digits or as an int (Django's ASGI META has ``REMOTE_PORT`` an int)."""
+    value = environ.get(key)
+    if type(value) is int:
+        return value
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
 def _wsgi_path(environ: Mapping[str, Any]) -> str:
     """SCRIPT_NAME + PATH_INFO as the client sent it (WSGI decodes it as latin-1)."""
-    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    script, path = environ.get("SCRIPT_NAME", ""), environ.get("PATH_INFO", "")
+    if script.__class__ is not str or path.__class__ is not str:  # a middleware's objects
+        script, path = _text(environ, "SCRIPT_NAME"), _text(environ, "PATH_INFO")
+    path = script + path
     if (_PLAIN_PATH or _compile_plain_path()).fullmatch(path):
         return path or "/"
     try:
@@ -287,10 +342,15 @@ def server_environ_attributes(environ: Mapping[str, Any]) -> dict[str, Any]:
     """The request attributes of a SERVER span, from a WSGI environ (or Django's META).
 
     ``http.request.method``, ``url.path``, ``url.scheme`` and ``server.address`` are among
-    them, so they can be given at span start, where samplers see them.
+    them, so they can be given at span start, where samplers see them. Only string values
+    are read (``_text``'s rule, inlined: this runs for every request).
     """
-    method, original = method_and_original(str(environ.get("REQUEST_METHOD") or "GET"))
-    scheme = str(environ.get("wsgi.url_scheme") or "http")
+    get = environ.get
+    method = get("REQUEST_METHOD")
+    method, original = method_and_original(method if isinstance(method, str) and method else "GET")
+    scheme = get("wsgi.url_scheme")
+    if not isinstance(scheme, str) or not scheme:
+        scheme = "http"
     attributes: dict[str, Any] = {
         "http.request.method": method,
         "url.scheme": scheme,
@@ -298,34 +358,38 @@ def server_environ_attributes(environ: Mapping[str, Any]) -> dict[str, Any]:
     }
     if original is not None:
         attributes["http.request.method_original"] = original
-    query = environ.get("QUERY_STRING")
-    if query:
+    query = get("QUERY_STRING")
+    if query and isinstance(query, str):
         attributes["url.query"] = redact_query(query)
-    host = environ.get("HTTP_X_FORWARDED_HOST") or environ.get("HTTP_HOST")
-    if host:
-        address, port = _split_host(str(host).split(",", 1)[0].strip(), _DEFAULT_PORTS.get(scheme))
+    host = get("HTTP_X_FORWARDED_HOST") or get("HTTP_HOST")
+    if host and isinstance(host, str):
+        address, port = _split_host(host.split(",", 1)[0].strip(), _DEFAULT_PORTS.get(scheme))
     else:
-        address = str(environ.get("SERVER_NAME") or "")
-        port_text = str(environ.get("SERVER_PORT") or "")
-        port = int(port_text) if port_text.isdigit() else None
+        address = _text(environ, "SERVER_NAME")
+        port = _port(environ, "SERVER_PORT")
     if address:
         attributes["server.address"] = address
         if port is not None:
             attributes["server.port"] = port
-    peer = environ.get("REMOTE_ADDR")
-    forwarded = environ.get("HTTP_X_FORWARDED_FOR")
-    client = str(forwarded).split(",", 1)[0].strip() if forwarded else peer
+    peer = get("REMOTE_ADDR")
+    if not isinstance(peer, str):
+        peer = ""
+    forwarded = get("HTTP_X_FORWARDED_FOR")
+    client = (
+        forwarded.split(",", 1)[0].strip() if forwarded and isinstance(forwarded, str) else peer
+    )
     if client:
         attributes["client.address"] = client
     if peer:
         attributes["network.peer.address"] = peer
-        peer_port = str(environ.get("REMOTE_PORT") or "")
-        if peer_port.isdigit():
-            attributes["network.peer.port"] = int(peer_port)
-    agent = environ.get("HTTP_USER_AGENT")
-    if agent:
+        peer_port = _port(environ, "REMOTE_PORT")
+        if peer_port is not None:
+            attributes["network.peer.port"] = peer_port
+    agent = get("HTTP_USER_AGENT")
+    if agent and isinstance(agent, str):
         attributes["user_agent.original"] = agent
-    version = protocol_version(environ.get("SERVER_PROTOCOL"))
+    protocol = get("SERVER_PROTOCOL")
+    version = protocol_version(protocol) if isinstance(protocol, str) else None
     if version:
         attributes["network.protocol.version"] = version
     return attributes
@@ -333,23 +397,27 @@ def server_environ_attributes(environ: Mapping[str, Any]) -> dict[str, Any]:
 
 def environ_url(environ: Mapping[str, Any]) -> str:
     """The request's URL rebuilt from the environ, for the excluded-URL patterns."""
-    scheme = environ.get("wsgi.url_scheme") or "http"
-    host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or ""
-    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-    query = environ.get("QUERY_STRING")
+    scheme = _text(environ, "wsgi.url_scheme") or "http"
+    host = _text(environ, "HTTP_HOST") or _text(environ, "SERVER_NAME")
+    path = _text(environ, "SCRIPT_NAME") + _text(environ, "PATH_INFO")
+    query = _text(environ, "QUERY_STRING")
     return f"{scheme}://{host}{path}?{query}" if query else f"{scheme}://{host}{path}"
 
 
-def environ_headers(environ: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The request headers of a WSGI environ as (name, value) pairs, names with dashes."""
+def environ_headers(environ: Mapping[Any, Any]) -> list[tuple[str, str]]:
+    """The request headers of a WSGI environ as (name, value) pairs, names with dashes.
+
+    Entries whose name or value is not a string (a middleware's objects) are skipped.
+    """
     headers = [
-        (key[5:].replace("_", "-"), str(value))
+        (key[5:].replace("_", "-"), value)
         for key, value in environ.items()
-        if key.startswith("HTTP_")
+        if isinstance(key, str) and key.startswith("HTTP_") and isinstance(value, str)
     ]
     for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-        if environ.get(key):
-            headers.append((key.replace("_", "-"), str(environ[key])))
+        value = _text(environ, key)
+        if value:
+            headers.append((key.replace("_", "-"), value))
     return headers
 
 

@@ -7,6 +7,8 @@ attached and detached in the same frame (the framework's entry point), and attac
 around each step of a streamed body, so a generator never detaches what another frame attached
 and nothing leaks into the next request on the thread. The span ends when the body is
 exhausted or closed, whichever comes first, so a streamed response is timed to its last byte.
+A body made by the server's own ``wsgi.file_wrapper`` is returned as it is (the server
+recognises it by its type and takes its sendfile path); its ``close`` ends the span.
 
 Every method is called by instrumentors inside ``guard``; the application's own calls
 (``start_response``, the body's ``next``/``close``) are made outside it.
@@ -43,6 +45,7 @@ class ServerRequest:
 
     __slots__ = (
         "_ended",
+        "_file_wrapper",
         "_settings",
         "_token",
         "context",
@@ -63,6 +66,7 @@ class ServerRequest:
         self._ended = False
         self.status_code: int | None = None
         self.exception_recorded = False
+        self._file_wrapper: object = None
 
     @classmethod
     def start(
@@ -78,7 +82,7 @@ class ServerRequest:
         The request is kept in ``environ[ENVIRON_KEY]`` for the framework's later hooks;
         ``scheme`` overrides ``wsgi.url_scheme`` (Django's ASGI requests have none).
         """
-        if settings.excluded is not None and settings.is_excluded(_http.environ_url(environ)):
+        if settings.excludes() and settings.is_excluded(_http.environ_url(environ)):
             return None
         parent = extract(environ, None, _getter)
         attributes = _http.server_environ_attributes(environ)
@@ -100,6 +104,7 @@ class ServerRequest:
             )
         method = attributes["http.request.method"]
         request = cls(span, set_span_in_context(span, parent), settings, method)
+        request._file_wrapper = environ.get("wsgi.file_wrapper")
         environ[ENVIRON_KEY] = request
         request._token = attach(request.context)  # last: nothing after it can fail
         return request
@@ -168,8 +173,35 @@ class ServerRequest:
             self.span.end()
 
     def body(self, iterable: Iterable[Any]) -> Iterable[Any]:
-        """The response body, ending the span when it is exhausted or closed."""
+        """The response body, ending the span when it is exhausted or closed.
+
+        The server's file wrapper is not wrapped: the WSGI spec lets a server send it with
+        ``sendfile`` only if the application returns that very object.
+        """
+        wrapper = self._file_wrapper
+        is_file = isinstance(wrapper, type) and isinstance(iterable, wrapper)
+        if is_file and _end_on_close(iterable, self):
+            return iterable
         return _Body(iterable, self)
+
+
+def _end_on_close(body: Any, request: ServerRequest) -> bool:
+    """Make ``body.close()`` end the span too; False if the object takes no attribute."""
+    close: Callable[[], Any] | None = getattr(body, "close", None)
+
+    def close_and_end() -> None:
+        try:
+            if close is not None:
+                close()
+        finally:
+            with guard("http server: file body closed"):
+                request.end()
+
+    try:
+        body.close = close_and_end
+    except (AttributeError, TypeError):
+        return False
+    return True
 
 
 class _Body:

@@ -7,7 +7,7 @@ the registry, the README table and ``--list`` like every other variable.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from telemetry_run._env import parse_bool, parse_list
 from telemetry_run.config import Variable
@@ -15,7 +15,17 @@ from telemetry_run.hookspecs import hookimpl
 from telemetry_run.instrumentors import _http
 from telemetry_run.instrumentors.base import InstrumentorSpec
 
-__all__ = ["SPECS", "VARIABLES", "telemetry_run_instrumentors", "telemetry_run_variables"]
+if TYPE_CHECKING:
+    from telemetry_run.config import Config
+    from telemetry_run.sdk.trace.api import TracerProvider
+
+__all__ = [
+    "SPECS",
+    "VARIABLES",
+    "telemetry_run_configure",
+    "telemetry_run_instrumentors",
+    "telemetry_run_variables",
+]
 
 SPECS: Final[tuple[InstrumentorSpec, ...]] = (
     InstrumentorSpec(
@@ -102,7 +112,24 @@ VARIABLES: Final[tuple[Variable, ...]] = (
         False,
         "true records captured Authorization, Cookie, Set-Cookie values instead of [REDACTED]",
     ),
+    Variable(
+        _http.SENSITIVE_QUERY_KEYS_VARIABLE,
+        parse_list,
+        (),
+        "query keys whose values are recorded as REDACTED (URLs and exception text), "
+        "comma-separated, added to the built-in list; -key removes a built-in one",
+        shown_default="(the built-in list)",
+    ),
 )
+
+
+@hookimpl
+def telemetry_run_configure(config: Config, tracer_provider: TracerProvider) -> None:
+    """The sensitive query keys every span scrubs, before any instrumentor records a URL."""
+    from telemetry_run.sdk import _redaction  # in the app's process only, with the SDK
+
+    spec = config.get(_http.SENSITIVE_QUERY_KEYS_VARIABLE)
+    _redaction.configure_query_keys(_redaction.query_keys(spec or ()))
 
 
 @hookimpl

@@ -2,7 +2,9 @@
 
 ``Session.send`` is the one place every request passes through (``requests.get``, a
 ``Session``, a prepared request sent by hand). The caller's headers are never changed: the
-request that leaves is a shallow copy with its own headers dict. Redirects that ``send``
+request that leaves is a shallow copy with its own headers dict, and the copy is swapped back
+for the caller's object wherever requests hands it out (``response.request``, the history's,
+an exception's ``request``), so the app sees the request it made. Redirects that ``send``
 follows call ``send`` again from inside it; those hops get the context injected but no span of
 their own, so one logical call is one span (``url.full`` the original URL,
 ``http.request.resend_count`` the hops followed): the conventions' rule for instrumentations
@@ -58,34 +60,41 @@ class RequestsInstrumentor(Instrumentor):
             return wrapped(*args, **kwargs)
         span: Span | None = None
         token: Token | None = None
-        call_args = args
+        request: Any = None
+        sent: Any = None
         with guard("requests: before send"):
-            request = args[0] if args else kwargs.pop("request")
+            request = args[0] if args else kwargs["request"]
             url = str(request.url)
             if not self.settings.is_excluded(url):
-                sent = copy.copy(request)  # the caller's request and headers stay as they were
-                sent.headers = request.headers.copy()
+                copied = copy.copy(request)  # the caller's request and headers stay as they were
+                copied.headers = request.headers.copy()
                 if get_value(_http.CLIENT_SPAN_KEY) is not None:
-                    inject(sent.headers)  # a redirect hop inside our span: context only
+                    inject(copied.headers)  # a redirect hop inside our span: context only
                 else:
-                    span, token = self._start(sent, url)
-                call_args = (sent, *args[1:])
-            elif not args:
-                kwargs["request"] = request
-        if span is None:
-            return wrapped(*call_args, **kwargs)
+                    span, token = self._start(copied, url)
+                sent = copied
+        if sent is None:
+            return wrapped(*args, **kwargs)
+        call_args = (sent, *args[1:]) if args else args
+        call_kwargs = kwargs if args else {**kwargs, "request": sent}
         try:
-            response = wrapped(*call_args, **kwargs)
+            response = wrapped(*call_args, **call_kwargs)
         except BaseException as exc:
-            with guard("requests: failed send"):
-                _http.client_exception(span, exc)
+            with guard("requests: restore the request"):
+                _give_back(request, sent, exc)
+            if span is not None:
+                with guard("requests: failed send"):
+                    _http.client_exception(span, exc)
+                with guard("requests: end"):
+                    self._end(span, token)
+            raise
+        with guard("requests: restore the request"):
+            _give_back(request, sent, None, response)
+        if span is not None:
+            with guard("requests: response"):
+                self._response(span, response)
             with guard("requests: end"):
                 self._end(span, token)
-            raise
-        with guard("requests: response"):
-            self._response(span, response)
-        with guard("requests: end"):
-            self._end(span, token)
         return response
 
     def _start(self, sent: Any, url: str) -> tuple[Span, Token]:
@@ -122,3 +131,16 @@ class RequestsInstrumentor(Instrumentor):
         if token is not None:
             detach(token)
         span.end()
+
+
+def _give_back(request: Any, sent: Any, exc: BaseException | None, response: Any = None) -> None:
+    """Put the caller's ``request`` back wherever requests recorded our copy ``sent``."""
+    if exc is not None:
+        if getattr(exc, "request", None) is sent:
+            exc.request = request  # type: ignore[attr-defined]
+        response = getattr(exc, "response", None)
+    if response is None:
+        return
+    for each in (response, *(getattr(response, "history", None) or ())):
+        if getattr(each, "request", None) is sent:
+            each.request = request

@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from telemetry_run.sdk._redaction import scrub_text
 from telemetry_run.sdk.trace.api import (
     Attributes,
     AttributeValue,
@@ -426,6 +427,12 @@ class RecordingSpan(Span):
         if isinstance(given, StatusCode):
             given = Status(given, description)
         if isinstance(given, Status) and given.status_code is not StatusCode.UNSET:
+            # Often an exception's message: the URL the library failed on, query and all.
+            text = given.description
+            if isinstance(text, str) and text:
+                scrubbed = scrub_text(text)
+                if scrubbed is not text:
+                    given = Status(given.status_code, scrubbed)
             self._status = given
 
     def record_exception(
@@ -442,8 +449,10 @@ class RecordingSpan(Span):
         qualname = exc_type.__qualname__
         event_attributes: dict[str, AttributeValue] = {
             "exception.type": qualname if module == "builtins" else f"{module}.{qualname}",
-            "exception.message": _safe_str(exception),
-            "exception.stacktrace": _format_stacktrace(exception),
+            # Both scrubbed: the trace's last line repeats the message, and a frame's source
+            # line can hold a URL literal with its credentials.
+            "exception.message": scrub_text(_safe_str(exception)),
+            "exception.stacktrace": scrub_text(_format_stacktrace(exception)),
         }
         if attributes:
             event_attributes.update(attributes)

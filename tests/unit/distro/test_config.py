@@ -193,6 +193,6 @@ def test_credentials_in_an_endpoint_url_are_hidden_from_the_listing() -> None:
         {"EXAMPLE_ENDPOINT": "https://alice:hunter2@collector:4318/v1/traces"}, [endpoint]
     )
     shown = {name: value for name, value, _ in config.shown()}
-    assert shown["EXAMPLE_ENDPOINT"] == "https://***@collector:4318/v1/traces"
+    assert shown["EXAMPLE_ENDPOINT"] == "https://REDACTED:REDACTED@collector:4318/v1/traces"
     plain = Config.from_env({"EXAMPLE_ENDPOINT": "http://collector:4317"}, [endpoint])
     assert {n: v for n, v, _ in plain.shown()}["EXAMPLE_ENDPOINT"] == "http://collector:4317"

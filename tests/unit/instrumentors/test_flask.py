@@ -237,6 +237,37 @@ def test_a_streamed_response_ends_the_span_when_the_stream_closes(instrument: An
     assert get_current_span().get_span_context().is_valid is False
 
 
+def test_the_servers_file_wrapper_reaches_the_server_and_close_ends_the_span(
+    instrument: Any, tmp_path: Any
+) -> None:
+    """WSGI servers send a body with sendfile only if it is their own file_wrapper object."""
+    import wsgiref.util
+
+    from werkzeug.test import EnvironBuilder
+
+    recorder = instrument()
+    app = make_app()
+    served = tmp_path / "report.txt"
+    served.write_bytes(b"file body")
+
+    @app.route("/file")
+    def file() -> flask.Response:
+        return flask.send_file(served)
+
+    environ = EnvironBuilder(path="/file").get_environ()
+    environ["wsgi.file_wrapper"] = wsgiref.util.FileWrapper
+    statuses: list[str] = []
+    body = app(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    assert type(body) is wsgiref.util.FileWrapper  # what the server checks
+    assert statuses == ["200 OK"]
+    assert recorder.by_name("GET /file") == []  # not sent yet
+    assert b"".join(body) == b"file body"
+    body.close()
+    server = recorder.one("GET /file")
+    assert server.attributes["http.response.status_code"] == 200
+    assert get_current_span().get_span_context().is_valid is False
+
+
 def test_excluded_urls_get_no_span(instrument: Any) -> None:
     recorder = instrument(OTEL_PYTHON_FLASK_EXCLUDED_URLS="/users/1$")
     app = make_app()

@@ -175,3 +175,79 @@ def test_the_readme_documents_the_instrumentors_variables() -> None:
     for variable in plugin.VARIABLES:
         assert variable.name in rows, f"{variable.name} is missing from the README table"
         assert rows[variable.name].strip("` ") == variable.default_text(), variable.name
+
+
+def test_excluded_patterns_ignore_the_query_unless_they_name_it() -> None:
+    config = config_for(plugin, {"OTEL_PYTHON_EXCLUDED_URLS": r"/health$,/api\?internal=1"})
+    settings = _http.HttpSettings.from_config(config, "flask", server=True)
+    assert settings.is_excluded("http://h/health")
+    assert settings.is_excluded("http://h/health?verbose=1")  # the path is what counts
+    assert not settings.is_excluded("http://h/login?next=/health")  # a query cannot opt out
+    assert not settings.is_excluded("http://h/login#/health")
+    assert settings.is_excluded("http://h/api?internal=1")  # \? names the query: full URL
+    assert not settings.is_excluded("http://h/api")
+    none = _http.HttpSettings.from_config(config_for(plugin, {}), "flask", server=True)
+    assert not none.excludes() and settings.excludes()
+
+
+class _Opaque:
+    """What a middleware may store in the environ: an object whose str() fails."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("not a header")
+
+
+def test_objects_in_the_environ_are_neither_headers_nor_errors() -> None:
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/p",
+        "QUERY_STRING": _Opaque(),
+        "HTTP_HOST": _Opaque(),
+        "HTTP_X_USER": _Opaque(),
+        "HTTP_USER_AGENT": b"bytes",
+        "HTTP_X_REQUEST_ID": "r1",
+        "SERVER_NAME": "srv",
+        "SERVER_PORT": 8080,
+        "REMOTE_ADDR": "10.0.0.2",
+        "REMOTE_PORT": 5555,  # Django's ASGI META holds an int
+        ("not", "a", "name"): "x",
+        "CONTENT_TYPE": _Opaque(),
+    }
+    assert _http.environ_headers(environ) == [("X-REQUEST-ID", "r1")]
+    attributes = _http.server_environ_attributes(environ)
+    assert "url.query" not in attributes and "user_agent.original" not in attributes
+    assert attributes["server.address"] == "srv" and attributes["server.port"] == 8080
+    assert attributes["network.peer.port"] == 5555
+    assert _http.environ_url(environ) == "http://srv/p"
+
+
+def test_the_configured_query_keys_reach_every_scrub() -> None:
+    from telemetry_run.sdk import _redaction
+
+    config = config_for(plugin, {"TELEMETRY_RUN_HTTP_SENSITIVE_QUERY_KEYS": "Session,-key"})
+    try:
+        plugin.telemetry_run_configure(config, None)  # type: ignore[arg-type]
+        assert _http.redact_url("https://h/?session=s&key=k") == "https://h/?session=REDACTED&key=k"
+        assert _http.redact_query("token=t") == "token=REDACTED"  # the defaults stay
+    finally:
+        _redaction.configure_query_keys(_redaction.DEFAULT_SENSITIVE_QUERY_KEYS)
+
+
+def test_urls_in_captured_headers_are_scrubbed_unless_sensitive_headers_are_opted_in() -> None:
+    headers = [("Referer", "https://u:pw@app.example/cb?code=1&access_token=s3cr3t")]
+    for opted_in, expected in (
+        ("false", "https://REDACTED:REDACTED@app.example/cb?code=1&access_token=REDACTED"),
+        ("true", headers[0][1]),
+    ):
+        config = config_for(
+            plugin,
+            {
+                "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "referer",
+                "TELEMETRY_RUN_HTTP_CAPTURE_SENSITIVE_HEADERS": opted_in,
+            },
+        )
+        settings = _http.HttpSettings.from_config(config, "flask", server=True)
+        assert settings.request_headers is not None
+        assert settings.captured("h.", settings.request_headers, headers) == {
+            "h.referer": [expected]
+        }

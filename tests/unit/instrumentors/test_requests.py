@@ -106,6 +106,41 @@ def test_a_prepared_request_sent_by_hand_is_not_changed(instrument: Any, server:
     assert "traceparent" in seen[0]
 
 
+def test_the_app_sees_the_request_it_made(instrument: Any, server: Any) -> None:
+    """``response.request`` (and the history's, and an error's) is the caller's object."""
+    instrument()
+    base, seen = server
+    prepared = requests.Request("GET", f"{base}/redirect").prepare()
+    with requests.Session() as session:
+        response = session.send(prepared, timeout=10)
+        assert response.request is not prepared  # the hop's own request, made by requests
+        assert response.history[0].request is prepared
+        assert "traceparent" not in response.history[0].request.headers
+        refused = requests.Request("GET", "http://127.0.0.1:9/").prepare()
+        with pytest.raises(requests.ConnectionError) as caught:
+            session.send(refused, timeout=5)
+        assert caught.value.request is refused
+        direct = session.send(requests.Request("GET", f"{base}/ok").prepare(), timeout=10)
+    assert "traceparent" not in direct.request.headers
+    assert all("traceparent" in headers for headers in seen)
+
+
+def test_a_connection_error_message_keeps_no_secret(instrument: Any) -> None:
+    """urllib3 writes the URL, query and all, into the error requests raises."""
+    recorder = instrument()
+    with pytest.raises(requests.ConnectionError) as caught:
+        requests.get("http://bob:hunter2@127.0.0.1:9/x?access_token=s3cr3t", timeout=5)
+    assert "s3cr3t" in str(caught.value)  # the app's exception is its own, unchanged
+    span = recorder.one("GET")
+    [event] = span.events
+    recorded = [str(value) for value in event.attributes.values()]
+    recorded += [str(value) for value in span.attributes.values()]
+    recorded.append(str(span.status.description))
+    for text in recorded:
+        assert "s3cr3t" not in text and "hunter2" not in text, text
+    assert "access_token=REDACTED" in str(event.attributes["exception.message"])
+
+
 def test_credentials_never_reach_url_full(instrument: Any, server: Any) -> None:
     recorder = instrument()
     base, _ = server

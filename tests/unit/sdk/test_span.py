@@ -207,6 +207,43 @@ def test_exception_escaping_start_as_current_span_sets_error(recorder: Recorder)
     assert done.events[0].attributes["exception.type"].endswith("AppError")
 
 
+SECRET_URL = "https://bob:hunter2@api.example/v1?api_key=s3cr3t&page=2"
+
+
+def test_exception_text_is_scrubbed_in_message_stacktrace_and_status(recorder: Recorder) -> None:
+    """A library's message holds the URL it failed on: nothing of its secrets is recorded."""
+    with pytest.raises(ConnectionError), recorder.tracer.start_as_current_span("s"):
+        url = SECRET_URL  # a frame's source line and the last line both carry the URL
+        raise ConnectionError(f"Max retries exceeded with url: {url}")
+    (done,) = recorder.spans
+    event = done.events[0]
+    recorded = [
+        str(event.attributes["exception.message"]),
+        str(event.attributes["exception.stacktrace"]),
+        str(done.status.description),
+    ]
+    for text in recorded:
+        assert "hunter2" not in text and "s3cr3t" not in text, text
+    assert recorded[0] == (
+        "Max retries exceeded with url: "
+        "https://REDACTED:REDACTED@api.example/v1?api_key=REDACTED&page=2"
+    )
+    assert recorded[1].endswith(f"ConnectionError: {recorded[0]}\n")
+    assert recorded[2] == f"ConnectionError: {recorded[0]}"
+    # A description an instrumentor or the app sets itself is scrubbed the same way.
+    other = recorder.tracer.start_span("t")
+    other.set_status(StatusCode.ERROR, f"gave up on {SECRET_URL}")
+    other.end()
+    assert recorder.spans[1].status.description == "gave up on " + recorded[0].rsplit(" ")[-1]
+
+
+def test_a_status_description_that_is_not_text_is_kept_as_given(recorder: Recorder) -> None:
+    span = recorder.tracer.start_span("s")
+    span.set_status(StatusCode.ERROR, 42)  # type: ignore[arg-type]  # app code passes anything
+    span.end()
+    assert recorder.spans[0].status.status_code is StatusCode.ERROR
+
+
 def test_exception_options_can_turn_recording_off(recorder: Recorder) -> None:
     with (
         pytest.raises(ValueError),
