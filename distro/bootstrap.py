@@ -74,9 +74,11 @@ def run_once() -> Bootstrapped | None:
     except Exception as exc:
         if _strict_requested(os.environ):
             raise
+        from telemetry_run._printable import escape
+
         print(
             f"telemetry-run: instrumentation is off for this process: bootstrap failed "
-            f"({type(exc).__name__}: {exc})",
+            f"({type(exc).__name__}: {escape(str(exc))})",
             file=sys.stderr,
         )
         _state = None
@@ -98,17 +100,22 @@ def _configure_logging(config: Config) -> None:
 
 def bootstrap(environ: Mapping[str, str]) -> Bootstrapped:
     """Build and install everything from ``environ``; raises only on our own bugs."""
-    from telemetry_run._log import WARNING, configure
+    from telemetry_run._log import ERROR, WARNING, configure
     from telemetry_run.config import Config
     from telemetry_run.plugins import Plugins
 
     configure(WARNING, sys.stderr)  # a plugin failing to load is told before the config exists
     plugins = Plugins.load()
-    warnings: list[str] = []
-    config = Config.from_env(environ, plugins.variables(), warn=warnings.append)
+    warnings: list[tuple[int, str]] = []
+    config = Config.from_env(
+        environ,
+        plugins.variables(),
+        warn=lambda message: warnings.append((WARNING, message)),
+        error=lambda message: warnings.append((ERROR, message)),
+    )
     _configure_logging(config)
-    for message in warnings:
-        logger.warning("%s", message)
+    for level, message in warnings:
+        logger.log(level, "%s", message)
     plugins.strict = config.strict
     state = Bootstrapped(config, plugins)
     if config.sdk_disabled:
