@@ -37,6 +37,8 @@ __all__ = [
 DROP_REASONS: Final = ("queue_full", "export_failed", "rejected", "shutdown")
 #: What span limits cut from spans that were kept (each span also carries its own counts).
 LIMITED: Final = ("attributes", "events", "links")
+#: The longest string argument a diagnostic prints (our own composed messages included).
+_ARG_LIMIT: Final = 1000
 
 
 class Counter:
@@ -151,7 +153,7 @@ class Diagnostics:
                 return
             suppressed = last[1] if last is not None else 0
             self._last[key] = (now, 0)
-        args = tuple(escape(arg) if isinstance(arg, str) else arg for arg in args)
+        args = tuple(escape(arg, _ARG_LIMIT) if isinstance(arg, str) else arg for arg in args)
         if suppressed:
             message += " (%d similar message(s) suppressed)"
             args = (*args, suppressed)
