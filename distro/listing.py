@@ -47,6 +47,14 @@ def render(environ: Mapping[str, str]) -> str:
         plugins = Plugins.load()
         config = Config.from_env(environ, plugins.variables(), warn=captured.append)
         statuses = plan(plugins.instrumentor_specs(), config)
+        if "otlp" in config.traces_exporters and plugins.provider_of("exporter", "otlp") == (
+            "builtin-otlp"
+        ):
+            from telemetry_run._otlp import otlp_settings
+
+            # What only building the exporter finds (an endpoint OTLP/HTTP cannot use, an
+            # encrypted client key) is logged: the report's warnings carry it.
+            otlp_settings(config)
     finally:
         logger.removeHandler(handler)
 
