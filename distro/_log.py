@@ -161,4 +161,10 @@ def _escaping_formatter(fmt: str) -> logging.Formatter:
             record.message = escape(record.message, None)
             return super().formatMessage(record)
 
+        def formatException(self, ei: Any) -> str:  # logging's name
+            # A traceback's lines stay lines; what an exception's text carries (a header
+            # value, a server's answer) cannot add ESC, CR or other controls to them.
+            text = super().formatException(ei)
+            return "\n".join(escape(line, None) for line in text.split("\n"))
+
     return EscapingFormatter(fmt)

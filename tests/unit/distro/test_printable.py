@@ -175,3 +175,34 @@ def test_a_plugin_variable_can_say_what_an_invalid_value_means() -> None:
     assert warnings == []
     assert errors == ["EXAMPLE_URL='a\\x1bb' contains control characters; the feature is off"]
     assert config.warnings == tuple(errors) and config.invalid == {"EXAMPLE_URL"}
+
+
+def test_a_traceback_keeps_its_lines_but_not_the_controls_of_the_exception_text(
+    our_handler: io.StringIO,
+) -> None:
+    try:
+        raise ValueError(f"bad header {HOSTILE}")
+    except ValueError:
+        _log.logger.warning("a propagator raised", exc_info=True)
+    text = our_handler.getvalue()
+    assert text.splitlines()[1] == "Traceback (most recent call last):"
+    assert "ValueError: bad header \\x1b[31mX" in text
+    assert not any(c in text for c in RAW_CONTROLS if c != "\n")
+
+
+def test_the_sampler_ratio_warning_quotes_the_value(caplog: pytest.LogCaptureFixture) -> None:
+    from telemetry_run._builtins import parse_ratio
+
+    with caplog.at_level(logging.WARNING, logger=_log.NAME):
+        assert parse_ratio("9" * 500) == 1.0
+    (record,) = caplog.records
+    assert record.getMessage().startswith("OTEL_TRACES_SAMPLER_ARG='999")
+    assert len(record.getMessage()) < LIMIT + 100
+
+
+def test_the_launcher_escapes_a_command_name() -> None:
+    from tests.integration.conftest import launch
+
+    result = launch(["no-such-\x1b[2Jcommand\nforged"])
+    assert result.returncode != 0
+    assert result.stderr == "telemetry-run: no-such-\\x1b[2Jcommand\\nforged: command not found\n"
