@@ -266,7 +266,12 @@ class OTLPExporterBase:
         raise NotImplementedError
 
     def _reject_header(self, name: str, why: str) -> None:
-        # The name only: a header's value may be a credential.
+        # The name only: a header's value may be a credential. An invalid name is masked too:
+        # it is often a value written where the name goes ("Authorization: Bearer ...").
+        if not re.fullmatch(_TOKEN, name):
+            from telemetry_run._printable import mask
+
+            name = mask(name)
         self._diagnostics.warn(
             f"otlp-header:{self._shown_endpoint}:{name}",
             "OTLP exporter for %s: header %r %s; it is not sent",

@@ -476,6 +476,17 @@ def test_invalid_and_reserved_headers_are_dropped_naming_only_the_key(
     assert not any("secret-value" in line for line in logs)
 
 
+def test_an_invalid_header_name_is_masked_it_may_be_a_credential(
+    otlp_receiver: OTLPReceiver, logged: Logged
+) -> None:
+    exporter = _exporter(
+        otlp_receiver.http_endpoint, logged, headers=[("Authorization: Bearer sk-123", "x")]
+    )
+    assert _export(exporter, make_spans(1))[0].success
+    (line,) = logged[1].messages
+    assert "sk-123" not in line and "characters, hidden" in line
+
+
 def test_no_limit_at_all_is_allowed(otlp_receiver: OTLPReceiver, logged: Logged) -> None:
     endpoint = otlp_receiver.http_endpoint
     exporter = _exporter(endpoint, logged, timeout=0)
