@@ -26,6 +26,7 @@ from telemetry_run.sdk.exporters.otlp._common import (
     describe_exception,
     one_line,
     pem_is_encrypted,
+    safe_endpoint,
     time_left,
     user_agent,
     wrong_protocol_message,
@@ -105,7 +106,7 @@ def parse_target(endpoint: str, insecure: bool | None) -> tuple[str, bool]:
         rest = endpoint[len(scheme) + 3 :]
         authority = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
         if not authority:
-            raise ValueError(f"the endpoint {endpoint!r} has no host")
+            raise ValueError(f"the endpoint {safe_endpoint(endpoint)!r} has no host")
         host_port = authority
         if not _has_port(authority):
             host_port = f"{authority}:{443 if scheme == 'https' else 80}"

@@ -456,3 +456,9 @@ def test_an_encrypted_client_key_fails_the_export_without_a_passphrase_prompt(
         assert receiver.requests == []
     (line,) = logged[1].messages
     assert "passphrase-protected" in line and str(tmp_path) not in line
+
+
+def test_an_endpoint_without_a_host_is_refused_without_its_credentials() -> None:
+    with pytest.raises(ValueError, match="has no host") as raised:
+        OTLPGrpcSpanExporter("https://user:hunter2@/v1/traces")
+    assert "hunter2" not in str(raised.value)
