@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from telemetry_run._log import logger
+from telemetry_run._printable import escape, quote
 from telemetry_run._record import Record
 
 if TYPE_CHECKING:
@@ -74,8 +75,6 @@ def run_once() -> Bootstrapped | None:
     except Exception as exc:
         if _strict_requested(os.environ):
             raise
-        from telemetry_run._printable import escape
-
         print(
             f"telemetry-run: instrumentation is off for this process: bootstrap failed "
             f"({type(exc).__name__}: {escape(str(exc))})",
@@ -183,9 +182,9 @@ def build_provider(config: Config, plugins: Plugins) -> TracerProvider:
         if exporter is None:
             available = ", ".join(sorted(plugins.provides().get("exporter", {}))) or "none"
             logger.warning(
-                "OTEL_TRACES_EXPORTER: no exporter named %r is installed (available: %s); "
+                "OTEL_TRACES_EXPORTER: no exporter named %s is installed (available: %s); "
                 "spans are not exported there",
-                name,
+                quote(name),
                 available,
             )
             continue
@@ -207,9 +206,9 @@ def build_sampler(config: Config, plugins: Plugins) -> Sampler:
     if sampler is None:
         available = ", ".join(sorted(plugins.provides().get("sampler", {})))
         logger.warning(
-            "OTEL_TRACES_SAMPLER=%r is not a known sampler (available: %s); "
+            "OTEL_TRACES_SAMPLER=%s is not a known sampler (available: %s); "
             "using the default (parentbased_always_on)",
-            name,
+            quote(name),
             available,
         )
         sampler = plugins.sampler("parentbased_always_on", None, config)
@@ -226,9 +225,9 @@ def build_propagator(config: Config, plugins: Plugins) -> TextMapPropagator:
         if propagator is None:
             available = ", ".join(sorted(plugins.provides().get("propagator", {})))
             logger.warning(
-                "OTEL_PROPAGATORS: no propagator named %r is installed (available: %s); "
+                "OTEL_PROPAGATORS: no propagator named %s is installed (available: %s); "
                 "skipping it",
-                name,
+                quote(name),
                 available,
             )
             continue
