@@ -378,8 +378,12 @@ def _http_endpoint(config: Config) -> str | None:
         return DEFAULT_HTTP_ENDPOINT
     import urllib.parse  # only for a configured endpoint
 
-    parts = urllib.parse.urlsplit(endpoint)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urllib.parse.urlsplit(endpoint)
+        usable = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # a gRPC target the Config accepted, not a URL ("//[::1")
+        usable = False
+    if not usable:
         logger.error(
             "%s=%s is not an http:// or https:// URL with a host, which OTLP/HTTP needs; %s",
             name,

@@ -276,6 +276,10 @@ SECRET = "s3cr3t-api-key"
                 "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
             },
         ),
+        (  # a gRPC target urlsplit cannot even split
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "//[::1", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"},
+        ),
         (
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
             {
