@@ -11,6 +11,7 @@ import math
 from typing import TYPE_CHECKING, Final
 
 from telemetry_run._log import logger
+from telemetry_run._printable import quote
 from telemetry_run.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -67,7 +68,8 @@ def parse_ratio(arg: str | None) -> float:
         ratio = math.nan
     if not 0.0 <= ratio <= 1.0:  # NaN fails too
         logger.warning(
-            "OTEL_TRACES_SAMPLER_ARG=%r is not a ratio in [0, 1]; using the default (1.0)", arg
+            "OTEL_TRACES_SAMPLER_ARG=%s is not a ratio in [0, 1]; using the default (1.0)",
+            quote(arg),
         )
         return 1.0
     return ratio

@@ -8,7 +8,9 @@ configuration of the real logger (level, the prefixed stderr handler, no propaga
 ``logging``'s import: done at once when ``logging`` is already imported, otherwise by a
 post-import hook the moment anything imports it (the application, a plugin, or our first record
 worth printing). Nobody can see the real logger before it is configured, and until then a record
-below the configured level is dropped here, as the real logger would drop it.
+below the configured level is dropped here, as the real logger would drop it. The handler writes
+each message with its control characters escaped (``_printable.escape``): a value from outside
+that a call site quoted raw still cannot forge a line or drive the terminal.
 """
 
 from __future__ import annotations
@@ -142,6 +144,27 @@ def _apply(level: int, stream: TextIO) -> None:
     real.setLevel(level)
     if not real.handlers:
         handler = logging.StreamHandler(stream)
-        handler.setFormatter(logging.Formatter("telemetry-run: %(message)s"))
+        handler.setFormatter(_escaping_formatter("telemetry-run: %(message)s"))
         real.addHandler(handler)
         real.propagate = False  # the app's root handlers do not print our lines twice
+
+
+def _escaping_formatter(fmt: str) -> logging.Formatter:
+    """A formatter that writes the message escaped, on one line; a traceback (ours, from
+    ``logger.exception``) keeps its lines."""
+    import logging
+
+    from telemetry_run._printable import escape
+
+    class EscapingFormatter(logging.Formatter):
+        def formatMessage(self, record: logging.LogRecord) -> str:  # logging's name
+            record.message = escape(record.message, None)
+            return super().formatMessage(record)
+
+        def formatException(self, ei: Any) -> str:  # logging's name
+            # A traceback's lines stay lines; what an exception's text carries (a header
+            # value, a server's answer) cannot add ESC, CR or other controls to them.
+            text = super().formatException(ei)
+            return "\n".join(escape(line, None) for line in text.split("\n"))
+
+    return EscapingFormatter(fmt)

@@ -17,6 +17,14 @@ Endpoint rules (specification, ``protocol/exporter.md``):
 
 ``..._TIMEOUT`` is integer milliseconds as the specification says (10000 by default; 0 means no
 limit). Header values and the client key's path are secrets: ``--list`` and warnings mask them.
+
+Settings the exporter cannot honour turn it off rather than send elsewhere or block: an invalid
+endpoint (unparsable, no host, a scheme HTTP cannot use) never falls back to the default one,
+which would receive the configured headers (an API key in plain text to localhost), headers or
+not (the spans would go to the wrong place); a passphrase-protected client key is refused at
+start-up, before OpenSSL could prompt for the passphrase on the terminal. One error names the
+variable, and the exporter that replaces the OTLP one fails every export, so the exit line
+counts each span it could not send as ``export_failed`` (``rejected`` is the receiver's word).
 """
 
 from __future__ import annotations
@@ -33,15 +41,18 @@ from telemetry_run._env import (
     parse_timeout_ms,
 )
 from telemetry_run._log import logger
+from telemetry_run._printable import mask
 from telemetry_run.config import Variable
 from telemetry_run.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from telemetry_run.config import Config
-    from telemetry_run.sdk.exporters import SpanExporter
+    from telemetry_run.sdk.exporters import ExportResult, SpanExporter
+    from telemetry_run.sdk.trace.span import ReadableSpan
 
 __all__ = [
     "VARIABLES",
+    "OTLPExporterOff",
     "OTLPSettings",
     "otlp_settings",
     "telemetry_run_provides",
@@ -99,6 +110,12 @@ def _options(prefix: str, traces: bool) -> list[Variable]:
     what = " traces" if traces else ""
     wins = " (wins over the general variable)" if traces else ""
     unset = "(unset)"
+    off = (
+        "the OTLP exporter is off"
+        + ("" if traces else " unless OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set")
+        + " (it does not fall back to the default endpoint); its spans are counted as "
+        "export_failed"
+    )
     return [
         Variable(
             f"{prefix}ENDPOINT",
@@ -112,6 +129,7 @@ def _options(prefix: str, traces: bool) -> list[Variable]:
             shown_default=(
                 unset if traces else "http://localhost:4317 (grpc), http://localhost:4318 (http)"
             ),
+            when_invalid=off,
         ),
         Variable(
             f"{prefix}PROTOCOL",
@@ -194,6 +212,7 @@ class OTLPSettings:
         "endpoint",
         "headers",
         "insecure",
+        "off",
         "protocol",
         "timeout",
     )
@@ -210,6 +229,7 @@ class OTLPSettings:
         certificate_file: str | None,
         client_key_file: str | None,
         client_certificate_file: str | None,
+        off: str | None = None,
     ) -> None:
         self.protocol = protocol
         self.endpoint = endpoint
@@ -220,6 +240,8 @@ class OTLPSettings:
         self.certificate_file = certificate_file
         self.client_key_file = client_key_file
         self.client_certificate_file = client_certificate_file
+        #: Why the exporter is off (logged once as an error), or None.
+        self.off = off
 
     def _fields(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
@@ -231,12 +253,12 @@ class OTLPSettings:
         return hash(self._fields())
 
     def __repr__(self) -> str:
-        # Header values are secrets: their names only.
+        # Header values are secrets: their names only; the endpoint without its credentials.
         names = [key for key, _ in self.headers]
         return (
-            f"OTLPSettings(protocol={self.protocol!r}, endpoint={self.endpoint!r}, "
+            f"OTLPSettings(protocol={self.protocol!r}, endpoint={_shown(self.endpoint)!r}, "
             f"insecure={self.insecure!r}, headers={names!r}, timeout={self.timeout!r}, "
-            f"compression={self.compression!r})"
+            f"compression={self.compression!r}, off={self.off!r})"
         )
 
     def exporter_kwargs(self) -> dict[str, Any]:
@@ -264,13 +286,19 @@ def _shown(endpoint: str) -> str:
     return safe_endpoint(endpoint)
 
 
+_OFF: Final = "the OTLP exporter is off: its configuration was refused at start-up"
+
+
 def otlp_settings(config: Config) -> OTLPSettings:
     """Apply the specification's rules; a value that cannot be used warns once (here, when the
-    exporter is built) and the default is used."""
+    exporter is built) and the default is used, except where that would send the spans and
+    headers elsewhere or block: then ``off`` says why the exporter is off (the error is logged
+    once, by the Config or here)."""
     protocol = _pick(config, "PROTOCOL")[1] or "grpc"
     endpoint = _grpc_endpoint(config) if protocol == "grpc" else _http_endpoint(config)
+    off = None if endpoint is not None else _OFF
     timeout = _pick(config, "TIMEOUT")[1]
-    key_file = _pick(config, "CLIENT_KEY")[1]
+    key_name, key_file = _pick(config, "CLIENT_KEY")
     cert_file = _pick(config, "CLIENT_CERTIFICATE")[1]
     if (key_file is None) != (cert_file is None):
         logger.warning(
@@ -280,9 +308,20 @@ def otlp_settings(config: Config) -> OTLPSettings:
             "the key" if key_file is not None else "the certificate",
         )
         key_file = cert_file = None
+    if off is None and key_file is not None and _is_encrypted_key(key_file):
+        logger.error(
+            "%s=%s is a passphrase-protected (encrypted) private key, which the OTLP exporter "
+            "cannot use (no variable holds a passphrase, and OpenSSL must not stop the process "
+            "to ask for one): store the key decrypted, readable only by this service "
+            "(openssl pkey -in key.pem -out plain-key.pem); the OTLP exporter is off; its spans "
+            "are counted as export_failed",
+            key_name,
+            mask(key_file),
+        )
+        off = _OFF
     return OTLPSettings(
         protocol=protocol,
-        endpoint=endpoint,
+        endpoint=endpoint or "",
         insecure=_pick(config, "INSECURE")[1],
         headers=tuple(_pick(config, "HEADERS")[1] or ()),
         timeout=10.0 if timeout is None else float(timeout),
@@ -290,32 +329,68 @@ def otlp_settings(config: Config) -> OTLPSettings:
         certificate_file=_pick(config, "CERTIFICATE")[1],
         client_key_file=key_file,
         client_certificate_file=cert_file,
+        off=off,
     )
 
 
-def _grpc_endpoint(config: Config) -> str:
-    endpoint = _pick(config, "ENDPOINT")[1]
-    if endpoint is None:
-        return DEFAULT_GRPC_ENDPOINT
-    return str(endpoint)
+_OFF_NOW: Final = (
+    "the OTLP exporter is off (it does not fall back to the default endpoint); its spans are "
+    "counted as export_failed"
+)
 
 
-def _http_endpoint(config: Config) -> str:
-    name, endpoint = _pick(config, "ENDPOINT")
+def _configured_endpoint(config: Config) -> tuple[str, str | None, bool]:
+    """(variable, value or None for the default, usable): the traces variable if it is set,
+    validly or not, else the general one; an invalid one is never replaced by another."""
+    for name in (TRACES + "ENDPOINT", GENERAL + "ENDPOINT"):
+        if name in config.invalid:
+            return name, None, False  # the Config logged the error
+        if config.is_set(name):
+            return name, str(config[name]), True
+    return GENERAL + "ENDPOINT", None, True
+
+
+def _is_encrypted_key(path: str) -> bool:
+    """Whether the PEM file at ``path`` holds an encrypted private key (PKCS#8 or the
+    traditional ``Proc-Type: 4,ENCRYPTED`` header). An unreadable file is the transport's to
+    report at the first export, as before."""
+    from telemetry_run.sdk.exporters.otlp._common import pem_is_encrypted
+
+    try:
+        with open(path, "rb") as pem:
+            return pem_is_encrypted(pem.read(1 << 20))
+    except OSError:
+        return False
+
+
+def _grpc_endpoint(config: Config) -> str | None:
+    _, endpoint, usable = _configured_endpoint(config)
+    if not usable:
+        return None
+    return DEFAULT_GRPC_ENDPOINT if endpoint is None else endpoint
+
+
+def _http_endpoint(config: Config) -> str | None:
+    name, endpoint, usable = _configured_endpoint(config)
+    if not usable:
+        return None
     if endpoint is None:
         return DEFAULT_HTTP_ENDPOINT
     import urllib.parse  # only for a configured endpoint
 
-    parts = urllib.parse.urlsplit(str(endpoint))
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        logger.warning(
-            "%s=%r is not an http:// or https:// URL, which OTLP/HTTP needs; using the default "
-            "(%s)",
+    try:
+        parts = urllib.parse.urlsplit(endpoint)
+        usable = parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # a gRPC target the Config accepted, not a URL ("//[::1")
+        usable = False
+    if not usable:
+        logger.error(
+            "%s=%s is not an http:// or https:// URL with a host, which OTLP/HTTP needs; %s",
             name,
-            _shown(str(endpoint)),
-            DEFAULT_HTTP_ENDPOINT,
+            config.variables[name].shown(endpoint),
+            _OFF_NOW,
         )
-        return DEFAULT_HTTP_ENDPOINT
+        return None
     if name == TRACES + "ENDPOINT":
         if not parts.path:
             parts = parts._replace(path="/")
@@ -324,11 +399,35 @@ def _http_endpoint(config: Config) -> str:
     return urllib.parse.urlunsplit(parts._replace(path=path + TRACES_PATH))
 
 
+class OTLPExporterOff:
+    """What ``otlp`` is when its settings cannot be honoured: nothing is sent anywhere, and
+    every export fails, so the batch processor counts the spans as ``export_failed``."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def export(self, spans: Sequence[ReadableSpan], *, deadline: float) -> ExportResult:
+        from telemetry_run.sdk.exporters import ExportResult
+
+        return ExportResult(False, error=self.reason)
+
+    def force_flush(self, *, deadline: float) -> bool:
+        return True
+
+    def shutdown(self, *, deadline: float) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"OTLPExporterOff({self.reason!r})"
+
+
 @hookimpl
 def telemetry_run_span_exporter(name: str, config: Config) -> SpanExporter | None:
     if name != "otlp":
         return None
     settings = otlp_settings(config)
+    if settings.off is not None:
+        return OTLPExporterOff(settings.off)
     if settings.protocol == "grpc":
         from telemetry_run.sdk.exporters.otlp.grpc import OTLPGrpcSpanExporter
 

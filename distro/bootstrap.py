@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from telemetry_run._log import logger
+from telemetry_run._printable import escape, quote
 from telemetry_run._record import Record
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def run_once() -> Bootstrapped | None:
             raise
         print(
             f"telemetry-run: instrumentation is off for this process: bootstrap failed "
-            f"({type(exc).__name__}: {exc})",
+            f"({type(exc).__name__}: {escape(str(exc))})",
             file=sys.stderr,
         )
         _state = None
@@ -98,17 +99,22 @@ def _configure_logging(config: Config) -> None:
 
 def bootstrap(environ: Mapping[str, str]) -> Bootstrapped:
     """Build and install everything from ``environ``; raises only on our own bugs."""
-    from telemetry_run._log import WARNING, configure
+    from telemetry_run._log import ERROR, WARNING, configure
     from telemetry_run.config import Config
     from telemetry_run.plugins import Plugins
 
     configure(WARNING, sys.stderr)  # a plugin failing to load is told before the config exists
     plugins = Plugins.load()
-    warnings: list[str] = []
-    config = Config.from_env(environ, plugins.variables(), warn=warnings.append)
+    warnings: list[tuple[int, str]] = []
+    config = Config.from_env(
+        environ,
+        plugins.variables(),
+        warn=lambda message: warnings.append((WARNING, message)),
+        error=lambda message: warnings.append((ERROR, message)),
+    )
     _configure_logging(config)
-    for message in warnings:
-        logger.warning("%s", message)
+    for level, message in warnings:
+        logger.log(level, "%s", message)
     plugins.strict = config.strict
     state = Bootstrapped(config, plugins)
     if config.sdk_disabled:
@@ -176,9 +182,9 @@ def build_provider(config: Config, plugins: Plugins) -> TracerProvider:
         if exporter is None:
             available = ", ".join(sorted(plugins.provides().get("exporter", {}))) or "none"
             logger.warning(
-                "OTEL_TRACES_EXPORTER: no exporter named %r is installed (available: %s); "
+                "OTEL_TRACES_EXPORTER: no exporter named %s is installed (available: %s); "
                 "spans are not exported there",
-                name,
+                quote(name),
                 available,
             )
             continue
@@ -200,9 +206,9 @@ def build_sampler(config: Config, plugins: Plugins) -> Sampler:
     if sampler is None:
         available = ", ".join(sorted(plugins.provides().get("sampler", {})))
         logger.warning(
-            "OTEL_TRACES_SAMPLER=%r is not a known sampler (available: %s); "
+            "OTEL_TRACES_SAMPLER=%s is not a known sampler (available: %s); "
             "using the default (parentbased_always_on)",
-            name,
+            quote(name),
             available,
         )
         sampler = plugins.sampler("parentbased_always_on", None, config)
@@ -219,9 +225,9 @@ def build_propagator(config: Config, plugins: Plugins) -> TextMapPropagator:
         if propagator is None:
             available = ", ".join(sorted(plugins.provides().get("propagator", {})))
             logger.warning(
-                "OTEL_PROPAGATORS: no propagator named %r is installed (available: %s); "
+                "OTEL_PROPAGATORS: no propagator named %s is installed (available: %s); "
                 "skipping it",
-                name,
+                quote(name),
                 available,
             )
             continue

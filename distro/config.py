@@ -4,6 +4,11 @@ Nothing else in the project reads the process environment and nothing writes to 
 their settings from ``Config``. An invalid value gets exactly one warning naming the variable
 and the value (masked when the variable is secret), then the documented default. Plugins add
 their own variables through the ``telemetry_run_variables`` hook before the Config is built.
+
+What the environment says is printed only through ``telemetry_run._printable``: secrets masked,
+URL credentials hidden, control characters escaped (in ``repr``, ``--list`` and every warning).
+A value with control characters (ESC, CR, LF, DEL, C1, bidi overrides) is invalid whatever the
+variable: no setting needs one, and they are how a value forges log lines or terminal output.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from telemetry_run._env import (
     parse_str,
 )
 from telemetry_run._log import CRITICAL, DEBUG, ERROR, INFO, WARNING, logger
+from telemetry_run._printable import escape, mask, quote
 from telemetry_run._record import FrozenRecord
 
 __all__ = ["BUILTIN_VARIABLES", "Config", "Variable", "mask"]
@@ -32,9 +38,21 @@ class Variable(FrozenRecord):
 
     ``shown_default`` is how the README and ``--list`` print the default when the parsed value
     would read poorly (``math.inf``, a computed name). ``secret`` values are never printed.
+    ``when_invalid`` is for a variable whose default would be the wrong answer to an invalid
+    value (an endpoint: the default one would receive data and headers meant elsewhere): it
+    says what happens instead, the complaint is an error and the component reads the name in
+    ``Config.invalid``; without it an invalid value warns and the default is used.
     """
 
-    __match_args__ = ("name", "parse", "default", "doc", "secret", "shown_default")
+    __match_args__ = (
+        "name",
+        "parse",
+        "default",
+        "doc",
+        "secret",
+        "shown_default",
+        "when_invalid",
+    )
     __slots__ = __match_args__
 
     name: str
@@ -43,6 +61,7 @@ class Variable(FrozenRecord):
     doc: str
     secret: bool
     shown_default: str | None
+    when_invalid: str | None
 
     def __init__(
         self,
@@ -52,6 +71,7 @@ class Variable(FrozenRecord):
         doc: str,
         secret: bool = False,
         shown_default: str | None = None,
+        when_invalid: str | None = None,
     ) -> None:
         setattr_ = object.__setattr__
         setattr_(self, "name", name)
@@ -60,6 +80,7 @@ class Variable(FrozenRecord):
         setattr_(self, "doc", doc)
         setattr_(self, "secret", secret)
         setattr_(self, "shown_default", shown_default)
+        setattr_(self, "when_invalid", when_invalid)
 
     def default_text(self) -> str:
         if self.shown_default is not None:
@@ -72,10 +93,10 @@ class Variable(FrozenRecord):
             return str(self.default).lower()
         return str(self.default)
 
-
-def mask(value: str) -> str:
-    """A secret as ``--list`` and warnings show it: its length only."""
-    return f"<{len(value)} characters, hidden>"
+    def shown(self, text: str) -> str:
+        """``text``, a value of this variable, as a warning quotes it: masked when secret,
+        otherwise without URL credentials and with control characters escaped."""
+        return mask(text) if self.secret else quote(_hide_userinfo(text))
 
 
 def _hide_userinfo(text: str) -> str:
@@ -230,11 +251,12 @@ BUILTIN_VARIABLES: Final[tuple[Variable, ...]] = (
 class Config(FrozenRecord):
     """The parsed settings: ``config["OTEL_BSP_MAX_QUEUE_SIZE"]`` or the typed properties.
 
-    ``explicit`` holds the names the environment set (validly); ``warnings`` the messages
-    emitted while parsing, for ``--list`` and tests.
+    ``explicit`` holds the names the environment set (validly); ``invalid`` those it set to a
+    value that cannot be used; ``warnings`` the messages (errors included) emitted while
+    parsing, for ``--list`` and tests. ``repr`` and ``str`` show what ``--list`` shows.
     """
 
-    __match_args__ = ("values", "variables", "explicit", "raw", "warnings")
+    __match_args__ = ("values", "variables", "explicit", "raw", "warnings", "invalid")
     __slots__ = __match_args__
 
     values: Mapping[str, Any]
@@ -242,6 +264,7 @@ class Config(FrozenRecord):
     explicit: frozenset[str]
     raw: Mapping[str, str]
     warnings: tuple[str, ...]
+    invalid: frozenset[str]
 
     def __init__(
         self,
@@ -250,6 +273,7 @@ class Config(FrozenRecord):
         explicit: frozenset[str] = frozenset(),
         raw: Mapping[str, str] | None = None,
         warnings: tuple[str, ...] = (),
+        invalid: frozenset[str] = frozenset(),
     ) -> None:
         setattr_ = object.__setattr__
         setattr_(self, "values", values)
@@ -257,6 +281,12 @@ class Config(FrozenRecord):
         setattr_(self, "explicit", explicit)
         setattr_(self, "raw", {} if raw is None else raw)
         setattr_(self, "warnings", warnings)
+        setattr_(self, "invalid", invalid)
+
+    def __repr__(self) -> str:
+        # Never the parsed values or the raw text: headers and keys are in there.
+        shown = ", ".join(f"{name}={value}" for name, value, explicit in self.shown() if explicit)
+        return f"Config({shown})"
 
     @classmethod
     def from_env(
@@ -265,15 +295,23 @@ class Config(FrozenRecord):
         extra: Iterable[Variable] = (),
         *,
         warn: Callable[[str], None] | None = None,
+        error: Callable[[str], None] | None = None,
     ) -> Config:
-        """Parse every registered variable once; bad values warn once and use the default."""
+        """Parse every registered variable once; bad values warn once and use the default.
+
+        An invalid value of a variable with ``when_invalid`` goes to ``error`` (to ``warn``
+        when only that is given, to the logger's error level when neither is).
+        """
         variables: dict[str, Variable] = {v.name: v for v in BUILTIN_VARIABLES}
         for variable in extra:
             variables.setdefault(variable.name, variable)
         emit = warn if warn is not None else logger.warning
+        if error is None:
+            error = warn if warn is not None else logger.error
         values: dict[str, Any] = {}
         raw_seen: dict[str, str] = {}
         explicit: set[str] = set()
+        invalid: set[str] = set()
         warnings: list[str] = []
 
         def complain(message: str) -> None:
@@ -287,14 +325,29 @@ class Config(FrozenRecord):
                 continue
             raw_seen[name] = text
             try:
+                if _has_controls(text):
+                    raise InvalidValue("contains control characters")
                 values[name] = variable.parse(text)
                 explicit.add(name)
             except InvalidValue as exc:
-                shown = mask(text) if variable.secret else repr(text)
-                complain(f"{name}={shown} {exc}; using the default ({variable.default_text()})")
+                invalid.add(name)
                 values[name] = variable.default
+                if variable.when_invalid is None:
+                    default = variable.default_text()
+                    complain(f"{name}={variable.shown(text)} {exc}; using the default ({default})")
+                else:
+                    message = f"{name}={variable.shown(text)} {exc}; {variable.when_invalid}"
+                    warnings.append(message)
+                    error(message)
         _check_relations(values, explicit, complain)
-        return cls(values, variables, frozenset(explicit), raw_seen, tuple(warnings))
+        return cls(
+            values,
+            variables,
+            frozenset(explicit),
+            raw_seen,
+            tuple(warnings),
+            frozenset(invalid),
+        )
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -311,7 +364,8 @@ class Config(FrozenRecord):
         for name, variable in sorted(self.variables.items()):
             if name in self.explicit:
                 text = self.raw[name]
-                rows.append((name, mask(text) if variable.secret else _hide_userinfo(text), True))
+                shown = mask(text) if variable.secret else escape(_hide_userinfo(text), None)
+                rows.append((name, shown, True))
             else:
                 rows.append((name, variable.default_text(), False))
         return rows
@@ -374,6 +428,20 @@ class Config(FrozenRecord):
             "fatal": CRITICAL,
             "none": CRITICAL + 10,
         }[level]
+
+
+def _has_controls(text: str) -> bool:
+    """C0 (tab aside), DEL, C1, bidi embeddings, overrides and isolates, line separators."""
+    if text.isprintable():
+        return False
+    return any(
+        (c < " " and c != "\t")
+        or "\x7f" <= c <= "\x9f"
+        or "\u202a" <= c <= "\u202e"
+        or "\u2066" <= c <= "\u2069"
+        or c in "\u2028\u2029"
+        for c in text
+    )
 
 
 def _check_relations(

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from telemetry_run._printable import escape
+
 if TYPE_CHECKING:
     from telemetry_run.config import Config
 
@@ -45,6 +47,14 @@ def render(environ: Mapping[str, str]) -> str:
         plugins = Plugins.load()
         config = Config.from_env(environ, plugins.variables(), warn=captured.append)
         statuses = plan(plugins.instrumentor_specs(), config)
+        if "otlp" in config.traces_exporters and plugins.provider_of("exporter", "otlp") == (
+            "builtin-otlp"
+        ):
+            from telemetry_run._otlp import otlp_settings
+
+            # What only building the exporter finds (an endpoint OTLP/HTTP cannot use, an
+            # encrypted client key) is logged: the report's warnings carry it.
+            otlp_settings(config)
     finally:
         logger.removeHandler(handler)
 
@@ -77,14 +87,16 @@ def render(environ: Mapping[str, str]) -> str:
         shown = ", ".join(f"{name}: {plugin}" for name, plugin in sorted(names.items()))
         lines.append(f"  {kind}s: {shown or '(none)'}")
     lines += ["", "Plugins that failed to load:"]
-    lines += [f"  {f.name}: {f.error}" for f in plugins.failures] or ["  (none)"]
+    lines += [f"  {escape(f.name)}: {escape(f.error, None)}" for f in plugins.failures] or [
+        "  (none)"
+    ]
     lines += ["", "Configuration (* = set in the environment):"]
     lines += _table(
         [(("* " if explicit else "  ") + name, value) for name, value, explicit in config.shown()]
     )
     captured += _missing_components(config, provides)
     if captured:
-        lines += ["", "Warnings:"] + [f"  {message}" for message in captured]
+        lines += ["", "Warnings:"] + [f"  {escape(message, None)}" for message in captured]
     return "\n".join(lines) + "\n"
 
 

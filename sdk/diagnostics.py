@@ -2,7 +2,9 @@
 
 A distro that drops spans silently is the complaint users have of every peer
 (opentelemetry-python#3152): each drop is counted by reason here, the first drop of a run is
-logged at once, and repeats of the same message are folded into one line per interval.
+logged at once, and repeats of the same message are folded into one line per interval. The
+string arguments of a diagnostic (a server's message, an exception's text, a header name) are
+escaped and cut (``telemetry_run._printable``): what a peer sent cannot forge a log line.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 from telemetry_run._log import ERROR, WARNING, Logger, logger
+from telemetry_run._printable import escape
 from telemetry_run._record import FrozenRecord
 from telemetry_run.sdk import forking
 
@@ -34,6 +37,8 @@ __all__ = [
 DROP_REASONS: Final = ("queue_full", "export_failed", "rejected", "shutdown")
 #: What span limits cut from spans that were kept (each span also carries its own counts).
 LIMITED: Final = ("attributes", "events", "links")
+#: The longest string argument a diagnostic prints (our own composed messages included).
+_ARG_LIMIT: Final = 1000
 
 
 class Counter:
@@ -148,6 +153,7 @@ class Diagnostics:
                 return
             suppressed = last[1] if last is not None else 0
             self._last[key] = (now, 0)
+        args = tuple(escape(arg, _ARG_LIMIT) if isinstance(arg, str) else arg for arg in args)
         if suppressed:
             message += " (%d similar message(s) suppressed)"
             args = (*args, suppressed)
@@ -160,7 +166,7 @@ class Diagnostics:
             "internal error in %s: %s: %s",
             where,
             type(exc).__name__,
-            exc,
+            str(exc),
             level=ERROR,
         )
         hook = self.on_internal_error

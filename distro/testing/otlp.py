@@ -21,19 +21,25 @@ the headers (gRPC metadata) it came with. Faults: ``fail_next`` (a gRPC status, 
 never answer), ``answer_slowly``, ``partial_success``. With ``tls`` both servers speak TLS only,
 and with a client CA they require a client certificate (mTLS). All ports are free ones chosen
 by the system; ``stop()`` ends everything and releases hung calls.
+
+Request bodies are capped at ``max_body_bytes`` (``MAX_BODY_BYTES``, 4 MiB: gRPC's default
+maximum receive message size, so both transports accept the same requests) before and after
+decompression: a larger body, or a gzip body that inflates beyond the cap (a "gzip bomb"), is
+answered 400 (HTTP) or ``INVALID_ARGUMENT`` (gRPC), neither retryable by an OTLP client, and the
+receiver never holds more than the cap of decompressed data.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import gzip
 import http.server
 import json
 import socket
 import ssl
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent import futures
@@ -47,7 +53,10 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from telemetry_run.sdk.exporters.otlp._retry import encode_status
 
-__all__ = ["OTLPReceiver", "ReceivedRequest", "TLSFiles", "free_port"]
+__all__ = ["MAX_BODY_BYTES", "OTLPReceiver", "ReceivedRequest", "TLSFiles", "free_port"]
+
+#: The largest request body, compressed or decompressed (gRPC's default receive limit).
+MAX_BODY_BYTES = 4 * 1024 * 1024
 
 _SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 _HTTP_STATUS_FOR_CODE = {
@@ -135,8 +144,10 @@ class OTLPReceiver:
         http: bool = True,
         grpc_port: int = 0,
         http_port: int = 0,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ):
         self.tls = tls
+        self.max_body_bytes = max_body_bytes
         self._want_grpc = grpc
         self._want_http = http
         self._lock = threading.Condition()
@@ -341,7 +352,11 @@ class OTLPReceiver:
     def _start_grpc(self) -> None:
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="otlp-receiver"),
-            options=[("grpc.per_message_decompression", 0), ("grpc.so_reuseport", 0)],
+            options=[
+                ("grpc.per_message_decompression", 0),
+                ("grpc.so_reuseport", 0),
+                ("grpc.max_receive_message_length", self.max_body_bytes),
+            ],
         )
         servicer = _Servicer(self)
         handler = grpc.method_handlers_generic_handler(
@@ -400,14 +415,39 @@ def _read(path: str) -> bytes:
         return f.read()
 
 
+class BodyTooLarge(ValueError):
+    """A request body beyond the receiver's cap, as it travelled or once decompressed."""
+
+
+def gunzip_capped(data: bytes, limit: int) -> bytes:
+    """``gzip.decompress(data)`` that stops once the output exceeds ``limit`` bytes: a small
+    body that inflates to gigabytes costs at most ``limit + 1`` bytes of memory."""
+    out = bytearray()
+    rest = data
+    while rest:  # one gzip member after the other, as gzip.decompress reads them
+        member = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        out += member.decompress(rest, limit + 1 - len(out))
+        if len(out) > limit:
+            raise BodyTooLarge(f"the request body inflates beyond {limit} bytes")
+        if not member.eof:
+            raise ValueError("the gzip body is truncated")
+        rest = member.unused_data
+    return bytes(out)
+
+
 class _RawRequest:
-    """The request as it travelled (compressed or not), decoded on demand."""
+    """The request as it travelled (compressed or not); ``decode`` it within the cap."""
 
     def __init__(self, data: bytes) -> None:
+        self.data = data
         self.compressed = data[:2] == b"\x1f\x8b"
-        self.request = trace_service_pb2.ExportTraceServiceRequest.FromString(
-            gzip.decompress(data) if self.compressed else data
+
+    def decode(self, limit: int) -> trace_service_pb2.ExportTraceServiceRequest:
+        data = gunzip_capped(self.data, limit) if self.compressed else self.data
+        request: trace_service_pb2.ExportTraceServiceRequest = (
+            trace_service_pb2.ExportTraceServiceRequest.FromString(data)
         )
+        return request
 
 
 class _Servicer(trace_service_pb2_grpc.TraceServiceServicer):
@@ -418,9 +458,13 @@ class _Servicer(trace_service_pb2_grpc.TraceServiceServicer):
         self, request: Any, context: Any
     ) -> trace_service_pb2.ExportTraceServiceResponse:
         receiver = self._receiver
+        try:
+            decoded = request.decode(receiver.max_body_bytes)
+        except Exception as exc:  # noqa: BLE001  # a malformed body is the client's problem
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode the request: {exc}")
         received = ReceivedRequest(
             "grpc",
-            request.request,
+            decoded,
             {key: value for key, value in context.invocation_metadata() or ()},
             "gzip" if request.compressed else None,
             "application/grpc",
@@ -493,7 +537,14 @@ class _HTTPHandler(http.server.BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         receiver = self.server.receiver
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= receiver.max_body_bytes:  # not read at all: the connection goes
+            self.close_connection = True
+            self._reply(400, "text/plain", b"the request body is too large or has no length")
+            return
         body = self.rfile.read(length)
         headers = {key.lower(): value for key, value in self.headers.items()}
         path = self.path.split("?", 1)[0]
@@ -503,7 +554,7 @@ class _HTTPHandler(http.server.BaseHTTPRequestHandler):
         encoding = (headers.get("content-encoding") or "").lower() or None
         content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
         try:
-            data = gzip.decompress(body) if encoding == "gzip" else body
+            data = gunzip_capped(body, receiver.max_body_bytes) if encoding == "gzip" else body
             if content_type == "application/json":
                 request = _parse_json_request(data)
             elif content_type == "application/x-protobuf":

@@ -44,6 +44,8 @@ def _rejects(variable: Variable, raw: str) -> bool:
     text = raw.strip()
     if not text:
         return False  # empty equals unset
+    if any(ord(c) < 0x20 and c != "\t" for c in text):
+        return True  # control characters: invalid whatever the variable
     try:
         variable.parse(text)
     except InvalidValue:
@@ -81,6 +83,7 @@ def test_every_variable_set_to_garbage(garbage: str) -> None:
             assert len(naming) == 1, (variable.name, naming)
         assert len(naming) <= 1, (variable.name, naming)  # never the same warning twice
     assert not any("Traceback" in line for line in lines), "\n".join(lines)
+    assert all(line.isprintable() for line in lines), "a value reached stderr unescaped"
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX environments hold bytes")

@@ -30,8 +30,10 @@ if TYPE_CHECKING:
     from telemetry_run.sdk.trace.span import ReadableSpan
 
 __all__ = [
+    "ENCRYPTED_KEY_MESSAGE",
     "Headers",
     "OTLPExporterBase",
+    "pem_is_encrypted",
     "safe_endpoint",
     "time_left",
     "wrong_protocol_message",
@@ -69,6 +71,21 @@ def safe_endpoint(endpoint: str) -> str:
     parts = urllib.parse.urlsplit(endpoint)
     host = parts.netloc.rpartition("@")[2]
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def pem_is_encrypted(pem: bytes) -> bool:
+    """Whether a PEM private key is encrypted (PKCS#8 ``ENCRYPTED PRIVATE KEY`` or the
+    traditional ``Proc-Type: 4,ENCRYPTED`` header): loading one makes OpenSSL ask for the
+    passphrase on the terminal, so the exporters refuse it instead."""
+    return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in pem or (
+        b"Proc-Type:" in pem and b"ENCRYPTED" in pem
+    )
+
+
+ENCRYPTED_KEY_MESSAGE: Final = (
+    "the client key is passphrase-protected (encrypted), which the exporter cannot use: store "
+    "it decrypted (openssl pkey -in key.pem -out plain-key.pem)"
+)
 
 
 def one_line(text: str, limit: int = _ERROR_LIMIT) -> str:
@@ -249,7 +266,12 @@ class OTLPExporterBase:
         raise NotImplementedError
 
     def _reject_header(self, name: str, why: str) -> None:
-        # The name only: a header's value may be a credential.
+        # The name only: a header's value may be a credential. An invalid name is masked too:
+        # it is often a value written where the name goes ("Authorization: Bearer ...").
+        if not re.fullmatch(_TOKEN, name):
+            from telemetry_run._printable import mask
+
+            name = mask(name)
         self._diagnostics.warn(
             f"otlp-header:{self._shown_endpoint}:{name}",
             "OTLP exporter for %s: header %r %s; it is not sent",

@@ -19,11 +19,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run.sdk.diagnostics import Diagnostics
 from telemetry_run.sdk.exporters.otlp._common import (
+    ENCRYPTED_KEY_MESSAGE,
     Headers,
     OTLPExporterBase,
     call_quietly,
     describe_exception,
     one_line,
+    pem_is_encrypted,
+    safe_endpoint,
     time_left,
     user_agent,
     wrong_protocol_message,
@@ -103,7 +106,7 @@ def parse_target(endpoint: str, insecure: bool | None) -> tuple[str, bool]:
         rest = endpoint[len(scheme) + 3 :]
         authority = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
         if not authority:
-            raise ValueError(f"the endpoint {endpoint!r} has no host")
+            raise ValueError(f"the endpoint {safe_endpoint(endpoint)!r} has no host")
         host_port = authority
         if not _has_port(authority):
             host_port = f"{authority}:{443 if scheme == 'https' else 80}"
@@ -332,9 +335,12 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
                     f"({type(exc).__name__}: {exc.strerror or exc})"
                 ) from None
 
+        private_key = read(self._client_key_file, "client key file")
+        if private_key is not None and pem_is_encrypted(private_key):
+            raise _SetupError(f"OTLP/gRPC exporter for {self.endpoint}: {ENCRYPTED_KEY_MESSAGE}")
         return grpc.ssl_channel_credentials(
             root_certificates=read(self._certificate_file, "CA certificate file"),
-            private_key=read(self._client_key_file, "client key file"),
+            private_key=private_key,
             certificate_chain=read(self._client_certificate_file, "client certificate file"),
         )
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run.sdk.diagnostics import Diagnostics
 from telemetry_run.sdk.exporters.otlp._common import (
+    ENCRYPTED_KEY_MESSAGE,
     Headers,
     OTLPExporterBase,
     call_quietly,
@@ -355,7 +356,13 @@ class OTLPHttpSpanExporter(OTLPExporterBase):
             ) from None
         if self._client_certificate_file is not None:
             try:
-                context.load_cert_chain(self._client_certificate_file, self._client_key_file)
+                context.load_cert_chain(
+                    self._client_certificate_file, self._client_key_file, password=_no_passphrase
+                )
+            except _PassphraseAsked:
+                raise _SetupError(
+                    f"OTLP/HTTP exporter for {self.endpoint}: {ENCRYPTED_KEY_MESSAGE}"
+                ) from None
             except (OSError, ssl.SSLError) as exc:
                 # The key's path stays out of the message: only what went wrong.
                 why = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or "invalid"
@@ -437,6 +444,16 @@ def _deadline_response(sock: Any, *args: Any, deadline: float, **kwargs: Any) ->
 
 
 _response_class: type | None = None  # built on first use: http.client is imported lazily
+
+
+class _PassphraseAsked(Exception):
+    """OpenSSL asked for the client key's passphrase: the key is encrypted."""
+
+
+def _no_passphrase() -> bytes:
+    # Given as load_cert_chain's password: without it OpenSSL prompts on the terminal and the
+    # process blocks there; raising makes load_cert_chain fail with this exception instead.
+    raise _PassphraseAsked
 
 
 class _SetupError(Exception):

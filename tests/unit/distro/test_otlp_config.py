@@ -6,6 +6,7 @@ import logging
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -228,8 +229,6 @@ def test_compression_and_tls_files_pass_through(plugins: Plugins) -> None:
         ("OTEL_EXPORTER_OTLP_INSECURE", "yes"),
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "5s"),
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "-1"),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://:4317"),
-        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://collector:port"),
     ],
 )
 def test_an_invalid_value_warns_once_and_the_default_is_used(name: str, value: str) -> None:
@@ -244,17 +243,156 @@ def test_a_secret_header_value_is_never_shown() -> None:
     assert len(warnings) == 1 and "hunter2" not in warnings[0]
 
 
-def test_an_http_endpoint_without_a_scheme_warns_and_uses_the_default(
-    caplog: pytest.LogCaptureFixture,
+# -- an endpoint that cannot be used turns the exporter off (no fallback to the default) -----
+
+SECRET = "s3cr3t-api-key"
+
+
+@pytest.mark.parametrize(
+    ("name", "env"),
+    [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://:4317"}),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": f"https://user:{SECRET}@collector:99999"},
+        ),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://[::1"}),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:port"},
+        ),
+        (  # the signal's own endpoint is invalid: the general one does not replace it either
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            {
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://:4318/v1/traces",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            },
+        ),
+        (  # valid for gRPC (a target), but OTLP/HTTP needs a URL
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            },
+        ),
+        (  # a gRPC target urlsplit cannot even split
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "//[::1", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"},
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            {
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"ftp://u:{SECRET}@collector/v1/traces",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json",
+            },
+        ),
+    ],
+)
+def test_an_unusable_endpoint_turns_the_exporter_off_with_one_error(
+    plugins: Plugins, caplog: pytest.LogCaptureFixture, name: str, env: dict[str, str]
 ) -> None:
-    config, _ = _config(
-        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf", OTEL_EXPORTER_OTLP_ENDPOINT="collector:4318"
-    )
+    env = {**env, "OTEL_EXPORTER_OTLP_HEADERS": f"x-api-key={SECRET}"}
     with caplog.at_level(logging.WARNING, logger="telemetry_run"):
-        settings = _otlp.otlp_settings(config)
-    assert settings.endpoint == "http://localhost:4318/v1/traces"
+        config = Config.from_env(env, plugins.variables())
+        exporter = plugins.span_exporter("otlp", config)
+    assert isinstance(exporter, _otlp.OTLPExporterOff)
     (record,) = caplog.records
-    assert "OTEL_EXPORTER_OTLP_ENDPOINT" in record.getMessage()
+    assert record.levelno == logging.ERROR
+    message = record.getMessage()
+    assert message.startswith(f"{name}=")
+    assert "the OTLP exporter is off" in message and "export_failed" in message
+    assert "default endpoint" in message
+    assert SECRET not in message
+    assert SECRET not in repr(config) and SECRET not in str(config)
+    assert SECRET not in repr(_otlp.otlp_settings(config))
+    result = exporter.export([], deadline=0.0)
+    assert not result.success and not result.retryable
+
+
+def test_a_valid_traces_endpoint_is_used_whatever_the_general_one_says(plugins: Plugins) -> None:
+    config = Config.from_env(
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://:4317",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4317",
+        },
+        plugins.variables(),
+        warn=lambda message: None,
+    )
+    exporter = plugins.span_exporter("otlp", config)
+    assert isinstance(exporter, OTLPGrpcSpanExporter)
+    assert exporter.endpoint == "http://collector:4317"
+
+
+def test_the_off_exporter_counts_every_span_as_export_failed() -> None:
+    from telemetry_run.sdk import Diagnostics, TracerProvider
+    from telemetry_run.sdk.processors.batch import BatchSpanProcessor
+
+    diagnostics = Diagnostics()
+    provider = TracerProvider(diagnostics=diagnostics, shutdown_on_exit=False)
+    off = _otlp.OTLPExporterOff(_otlp._OFF)
+    provider.add_span_processor(BatchSpanProcessor(off, diagnostics=diagnostics))
+    tracer = provider.get_tracer("t")
+    for _ in range(3):
+        with tracer.start_as_current_span("s"):
+            pass
+    provider.shutdown(5.0)
+    counts = diagnostics.snapshot()
+    assert (counts["produced"], counts["exported"], counts["export_failed"]) == (3, 0, 3)
+
+
+# -- a passphrase-protected client key is refused at start-up ---------------------------------
+
+
+def _key_files(folder: Path) -> dict[str, str]:
+    """A plain key, the same key encrypted as PKCS#8 and as traditional OpenSSL PEM."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    encrypted = serialization.BestAvailableEncryption(b"passphrase")
+    forms = {
+        "plain": (serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        "pkcs8": (serialization.PrivateFormat.PKCS8, encrypted),
+        "traditional": (serialization.PrivateFormat.TraditionalOpenSSL, encrypted),
+    }
+    files = {}
+    for name, (form, encryption) in forms.items():
+        path = folder / f"{name}-key.pem"
+        path.write_bytes(private.private_bytes(serialization.Encoding.PEM, form, encryption))
+        files[name] = str(path)
+    return files
+
+
+@pytest.mark.parametrize("form", ["pkcs8", "traditional"])
+@pytest.mark.parametrize("prefix", ["OTEL_EXPORTER_OTLP_", "OTEL_EXPORTER_OTLP_TRACES_"])
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_an_encrypted_client_key_turns_the_exporter_off_with_one_error(
+    plugins: Plugins,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    form: str,
+    prefix: str,
+    protocol: str,
+) -> None:
+    keys = _key_files(tmp_path)
+    env = {
+        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+        f"{prefix}CLIENT_KEY": keys[form],
+        f"{prefix}CLIENT_CERTIFICATE": str(tmp_path / "cert.pem"),
+    }
+    with caplog.at_level(logging.WARNING, logger="telemetry_run"):
+        exporter = plugins.span_exporter("otlp", Config.from_env(env, plugins.variables()))
+    assert isinstance(exporter, _otlp.OTLPExporterOff)
+    (record,) = caplog.records
+    assert record.levelno == logging.ERROR
+    message = record.getMessage()
+    assert message.startswith(f"{prefix}CLIENT_KEY=") and "encrypted" in message
+    assert keys[form] not in message and str(tmp_path) not in message
+    # the same key decrypted is used as before
+    env[f"{prefix}CLIENT_KEY"] = keys["plain"]
+    settings = _otlp.otlp_settings(Config.from_env(env, plugins.variables()))
+    assert settings.off is None and settings.client_key_file == keys["plain"]
 
 
 def test_mtls_needs_both_files(caplog: pytest.LogCaptureFixture) -> None:

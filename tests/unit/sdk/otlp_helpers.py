@@ -332,3 +332,26 @@ def run_fork_script(kind: str, endpoint: str) -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def encrypted_copy(key_file: str, folder: Path, *, traditional: bool = False) -> str:
+    """The PEM key at ``key_file`` encrypted with a passphrase (PKCS#8, or the traditional
+    ``Proc-Type: 4,ENCRYPTED`` form): loading it makes OpenSSL want the passphrase."""
+    from cryptography.hazmat.primitives import serialization
+
+    with open(key_file, "rb") as f:
+        private = serialization.load_pem_private_key(f.read(), password=None)
+    form = (
+        serialization.PrivateFormat.TraditionalOpenSSL
+        if traditional
+        else serialization.PrivateFormat.PKCS8
+    )
+    path = folder / ("encrypted-traditional-key.pem" if traditional else "encrypted-key.pem")
+    path.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            form,
+            serialization.BestAvailableEncryption(b"the passphrase"),
+        )
+    )
+    return str(path)

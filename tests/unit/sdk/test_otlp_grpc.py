@@ -25,6 +25,7 @@ from tests.unit.sdk.otlp_helpers import (
     Certificates,
     Logged,
     assert_spans_arrived,
+    encrypted_copy,
     logged_exporters,
     make_certificates,
     make_spans,
@@ -435,3 +436,29 @@ def test_no_limit_at_all_is_allowed(otlp_receiver: OTLPReceiver, logged: Logged)
     exporter = _exporter(endpoint, logged, timeout=0)
     assert exporter.export(make_spans(1), deadline=math.inf).success
     assert exporter.export(make_spans(1), deadline=math.inf).success  # the reused transport
+
+
+@pytest.mark.parametrize("traditional", [False, True])
+def test_an_encrypted_client_key_fails_the_export_without_a_passphrase_prompt(
+    certificates: Certificates, tmp_path: Path, logged: Logged, traditional: bool
+) -> None:
+    key_file = encrypted_copy(certificates.client_key_file, tmp_path, traditional=traditional)
+    with OTLPReceiver(tls=certificates.mtls_server, http=False) as receiver:
+        exporter = _exporter(
+            receiver.grpc_endpoint,
+            logged,
+            certificate_file=certificates.ca_file,
+            client_certificate_file=certificates.client_cert_file,
+            client_key_file=key_file,
+        )
+        result, _ = _export(exporter, make_spans(1))
+        assert not result.success
+        assert receiver.requests == []
+    (line,) = logged[1].messages
+    assert "passphrase-protected" in line and str(tmp_path) not in line
+
+
+def test_an_endpoint_without_a_host_is_refused_without_its_credentials() -> None:
+    with pytest.raises(ValueError, match="has no host") as raised:
+        OTLPGrpcSpanExporter("https://user:hunter2@/v1/traces")
+    assert "hunter2" not in str(raised.value)

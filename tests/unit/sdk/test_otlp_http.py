@@ -26,6 +26,7 @@ from tests.unit.sdk.otlp_helpers import (
     Certificates,
     Logged,
     assert_spans_arrived,
+    encrypted_copy,
     logged_exporters,
     make_certificates,
     make_spans,
@@ -475,8 +476,39 @@ def test_invalid_and_reserved_headers_are_dropped_naming_only_the_key(
     assert not any("secret-value" in line for line in logs)
 
 
+def test_an_invalid_header_name_is_masked_it_may_be_a_credential(
+    otlp_receiver: OTLPReceiver, logged: Logged
+) -> None:
+    exporter = _exporter(
+        otlp_receiver.http_endpoint, logged, headers=[("Authorization: Bearer sk-123", "x")]
+    )
+    assert _export(exporter, make_spans(1))[0].success
+    (line,) = logged[1].messages
+    assert "sk-123" not in line and "characters, hidden" in line
+
+
 def test_no_limit_at_all_is_allowed(otlp_receiver: OTLPReceiver, logged: Logged) -> None:
     endpoint = otlp_receiver.http_endpoint
     exporter = _exporter(endpoint, logged, timeout=0)
     assert exporter.export(make_spans(1), deadline=math.inf).success
     assert exporter.export(make_spans(1), deadline=math.inf).success  # the reused transport
+
+
+@pytest.mark.parametrize("traditional", [False, True])
+def test_an_encrypted_client_key_fails_the_export_without_a_passphrase_prompt(
+    certificates: Certificates, tmp_path: Path, logged: Logged, traditional: bool
+) -> None:
+    key_file = encrypted_copy(certificates.client_key_file, tmp_path, traditional=traditional)
+    with OTLPReceiver(tls=certificates.mtls_server, grpc=False) as receiver:
+        exporter = _exporter(
+            receiver.http_endpoint,
+            logged,
+            certificate_file=certificates.ca_file,
+            client_certificate_file=certificates.client_cert_file,
+            client_key_file=key_file,
+        )
+        result, _ = _export(exporter, make_spans(1))
+        assert not result.success
+        assert receiver.requests == []
+    (line,) = logged[1].messages
+    assert "passphrase-protected" in line and str(tmp_path) not in line
