@@ -9,7 +9,9 @@ import time
 import pytest
 
 from telemetry_run.sdk.exporters import ExportResult
+from telemetry_run.sdk.exporters.otlp import _retry
 from telemetry_run.sdk.exporters.otlp._retry import (
+    Outage,
     Outcome,
     RetryPolicy,
     encode_status,
@@ -223,3 +225,98 @@ def test_stop_ends_a_backoff_at_once() -> None:
     assert not result.success
     assert "shut down" in (result.error or "")
     assert len(sent) == 1
+
+
+# -- an outage across exports, on a fake clock ----------------------------------------------------
+
+
+class FakeClock(threading.Event):
+    """The retry loop's clock and its ``stop`` event in one: a wait advances the time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 1000.0
+        self.waits: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wait(self, timeout: float | None = None) -> bool:
+        assert timeout is not None
+        self.waits.append(timeout)
+        self.now += timeout
+        return self.is_set()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(_retry, "_monotonic", fake.monotonic)
+    return fake
+
+
+def _export(
+    clock: FakeClock, outage: Outage, outcomes: list[Outcome], *, timeout: float = 10.0
+) -> tuple[ExportResult, int]:
+    """One export through the loop: its result and how many attempts it made."""
+    attempts = 0
+
+    def send(until: float) -> Outcome:
+        nonlocal attempts
+        attempts += 1
+        assert clock.now < until
+        return outcomes.pop(0) if outcomes else Outcome(False, error="UNAVAILABLE", retryable=True)
+
+    result = retry_loop(
+        send,
+        deadline=clock.now + timeout,
+        policy=RetryPolicy(1.0, 2.0, 32.0),
+        stop=clock,
+        on_transient=lambda outcome: None,
+        on_retry=lambda: None,
+        outage=outage,
+    )
+    return result, attempts
+
+
+def test_one_exports_retries_never_outlive_its_timeout(clock: FakeClock) -> None:
+    started = clock.now
+    result, attempts = _export(clock, Outage(), [], timeout=10.0)
+    assert not result.success and result.retryable
+    assert attempts >= 3  # backoffs of about 1, 2, 4 s fit in 10 s
+    assert clock.now < started + 10.0  # no wait went past the deadline
+
+
+def test_while_the_outage_lasts_each_export_is_one_attempt_without_waiting(
+    clock: FakeClock,
+) -> None:
+    outage = Outage()
+    _export(clock, outage, [])  # the first failing export spends its retries
+    spent = outage.streak
+    assert spent >= 3
+    for n in range(1, 4):
+        before, waits = clock.now, len(clock.waits)
+        result, attempts = _export(clock, outage, [])
+        assert not result.success and result.retryable  # the processor keeps the batch
+        assert attempts == 1
+        assert clock.now == before and len(clock.waits) == waits  # no backoff inside
+        assert outage.streak == spent + n
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [Outcome(True), Outcome(False, error="INVALID_ARGUMENT")],
+    ids=["success", "permanent-error"],
+)
+def test_the_first_answer_ends_the_outage_and_retries_resume(
+    clock: FakeClock, answer: Outcome
+) -> None:
+    outage = Outage()
+    _export(clock, outage, [])
+    assert outage.streak > 0
+    _, attempts = _export(clock, outage, [answer])
+    assert attempts == 1 and outage.streak == 0
+    flaky = Outcome(False, error="UNAVAILABLE", retryable=True)
+    result, attempts = _export(clock, outage, [flaky, Outcome(True)])
+    assert result.success and attempts == 2  # retried inside the export again
+    assert clock.waits[-1] <= 1.0  # from the first step of the backoff, not the outage's last
