@@ -28,9 +28,11 @@ Four parts make it so:
 - The first success resets both backoffs, and the same export cycle goes on with the whole
   queue, oldest first: at most ``max_queue_size`` spans, the newest ones.
 
-Recovery is noticed within one probe interval (2 s at most unless the schedule delay is longer)
+Recovery is noticed within one probe interval (1 s at most unless the schedule delay is longer)
 plus one attempt; memory stays bounded by ``max_queue_size`` (plus the batch in flight)
-throughout.
+throughout. The price of keeping the newest: an outage longer than the queue loses about as
+many spans as before, but the oldest ones, and the spans made while the recovery is being
+noticed push out backlog instead of being refused.
 
 Fork-safe: the child of ``os.fork`` gets an empty queue, fresh locks and its own worker, so no
 span of the parent is exported twice and no lock held by the parent's threads is inherited. A
@@ -70,7 +72,7 @@ _getpid = os.getpid
 #: Seconds: the longest wait between two probes of a collector that keeps failing, unless the
 #: schedule delay is longer. A recovery is noticed this soon; a fleet sends a dead collector at
 #: most one batch per process per interval.
-MAX_PROBE_INTERVAL = 2.0
+MAX_PROBE_INTERVAL = 1.0
 
 
 class _Batch:
