@@ -562,6 +562,29 @@ def test_spans_made_after_a_recovery_are_exported_with_the_backlog_not_refused(
     assert_accounted(p.counts())
 
 
+def test_producers_racing_the_worker_during_an_outage_keep_exact_accounting(
+    make_pipeline: MakePipeline,
+) -> None:
+    # On a full queue during an outage, on_end pushes out the oldest span without the lock
+    # while the worker takes batches and puts them back: no span lost without a count, none
+    # exported twice.
+    exporter = ScriptedExporter([False] * 200)
+    p = make_pipeline(exporter, schedule_delay=0.001, max_queue_size=64, max_export_batch_size=16)
+    p.end_spans(16)
+    wait_until(lambda: len(exporter.attempted) >= 1, "the outage to start")
+    threads = [threading.Thread(target=p.end_spans, args=(3000, f"t{i}")) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    p.provider.shutdown(timeout=10)
+    counts = p.counts()
+    assert counts["produced"] == 16 + 4 * 3000
+    assert counts["queue_full"] > 0
+    assert len(set(p.exporter.span_ids)) == len(p.exporter.span_ids) == counts["exported"]
+    assert_accounted(counts)
+
+
 def test_probes_back_off_from_the_schedule_delay_and_reset_at_the_first_success(
     make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
 ) -> None:

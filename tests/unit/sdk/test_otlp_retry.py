@@ -5,11 +5,13 @@ from __future__ import annotations
 import email.utils
 import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from telemetry_run.sdk.exporters import ExportResult
-from telemetry_run.sdk.exporters.otlp import _retry
+from telemetry_run.sdk.exporters.otlp import OTLPGrpcSpanExporter, OTLPHttpSpanExporter, _retry
 from telemetry_run.sdk.exporters.otlp._retry import (
     Outage,
     Outcome,
@@ -21,6 +23,8 @@ from telemetry_run.sdk.exporters.otlp._retry import (
     parse_status,
     retry_loop,
 )
+from telemetry_run.testing.otlp import OTLPReceiver
+from tests.unit.sdk.otlp_helpers import FAST, Logged, logged_exporters, make_spans, track
 
 
 @pytest.mark.parametrize(
@@ -320,3 +324,43 @@ def test_the_first_answer_ends_the_outage_and_retries_resume(
     result, attempts = _export(clock, outage, [flaky, Outcome(True)])
     assert result.success and attempts == 2  # retried inside the export again
     assert clock.waits[-1] <= 1.0  # from the first step of the backoff, not the outage's last
+
+
+@pytest.fixture
+def logged() -> Iterator[Logged]:
+    yield from logged_exporters()
+
+
+@pytest.mark.parametrize("transport", ["grpc", "http"])
+def test_an_exporter_probes_a_failing_collector_once_per_export_until_it_answers(
+    otlp_receiver: OTLPReceiver, logged: Logged, transport: str
+) -> None:
+    exporter: Any
+    if transport == "grpc":
+        exporter = OTLPGrpcSpanExporter(
+            otlp_receiver.grpc_endpoint, diagnostics=logged[0], retry_policy=FAST
+        )
+    else:
+        exporter = OTLPHttpSpanExporter(
+            otlp_receiver.http_endpoint, diagnostics=logged[0], retry_policy=FAST
+        )
+    track(exporter)
+    spans = make_spans(1)
+
+    def attempts_of(within: float) -> tuple[ExportResult, int]:
+        before = len(otlp_receiver.attempts)
+        result = exporter.export(spans, deadline=time.monotonic() + within)
+        return result, len(otlp_receiver.attempts) - before
+
+    otlp_receiver.fail_next(1_000_000, grpc_code="UNAVAILABLE")
+    result, attempts = attempts_of(2.0)  # retries 20-100 ms apart until the deadline
+    assert not result.success and result.retryable and attempts >= 3
+    for _ in range(3):
+        result, attempts = attempts_of(5.0)  # ample time, yet one attempt: a probe
+        assert not result.success and result.retryable and attempts == 1
+    otlp_receiver.clear_faults()
+    result, attempts = attempts_of(5.0)
+    assert result.success and attempts == 1
+    otlp_receiver.fail_next(2, grpc_code="UNAVAILABLE")
+    result, attempts = attempts_of(5.0)
+    assert result.success and attempts == 3  # the outage ended: retried inside the export again
