@@ -7,6 +7,33 @@ export timeout, cut to the caller's flush or shutdown deadline). An exporter tha
 its deadline stalls only the worker: flush and shutdown return at their deadline, and the spans
 they could not deliver are counted, never lost silently.
 
+After an outage, the spans made once the collector is back come first in what matters: they
+arrive within seconds, while the outage's backlog goes beside them or is dropped and counted.
+Four parts make it so:
+
+- While exports fail, a full queue keeps the *newest* spans: each new span pushes the oldest one
+  out (counted ``queue_full``). Otherwise the queue, full of the outage's spans, would refuse
+  every span made after the recovery until the backlog is through, and the spans an operator
+  looks at first (what is happening now) would be the ones missing. While exports succeed, a
+  full queue drops the new span, as the specification says (that is overload, not an outage).
+- A retryable failure puts the batch back at the head of the queue (room permitting; the rest
+  is counted ``export_failed``), and nothing more is sent until the next probe: one batch, after
+  a wait that starts at the schedule delay and doubles with each failure up to
+  ``max(schedule_delay, MAX_PROBE_INTERVAL)`` (with jitter, so a fleet does not probe in step).
+- The OTLP exporters spend their retries (within ``OTEL_EXPORTER_OTLP_TIMEOUT``) on the first
+  failing export only; while the outage lasts, each export is a single attempt
+  (``exporters/otlp/_retry.py``, ``Outage``). The worker is thus never asleep in a backoff when
+  the collector comes back, and a flush or a shutdown during an outage tries each batch once
+  instead of waiting through retries.
+- The first success resets both backoffs, and the same export cycle goes on with the whole
+  queue, oldest first: at most ``max_queue_size`` spans, the newest ones.
+
+Recovery is noticed within one probe interval (1 s at most unless the schedule delay is longer)
+plus one attempt; memory stays bounded by ``max_queue_size`` (plus the batch in flight)
+throughout. The price of keeping the newest: an outage longer than the queue loses about as
+many spans as before, but the oldest ones, and the spans made while the recovery is being
+noticed push out backlog instead of being refused.
+
 Fork-safe: the child of ``os.fork`` gets an empty queue, fresh locks and its own worker, so no
 span of the parent is exported twice and no lock held by the parent's threads is inherited. A
 fork that skips Python's hooks (uWSGI forks in C) is repaired by uWSGI's post-fork hook; failing
@@ -37,10 +64,15 @@ from telemetry_run.sdk.processors.simple import call_export, record_export_resul
 if TYPE_CHECKING:
     from telemetry_run.sdk.trace.span import ReadableSpan
 
-__all__ = ["BatchSpanProcessor"]
+__all__ = ["MAX_PROBE_INTERVAL", "BatchSpanProcessor"]
 
 _monotonic = time.monotonic
 _getpid = os.getpid
+
+#: Seconds: the longest wait between two probes of a collector that keeps failing, unless the
+#: schedule delay is longer. A recovery is noticed this soon; a fleet sends a dead collector at
+#: most one batch per process per interval.
+MAX_PROBE_INTERVAL = 1.0
 
 
 class _Batch:
@@ -108,6 +140,8 @@ class BatchSpanProcessor(SpanProcessor):
         # drained into batches that would fail too (a collector that is down costs one batch
         # per schedule delay, and what waits in the queue is delivered when it is back).
         self._failing = False
+        self._failures = 0  # retryable failures in a row: the probe backoff (reset by a success)
+        self._next_probe = 0.0
         self._exporter_shut = False
         self._worker = threading.Thread(
             target=self._run, name="telemetry-run BatchSpanProcessor", daemon=True
@@ -134,6 +168,12 @@ class BatchSpanProcessor(SpanProcessor):
             self._diagnostics.drop("shutdown")
             return
         if len(queue) >= self._max_queue_size:
+            if self._failing:  # an outage: the oldest span makes room (module docstring)
+                queue.append(span)  # first: the worker never finds fewer than it counted
+                with contextlib.suppress(IndexError):  # the worker took them all meanwhile
+                    queue.popleft()
+                    self._diagnostics.drop("queue_full")
+                return
             self._diagnostics.drop("queue_full")
             return
         queue.append(span)
@@ -210,6 +250,8 @@ class BatchSpanProcessor(SpanProcessor):
                     deadline = min((r.deadline for r in requests), default=float("inf"))
                     self._export_queued(len(self._queue), deadline)
                     next_timed_export = _monotonic() + self._schedule_delay
+                    if self._failing:
+                        next_timed_export = max(next_timed_export, self._next_probe)
                 else:
                     # A flush or shutdown asked meanwhile goes first, so that the batches
                     # exported after the call carry its deadline (not the bare export timeout).
@@ -239,7 +281,10 @@ class BatchSpanProcessor(SpanProcessor):
                 n = min(count, self._batch_size, len(queue))
                 if n == 0:
                     return
-                spans = [queue.popleft() for _ in range(n)]
+                spans = _take(queue, n)
+                n = len(spans)
+                if n == 0:
+                    return
                 batch = self._inflight = _Batch(n)
             count -= n
             export_deadline = min(_monotonic() + self._export_timeout, deadline)
@@ -250,6 +295,10 @@ class BatchSpanProcessor(SpanProcessor):
                     continue  # shutdown gave up on this batch and counted it as failed
                 batch.settled = True
             self._failing = not result.success
+            if result.success:
+                self._failures = 0
+            elif result.retryable:
+                self._schedule_probe()
             timed = deadline == float("inf")  # not a flush, not the shutdown
             if self._failing and result.retryable and timed:
                 # The collector is down or slow: the batch goes back to the head of the queue
@@ -262,6 +311,15 @@ class BatchSpanProcessor(SpanProcessor):
             record_export_result(self._diagnostics, self._exporter, n, result)
             if self._failing and timed:
                 return  # the rest waits in the queue for the next timed export
+
+    def _schedule_probe(self) -> None:
+        """One more failure in a row: the next export waits longer (module docstring)."""
+        import random
+
+        ceiling = max(self._schedule_delay, MAX_PROBE_INTERVAL)
+        wait = min(ceiling, max(self._schedule_delay, 0.01) * 2 ** min(self._failures, 32))
+        self._failures += 1
+        self._next_probe = _monotonic() + wait * (0.5 + random.random() / 2)
 
     def _requeue(self, spans: list[ReadableSpan]) -> int:
         """Put ``spans`` back at the head of the queue, room permitting; how many did not fit."""
@@ -315,6 +373,20 @@ def _reinit_after_fork(ref: weakref.ref[BatchSpanProcessor]) -> None:
     processor = ref()
     if processor is not None:
         processor._after_fork_in_child()
+
+
+def _take(queue: collections.deque[ReadableSpan], n: int) -> list[ReadableSpan]:
+    """Up to ``n`` spans from the head of ``queue``.
+
+    Fewer only when ``on_end`` pushed out an oldest span meanwhile (a full queue during an
+    outage); it does so without the lock, so the queue may be shorter than the count read.
+    """
+    spans: list[ReadableSpan] = []
+    popleft, append = queue.popleft, spans.append
+    with contextlib.suppress(IndexError):
+        for _ in range(n):
+            append(popleft())
+    return spans
 
 
 def _call_bounded(fn: Callable[[], None], deadline: float) -> None:

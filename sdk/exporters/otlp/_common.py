@@ -24,7 +24,7 @@ from telemetry_run.sdk import forking
 from telemetry_run.sdk.context import SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
 from telemetry_run.sdk.diagnostics import Diagnostics, get_diagnostics
 from telemetry_run.sdk.exporters import SUCCESS, ExportResult
-from telemetry_run.sdk.exporters.otlp._retry import Outcome, RetryPolicy, retry_loop
+from telemetry_run.sdk.exporters.otlp._retry import Outage, Outcome, RetryPolicy, retry_loop
 
 if TYPE_CHECKING:
     from telemetry_run.sdk.trace.span import ReadableSpan
@@ -181,6 +181,7 @@ class OTLPExporterBase:
         self._client_key_file = client_key_file
         self._client_certificate_file = client_certificate_file
         self._policy = retry_policy or RetryPolicy()
+        self._outage = Outage()  # failures across exports: probe, not retry, while it lasts
         self._stop = threading.Event()
         self._lock = threading.Lock()  # one export on the transport at a time
         self._pid = os.getpid()
@@ -219,6 +220,7 @@ class OTLPExporterBase:
                     stop=self._stop,
                     on_transient=self._report_transient,
                     on_retry=lambda: self._diagnostics.spans_retried.add(count),
+                    outage=self._outage,
                 )
             finally:
                 if self._stop.is_set():  # shut down meanwhile: the transport goes too

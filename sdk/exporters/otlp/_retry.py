@@ -10,6 +10,15 @@ export deadline: when the next attempt could not start in time the export fails 
 than sleeping into the deadline. Waits are on a ``threading.Event``, so ``shutdown()`` ends a
 backoff at once.
 
+An outage outlives one export: an exporter keeps an ``Outage``, its transient failures in a row
+across exports. Retrying inside every export through the whole timeout, batch after batch, is
+what kept the spans made after a collector came back waiting behind the backlog: the worker
+thread was asleep in a backoff while the collector was already fine. So only the first export
+to fail spends its retries (within the export timeout); while the outage lasts, each later export
+is a probe, one attempt and no retry, and the batch processor, which keeps the spans queued,
+spaces the probes (``processors/batch.py``). The first answer ends the outage, so the export
+after a recovery retries as usual again.
+
 ``google.rpc.Status`` and ``google.rpc.RetryInfo`` are two tiny messages; they are read (and, for
 the test receiver, written) by hand here rather than pulling ``googleapis-common-protos`` into
 every application's environment.
@@ -28,6 +37,7 @@ __all__ = [
     "GRPC_NOT_RETRYABLE",
     "GRPC_RETRYABLE",
     "HTTP_RETRYABLE",
+    "Outage",
     "Outcome",
     "RetryPolicy",
     "encode_status",
@@ -302,6 +312,22 @@ class RetryPolicy:
         )
 
 
+class Outage:
+    """An exporter's memory of transient failures across exports (see the module docstring).
+
+    ``streak`` counts the failed attempts in a row; the first answer from the collector (a
+    success or a permanent error) resets it. Used under the exporter's lock only.
+    """
+
+    __slots__ = ("streak",)
+
+    def __init__(self) -> None:
+        self.streak = 0
+
+    def __repr__(self) -> str:
+        return f"Outage(streak={self.streak})"
+
+
 class Outcome:
     """One attempt at sending a batch, as the transport saw it.
 
@@ -341,12 +367,16 @@ def retry_loop(
     stop: threading.Event,
     on_transient: Callable[[Outcome], None],
     on_retry: Callable[[], None],
+    outage: Outage | None = None,
 ) -> ExportResult:
     """Call ``send(deadline)`` until it succeeds, fails for good, or time runs out.
 
     ``on_transient`` hears of every transient failure (the exporter logs it, throttled);
     ``on_retry`` is called just before each new attempt (the exporter counts retried spans).
+    With an ``outage`` that is ongoing (an earlier export spent its retries), this call is a
+    probe: one attempt, no retry (the caller keeps the batch and spaces the probes).
     """
+    probing = outage is not None and outage.streak > 0
     attempt = 0
     while True:
         if stop.is_set():
@@ -356,9 +386,11 @@ def retry_loop(
                 False, error="the export deadline passed before it was sent", retryable=True
             )
         outcome = send(deadline)
-        if outcome.ok:
-            return ExportResult(True, rejected=outcome.rejected)
-        if not outcome.retryable:
+        if outcome.ok or not outcome.retryable:
+            if outage is not None:
+                outage.streak = 0
+            if outcome.ok:
+                return ExportResult(True, rejected=outcome.rejected)
             return ExportResult(False, error=outcome.error)
         on_transient(outcome)
         if stop.is_set():
@@ -367,6 +399,14 @@ def retry_loop(
         if delay is None:
             delay = policy.backoff(attempt)
         attempt += 1
+        if outage is not None:
+            outage.streak += 1
+        if probing:
+            return ExportResult(
+                False,
+                error=f"{outcome.error} (still failing: probed again by a later export)",
+                retryable=True,
+            )
         if _monotonic() + delay >= deadline:
             return ExportResult(
                 False,

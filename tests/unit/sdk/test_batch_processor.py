@@ -510,6 +510,128 @@ def test_a_flush_does_not_requeue_what_failed(make_pipeline: MakePipeline) -> No
     assert_accounted(counts)
 
 
+class ScriptedExporter(RecordingExporter):
+    """Answers each export from ``script`` (True: success, False: a retryable failure), then
+    succeeds; records every batch it was given, failed or not."""
+
+    def __init__(self, script: list[bool]) -> None:
+        super().__init__()
+        self.script = list(script)
+        self.attempted: list[list[int]] = []
+
+    def export(self, spans: Sequence[ReadableSpan], *, deadline: float) -> ExportResult:
+        with self.lock:
+            self.attempted.append([s.context.span_id for s in spans])
+            ok = self.script.pop(0) if self.script else True
+        if not ok:
+            return ExportResult(False, error="UNAVAILABLE: collector down", retryable=True)
+        return super().export(spans, deadline=deadline)
+
+
+def test_during_an_outage_a_full_queue_keeps_the_newest_spans(make_pipeline: MakePipeline) -> None:
+    exporter = ScriptedExporter([False])
+    p = make_pipeline(exporter, schedule_delay=3600, max_queue_size=8, max_export_batch_size=4)
+    first = p.end_spans(4, "first")  # a full batch: exported at once, and failing
+    wait_until(lambda: len(exporter.attempted) == 1 and p.processor.queue_length == 4, "requeued")
+    later = p.end_spans(10, "later")  # 14 spans for 8 places: the 6 oldest make room
+    counts = p.counts()
+    assert counts["queue_full"] == 6
+    assert p.processor.queue_length == 8
+
+    p.provider.force_flush(timeout=10)  # the collector is back
+    kept = (first + later)[-8:]
+    assert p.exporter.span_ids == kept  # the newest, in order, each once
+    counts = p.counts()
+    assert counts["exported"] == 8 and counts["queue_full"] == 6 and counts["export_failed"] == 0
+    assert_accounted(counts)
+
+
+def test_spans_made_after_a_recovery_are_exported_with_the_backlog_not_refused(
+    make_pipeline: MakePipeline,
+) -> None:
+    # The queue is full of the outage's spans when the collector comes back: without room made
+    # for them, every span made then would be dropped until the backlog is through.
+    exporter = ScriptedExporter([False])
+    p = make_pipeline(exporter, schedule_delay=3600, max_queue_size=8, max_export_batch_size=4)
+    p.end_spans(4, "outage")
+    wait_until(lambda: len(exporter.attempted) == 1, "the failed export")
+    p.end_spans(8, "outage-more")
+    fresh = p.end_spans(5, "fresh")  # made after the recovery, before the next export
+    p.provider.force_flush(timeout=10)
+    assert set(fresh) <= set(p.exporter.span_ids)
+    assert_accounted(p.counts())
+
+
+def test_producers_racing_the_worker_during_an_outage_keep_exact_accounting(
+    make_pipeline: MakePipeline,
+) -> None:
+    # On a full queue during an outage, on_end pushes out the oldest span without the lock
+    # while the worker takes batches and puts them back: no span lost without a count, none
+    # exported twice.
+    exporter = ScriptedExporter([False] * 200)
+    p = make_pipeline(exporter, schedule_delay=0.001, max_queue_size=64, max_export_batch_size=16)
+    p.end_spans(16)
+    wait_until(lambda: len(exporter.attempted) >= 1, "the outage to start")
+    threads = [threading.Thread(target=p.end_spans, args=(3000, f"t{i}")) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    p.provider.shutdown(timeout=10)
+    counts = p.counts()
+    assert counts["produced"] == 16 + 4 * 3000
+    assert counts["queue_full"] > 0
+    assert len(set(p.exporter.span_ids)) == len(p.exporter.span_ids) == counts["exported"]
+    assert_accounted(counts)
+
+
+def test_probes_back_off_from_the_schedule_delay_and_reset_at_the_first_success(
+    make_pipeline: MakePipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    from telemetry_run.sdk.processors import batch
+
+    now = 1000.0  # a frozen clock: each wait is exactly the backoff the worker computed
+    monkeypatch.setattr(batch, "_monotonic", lambda: now)
+    monkeypatch.setattr(batch, "MAX_PROBE_INTERVAL", 0.08)
+    monkeypatch.setattr(random, "random", lambda: 1.0)  # the jitter's upper end
+    exporter = ScriptedExporter([False] * 5 + [True, False, True])
+    p = make_pipeline(exporter, schedule_delay=0.01, max_export_batch_size=4)
+    waits: list[float] = []
+    schedule = p.processor._schedule_probe
+
+    def recording() -> None:
+        schedule()
+        waits.append(round(p.processor._next_probe - now, 6))
+
+    monkeypatch.setattr(p.processor, "_schedule_probe", recording)
+    p.end_spans(1)
+    wait_until(lambda: p.exporter.exported_count == 1, "the span once the collector is back")
+    assert len(exporter.attempted) == 6  # one attempt per probe, not a drain
+    assert waits == [0.01, 0.02, 0.04, 0.08, 0.08]  # doubling, capped
+    p.end_spans(1)
+    wait_until(lambda: p.exporter.exported_count == 2, "the second span")
+    assert waits[5:] == [0.01]  # the success reset the backoff
+    assert_accounted(p.counts())
+
+
+def test_a_failing_collector_gets_one_batch_per_probe_never_the_whole_queue(
+    make_pipeline: MakePipeline,
+) -> None:
+    exporter = ScriptedExporter([False] * 1000)
+    p = make_pipeline(exporter, schedule_delay=0.01, max_queue_size=64, max_export_batch_size=4)
+    p.end_spans(40)
+    wait_until(lambda: len(exporter.attempted) >= 3, "three probes")
+    with exporter.lock:
+        attempted = list(exporter.attempted)
+    # Every probe is the same oldest batch, put back at the head each time.
+    assert all(batch == attempted[0] for batch in attempted)
+    wait_until(lambda: p.processor.queue_length == 40, "the probe's batch back in the queue")
+    counts = p.counts()
+    assert counts["export_failed"] == 0 and counts["queue_full"] == 0
+
+
 @pytest.mark.parametrize(
     ("batch", "rejected", "expect_rejected"),
     [(5, 3, 3), (5, 0, 0), (2, 10, 2), (2, -4, 0)],

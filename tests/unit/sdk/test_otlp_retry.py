@@ -5,11 +5,15 @@ from __future__ import annotations
 import email.utils
 import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from telemetry_run.sdk.exporters import ExportResult
+from telemetry_run.sdk.exporters.otlp import OTLPGrpcSpanExporter, OTLPHttpSpanExporter, _retry
 from telemetry_run.sdk.exporters.otlp._retry import (
+    Outage,
     Outcome,
     RetryPolicy,
     encode_status,
@@ -19,6 +23,8 @@ from telemetry_run.sdk.exporters.otlp._retry import (
     parse_status,
     retry_loop,
 )
+from telemetry_run.testing.otlp import OTLPReceiver
+from tests.unit.sdk.otlp_helpers import FAST, Logged, logged_exporters, make_spans, track
 
 
 @pytest.mark.parametrize(
@@ -223,3 +229,138 @@ def test_stop_ends_a_backoff_at_once() -> None:
     assert not result.success
     assert "shut down" in (result.error or "")
     assert len(sent) == 1
+
+
+# -- an outage across exports, on a fake clock ----------------------------------------------------
+
+
+class FakeClock(threading.Event):
+    """The retry loop's clock and its ``stop`` event in one: a wait advances the time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 1000.0
+        self.waits: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def wait(self, timeout: float | None = None) -> bool:
+        assert timeout is not None
+        self.waits.append(timeout)
+        self.now += timeout
+        return self.is_set()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(_retry, "_monotonic", fake.monotonic)
+    return fake
+
+
+def _export(
+    clock: FakeClock, outage: Outage, outcomes: list[Outcome], *, timeout: float = 10.0
+) -> tuple[ExportResult, int]:
+    """One export through the loop: its result and how many attempts it made."""
+    attempts = 0
+
+    def send(until: float) -> Outcome:
+        nonlocal attempts
+        attempts += 1
+        assert clock.now < until
+        return outcomes.pop(0) if outcomes else Outcome(False, error="UNAVAILABLE", retryable=True)
+
+    result = retry_loop(
+        send,
+        deadline=clock.now + timeout,
+        policy=RetryPolicy(1.0, 2.0, 32.0),
+        stop=clock,
+        on_transient=lambda outcome: None,
+        on_retry=lambda: None,
+        outage=outage,
+    )
+    return result, attempts
+
+
+def test_one_exports_retries_never_outlive_its_timeout(clock: FakeClock) -> None:
+    started = clock.now
+    result, attempts = _export(clock, Outage(), [], timeout=10.0)
+    assert not result.success and result.retryable
+    assert attempts >= 3  # backoffs of about 1, 2, 4 s fit in 10 s
+    assert clock.now < started + 10.0  # no wait went past the deadline
+
+
+def test_while_the_outage_lasts_each_export_is_one_attempt_without_waiting(
+    clock: FakeClock,
+) -> None:
+    outage = Outage()
+    _export(clock, outage, [])  # the first failing export spends its retries
+    spent = outage.streak
+    assert spent >= 3
+    for n in range(1, 4):
+        before, waits = clock.now, len(clock.waits)
+        result, attempts = _export(clock, outage, [])
+        assert not result.success and result.retryable  # the processor keeps the batch
+        assert attempts == 1
+        assert clock.now == before and len(clock.waits) == waits  # no backoff inside
+        assert outage.streak == spent + n
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [Outcome(True), Outcome(False, error="INVALID_ARGUMENT")],
+    ids=["success", "permanent-error"],
+)
+def test_the_first_answer_ends_the_outage_and_retries_resume(
+    clock: FakeClock, answer: Outcome
+) -> None:
+    outage = Outage()
+    _export(clock, outage, [])
+    assert outage.streak > 0
+    _, attempts = _export(clock, outage, [answer])
+    assert attempts == 1 and outage.streak == 0
+    flaky = Outcome(False, error="UNAVAILABLE", retryable=True)
+    result, attempts = _export(clock, outage, [flaky, Outcome(True)])
+    assert result.success and attempts == 2  # retried inside the export again
+    assert clock.waits[-1] <= 1.0  # from the first step of the backoff, not the outage's last
+
+
+@pytest.fixture
+def logged() -> Iterator[Logged]:
+    yield from logged_exporters()
+
+
+@pytest.mark.parametrize("transport", ["grpc", "http"])
+def test_an_exporter_probes_a_failing_collector_once_per_export_until_it_answers(
+    otlp_receiver: OTLPReceiver, logged: Logged, transport: str
+) -> None:
+    exporter: Any
+    if transport == "grpc":
+        exporter = OTLPGrpcSpanExporter(
+            otlp_receiver.grpc_endpoint, diagnostics=logged[0], retry_policy=FAST
+        )
+    else:
+        exporter = OTLPHttpSpanExporter(
+            otlp_receiver.http_endpoint, diagnostics=logged[0], retry_policy=FAST
+        )
+    track(exporter)
+    spans = make_spans(1)
+
+    def attempts_of(within: float) -> tuple[ExportResult, int]:
+        before = len(otlp_receiver.attempts)
+        result = exporter.export(spans, deadline=time.monotonic() + within)
+        return result, len(otlp_receiver.attempts) - before
+
+    otlp_receiver.fail_next(1_000_000, grpc_code="UNAVAILABLE")
+    result, attempts = attempts_of(2.0)  # retries 20-100 ms apart until the deadline
+    assert not result.success and result.retryable and attempts >= 3
+    for _ in range(3):
+        result, attempts = attempts_of(5.0)  # ample time, yet one attempt: a probe
+        assert not result.success and result.retryable and attempts == 1
+    otlp_receiver.clear_faults()
+    result, attempts = attempts_of(5.0)
+    assert result.success and attempts == 1
+    otlp_receiver.fail_next(2, grpc_code="UNAVAILABLE")
+    result, attempts = attempts_of(5.0)
+    assert result.success and attempts == 3  # the outage ended: retried inside the export again
