@@ -261,9 +261,13 @@ class ExitHook:
     def _send_again(self, deadline: float) -> None:
         """The deferred SIGTERM: the main thread's handler now dies by it."""
         os.kill(os.getpid(), signal.SIGTERM)
-        if threading.main_thread().ident != _thread.get_ident():
-            # The main thread is stuck in C and cannot run the handler: end it as SIGTERM would.
-            time.sleep(max(0.0, deadline - time.monotonic()) + GRACE)
+        if threading.main_thread().ident == _thread.get_ident():
+            return  # the handler runs at once, here
+        time.sleep(max(0.0, deadline - time.monotonic()) + GRACE)
+        if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+            # Still alive, still ours: the main thread is stuck in C and cannot run the
+            # handler. End the process as SIGTERM would have (an app that installed its own
+            # handler meanwhile decides for itself).
             os._exit(128 + signal.SIGTERM)
 
     def _on_thread(self, work: Callable[..., None], *args: Any, **kwargs: Any) -> None:
