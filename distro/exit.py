@@ -31,8 +31,10 @@ Children made by ``multiprocessing`` (``Process``, ``Pool``, ``ProcessPoolExecut
 method) and by billiard run ``BaseProcess._bootstrap`` and, forked, leave through ``os._exit``:
 no ``atexit``. A post-import hook (nothing until the application imports ``multiprocessing``)
 wraps ``_bootstrap``, so a child shuts down and reports its own spans (the counters restart at
-the fork) when its target returns. A process about to die (SIGTERM, the end of a child) with
-nothing pending starts no flush at all: ``Pool.terminate()`` stays prompt.
+the fork) when its target returns; billiard's pool workers call ``os._exit`` in their target
+(``Worker._do_exit``, after their SIGTERM handler's ``sys.exit``), so that is wrapped too. A
+process about to die (SIGTERM, the end of a child) with nothing pending starts no flush at all:
+``Pool.terminate()`` stays prompt.
 
 All of it is bounded by TELEMETRY_RUN_SHUTDOWN_TIMEOUT, one deadline per process opened by the
 first of these events: a later flush gets what remains (a fresh one if it has passed: an
@@ -74,8 +76,14 @@ LOCK_OWNERS: Final = (
     "importlib",
 )
 
-#: The modules whose ``BaseProcess._bootstrap`` a child runs before it leaves by ``os._exit``.
-CHILD_BOOTSTRAPS: Final = ("multiprocessing.process", "billiard.process")
+#: Where a child process ends without ``atexit``: (module, class, method, when the flush runs).
+#: A bootstrap returns the exit code its caller passes to ``os._exit``: the flush runs after it.
+#: billiard's pool workers call ``os._exit`` inside their target: the flush runs before that.
+CHILD_ENDS: Final = (
+    ("multiprocessing.process", "BaseProcess", "_bootstrap", "after"),
+    ("billiard.process", "BaseProcess", "_bootstrap", "after"),
+    ("billiard.pool", "Worker", "_do_exit", "before"),
+)
 
 _WRAPPED: Final = "__telemetry_run_wrapped__"
 
@@ -177,8 +185,9 @@ class ExitHook:
                 self.sigterm_installed = True
         except ValueError:
             pass  # not the main thread (an embedded interpreter): atexit still covers exits
-        for module in CHILD_BOOTSTRAPS:
-            register_post_import_hook(self._wrap_child_bootstrap, module)
+        for module, cls, method, when in CHILD_ENDS:
+            wrap = functools.partial(self._wrap_child_end, cls, method, when)
+            register_post_import_hook(wrap, module)
 
     # -- the three ways out ------------------------------------------------------------------
 
@@ -300,31 +309,39 @@ class ExitHook:
 
     # -- multiprocessing children -----------------------------------------------------------
 
-    def _wrap_child_bootstrap(self, module: ModuleType) -> None:
+    def _wrap_child_end(self, cls: str, method: str, when: str, module: ModuleType) -> None:
         try:
-            base = module.__dict__["BaseProcess"]
-            bootstrap = base.__dict__["_bootstrap"]
-            if getattr(bootstrap, _WRAPPED, None) is None:
-                base._bootstrap = _flushing_at_end(bootstrap, self)
+            owner = module.__dict__[cls]
+            original = owner.__dict__[method]
+            if getattr(original, _WRAPPED, None) is None:
+                setattr(owner, method, _flushing(original, self, before=when == "before"))
         except Exception as exc:  # noqa: BLE001  # a version we do not know: left as it is
             from telemetry_run._servers import report
 
-            report(f"child process support for {module.__name__}", exc)
+            report(f"child process support for {module.__name__}.{cls}", exc)
 
 
-def _flushing_at_end(bootstrap: Callable[..., int], hook: ExitHook) -> Callable[..., int]:
-    @functools.wraps(bootstrap)
-    def _bootstrap(self: Any, *args: Any, **kwargs: Any) -> int:
+def _flushing(method: Callable[..., Any], hook: ExitHook, *, before: bool) -> Callable[..., Any]:
+    """``method``, with the child's flush before it runs or once it returned (or raised)."""
+
+    def flush() -> None:
         try:
-            return bootstrap(self, *args, **kwargs)
-        finally:
-            try:
-                hook.flush_child()
-            except Exception as exc:  # noqa: BLE001  # the child's exit code stays its own
-                hook._diagnostics.internal_error("the exit flush of a child process", exc)
+            hook.flush_child()
+        except Exception as exc:  # noqa: BLE001  # the child's exit code stays its own
+            hook._diagnostics.internal_error("the exit flush of a child process", exc)
 
-    setattr(_bootstrap, _WRAPPED, bootstrap)
-    return _bootstrap
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if before:
+            flush()
+            return method(self, *args, **kwargs)
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            flush()
+
+    setattr(wrapper, _WRAPPED, method)
+    return wrapper
 
 
 def _die() -> None:

@@ -165,3 +165,49 @@ def test_pool_terminate_is_bounded_by_the_shutdown_timeout_when_the_collector_ha
     lines = [tuple(map(int, m.groups()[:3])) for m in EXIT_LINE.finditer(result.stderr)]
     assert sum(produced for produced, _, _ in lines) == 3, result.stderr
     assert all(exported == 0 and produced == dropped for produced, exported, dropped in lines)
+
+
+BILLIARD_APP = """
+import sys
+import billiard
+from telemetry_run import trace
+
+def work(name):
+    trace.get_tracer("child").start_span(name).end()
+    return name
+
+if __name__ == "__main__":
+    pool = billiard.Pool(2)
+    print(sorted(pool.map(work, [f"billiard-{i}" for i in range(3)])), flush=True)
+    if sys.argv[1] == "close":
+        pool.close()  # the workers return from their loop
+    else:
+        pool.terminate()  # SIGTERM: billiard's own handler, sys.exit
+    pool.join()
+"""
+
+
+@pytest.mark.parametrize("stop", ["close", "terminate"])
+def test_billiard_pool_workers_flush_before_their_os_exit(
+    otlp_receiver: OTLPReceiver, tmp_path: Path, stop: str
+) -> None:
+    pytest.importorskip("billiard")
+    app = tmp_path / "app.py"
+    app.write_text(BILLIARD_APP)
+    result = subprocess.run(
+        [*LAUNCHER, PYTHON, str(app), stop],
+        env=clean_env(
+            OTEL_TRACES_EXPORTER="otlp",
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+            OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.http_base,
+            OTEL_BSP_SCHEDULE_DELAY="60000",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    spans = otlp_receiver.wait_for_spans(3)
+    assert sorted(span.name for span in spans) == [f"billiard-{i}" for i in range(3)]
+    assert result.stderr == ""

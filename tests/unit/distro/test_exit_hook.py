@@ -132,15 +132,40 @@ def test_the_child_bootstrap_is_wrapped_once_and_keeps_the_exit_code(
 
     class BaseProcess:
         def _bootstrap(self, parent_sentinel: object = None) -> int:
-            calls.append("run")
+            calls.append(f"run, flushed={provider.is_shutdown}")
             return 7
 
     module = types.ModuleType("multiprocessing.process")
     module.BaseProcess = BaseProcess  # type: ignore[attr-defined]
     hook = hook_for(provider, io.StringIO())
-    hook._wrap_child_bootstrap(module)
-    hook._wrap_child_bootstrap(module)  # a second hook (a second bootstrap): no double wrap
+    hook._wrap_child_end("BaseProcess", "_bootstrap", "after", module)
+    hook._wrap_child_end("BaseProcess", "_bootstrap", "after", module)  # no double wrap
     provider.get_tracer("t").start_span("child").end()
     assert BaseProcess()._bootstrap(parent_sentinel=3) == 7
-    assert calls == ["run"]
-    assert provider.is_shutdown  # flushed at the child's end
+    assert calls == ["run, flushed=False"]
+    assert provider.is_shutdown  # flushed once the target returned
+
+
+def test_an_exit_that_ends_in_os_exit_flushes_first(provider: TracerProvider) -> None:
+    calls: list[str] = []
+
+    class Worker:  # billiard.pool.Worker: _do_exit ends in os._exit
+        def _do_exit(self, pid: int, exitcode: int, exc: object = None) -> None:
+            calls.append(f"exit {exitcode}, flushed={provider.is_shutdown}")
+
+    module = types.ModuleType("billiard.pool")
+    module.Worker = Worker  # type: ignore[attr-defined]
+    hook_for(provider, io.StringIO())._wrap_child_end("Worker", "_do_exit", "before", module)
+    provider.get_tracer("t").start_span("child").end()
+    Worker()._do_exit(1, 0)
+    assert calls == ["exit 0, flushed=True"]
+
+
+def test_an_unknown_version_is_reported_and_left_alone(
+    provider: TracerProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reported: list[str] = []
+    monkeypatch.setattr("telemetry_run._servers.report", lambda where, exc: reported.append(where))
+    module = types.ModuleType("billiard.process")  # no BaseProcess: an old billiard
+    hook_for(provider, io.StringIO())._wrap_child_end("BaseProcess", "_bootstrap", "after", module)
+    assert reported == ["child process support for billiard.process.BaseProcess"]
