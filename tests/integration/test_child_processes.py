@@ -29,6 +29,11 @@ def work(name):
         trace.get_tracer("child").start_span(name).end()
     return name
 
+def work_until_terminated(name, ready):
+    work(name)
+    ready.set()
+    time.sleep(60)
+
 if __name__ == "__main__":
     method, kind = sys.argv[1], sys.argv[2]
     print("parent", os.getpid(), flush=True)
@@ -38,6 +43,19 @@ if __name__ == "__main__":
         children = [context.Process(target=work, args=(name,)) for name in names]
         for child in children:
             child.start()
+        for child in children:
+            child.join()
+        print("exit codes", [child.exitcode for child in children], flush=True)
+    elif kind == "terminate":  # Process.terminate(): SIGTERM to a busy child
+        children = []
+        for name in names:
+            ready = context.Event()
+            child = context.Process(target=work_until_terminated, args=(name, ready))
+            child.start()
+            ready.wait(30)
+            children.append(child)
+        for child in children:
+            child.terminate()
         for child in children:
             child.join()
         print("exit codes", [child.exitcode for child in children], flush=True)
@@ -54,7 +72,7 @@ if __name__ == "__main__":
 """
 
 METHODS = ["fork", "spawn", "forkserver"]
-KINDS = ["process", "pool", "executor"]
+KINDS = ["process", "terminate", "pool", "executor"]
 
 
 def run_app(tmp_path: Path, method: str, kind: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -84,6 +102,8 @@ def test_each_childs_spans_reach_the_receiver(
     assert result.returncode == 0, result.stderr
     if kind == "process":
         assert "exit codes [0, 0, 0]" in result.stdout
+    if kind == "terminate":  # died by SIGTERM, as without us, after the flush
+        assert "exit codes [-15, -15, -15]" in result.stdout
     expected = [f"{kind}-{method}-{i}" for i in range(3)]
     assert sorted(span.name for span in otlp_receiver.wait_for_spans(3)) == expected
     assert result.stderr == ""  # everything delivered: no exit line, nothing of ours failed
