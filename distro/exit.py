@@ -240,9 +240,12 @@ class ExitHook:
             self._report()
         finally:
             process.shut_down = True
-            if process.resend:
-                self._send_again(deadline)
+            resend = process.resend
+            if resend:  # before the waiters wake: an exit at once would end with 0, not -15
+                os.kill(os.getpid(), signal.SIGTERM)
             process.shutdown_done.set()
+        if resend and threading.main_thread().ident != _thread.get_ident():
+            self._end_if_stuck(deadline)
 
     def _force_flush(self, process: _Process, deadline: float) -> None:
         try:
@@ -267,11 +270,8 @@ class ExitHook:
             isinstance(processor, known) for processor in self._provider.processors
         )
 
-    def _send_again(self, deadline: float) -> None:
-        """The deferred SIGTERM: the main thread's handler now dies by it."""
-        os.kill(os.getpid(), signal.SIGTERM)
-        if threading.main_thread().ident == _thread.get_ident():
-            return  # the handler runs at once, here
+    def _end_if_stuck(self, deadline: float) -> None:
+        """After the deferred SIGTERM was sent again: the main thread's handler dies by it."""
         time.sleep(max(0.0, deadline - time.monotonic()) + GRACE)
         if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
             # Still alive, still ours: the main thread is stuck in C and cannot run the

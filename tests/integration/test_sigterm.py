@@ -255,3 +255,40 @@ def test_a_dead_collector_is_counted_and_the_exit_code_kept(tmp_path: Path) -> N
     assert match is not None, err
     produced, exported, dropped = map(int, match.groups()[:3])
     assert (produced, exported, dropped) == (3, 0, 3)
+
+
+STUCK_IN_C = """
+import hashlib, logging, os, signal, sys
+from telemetry_run import trace
+
+class Slow(logging.Handler):
+    def emit(self, record):
+        woken, wake = os.pipe()
+        os.set_blocking(wake, False)
+        signal.set_wakeup_fd(wake)  # the signal's arrival, seen without a handler of the app's
+        print("ready", flush=True)
+        os.read(woken, 1)  # SIGTERM lands here, inside logging's handler lock: flush deferred
+        # Then a long C call that never runs a signal handler (the GIL is released, no check).
+        hashlib.pbkdf2_hmac("sha256", b"password", b"salt", 10**9)
+        print("not stopped", flush=True)
+
+trace.get_tracer("app").start_span("before-term").end()
+log = logging.getLogger("app")
+log.addHandler(Slow())
+log.warning("one line")
+"""
+
+
+def test_a_main_thread_stuck_in_c_still_ends_after_the_deadline(
+    otlp_receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(STUCK_IN_C)
+    otlp_receiver.answer_slowly(1.0)  # SIGTERM is sent again once the main thread is in C
+    env = env_for(otlp_receiver, TELEMETRY_RUN_SHUTDOWN_TIMEOUT="3000")
+    code, out, err = run_until_sigterm(str(app), env)
+    # The deferred flush ran on its thread and sent SIGTERM again; the main thread could not
+    # run the handler, so the process ended as SIGTERM would have, after the deadline.
+    assert code == 128 + signal.SIGTERM, err
+    assert "not stopped" not in out
+    assert names(otlp_receiver, 1) == ["before-term"]
