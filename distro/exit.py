@@ -1,30 +1,91 @@
-"""The exit hook: flush what is queued within one deadline, on exit and on SIGTERM.
+"""The exit hook: flush what is queued within one deadline, at exit, on SIGTERM and at the end
+of a multiprocessing child.
 
 ``atexit`` covers a normal exit. For SIGTERM (a container stopping, a reloader replacing its
-child) a handler is installed only where the handler is still the default: it flushes, restores
-the default and re-sends the signal, so the process still dies by SIGTERM (return code -15, a
-shell shows 143). An application that installs its own handler replaces ours and exits through
-``atexit``. The whole flush is bounded by TELEMETRY_RUN_SHUTDOWN_TIMEOUT: a dead or hanging
-collector never holds the process longer. What was not delivered (or was cut by the span
-limits) is reported on one stderr line; with TELEMETRY_RUN_DEBUG the line is printed always.
+child) a handler is installed only where the handler is still the default (not where it is
+``SIG_IGN`` or a handler the user's sitecustomize set before us). What it does depends on who
+calls it:
+
+- it is still the installed handler: shut down, report, restore the default and re-send, so the
+  process still dies by SIGTERM (return code -15, a shell shows 143);
+- an application handler installed later chains to it (``prev(signum, frame)``): it flushes and
+  returns, so the code after the call runs (closing a database, ``sys.exit(0)``) and the exit
+  code is the application's; its exit then shuts down through ``atexit``. An application
+  handler that does not chain exits through ``atexit`` as well.
+
+A Python signal handler runs in the main thread between two bytecodes of whatever it
+interrupted, maybe inside ``with lock:`` of the batch queue, the diagnostics, logging or the
+import system. A flush there would wait for a lock its own thread holds, and the container
+would hang until SIGKILL. So the signal frame takes no lock: it starts the flush on a thread of
+its own (``_thread``: ``threading`` takes its registry lock to start one) and
+
+- when no frame of the interrupted stack is in a module that owns such a lock (our SDK and exit
+  hook, ``logging``, ``threading``, ``importlib``), waits for it until the deadline, then returns
+  or dies as above;
+- otherwise returns at once, so the interrupted code can release its lock. The flush thread
+  does the work, then sends SIGTERM again: the handler, finding the shutdown done, restores the
+  default and re-sends. If the main thread does not get to run it (stuck in C) within GRACE
+  after the deadline, the thread ends the process with status 143.
+
+Children made by ``multiprocessing`` (``Process``, ``Pool``, ``ProcessPoolExecutor``, each start
+method) and by billiard run ``BaseProcess._bootstrap`` and, forked, leave through ``os._exit``:
+no ``atexit``. A post-import hook (nothing until the application imports ``multiprocessing``)
+wraps ``_bootstrap``, so a child shuts down and reports its own spans (the counters restart at
+the fork) when its target returns; billiard's pool workers call ``os._exit`` in their target
+(``Worker._do_exit``, after their SIGTERM handler's ``sys.exit``), so that is wrapped too. A
+process about to die (SIGTERM, the end of a child) with nothing pending starts no flush at all:
+``Pool.terminate()`` stays prompt.
+
+All of it is bounded by TELEMETRY_RUN_SHUTDOWN_TIMEOUT, one deadline per process opened by the
+first of these events: a later flush gets what remains (a fresh one if it has passed: an
+application that drained for longer). What was not delivered (or was cut by the span limits)
+is reported on one stderr line; with TELEMETRY_RUN_DEBUG the line is printed always.
 """
 
 from __future__ import annotations
 
+import _thread
 import atexit
 import contextlib
+import functools
 import os
 import signal
 import sys
 import threading
-from types import FrameType
-from typing import TYPE_CHECKING, TextIO
+import time
+from collections.abc import Callable
+from types import FrameType, ModuleType
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 if TYPE_CHECKING:
     from telemetry_run.sdk.diagnostics import Diagnostics
     from telemetry_run.sdk.trace.provider import TracerProvider
 
 __all__ = ["ExitHook", "format_exit_line"]
+
+#: How long after the deadline a deferred SIGTERM waits for the main thread to die by it.
+GRACE: Final = 1.0
+
+#: Modules whose code may hold a lock the flush needs (a prefix of ``__name__``).
+LOCK_OWNERS: Final = (
+    "telemetry_run.sdk",
+    "telemetry_run.exit",
+    "telemetry_run._log",
+    "logging",
+    "threading",
+    "importlib",
+)
+
+#: Where a child process ends without ``atexit``: (module, class, method, when the flush runs).
+#: A bootstrap returns the exit code its caller passes to ``os._exit``: the flush runs after it.
+#: billiard's pool workers call ``os._exit`` inside their target: the flush runs before that.
+CHILD_ENDS: Final = (
+    ("multiprocessing.process", "BaseProcess", "_bootstrap", "after"),
+    ("billiard.process", "BaseProcess", "_bootstrap", "after"),
+    ("billiard.pool", "Worker", "_do_exit", "before"),
+)
+
+_WRAPPED: Final = "__telemetry_run_wrapped__"
 
 
 def format_exit_line(counts: dict[str, int]) -> str:
@@ -57,8 +118,45 @@ def _worth_a_line(counts: dict[str, int]) -> bool:
     )
 
 
+def may_hold_locks(frame: FrameType | None) -> bool:
+    """Whether the interrupted stack is inside code that may hold a lock the flush needs."""
+    while frame is not None:
+        name = frame.f_globals.get("__name__")
+        if isinstance(name, str) and name.startswith(LOCK_OWNERS):
+            return True
+        frame = frame.f_back
+    return False
+
+
+class _Process:
+    """The exit state of one process (a forked child starts its own)."""
+
+    __slots__ = (
+        "deadline",
+        "flush_claim",
+        "flush_done",
+        "pid",
+        "resend",
+        "shut_down",
+        "shutdown_claim",
+        "shutdown_done",
+    )
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.deadline: float | None = None
+        # Claimed with a non-blocking acquire: safe in a signal frame, once per process.
+        self.shutdown_claim = _thread.allocate_lock()
+        self.shutdown_done = threading.Event()
+        self.shut_down = False  # the shutdown finished (set before shutdown_done)
+        self.resend = False  # SIGTERM is to be sent again once the shutdown finished
+        self.flush_claim = _thread.allocate_lock()
+        self.flush_done = threading.Event()
+
+
 class ExitHook:
-    """Flushes and shuts the provider down once per process, at exit or on SIGTERM."""
+    """Flushes and shuts the provider down once per process, at exit, on SIGTERM, or at the
+    end of a multiprocessing child."""
 
     def __init__(
         self,
@@ -74,11 +172,12 @@ class ExitHook:
         self._timeout = timeout
         self._err = err
         self._always_report = always_report  # TELEMETRY_RUN_DEBUG: the line even when all is well
-        self._lock = threading.Lock()
-        self._done_in: int | None = None  # the pid that already flushed
+        self._process: _Process | None = None
         self.sigterm_installed = False
 
     def install(self) -> None:
+        from telemetry_run._import_hooks import register_post_import_hook
+
         atexit.register(self.flush)
         try:
             if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
@@ -86,21 +185,165 @@ class ExitHook:
                 self.sigterm_installed = True
         except ValueError:
             pass  # not the main thread (an embedded interpreter): atexit still covers exits
+        for module, cls, method, when in CHILD_ENDS:
+            wrap = functools.partial(self._wrap_child_end, cls, method, when)
+            register_post_import_hook(wrap, module)
+
+    # -- the three ways out ------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Shut the provider down within the timeout and report what was not delivered."""
-        pid = os.getpid()
-        with self._lock:
-            if self._done_in == pid:
-                return
-            self._done_in = pid
-        self._provider.shutdown(self._timeout)
+        """Shut the provider down within the deadline and report what was not delivered."""
+        process = self._current()
+        self._shut_down(process, self._deadline(process), skip_if_idle=False)
+
+    def flush_child(self) -> None:
+        """A multiprocessing child's end: as ``flush``, but nothing at all if nothing is pending."""
+        process = self._current()
+        self._shut_down(process, self._deadline(process), skip_if_idle=True)
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        # No lock is taken in this frame (see the module docstring).
+        installed = signal.getsignal(signal.SIGTERM) == self._on_sigterm
+        process = self._current()
+        if installed and process.shut_down:
+            _die()
+            return
+        deadline = self._deadline(process)
+        deferred = may_hold_locks(frame)
+        if installed:
+            process.resend = process.resend or deferred
+            done = process.shutdown_done
+            if process.shutdown_claim.acquire(blocking=False):
+                process.shutdown_claim.release()  # _shut_down claims it on the thread
+                self._on_thread(self._shut_down, process, deadline, skip_if_idle=True)
+            elif deferred:
+                process.resend = True  # the shutdown under way (at exit) sends it when done
+        else:
+            done = process.flush_done
+            if process.flush_claim.acquire(blocking=False):
+                self._on_thread(self._force_flush, process, deadline)
+        if deferred:
+            return
+        done.wait(max(0.0, deadline - time.monotonic()))
+        if installed:
+            _die()
+
+    # -- the work ---------------------------------------------------------------------------
+
+    def _shut_down(self, process: _Process, deadline: float, *, skip_if_idle: bool) -> None:
+        if not process.shutdown_claim.acquire(blocking=False):
+            process.shutdown_done.wait(max(0.0, deadline - time.monotonic()))  # under way
+            return
+        try:
+            if not (skip_if_idle and self._idle()):
+                self._provider.shutdown(max(0.0, deadline - time.monotonic()))
+            self._report()
+        finally:
+            process.shut_down = True
+            resend = process.resend
+            if resend:  # before the waiters wake: an exit at once would end with 0, not -15
+                os.kill(os.getpid(), signal.SIGTERM)
+            process.shutdown_done.set()
+        if resend and threading.main_thread().ident != _thread.get_ident():
+            self._end_if_stuck(deadline)
+
+    def _force_flush(self, process: _Process, deadline: float) -> None:
+        try:
+            self._provider.force_flush(max(0.0, deadline - time.monotonic()))
+        finally:
+            process.flush_done.set()
+
+    def _report(self) -> None:
         counts = self._diagnostics.snapshot()
         if self._always_report or _worth_a_line(counts):
             with contextlib.suppress(OSError, ValueError):  # stderr closed: nothing to tell
                 print(format_exit_line(counts), file=self._err or sys.stderr, flush=True)
 
-    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
-        self.flush()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
+    def _idle(self) -> bool:
+        """Every span produced here was exported or counted, and nothing else buffers any."""
+        from telemetry_run.sdk.processors.batch import BatchSpanProcessor
+        from telemetry_run.sdk.processors.simple import SimpleSpanProcessor
+
+        counts = self._diagnostics.snapshot()
+        known = (BatchSpanProcessor, SimpleSpanProcessor)
+        return counts["produced"] <= counts["exported"] + counts["dropped"] and all(
+            isinstance(processor, known) for processor in self._provider.processors
+        )
+
+    def _end_if_stuck(self, deadline: float) -> None:
+        """After the deferred SIGTERM was sent again: the main thread's handler dies by it."""
+        time.sleep(max(0.0, deadline - time.monotonic()) + GRACE)
+        if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+            # Still alive, still ours: the main thread is stuck in C and cannot run the
+            # handler. End the process as SIGTERM would have (an app that installed its own
+            # handler meanwhile decides for itself).
+            os._exit(128 + signal.SIGTERM)
+
+    def _on_thread(self, work: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        def run() -> None:
+            try:
+                work(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001  # never a traceback at a process's end
+                self._diagnostics.internal_error("the exit flush", exc)
+
+        try:
+            _thread.start_new_thread(run, ())
+        except RuntimeError:  # the interpreter is finalizing: no thread can start
+            run()
+
+    # -- per process ------------------------------------------------------------------------
+
+    def _current(self) -> _Process:
+        pid = os.getpid()
+        process = self._process
+        if process is None or process.pid != pid:
+            process = self._process = _Process(pid)
+        return process
+
+    def _deadline(self, process: _Process) -> float:
+        """One deadline per process, opened by its first flush; a fresh one once it passed."""
+        now = time.monotonic()
+        if process.deadline is None or process.deadline <= now:
+            process.deadline = now + self._timeout
+        return process.deadline
+
+    # -- multiprocessing children -----------------------------------------------------------
+
+    def _wrap_child_end(self, cls: str, method: str, when: str, module: ModuleType) -> None:
+        try:
+            owner = module.__dict__[cls]
+            original = owner.__dict__[method]
+            if getattr(original, _WRAPPED, None) is None:
+                setattr(owner, method, _flushing(original, self, before=when == "before"))
+        except Exception as exc:  # noqa: BLE001  # a version we do not know: left as it is
+            from telemetry_run._servers import report
+
+            report(f"child process support for {module.__name__}.{cls}", exc)
+
+
+def _flushing(method: Callable[..., Any], hook: ExitHook, *, before: bool) -> Callable[..., Any]:
+    """``method``, with the child's flush before it runs or once it returned (or raised)."""
+
+    def flush() -> None:
+        try:
+            hook.flush_child()
+        except Exception as exc:  # noqa: BLE001  # the child's exit code stays its own
+            hook._diagnostics.internal_error("the exit flush of a child process", exc)
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if before:
+            flush()
+            return method(self, *args, **kwargs)
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            flush()
+
+    setattr(wrapper, _WRAPPED, method)
+    return wrapper
+
+
+def _die() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)

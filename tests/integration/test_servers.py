@@ -536,6 +536,7 @@ def test_uwsgi_two_workers(
     tmp_path: Path, plugins_dir: FakeDistribution, lazy_apps: bool, threads: bool
 ) -> None:
     run = run_server(tmp_path, plugins_dir, uwsgi(lazy_apps, threads))
+    assert run.returncode == 0, run.log  # --die-on-term: the master exits 0 on SIGTERM
     assert_exported_exactly_once_by_the_handler(run)
     # Even with --lazy-apps uWSGI initialises Python in the master, which runs the bootstrap:
     # the workers, forked in C, are repaired through uWSGI's post-fork hook, not bootstrapped.
@@ -552,6 +553,7 @@ def test_uwsgi_two_workers(
 
 def test_uvicorn_two_workers(tmp_path: Path, plugins_dir: FakeDistribution) -> None:
     run = run_server(tmp_path, plugins_dir, uvicorn("--workers", "2"))
+    assert run.returncode == 0, run.log  # uvicorn's supervisor exits 0 on SIGTERM
     assert_exported_exactly_once_by_the_handler(run)
     # Spawned workers are new interpreters: each bootstraps itself, once.
     assert_bootstrapped_once_each(run)
