@@ -324,12 +324,36 @@ def check(sources: dict[str, str]) -> list[Finding]:
     return sorted(findings, key=lambda f: (f.path, f.line))
 
 
+def embedded_scripts(path: str, text: str) -> dict[str, str]:
+    """The Python programs a test file holds as strings and runs in a subprocess (a string of
+    several lines that parses and imports something), named ``path:line``."""
+    scripts = {}
+    for node in ast.walk(ast.parse(text, path)):
+        if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+            continue
+        if "\n" not in node.value:
+            continue
+        source = textwrap.dedent(node.value)
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        if any(isinstance(n, ast.Import | ast.ImportFrom) for n in ast.walk(tree)):
+            scripts[f"{path}:{node.lineno} (a script)"] = source
+    return scripts
+
+
 def _suite() -> dict[str, str]:
-    return {
+    sources = {
         str(path.relative_to(TESTS.parent)): path.read_text()
         for path in sorted(TESTS.rglob("*.py"))
         if "__pycache__" not in path.parts
     }
+    this = str(Path(__file__).resolve().relative_to(TESTS.parent))
+    for path, text in list(sources.items()):
+        if path != this:  # its own examples break the rules on purpose
+            sources.update(embedded_scripts(path, text))
+    return sources
 
 
 def test_no_test_asserts_a_wall_clock_duration_or_skips_without_a_reason() -> None:
@@ -338,6 +362,24 @@ def test_no_test_asserts_a_wall_clock_duration_or_skips_without_a_reason() -> No
 
 
 # -- the check finds what it must, and only that ---------------------------------------------
+
+
+def test_the_check_reads_the_scripts_tests_run_in_a_subprocess() -> None:
+    test_file = textwrap.dedent(
+        '''
+        SCRIPT = """
+        import time
+        started = time.monotonic()
+        work()
+        good = time.monotonic() - started < 2
+        """
+        '''
+    )
+    scripts = embedded_scripts("t.py", test_file)
+    assert list(scripts) == ["t.py:2 (a script)"]
+    assert [str(f) for f in check(scripts)] == [
+        "t.py:2 (a script):5: a measured duration compared with a number"
+    ]
 
 
 def _findings(code: str, helper: str = "") -> list[str]:
