@@ -115,8 +115,10 @@ def test_with_the_collector_down_the_loss_is_counted_and_exit_is_bounded(tmp_pat
         PYTHONPATH=str(tmp_path),
         OTEL_BSP_SCHEDULE_DELAY="3600000",
         TELEMETRY_RUN_SHUTDOWN_TIMEOUT=str(SHUTDOWN_MS),
-        # an hour: only the shutdown bound can end the exit before the stop's timeout fails
+        # exports without a limit of their own: only the shutdown bound can end the exit
+        # before the stop's timeout fails the test
         OTEL_EXPORTER_OTLP_TIMEOUT="3600000",
+        OTEL_BSP_EXPORT_TIMEOUT="0",
     )
     answers, log = _serve_and_terminate(tmp_path, env)
     assert answers == [(200, f"done {i}".encode()) for i in range(IN_FLIGHT)]
