@@ -306,6 +306,7 @@ def test_an_exporter_that_hangs_cannot_hold_the_exit(plugins_dir: FakeDistributi
         PYTHONPATH=str(plugins_dir.root),
         OTEL_TRACES_EXPORTER="hang",
         OTEL_BSP_SCHEDULE_DELAY="50",
+        OTEL_BSP_EXPORT_TIMEOUT="0",  # no limit: only the exit bound below can end the wait
         TELEMETRY_RUN_SHUTDOWN_TIMEOUT="1000",
     )
     # The export never returns: the process ends only through the 1 s bound (the timeout
