@@ -1,6 +1,7 @@
 """Test sessions: `nox` runs unit and integration tests on Python 3.11-3.13, the CI slice of
 the framework matrix and the cross-framework trace, then the linters; `nox -t matrix` runs the
-whole framework matrix (tests/matrix.py).
+whole framework matrix (tests/matrix.py). `nox -l` marks the sessions `nox` runs today with `*`;
+each matrix cell's description says whether CI runs it every time or on which rotation day.
 
 The interpreters come from pyenv; its shims do not answer to `python3.12`, so each installed
 version's bin directory is put on PATH here rather than in every developer's shell.
@@ -8,6 +9,7 @@ version's bin directory is put on PATH here rather than in every developer's she
 
 from __future__ import annotations
 
+import datetime
 import glob
 import os
 import shutil
@@ -19,23 +21,14 @@ import nox
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from tests import matrix  # the matrix is data shared with a unit test
 
-PYTHONS = ["3.11", "3.12", "3.13"]
+PYTHONS = list(matrix.PYTHONS)
 
-
-def _pythons(framework: str, version: str) -> list[str]:
-    return list(matrix.PYTHONS_FOR.get((framework, version), PYTHONS))
-
-
-# CI's slice: each framework's lowest line on the oldest Python it supports and its newest
-# release on the newest Python, plus the cross-framework trace; `nox -t matrix` runs it all.
-CI_SLICE = [
-    name
-    for framework, (_, versions) in matrix.MATRIX.items()
-    for name in (
-        f"{framework}-{versions[0]}-{_pythons(framework, versions[0])[0]}",
-        f"{framework}-latest-{PYTHONS[-1]}",
-    )
-]
+# CI's slice (tests/matrix.py): every framework's floor on the oldest and newest Python it
+# supports and its latest release on every Python, plus the day's share of the other cells
+# (the UTC date's day number, or MATRIX_DAY to rerun another day's), so the whole matrix runs
+# within any 7 consecutive days; `nox -t matrix` runs it all.
+TODAY = int(os.environ.get("MATRIX_DAY") or datetime.datetime.now(datetime.UTC).toordinal())
+CI_SLICE = matrix.ci_cells(TODAY)
 
 nox.options.sessions = ["unit", "integration", *CI_SLICE, "e2e", "lint"]
 nox.options.default_venv_backend = "uv|virtualenv"
@@ -81,6 +74,9 @@ def integration(session: nox.Session) -> None:
     try:
         session.install(".[servers]")  # uWSGI compiles from source (about 40 s of CPU)
     except nox.command.CommandFailed:
+        # The README promises uWSGI support: in CI its tests must run, so no uWSGI is a failure.
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            session.error("uWSGI could not be built (see the pip output above): CI needs it")
         session.warn("uWSGI could not be built here: its server tests will be skipped")
     # The framework tests run in their own sessions, against each version of the matrix.
     ignored = [f"--ignore=tests/integration/{name}" for name in [*matrix.MATRIX, "e2e"]]
@@ -91,7 +87,7 @@ def integration(session: nox.Session) -> None:
 _FRAMEWORK_TEST_TOOLS = ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"]
 
 
-def _framework_session(framework: str, version: str) -> None:
+def _framework_session(framework: str, version: str, python: str) -> None:
     def session_function(session: nox.Session) -> None:
         session.install(
             ".",
@@ -106,19 +102,22 @@ def _framework_session(framework: str, version: str) -> None:
             *matrix.TESTS[framework],
         )
 
+    name = matrix.session_name(framework, version, python)
+    if name in matrix.always_in_ci():
+        in_ci = "CI: every run"
+    else:
+        slot = matrix.rotation_slot(name)
+        in_ci = f"CI: when the UTC date's day number % {matrix.ROTATION_DAYS} is {slot}"
     session_function.__doc__ = (
-        f"{framework} {version}: the instrumentor's unit tests and its real-server tests."
+        f"{framework} {version}: the instrumentor's unit and real-server tests. {in_ci}."
     )
-    nox.session(
-        name=f"{framework}-{version}",
-        python=_pythons(framework, version),
-        tags=["matrix", framework],
-    )(session_function)
+    nox.session(name=name, python=python, tags=["matrix", framework])(session_function)
 
 
 for _framework, (_, _versions) in matrix.MATRIX.items():
     for _version in _versions:
-        _framework_session(_framework, _version)
+        for _python in matrix.pythons(_framework, _version):
+            _framework_session(_framework, _version, _python)
 
 
 @nox.session(python=PYTHONS[-1], tags=["matrix"])

@@ -879,6 +879,11 @@ def run_sigterm(launchers: dict[str, Launcher], keys: list[str], runs: int, verb
         " gunicorn's exit, median (min-max); reported: what the output says was lost, which"
         f" includes the span of the readiness probe each server answers first: {PROBES} per run)"
     )
+    print(
+        f"settings: telemetry-run bounds its exit flush at {SIGTERM_SHUTDOWN_MS:,} ms"
+        " (TELEMETRY_RUN_SHUTDOWN_TIMEOUT); opentelemetry-instrument and ddtrace-run have no such"
+        " setting; every exporter keeps its default export timeout (10 s)"
+    )
     print(header)
     print("-" * len(header))
     for key in keys:

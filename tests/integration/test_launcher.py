@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -308,13 +306,13 @@ def test_an_exporter_that_hangs_cannot_hold_the_exit(plugins_dir: FakeDistributi
         PYTHONPATH=str(plugins_dir.root),
         OTEL_TRACES_EXPORTER="hang",
         OTEL_BSP_SCHEDULE_DELAY="50",
+        OTEL_BSP_EXPORT_TIMEOUT="0",  # no limit: only the exit bound below can end the wait
         TELEMETRY_RUN_SHUTDOWN_TIMEOUT="1000",
     )
+    # The export never returns: the process ends only through the 1 s bound (the timeout
+    # raises on a hang; bench/exit_collector_down.py measures how long the exit takes).
     result = launch([PYTHON, "-c", code], env, timeout=60)
-    ended = time.time()
     assert result.returncode == 0, result.stderr
-    exit_took = ended - float(result.stdout.strip())
-    assert exit_took < 1.0 + 0.5 + 0.5  # the bound, plus interpreter teardown on a busy box
     match = EXIT_LINE.search(result.stderr)
     assert match is not None, result.stderr
     produced, exported, dropped, queue_full, failed, rejected, shutdown = map(int, match.groups())
@@ -358,24 +356,45 @@ def test_import_auto_bootstraps_without_the_launcher() -> None:
     assert [ln.split()[0] for ln in result.stdout.splitlines()] == ["'auto'"]
 
 
-def test_an_interpreter_without_telemetry_run_runs_untouched(tmp_path: Path) -> None:
-    # A Python that cannot import us (here: isolated from site-packages with -S and -E off,
-    # but our sitecustomize folder on PYTHONPATH) runs the program and prints nothing of ours.
-    env = clean_env(TELEMETRY_RUN_DEBUG="true")
+@pytest.fixture(scope="module")
+def python_without_telemetry_run(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A fresh venv's Python: same version as ours, but telemetry_run is not installed in it.
+
+    (The test used /usr/bin/python3 and skipped where that one could import us, or where our
+    sitecustomize failed some other way, so a broken sitecustomize read as a skip.)
+    """
+    folder = tmp_path_factory.mktemp("bare-venv")
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", "--without-pip", str(folder)], check=True, timeout=120)
+    return str(folder / "bin" / "python")
+
+
+@pytest.mark.parametrize("debug", ["true", "false"])
+def test_an_interpreter_without_telemetry_run_runs_untouched(
+    python_without_telemetry_run: str, tmp_path: Path, debug: str
+) -> None:
+    # A Python that cannot import us, but with our sitecustomize folder on PYTHONPATH (an app
+    # that starts another venv's Python), runs the program; only the debug switch makes it
+    # say, in one line, that this process runs uninstrumented.
+    env = clean_env(TELEMETRY_RUN_DEBUG=debug)
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2] / "sitecustomize")
     env["PYTHONNOUSERSITE"] = "1"
     result = subprocess.run(
-        ["/usr/bin/python3" if os.path.exists("/usr/bin/python3") else PYTHON, "-c", "print('ok')"],
+        [python_without_telemetry_run, "-c", "print('ok')"],
         env=env,
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+    assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
-    if "cannot import telemetry_run" not in result.stderr:
-        pytest.skip("that interpreter can import telemetry_run here")
-    assert len(result.stderr.strip().splitlines()) == 1
+    if debug == "true":
+        (line,) = result.stderr.strip().splitlines()
+        assert "cannot import telemetry_run" in line and "runs uninstrumented" in line
+    else:
+        assert result.stderr == ""
 
 
 def test_list_shows_plugins_configuration_and_problems(plugins_dir: FakeDistribution) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -65,11 +64,11 @@ def test_the_apps_spans_reach_the_receiver(
 
 
 def _exit_is_bounded(env: dict[str, str], app: str) -> str:
+    # Exports without a limit of their own: only the shutdown bound can end the exit before the
+    # timeout raises (bench/exit_collector_down.py measures how long the exit takes).
+    env = {**env, "OTEL_EXPORTER_OTLP_TIMEOUT": "3600000", "OTEL_BSP_EXPORT_TIMEOUT": "0"}
     result = launch([PYTHON, app], env, timeout=60)
-    ended = time.time()
     assert result.returncode == 0, result.stderr
-    exit_took = ended - float(result.stdout.strip())
-    assert exit_took < SHUTDOWN_MS / 1000 + 0.5, f"the exit took {exit_took:.2f} s"
     match = EXIT_LINE.search(result.stderr)
     assert match is not None, result.stderr
     produced, exported, dropped = map(int, match.groups()[:3])

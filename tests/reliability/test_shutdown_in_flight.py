@@ -59,7 +59,7 @@ def _wait_until_inside(markers: Path, count: int) -> None:
 
 def _serve_and_terminate(
     tmp_path: Path, env: dict[str, str]
-) -> tuple[list[tuple[int, bytes]], float, str]:
+) -> tuple[list[tuple[int, bytes]], str]:
     (tmp_path / "app.py").write_text(textwrap.dedent(APP))
     markers = tmp_path / "markers"
     markers.mkdir()
@@ -84,14 +84,12 @@ def _serve_and_terminate(
         for thread in threads:
             thread.start()
         _wait_until_inside(markers, IN_FLIGHT)  # SIGTERM with every request inside its view
-        sent = time.monotonic()
-        returncode = app.stop()
-        took = time.monotonic() - sent
+        returncode = app.stop()  # fails the test if the server does not stop (STOP_TIMEOUT)
         for thread in threads:
             thread.join(30)
         assert returncode == 0, app.log()
         log = app.log()
-    return sorted(answers), took, log
+    return sorted(answers), log
 
 
 def test_in_flight_requests_finish_and_their_spans_arrive(
@@ -103,12 +101,11 @@ def test_in_flight_requests_finish_and_their_spans_arrive(
         OTEL_BSP_SCHEDULE_DELAY="3600000",  # nothing leaves before the exit flush
         TELEMETRY_RUN_SHUTDOWN_TIMEOUT=str(SHUTDOWN_MS),
     )
-    answers, took, log = _serve_and_terminate(tmp_path, env)
+    answers, log = _serve_and_terminate(tmp_path, env)
     assert answers == [(200, f"done {i}".encode()) for i in range(IN_FLIGHT)]
     spans = otlp_receiver.wait_for_spans(IN_FLIGHT, timeout=10)
     assert sorted(span.name for span in spans) == ["GET /slow/<int:n>"] * IN_FLIGHT
     assert EXIT_LINE.search(log) is None, log  # everything delivered: no exit line
-    assert took < 1.0 + SHUTDOWN_MS / 1000 + 3.0, took  # the request time plus the flush bound
 
 
 def test_with_the_collector_down_the_loss_is_counted_and_exit_is_bounded(tmp_path: Path) -> None:
@@ -118,8 +115,12 @@ def test_with_the_collector_down_the_loss_is_counted_and_exit_is_bounded(tmp_pat
         PYTHONPATH=str(tmp_path),
         OTEL_BSP_SCHEDULE_DELAY="3600000",
         TELEMETRY_RUN_SHUTDOWN_TIMEOUT=str(SHUTDOWN_MS),
+        # exports without a limit of their own: only the shutdown bound can end the exit
+        # before the stop's timeout fails the test
+        OTEL_EXPORTER_OTLP_TIMEOUT="3600000",
+        OTEL_BSP_EXPORT_TIMEOUT="0",
     )
-    answers, took, log = _serve_and_terminate(tmp_path, env)
+    answers, log = _serve_and_terminate(tmp_path, env)
     assert answers == [(200, f"done {i}".encode()) for i in range(IN_FLIGHT)]
     lines = [match.groups() for match in EXIT_LINE.finditer(log)]
     assert lines, log  # each worker that lost spans says so
@@ -127,4 +128,3 @@ def test_with_the_collector_down_the_loss_is_counted_and_exit_is_bounded(tmp_pat
     exported = sum(int(line[1]) for line in lines)
     dropped = sum(int(line[2]) for line in lines)
     assert produced == IN_FLIGHT and exported == 0 and dropped == IN_FLIGHT, lines
-    assert took < 1.0 + SHUTDOWN_MS / 1000 + 3.0, took

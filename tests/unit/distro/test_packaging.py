@@ -59,4 +59,9 @@ def test_readme_has_exactly_two_setup_commands() -> None:
 
 def test_ci_runs_the_readmes_test_command_verbatim() -> None:
     _, tests = _readme_commands()
-    assert tests in (ROOT / ".ci" / "run").read_text().splitlines()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert tests in ci.splitlines()
+    # and every test file .ci/run names (as the one keeping it in step) exists
+    named = re.findall(r"tests/[\w/]+\.py", ci)
+    assert named, "the comment of .ci/run names the test that keeps it in step"
+    assert [path for path in named if not (ROOT / path).is_file()] == []

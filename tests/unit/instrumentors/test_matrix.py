@@ -26,3 +26,28 @@ def test_the_lowest_tested_line_is_the_declared_minimum(framework: str) -> None:
 def test_every_built_in_instrumentor_is_in_the_matrix() -> None:
     assert set(matrix.MATRIX) == set(_BY_NAME)
     assert set(matrix.TESTS) == set(matrix.MATRIX) == set(matrix.SERVERS)
+
+
+def test_ci_runs_every_floor_at_both_ends_and_every_latest_on_every_python() -> None:
+    for day in range(matrix.ROTATION_DAYS):
+        cells = matrix.ci_cells(day)
+        for framework, (_, versions) in matrix.MATRIX.items():
+            floor = matrix.pythons(framework, versions[0])
+            assert matrix.session_name(framework, versions[0], floor[0]) in cells
+            assert matrix.session_name(framework, versions[0], floor[-1]) in cells
+            for python in matrix.pythons(framework, "latest"):
+                assert matrix.session_name(framework, "latest", python) in cells
+
+
+def test_the_rotation_runs_the_whole_matrix_within_any_seven_consecutive_days() -> None:
+    every = set(matrix.every_cell())
+    assert len(every) == 39  # 4 frameworks' release lines on the Pythons each supports
+    for first in (0, 3, 738_000):  # any start: the day number keeps counting over new year
+        week = {cell for day in range(first, first + 7) for cell in matrix.ci_cells(day)}
+        assert week == every
+
+
+def test_the_daily_slices_share_the_rest_evenly() -> None:
+    always = set(matrix.always_in_ci())
+    sizes = [len(set(matrix.ci_cells(day)) - always) for day in range(matrix.ROTATION_DAYS)]
+    assert max(sizes) - min(sizes) <= 1, sizes

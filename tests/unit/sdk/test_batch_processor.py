@@ -33,7 +33,8 @@ from telemetry_run.sdk.trace import Tracer
 from telemetry_run.sdk.trace.sampling import StaticSampler
 from tests.unit.sdk.scripts import run_script
 
-MARGIN = 1.0  # seconds a bounded call may overrun its deadline on a loaded machine
+# A deadline no test waits for: a call that waited for it would trip the test's timeout.
+HOUR = 3600.0
 WORKER_NAME = "telemetry-run BatchSpanProcessor"
 
 
@@ -304,13 +305,9 @@ def test_a_hanging_exporter_cannot_hold_flush_or_shutdown_past_their_deadline(
     assert p.exporter.entered.wait(10)
     p.end_spans(10, "queued")
 
-    started = time.monotonic()
     assert p.provider.force_flush(timeout=0.3) is False
-    assert time.monotonic() - started < 0.3 + MARGIN
-
-    started = time.monotonic()
     p.provider.shutdown(timeout=0.3)
-    assert time.monotonic() - started < 0.3 + MARGIN
+    assert not p.exporter.release.is_set()  # both gave up at their deadline, the export still hung
 
     counts = p.counts()
     assert counts["export_failed"] == 4  # the batch stuck in the exporter
@@ -666,10 +663,8 @@ def test_shutdown_drains_everything_queued_and_is_idempotent(make_pipeline: Make
     assert_accounted(counts)
     assert p.exporter.shutdown_calls == 1
 
-    started = time.monotonic()
-    p.processor.shutdown(deadline=time.monotonic() + 30)
-    p.provider.shutdown(timeout=30)
-    assert time.monotonic() - started < MARGIN
+    p.processor.shutdown(deadline=time.monotonic() + HOUR)
+    p.provider.shutdown(timeout=HOUR)
     assert p.exporter.shutdown_calls == 1
     assert p.counts() == counts
 
@@ -721,10 +716,9 @@ def test_force_flush_after_shutdown_returns_at_once_even_with_a_hung_exporter(
     p.end_spans(2)
     assert p.exporter.entered.wait(10)
     p.provider.shutdown(timeout=0.1)
-    started = time.monotonic()
-    p.processor.force_flush(deadline=time.monotonic() + 30)
-    p.provider.force_flush(timeout=30)
-    assert time.monotonic() - started < MARGIN
+    p.processor.force_flush(deadline=time.monotonic() + HOUR)
+    p.provider.force_flush(timeout=HOUR)
+    assert len(p.exporter.calls) == 1  # no second export behind the hung one
 
 
 def test_the_first_drop_is_logged_at_once_and_repeats_are_folded(

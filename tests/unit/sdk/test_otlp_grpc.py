@@ -126,9 +126,10 @@ def test_a_retry_delay_beyond_the_deadline_fails_at_once(
     otlp_receiver: OTLPReceiver, logged: Logged
 ) -> None:
     otlp_receiver.fail_next(1, grpc_code="UNAVAILABLE", retry_delay=30.0)
-    result, took = _export(_exporter(otlp_receiver.grpc_endpoint, logged), make_spans(1), 3.0)
+    result, _ = _export(_exporter(otlp_receiver.grpc_endpoint, logged), make_spans(1), 3.0)
     assert not result.success
-    assert took < 1.0
+    # the 30 s asked for is past the deadline: no second attempt, and no sleep
+    assert "no time left for another attempt before the deadline" in (result.error or "")
     assert len(otlp_receiver.attempts) == 1
 
 
@@ -165,9 +166,9 @@ def test_a_receiver_that_never_answers_is_bounded_by_the_deadline(
     otlp_receiver: OTLPReceiver, logged: Logged
 ) -> None:
     otlp_receiver.hang()
-    result, took = _export(_exporter(otlp_receiver.grpc_endpoint, logged), make_spans(1), 1.0)
+    result, _ = _export(_exporter(otlp_receiver.grpc_endpoint, logged), make_spans(1), 1.0)
     assert not result.success
-    assert 0.9 <= took < 1.5
+    assert "DEADLINE_EXCEEDED" in (result.error or "")  # the deadline ended it
 
 
 def test_the_timeout_option_bounds_an_export_inside_a_later_deadline(
@@ -175,18 +176,18 @@ def test_the_timeout_option_bounds_an_export_inside_a_later_deadline(
 ) -> None:
     otlp_receiver.answer_slowly(5.0)
     exporter = _exporter(otlp_receiver.grpc_endpoint, logged, timeout=0.5)
-    result, took = _export(exporter, make_spans(1), 30.0)
+    result, _ = _export(exporter, make_spans(1), 30.0)
     assert not result.success
-    assert took < 1.2
+    assert "DEADLINE_EXCEEDED" in (result.error or "")  # 0.5 s, not the caller's 30 s
 
 
 def test_a_collector_that_is_down_is_retried_within_the_deadline(logged: Logged) -> None:
     diagnostics, logs = logged
     endpoint = f"http://127.0.0.1:{free_port()}"
     exporter = _exporter(endpoint, logged)
-    result, took = _export(exporter, make_spans(2), 1.0)
+    result, _ = _export(exporter, make_spans(2), 1.0)
     assert not result.success
-    assert took < 1.3
+    assert "no time left for another attempt before the deadline" in (result.error or "")
     assert diagnostics.spans_retried.value >= 2
     (line,) = logs.matching("retried with backoff")
     assert endpoint in line
@@ -214,11 +215,11 @@ def test_shutdown_during_backoff_returns_at_once(
     started = time.monotonic()
     exporter.shutdown(deadline=started + 5)
     worker.join(5)
-    assert time.monotonic() - started < 0.5
+    assert not worker.is_alive()  # shutdown ended the backoff, not the 120 s deadline
     assert not results[0].success and "shut down" in (results[0].error or "")
     # and later exports fail fast, without a call
-    result, took = _export(exporter, make_spans(1))
-    assert not result.success and took < 0.05
+    result, _ = _export(exporter, make_spans(1))
+    assert result.error == "the exporter is shut down"
     assert len(otlp_receiver.attempts) == 1
 
 
@@ -236,7 +237,7 @@ def test_shutdown_cancels_a_call_in_flight(otlp_receiver: OTLPReceiver, logged: 
     started = time.monotonic()
     exporter.shutdown(deadline=started + 5)
     worker.join(5)
-    assert time.monotonic() - started < 0.5
+    assert not worker.is_alive()  # shutdown ended the call, not the 60 s deadline
     assert not results[0].success
     assert exporter._channel is None
 
@@ -288,8 +289,8 @@ def test_pointed_at_an_http_port_it_says_so_once(
     diagnostics, logs = logged
     exporter = _exporter(otlp_receiver.http_base, logged)
     for _ in range(2):
-        result, took = _export(exporter, make_spans(1))
-        assert not result.success and took < 1.0  # not retried: it cannot get better
+        result, _ = _export(exporter, make_spans(1))
+        assert "not an OTLP/gRPC endpoint" in (result.error or "")  # not retried
     assert diagnostics.spans_retried.value == 0
     (line,) = logs.messages
     assert otlp_receiver.http_base in line
@@ -388,8 +389,8 @@ def test_tls_with_a_custom_ca(certificates: Certificates, logged: Logged) -> Non
         untrusted = _exporter(
             receiver.grpc_endpoint, logged, certificate_file=certificates.other_ca_file
         )
-        result, took = _export(untrusted, make_spans(1))
-        assert not result.success and took < 1.0
+        result, _ = _export(untrusted, make_spans(1))
+        assert (result.error or "").startswith("TLS handshake")  # not retried
         (line,) = logged[1].messages
         assert "not trusted" in line and "OTEL_EXPORTER_OTLP_CERTIFICATE" in line
 
@@ -425,8 +426,8 @@ def test_an_unreadable_certificate_file_is_one_clear_failure(
         logged,
         certificate_file=str(tmp_path / "missing-ca.pem"),
     )
-    result, took = _export(exporter, make_spans(1))
-    assert not result.success and took < 0.5
+    result, _ = _export(exporter, make_spans(1))
+    assert "cannot read the CA certificate file" in (result.error or "")
     (line,) = logged[1].messages
     assert "CA certificate file" in line
 

@@ -129,8 +129,8 @@ def test_a_retry_after_beyond_the_deadline_fails_at_once(
     otlp_receiver: OTLPReceiver, logged: Logged
 ) -> None:
     otlp_receiver.fail_next(1, http_status=503, retry_delay=30)
-    result, took = _export(_exporter(otlp_receiver.http_endpoint, logged), make_spans(1), 3.0)
-    assert not result.success and took < 1.0
+    result, _ = _export(_exporter(otlp_receiver.http_endpoint, logged), make_spans(1), 3.0)
+    assert "no time left for another attempt before the deadline" in (result.error or "")
     assert len(otlp_receiver.attempts) == 1
 
 
@@ -176,9 +176,9 @@ def test_a_receiver_that_never_answers_is_bounded_by_the_deadline(
     otlp_receiver: OTLPReceiver, logged: Logged
 ) -> None:
     otlp_receiver.hang()
-    result, took = _export(_exporter(otlp_receiver.http_endpoint, logged), make_spans(1), 1.0)
+    result, _ = _export(_exporter(otlp_receiver.http_endpoint, logged), make_spans(1), 1.0)
     assert not result.success
-    assert 0.9 <= took < 1.5
+    assert "no answer before the deadline" in (result.error or "")
 
 
 def test_the_timeout_option_bounds_an_export_inside_a_later_deadline(
@@ -186,17 +186,17 @@ def test_the_timeout_option_bounds_an_export_inside_a_later_deadline(
 ) -> None:
     otlp_receiver.answer_slowly(5.0)
     exporter = _exporter(otlp_receiver.http_endpoint, logged, timeout=0.5)
-    result, took = _export(exporter, make_spans(1), 30.0)
+    result, _ = _export(exporter, make_spans(1), 30.0)
     assert not result.success
-    assert took < 1.2
+    assert "no answer before the deadline" in (result.error or "")  # 0.5 s, not 30 s
 
 
 def test_a_collector_that_is_down_is_retried_within_the_deadline(logged: Logged) -> None:
     diagnostics, logs = logged
     endpoint = f"http://127.0.0.1:{free_port()}/v1/traces"
-    result, took = _export(_exporter(endpoint, logged), make_spans(2), 1.0)
+    result, _ = _export(_exporter(endpoint, logged), make_spans(2), 1.0)
     assert not result.success
-    assert took < 1.3
+    assert "no time left for another attempt before the deadline" in (result.error or "")
     assert diagnostics.spans_retried.value >= 2
     (line,) = logs.matching("retried with backoff")
     assert endpoint in line and "ConnectionRefusedError" in line
@@ -224,10 +224,10 @@ def test_shutdown_during_backoff_returns_at_once(
     started = time.monotonic()
     exporter.shutdown(deadline=started + 5)
     worker.join(5)
-    assert time.monotonic() - started < 0.5
+    assert not worker.is_alive()  # shutdown ended the backoff, not the 120 s deadline
     assert not results[0].success and "shut down" in (results[0].error or "")
-    result, took = _export(exporter, make_spans(1))
-    assert not result.success and took < 0.05
+    result, _ = _export(exporter, make_spans(1))
+    assert result.error == "the exporter is shut down"
     assert len(otlp_receiver.attempts) == 1
     assert exporter._conn is None
 
@@ -248,7 +248,7 @@ def test_shutdown_interrupts_a_request_in_flight(
     started = time.monotonic()
     exporter.shutdown(deadline=started + 5)
     worker.join(5)
-    assert time.monotonic() - started < 0.5
+    assert not worker.is_alive()  # shutdown ended the request, not the 60 s deadline
     assert not results[0].success
 
 
@@ -304,8 +304,8 @@ def test_pointed_at_a_grpc_port_it_says_so_once(
     endpoint = otlp_receiver.grpc_endpoint + "/v1/traces"
     exporter = _exporter(endpoint, logged)
     for _ in range(2):
-        result, took = _export(exporter, make_spans(1))
-        assert not result.success and took < 1.0
+        result, _ = _export(exporter, make_spans(1))
+        assert "not an OTLP/HTTP endpoint" in (result.error or "")
     assert diagnostics.spans_retried.value == 0
     (line,) = logs.messages
     assert endpoint in line
@@ -393,8 +393,8 @@ def test_tls_with_a_custom_ca(certificates: Certificates, logged: Logged) -> Non
         untrusted = _exporter(
             receiver.http_endpoint, logged, certificate_file=certificates.other_ca_file
         )
-        result, took = _export(untrusted, make_spans(1))
-        assert not result.success and took < 1.0
+        result, _ = _export(untrusted, make_spans(1))
+        assert (result.error or "").startswith("TLS handshake")  # not retried
         (line,) = logged[1].messages
         assert "not trusted" in line and "OTEL_EXPORTER_OTLP_CERTIFICATE" in line
 
@@ -443,8 +443,8 @@ def test_an_unreadable_client_key_is_one_clear_failure_without_its_path(
         client_certificate_file=certificates.client_cert_file,
         client_key_file=missing_key,
     )
-    result, took = _export(exporter, make_spans(1))
-    assert not result.success and took < 0.5
+    result, _ = _export(exporter, make_spans(1))
+    assert "cannot load the client certificate and key" in (result.error or "")
     (line,) = logged[1].messages
     assert "client certificate and key" in line
     assert "secret-place" not in line
