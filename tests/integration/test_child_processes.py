@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -149,20 +148,18 @@ def test_pool_terminate_stays_prompt_when_the_workers_have_nothing_queued(
     otlp_receiver: OTLPReceiver, tmp_path: Path, method: str
 ) -> None:
     otlp_receiver.hang()  # a flush would wait for the whole (long) shutdown timeout
-    started = time.monotonic()
+    # A worker that started a flush would wait out the 600 s shutdown timeout, far past
+    # run_app's 120 s subprocess timeout, which then fails the test.
     result = run_app(
         tmp_path,
         method,
         "idle-pool",
         OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.http_base,
-        TELEMETRY_RUN_SHUTDOWN_TIMEOUT="60000",
+        TELEMETRY_RUN_SHUTDOWN_TIMEOUT="600000",
     )
     assert result.returncode == 0, result.stderr
-    took = re.search(r"terminate took ([\d.]+)", result.stdout)
-    assert took is not None, result.stdout
-    # A generous bound, far below the shutdown timeout: no worker waited for a flush.
-    assert float(took.group(1)) < 30
-    assert time.monotonic() - started < 60
+    assert re.search(r"terminate took ([\d.]+)", result.stdout), result.stdout
+    # No worker started a flush: none printed an exit line or a warning about the collector.
     assert result.stderr == ""
 
 

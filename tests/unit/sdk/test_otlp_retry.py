@@ -273,7 +273,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     return fake
 
 
-def _export(
+def _one_export(
     clock: FakeClock, outage: Outage, outcomes: list[Outcome], *, timeout: float = 10.0
 ) -> tuple[ExportResult, int]:
     """One export through the loop: its result and how many attempts it made."""
@@ -299,7 +299,7 @@ def _export(
 
 def test_one_exports_retries_never_outlive_its_timeout(clock: FakeClock) -> None:
     started = clock.now
-    result, attempts = _export(clock, Outage(), [], timeout=10.0)
+    result, attempts = _one_export(clock, Outage(), [], timeout=10.0)
     assert not result.success and result.retryable
     assert attempts >= 3  # backoffs of about 1, 2, 4 s fit in 10 s
     assert clock.now < started + 10.0  # no wait went past the deadline
@@ -309,12 +309,12 @@ def test_while_the_outage_lasts_each_export_is_one_attempt_without_waiting(
     clock: FakeClock,
 ) -> None:
     outage = Outage()
-    _export(clock, outage, [])  # the first failing export spends its retries
+    _one_export(clock, outage, [])  # the first failing export spends its retries
     spent = outage.streak
     assert spent >= 3
     for n in range(1, 4):
         before, waits = clock.now, len(clock.waits)
-        result, attempts = _export(clock, outage, [])
+        result, attempts = _one_export(clock, outage, [])
         assert not result.success and result.retryable  # the processor keeps the batch
         assert attempts == 1
         assert clock.now == before and len(clock.waits) == waits  # no backoff inside
@@ -330,12 +330,12 @@ def test_the_first_answer_ends_the_outage_and_retries_resume(
     clock: FakeClock, answer: Outcome
 ) -> None:
     outage = Outage()
-    _export(clock, outage, [])
+    _one_export(clock, outage, [])
     assert outage.streak > 0
-    _, attempts = _export(clock, outage, [answer])
+    _, attempts = _one_export(clock, outage, [answer])
     assert attempts == 1 and outage.streak == 0
     flaky = Outcome(False, error="UNAVAILABLE", retryable=True)
-    result, attempts = _export(clock, outage, [flaky, Outcome(True)])
+    result, attempts = _one_export(clock, outage, [flaky, Outcome(True)])
     assert result.success and attempts == 2  # retried inside the export again
     assert clock.waits[-1] <= 1.0  # from the first step of the backoff, not the outage's last
 
