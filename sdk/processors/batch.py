@@ -59,7 +59,11 @@ from telemetry_run.sdk.context import SUPPRESS_INSTRUMENTATION_KEY, attach, set_
 from telemetry_run.sdk.diagnostics import Diagnostics, get_diagnostics
 from telemetry_run.sdk.exporters import ExportResult, SpanExporter
 from telemetry_run.sdk.processors import SpanProcessor
-from telemetry_run.sdk.processors.simple import call_export, record_export_result
+from telemetry_run.sdk.processors.simple import (
+    call_export,
+    count_export_result,
+    warn_export_failed,
+)
 
 if TYPE_CHECKING:
     from telemetry_run.sdk.trace.span import ReadableSpan
@@ -289,26 +293,35 @@ class BatchSpanProcessor(SpanProcessor):
             count -= n
             export_deadline = min(_monotonic() + self._export_timeout, deadline)
             result = call_export(self._exporter, spans, export_deadline, self._diagnostics)
+            timed = deadline == float("inf")  # not a flush, not the shutdown
+            # The collector is down or slow: the batch goes back to the head of the queue (as
+            # much of it as fits) for the next timed export, so an outage shorter than the
+            # queue's capacity loses nothing; only what does not fit is dropped. Settling,
+            # requeueing and counting happen under the lock that shutdown's _abandon takes:
+            # the exit line it prints then never misses a batch that was just settled here.
+            requeue = not result.success and result.retryable and timed
             with self._lock:
                 self._inflight = None
                 if batch.settled:
                     continue  # shutdown gave up on this batch and counted it as failed
                 batch.settled = True
+                if requeue and not self._abandoned:
+                    n = self._requeue_locked(spans)
+                    if n:
+                        result = ExportResult(False, error=result.error)
+                        count_export_result(self._diagnostics, n, result)
+                else:
+                    requeue = False
+                    count_export_result(self._diagnostics, n, result)
             self._failing = not result.success
             if result.success:
                 self._failures = 0
             elif result.retryable:
                 self._schedule_probe()
-            timed = deadline == float("inf")  # not a flush, not the shutdown
-            if self._failing and result.retryable and timed:
-                # The collector is down or slow: the batch goes back to the head of the queue
-                # (as much of it as fits) for the next timed export, so an outage shorter than
-                # the queue's capacity loses nothing; only what does not fit is dropped.
-                n = self._requeue(spans)
-                if n == 0:
-                    return
-                result = ExportResult(False, error=result.error)
-            record_export_result(self._diagnostics, self._exporter, n, result)
+            if n:
+                warn_export_failed(self._diagnostics, self._exporter, n, result)
+            if requeue:
+                return  # the rest waits in the queue for the next timed export
             if self._failing and timed:
                 return  # the rest waits in the queue for the next timed export
 
@@ -321,12 +334,13 @@ class BatchSpanProcessor(SpanProcessor):
         self._failures += 1
         self._next_probe = _monotonic() + wait * (0.5 + random.random() / 2)
 
-    def _requeue(self, spans: list[ReadableSpan]) -> int:
-        """Put ``spans`` back at the head of the queue, room permitting; how many did not fit."""
-        with self._lock:
-            room = max(0, self._max_queue_size - len(self._queue))
-            kept = spans[:room]
-            self._queue.extendleft(reversed(kept))
+    def _requeue_locked(self, spans: list[ReadableSpan]) -> int:
+        """Put ``spans`` back at the head of the queue, room permitting; how many did not fit.
+
+        The caller holds ``self._lock``."""
+        room = max(0, self._max_queue_size - len(self._queue))
+        kept = spans[:room]
+        self._queue.extendleft(reversed(kept))
         self._diagnostics.spans_retried.add(len(kept))
         return len(spans) - len(kept)
 

@@ -20,13 +20,25 @@ from telemetry_run.sdk.processors import SpanProcessor
 if TYPE_CHECKING:
     from telemetry_run.sdk.trace.span import ReadableSpan
 
-__all__ = ["SimpleSpanProcessor", "record_export_result"]
+__all__ = [
+    "SimpleSpanProcessor",
+    "count_export_result",
+    "record_export_result",
+    "warn_export_failed",
+]
 
 
 def record_export_result(
     diagnostics: Diagnostics, exporter: SpanExporter, count: int, result: ExportResult
 ) -> None:
     """Count one batch's outcome and say why it failed (rate limited per exporter)."""
+    count_export_result(diagnostics, count, result)
+    if not result.success:
+        warn_export_failed(diagnostics, exporter, count, result)
+
+
+def count_export_result(diagnostics: Diagnostics, count: int, result: ExportResult) -> None:
+    """Count one batch's outcome, without a word (callable under a processor's lock)."""
     if result.success:
         # The receiver reports ``rejected`` (OTLP partial success): never trust it beyond the
         # batch, or the counters would claim more spans than were produced.
@@ -36,6 +48,13 @@ def record_export_result(
             diagnostics.drop("rejected", rejected)
     else:
         diagnostics.spans_dropped["export_failed"].add(count)
+
+
+def warn_export_failed(
+    diagnostics: Diagnostics, exporter: SpanExporter, count: int, result: ExportResult
+) -> None:
+    """Say why a batch failed, rate limited per exporter."""
+    if not result.success:
         diagnostics.warn(
             f"export-failed:{type(exporter).__name__}",
             "failed to export %d span(s) with %s: %s",

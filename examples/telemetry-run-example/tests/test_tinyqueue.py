@@ -46,7 +46,7 @@ def test_put_and_get_make_producer_and_consumer_spans(instrumented: SpanRecorder
     assert consumer.parent.is_remote
     assert received is sent
     assert received.headers["traceparent"] == (
-        f"00-{producer.context.trace_id:032x}-{producer.context.span_id:016x}-01"
+        f"00-{producer.context.trace_id:032x}-{producer.context.span_id:016x}-03"
     )
 
 

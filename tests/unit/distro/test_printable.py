@@ -93,7 +93,9 @@ def test_an_invalid_secret_or_url_is_masked_in_its_warning(plugins: Plugins) -> 
     )
     assert len(warnings) == 2
     assert all(SECRET not in message for message in warnings)
-    assert any("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT='http://REDACTED:REDACTED@" in m for m in warnings)
+    assert any(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT='http://REDACTED:REDACTED@" in m for m in warnings
+    )
 
 
 def test_list_masks_secrets_and_escapes_what_the_environment_says() -> None:
