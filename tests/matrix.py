@@ -52,7 +52,7 @@ PYTHONS_FOR: Final[dict[tuple[str, str], tuple[str, ...]]] = {
 
 #: What the servers of each framework's integration tests need beside it.
 SERVERS: Final[dict[str, tuple[str, ...]]] = {
-    "flask": ("gunicorn>=22",),
+    "flask": ("gunicorn>=22", "requests>=2.28"),  # requests: the Level 2 test's outgoing call
     "django": ("gunicorn>=22", "uvicorn>=0.30"),
     "requests": (),
     "grpc": (),

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from telemetry_run.testing.otlp import OTLPReceiver
 
 pytest.importorskip("flask")
-pytest.importorskip("requests")
+import requests  # noqa: F401  # installed in every flask session (tests/matrix.py SERVERS)
 
 APP = """
 import os
