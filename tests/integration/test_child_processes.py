@@ -191,9 +191,9 @@ def test_pool_terminate_is_bounded_by_the_shutdown_timeout_when_the_collector_ha
     )
     otlp_receiver.release()
     assert result.returncode == 0, result.stderr
-    took = re.search(r"terminate took ([\d.]+)", result.stdout)
-    assert took is not None, result.stdout
-    assert float(took.group(1)) < 30  # only catches a worker that outlives its deadline
+    # The receiver hangs until released after the run: a worker whose flush ignored the 1 s
+    # shutdown timeout would hold the pool past run_app's 120 s timeout, which fails the test.
+    assert re.search(r"terminate took ([\d.]+)", result.stdout), result.stdout
     lines = [tuple(map(int, m.groups()[:3])) for m in EXIT_LINE.finditer(result.stderr)]
     assert sum(produced for produced, _, _ in lines) == 3, result.stderr
     assert all(exported == 0 and produced == dropped for produced, exported, dropped in lines), (
