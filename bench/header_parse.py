@@ -8,6 +8,11 @@ Microseconds per ``extract`` of a carrier holding a valid ``traceparent`` and a 
   spaces   one member, then a run of spaces and tabs, then a second member
   ows      members separated by long runs of spaces and tabs on both sides of each comma
   equals   one key, then a run of ``=`` (an ``=`` storm)
+  escapes  valid members whose values are percent-encoded UTF-8 (what baggage senders write)
+  props    valid members with properties (``k=v;p=1``)
+  eqows    members with whitespace around the ``=`` (``k = v``)
+  dups     one valid member repeated (every member read, none added past the first)
+  mixed    valid members alternating with invalid ones (``a b=1``, ``=1``, ``x``)
 
 Both propagators run in this process (parsing is pure Python; neither one's import touches the
 other's). The time of a cell is the median of its rounds, each round as many calls as fit in a
@@ -34,7 +39,18 @@ from _common import versions
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 SIZES = {"1 KB": 1 << 10, "8 KB": 8 << 10, "64 KB": 64 << 10, "1 MB": 1 << 20}
-SHAPES = ("valid", "commas", "spaces", "ows", "equals")
+SHAPES = (
+    "valid",
+    "commas",
+    "spaces",
+    "ows",
+    "equals",
+    "escapes",
+    "props",
+    "eqows",
+    "dups",
+    "mixed",
+)
 
 
 def _fill(unit: str, head: str, tail: str, size: int) -> str:
@@ -42,7 +58,29 @@ def _fill(unit: str, head: str, tail: str, size: int) -> str:
     return head + (unit * (body // len(unit) + 1))[: max(body, 0)] + tail
 
 
+def _repeated(shape: str, size: int) -> str:
+    """Members of the shapes that repeat one pattern, numbered, up to ``size`` characters."""
+    pattern = {
+        "escapes": "k{}=caf%C3%A9%20%E2%82%AC",
+        "props": "k{}=v;p=1",
+        "eqows": "k{} = v",
+        "dups": "k=v",
+        "mixed": "k{}=v,a b=1,=1,x",
+    }[shape]
+    members = []
+    total = 0
+    i = 0
+    while total < size:
+        member = pattern.format(i)
+        members.append(member)
+        total += len(member) + 1
+        i += 1
+    return ",".join(members)[:size]
+
+
 def tracestate(shape: str, size: int) -> str:
+    if shape in ("escapes", "props", "eqows", "dups", "mixed"):
+        return _repeated(shape, size)
     if shape == "valid":
         members = []
         total = 0
@@ -63,6 +101,8 @@ def tracestate(shape: str, size: int) -> str:
 
 
 def baggage(shape: str, size: int) -> str:
+    if shape in ("escapes", "props", "eqows", "dups", "mixed"):
+        return _repeated(shape, size)
     if shape == "valid":
         members = []
         total = 0

@@ -388,18 +388,47 @@ def test_a_member_outside_the_grammar_is_skipped(member: str) -> None:
     assert extracted(f"{member},ok=1") == {"ok": "1"}
 
 
-_tokens = st.text("abcAB09!#$&'*+-.^_`|~", min_size=1, max_size=6)
-_octets = st.text("abcAB09!#$&'()*+-./:<=>?@[]^_`{|}~", max_size=8)
+def _one_by_one(header: str) -> dict[str, str]:
+    """The member grammar read the obvious way, one member at a time: what the one-pass
+    parser must agree with (one header, within the size limits)."""
+    from urllib.parse import unquote
+
+    entries: dict[str, str] = {}
+    token = set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    octets = {chr(c) for c in range(0x21, 0x7F)} - set('",;\\')
+    for member in header.split(",", 360)[:360]:
+        if len(member) > 4096:
+            continue
+        key, sep, value = member.partition("=")
+        value = value.partition(";")[0].strip(" \t")
+        key = key.strip(" \t")
+        if not (sep and key and set(key) <= token and set(value) <= octets):
+            continue
+        entries[key] = unquote(value, errors="replace") if "%" in value else value
+        if len(entries) >= 180:
+            break
+    return entries
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(_tokens, _octets), max_size=260))
-def test_plain_members_read_in_one_pass_as_one_by_one(pairs: list[tuple[str, str]]) -> None:
-    # A plain header takes the one-pass path; a space after each comma forces the member
-    # loop. Duplicates (the later wins) and the 180-entry stop must agree.
+_tokens = st.text("abcAB09!#$&'*+-.^_`|~", min_size=0, max_size=6)
+_octets = st.text("abcAB09!#$&'()*+-./:<=>?@[]^_`{|}~%é \t;\"%%%2CE8", max_size=10)
+_ows = st.sampled_from(["", " ", "\t", " \t "])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_ows, _tokens, _ows, st.booleans(), _ows, _octets), max_size=260))
+def test_the_one_pass_parser_agrees_with_reading_member_by_member(
+    members: list[tuple[str, str, str, bool, str, str]],
+) -> None:
+    # Whitespace, properties, escapes, invalid characters, missing "=", empty keys,
+    # duplicates (the later wins) and the 180-entry stop: all as the member loop reads them.
     from telemetry_run.sdk.propagation.baggage import parse_baggage
 
-    members = [f"{key}={value}" for key, value in pairs]
-    plain = parse_baggage([",".join(members)])
-    assert plain == parse_baggage([", ".join(members)])
-    assert len(plain) <= 180
+    header = ",".join(
+        f"{a}{key}{b}{'=' if eq else ''}{c}{value}" for a, key, b, eq, c, value in members
+    )
+    if len(header) > 8192:
+        header = header[:8192].rpartition(",")[0]
+    parsed = parse_baggage([header])
+    assert parsed == _one_by_one(header)
+    assert len(parsed) <= 180
