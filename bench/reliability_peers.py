@@ -19,6 +19,9 @@ http/protobuf or http/json), so it is pointed at the receiver's HTTP port; ours 
 opentelemetry-instrument use OTLP/gRPC as the tests do. ddtrace's "produced" span per request is
 its local root (``flask.request``, the SERVER span), read with ``tracer.current_root_span()``.
 
+Each soak cell is the median of 3 rounds (``--rounds``), the launchers taking turns within a round
+and the order rotating between rounds; each SIGTERM cell the median of 3 runs, likewise.
+
     python bench/reliability_peers.py [--quick] [-v] [--scenarios soak,sigterm] [--requests N]
 """
 
@@ -75,8 +78,8 @@ CLEANUP_TIMEOUT = 10.0
 LOAD_TIMEOUT = 900.0  # one phase of the load generator
 REQUEST_TIMEOUT = 30.0
 ARRIVAL_WAIT = 3.0  # after the server exited, for the last export to be recorded
-FULL = {"requests": 1500, "sigterm_runs": 3}
-QUICK = {"requests": 300, "sigterm_runs": 1}
+FULL = {"requests": 1500, "sigterm_runs": 3, "soak_rounds": 3}
+QUICK = {"requests": 300, "sigterm_runs": 1, "soak_rounds": 1}
 OTLP_EXPORTER_DIST = "opentelemetry-exporter-otlp-proto-grpc"
 
 # The telemetry-off settings of span_start_end.py; the agent is a unix socket that does not
@@ -646,89 +649,150 @@ def summarize_soak(result: SoakResult, n: int) -> SoakRow:
     )
 
 
-def run_soak(launchers: dict[str, Launcher], keys: list[str], n: int, verbose: bool) -> None:
+def run_soak(
+    launchers: dict[str, Launcher], keys: list[str], n: int, rounds: int, verbose: bool
+) -> None:
     print(
         f"\n== soak: {n} requests per phase x {len(PHASES)} phases ({', '.join(PHASES)}),"
-        f" {CONCURRENCY} client threads, gunicorn -w 2 (sync)",
+        f" {CONCURRENCY} client threads, gunicorn -w 2 (sync); {rounds} round(s), the launchers"
+        " taking turns in each and the order rotating from one round to the next",
         flush=True,
     )
-    rows: dict[str, SoakRow | str] = {}
-    results: dict[str, SoakResult] = {}
-    for key in keys:
-        launcher = launchers[key]
-        if launcher.prefix is None:
-            rows[key] = f"not run: {launcher.how}"
-            continue
-        started = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix=f"reliability-peers-{key}-") as tmp:
-            appdir = _write_app(Path(tmp))
-            result = soak_one(launcher, appdir, n, verbose)
-        results[key] = result
-        took = time.monotonic() - started
-        if result.error:
-            rows[key] = f"FAILED: {result.error}"
-            print(f"   {LABELS[key]}: FAILED after {took:.0f} s: {result.error}", flush=True)
-            continue
-        rows[key] = summarize_soak(result, n)
-        print(f"   {LABELS[key]}: done in {took:.0f} s", flush=True)
+    rows: dict[str, list[SoakRow]] = {key: [] for key in keys}
+    results: dict[str, list[SoakResult]] = {key: [] for key in keys}
+    failures: dict[str, list[str]] = {key: [] for key in keys}
+    runnable = [key for key in keys if launchers[key].prefix is not None]
+    for rnd in range(rounds):
+        shift = rnd % max(1, len(runnable))
+        line = []
+        for key in runnable[shift:] + runnable[:shift]:
+            started = time.monotonic()
+            with tempfile.TemporaryDirectory(prefix=f"reliability-peers-{key}-") as tmp:
+                appdir = _write_app(Path(tmp))
+                result = soak_one(launchers[key], appdir, n, verbose)
+            took = time.monotonic() - started
+            if result.error:
+                failures[key].append(result.error)
+                line.append(f"{SHORT[key]} FAILED")
+                print(f"   {LABELS[key]}: FAILED after {took:.0f} s: {result.error}", flush=True)
+                continue
+            row = summarize_soak(result, n)
+            rows[key].append(row)
+            results[key].append(result)
+            lost = "" if row.lost is None else f", lost {row.lost}"
+            line.append(f"{SHORT[key]} {took:.0f} s{lost}")
+        print(f"   round {rnd + 1}: " + "; ".join(line), flush=True)
 
     header = (
-        f"{'launcher':<16} {'ok':>11} {'produced':>8} {'received':>8} {'lost':>6} {'dup':>5}"
+        f"{'launcher':<16} {'ok':>11} {'produced':>8} {'received':>8} {'lost':>14} {'dup':>5}"
         f"  {'reported lost':<24}"
         + "".join(f" {_phase_label(p):>7}" for p in PHASES)
         + f" {'worst':>13} {'RSS MiB':>7} {'growth':>6} {'stop s':>6}"
     )
     print(
-        "\nsoak (latency: median ms per phase; worst: the slowest fault phase / the healthy median;"
+        f"\nsoak, median of {rounds} round(s) per cell (lost: the median, then each round's;"
+        " latency: median ms per phase; worst: the slowest fault phase / the healthy median;"
         " RSS: peak of the largest worker; stop: SIGTERM to exit, collector healthy)"
     )
     print(header)
     print("-" * len(header))
     for key in keys:
-        row = rows.get(key)
-        if not isinstance(row, SoakRow):
-            print(f"{SHORT[key]:<16} {row}")
+        if launchers[key].prefix is None:
+            print(f"{SHORT[key]:<16} not run: {launchers[key].how}")
             continue
-        result = results[key]
+        cell = rows[key]
+        if not cell:
+            print(f"{SHORT[key]:<16} FAILED: {failures[key][0] if failures[key] else '?'}")
+            continue
+        median_row = _median_row(cell)
+        each = "/".join(_int(row.lost) for row in cell)
+        shown_each = len(cell) > 1 and median_row.lost is not None
+        lost = _int(median_row.lost) + (f" ({each})" if shown_each else "")
+        reported = "/".join(result.log.reported(key) for result in results[key])
         print(
-            f"{SHORT[key]:<16} {f'{row.ok}/{row.total}':>11} {row.produced:>8}"
-            f" {_int(row.received):>8} {_int(row.lost):>6} {_int(row.duplicates):>5}"
-            f"  {result.log.reported(key):<24}"
-            + "".join(f" {row.medians.get(p, float('nan')):>7.2f}" for p in PHASES)
-            + f" {f'{row.worst[1]:.2f}x {row.worst[0]}':>13}"
-            + f" {row.peak_rss:>7.1f} {row.growth:>+6.1f} {_stop(result):>6}"
+            f"{SHORT[key]:<16} {f'{median_row.ok}/{median_row.total}':>11}"
+            f" {median_row.produced:>8} {_int(median_row.received):>8} {lost:>14}"
+            f" {_int(median_row.duplicates):>5}  {reported:<24}"
+            + "".join(f" {median_row.medians.get(p, float('nan')):>7.2f}" for p in PHASES)
+            + f" {f'{median_row.worst[1]:.2f}x {median_row.worst[0]}':>13}"
+            + f" {median_row.peak_rss:>7.1f} {median_row.growth:>+6.1f}"
+            + f" {_median_stop(results[key]):>6}"
         )
+        if failures[key]:
+            print(f"{'':<16} and {len(failures[key])} FAILED round(s): {failures[key][0]}")
     print(
         "   received/lost/dup count each request's span (ddtrace: its local root) by span id;"
-        " reported lost: ours from the exit lines, ddtrace from its 'dropping N traces' lines"
+        " reported lost: ours from the exit lines, ddtrace from its 'dropping N traces' lines,"
+        " one figure per round"
     )
     for key in keys:
-        row = rows.get(key)
-        if not isinstance(row, SoakRow):
-            continue
-        result = results[key]
-        took = ", ".join(f"{p} {result.seconds.get(p, 0):.1f}" for p in PHASES)
-        print(f"\n   [{LABELS[key]}] phase seconds: {took}")
-        if result.traced:
-            lost = ", ".join(f"{p} {row.lost_by_phase.get(p, 0)}" for p in PHASES)
-            print(f"   [{LABELS[key]}] lost by phase: {lost}")
-        errors = Counter(
-            r.get("error", f"HTTP {r['status']}")
-            for rs in result.phases.values()
-            for r in rs
-            if r["status"] != 200
-        )
-        for error, count in errors.most_common(3):
-            print(f"   [{LABELS[key]}] {count} failed request(s): {error[:150]}")
-        if key == "us":
-            _print_exit_accounting(result.log, row)
-        print(
-            f"   [{LABELS[key]}] {result.log.count} loss-related lines"
-            f" ({len(result.log.lines)} kinds), {result.log.other} other non-gunicorn lines;"
-            f" exit code {result.stop_code}{' (SIGKILLed)' if result.killed else ''}"
-        )
-        for line in result.log.shown(12 if verbose else 4):
-            print(f"     {line}")
+        for rnd, (row, result) in enumerate(zip(rows[key], results[key], strict=True), 1):
+            _print_soak_details(key, rnd, row, result, verbose)
+
+
+def _median_row(cells: list[SoakRow]) -> SoakRow:
+    """Each figure the median of the rounds' (counts rounded down; the worst phase the one
+    named most often)."""
+
+    def med(values: list[float]) -> float:
+        return statistics.median(values)
+
+    def med_int(values: list[int | None]) -> int | None:
+        known = [v for v in values if v is not None]
+        return int(statistics.median(known)) if known else None
+
+    worst_phase = Counter(row.worst[0] for row in cells).most_common(1)[0][0]
+    return SoakRow(
+        ok=int(med([row.ok for row in cells])),
+        total=cells[0].total,
+        produced=int(med([row.produced for row in cells])),
+        received=med_int([row.received for row in cells]),
+        lost=med_int([row.lost for row in cells]),
+        duplicates=med_int([row.duplicates for row in cells]),
+        lost_by_phase={},
+        medians={p: med([row.medians.get(p, float("nan")) for row in cells]) for p in PHASES},
+        healthy=med([row.healthy for row in cells]),
+        worst=(worst_phase, med([row.worst[1] for row in cells])),
+        peak_rss=med([row.peak_rss for row in cells]),
+        growth=med([row.growth for row in cells]),
+        workers=cells[0].workers,
+    )
+
+
+def _median_stop(results: list[SoakResult]) -> str:
+    values = [result.stop_seconds for result in results if result.stop_seconds is not None]
+    if not values:
+        return "n/a"
+    killed = "!" if any(result.killed for result in results) else ""
+    return f"{statistics.median(values):.1f}{killed}"
+
+
+def _print_soak_details(
+    key: str, rnd: int, row: SoakRow, result: SoakResult, verbose: bool
+) -> None:
+    label = f"[{LABELS[key]}, round {rnd}]"
+    took = ", ".join(f"{p} {result.seconds.get(p, 0):.1f}" for p in PHASES)
+    print(f"\n   {label} phase seconds: {took}")
+    if result.traced:
+        lost = ", ".join(f"{p} {row.lost_by_phase.get(p, 0)}" for p in PHASES)
+        print(f"   {label} lost by phase: {lost}")
+    errors = Counter(
+        r.get("error", f"HTTP {r['status']}")
+        for rs in result.phases.values()
+        for r in rs
+        if r["status"] != 200
+    )
+    for error, count in errors.most_common(3):
+        print(f"   {label} {count} failed request(s): {error[:150]}")
+    if key == "us":
+        _print_exit_accounting(result.log, row)
+    print(
+        f"   {label} {result.log.count} loss-related lines"
+        f" ({len(result.log.lines)} kinds), {result.log.other} other non-gunicorn lines;"
+        f" exit code {result.stop_code}{' (SIGKILLed)' if result.killed else ''}"
+    )
+    for line in result.log.shown(12 if verbose else 4):
+        print(f"     {line}")
 
 
 def _print_exit_accounting(log: LogReport, row: SoakRow) -> None:
@@ -982,10 +1046,13 @@ def _versions() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--quick", action="store_true", help="300 requests per phase, 1 SIGTERM run per cell"
+        "--quick",
+        action="store_true",
+        help="300 requests per phase, 1 soak round, 1 SIGTERM run per cell",
     )
     parser.add_argument("--requests", type=int, help="soak requests per phase (default 1500)")
     parser.add_argument("--runs", type=int, help="SIGTERM runs per launcher and collector state")
+    parser.add_argument("--rounds", type=int, help="soak rounds per launcher (default 3)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="soak,sigterm")
     parser.add_argument(
         "--launchers", default=",".join(LAUNCHERS), help="a subset of bare,us,otel,dd"
@@ -1007,8 +1074,9 @@ def main() -> None:
     plan = QUICK if args.quick else FULL
     n = args.requests or plan["requests"]
     runs = args.runs or plan["sigterm_runs"]
-    if n < 3 or runs < 1:
-        parser.error("--requests must be at least 3 and --runs at least 1")
+    rounds = args.rounds or plan["soak_rounds"]
+    if n < 3 or runs < 1 or rounds < 1:
+        parser.error("--requests must be at least 3, --runs and --rounds at least 1")
 
     started = time.monotonic()
     print(f"reliability_peers: python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
@@ -1023,7 +1091,7 @@ def main() -> None:
     for key in keys:
         print(f"   {LABELS[key]}: {launchers[key].how}; {protocols[key]}")
     if "soak" in scenarios:
-        run_soak(launchers, keys, n, args.verbose)
+        run_soak(launchers, keys, n, rounds, args.verbose)
     if "sigterm" in scenarios:
         run_sigterm(launchers, keys, runs, args.verbose)
     print(f"\nreliability_peers: {time.monotonic() - started:.0f} s in all")
