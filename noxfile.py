@@ -93,13 +93,13 @@ def _framework_session(framework: str, version: str, python: str) -> None:
             ".",
             *_FRAMEWORK_TEST_TOOLS,
             matrix.requirement(framework, version),
-            *matrix.COMPANIONS.get((framework, version), ()),
-            *matrix.SERVERS[framework],
+            *matrix.companions(framework, version),
+            *matrix.servers(framework),
         )
         _pytest(
             session,
             *matrix.PYTEST_OPTIONS.get((framework, version), ()),
-            *matrix.TESTS[framework],
+            *matrix.tests(framework),
         )
 
     name = matrix.session_name(framework, version, python)
