@@ -19,7 +19,7 @@ import sys
 import nox
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tests import matrix  # the matrix is data shared with a unit test
+from tests import matrix  # the specs' release lines (telemetry_run installed, as in the README)
 
 PYTHONS = list(matrix.PYTHONS)
 
