@@ -19,7 +19,7 @@ import sys
 import nox
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tests import matrix  # the matrix is data shared with a unit test
+from tests import matrix  # the specs' release lines (telemetry_run installed, as in the README)
 
 PYTHONS = list(matrix.PYTHONS)
 
@@ -93,13 +93,13 @@ def _framework_session(framework: str, version: str, python: str) -> None:
             ".",
             *_FRAMEWORK_TEST_TOOLS,
             matrix.requirement(framework, version),
-            *matrix.COMPANIONS.get((framework, version), ()),
-            *matrix.SERVERS[framework],
+            *matrix.companions(framework, version),
+            *matrix.servers(framework),
         )
         _pytest(
             session,
             *matrix.PYTEST_OPTIONS.get((framework, version), ()),
-            *matrix.TESTS[framework],
+            *matrix.tests(framework),
         )
 
     name = matrix.session_name(framework, version, python)

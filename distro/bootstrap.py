@@ -1,10 +1,11 @@
 """The bootstrap, run in each Python process the launcher starts (from sitecustomize).
 
-Order: plugins (their variables join the registry) -> Config -> SDK (resource, sampler, limits,
-exporters behind batch processors) -> global provider and propagator -> configure hooks ->
-import hooks for the enabled instrumentors -> exit hook. Any exception here prints one warning
-line and the application runs uninstrumented: we never stop a program from starting and never
-change its exit code (unless TELEMETRY_RUN_STRICT asks for failures to be loud).
+Order: plugins (their variables and their instrumentors' join the registry) -> Config -> SDK
+(resource, sampler, limits, exporters behind batch processors) -> global provider and propagator
+-> configure hooks -> import hooks for the enabled instrumentors -> exit hook. Any exception
+here prints one warning line and the application runs uninstrumented: we never stop a program
+from starting and never change its exit code (unless TELEMETRY_RUN_STRICT asks for failures to
+be loud).
 """
 
 from __future__ import annotations
@@ -105,10 +106,11 @@ def bootstrap(environ: Mapping[str, str]) -> Bootstrapped:
 
     configure(WARNING, sys.stderr)  # a plugin failing to load is told before the config exists
     plugins = Plugins.load()
+    specs = plugins.instrumentor_specs()
     warnings: list[tuple[int, str]] = []
     config = Config.from_env(
         environ,
-        plugins.variables(),
+        [*plugins.variables(), *(v for _, spec in specs for v in spec.declared_variables())],
         warn=lambda message: warnings.append((WARNING, message)),
         error=lambda message: warnings.append((ERROR, message)),
     )
@@ -137,7 +139,7 @@ def bootstrap(environ: Mapping[str, str]) -> Bootstrapped:
     set_tracer_provider(provider)
     plugins.configure(config, provider)
     state.provider = provider
-    state.instrumentors = plan(plugins.instrumentor_specs(), config)
+    state.instrumentors = plan(specs, config)
     install(state.instrumentors, config, provider)
     state.exit_hook = ExitHook(
         provider, diagnostics, config.shutdown_timeout, always_report=config.debug

@@ -1,7 +1,8 @@
 """``telemetry-run --list``: what would be instrumented, by which plugin, and why not.
 
 The answer to "why is nothing showing up?" without reading our source: every instrumentor with
-its plugin, target library, installed version, supported range and state; every exporter,
+its plugin, target library, installed version, supported range and state, then what it records
+and the variables only it reads (from its spec, a third-party one too); every exporter,
 sampler and propagator name with the plugin that provides it; plugins that failed to load; and
 the effective configuration with secrets masked.
 """
@@ -17,6 +18,7 @@ from telemetry_run._printable import escape
 
 if TYPE_CHECKING:
     from telemetry_run.config import Config
+    from telemetry_run.instrumentation import InstrumentorStatus
 
 __all__ = ["render"]
 
@@ -45,8 +47,10 @@ def render(environ: Mapping[str, str]) -> str:
     logger.addHandler(handler)
     try:
         plugins = Plugins.load()
-        config = Config.from_env(environ, plugins.variables(), warn=captured.append)
-        statuses = plan(plugins.instrumentor_specs(), config)
+        specs = plugins.instrumentor_specs()
+        variables = [*plugins.variables(), *(v for _, s in specs for v in s.declared_variables())]
+        config = Config.from_env(environ, variables, warn=captured.append)
+        statuses = plan(specs, config)
         if "otlp" in config.traces_exporters and plugins.provider_of("exporter", "otlp") == (
             "builtin-otlp"
         ):
@@ -78,6 +82,8 @@ def render(environ: Mapping[str, str]) -> str:
                 for s in statuses
             ]
         )
+        lines += ["", "What each records (and the variables only it reads):"]
+        lines += [f"  {escape(line, None)}" for line in _records(statuses)]
     else:
         lines.append("  (none installed)")
     lines += ["", "Exporters, samplers and propagators (name: plugin):"]
@@ -98,6 +104,19 @@ def render(environ: Mapping[str, str]) -> str:
     if captured:
         lines += ["", "Warnings:"] + [f"  {escape(message, None)}" for message in captured]
     return "\n".join(lines) + "\n"
+
+
+def _records(statuses: Sequence[InstrumentorStatus]) -> list[str]:
+    """``name: description (VARIABLE, ...)`` of each instrumentor, from its spec."""
+    lines = []
+    for status in statuses:
+        spec = status.spec
+        if spec is None:
+            continue
+        names = ", ".join(variable.name for variable in spec.declared_variables())
+        text = f"{spec.name}: {spec.description or '(no description)'}"
+        lines.append(f"{text} ({names})" if names else text)
+    return lines
 
 
 def _missing_components(config: Config, provides: Mapping[str, Mapping[str, str]]) -> list[str]:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         InstrumentorSpec,
         NotApplicable,
         Patcher,
+        ReleaseLine,
         guard,
     )
     from telemetry_run.sdk.exporters import ExportResult, SpanExporter
@@ -61,6 +62,7 @@ __all__ = [
     "NotApplicable",
     "ParentBased",
     "Patcher",
+    "ReleaseLine",
     "Sampler",
     "SamplingResult",
     "SpanExporter",
@@ -88,6 +90,7 @@ _HOME: Final = {
     "InstrumentorSpec": "telemetry_run.instrumentors.base",
     "NotApplicable": "telemetry_run.instrumentors.base",
     "Patcher": "telemetry_run.instrumentors.base",
+    "ReleaseLine": "telemetry_run.instrumentors.base",
     "guard": "telemetry_run.instrumentors.base",
     "ExportResult": "telemetry_run.sdk.exporters",
     "SpanExporter": "telemetry_run.sdk.exporters",

@@ -18,15 +18,17 @@ from telemetry_run._record import FrozenRecord
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from telemetry_run.config import Config
+    from telemetry_run.config import Config, Variable
     from telemetry_run.sdk.trace.api import TracerProvider
 
 __all__ = [
+    "KINDS",
     "Instrumentor",
     "InstrumentorSpec",
     "NotApplicable",
     "Patch",
     "Patcher",
+    "ReleaseLine",
     "SupportsInstrument",
     "WrapperFunction",
     "guard",
@@ -65,6 +67,34 @@ class SupportsInstrument(Protocol):
     def uninstrument(self) -> None: ...
 
 
+#: What ``InstrumentorSpec.kind`` may say: ``"http"`` gives the instrumentor its own
+#: ``OTEL_PYTHON_<NAME>_EXCLUDED_URLS``; ``"rpc"`` and ``""`` (anything else) add no variable.
+KINDS: Final = ("http", "rpc", "")
+
+
+class ReleaseLine(FrozenRecord):
+    """One release line of a library that the version matrix tests.
+
+    ``version`` is a line (``"2.2"`` installs ``flask==2.2.*``) or ``"latest"``; ``python`` a
+    specifier such as ``"<3.13"`` when the line runs on only some of the matrix's Pythons;
+    ``companions`` the pins it needs beside it (``("werkzeug<3",)``). The README's
+    instrumentor table shows ``python`` and ``companions`` as the line's caveats.
+    """
+
+    __match_args__ = ("version", "python", "companions")
+    __slots__ = __match_args__
+
+    version: str
+    python: str
+    companions: tuple[str, ...]
+
+    def __init__(self, version: str, python: str = "", companions: tuple[str, ...] = ()) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "version", version)
+        setattr_(self, "python", python)
+        setattr_(self, "companions", tuple(companions))
+
+
 class InstrumentorSpec(FrozenRecord):
     """An instrumentor as data: read at start-up, acted on only when its target is imported.
 
@@ -73,9 +103,25 @@ class InstrumentorSpec(FrozenRecord):
     ``"flask>=2.2,<4"``, checked against the installed distribution's metadata before anything
     is imported (empty for a standard-library target); ``load`` names the instrumentor class as
     ``"module:Class"``, imported only after a target module has been.
+
+    The rest is what everything else about a library is derived from (the registry of
+    variables, ``--list``, the README tables, the version matrix): ``description`` says what it
+    records; ``kind`` (one of ``KINDS``) brings the variables every instrumentor of that kind
+    has; ``variables`` are its own ones; ``matrix`` the release lines its tests run against,
+    the floor of ``requires`` first, ``"latest"`` last (a plain string is a ``ReleaseLine``
+    without caveats).
     """
 
-    __match_args__ = ("name", "modules", "requires", "load", "description")
+    __match_args__ = (
+        "name",
+        "modules",
+        "requires",
+        "load",
+        "description",
+        "kind",
+        "variables",
+        "matrix",
+    )
     __slots__ = __match_args__
 
     name: str
@@ -83,9 +129,20 @@ class InstrumentorSpec(FrozenRecord):
     requires: str
     load: str
     description: str
+    kind: str
+    variables: tuple[Variable, ...]
+    matrix: tuple[ReleaseLine, ...]
 
     def __init__(
-        self, name: str, modules: tuple[str, ...], requires: str, load: str, description: str = ""
+        self,
+        name: str,
+        modules: tuple[str, ...],
+        requires: str,
+        load: str,
+        description: str = "",
+        kind: str = "",
+        variables: tuple[Variable, ...] = (),
+        matrix: tuple[ReleaseLine | str, ...] = (),
     ) -> None:
         given: object = modules
         if isinstance(given, str):
@@ -99,6 +156,19 @@ class InstrumentorSpec(FrozenRecord):
         setattr_(self, "requires", requires)
         setattr_(self, "load", load)
         setattr_(self, "description", description)
+        setattr_(self, "kind", kind)
+        setattr_(self, "variables", tuple(variables))
+        if self.variables:  # the built-ins declare none: no import at start-up for them
+            from telemetry_run.config import Variable
+
+            for variable in self.variables:
+                if not isinstance(variable, Variable):
+                    raise TypeError(f"InstrumentorSpec.variables holds {variable!r}, not Variables")
+        setattr_(
+            self,
+            "matrix",
+            tuple(line if isinstance(line, ReleaseLine) else ReleaseLine(line) for line in matrix),
+        )
         if not self.name or not self.modules:
             raise ValueError("an InstrumentorSpec needs a name and at least one module")
         module, sep, attr = self.load.partition(":")
@@ -106,6 +176,23 @@ class InstrumentorSpec(FrozenRecord):
             raise ValueError(f"InstrumentorSpec.load must be 'module:Class', got {self.load!r}")
         if self.requires.strip() and _dist_name(self.requires) is None:
             raise ValueError(f"InstrumentorSpec.requires is not a requirement: {self.requires!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"InstrumentorSpec.kind must be one of {KINDS}, got {self.kind!r}")
+
+    def declared_variables(self) -> tuple[Variable, ...]:
+        """The variables this instrumentor reads: those of its kind, then its own."""
+        if self.kind != "http":
+            return self.variables
+        from telemetry_run.config import Variable
+        from telemetry_run.instrumentors import _http  # loaded with the built-in plugin anyway
+
+        excluded = Variable(
+            _http.excluded_urls_variable(self.name),
+            _http.parse_url_patterns,
+            (),
+            f"as {_http.EXCLUDED_URLS}, for {self.name} only (wins over it)",
+        )
+        return (excluded, *self.variables)
 
     @property
     def distribution(self) -> str | None:

@@ -1,8 +1,9 @@
 """The built-in instrumentor plugin: registered first, through the same hooks as third-party ones.
 
 Each instrumentor is one ``InstrumentorSpec`` (cheap data: its module is imported only after
-its target library is), and the HTTP instrumentors' variables are declared here so they join
-the registry, the README table and ``--list`` like every other variable.
+its target library is) carrying everything about its library: the registry's per-instrumentor
+variables, ``--list``, the README tables and the version matrix are derived from it. The
+variables all HTTP instrumentors share are declared here, once.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from telemetry_run._env import parse_bool, parse_list
 from telemetry_run.config import Variable
 from telemetry_run.hookspecs import hookimpl
 from telemetry_run.instrumentors import _http
-from telemetry_run.instrumentors.base import InstrumentorSpec
+from telemetry_run.instrumentors.base import InstrumentorSpec, ReleaseLine
 
 if TYPE_CHECKING:
     from telemetry_run.config import Config
@@ -33,28 +34,45 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
         modules=("flask",),
         requires="flask>=2.2,<4",
         load="telemetry_run.instrumentors.flask:FlaskInstrumentor",
-        description="SERVER span per request, named from the matched URL rule",
+        description="a SERVER span per request, `GET /users/<int:user_id>` from the matched rule",
+        kind="http",
+        # Flask 2.2 imports werkzeug.urls.url_quote, which Werkzeug 3 removed.
+        matrix=(ReleaseLine("2.2", companions=("werkzeug<3",)), "2.3", "3.0", "3.1", "latest"),
     ),
     InstrumentorSpec(
         name="django",
         modules=("django.core.handlers.base",),  # imported by every Django server; not by django
         requires="django>=4.2,<7",
         load="telemetry_run.instrumentors.django:DjangoInstrumentor",
-        description="SERVER span per request (WSGI and ASGI), named from the resolved route",
+        description="a SERVER span per request under WSGI and ASGI, `GET items/<int:pk>/` "
+        "from the resolved route",
+        kind="http",
+        # Django 4.2 supports Python up to 3.12; Django 6 needs Python 3.12 or newer.
+        matrix=(
+            ReleaseLine("4.2", python="<3.13"),
+            "5.2",
+            ReleaseLine("6.0", python=">=3.12"),
+            ReleaseLine("latest", python=">=3.12"),
+        ),
     ),
     InstrumentorSpec(
         name="requests",
         modules=("requests",),
         requires="requests>=2.28,<3",
         load="telemetry_run.instrumentors.requests:RequestsInstrumentor",
-        description="CLIENT span per Session.send, trace context injected",
+        description="a CLIENT span per `Session.send`, named `GET`, trace context injected",
+        kind="http",
+        matrix=("2.28", "2.32", "latest"),
     ),
     InstrumentorSpec(
         name="grpc",
         modules=("grpc",),
         requires="grpcio>=1.66,<2",
         load="telemetry_run.instrumentors.grpc:GrpcInstrumentor",
-        description="CLIENT and SERVER spans for every gRPC call, context in metadata",
+        description="CLIENT and SERVER spans per call, all four call kinds, "
+        "`package.Service/Method`, context in metadata",
+        kind="rpc",
+        matrix=("1.66", "latest"),
     ),
 )
 
@@ -66,15 +84,6 @@ VARIABLES: Final[tuple[Variable, ...]] = (
         _http.parse_url_patterns,
         (),
         "regexes of URLs that get no span, comma-separated (every HTTP instrumentor)",
-    ),
-    *(
-        Variable(
-            _http.excluded_urls_variable(name),
-            _http.parse_url_patterns,
-            (),
-            f"as {_http.EXCLUDED_URLS}, for {name} only (wins over it)",
-        )
-        for name in ("flask", "django", "requests")
     ),
     Variable(
         _http.CAPTURE_SERVER_REQUEST,

@@ -1,13 +1,22 @@
-"""The framework version matrix, as data: read by noxfile.py and checked by a unit test.
+"""The framework version matrix, derived from the built-in instrumentor specs: read by
+noxfile.py and checked by a unit test.
 
-Each framework's versions are release lines (``"2.2"`` installs ``flask==2.2.*``) named as
-the sessions are (``flask-2.2``); ``"latest"`` installs the newest release. The first entry
-is the instrumentor spec's ``requires`` minimum (tests/unit/instrumentors/test_matrix.py).
+Each spec's ``matrix`` lists the release lines its tests run against (``"2.2"`` installs
+``flask==2.2.*``), the floor of its ``requires`` first and ``"latest"`` (the newest release)
+last; a line's ``python`` and ``companions`` say on which Pythons it runs and what it needs
+beside it. Sessions are named ``flask-2.2-3.11``. What only the test harness needs (tools
+beside the framework, extra test files, pytest options) is below, empty by default.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Final
+
+from telemetry_run.instrumentors.base import InstrumentorSpec, ReleaseLine
+from telemetry_run.instrumentors.plugin import SPECS
+
+ROOT: Final = Path(__file__).resolve().parent.parent
 
 #: The Pythons every session runs on, oldest first.
 PYTHONS: Final[tuple[str, ...]] = ("3.11", "3.12", "3.13")
@@ -16,18 +25,12 @@ PYTHONS: Final[tuple[str, ...]] = ("3.11", "3.12", "3.13")
 #: a cell outside ``always_in_ci`` runs when the day number (``date.toordinal()``) falls on it.
 ROTATION_DAYS: Final = 7
 
-#: framework -> (distribution, release lines oldest first).
-MATRIX: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
-    "flask": ("flask", ("2.2", "2.3", "3.0", "3.1", "latest")),
-    "django": ("django", ("4.2", "5.2", "6.0", "latest")),
-    "requests": ("requests", ("2.28", "2.32", "latest")),
-    "grpc": ("grpcio", ("1.66", "latest")),
-}
+_SPECS: Final[dict[str, InstrumentorSpec]] = {spec.name: spec for spec in SPECS if spec.matrix}
 
-#: Companion pins, each with its reason.
-COMPANIONS: Final[dict[tuple[str, str], tuple[str, ...]]] = {
-    # Flask 2.2 imports werkzeug.urls.url_quote, which Werkzeug 3 removed.
-    ("flask", "2.2"): ("werkzeug<3",),
+#: framework -> (distribution, release lines oldest first), from the specs.
+MATRIX: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
+    name: (spec.distribution or name, tuple(line.version for line in spec.matrix))
+    for name, spec in _SPECS.items()
 }
 
 #: Extra pytest options of a cell, each with its reason.
@@ -42,33 +45,68 @@ PYTEST_OPTIONS: Final[dict[tuple[str, str], tuple[str, ...]]] = {
     ),
 }
 
-#: (framework, version) -> the Pythons it runs on, where not all of them. Django 4.2 supports
-#: Python up to 3.12; Django 6 needs Python 3.12 or newer.
-PYTHONS_FOR: Final[dict[tuple[str, str], tuple[str, ...]]] = {
-    ("django", "4.2"): ("3.11", "3.12"),
-    ("django", "6.0"): ("3.12", "3.13"),
-    ("django", "latest"): ("3.12", "3.13"),
-}
-
-#: What the servers of each framework's integration tests need beside it.
+#: What the servers of a framework's integration tests need beside it, where anything.
 SERVERS: Final[dict[str, tuple[str, ...]]] = {
     "flask": ("gunicorn>=22", "requests>=2.28"),  # requests: the Level 2 test's outgoing call
     "django": ("gunicorn>=22", "uvicorn>=0.30"),
-    "requests": (),
-    "grpc": (),
 }
 
-#: The tests each framework session runs.
-TESTS: Final[dict[str, tuple[str, ...]]] = {
-    "flask": ("tests/unit/instrumentors/test_flask.py", "tests/integration/flask"),
-    "django": ("tests/unit/instrumentors/test_django.py", "tests/integration/django"),
-    "requests": ("tests/unit/instrumentors/test_requests.py", "tests/integration/requests"),
-    "grpc": (
-        "tests/unit/instrumentors/test_grpc.py",
-        "tests/unit/instrumentors/test_rpc_semconv.py",
-        "tests/integration/grpc",
-    ),
+#: Test files a framework session runs besides its own (``tests()`` names those).
+EXTRA_TESTS: Final[dict[str, tuple[str, ...]]] = {
+    "grpc": ("tests/unit/instrumentors/test_rpc_semconv.py",),
 }
+
+
+def _line(framework: str, version: str) -> ReleaseLine:
+    for line in _SPECS[framework].matrix:
+        if line.version == version:
+            return line
+    raise KeyError(f"{framework} has no release line {version!r}")
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def _python_allowed(python: str, specifier: str) -> bool:
+    """Whether ``python`` (``"3.12"``) satisfies ``specifier`` (``">=3.12"``, ``"<3.13,>3.10"``)."""
+    have = _version(python)
+    for clause in filter(None, (c.strip() for c in specifier.split(","))):
+        operator = clause.rstrip("0123456789.").strip()
+        want = _version(clause[len(operator) :].strip())
+        allowed = {
+            ">=": have >= want,
+            "<=": have <= want,
+            ">": have > want,
+            "<": have < want,
+            "==": have == want,
+            "!=": have != want,
+        }
+        if operator not in allowed:
+            raise ValueError(f"unsupported Python specifier {clause!r}")
+        if not allowed[operator]:
+            return False
+    return True
+
+
+def companions(framework: str, version: str) -> tuple[str, ...]:
+    """The pins a cell installs beside the framework (``werkzeug<3`` for Flask 2.2)."""
+    return _line(framework, version).companions
+
+
+def servers(framework: str) -> tuple[str, ...]:
+    """What a framework's integration tests need beside it."""
+    return SERVERS.get(framework, ())
+
+
+def tests(framework: str) -> tuple[str, ...]:
+    """The tests a framework session runs: its unit test file, the extra ones, and its
+    integration folder when it has one."""
+    own = [f"tests/unit/instrumentors/test_{framework}.py", *EXTRA_TESTS.get(framework, ())]
+    integration = f"tests/integration/{framework}"
+    if (ROOT / integration).is_dir():
+        own.append(integration)
+    return tuple(own)
 
 
 def requirement(framework: str, version: str) -> str:
@@ -78,8 +116,9 @@ def requirement(framework: str, version: str) -> str:
 
 
 def pythons(framework: str, version: str) -> tuple[str, ...]:
-    """The Pythons a cell runs on, oldest first."""
-    return PYTHONS_FOR.get((framework, version), PYTHONS)
+    """The Pythons a cell runs on, oldest first: those of ``PYTHONS`` its line allows."""
+    specifier = _line(framework, version).python
+    return tuple(python for python in PYTHONS if _python_allowed(python, specifier))
 
 
 def session_name(framework: str, version: str, python: str) -> str:

@@ -34,9 +34,13 @@ __all__ = ["SpanRecorder", "config_for", "otlp_receiver", "span_recorder"]
 
 
 def config_for(plugin: object, environ: Mapping[str, str] | None = None) -> Config:
-    """The Config a plugin sees under the launcher: ours plus its declared variables."""
+    """The Config a plugin sees under the launcher: ours plus its declared variables and
+    those of its instrumentors (``InstrumentorSpec.declared_variables``)."""
     hook = getattr(plugin, "telemetry_run_variables", None)
-    extra = list(hook()) if hook is not None else []
+    extra = list(hook() or ()) if hook is not None else []
+    specs = getattr(plugin, "telemetry_run_instrumentors", None)
+    for spec in (specs() or ()) if specs is not None else ():
+        extra += spec.declared_variables()
     return Config.from_env(environ or {}, extra)
 
 

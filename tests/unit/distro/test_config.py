@@ -179,14 +179,6 @@ def test_nothing_but_the_registry_reads_os_environ() -> None:
     assert [o for o in offenders if o.split(":")[0] not in allowed] == []
 
 
-def test_readme_documents_every_variable_with_its_default() -> None:
-    text = (ROOT / "README.md").read_text()
-    rows = dict(re.findall(r"^\| `([A-Z_]+)` \| ([^|]+?) \|", text, re.M))
-    for variable in BUILTIN_VARIABLES:
-        assert variable.name in rows, f"{variable.name} is missing from the README table"
-        assert rows[variable.name].strip("` ") == variable.default_text(), variable.name
-
-
 def test_credentials_in_an_endpoint_url_are_hidden_from_the_listing() -> None:
     endpoint = Variable("EXAMPLE_ENDPOINT", lambda raw: raw, None, "an endpoint")
     config = Config.from_env(

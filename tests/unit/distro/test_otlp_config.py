@@ -435,14 +435,3 @@ def test_building_the_exporter_imports_no_transport() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.stdout.strip() == "[]", result.stderr
-
-
-def test_the_readme_documents_every_otlp_variable_with_its_default() -> None:
-    import re
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parents[3] / "README.md").read_text()
-    rows = dict(re.findall(r"^\| `([A-Z_]+)` \| ([^|]+?) \|", text, re.M))
-    for variable in _otlp.VARIABLES:
-        assert variable.name in rows, f"{variable.name} is missing from the README table"
-        assert rows[variable.name].strip("` ") == variable.default_text(), variable.name

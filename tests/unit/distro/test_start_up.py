@@ -151,7 +151,7 @@ def test_a_frozen_record_compares_hashes_and_refuses_assignment() -> None:
     assert SPEC != ("lib", ("lib",), "lib>=1", "lib_inst:Inst", "a library")
     assert repr(SPEC) == (
         "InstrumentorSpec(name='lib', modules=('lib',), requires='lib>=1', load='lib_inst:Inst', "
-        "description='a library')"
+        "description='a library', kind='', variables=(), matrix=())"
     )
     with pytest.raises(AttributeError):
         SPEC.name = "other"  # type: ignore[misc]
@@ -159,7 +159,13 @@ def test_a_frozen_record_compares_hashes_and_refuses_assignment() -> None:
         del SPEC.name  # type: ignore[misc]
     with pytest.raises(AttributeError):
         SPEC.extra = 1  # type: ignore[attr-defined]
-    assert InstrumentorSpec.__match_args__ == ("name", "modules", "requires", "load", "description")
+    assert InstrumentorSpec.__match_args__[:5] == (
+        "name",
+        "modules",
+        "requires",
+        "load",
+        "description",
+    )
 
 
 def test_records_copy_pickle_and_replace() -> None:

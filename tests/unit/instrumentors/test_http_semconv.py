@@ -166,17 +166,6 @@ def test_a_bad_pattern_is_one_warning_then_the_default() -> None:
     assert len(warnings) == 1 and "OTEL_PYTHON_EXCLUDED_URLS='(unclosed'" in warnings[0]
 
 
-def test_the_readme_documents_the_instrumentors_variables() -> None:
-    import re
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parents[3] / "README.md").read_text()
-    rows = dict(re.findall(r"^\| `([A-Z_]+)` \| ([^|]+?) \|", text, re.M))
-    for variable in plugin.VARIABLES:
-        assert variable.name in rows, f"{variable.name} is missing from the README table"
-        assert rows[variable.name].strip("` ") == variable.default_text(), variable.name
-
-
 def test_excluded_patterns_ignore_the_query_unless_they_name_it() -> None:
     config = config_for(plugin, {"OTEL_PYTHON_EXCLUDED_URLS": r"/health$,/api\?internal=1"})
     settings = _http.HttpSettings.from_config(config, "flask", server=True)

@@ -1,0 +1,1 @@
+"""Maintenance commands run from a checkout (not installed with telemetry-run)."""
