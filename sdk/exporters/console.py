@@ -26,7 +26,7 @@ from telemetry_run.sdk.trace.api import StatusCode
 if TYPE_CHECKING:
     from telemetry_run.sdk.trace.span import ReadableSpan
 
-__all__ = ["ConsoleSpanExporter", "format_span_line", "span_to_json"]
+__all__ = ["ConsoleSpanExporter", "format_span_line", "span_to_json", "spans_held"]
 
 
 # Control characters (newlines above all) in a status description or an event name would break
@@ -208,6 +208,12 @@ class ConsoleSpanExporter:
         self._print_held("printed at exit: its local root had not ended")
 
 
+def spans_held() -> bool:
+    """Whether a waterfall exporter of this process holds spans its shutdown would print (the
+    exit hook asks before skipping an idle process's shutdown)."""
+    return any(exporter._held.count for exporter in list(_instances))
+
+
 def _encodes(out: IO[str], sample: str) -> bool:
     encoding = getattr(out, "encoding", None) or "utf-8"
     try:
@@ -220,11 +226,11 @@ def _encodes(out: IO[str], sample: str) -> bool:
 class _HeldTraces:
     """Spans waiting for their trace's local root, by trace, oldest trace first; bounded."""
 
-    __slots__ = ("_count", "_max_spans", "_max_traces", "_traces")
+    __slots__ = ("_max_spans", "_max_traces", "_traces", "count")
 
     def __init__(self, max_traces: int, max_spans: int) -> None:
         self._traces: dict[int, list[ReadableSpan]] = {}
-        self._count = 0
+        self.count = 0
         self._max_traces = max_traces
         self._max_spans = max_spans
 
@@ -235,20 +241,20 @@ class _HeldTraces:
             trace_id = span.context.trace_id
             self._traces.setdefault(trace_id, []).append(span)
             touched[trace_id] = None
-        self._count += len(spans)
+        self.count += len(spans)
         ready: list[tuple[list[ReadableSpan], str | None]] = []
         for trace_id in touched:
             held = self._traces[trace_id]
             if _complete(held):
                 ready.append((held, None))
                 del self._traces[trace_id]
-                self._count -= len(held)
+                self.count -= len(held)
         while self._traces and (
-            len(self._traces) > self._max_traces or self._count > self._max_spans
+            len(self._traces) > self._max_traces or self.count > self._max_spans
         ):
             trace_id = next(iter(self._traces))
             held = self._traces.pop(trace_id)
-            self._count -= len(held)
+            self.count -= len(held)
             ready.append((held, "printed early: too many spans held waiting for local roots"))
         return ready
 
@@ -257,7 +263,7 @@ class _HeldTraces:
             (held, note) for held in self._traces.values()
         ]
         self._traces.clear()
-        self._count = 0
+        self.count = 0
         return traces
 
 

@@ -7,11 +7,13 @@ the SDK's batch processor delivering the spans to the console exporter in end or
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import PYTHON, clean_env, launch
+from tests.integration.conftest import LAUNCHER, PYTHON, clean_env, launch
 
 pytest.importorskip("flask", reason="the demo app needs flask")
 pytest.importorskip("requests", reason="the demo app calls itself with requests")
@@ -94,3 +96,51 @@ def test_a_span_continuing_another_process_hangs_under_a_remote_parent_marker(
         "└─ handle",
         "   └─ child",
     ]
+
+
+def test_spans_held_for_a_root_still_open_at_sigterm_are_printed(tmp_path: Path) -> None:
+    # 'db query' is exported (so the counts call the process idle) but held by the console
+    # exporter, waiting for its root: SIGTERM's flush must still print it.
+    app = tmp_path / "app.py"
+    app.write_text(
+        "import time\n"
+        "from telemetry_run import trace\n"
+        "from telemetry_run.sdk import get_diagnostics\n"
+        "tracer = trace.get_tracer('app')\n"
+        "root = tracer.start_span('request')\n"
+        "with trace.use_span(root):\n"
+        "    tracer.start_span('db query').end()\n"
+        "for _ in range(3000):  # until the batch processor has exported it, 30 s at most\n"
+        "    if get_diagnostics().snapshot()['exported'] == 1:\n"
+        "        break\n"
+        "    time.sleep(0.01)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    with subprocess.Popen(
+        [*LAUNCHER, PYTHON, str(app)],
+        env=clean_env(
+            OTEL_TRACES_EXPORTER="console",
+            OTEL_BSP_SCHEDULE_DELAY="10",
+            OTEL_SERVICE_NAME="svc",
+            PYTHONIOENCODING="utf-8",
+        ),
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "ready"
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+    assert proc.returncode == -signal.SIGTERM
+    lines = out.splitlines()
+    assert re.fullmatch(
+        r"trace [0-9a-f]{32} \| svc \| 1 span \| [0-9.]+ (µs|ms) "
+        r"\| printed at exit: its local root had not ended",
+        lines[0],
+    ), out
+    assert re.fullmatch(r"\? parent [0-9a-f]{16} \(not in this output\)", lines[1]), out
+    assert _tree(out)[1:] == ["└─ db query"]

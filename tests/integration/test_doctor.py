@@ -284,3 +284,23 @@ def test_doctor_is_an_option_and_takes_only_json() -> None:
     result = doctor("--verbose")
     assert result.returncode == 2
     assert result.stderr.startswith("telemetry-run: --doctor takes only --json")
+
+
+def test_a_receiver_that_refuses_the_test_span_fails_the_last_check(
+    receiver: OTLPReceiver,
+) -> None:
+    receiver.reset()
+    receiver.fail_next(5, grpc_code="UNAUTHENTICATED", message="missing api-key header")
+    try:
+        code, data = report(
+            OTEL_EXPORTER_OTLP_ENDPOINT=receiver.http_base,
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        )
+    finally:
+        receiver.clear_faults()
+    assert code == 1
+    found = checks(data)
+    assert [found[name][0] for name in CHECKS] == [True, True, None, True, False]
+    assert found["test span"][1].startswith("not acknowledged: ")
+    assert "401" in found["test span"][1]
+    assert len(receiver.attempts) == 1  # a permanent refusal is not retried
