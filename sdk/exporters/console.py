@@ -190,9 +190,16 @@ class ConsoleSpanExporter:
             except (OSError, ValueError):
                 color = False
         glyphs = UNICODE if _encodes(out, "█├│└…✗⇠µ") else Glyphs(unicode=False)
-        return "".join(
-            render_trace(spans, color=color, glyphs=glyphs, note=note) for spans, note in traces
-        )
+        parts = []
+        for spans, note in traces:
+            try:
+                parts.append(render_trace(spans, color=color, glyphs=glyphs, note=note))
+            except Exception as exc:  # noqa: BLE001  # our bug: the spans still get printed
+                from telemetry_run.sdk.diagnostics import get_diagnostics
+
+                get_diagnostics().internal_error("the console waterfall", exc)
+                parts.append("".join(format_span_line(s) + "\n" for s in spans))
+        return "".join(parts)
 
     def _print_held(self, note: str) -> bool:
         if not self._waterfall:

@@ -304,3 +304,23 @@ def test_a_receiver_that_refuses_the_test_span_fails_the_last_check(
     assert found["test span"][1].startswith("not acknowledged: ")
     assert "401" in found["test span"][1]
     assert len(receiver.attempts) == 1  # a permanent refusal is not retried
+
+
+def test_an_endpoint_refused_at_start_up_is_reported_without_a_connection() -> None:
+    code, data = report(OTEL_EXPORTER_OTLP_ENDPOINT="http://:4317")
+    assert code == 1
+    (otlp,) = data["exporters"]
+    assert otlp["ok"] is False and otlp["checks"] == []
+    assert otlp["detail"].startswith("the OTLP exporter is off")
+    assert any(
+        w.startswith("OTEL_EXPORTER_OTLP_ENDPOINT='http://:4317' has no host")
+        for w in data["warnings"]
+    )
+
+
+def test_the_help_lists_the_option() -> None:
+    result = subprocess.run(
+        [*LAUNCHER, "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert "--doctor" in result.stdout.splitlines()[0]
+    assert any(line.lstrip().startswith("--doctor ") for line in result.stdout.splitlines())

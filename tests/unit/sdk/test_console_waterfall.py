@@ -192,3 +192,27 @@ def test_a_forked_child_does_not_print_the_spans_its_parent_holds(tmp_path: Path
         assert os.waitstatus_to_exitcode(status) == 0
         exporter.shutdown(deadline=FAR)
     assert path.read_text(encoding="utf-8").count("orphan") == 1
+
+
+@pytest.mark.internal_errors
+def test_a_drawing_bug_is_reported_once_and_the_spans_still_printed(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from telemetry_run.sdk.exporters import waterfall
+
+    def broken(*args: object, **kwargs: object) -> str:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(waterfall, "render_trace", broken)
+    spans = demo_trace()
+    exporter, out = _exporter()
+    with caplog.at_level("ERROR", logger="telemetry_run"):
+        assert exporter.export(spans, deadline=FAR).success
+        assert exporter.export(spans, deadline=FAR).success
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 * len(spans)  # the flat form, one line per span
+    assert all(
+        line.startswith(repr(s.name) + " ") for line, s in zip(lines, spans * 2, strict=True)
+    )
+    errors = [r.getMessage() for r in caplog.records if "console waterfall" in r.getMessage()]
+    assert errors == ["internal error in the console waterfall: ZeroDivisionError: a bug"]
