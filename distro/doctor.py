@@ -53,7 +53,7 @@ def main(args: Sequence[str], environ: Mapping[str, str], out: TextIO, err: Text
 
 def _source(config: Config, name: str) -> str:
     if name in config.invalid:
-        return "environment (invalid: the default is used)"
+        return "environment (invalid: see the warnings)"
     if name in config.explicit:
         return "environment"
     return "default"
@@ -197,7 +197,7 @@ def diagnose(environ: Mapping[str, str]) -> dict[str, Any]:
     handler = _Capture(captured)
     logger = logging.getLogger("telemetry_run")
     logger.addHandler(handler)
-    saved = logger.propagate, logger.level
+    saved_propagate, saved_level = logger.propagate, logger.level
     logger.propagate = False  # the report carries them; nothing else printed on the way
     logger.setLevel(logging.WARNING)
     try:
@@ -212,8 +212,8 @@ def diagnose(environ: Mapping[str, str]) -> dict[str, Any]:
         )
     finally:
         logger.removeHandler(handler)
-        logger.propagate, _ = saved
-        logger.setLevel(saved[1])
+        logger.propagate = saved_propagate
+        logger.setLevel(saved_level)
     captured += _missing_components(config, plugins.provides())
     problems = list(blockers)
     problems += [f"exporter {e['name']}: {e['detail']}" for e in exporters if not e["ok"]]

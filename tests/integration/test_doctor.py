@@ -110,7 +110,7 @@ def test_the_json_report_has_configuration_sources_instrumentors_and_masked_secr
     assert config["OTEL_BSP_MAX_QUEUE_SIZE"] == {
         "name": "OTEL_BSP_MAX_QUEUE_SIZE",
         "value": "2048",
-        "source": "environment (invalid: the default is used)",
+        "source": "environment (invalid: see the warnings)",
     }
     assert config["OTEL_EXPORTER_OTLP_HEADERS"]["value"] == "<20 characters, hidden>"
     assert "s3cr3t" not in json.dumps(data)
