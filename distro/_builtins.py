@@ -15,6 +15,7 @@ from telemetry_run._printable import quote
 from telemetry_run.hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    from telemetry_run.config import Config
     from telemetry_run.sdk.exporters import SpanExporter
     from telemetry_run.sdk.propagation import TextMapPropagator
     from telemetry_run.sdk.trace.sampling import Sampler
@@ -50,11 +51,16 @@ def telemetry_run_provides() -> dict[str, tuple[str, ...]]:
 
 
 @hookimpl
-def telemetry_run_span_exporter(name: str) -> SpanExporter | None:
+def telemetry_run_span_exporter(name: str, config: Config) -> SpanExporter | None:
     if name == "console":
         from telemetry_run.sdk.exporters.console import ConsoleSpanExporter
 
-        return ConsoleSpanExporter()
+        form = config.get("TELEMETRY_RUN_CONSOLE_FORMAT", "waterfall")
+        return ConsoleSpanExporter(
+            json=form == "json",
+            waterfall=form == "waterfall",
+            color=False if config.get("NO_COLOR") else None,  # None: only on a terminal
+        )
     return None
 
 

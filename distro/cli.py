@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["child_environment", "main", "sitecustomize_dir"]
 
 USAGE = """\
-usage: telemetry-run [--list | --version | --help] [--] COMMAND [ARGS...]
+usage: telemetry-run [--list | --doctor [--json] | --version | --help] [--] COMMAND [ARGS...]
 
 Runs COMMAND with OpenTelemetry tracing: Python processes it starts are instrumented at start-up
 and export spans as the OTEL_* environment variables say. Examples:
@@ -32,6 +32,8 @@ and export spans as the OTEL_* environment variables say. Examples:
 
 options:
   --list      show instrumentors, plugins and the effective configuration, then exit
+  --doctor    check the configuration and each exporter's endpoint live (DNS, TCP, TLS,
+              protocol, a test span); exit 0 only if telemetry would arrive (--json: as JSON)
   --version   show the version and exit
   --help, -h  show this help and exit
 """
@@ -96,6 +98,10 @@ def run(argv: Sequence[str], environ: Mapping[str, str], out: TextIO, err: TextI
 
             print(f"telemetry-run {__version__}", file=out)
             return 0
+        if option == "--doctor":
+            from telemetry_run.doctor import main as doctor
+
+            return doctor(args, environ, out, err)
         if option == "--list":
             from telemetry_run.listing import render
 

@@ -228,6 +228,20 @@ BUILTIN_VARIABLES: Final[tuple[Variable, ...]] = (
         "instrumentors not to load, by name (* for all)",
     ),
     Variable(
+        "TELEMETRY_RUN_CONSOLE_FORMAT",
+        parse_enum("waterfall", "spans", "json"),
+        "waterfall",
+        "what OTEL_TRACES_EXPORTER=console prints: waterfall (a tree per trace), spans (a line "
+        "per span) or json (an OTLP/JSON object per span)",
+    ),
+    Variable(
+        "NO_COLOR",
+        parse_str,
+        None,
+        "any value turns the console waterfall's colours off (no-color.org); "
+        "they are on only on a terminal",
+    ),
+    Variable(
         "TELEMETRY_RUN_SHUTDOWN_TIMEOUT",
         parse_int(1),
         5000,

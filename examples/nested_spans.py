@@ -1,8 +1,9 @@
 """Demo: a checkout request made of nested spans, with no telemetry set-up in the code.
 
-Run it under the launcher (the README's first command); the launcher builds the SDK from the
-OTEL_* variables and the console exporter prints one line per finished span. Children print
-before their parent because a span is exported when it ends.
+Run it under the launcher with ``OTEL_TRACES_EXPORTER=console``; the launcher builds the SDK from
+the OTEL_* variables and the console exporter draws the trace as a waterfall when its root ends
+(``TELEMETRY_RUN_CONSOLE_FORMAT=spans``: one line per finished span, children before their
+parent, because a span is exported when it ends).
 """
 
 from __future__ import annotations

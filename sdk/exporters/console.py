@@ -1,7 +1,13 @@
-"""Prints spans to a stream: one readable line per span, or one JSON object per line.
+"""Prints spans to a stream: a waterfall per trace, one readable line per span, or JSON lines.
 
 For trying things out (``OTEL_TRACES_EXPORTER=console``) and for the demo; the JSON form uses
 the OTLP/JSON field names (hex ids, enum names) so it can be piped to tools.
+
+Spans reach an exporter in end order, in batches, so the waterfall form holds each trace's
+spans until its local root (a span with no parent, or a remote one) has ended, then draws the
+trace (``waterfall.py``). What is held is bounded (traces and spans): a trace pushed out, or
+still held at ``force_flush``/``shutdown`` (a root that never ended here), is drawn with a note
+saying so: every span exported is printed.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from telemetry_run.sdk.trace.api import StatusCode
 if TYPE_CHECKING:
     from telemetry_run.sdk.trace.span import ReadableSpan
 
-__all__ = ["ConsoleSpanExporter", "format_span_line", "span_to_json"]
+__all__ = ["ConsoleSpanExporter", "format_span_line", "span_to_json", "spans_held"]
 
 
 # Control characters (newlines above all) in a status description or an event name would break
@@ -113,16 +119,41 @@ def span_to_json(span: ReadableSpan) -> dict[str, Any]:
     return out
 
 
-class ConsoleSpanExporter:
-    """Writes each span as a line (``json=False``) or a JSON object per line (``json=True``)."""
+DEFAULT_MAX_TRACES: Final = 256
+DEFAULT_MAX_SPANS: Final = 8192
 
-    def __init__(self, out: IO[str] | None = None, *, json: bool = False) -> None:
+
+class ConsoleSpanExporter:
+    """Writes spans as a waterfall per trace (``waterfall=True``), a line per span (the
+    default), or a JSON object per line (``json=True``).
+
+    ``color`` (waterfall only): None colours when the stream is a terminal. ``max_traces`` and
+    ``max_spans`` bound what the waterfall form holds while it waits for local roots.
+    """
+
+    def __init__(
+        self,
+        out: IO[str] | None = None,
+        *,
+        json: bool = False,
+        waterfall: bool = False,
+        color: bool | None = None,
+        max_traces: int = DEFAULT_MAX_TRACES,
+        max_spans: int = DEFAULT_MAX_SPANS,
+    ) -> None:
         self._out = out
         self._json = json
+        self._waterfall = waterfall and not json
+        self._color = color
+        self._held = _HeldTraces(max(max_traces, 1), max(max_spans, 1))
         self._lock = threading.Lock()
         _instances.add(self)
 
     def export(self, spans: Sequence[ReadableSpan], *, deadline: float) -> ExportResult:
+        if self._waterfall:
+            with self._lock:
+                text = self._draw(self._held.add(spans))
+            return self._write(text) if text else SUCCESS
         if self._json:
             import json  # on the first export, not at every start-up
 
@@ -131,20 +162,133 @@ class ConsoleSpanExporter:
             )
         else:
             text = "".join(format_span_line(s) + "\n" for s in spans)
-        out = self._out if self._out is not None else sys.stdout
+        return self._write(text)
+
+    def _stream(self) -> IO[str]:
+        return self._out if self._out is not None else sys.stdout
+
+    def _write(self, text: str) -> ExportResult:
+        out = self._stream()
         try:
             with self._lock:
                 out.write(text)
                 out.flush()
-        except (OSError, ValueError) as exc:  # a closed or broken stdout
+        except (OSError, ValueError) as exc:  # a closed or broken stdout, or its encoding
             return ExportResult(False, error=f"console write failed: {exc}")
         return SUCCESS
 
+    def _draw(self, traces: list[tuple[list[ReadableSpan], str | None]]) -> str:
+        if not traces:
+            return ""
+        from telemetry_run.sdk.exporters.waterfall import UNICODE, Glyphs, render_trace
+
+        out = self._stream()
+        color = self._color
+        if color is None:
+            try:
+                color = out.isatty()
+            except (OSError, ValueError):
+                color = False
+        glyphs = UNICODE if _encodes(out, "█├│└…✗⇠µ") else Glyphs(unicode=False)
+        parts = []
+        for spans, note in traces:
+            try:
+                parts.append(render_trace(spans, color=color, glyphs=glyphs, note=note))
+            except Exception as exc:  # noqa: BLE001  # our bug: the spans still get printed
+                from telemetry_run.sdk.diagnostics import get_diagnostics
+
+                get_diagnostics().internal_error("the console waterfall", exc)
+                parts.append("".join(format_span_line(s) + "\n" for s in spans))
+        return "".join(parts)
+
+    def _print_held(self, note: str) -> bool:
+        if not self._waterfall:
+            return True
+        with self._lock:
+            text = self._draw(self._held.take_all(note))
+        return not text or self._write(text).success
+
     def force_flush(self, *, deadline: float) -> bool:
-        return True
+        return self._print_held("printed at flush: its local root had not ended")
 
     def shutdown(self, *, deadline: float) -> None:
-        pass
+        self._print_held("printed at exit: its local root had not ended")
+
+
+def spans_held() -> bool:
+    """Whether a waterfall exporter of this process holds spans its shutdown would print (the
+    exit hook asks before skipping an idle process's shutdown)."""
+    return any(exporter._held.count for exporter in list(_instances))
+
+
+def _encodes(out: IO[str], sample: str) -> bool:
+    encoding = getattr(out, "encoding", None) or "utf-8"
+    try:
+        sample.encode(encoding)
+    except (LookupError, UnicodeError):
+        return False
+    return True
+
+
+class _HeldTraces:
+    """Spans waiting for their trace's local root, by trace, oldest trace first; bounded."""
+
+    __slots__ = ("_max_spans", "_max_traces", "_traces", "count")
+
+    def __init__(self, max_traces: int, max_spans: int) -> None:
+        self._traces: dict[int, list[ReadableSpan]] = {}
+        self.count = 0
+        self._max_traces = max_traces
+        self._max_spans = max_spans
+
+    def add(self, spans: Sequence[ReadableSpan]) -> list[tuple[list[ReadableSpan], str | None]]:
+        """Hold ``spans``; return the traces to draw now: complete ones, then evicted ones."""
+        touched: dict[int, None] = {}
+        for span in spans:
+            trace_id = span.context.trace_id
+            self._traces.setdefault(trace_id, []).append(span)
+            touched[trace_id] = None
+        self.count += len(spans)
+        ready: list[tuple[list[ReadableSpan], str | None]] = []
+        for trace_id in touched:
+            held = self._traces[trace_id]
+            if _complete(held):
+                ready.append((held, None))
+                del self._traces[trace_id]
+                self.count -= len(held)
+        while self._traces and (
+            len(self._traces) > self._max_traces or self.count > self._max_spans
+        ):
+            trace_id = next(iter(self._traces))
+            held = self._traces.pop(trace_id)
+            self.count -= len(held)
+            ready.append((held, "printed early: too many spans held waiting for local roots"))
+        return ready
+
+    def take_all(self, note: str) -> list[tuple[list[ReadableSpan], str | None]]:
+        traces: list[tuple[list[ReadableSpan], str | None]] = [
+            (held, note) for held in self._traces.values()
+        ]
+        self._traces.clear()
+        self.count = 0
+        return traces
+
+
+def _complete(spans: list[ReadableSpan]) -> bool:
+    """A local root has ended and every span's local parent is here: nothing more to wait for.
+
+    A remote parent that is here too (a call to ourselves) nests; one that is not is another
+    process's, and no span of this one will fill it in.
+    """
+    ids = {s.context.span_id for s in spans}
+    has_root = False
+    for span in spans:
+        parent = span.parent
+        if parent is None or parent.is_remote:
+            has_root = True
+        elif parent.span_id not in ids:
+            return False
+    return has_root
 
 
 # The lock is held across a write that can block (a full pipe, a slow terminal): a process forked
@@ -155,6 +299,8 @@ _instances: weakref.WeakSet[ConsoleSpanExporter] = weakref.WeakSet()
 def _reinit_locks_after_fork() -> None:
     for exporter in list(_instances):
         exporter._lock = threading.Lock()
+        # The parent prints what it held; the child's copy would print those spans twice.
+        exporter._held.take_all("")
 
 
 forking.register(_reinit_locks_after_fork)

@@ -244,6 +244,7 @@ def _run_app(
         cwd=tmp_path,
         env={
             "OTEL_TRACES_EXPORTER": "console",
+            "TELEMETRY_RUN_CONSOLE_FORMAT": "spans",  # one line per span, parsed below
             "OTEL_TRACES_SAMPLER": "route",
             "OTEL_SERVICE_NAME": "example-app",
             **env,

@@ -108,7 +108,7 @@ def test_spans_made_before_sigterm_are_flushed(tmp_path: Path) -> None:
     )
     with subprocess.Popen(
         [*LAUNCHER, PYTHON, str(app)],
-        env=clean_env(OTEL_TRACES_EXPORTER="console"),
+        env=clean_env(OTEL_TRACES_EXPORTER="console", TELEMETRY_RUN_CONSOLE_FORMAT="spans"),
         stdout=subprocess.PIPE,
         text=True,
     ) as proc:
@@ -153,7 +153,11 @@ def test_spans_are_exported_with_the_console_exporter() -> None:
     )
     result = launch(
         [PYTHON, "-c", code],
-        clean_env(OTEL_TRACES_EXPORTER="console", OTEL_SERVICE_NAME="svc"),
+        clean_env(
+            OTEL_TRACES_EXPORTER="console",
+            OTEL_SERVICE_NAME="svc",
+            TELEMETRY_RUN_CONSOLE_FORMAT="spans",
+        ),
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -194,6 +198,7 @@ def test_what_the_span_limits_cut_is_on_the_exit_line() -> None:
         [PYTHON, "-c", code],
         clean_env(
             OTEL_TRACES_EXPORTER="console",
+            TELEMETRY_RUN_CONSOLE_FORMAT="spans",
             OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT="2",
             OTEL_SPAN_EVENT_COUNT_LIMIT="3",
         ),
@@ -272,7 +277,11 @@ def test_a_broken_pluggy_costs_only_the_third_party_plugins(plugins_dir: FakeDis
     code = "from telemetry_run import trace\ntrace.get_tracer('app').start_span('s').end()\n"
     result = launch(
         [PYTHON, "-c", code],
-        clean_env(PYTHONPATH=str(plugins_dir.root), OTEL_TRACES_EXPORTER="console"),
+        clean_env(
+            PYTHONPATH=str(plugins_dir.root),
+            OTEL_TRACES_EXPORTER="console",
+            TELEMETRY_RUN_CONSOLE_FORMAT="spans",
+        ),
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("'s'")
@@ -334,7 +343,11 @@ def test_python_dash_m_and_child_processes_are_instrumented_once_each(tmp_path: 
     )
     result = launch(
         [PYTHON, "-m", "mypkg"],
-        clean_env(PYTHONPATH=str(tmp_path), OTEL_TRACES_EXPORTER="console"),
+        clean_env(
+            PYTHONPATH=str(tmp_path),
+            OTEL_TRACES_EXPORTER="console",
+            TELEMETRY_RUN_CONSOLE_FORMAT="spans",
+        ),
     )
     assert result.returncode == 0, result.stderr
     names = sorted(line.split()[0] for line in result.stdout.splitlines())
@@ -348,7 +361,7 @@ def test_import_auto_bootstraps_without_the_launcher() -> None:
         "from telemetry_run import trace\n"
         "trace.get_tracer('a').start_span('auto').end()\n"
     )
-    env = clean_env(OTEL_TRACES_EXPORTER="console")
+    env = clean_env(OTEL_TRACES_EXPORTER="console", TELEMETRY_RUN_CONSOLE_FORMAT="spans")
     result = subprocess.run(
         [PYTHON, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=False
     )

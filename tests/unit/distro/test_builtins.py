@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 
 import pytest
@@ -19,6 +20,7 @@ from telemetry_run.sdk.trace.sampling import (
     ParentBasedTraceIdRatio,
     TraceIdRatioBased,
 )
+from tests.unit.sdk.waterfall_traces import demo_trace
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +46,44 @@ def test_exporters(plugins: Plugins, config: Config) -> None:
     assert isinstance(plugins.span_exporter("console", config), ConsoleSpanExporter)
     assert plugins.span_exporter("none", config) is None  # the configuration drops "none"
     assert plugins.span_exporter("nonexistent", config) is None
+
+
+def _console_output(plugins: Plugins, environ: dict[str, str], stream: io.StringIO) -> str:
+    exporter = plugins.span_exporter("console", Config.from_env(environ))
+    assert isinstance(exporter, ConsoleSpanExporter)
+    exporter._out = stream  # where sys.stdout would be
+    exporter.export(demo_trace(), deadline=1e12)
+    return stream.getvalue()
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_console_exporter_draws_a_waterfall_unless_told_otherwise(plugins: Plugins) -> None:
+    waterfall = _console_output(plugins, {}, io.StringIO())
+    assert waterfall.startswith("trace 4bf92f3577b34da6a3ce929d0e0e4736 | demo | 5 spans")
+    assert "├─ GET " in waterfall
+    flat = _console_output(plugins, {"TELEMETRY_RUN_CONSOLE_FORMAT": "spans"}, io.StringIO())
+    assert flat.splitlines()[0].startswith("'load_user' INTERNAL ")
+    json_lines = _console_output(plugins, {"TELEMETRY_RUN_CONSOLE_FORMAT": "JSON"}, io.StringIO())
+    assert json_lines.startswith('{"traceId": "4bf92f3577b34da6a3ce929d0e0e4736"')
+
+
+def test_no_color_turns_the_waterfalls_colours_off_on_a_terminal(plugins: Plugins) -> None:
+    assert "\x1b[" in _console_output(plugins, {}, _Terminal())
+    assert "\x1b[" not in _console_output(plugins, {"NO_COLOR": "1"}, _Terminal())
+
+
+def test_a_bad_console_format_warns_once_and_draws_the_waterfall(plugins: Plugins) -> None:
+    warnings: list[str] = []
+    config = Config.from_env({"TELEMETRY_RUN_CONSOLE_FORMAT": "tree"}, warn=warnings.append)
+    assert warnings == [
+        "TELEMETRY_RUN_CONSOLE_FORMAT='tree' is not one of json, spans, waterfall; "
+        "using the default (waterfall)"
+    ]
+    assert config["TELEMETRY_RUN_CONSOLE_FORMAT"] == "waterfall"
 
 
 def test_samplers(plugins: Plugins, config: Config) -> None:
