@@ -190,6 +190,8 @@ _JSON = (("Content-Type", "application/json"),)
         (Misbehaviour(body=b"\x0a\x02\x08\x01" * 10, reset_after=120), True, "broke off"),
         (Misbehaviour(body=b"", reset_after=10), False, "Error"),
         (Misbehaviour(trickle=0.05, body=b"\x0a\x00"), False, "deadline"),
+        (Misbehaviour(headers=(("X-Pad", "a"),) * 1000), False, "more than 100 headers"),
+        (Misbehaviour(headers=(("X-Pad", "a" * 1_000_000),)), False, "LineTooLong"),
     ],
     ids=[
         "200-json-nested-200000-deep",
@@ -202,6 +204,8 @@ _JSON = (("Content-Type", "application/json"),)
         "200-then-reset-mid-body",
         "reset-mid-status-line",
         "headers-trickling-a-byte-at-a-time",
+        "a-thousand-headers",
+        "a-header-of-a-megabyte",
     ],
 )
 def test_whatever_an_http_collector_answers_each_batch_is_counted_and_said_once(

@@ -437,3 +437,35 @@ def test_an_exporter_probes_a_failing_collector_once_per_export_until_it_answers
     otlp_receiver.fail_next(2, grpc_code="UNAVAILABLE")
     result, attempts = attempts_of(5.0)
     assert result.success and attempts == 3  # the outage ended: retried inside the export again
+
+
+@pytest.mark.parametrize("transport", ["grpc", "http"])
+def test_an_answer_the_exporter_did_not_foresee_never_escapes_export(
+    otlp_receiver: OTLPReceiver, logged: Logged, transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A case the answer's handling missed fails the batch (not sent again: the receiver may
+    have taken it) with one warning naming the endpoint, whatever the exception."""
+    exporter: Any
+    if transport == "grpc":
+        exporter = OTLPGrpcSpanExporter(
+            otlp_receiver.grpc_endpoint, diagnostics=logged[0], retry_policy=FAST
+        )
+        handler, endpoint = "_accepted", otlp_receiver.grpc_endpoint
+    else:
+        exporter = OTLPHttpSpanExporter(
+            otlp_receiver.http_endpoint, diagnostics=logged[0], retry_policy=FAST
+        )
+        handler, endpoint = "_answered", otlp_receiver.http_endpoint
+    track(exporter)
+
+    def unforeseen(*args: object, **kwargs: object) -> Outcome:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(exporter, handler, unforeseen)
+    for _ in range(3):
+        result = exporter.export(make_spans(1), deadline=time.monotonic() + 5)
+        assert not result.success and not result.retryable
+        assert "RecursionError" in (result.error or "")
+    assert len(otlp_receiver.attempts) == 3  # one attempt per batch, none sent again
+    (line,) = logged[1].matching(endpoint)
+    assert "not sent again" in line
