@@ -18,7 +18,10 @@ The same receiver serves our own tests and plugin authors' (the ``otlp_receiver`
 Every request is decoded with opentelemetry-proto's ``ExportTraceServiceRequest`` and kept with
 the headers (gRPC metadata) it came with. Faults: ``fail_next`` (a gRPC status, optionally with
 ``RetryInfo``; an HTTP status, optionally with ``Retry-After``), ``hang``/``release`` (accept and
-never answer), ``answer_slowly``, ``partial_success``. With ``tls`` both servers speak TLS only,
+never answer), ``answer_slowly``, ``partial_success``, and ``misbehave_next`` for a hostile or
+broken collector (a ``Misbehaviour``: any status, headers and body, a body of gigabytes streamed
+without being held, headers trickled a byte at a time, a connection reset mid-answer; on gRPC
+raw answer bytes behind an OK status). With ``tls`` both servers speak TLS only,
 and with a client CA they require a client certificate (mTLS). All ports are free ones chosen
 by the system; ``stop()`` ends everything and releases hung calls.
 
@@ -37,6 +40,7 @@ import http.server
 import json
 import socket
 import ssl
+import struct
 import threading
 import time
 import zlib
@@ -53,7 +57,14 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from telemetry_run.sdk.exporters.otlp._retry import encode_status
 
-__all__ = ["MAX_BODY_BYTES", "OTLPReceiver", "ReceivedRequest", "TLSFiles", "free_port"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "Misbehaviour",
+    "OTLPReceiver",
+    "ReceivedRequest",
+    "TLSFiles",
+    "free_port",
+]
 
 #: The largest request body, compressed or decompressed (gRPC's default receive limit).
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -116,6 +127,33 @@ class ReceivedRequest:
         ]
 
 
+@dataclass(frozen=True)
+class Misbehaviour:
+    """One scripted answer of a hostile or broken collector (``OTLPReceiver.misbehave_next``).
+
+    HTTP: ``status`` with ``headers`` (any bytes a latin-1 header can hold) and ``body``; with
+    ``body_size`` the body is ``body`` repeated to that many bytes and streamed (a body of
+    gigabytes is never held, and the receiver stops writing when the client hangs up);
+    ``trickle`` sends the whole answer a byte at a time, that many seconds apart;
+    ``reset_after`` sends that many bytes of the answer and then resets the connection (RST).
+    ``chunked`` sends the body with chunked transfer coding and no length. The connection is
+    closed after the answer, without a ``Connection: close`` unless ``headers`` has one.
+
+    gRPC: ``grpc_body`` is sent as the raw answer message behind an OK status (garbage, a
+    nesting past protobuf's limit, megabytes); ``grpc_trailer`` is sent as
+    ``grpc-status-details-bin``.
+    """
+
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = (("Content-Type", "application/x-protobuf"),)
+    body: bytes = b""
+    body_size: int | None = None
+    trickle: float | None = None
+    reset_after: int | None = None
+    chunked: bool = False
+    grpc_body: bytes = b""
+
+
 @dataclass
 class _Fault:
     grpc_code: str
@@ -126,7 +164,7 @@ class _Fault:
 
 @dataclass
 class _State:
-    faults: deque[_Fault] = field(default_factory=deque)
+    faults: deque[_Fault | Misbehaviour] = field(default_factory=deque)
     delay: float = 0.0
     rejected: int = 0
     rejected_message: str = ""
@@ -239,6 +277,13 @@ class OTLPReceiver:
             for _ in range(n):
                 self._state.faults.append(_Fault(grpc_code, status, retry_delay, message))
 
+    def misbehave_next(self, n: int, misbehaviour: Misbehaviour) -> None:
+        """Answer the next ``n`` calls (after reading each request in full) as ``misbehaviour``
+        says. The spans of such a call are recorded in ``attempts`` (its ``status`` is
+        ``"misbehaved"``), never in ``requests``."""
+        with self._lock:
+            self._state.faults.extend([misbehaviour] * n)
+
     def clear_faults(self) -> None:
         """Forget the failures ``fail_next`` queued and answer at once again."""
         with self._lock:
@@ -310,7 +355,7 @@ class OTLPReceiver:
 
     # -- shared handling --------------------------------------------------------------------
 
-    def _arrived(self, received: ReceivedRequest) -> tuple[_Fault | None, _State]:
+    def _arrived(self, received: ReceivedRequest) -> tuple[_Fault | Misbehaviour | None, _State]:
         """Record a call; the fault to answer it with (if any) and the state to answer from."""
         with self._lock:
             fault = self._state.faults.popleft() if self._state.faults else None
@@ -320,7 +365,9 @@ class OTLPReceiver:
                 rejected_message=self._state.rejected_message,
                 close_after_answer=self._state.close_after_answer,
             )
-            if fault is not None:
+            if isinstance(fault, Misbehaviour):
+                received.status = "misbehaved"
+            elif fault is not None:
                 received.status = (
                     fault.grpc_code if received.transport == "grpc" else str(fault.http_status)
                 )
@@ -365,7 +412,7 @@ class OTLPReceiver:
                 "Export": grpc.unary_unary_rpc_method_handler(
                     servicer.Export,
                     request_deserializer=_RawRequest,
-                    response_serializer=trace_service_pb2.ExportTraceServiceResponse.SerializeToString,
+                    response_serializer=_serialize_response,
                 )
             },
         )
@@ -450,6 +497,14 @@ class _RawRequest:
         return request
 
 
+def _serialize_response(response: Any) -> bytes:
+    """A response message serialized; a misbehaviour's raw bytes as they are."""
+    if isinstance(response, bytes):
+        return response
+    data: bytes = response.SerializeToString()
+    return data
+
+
 class _Servicer(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, receiver: OTLPReceiver) -> None:
         self._receiver = receiver
@@ -475,6 +530,8 @@ class _Servicer(trace_service_pb2_grpc.TraceServiceServicer):
         fault, state = receiver._arrived(received)
         if not receiver._wait_before_answer(state):
             context.abort(grpc.StatusCode.UNAVAILABLE, "receiver stopped")
+        if isinstance(fault, Misbehaviour):
+            return fault.grpc_body  # type: ignore[return-value]  # _serialize_response passes it
         if fault is not None:
             if fault.retry_delay is not None:
                 code_number = getattr(grpc.StatusCode, fault.grpc_code).value[0]
@@ -579,6 +636,10 @@ class _HTTPHandler(http.server.BaseHTTPRequestHandler):
         if not receiver._wait_before_answer(state):
             self.close_connection = True
             return
+        if isinstance(fault, Misbehaviour):
+            self.close_connection = True
+            self._misbehave(fault)
+            return
         if fault is not None:
             extra = {}
             if fault.retry_delay is not None:
@@ -593,6 +654,55 @@ class _HTTPHandler(http.server.BaseHTTPRequestHandler):
             self._reply(200, content_type, json_format.MessageToJson(response).encode())
         else:
             self._reply(200, content_type, response.SerializeToString())
+
+    def _misbehave(self, how: Misbehaviour) -> None:
+        """Write the scripted answer straight to the socket (OSError: the client hung up)."""
+        head = [f"HTTP/1.1 {how.status} Misbehaving".encode()]
+        head += [f"{name}: {value}".encode("latin-1") for name, value in how.headers]
+        size = len(how.body) if how.body_size is None else how.body_size
+        if how.chunked:
+            head.append(b"Transfer-Encoding: chunked")
+        else:
+            head.append(f"Content-Length: {size}".encode())
+        sock = self.connection
+        if how.reset_after is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sent = 0
+
+        def send(data: bytes) -> bool:
+            """False once the answer should stop (the scripted reset, or the receiver stops)."""
+            nonlocal sent
+            if how.reset_after is not None:
+                data = data[: max(0, how.reset_after - sent)]
+            if how.trickle is not None:
+                for i in range(len(data)):
+                    if self.server.receiver._stopped.wait(how.trickle):
+                        return False
+                    sock.sendall(data[i : i + 1])
+            else:
+                sock.sendall(data)
+            sent += len(data)
+            return how.reset_after is None or sent < how.reset_after
+
+        if send(b"\r\n".join(head) + b"\r\n\r\n"):
+            self._send_body(how, size, send)
+        if how.reset_after is not None:
+            sock.close()  # SO_LINGER 0: the close is a reset
+
+    def _send_body(self, how: Misbehaviour, size: int, send: Any) -> None:
+        piece = how.body or b"\x00"
+        if how.body_size is not None and len(piece) < 65536:
+            piece = piece * (65536 // len(piece) + 1)
+        left = size
+        while left > 0 and not self.server.receiver._stopped.is_set():
+            data = piece[:left]
+            left -= len(data)
+            if how.chunked:
+                data = b"%x\r\n%s\r\n" % (len(data), data)
+            if not send(data):
+                return
+        if how.chunked:
+            send(b"0\r\n\r\n")
 
     def _status(
         self,

@@ -214,7 +214,7 @@ class OTLPExporterBase:
                 body = self._encode(spans)
                 count = len(spans)
                 return retry_loop(
-                    lambda until: self._send(body, until),
+                    lambda until: self._attempt(body, until),
                     deadline=deadline,
                     policy=self._policy,
                     stop=self._stop,
@@ -246,6 +246,23 @@ class OTLPExporterBase:
             self._forget_transport()  # the parent's, inherited: never touched in a child
             return
         self._close_transport(in_use=not self._try_lock())
+
+    def _attempt(self, body: bytes, deadline: float) -> Outcome:
+        """``_send``, whose every failure is an ``Outcome``: nothing a collector answers may
+        escape ``export()``. An exception here is a case ``_send`` did not foresee; the batch
+        is not sent again (the receiver may have taken it)."""
+        try:
+            return self._send(body, deadline)
+        except Exception as exc:  # noqa: BLE001  # whatever the answer was, export() returns
+            error = describe_exception(exc)
+            self._report_permanent(
+                "unexpected",
+                "OTLP export to %s failed on the receiver's answer (%s); the batch is not sent "
+                "again",
+                self._shown_endpoint,
+                error,
+            )
+            return Outcome(False, error=f"{error} from {self._shown_endpoint}, not retried")
 
     def _try_lock(self) -> bool:
         if self._lock.acquire(blocking=False):

@@ -5,10 +5,25 @@ ABORTED, OUT_OF_RANGE, UNAVAILABLE, DATA_LOSS, and RESOURCE_EXHAUSTED only when 
 sends ``google.rpc.RetryInfo`` (without it the receiver is out of capacity for good); HTTP
 429, 502, 503, 504 and connection failures. They are retried with exponential backoff and
 jitter; a delay the server asks for (``RetryInfo.retry_delay`` in the ``grpc-status-details-bin``
-trailer, the HTTP ``Retry-After`` header) replaces the computed one. No wait ever ends past the
-export deadline: when the next attempt could not start in time the export fails at once rather
-than sleeping into the deadline. Waits are on a ``threading.Event``, so ``shutdown()`` ends a
-backoff at once.
+trailer, the HTTP ``Retry-After`` header) replaces the computed one, within these rules (a
+collector may be broken or hostile, and the rules are the same for both transports):
+
+- Floor: no wait is shorter than the backoff's first step (``RetryPolicy.backoff(0)``: a random
+  time between half ``initial_backoff`` and all of it, 0.5 to 1 s by default, so a fleet told
+  "now" does not come back in step). ``Retry-After: 0`` or a zero ``RetryInfo`` delay means "as
+  soon as allowed", never "at once": a receiver answering 429 with ``Retry-After: 0`` used to get
+  thousands of requests a second.
+- Cap: no wait ends past the export deadline. When the next attempt could not start in time the
+  export fails at once (retryable: the batch processor keeps the spans) rather than sleeping into
+  the deadline.
+- Ignored (the usual backoff applies, nothing is raised): a delay that is negative, longer than
+  ``MAX_SERVER_DELAY`` (an hour: no collector means that, and ``Retry-After: 10**30`` would
+  otherwise be one more way to stall an exporter), not a number, not plain ASCII digits
+  (``str.isdigit`` also accepts Arabic-Indic or superscript digits, which ``int`` then reads or
+  chokes on), more than ``_MAX_DIGITS`` digits, an HTTP-date without a zone or in the past, and a
+  ``RetryInfo`` whose ``Duration`` is negative or has nanos out of range.
+
+Waits are on a ``threading.Event``, so ``shutdown()`` ends a backoff at once.
 
 An outage outlives one export: an exporter keeps an ``Outage``, its transient failures in a row
 across exports. Retrying inside every export through the whole timeout, batch after batch, is
@@ -37,6 +52,7 @@ __all__ = [
     "GRPC_NOT_RETRYABLE",
     "GRPC_RETRYABLE",
     "HTTP_RETRYABLE",
+    "MAX_SERVER_DELAY",
     "Outage",
     "Outcome",
     "RetryPolicy",
@@ -46,6 +62,7 @@ __all__ = [
     "parse_retry_after",
     "parse_status",
     "retry_loop",
+    "server_delay",
 ]
 
 _monotonic = time.monotonic
@@ -73,6 +90,13 @@ HTTP_RETRYABLE: Final = frozenset({429, 502, 503, 504})
 
 _RETRY_INFO_TYPE: Final = "type.googleapis.com/google.rpc.RetryInfo"
 
+#: The longest wait a server may ask for, in seconds; a longer one is ignored (module docstring).
+MAX_SERVER_DELAY: Final = 3600.0
+#: ``Retry-After`` delta-seconds longer than this are ignored unread (``int()`` of thousands of
+#: digits is slow, and beyond 4300 digits it raises).
+_MAX_DIGITS: Final = 10
+_ASCII_DIGITS: Final = frozenset("0123456789")
+
 
 def grpc_retryable(code: str, retry_delay: float | None) -> bool:
     """Is a failure with gRPC status ``code`` (its name) worth another attempt?"""
@@ -86,7 +110,8 @@ def http_retryable(status: int) -> bool:
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """``Retry-After`` in seconds: delta-seconds or an HTTP-date; None when absent or invalid.
+    """``Retry-After`` in seconds: delta-seconds or an HTTP-date; None when absent or ignored
+    (the rules are in the module docstring). Never raises, whatever the header holds.
 
     ``now`` is the wall clock (``time.time()``) the HTTP-date is compared with.
     """
@@ -95,18 +120,30 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     text = value.strip()
     if not text:
         return None
-    if text.isdigit():
-        return float(int(text))
+    if set(text) <= _ASCII_DIGITS:
+        return server_delay(int(text)) if len(text) <= _MAX_DIGITS else None
+    if len(text) > 64:  # an HTTP-date is 29 characters; anything much longer is not one
+        return None
     import email.utils
 
     try:
         when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:  # an HTTP-date is always GMT; a zone-less one is not valid
+            return None
+        wall = time.time() if now is None else now
+        left = when.timestamp() - wall
+    except Exception:  # noqa: BLE001  # whatever the date parser trips on, the header is ignored
         return None
-    if when.tzinfo is None:  # an HTTP-date is always GMT; a zone-less one is taken as such
+    return server_delay(left) if left > 0 else None  # a date in the past is ignored
+
+
+def server_delay(seconds: float) -> float | None:
+    """``seconds`` as a wait a server may ask for, or None when it is to be ignored (negative,
+    not a number, longer than ``MAX_SERVER_DELAY``). The floor is applied by the loop."""
+    delay = float(seconds)
+    if not 0.0 <= delay <= MAX_SERVER_DELAY:  # NaN fails both comparisons
         return None
-    wall = time.time() if now is None else now
-    return max(0.0, when.timestamp() - wall)
+    return delay
 
 
 # -- google.rpc.Status / RetryInfo, by hand ---------------------------------------------------
@@ -227,7 +264,9 @@ def _retry_delay_of_any(data: bytes) -> float | None:
                 seconds = _signed64(dvalue)
             elif dnumber == 2 and isinstance(dvalue, int):
                 nanos = _signed64(dvalue)
-    return max(0.0, seconds + nanos / 1e9)
+    if seconds < 0 or not 0 <= nanos < 1_000_000_000:  # negative, or not a valid Duration
+        return None
+    return server_delay(seconds + nanos / 1e9)
 
 
 def _put_varint(out: bytearray, value: int) -> None:
@@ -395,9 +434,7 @@ def retry_loop(
         on_transient(outcome)
         if stop.is_set():
             return ExportResult(False, error=f"{outcome.error} (the exporter is shut down)")
-        delay = outcome.server_delay
-        if delay is None:
-            delay = policy.backoff(attempt)
+        delay = _wait_before_retry(outcome.server_delay, policy, attempt)
         attempt += 1
         if outage is not None:
             outage.streak += 1
@@ -418,3 +455,10 @@ def retry_loop(
                 False, error=f"{outcome.error} (the exporter was shut down during the backoff)"
             )
         on_retry()
+
+
+def _wait_before_retry(asked: float | None, policy: RetryPolicy, attempt: int) -> float:
+    """The server's delay within the rules of the module docstring, else the backoff."""
+    if asked is not None and 0.0 <= asked <= MAX_SERVER_DELAY:
+        return max(asked, policy.backoff(0))
+    return policy.backoff(attempt)

@@ -6,7 +6,14 @@ is created then too, and again in a forked child, which never uses (nor closes) 
 
 The request body comes from the shared encoder already serialized, so the call is made on the
 ``TraceService/Export`` method of opentelemetry-proto's service descriptor with a pass-through
-serializer, and the response is decoded with opentelemetry-proto's message.
+serializer, and the response comes back as bytes, decoded here with opentelemetry-proto's
+message: an OK whose body does not parse (garbage, nested past protobuf's depth limit) is a
+success (the receiver took the spans; sending them again would duplicate them) reported by one
+throttled warning naming the endpoint, where grpcio's own deserializer would turn it into an
+INTERNAL error. An answer longer than ``_MAX_RESPONSE`` (4 MiB, the specification's limit) is
+refused by grpc before its status arrives: it fails the batch (counted ``export_failed``), not
+retried, with its own warning. The call's deadline bounds everything else a receiver can do
+(trickle, hang, reset): grpc ends the call at the deadline whatever the peer sends.
 """
 
 from __future__ import annotations
@@ -44,6 +51,9 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_ENDPOINT", "OTLPGrpcSpanExporter", "OTLPSpanExporter"]
 
 DEFAULT_ENDPOINT: Final = "http://localhost:4317"
+
+#: The longest answer read (the specification's default maximum; grpc's default too).
+_MAX_RESPONSE: Final = 4 * 1024 * 1024
 
 
 # Patterns stay strings until a failure needs them (``re`` caches what it compiles): this
@@ -213,9 +223,26 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
             if self._stop.is_set():
                 return Outcome(False, error="the exporter is shut down")
             return Outcome(False, error=describe_exception(exc))
-        partial = response.partial_success
-        rejected = int(partial.rejected_spans)
-        self._report_partial_success(rejected, partial.error_message)
+        return self._accepted(response)
+
+    def _accepted(self, data: Any) -> Outcome:
+        """An OK answer: a success whatever its body says (module docstring)."""
+        try:
+            from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+            response = trace_service_pb2.ExportTraceServiceResponse.FromString(bytes(data))
+            partial = response.partial_success
+            rejected, message = int(partial.rejected_spans), str(partial.error_message)
+        except Exception as exc:  # noqa: BLE001  # garbage, or nested past the depth limit
+            self._diagnostics.warn(
+                f"otlp-body:{self.endpoint}",
+                "OTLP receiver at %s answered OK but the body of its answer is unusable: it is "
+                "not an OTLP response (%s); the spans count as exported",
+                self.endpoint,
+                describe_exception(exc),
+            )
+            return Outcome(True)
+        self._report_partial_success(rejected, message)
         return Outcome(True, rejected=rejected)
 
     def _failed(self, err: Any) -> Outcome:
@@ -243,6 +270,19 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
             return Outcome(False, error=f"TLS handshake with {self.endpoint} failed")
         if code == "UNAVAILABLE" and "Socket closed" in details:
             error += self._closed_hint()
+        if code == "RESOURCE_EXHAUSTED" and re.search(r"(?i)larger than max", details):
+            # grpc refused the answer before its status arrived: whether the receiver took the
+            # spans is unknown, and sending them again could duplicate them.
+            self._report_permanent(
+                "answer-too-large",
+                "OTLP export to %s failed: the receiver's answer is longer than %d MiB, so it "
+                "was not read and whether the spans were taken is unknown; they are not sent "
+                "again (%s)",
+                self.endpoint,
+                _MAX_RESPONSE // (1024 * 1024),
+                error,
+            )
+            return Outcome(False, error=f"the answer from {self.endpoint} is too long, not retried")
         if grpc_retryable(code, delay):
             return Outcome(False, error=error, retryable=True, server_delay=delay)
         message = f"OTLP export to {self.endpoint} failed with gRPC status {code}, not retried"
@@ -305,6 +345,7 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
                 ("grpc.initial_reconnect_backoff_ms", 100),
                 ("grpc.min_reconnect_backoff_ms", 100),
                 ("grpc.max_reconnect_backoff_ms", 1000),
+                ("grpc.max_receive_message_length", _MAX_RESPONSE),
                 *self._channel_options,
             ]
             if self._secure:
@@ -314,7 +355,7 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
             self._call = channel.unary_unary(
                 _export_method(trace_service_pb2),
                 request_serializer=None,  # the body is already serialized
-                response_deserializer=trace_service_pb2.ExportTraceServiceResponse.FromString,
+                response_deserializer=None,  # bytes: decoded by _accepted, which never raises
             )
             self._channel = channel
             self._channel_pid = pid

@@ -5,9 +5,19 @@ export, reused while the receiver keeps it open, replaced after any failure, and
 closed by a forked child (which opens its own). A reused connection the receiver closed while
 idle is reopened at once, without counting as a retry.
 
-Every attempt is bounded by the time left to the deadline (connect, send and each read), the
-statuses the specification calls transient (429, 502, 503, 504) and connection failures are
-retried honouring ``Retry-After``, and ``shutdown()`` shuts the socket of a request in flight.
+Every attempt is bounded by the time left to the deadline (connect, send, and the answer as a
+whole: each read gets what is left, so headers trickling a byte a second end at the deadline),
+the statuses the specification calls transient (429, 502, 503, 504) and connection failures are
+retried honouring ``Retry-After`` (within ``_retry``'s rules), and ``shutdown()`` shuts the
+socket of a request in flight.
+
+Nothing a receiver answers escapes ``export()``. The body is read up to ``_MAX_RESPONSE`` (4 MiB,
+the specification's response limit) and no further: a longer one is left unread and its
+connection closed. A 2xx is a success whatever follows it (the receiver took the spans;
+sending them again would duplicate them): a body that is too long, cut by a reset, does not
+parse (garbage, JSON nested thousands deep) or is not an OTLP response is reported by one
+throttled warning naming the endpoint. Any other status is judged by its status line alone
+when its body is unreadable.
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ DEFAULT_ENDPOINT: Final = "http://localhost:4318/v1/traces"
 
 #: Responses larger than this (the specification's default maximum) are not read.
 _MAX_RESPONSE: Final = 4 * 1024 * 1024
+_MEBIBYTE: Final = 1024 * 1024
 
 _CONTENT_TYPES: Final = {"http/protobuf": "application/x-protobuf", "http/json": "application/json"}
 
@@ -176,7 +187,7 @@ class OTLPHttpSpanExporter(OTLPExporterBase):
                 self._report_permanent("setup", "%s", exc.message)
                 return Outcome(False, error=exc.message)
             try:
-                status, reason, headers, data = self._round_trip(conn, fresh, body, deadline)
+                response = self._round_trip(conn, fresh, body, deadline)
             except Exception as exc:  # noqa: BLE001  # every transport failure is classified
                 self._drop_connection()
                 if self._stop.is_set():
@@ -184,12 +195,14 @@ class OTLPHttpSpanExporter(OTLPExporterBase):
                 if not fresh and isinstance(exc, stale):
                     continue
                 return self._connection_failed(exc, fresh)
-            return self._answered(status, reason, headers, data)
+            status, reason, headers, data, unread = self._read_body(response)
+            return self._answered(status, reason, headers, data, unread)
         return Outcome(False, error="the connection was closed twice", retryable=True)
 
     def _round_trip(
         self, conn: http.client.HTTPConnection, fresh: bool, body: bytes, deadline: float
-    ) -> tuple[int, str, http.client.HTTPMessage, bytes]:
+    ) -> http.client.HTTPResponse:
+        """Send the request; the response once its status line and headers are in."""
         left = time_left(deadline)
         if left is not None and left <= 0:
             raise TimeoutError("the export deadline passed")
@@ -206,18 +219,49 @@ class OTLPHttpSpanExporter(OTLPExporterBase):
         # The socket timeout bounds each read, not the answer: a receiver trickling a byte at a
         # time would hold the export past its deadline, so every read gets what is left of it.
         conn.response_class = functools.partial(_deadline_response, deadline=deadline)  # type: ignore[assignment]  # http.client only calls it
-        response = conn.getresponse()
-        data = response.read(_MAX_RESPONSE + 1)
-        if len(data) > _MAX_RESPONSE or response.will_close:
+        return conn.getresponse()
+
+    def _read_body(
+        self, response: http.client.HTTPResponse
+    ) -> tuple[int, str, http.client.HTTPMessage, bytes, str]:
+        """(status, reason, headers, body, why the body is incomplete or "") of an answer whose
+        head is in: at most ``_MAX_RESPONSE`` bytes are read, within the same deadline."""
+        unread = ""
+        try:
+            data = response.read(_MAX_RESPONSE + 1)
+        except Exception as exc:  # noqa: BLE001  # a reset, a cut or a trickle past the deadline
+            data, unread = b"", f"it broke off ({describe_exception(exc)})"
             self._drop_connection()
-        return response.status, response.reason, response.headers, data
+        else:
+            if len(data) > _MAX_RESPONSE:
+                data = b""
+                unread = f"it is longer than {_MAX_RESPONSE // _MEBIBYTE} MiB (not read further)"
+                self._drop_connection()  # the rest is never read: the connection cannot be reused
+            elif response.will_close:
+                self._drop_connection()
+        return response.status, response.reason, response.headers, data, unread
 
     def _answered(
-        self, status: int, reason: str, headers: http.client.HTTPMessage, data: bytes
+        self,
+        status: int,
+        reason: str,
+        headers: http.client.HTTPMessage,
+        data: bytes,
+        unread: str = "",
     ) -> Outcome:
         content_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if 200 <= status < 300:
-            rejected, message = self._partial_success(content_type, data)
+            # Accepted, whatever the body: the spans are not sent again.
+            if unread:
+                self._report_body(status, unread)
+                return Outcome(True)
+            parsed = self._partial_success(content_type, data)
+            if parsed is None:
+                self._report_body(
+                    status, f"it is not an OTLP response ({content_type or 'no type'})"
+                )
+                return Outcome(True)
+            rejected, message = parsed
             self._report_partial_success(rejected, message)
             return Outcome(True, rejected=rejected)
         shown = f"HTTP {status} {reason}".rstrip()
@@ -237,7 +281,18 @@ class OTLPHttpSpanExporter(OTLPExporterBase):
         # The diagnostic above explains; the processor's count line gets the short form.
         return Outcome(False, error=f"{shown} from {self.endpoint}, not retried")
 
-    def _partial_success(self, content_type: str, data: bytes) -> tuple[int, str]:
+    def _report_body(self, status: int, why: str) -> None:
+        self._diagnostics.warn(
+            f"otlp-body:{self._shown_endpoint}",
+            "OTLP receiver at %s answered HTTP %d but the body of its answer is unusable: %s; "
+            "the spans count as exported",
+            self._shown_endpoint,
+            status,
+            why,
+        )
+
+    def _partial_success(self, content_type: str, data: bytes) -> tuple[int, str] | None:
+        """(rejected spans, message) of a 2xx answer's body; None when it is not one."""
         if not data:
             return 0, ""
         try:
@@ -254,8 +309,8 @@ class OTLPHttpSpanExporter(OTLPExporterBase):
             response = trace_service_pb2.ExportTraceServiceResponse.FromString(data)
             partial_pb = response.partial_success
             return int(partial_pb.rejected_spans), str(partial_pb.error_message)
-        except Exception:  # noqa: BLE001  # a 2xx whose body we cannot read is still a success
-            return 0, ""
+        except Exception:  # noqa: BLE001  # RecursionError included: JSON nested thousands deep
+            return None
 
     def _connection_failed(self, exc: Exception, fresh: bool) -> Outcome:
         import http.client
@@ -403,11 +458,17 @@ OTLPSpanExporter = OTLPHttpSpanExporter
 
 
 class _DeadlineReader(io.RawIOBase):
-    """A socket's reads as a stream, each bounded by what is left of one deadline."""
+    """A socket's reads as a stream, each bounded by what is left of one deadline.
+
+    It reads through ``sock.makefile``, as ``http.client`` does, so that the connection closing
+    its socket (it does as soon as the head says ``Connection: close``) leaves the file open
+    until the body is read, instead of failing the read with EBADF.
+    """
 
     def __init__(self, sock: Any, deadline: float) -> None:
         super().__init__()
         self._sock = sock
+        self._raw = sock.makefile("rb", buffering=0)
         self._deadline = deadline
 
     def readable(self) -> bool:
@@ -419,7 +480,11 @@ class _DeadlineReader(io.RawIOBase):
             if left <= 0:
                 raise TimeoutError("the export deadline passed")
             self._sock.settimeout(left)
-        return int(self._sock.recv_into(buffer))
+        return int(self._raw.readinto(buffer) or 0)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 def _deadline_response_class() -> type:
@@ -479,6 +544,6 @@ def _server_message(content_type: str, data: bytes) -> str:
             return ""
         if content_type.startswith("text/"):
             return one_line(data[:1000].decode("utf-8", "replace"))
-    except ValueError:
+    except Exception:  # noqa: BLE001  # RecursionError included: JSON nested thousands deep
         return ""
     return ""

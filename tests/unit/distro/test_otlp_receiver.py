@@ -10,7 +10,13 @@ import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-from telemetry_run.testing.otlp import MAX_BODY_BYTES, BodyTooLarge, OTLPReceiver, gunzip_capped
+from telemetry_run.testing.otlp import (
+    MAX_BODY_BYTES,
+    BodyTooLarge,
+    Misbehaviour,
+    OTLPReceiver,
+    gunzip_capped,
+)
 
 _EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 _CAP = 64 * 1024
@@ -107,3 +113,38 @@ def test_a_grpc_gzip_bomb_is_invalid_argument_and_the_receiver_carries_on(
 def test_a_grpc_message_over_the_cap_is_refused(receiver: OTLPReceiver) -> None:
     assert _grpc_call(receiver, _request(padding=_CAP)) == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert receiver.requests == []
+
+
+def test_a_scripted_misbehaviour_is_answered_as_written_then_the_receiver_carries_on(
+    receiver: OTLPReceiver,
+) -> None:
+    """``misbehave_next``: the status, headers and streamed body as scripted, on both
+    transports, recorded as attempts only; the next call is answered normally."""
+    answer = Misbehaviour(
+        status=429,
+        headers=(("Content-Type", "text/plain"), ("Retry-After", "\u00b2")),
+        body=b"ab",
+        body_size=3 * 65536 + 1,
+    )
+    receiver.misbehave_next(1, answer)
+    conn = http.client.HTTPConnection("127.0.0.1", receiver.http_port, timeout=30)
+    try:
+        conn.request("POST", "/v1/traces", _request(), {"Content-Type": "application/x-protobuf"})
+        response = conn.getresponse()
+        body = response.read()
+    finally:
+        conn.close()
+    assert response.status == 429
+    assert response.getheader("Retry-After") == "\u00b2"
+    assert body == (b"ab" * 65536 * 2)[: 3 * 65536 + 1]
+    assert _post(receiver, _request()) == 200
+
+    receiver.misbehave_next(1, Misbehaviour(grpc_body=b"\xff\xfe"))
+    with grpc.insecure_channel(f"127.0.0.1:{receiver.grpc_port}") as channel:
+        call = channel.unary_unary(
+            _EXPORT, request_serializer=lambda b: b, response_deserializer=lambda b: b
+        )
+        assert call(_request(), timeout=30) == b"\xff\xfe"
+    assert _grpc_call(receiver, _request()) == grpc.StatusCode.OK
+    assert [attempt.status for attempt in receiver.attempts] == ["misbehaved", "OK"] * 2
+    assert len(receiver.requests) == 2

@@ -81,14 +81,54 @@ def test_http_statuses(status: int, retried: bool) -> None:
 
 def test_retry_after_seconds_and_http_date() -> None:
     assert parse_retry_after("3") == 3.0
-    assert parse_retry_after(" 0 ") == 0.0
+    assert parse_retry_after(" 0 ") == 0.0  # read as 0: the loop's floor makes it a real wait
     now = time.time()
     date = email.utils.formatdate(now + 30, usegmt=True)
     assert parse_retry_after(date, now=now) == pytest.approx(30, abs=1.0)
-    past = email.utils.formatdate(now - 30, usegmt=True)
-    assert parse_retry_after(past, now=now) == 0.0
     for invalid in (None, "", "-1", "1.5", "soon", "Wed, 99 Foo 2024 00:00:00 GMT"):
         assert parse_retry_after(invalid) is None, invalid
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "-5",
+        "3601",  # beyond MAX_SERVER_DELAY
+        "99999999999999999999",
+        "9" * 5000,  # int() of this raises ValueError (the 4300-digit limit)
+        "\u0661\u0662",  # Arabic-Indic 12: str.isdigit() says yes, int() reads it
+        "\u00b2",  # superscript two: str.isdigit() says yes, int() raises
+        "\u0663\u0660\u0660\u0660",
+        "inf",
+        "nan",
+        "1e3",
+        "Wed, 21 Oct 2015 07:28:00 GMT",  # an HTTP-date in the past
+        "Fri, 31 Dec 9999 23:59:59 GMT",  # far in the future: huge
+        "Mon, 01 Jan 2024 00:00:00",  # no zone
+        "Wed, 31 Feb 2024 07:28:00 GMT",
+        "x" * 100_000,
+        "\x00\xff",
+    ],
+)
+def test_a_retry_after_that_is_huge_negative_not_ascii_or_past_is_ignored(value: str) -> None:
+    assert parse_retry_after(value) is None
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [(-1, 0), (0, -5), (0, 1_000_000_000), (3601, 0), (2**62, 0), (-(2**63), 0)],
+)
+def test_a_retry_info_delay_out_of_range_is_ignored(seconds: int, nanos: int) -> None:
+    from google.rpc import error_details_pb2, status_pb2
+
+    message = status_pb2.Status(code=8, message="slow down")
+    info = error_details_pb2.RetryInfo()
+    info.retry_delay.seconds = seconds
+    info.retry_delay.nanos = nanos
+    message.details.add().Pack(info)
+    status = parse_status(message.SerializeToString())
+    assert status is not None and status.code == 8
+    assert status.retry_delay is None  # not a delay: RESOURCE_EXHAUSTED is then not retried
 
 
 def test_status_with_retry_info_round_trips() -> None:
@@ -200,11 +240,30 @@ def test_the_servers_delay_replaces_the_backoff() -> None:
     result, sent, _ = _loop(
         [asked, Outcome(True)],
         deadline=time.monotonic() + 5,
-        policy=RetryPolicy(10.0, 2.0, 10.0),  # would wait seconds without the server's word
+        policy=RetryPolicy(0.1, 2.0, 0.1),  # would wait 0.1 s at most without the server's word
         stop=stop,
     )
     assert result.success
     assert stop.waits == [0.3] and len(sent) == 2
+
+
+@pytest.mark.parametrize("asked", [0.0, 0.001, -1.0, float("nan"), 1e30, float("inf")])
+def test_no_server_delay_makes_a_wait_shorter_than_the_first_backoff_step(
+    asked: float,
+) -> None:
+    """``Retry-After: 0`` once meant no wait: thousands of requests a second against a 429."""
+    again = Outcome(False, error="HTTP 429", retryable=True, server_delay=asked)
+    stop = _NoWaitStop()
+    result, sent, _ = _loop(
+        [again, again, again, Outcome(True)],
+        deadline=time.monotonic() + 600,
+        policy=RetryPolicy(2.0, 2.0, 8.0),
+        stop=stop,
+    )
+    assert result.success and len(sent) == 4
+    assert len(stop.waits) == 3
+    # the first step of the backoff is 1 to 2 s (jittered): no wait is shorter
+    assert all(wait is not None and 1.0 <= wait <= 8.0 for wait in stop.waits), stop.waits
 
 
 def test_a_delay_past_the_deadline_fails_now_instead_of_sleeping() -> None:
@@ -378,3 +437,35 @@ def test_an_exporter_probes_a_failing_collector_once_per_export_until_it_answers
     otlp_receiver.fail_next(2, grpc_code="UNAVAILABLE")
     result, attempts = attempts_of(5.0)
     assert result.success and attempts == 3  # the outage ended: retried inside the export again
+
+
+@pytest.mark.parametrize("transport", ["grpc", "http"])
+def test_an_answer_the_exporter_did_not_foresee_never_escapes_export(
+    otlp_receiver: OTLPReceiver, logged: Logged, transport: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A case the answer's handling missed fails the batch (not sent again: the receiver may
+    have taken it) with one warning naming the endpoint, whatever the exception."""
+    exporter: Any
+    if transport == "grpc":
+        exporter = OTLPGrpcSpanExporter(
+            otlp_receiver.grpc_endpoint, diagnostics=logged[0], retry_policy=FAST
+        )
+        handler, endpoint = "_accepted", otlp_receiver.grpc_endpoint
+    else:
+        exporter = OTLPHttpSpanExporter(
+            otlp_receiver.http_endpoint, diagnostics=logged[0], retry_policy=FAST
+        )
+        handler, endpoint = "_answered", otlp_receiver.http_endpoint
+    track(exporter)
+
+    def unforeseen(*args: object, **kwargs: object) -> Outcome:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(exporter, handler, unforeseen)
+    for _ in range(3):
+        result = exporter.export(make_spans(1), deadline=time.monotonic() + 5)
+        assert not result.success and not result.retryable
+        assert "RecursionError" in (result.error or "")
+    assert len(otlp_receiver.attempts) == 3  # one attempt per batch, none sent again
+    (line,) = logged[1].matching(endpoint)
+    assert "not sent again" in line
