@@ -46,6 +46,7 @@ from opentelemetry.util import types as otel_types
 from telemetry_run.sdk import context as ours
 from telemetry_run.sdk import propagation
 from telemetry_run.sdk.baggage import _BAGGAGE_KEY
+from telemetry_run.sdk.diagnostics import get_diagnostics
 from telemetry_run.sdk.trace import api
 from telemetry_run.sdk.trace.scoped import CurrentSpan
 
@@ -277,7 +278,12 @@ class BridgeRuntimeContext(_RuntimeContext):
         self._last: tuple[object, object, OtelContext] = (None, None, OtelContext())
 
     def attach(self, context: OtelContext) -> contextvars.Token[OtelContext]:
-        token = ours.attach(context_from_otel(context))
+        try:
+            converted = context_from_otel(context)
+        except Exception as exc:  # noqa: BLE001  # a foreign span's bug: reported, not raised
+            get_diagnostics().internal_error("opentelemetry-api context attach", exc)
+            converted = ours.get_current()  # attached unchanged, so detach() still pairs
+        token = ours.attach(converted)
         return token  # type: ignore[return-value]  # opaque to the API: detach() takes it back
 
     def get_current(self) -> OtelContext:
@@ -285,7 +291,11 @@ class BridgeRuntimeContext(_RuntimeContext):
         last_current, last_span, last = self._last
         if last_current is current and last_span is span:
             return last
-        converted = context_to_otel(ours.get_current())
+        try:
+            converted = context_to_otel(ours.get_current())
+        except Exception as exc:  # noqa: BLE001  # reported; the API sees an empty context
+            get_diagnostics().internal_error("opentelemetry-api current context", exc)
+            return OtelContext()
         self._last = (current, span, converted)
         return converted
 

@@ -287,3 +287,44 @@ def test_a_context_extracted_by_us_reads_the_same_through_the_api(bridged: Any) 
         True,
         1,
     )
+
+
+def test_the_api_decorator_makes_a_span_per_call_sync_and_async(bridged: SpanRecorder) -> None:
+    import asyncio
+
+    tracer = otel_trace.get_tracer("library")
+
+    @tracer.start_as_current_span("sync work")
+    def work() -> int:
+        return otel_trace.get_current_span().get_span_context().span_id
+
+    @tracer.start_as_current_span("async work")
+    async def async_work() -> int:
+        return otel_trace.get_current_span().get_span_context().span_id
+
+    assert work() == bridged.one("sync work").span_id
+    assert asyncio.run(async_work()) == bridged.one("async work").span_id
+
+
+def test_a_foreign_span_that_fails_is_reported_and_the_app_goes_on(
+    bridged: SpanRecorder,
+) -> None:
+    class Broken(otel_trace.NonRecordingSpan):
+        def get_span_context(self) -> otel_trace.SpanContext:
+            raise RuntimeError("broken span")
+
+    broken = Broken(otel_trace.INVALID_SPAN_CONTEXT)
+    token = otel_context.attach(otel_trace.set_span_in_context(broken))
+    otel_context.detach(token)
+    assert [(e.where, str(e.exception)) for e in bridged.internal_errors] == [
+        ("opentelemetry-api context attach", "broken span")
+    ]
+    bridged.internal_errors.clear()  # expected here: the fixture fails a test on any other
+    with bridged.tracer.start_as_current_span("after"):
+        pass
+    assert bridged.one("after").parent is None
+
+
+def test_force_flush_through_the_api_flushes_our_pipeline(bridged: SpanRecorder) -> None:
+    provider = otel_trace.get_tracer_provider()
+    assert provider.force_flush() is True  # type: ignore[attr-defined]
