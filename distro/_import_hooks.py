@@ -27,17 +27,26 @@ _resolving = threading.local()
 
 
 def register_post_import_hook(hook: Hook, module_name: str) -> None:
-    """Call ``hook(module)`` once ``module_name`` is imported (at once if it already is)."""
+    """Call ``hook(module)`` once ``module_name`` is imported (at once if it already is).
+
+    A module still executing (this is called from an import it triggers) whose import another
+    hook is waiting for gets the hook when it has finished, with the others.
+    """
     global _finder_installed
     with _lock:
         module = sys.modules.get(module_name)
-        if module is None:
+        if module is None or (module_name in _hooks and _initializing(module)):
             _hooks.setdefault(module_name, []).append(hook)
             if not _finder_installed:
                 sys.meta_path.insert(0, _Finder())
                 _finder_installed = True
             return
     _run(hook, module)
+
+
+def _initializing(module: ModuleType) -> bool:
+    """Whether ``module`` is still executing (importlib marks its spec while it does)."""
+    return getattr(getattr(module, "__spec__", None), "_initializing", False) is True
 
 
 def _run(hook: Hook, module: ModuleType) -> None:

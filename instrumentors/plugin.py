@@ -74,6 +74,20 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
         kind="rpc",
         matrix=("1.66", "latest"),
     ),
+    InstrumentorSpec(
+        name="opentelemetry_api",
+        # opentelemetry.propagate imports opentelemetry.trace (its default propagator does).
+        modules=("opentelemetry.trace", "opentelemetry.propagate"),
+        requires="opentelemetry-api>=1.27,<2",
+        load="telemetry_run.instrumentors.opentelemetry_api:OpenTelemetryApiInstrumentor",
+        description="spans made through `opentelemetry.trace.get_tracer(...)` are ours, in the "
+        "same trace; `get_current_span()` and `opentelemetry.propagate` are ours too",
+        # The tests set an opentelemetry-sdk provider of the same release (the conflict).
+        matrix=(
+            ReleaseLine("1.27", companions=("opentelemetry-sdk==1.27.*",)),
+            ReleaseLine("latest", companions=("opentelemetry-sdk",)),
+        ),
+    ),
 )
 
 _HEADERS_DOC: Final = "{} headers recorded on {} spans: names or regexes, comma-separated"

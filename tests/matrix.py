@@ -49,6 +49,8 @@ PYTEST_OPTIONS: Final[dict[tuple[str, str], tuple[str, ...]]] = {
 SERVERS: Final[dict[str, tuple[str, ...]]] = {
     "flask": ("gunicorn>=22", "requests>=2.28"),  # requests: the Level 2 test's outgoing call
     "django": ("gunicorn>=22", "uvicorn>=0.30"),
+    # The bridge's tests: an API span in a Flask view, a requests call inside an API span.
+    "opentelemetry_api": ("flask>=3.0", "requests>=2.28"),
 }
 
 #: Test files a framework session runs besides its own (``tests()`` names those).

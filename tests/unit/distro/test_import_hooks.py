@@ -50,3 +50,40 @@ def test_post_import_hooks(tmp_path: Path) -> None:
         check=False,
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+MIDWAY = r"""
+import sys
+from telemetry_run._import_hooks import register_post_import_hook
+
+seen = []
+
+
+def on_helper(module):
+    # Runs while outer_mod is still executing (it imports helper_mod before defining DONE).
+    register_post_import_hook(lambda m: seen.append(("late", m.DONE)), "outer_mod")
+
+
+register_post_import_hook(lambda m: seen.append(("outer", m.DONE)), "outer_mod")
+register_post_import_hook(on_helper, "helper_mod")
+import outer_mod
+assert seen == [("outer", True), ("late", True)], seen
+print("ok")
+"""
+
+
+def test_a_hook_registered_while_its_module_runs_fires_when_it_has_run(tmp_path: Path) -> None:
+    """The OpenTelemetry API bridge's case: ``opentelemetry.propagate`` imports
+    ``opentelemetry.trace`` halfway through; a hook on the former registered then must see it
+    whole."""
+    (tmp_path / "outer_mod.py").write_text("import helper_mod\nDONE = True\n")
+    (tmp_path / "helper_mod.py").write_text("")
+    result = subprocess.run(
+        [sys.executable, "-c", MIDWAY],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.stdout.strip() == "ok", result.stderr
