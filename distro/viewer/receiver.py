@@ -113,7 +113,10 @@ class OTLPViewerReceiver:
         self.http_port = server.server_address[1]
         self._http_server = server
         self._http_thread = threading.Thread(
-            target=server.serve_forever, name="viewer-otlp-http", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.1},  # stop() waits at most this long
+            name="viewer-otlp-http",
+            daemon=True,
         )
         self._http_thread.start()
 

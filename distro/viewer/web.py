@@ -68,7 +68,12 @@ class ViewerWebServer:
         server.allowed_hosts = _LOCAL_NAMES | {self.host.lower()}
         self.port = server.server_address[1]
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="viewer-web", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.1},  # stop() waits at most this long
+            name="viewer-web",
+            daemon=True,
+        )
         self._thread.start()
 
     def stop(self) -> None:
