@@ -212,8 +212,12 @@ async function showTrace(main, traceId, spanId) {
     bar.style.width = (100 * span.duration_ms) / total + "%";
     const duration = el("div", { className: "span-duration" }, formatMs(span.duration_ms));
     const endPercent = (100 * (span.offset_ms + span.duration_ms)) / total;
-    if (endPercent > 85) {
-      duration.classList.add("before");  // no room after the bar: the label goes before it
+    const widthPercent = (100 * span.duration_ms) / total;
+    if (endPercent > 85 && widthPercent >= 12) {
+      duration.classList.add("inside"); // no room after the bar: the label goes in it
+      duration.style.right = 100 - endPercent + "%";
+    } else if (endPercent > 85) {
+      duration.classList.add("before"); // nor in it: before it
       duration.style.right = 100 - (100 * span.offset_ms) / total + "%";
     } else {
       duration.style.left = endPercent + "%";
