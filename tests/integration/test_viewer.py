@@ -284,48 +284,81 @@ def test_an_error_is_marked_in_the_waterfall_with_its_exception(
 
 SCRIPT = """
 import sys
+import time
+
 from telemetry_run import trace
 
 with trace.get_tracer("script").start_as_current_span("batch job"):
     pass
+if sys.argv[1:] == ["wait"]:
+    try:
+        time.sleep(60)  # bounded: the test stops it long before
+    except KeyboardInterrupt:
+        print("the app got Ctrl-C", flush=True)
 sys.exit(3)
 """
 
 
-def test_the_viewer_keeps_serving_after_the_command_exits_and_stops_on_sigterm(
-    tmp_path: Path,
-) -> None:
+@contextlib.contextmanager
+def viewing_job(tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], ViewerPorts]]:
+    """``telemetry-run --view -- python job.py ARGS`` in its own process group (a terminal's
+    foreground job: Ctrl-C reaches the viewer and the app), killed at the end if still there."""
     (tmp_path / "job.py").write_text(SCRIPT)
     ports = ViewerPorts()
     with subprocess.Popen(
-        [*LAUNCHER, *ports.options(), "--", PYTHON, "job.py"],
+        [*LAUNCHER, *ports.options(), "--", PYTHON, "job.py", *args],
         cwd=tmp_path,
         env=clean_env(OTEL_SERVICE_NAME="job"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     ) as proc:
         try:
-            lines = []
-            assert proc.stdout is not None
-            for line in proc.stdout:  # bounded: the test's timeout ends a viewer that is silent
-                lines.append(line)
-                if "the command exited" in line:
-                    break
-            output = "".join(lines)
-            assert f"trace viewer at http://127.0.0.1:{ports.web}/" in output
-            assert f"gRPC 127.0.0.1:{ports.grpc}" in output
-            assert re.search(r"the command exited with code 3; .* until Ctrl-C", output), output
-            # The script's exit flush reached the viewer before it exited, and the viewer stays.
-            (trace,) = ports.api("/api/traces")["traces"]
-            assert (trace["root_name"], trace["service"]) == ("batch job", "job")
-            assert proc.poll() is None
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(30) == 3  # the command's exit code
+            yield proc, ports
         finally:
             if proc.poll() is None:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(10)
+
+
+def read_until(proc: subprocess.Popen[str], text: str) -> str:
+    """What the viewer printed up to the line holding ``text`` (bounded by the test timeout)."""
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if text in line:
+            return "".join(lines)
+    pytest.fail(f"the viewer ended without printing {text!r}:\n{''.join(lines)}")
+
+
+def test_the_viewer_keeps_serving_after_the_command_exits_and_stops_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    with viewing_job(tmp_path) as (proc, ports):
+        output = read_until(proc, "the command exited")
+        assert f"trace viewer at http://127.0.0.1:{ports.web}/" in output
+        assert f"gRPC 127.0.0.1:{ports.grpc}" in output
+        assert re.search(r"the command exited with code 3; .* until Ctrl-C", output), output
+        # The script's exit flush reached the viewer before it exited, and the viewer stays.
+        (trace,) = ports.api("/api/traces")["traces"]
+        assert (trace["root_name"], trace["service"]) == ("batch job", "job")
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 3  # the command's exit code
+
+
+def test_ctrl_c_stops_the_app_first_and_the_viewer_at_the_second(tmp_path: Path) -> None:
+    with viewing_job(tmp_path, "wait") as (proc, ports):
+        read_until(proc, "trace viewer at")
+        wait_for_traces(ports, lambda traces: len(traces) == 1)  # the app is running
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in a terminal: the whole foreground group
+        output = read_until(proc, "the command exited")
+        assert "the app got Ctrl-C" in output and "with code 3" in output
+        assert ports.api("/api/traces")["traces"][0]["root_name"] == "batch job"
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(30) == 3
 
 
 def test_view_without_a_dash_is_still_a_program_name(tmp_path: Path) -> None:
