@@ -19,6 +19,7 @@ from typing import TextIO
 
 from telemetry_run.viewer.receiver import OTLPViewerReceiver, host_port
 from telemetry_run.viewer.store import (
+    DEFAULT_MAX_BYTES,
     DEFAULT_MAX_SPANS_PER_TRACE,
     DEFAULT_MAX_TRACES,
     TraceStore,
@@ -26,6 +27,8 @@ from telemetry_run.viewer.store import (
 from telemetry_run.viewer.web import ViewerWebServer
 
 __all__ = ["USAGE", "child_environment", "parse", "run"]
+
+_MIB = 1024 * 1024
 
 USAGE = f"""\
 usage: telemetry-run --view [VIEW OPTIONS] [--] [COMMAND [ARGS...]]
@@ -41,6 +44,8 @@ view options:
   --view-http-port PORT    the OTLP/HTTP port (default 4318)
   --view-traces N          traces kept, the oldest evicted first (default {DEFAULT_MAX_TRACES})
   --view-spans N           spans kept per trace (default {DEFAULT_MAX_SPANS_PER_TRACE})
+  --view-memory MIB        span data kept in all, older traces evicted beyond it
+                           (default {DEFAULT_MAX_BYTES // _MIB})
 Port 0 picks a free port (the printed lines say which).
 """
 
@@ -54,6 +59,7 @@ _OPTIONS = {
     "--view-http-port": "http_port",
     "--view-traces": "traces",
     "--view-spans": "spans",
+    "--view-memory": "memory_mib",
 }
 
 
@@ -67,6 +73,7 @@ class Options:
         self.http_port = 4318
         self.traces = DEFAULT_MAX_TRACES
         self.spans = DEFAULT_MAX_SPANS_PER_TRACE
+        self.memory_mib = DEFAULT_MAX_BYTES // _MIB
         self.command: list[str] = []
 
 
@@ -138,7 +145,7 @@ def run(argv: Sequence[str], environ: Mapping[str, str], out: TextIO, err: TextI
     except ValueError as exc:
         print(f"telemetry-run: {exc}", file=err)
         return EXIT_USAGE
-    store = TraceStore(options.traces, options.spans)
+    store = TraceStore(options.traces, options.spans, options.memory_mib * _MIB)
     receiver = OTLPViewerReceiver(store, options.host, options.grpc_port, options.http_port)
     web = ViewerWebServer(store, options.host, options.port)
     try:
@@ -178,7 +185,7 @@ def _serve(
         print(f"telemetry-run: trace viewer at {web.url}", file=out)
         print(
             f"telemetry-run: OTLP receiver: gRPC {grpc_at}, HTTP {http_at}"
-            f" (the last {options.traces} traces are kept)",
+            f" (keeps the last {options.traces} traces, at most {options.memory_mib} MiB)",
             file=out,
             flush=True,
         )

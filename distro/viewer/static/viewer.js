@@ -43,7 +43,8 @@ async function getJSON(url) {
 }
 
 function showStats(stats) {
-  const parts = [`${stats.traces} of at most ${stats.max_traces} traces kept`];
+  const mib = (bytes) => (bytes / 1048576).toFixed(1) + " MiB";
+  const parts = [`${stats.traces} of at most ${stats.max_traces} traces kept (${mib(stats.bytes)} of ${mib(stats.max_bytes)})`];
   if (stats.evicted_traces) parts.push(`${stats.evicted_traces} older traces evicted`);
   if (stats.spans_over_trace_cap)
     parts.push(`${stats.spans_over_trace_cap} spans over the ${stats.max_spans_per_trace}-span cap dropped`);
@@ -149,6 +150,8 @@ function spanDetails(span) {
   ];
   const section = el("section", { className: "details", id: "span-details", "data-span-id": span.span_id });
   section.append(el("h2", {}, span.name), kvTable(summary));
+  if (span.trimmed)
+    section.append(el("p", { className: "error-mark", id: "span-trimmed" }, "This span was too large to keep whole: long values were shortened, and events, links or attributes may be missing."));
   section.append(el("h3", {}, "Attributes"), kvTable(span.attributes));
   section.append(el("h3", {}, `Exceptions (${exceptions.length})`));
   for (const event of exceptions) {

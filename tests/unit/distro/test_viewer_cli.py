@@ -38,6 +38,7 @@ def test_options_take_a_value_either_way_and_stop_at_the_command() -> None:
     assert (options.port, options.grpc_port, options.traces) == (0, 5317, 7)
     assert options.command == ["python", "--view-spans", "3"]  # the command's own arguments
     assert parse(["--view-host", "::1", "--", "-x"]).command == ["-x"]
+    assert parse(["--view-memory", "64"]).memory_mib == 64
 
 
 @pytest.mark.parametrize(
@@ -46,6 +47,7 @@ def test_options_take_a_value_either_way_and_stop_at_the_command() -> None:
         (["--view-port", "http"], "--view-port takes a number, not 'http'"),
         (["--view-port", "70000"], "--view-port takes a port (0-65535)"),
         (["--view-traces", "0"], "--view-traces takes a positive number"),
+        (["--view-memory", "-1"], "--view-memory takes a positive number"),
         (["--view-spans"], "--view-spans needs a value"),
         (["--viewport", "1"], "unknown view option '--viewport'"),
     ],
@@ -118,5 +120,6 @@ def test_help_lists_every_view_option() -> None:
         "--view-http-port",
         "--view-traces",
         "--view-spans",
+        "--view-memory",
     ):
         assert option in out.getvalue()

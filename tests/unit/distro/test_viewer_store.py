@@ -7,7 +7,13 @@ import math
 import pytest
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from telemetry_run.viewer.decode import MAX_ITEMS, MAX_STRING, decode_request
+from telemetry_run.viewer.decode import (
+    MAX_ITEMS,
+    MAX_SPAN_BYTES,
+    MAX_STRING,
+    decode_request,
+    span_details,
+)
 from telemetry_run.viewer.store import TraceStore
 from tests.unit.distro.viewer_requests import S, request, span_id, trace_id
 
@@ -164,20 +170,20 @@ def test_events_exceptions_links_and_resource_reach_the_trace_view() -> None:
     assert trace is not None
     (span,) = trace["spans"]
     assert span["attributes"] == [
-        ["http.route", "/pay"],
-        ["retries", 2],
-        ["ok", False],
-        ["ratio", 0.5],
+        ("http.route", "/pay"),
+        ("retries", 2),
+        ("ok", False),
+        ("ratio", 0.5),
     ]
     assert span["events"] == [
         {
             "name": "exception",
             "offset_ms": 4,
-            "attributes": [["exception.type", "ValueError"], ["exception.message", "no"]],
+            "attributes": [("exception.type", "ValueError"), ("exception.message", "no")],
         }
     ]
     assert span["links"] == [{"trace_id": trace_id(7), "span_id": span_id(8), "attributes": []}]
-    assert span["resource"] == [["service.name", "shop"], ["host.name", "h1"]]
+    assert span["resource"] == [("service.name", "shop"), ("host.name", "h1")]
     assert span["status"] == {"code": "error", "message": "it broke"}
     assert span["scope"] == {"name": "tests", "version": "1.0"}
     assert span["kind"] == "server"
@@ -202,8 +208,8 @@ def test_spans_without_valid_ids_are_counted_not_stored() -> None:
 def test_values_are_capped_and_made_json_safe() -> None:
     many = {f"k{n}": n for n in range(MAX_ITEMS + 10)}
     (record,), _ = decode_request(request(S(1, 1, name="x" * (MAX_STRING + 50), attributes=many)))
-    assert len(record["name"]) == MAX_STRING and record["name"].endswith("…")
-    assert len(record["attributes"]) == MAX_ITEMS
+    assert len(record.name) == MAX_STRING and record.name.endswith("…")
+    assert len(span_details(record)["attributes"]) == MAX_ITEMS
     (record,), _ = decode_request(
         request(
             S(
@@ -219,13 +225,57 @@ def test_values_are_capped_and_made_json_safe() -> None:
             )
         )
     )
-    assert dict(map(tuple, record["attributes"])) == {
+    assert dict(span_details(record)["attributes"]) == {
         "nan": "nan",
         "inf": "inf",
         "raw": "AP8=",
         "list": [1, "two", [3]],
-        "map": [["a", [["b", 1]]]],
+        "map": [("a", [("b", 1)])],
     }
+
+
+def test_a_span_too_large_to_keep_is_cut_down_and_marked() -> None:
+    huge = "y" * (MAX_SPAN_BYTES * 2)
+    (record,), _ = decode_request(
+        request(
+            S(
+                1,
+                1,
+                attributes={"http.route": "/upload", "body": huge, "blob": [huge]},
+                events=[("log", 1, {"line": huge})] * 3,
+            )
+        )
+    )
+    assert record.trimmed and len(record.raw) <= MAX_SPAN_BYTES
+    details = span_details(record)
+    attributes = dict(details["attributes"])
+    assert attributes["http.route"] == "/upload"  # what is small is kept as it was
+    assert len(attributes["body"]) == MAX_STRING and attributes["body"].endswith("…")
+    assert attributes["blob"].startswith("… (") and "too large to keep" in attributes["blob"]
+    assert [event["name"] for event in details["events"]] == ["log"] * 3
+    (small,), _ = decode_request(request(S(1, 2, attributes={"body": "short"})))
+    assert not small.trimmed
+
+
+def test_the_oldest_traces_are_evicted_to_stay_within_the_byte_budget() -> None:
+    records, _ = decode_request(
+        request(*(S(n, n, attributes={"pad": "z" * 1000}) for n in (1, 2, 3, 4)))
+    )
+    budget = sum(record.size for record in records[:2])  # room for two of them
+    store = TraceStore(max_bytes=budget)
+    store.add(records)
+    assert {line["trace_id"] for line in store.summaries()} == {trace_id(3), trace_id(4)}
+    stats = store.stats()
+    assert stats["evicted_traces"] == 2 and stats["bytes"] <= budget
+
+
+def test_a_trace_larger_than_the_budget_is_kept_alone_and_capped_in_spans() -> None:
+    records, _ = decode_request(request(S(1, 1), *(S(2, n, p=10) for n in range(10, 20))))
+    store = TraceStore(max_bytes=records[0].size * 3, max_spans_per_trace=5)
+    store.add(records)
+    (line,) = store.summaries()
+    assert line["trace_id"] == trace_id(2)
+    assert (line["span_count"], line["dropped_spans"]) == (5, 5)
 
 
 @pytest.mark.parametrize(("traces", "spans"), [(0, 10), (10, 0)])
