@@ -70,6 +70,9 @@ async function showList(main, params) {
     getJSON("/api/services"),
   ]);
   showStats(list.stats);
+  const key = JSON.stringify([list.traces, services.services, service, errors]);
+  if (key === lastList && document.body.dataset.state === "ready") return; // nothing new: the
+  lastList = key; // page (and an open service menu) stays as it is
 
   const select = el("select", { id: "service-filter" }, el("option", { value: "" }, "all services"));
   for (const name of services.services) {
@@ -251,6 +254,7 @@ async function showTrace(main, traceId, spanId) {
 // -- routing ----------------------------------------------------------------------------------
 
 let timer = null;
+let lastList = null;
 
 async function render() {
   clearTimeout(timer);

@@ -79,7 +79,11 @@ def test_grpc_http_protobuf_json_and_gzip_all_arrive(viewer: Viewer) -> None:
         call = channel.unary_unary(
             _EXPORT, request_serializer=lambda b: b, response_deserializer=lambda b: b
         )
-        call(request(S(1, 1, name="over grpc")).SerializeToString(), timeout=30)
+        call(
+            request(S(1, 1, name="over grpc")).SerializeToString(),
+            timeout=30,
+            compression=grpc.Compression.Gzip,  # OTEL_EXPORTER_OTLP_COMPRESSION=gzip
+        )
     protobuf = request(S(2, 2, name="over http")).SerializeToString()
     assert _post_otlp(viewer, protobuf, "application/x-protobuf") == 200
     zipped = gzip.compress(request(S(3, 3, name="gzipped")).SerializeToString())
