@@ -193,8 +193,10 @@ def _serve(
         if options.command:
             env = child_environment(environ, options.host, receiver.grpc_port)
             launcher = [sys.executable, "-m", "telemetry_run", *options.command]
+            if stop.is_set():  # SIGTERM while starting: the command never runs
+                return 0
             child.append(subprocess.Popen(launcher, env=env))
-            code = _wait_for(child[0], stop)
+            code = _wait_for(child[0])
             if stop.is_set():
                 return code
             print(
@@ -215,11 +217,13 @@ def _serve(
         signal.signal(signal.SIGTERM, previous)
 
 
-def _wait_for(proc: subprocess.Popen[bytes], stop: threading.Event) -> int:
-    """The command's exit code. Ctrl-C reaches it too (same process group): it decides how
-    to stop, and the viewer keeps serving after it."""
+def _wait_for(proc: subprocess.Popen[bytes]) -> int:
+    """The command's exit code (128 + N for death by signal N, as a shell reports it).
+    Ctrl-C reaches the command too (same process group): it decides how to stop, and the
+    viewer keeps serving after it."""
     while True:
         try:
-            return proc.wait()
+            code = proc.wait()
         except KeyboardInterrupt:
             continue
+        return 128 - code if code < 0 else code

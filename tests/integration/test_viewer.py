@@ -290,6 +290,11 @@ from telemetry_run import trace
 
 with trace.get_tracer("script").start_as_current_span("batch job"):
     pass
+if sys.argv[1:] == ["killed"]:
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
 if sys.argv[1:] == ["wait"]:
     try:
         time.sleep(60)  # bounded: the test stops it long before
@@ -359,6 +364,14 @@ def test_ctrl_c_stops_the_app_first_and_the_viewer_at_the_second(tmp_path: Path)
         assert ports.api("/api/traces")["traces"][0]["root_name"] == "batch job"
         os.killpg(proc.pid, signal.SIGINT)
         assert proc.wait(30) == 3
+
+
+def test_a_command_killed_by_a_signal_exits_as_a_shell_reports_it(tmp_path: Path) -> None:
+    with viewing_job(tmp_path, "killed") as (proc, _):
+        output = read_until(proc, "the command exited")
+        assert "with code 137" in output  # 128 + SIGKILL
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 137
 
 
 def test_view_without_a_dash_is_still_a_program_name(tmp_path: Path) -> None:
