@@ -134,6 +134,7 @@ def rendered(chromium: str, url: str, profile: Path) -> Node:
             "--headless",
             "--no-sandbox",  # as root (CI containers) Chromium refuses to start sandboxed
             "--disable-gpu",
+            "--disable-dev-shm-usage",  # containers' small /dev/shm crashes its renderer
             "--no-first-run",
             f"--user-data-dir={profile}",
             "--virtual-time-budget=5000",  # virtual time: the fetches complete, no real wait
