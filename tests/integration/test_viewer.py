@@ -51,6 +51,11 @@ def checkout():
             return "ok"
 
 
+@app.route("/health")
+def health():
+    return "ok"
+
+
 @app.route("/boom")
 def boom():
     raise ValueError("card declined")
@@ -60,6 +65,8 @@ app.run(host="127.0.0.1", port=int(sys.argv[1]))
 """
 
 WAIT_TIMEOUT = 30.0
+REMOTE_TRACE = "0af7651916cd43dd8448eb211c80319c"  # a caller's trace, continued by the app
+REMOTE_PARENT = "b7ad6b7169203331"
 
 
 # -- reading the rendered page ----------------------------------------------------------------
@@ -194,8 +201,9 @@ def wait_for_traces(ports: ViewerPorts, ready: Callable[[list[dict[str, Any]]], 
 
 @pytest.fixture
 def shop(tmp_path: Path) -> Iterator[tuple[ViewerPorts, dict[str, str]]]:
-    """``telemetry-run --view -- python app.py PORT``; yields the ports and the trace ids of a
-    checkout (3 spans) and a failed request (1 span)."""
+    """``telemetry-run --view -- python app.py PORT``; yields the ports and the trace ids (by
+    root span name) of a checkout (3 spans), a failed request (1 span) and a health check
+    continuing a caller's trace (1 span, its parent in the caller)."""
     pytest.importorskip("flask")
     (tmp_path / "app.py").write_text(textwrap.dedent(FLASK_APP))
     ports = ViewerPorts()
@@ -209,9 +217,15 @@ def shop(tmp_path: Path) -> Iterator[tuple[ViewerPorts, dict[str, str]]]:
             urllib.request.urlopen(f"http://127.0.0.1:{app_port}/boom", timeout=10)
         assert failed.value.code == 500
         failed.value.close()
+        traceparent = f"00-{REMOTE_TRACE}-{REMOTE_PARENT}-01"
+        health = urllib.request.Request(
+            f"http://127.0.0.1:{app_port}/health", headers={"traceparent": traceparent}
+        )
+        with urllib.request.urlopen(health, timeout=10) as r:
+            assert r.read() == b"ok"
 
         traces = wait_for_traces(
-            ports, lambda traces: sorted(t["span_count"] for t in traces) == [1, 3]
+            ports, lambda traces: sorted(t["span_count"] for t in traces) == [1, 1, 3]
         )
         ids = {t["root_name"]: t["trace_id"] for t in traces}
         yield ports, ids
@@ -279,6 +293,20 @@ def test_an_error_is_marked_in_the_waterfall_with_its_exception(
     (exception,) = details.by_class("exception")
     assert "ValueError" in exception.text() and "card declined" in exception.text()
     assert "Traceback" in exception.text()  # the stack trace, in its own block
+
+
+def test_a_span_whose_parent_is_in_another_process_is_shown_under_a_remote_marker(
+    shop: tuple[ViewerPorts, dict[str, str]], tmp_path: Path
+) -> None:
+    chromium = chromium_binary()
+    ports, ids = shop
+    assert ids["GET /health"] == REMOTE_TRACE
+    page = rendered(chromium, ports.url(f"/?trace={REMOTE_TRACE}"), tmp_path / "profile")
+    (row,) = page.by_class("span-row")
+    assert row.attrs["data-depth"] == "0"
+    assert row.attrs["data-parent-span-id"] == REMOTE_PARENT
+    assert row.by_class("remote")[0].text() == "↳ remote parent"
+    assert "not in this trace" in page.by_id("span-details").text()
 
 
 # -- the lifecycle (no browser) ---------------------------------------------------------------
