@@ -22,6 +22,7 @@ __all__ = ["child_environment", "main", "sitecustomize_dir"]
 
 USAGE = """\
 usage: telemetry-run [--list | --doctor [--json] | --version | --help] [--] COMMAND [ARGS...]
+       telemetry-run --view [VIEW OPTIONS] [--] [COMMAND [ARGS...]]
 
 Runs COMMAND with OpenTelemetry tracing: Python processes it starts are instrumented at start-up
 and export spans as the OTEL_* environment variables say. Examples:
@@ -35,6 +36,8 @@ options:
   --doctor    check the configuration and each exporter's endpoint live (DNS, TCP, TLS,
               protocol, a test span); exit 0 only if telemetry would arrive (--json: as JSON)
   --version   show the version and exit
+  --view      a local trace viewer (web page) receiving OTLP; runs COMMAND exporting to it
+              (see telemetry-run --view --help)
   --help, -h  show this help and exit
 """
 
@@ -107,6 +110,10 @@ def run(argv: Sequence[str], environ: Mapping[str, str], out: TextIO, err: TextI
 
             out.write(render(environ))
             return 0
+        if option == "--view":
+            from telemetry_run.viewer.cli import run as view
+
+            return view(args, environ, out, err)
         return _fail(f"unknown option {option!r} (see telemetry-run --help)", EXIT_USAGE, err)
     if not args:
         return _fail(
