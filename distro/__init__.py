@@ -7,12 +7,14 @@ first use: this package is imported by the launcher and at start-up in every ins
 process, so it imports nothing else (not even ``typing``: its types are in ``__init__.pyi``).
 """
 
-from telemetry_run._version import __version__
-
 __all__ = ["__version__", "hookimpl", "trace"]
 
 
 def __getattr__(name):
+    if name == "__version__":
+        from telemetry_run.sdk._version import __version__
+
+        return __version__
     if name == "hookimpl":
         from telemetry_run.hookspecs import hookimpl
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Final
 
-from telemetry_run._log import logger
-from telemetry_run._printable import quote
 from telemetry_run.hookspecs import hookimpl
+from telemetry_run.sdk._log import logger
+from telemetry_run.sdk._printable import quote
 
 if TYPE_CHECKING:
     from telemetry_run.sdk.exporters import SpanExporter

@@ -40,10 +40,10 @@ from telemetry_run._env import (
     parse_str,
     parse_timeout_ms,
 )
-from telemetry_run._log import logger
-from telemetry_run._printable import mask
 from telemetry_run.config import Variable
 from telemetry_run.hookspecs import hookimpl
+from telemetry_run.sdk._log import logger
+from telemetry_run.sdk._printable import mask
 
 if TYPE_CHECKING:
     from telemetry_run.config import Config

@@ -64,7 +64,7 @@ def child_environment(environ: Mapping[str, str], site_dir: str) -> dict[str, st
 
 
 def _fail(message: str, code: int, err: TextIO) -> int:
-    from telemetry_run._printable import escape  # a command name may hold anything
+    from telemetry_run.sdk._printable import escape  # a command name may hold anything
 
     print(f"telemetry-run: {escape(message, None)}", file=err)
     return code

@@ -14,9 +14,9 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final, Literal
 
-from telemetry_run._log import logger
-from telemetry_run._record import Record
 from telemetry_run.instrumentors.base import NotApplicable
+from telemetry_run.sdk._log import logger
+from telemetry_run.sdk._record import Record
 
 if TYPE_CHECKING:
     from types import ModuleType

@@ -21,9 +21,9 @@ from types import FunctionType, ModuleType
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from telemetry_run import hookspecs
-from telemetry_run._log import logger
-from telemetry_run._record import FrozenRecord
 from telemetry_run.hookspecs import IMPL_ATTRIBUTE, PROJECT, SPEC_ATTRIBUTE, hookimpl
+from telemetry_run.sdk._log import logger
+from telemetry_run.sdk._record import FrozenRecord
 
 if TYPE_CHECKING:
     import pluggy

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from telemetry_run._log import logger as _logger
+from telemetry_run.sdk._log import logger as _logger
 
 if TYPE_CHECKING:
     from telemetry_run.sdk._executor import ContextThreadPoolExecutor

@@ -10,12 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from telemetry_run import _log
-from telemetry_run._printable import LIMIT, escape, mask, quote
 from telemetry_run.config import Config, Variable
 from telemetry_run.listing import render
 from telemetry_run.plugins import Plugins
-from telemetry_run.sdk import Diagnostics
+from telemetry_run.sdk import Diagnostics, _log
+from telemetry_run.sdk._printable import LIMIT, escape, mask, quote
 
 SECRET = "s3cr3t-token"
 HOSTILE = "\x1b[31mX\nfake line\r\x07\u202eevil\x85end"
