@@ -10,8 +10,9 @@ Log through ``logging.getLogger("telemetry_run.<your plugin>")``: its lines get 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
+
+from telemetry_run.sdk._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from telemetry_run._builtins import parse_ratio
@@ -113,14 +114,4 @@ _HOME: Final = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _HOME)
