@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Final
 from telemetry_run.sdk._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from telemetry_run._builtins import parse_ratio
     from telemetry_run._env import (
         InvalidValue,
         parse_bool,
@@ -47,6 +46,7 @@ if TYPE_CHECKING:
         Sampler,
         SamplingResult,
         TraceIdRatioBased,
+        parse_ratio,
     )
 
 __all__ = [
@@ -101,7 +101,7 @@ _HOME: Final = {
     "ALWAYS_ON": "telemetry_run.sdk.trace.sampling",
     "ALWAYS_OFF": "telemetry_run.sdk.trace.sampling",
     "Attributes": "telemetry_run.sdk.trace.api",
-    "parse_ratio": "telemetry_run._builtins",
+    "parse_ratio": "telemetry_run.sdk.trace.sampling",
     "InvalidValue": "telemetry_run._env",
     "parse_bool": "telemetry_run._env",
     "parse_duration_ms": "telemetry_run._env",

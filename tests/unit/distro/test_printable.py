@@ -192,7 +192,7 @@ def test_a_traceback_keeps_its_lines_but_not_the_controls_of_the_exception_text(
 
 
 def test_the_sampler_ratio_warning_quotes_the_value(caplog: pytest.LogCaptureFixture) -> None:
-    from telemetry_run._builtins import parse_ratio
+    from telemetry_run.sdk.trace.sampling import parse_ratio
 
     with caplog.at_level(logging.WARNING, logger=_log.NAME):
         assert parse_ratio("9" * 500) == 1.0
