@@ -6,7 +6,9 @@ or the instrumentors, so it can be used, tested and reasoned about alone. ``inst
 (``telemetry_run.instrumentors``) build on the SDK and, of the distro, use only the plugin
 contract and the configuration types: ``telemetry_run.hookspecs`` (``@hookimpl``),
 ``telemetry_run.config`` (``Config``, ``Variable``), ``telemetry_run._env`` (the variable
-parsers a spec's own variables use) and ``telemetry_run._version``. The distro may import both.
+parsers a spec's own variables use), ``telemetry_run._version``, and ``telemetry_run.plugin``,
+the plugin authors' module that re-exports those (so a built-in instrumentor may be written
+exactly as a third-party one). The distro may import both.
 No module of the package imports the test suite or the benchmarks. Imports under
 ``TYPE_CHECKING`` count too: a type is a dependency.
 """
@@ -34,6 +36,7 @@ INSTRUMENTORS_MAY_USE = frozenset(
         "telemetry_run.config",
         "telemetry_run._env",
         "telemetry_run._version",
+        "telemetry_run.plugin",
     }
 )
 #: (from, to) layer pairs always allowed; the same layer is, too.
@@ -174,3 +177,13 @@ def test_every_folder_of_the_package_is_walked() -> None:
 )
 def test_a_crossing_import_is_found(module: str, source: str, expected: list[str]) -> None:
     assert crossings(module, source) == expected
+
+
+def test_the_plugin_module_re_exports_only_what_an_instrumentor_may_use() -> None:
+    # telemetry_run.plugin is open to instrumentors because everything it re-exports is.
+    from telemetry_run import plugin
+
+    homes = set(vars(plugin)["_HOME"].values())
+    assert homes
+    for home in homes:
+        assert _layer(home) in ("sdk", "instrumentors") or home in INSTRUMENTORS_MAY_USE, home
