@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from _common import DD_NO_AGENT, DD_QUIET, versions
+from _common import DD_NO_AGENT, DD_QUIET, TREE_FOLDERS, package_tree, versions
 
 LABELS = {
     "bare": "bare python",
@@ -153,19 +153,6 @@ def _contenders() -> dict[str, Contender]:
     }
 
 
-# pyproject.toml's package-dir: the folders and where each sits in the telemetry_run package.
-TREE_FOLDERS = {"sdk": "sdk", "instrumentors": "instrumentors", "sitecustomize": "sitecustomize"}
-
-
-def _package_tree(source: Path, into: Path) -> str:
-    """A ``telemetry_run`` package laid out from a checkout's folders; the PYTHONPATH entry."""
-    package = into / "telemetry_run"
-    shutil.copytree(source / "distro", package)
-    for folder, inside in TREE_FOLDERS.items():
-        shutil.copytree(source / folder, package / inside)
-    return str(into)
-
-
 def _add_baseline(contenders: dict[str, Contender], ref: str, workdir: Path) -> None:
     """Contender ``base``: telemetry-run at git ref ``ref``; ``us`` runs from a copy of the
     working tree, found the same way (first on PYTHONPATH)."""
@@ -178,8 +165,8 @@ def _add_baseline(contenders: dict[str, Contender], ref: str, workdir: Path) -> 
     (workdir / "ref").mkdir()
     subprocess.run(["tar", "-x", "-C", str(workdir / "ref")], input=archive, check=True)
     us = contenders["us"]
-    base_path = _package_tree(workdir / "ref", workdir / "base")
-    us_path = _package_tree(repo, workdir / "us")
+    base_path = package_tree(workdir / "ref", workdir / "base")
+    us_path = package_tree(repo, workdir / "us")
     LABELS["base"] = f"telemetry-run at {ref}"[:26]
     base = Contender(
         "base", us.prefix, us.env | {"PYTHONPATH": base_path}, f"{ref}, from {base_path}"

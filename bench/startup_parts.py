@@ -13,15 +13,20 @@ same work the start-up does with it (import + use), in a fresh process:
   same way (level, prefixed stderr handler, no propagation);
 - ``versions``: the installed targets' versions against their supported ranges, by
   ``telemetry_run.instrumentation``'s release comparison vs ``packaging.specifiers``;
+- ``endpoint``: the default OTLP endpoint checked, by ``telemetry_run._otlp``'s plain-URL path
+  vs ``urllib.parse`` (which brings ``ipaddress``);
 - ``import-hooks``: post-import hooks on the instrumented targets, by
   ``telemetry_run._import_hooks`` vs ``wrapt``'s.
 
 Each child first imports, untimed, every module a default bootstrap imports (the prelude, read
 from a real one), so a row shows what the library ADDS to our start-up, not what it costs
-alone; then it times its row's work with ``perf_counter`` and prints it. Variants take turns
+alone; then it times its row's work with ``perf_counter`` and prints it. Children run as a
+regular install would: ``python -S`` with our package copied from the working tree and the
+venv's site-packages on ``sys.path`` (``site`` itself is in the prelude), so an editable
+install's finder (``pathlib``, ``urllib.parse``, ``re``...) hides no cost. Variants take turns
 within each round, the order rotating; the first round is a warm-up (it also writes the
-generated modules' bytecode). The verdict keeps a stand-in when the library's median is higher by
-more than ``--threshold`` ms (default 1) and it was slower in at least 80 % of the rounds.
+bytecode). The verdict keeps a stand-in when the library's median is higher by more than
+``--threshold`` ms (default 1) and it was slower in at least 80 % of the rounds.
 
     python bench/startup_parts.py [--rounds N] [--quick] [-v] [--app flask]
 """
@@ -31,6 +36,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import site
 import statistics
 import subprocess
 import sys
@@ -39,7 +46,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _common import versions
+from _common import package_tree, versions
 
 RUN_TIMEOUT = 60.0
 TARGETS = ("flask", "django", "requests", "grpcio")  # distributions whose versions are checked
@@ -48,8 +55,9 @@ MODULES = ("flask", "django", "requests", "grpc")
 
 # What a child does before its timed part: the start-up's own modules, then the row's setup.
 CHILD = """
-import importlib, json, sys, time
-sys.path.insert(0, {generated!r})
+import sys
+sys.path[:0] = {path!r}
+import importlib, json, time
 for name in json.loads({prelude!r}):
     try:
         importlib.import_module(name)
@@ -63,7 +71,9 @@ print("PARTS " + json.dumps({{"seconds": t1 - t0, "check": check}}))
 """
 
 PRELUDE_PROBE = """
-import json, sys
+import sys
+sys.path[:0] = {path!r}
+import site, json
 from telemetry_run.bootstrap import run_once
 state = run_once()
 assert state is not None and state.provider is not None
@@ -210,6 +220,21 @@ def _rows() -> list[Row]:
             ),
         ),
         Row(
+            "endpoint",
+            "urllib.parse",
+            Variant(
+                "from telemetry_run._otlp import parse_endpoint",
+                "check = parse_endpoint('http://localhost:4318/v1/traces')",
+            ),
+            Variant(
+                "",
+                "import urllib.parse\n"
+                "parts = urllib.parse.urlsplit('http://localhost:4318/v1/traces')\n"
+                "assert parts.hostname and parts.port\n"
+                "check = parts.geturl()",
+            ),
+        ),
+        Row(
             "import-hooks",
             "wrapt",
             Variant(
@@ -224,7 +249,7 @@ def _rows() -> list[Row]:
 
 def _run_child(code: str) -> tuple[float, str]:
     proc = subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-S", "-c", code],
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT,
@@ -246,12 +271,13 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _prelude(app: str | None) -> tuple[list[str], list[list[object]]]:
+def _prelude(app: str | None, path: list[str]) -> tuple[list[str], list[list[object]]]:
     """The modules a default bootstrap (then ``import app``) imports, ours aside, and the record
     classes the bootstrap defines."""
     probe = PRELUDE_PROBE.replace("{app}", f"import {app}" if app else "")
+    probe = probe.replace("{path!r}", repr(path))
     proc = subprocess.run(
-        [sys.executable, "-c", probe],
+        [sys.executable, "-S", "-c", probe],
         capture_output=True,
         text=True,
         timeout=RUN_TIMEOUT,
@@ -285,7 +311,19 @@ def main() -> None:
         f"startup_parts: python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
         f"{versions('telemetry-run', 'pluggy', 'packaging', 'wrapt')}"
     )
-    prelude, records = _prelude(args.app)
+    workdir = Path(tempfile.mkdtemp(prefix="telemetry-run-parts-"))
+    try:
+        _main(args, rounds, started, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _main(args: argparse.Namespace, rounds: int, started: float, workdir: Path) -> None:
+    generated = workdir / "generated"
+    generated.mkdir()
+    tree = package_tree(Path(__file__).resolve().parents[1], workdir / "tree")
+    path = [str(generated), tree, *site.getsitepackages()]
+    prelude, records = _prelude(args.app, path)
     then = f" then `import {args.app}`" if args.app else ""
     print(
         f"   prelude: the {len(prelude)} modules a default bootstrap{then} imports (ours aside);"
@@ -293,37 +331,36 @@ def main() -> None:
     )
     print(f"   {rounds} rounds after 1 warm-up; each cell is one fresh process")
     rows = _rows()
-    with tempfile.TemporaryDirectory(prefix="telemetry-run-parts-") as generated:
-        Path(generated, "_parts_records_ours.py").write_text(_records_module(records, False))
-        Path(generated, "_parts_records_dataclasses.py").write_text(_records_module(records, True))
-        cells: list[tuple[Row, str, Variant]] = []
-        for row in rows:
-            if row.library in prelude:
-                print(f"   note: {row.library} is imported by the start-up anyway ({row.name})")
-            cells += [(row, "stand-in", row.stand_in), (row, "library", row.lib)]
-        for rnd in range(-1, rounds):
-            shift = rnd % len(cells)
-            line = []
-            for row, side, variant in cells[shift:] + cells[:shift]:
-                if variant.error:
-                    continue
-                code = CHILD.format(
-                    generated=generated,
-                    prelude=json.dumps(prelude),
-                    setup=variant.setup,
-                    timed=variant.timed,
-                )
-                try:
-                    seconds, check = _run_child(code)
-                except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                    variant.error = str(exc)
-                    continue
-                variant.checks.add(check)
-                if rnd >= 0:
-                    variant.samples.append(seconds)
-                line.append(f"{row.name}/{side} {seconds * 1e3:.2f}")
-            if args.verbose:
-                print(f"   {'warm-up' if rnd < 0 else f'round {rnd + 1}'}: " + "  ".join(line))
+    Path(generated, "_parts_records_ours.py").write_text(_records_module(records, False))
+    Path(generated, "_parts_records_dataclasses.py").write_text(_records_module(records, True))
+    cells: list[tuple[Row, str, Variant]] = []
+    for row in rows:
+        if row.library in prelude:
+            print(f"   note: {row.library} is imported by the start-up anyway ({row.name})")
+        cells += [(row, "stand-in", row.stand_in), (row, "library", row.lib)]
+    for rnd in range(-1, rounds):
+        shift = rnd % len(cells)
+        line = []
+        for row, side, variant in cells[shift:] + cells[:shift]:
+            if variant.error:
+                continue
+            code = CHILD.format(
+                path=path,
+                prelude=json.dumps(prelude),
+                setup=variant.setup,
+                timed=variant.timed,
+            )
+            try:
+                seconds, check = _run_child(code)
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                variant.error = str(exc)
+                continue
+            variant.checks.add(check)
+            if rnd >= 0:
+                variant.samples.append(seconds)
+            line.append(f"{row.name}/{side} {seconds * 1e3:.2f}")
+        if args.verbose:
+            print(f"   {'warm-up' if rnd < 0 else f'round {rnd + 1}'}: " + "  ".join(line))
 
     print(f"\n== import + use, added to a start-up (ms; median of {rounds} fresh processes)")
     header = (

@@ -69,7 +69,8 @@ TRACES_PATH: Final = "v1/traces"
 
 # What a plain ``http://host:port/path`` is made of (no user info, query, escapes, brackets,
 # spaces): such an endpoint is checked with string operations, without importing urllib.parse
-# (and ipaddress) at start-up, with the answers urlsplit would give.
+# (and ipaddress) at start-up, with the answers urlsplit would give (about 3 ms saved:
+# bench/startup_parts.py, row endpoint).
 _PLAIN_URL: Final = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~:/"
 )
