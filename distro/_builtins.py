@@ -1,8 +1,8 @@
 """The built-in exporters, samplers and propagators, as an ordinary plugin.
 
 They answer the same hooks a third-party plugin does (and a plugin answering the same name
-wins). ``--list`` loads this module in the launcher, which must not import the SDK, so the SDK
-classes are imported inside the hooks, when something is actually built.
+wins). ``--list`` loads this module in the launcher, which must not import the SDK's tracing,
+so the SDK classes are imported inside the hooks, when something is actually built.
 """
 
 from __future__ import annotations

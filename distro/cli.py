@@ -3,7 +3,8 @@
 The launcher puts our ``sitecustomize`` folder first on ``PYTHONPATH`` and ``exec``s the command:
 same PID, the command's own exit code and signals, no process in between. Every Python
 interpreter the command starts (gunicorn workers, reloader children) then bootstraps itself.
-This module runs before the application: it imports neither the SDK nor any framework.
+This module runs before the application: it imports neither the SDK (beyond its lazy-export
+helper) nor any framework.
 """
 
 from __future__ import annotations

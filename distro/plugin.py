@@ -1,8 +1,8 @@
 """Everything a plugin author needs, from one module: ``from telemetry_run.plugin import ...``.
 
 Names resolve on first use: a plugin module that imports only ``hookimpl`` and
-``InstrumentorSpec`` (all a spec-declaring plugin needs at start-up) does not import the SDK,
-which keeps ``telemetry-run --list`` and interpreter start-up cheap.
+``InstrumentorSpec`` (all a spec-declaring plugin needs at start-up) does not import the SDK's
+tracing, which keeps ``telemetry-run --list`` and interpreter start-up cheap.
 
 Log through ``logging.getLogger("telemetry_run.<your plugin>")``: its lines get the
 ``telemetry-run:`` prefix and follow ``OTEL_LOG_LEVEL``/``TELEMETRY_RUN_DEBUG`` like ours.

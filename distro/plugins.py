@@ -10,7 +10,8 @@ honoured), each called under its own ``try``; that order is how a third-party pl
 a built-in name.
 
 This runs at interpreter start-up in every instrumented process and in ``telemetry-run --list``,
-and imports nothing of the SDK (entry points are read by ``telemetry_run._dists``).
+and imports nothing of the SDK's tracing (only its private logger and records; entry points are
+read by ``telemetry_run._dists``).
 """
 
 from __future__ import annotations
