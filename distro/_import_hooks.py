@@ -2,8 +2,9 @@
 
 The same mechanism as wrapt's importer (a ``sys.meta_path`` finder that wraps the real loader
 and puts it back after the module ran), written here because importing ``wrapt`` pulls in
-``importlib.metadata`` (~20 ms) at every interpreter start, even for applications that never
-import an instrumented library. wrapt is still what patches, once a target is imported.
+``importlib.metadata`` and ``asyncio`` (~45 ms; ``bench/startup_parts.py``, row
+``import-hooks``) at every interpreter start, even for applications that never import an
+instrumented library. wrapt is still what patches, once a target is imported.
 Hooks guard themselves: the instrumentation's hook swallows its failures (TELEMETRY_RUN_STRICT
 aside), so the application's import never fails because of us.
 """

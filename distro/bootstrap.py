@@ -15,9 +15,9 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from telemetry_run._log import logger
-from telemetry_run._printable import escape, quote
-from telemetry_run._record import Record
+from telemetry_run.sdk._log import logger
+from telemetry_run.sdk._printable import escape, quote
+from telemetry_run.sdk._record import Record
 
 if TYPE_CHECKING:
     from telemetry_run.config import Config
@@ -90,21 +90,24 @@ def _strict_requested(environ: Mapping[str, str]) -> bool:
     return environ.get("TELEMETRY_RUN_STRICT", "").strip().lower() == "true"
 
 
-def _configure_logging(config: Config) -> None:
-    """Our own log lines go to stderr, prefixed, at OTEL_LOG_LEVEL (or debug); applied when
-    ``logging`` is imported (``telemetry_run._log``), at once if it already is."""
-    from telemetry_run._log import configure
+def _configure_logging(level: int) -> None:
+    """Our own log lines go to stderr, prefixed, at ``level``; applied when ``logging`` is
+    imported (``telemetry_run.sdk._log``), at once if it already is."""
+    from telemetry_run.sdk import _log
 
-    configure(config.log_level, sys.stderr)
+    if _log.configure(level, sys.stderr):
+        from telemetry_run._import_hooks import register_post_import_hook
+
+        register_post_import_hook(lambda _module: _log.apply_pending(), "logging")
 
 
 def bootstrap(environ: Mapping[str, str]) -> Bootstrapped:
     """Build and install everything from ``environ``; raises only on our own bugs."""
-    from telemetry_run._log import ERROR, WARNING, configure
     from telemetry_run.config import Config
     from telemetry_run.plugins import Plugins
+    from telemetry_run.sdk._log import ERROR, WARNING
 
-    configure(WARNING, sys.stderr)  # a plugin failing to load is told before the config exists
+    _configure_logging(WARNING)  # a plugin failing to load is told before the config exists
     plugins = Plugins.load()
     specs = plugins.instrumentor_specs()
     warnings: list[tuple[int, str]] = []
@@ -114,7 +117,7 @@ def bootstrap(environ: Mapping[str, str]) -> Bootstrapped:
         warn=lambda message: warnings.append((WARNING, message)),
         error=lambda message: warnings.append((ERROR, message)),
     )
-    _configure_logging(config)
+    _configure_logging(config.log_level)
     for level, message in warnings:
         logger.log(level, "%s", message)
     plugins.strict = config.strict

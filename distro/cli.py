@@ -3,7 +3,8 @@
 The launcher puts our ``sitecustomize`` folder first on ``PYTHONPATH`` and ``exec``s the command:
 same PID, the command's own exit code and signals, no process in between. Every Python
 interpreter the command starts (gunicorn workers, reloader children) then bootstraps itself.
-This module runs before the application: it imports neither the SDK nor any framework.
+This module runs before the application: it imports neither the SDK (beyond its lazy-export
+helper) nor any framework.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def child_environment(environ: Mapping[str, str], site_dir: str) -> dict[str, st
 
 
 def _fail(message: str, code: int, err: TextIO) -> int:
-    from telemetry_run._printable import escape  # a command name may hold anything
+    from telemetry_run.sdk._printable import escape  # a command name may hold anything
 
     print(f"telemetry-run: {escape(message, None)}", file=err)
     return code

@@ -5,7 +5,7 @@ their settings from ``Config``. An invalid value gets exactly one warning naming
 and the value (masked when the variable is secret), then the documented default. Plugins add
 their own variables through the ``telemetry_run_variables`` hook before the Config is built.
 
-What the environment says is printed only through ``telemetry_run._printable``: secrets masked,
+What the environment says is printed only through ``telemetry_run.sdk._printable``: secrets masked,
 URL credentials hidden, control characters escaped (in ``repr``, ``--list`` and every warning).
 A value with control characters (ESC, CR, LF, DEL, C1, bidi overrides) is invalid whatever the
 variable: no setting needs one, and they are how a value forges log lines or terminal output.
@@ -26,9 +26,9 @@ from telemetry_run._env import (
     parse_list,
     parse_str,
 )
-from telemetry_run._log import CRITICAL, DEBUG, ERROR, INFO, WARNING, logger
-from telemetry_run._printable import escape, mask, quote
-from telemetry_run._record import FrozenRecord
+from telemetry_run.sdk._log import CRITICAL, DEBUG, ERROR, INFO, WARNING, logger
+from telemetry_run.sdk._printable import escape, mask, quote
+from telemetry_run.sdk._record import FrozenRecord
 
 __all__ = ["BUILTIN_VARIABLES", "Config", "Variable", "mask"]
 

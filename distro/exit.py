@@ -70,7 +70,7 @@ GRACE: Final = 1.0
 LOCK_OWNERS: Final = (
     "telemetry_run.sdk",
     "telemetry_run.exit",
-    "telemetry_run._log",
+    "telemetry_run.sdk._log",
     "logging",
     "threading",
     "importlib",

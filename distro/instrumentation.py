@@ -14,9 +14,9 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final, Literal
 
-from telemetry_run._log import logger
-from telemetry_run._record import Record
 from telemetry_run.instrumentors.base import NotApplicable
+from telemetry_run.sdk._log import logger
+from telemetry_run.sdk._record import Record
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -208,8 +208,9 @@ _COMPARE: Final[dict[str, Callable[[tuple[int, ...], tuple[int, ...]], bool]]] =
 
 def _release_range_contains(specifier: str, version: str) -> bool | None:
     """``3.1.3`` against ``>=2.2,<4`` without importing packaging (every process checks every
-    installed target at start-up); None when either side is more than plain release numbers
-    (pre-releases, wildcards, ``~=``), which packaging then decides."""
+    installed target at start-up; ``bench/startup_parts.py``, row ``versions``); None when
+    either side is more than plain release numbers (pre-releases, wildcards, ``~=``), which
+    packaging then decides."""
     installed = _release(version)
     if installed is None:
         return None

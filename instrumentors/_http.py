@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run._env import InvalidValue, parse_list
-from telemetry_run._record import FrozenRecord
+from telemetry_run.sdk._record import FrozenRecord
 
 if TYPE_CHECKING:
     from telemetry_run.config import Config

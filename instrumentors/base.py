@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, Protocol, TypeVar
 
-from telemetry_run._record import FrozenRecord
+from telemetry_run.sdk._record import FrozenRecord
 
 if TYPE_CHECKING:
     from types import TracebackType

@@ -4,7 +4,7 @@ A distro that drops spans silently is the complaint users have of every peer
 (opentelemetry-python#3152): each drop is counted by reason here, the first drop of a run is
 logged at once, and repeats of the same message are folded into one line per interval. The
 string arguments of a diagnostic (a server's message, an exception's text, a header name) are
-escaped and cut (``telemetry_run._printable``): what a peer sent cannot forge a log line.
+escaped and cut (``telemetry_run.sdk._printable``): what a peer sent cannot forge a log line.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from telemetry_run._log import ERROR, WARNING, Logger, logger
-from telemetry_run._printable import escape
-from telemetry_run._record import FrozenRecord
 from telemetry_run.sdk import forking
+from telemetry_run.sdk._log import ERROR, WARNING, Logger, logger
+from telemetry_run.sdk._printable import escape
+from telemetry_run.sdk._record import FrozenRecord
 
 if TYPE_CHECKING:
     import logging

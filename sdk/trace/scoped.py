@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
-from telemetry_run._log import logger as _logger
+from telemetry_run.sdk._log import logger as _logger
 from telemetry_run.sdk.context import _SPAN, Context
 from telemetry_run.sdk.trace import api
 from telemetry_run.sdk.trace.api import Attributes, Link, Span, SpanKind

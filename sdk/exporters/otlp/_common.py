@@ -47,7 +47,7 @@ _ERROR_LIMIT: Final = 300
 
 
 def user_agent() -> str:
-    from telemetry_run._version import __version__
+    from telemetry_run.sdk._version import __version__
 
     return f"telemetry-run/{__version__}"
 
@@ -288,7 +288,7 @@ class OTLPExporterBase:
         # The name only: a header's value may be a credential. An invalid name is masked too:
         # it is often a value written where the name goes ("Authorization: Bearer ...").
         if not re.fullmatch(_TOKEN, name):
-            from telemetry_run._printable import mask
+            from telemetry_run.sdk._printable import mask
 
             name = mask(name)
         self._diagnostics.warn(
