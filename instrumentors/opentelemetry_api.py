@@ -22,7 +22,7 @@ import threading
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from telemetry_run._log import logger
+from telemetry_run.sdk._log import logger
 from telemetry_run.instrumentors.base import Instrumentor, guard
 
 if TYPE_CHECKING:
