@@ -22,8 +22,8 @@ import threading
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from telemetry_run.sdk._log import logger
 from telemetry_run.instrumentors.base import Instrumentor, guard
+from telemetry_run.sdk._log import logger
 
 if TYPE_CHECKING:
     from telemetry_run.config import Config
