@@ -42,16 +42,16 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from telemetry_run.instrumentors import _http, _rpc
 from telemetry_run.instrumentors.base import guard
-from telemetry_run.sdk.context import attach, detach, get_current, get_value, set_value
+from telemetry_run.sdk.context import Context, attach, detach, get_current, get_value, set_value
 from telemetry_run.sdk.context import is_suppressed as _is_suppressed
 from telemetry_run.sdk.propagation import extract, inject
-from telemetry_run.sdk.trace.api import SpanKind, StatusCode
+from telemetry_run.sdk.trace.api import INVALID_SPAN, SpanKind, StatusCode
 from telemetry_run.sdk.trace.current import set_span_in_context
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from telemetry_run.sdk.context import Context, Token
+    from telemetry_run.sdk.context import Token
     from telemetry_run.sdk.propagation import Getter, Setter
     from telemetry_run.sdk.trace.api import Span, Tracer
 
@@ -413,8 +413,9 @@ class _Fixed:
         return self.name
 
 
-def _always_enabled() -> bool:
-    return True
+def _not_suppressed() -> bool:
+    """The default gate: on, except inside ``suppress_instrumentation()``."""
+    return not _is_suppressed()
 
 
 class CallSite:
@@ -427,6 +428,7 @@ class CallSite:
 
     __slots__ = (
         "_layer_key",
+        "_untraced",
         "attributes",
         "call_type",
         "carrier",
@@ -460,7 +462,7 @@ class CallSite:
         settings: _http.HttpSettings | None = None,
         excluded: Callable[..., bool] | None = None,
         request_headers: Callable[..., Iterable[tuple[str, str]]] | None = None,
-        enabled: Callable[[], bool] = _always_enabled,
+        enabled: Callable[[], bool] = _not_suppressed,
         layer: str | None = None,
         call_type: type[Call] = Call,
     ) -> None:
@@ -481,15 +483,17 @@ class CallSite:
         self.call_type = call_type
         self.where_start = f"{name}: request start"
         self.where_end = f"{name}: request end"
+        self._untraced = _Untraced(self, INVALID_SPAN, Context(), {})
 
     def start(self, *args: Any, **kwargs: Any) -> Call | None:
         """Start (and attach) the call's span; None when it is not traced.
 
-        Not traced: the gate is off, instrumentation is suppressed, ``excluded`` says so, a
-        client call is nested in another of its layer (it then only carries the context), or a
-        step of ours failed (reported).
+        Not traced: the gate ``enabled`` is off (by default inside ``suppress_instrumentation()``;
+        an ``Instrumentor`` passes its own ``enabled``), ``excluded`` says so, a client call is
+        nested in another of its layer (it then only carries the context), or a step of ours
+        failed (reported).
         """
-        if not self.enabled() or _is_suppressed():
+        if not self.enabled():
             return None
         with guard(self.where_start):
             return self._start(args, kwargs)
@@ -552,7 +556,7 @@ class CallSite:
 
     def call(self, *args: Any, **kwargs: Any) -> Call:
         """A context manager for one call: a ``Call``, inert when the call is not traced."""
-        return self.start(*args, **kwargs) or _Untraced(self, _untraced_span(), {}, {})  # type: ignore[arg-type]
+        return self.start(*args, **kwargs) or self._untraced
 
     def stream(self, call: Call | None, iterable: Any) -> Any:
         """``iterable`` ending ``call`` with the stream (``iterable`` itself for None)."""
@@ -597,12 +601,6 @@ class CallSite:
         return functools.wraps(fn)(wrapper)  # type: ignore[return-value]
 
 
-def _untraced_span() -> Span:
-    from telemetry_run.sdk.trace.api import INVALID_SPAN
-
-    return INVALID_SPAN
-
-
 def client_call(
     tracer: Tracer,
     name: str,
@@ -615,7 +613,7 @@ def client_call(
     settings: _http.HttpSettings | None = None,
     excluded: Callable[..., bool] | None = None,
     request_headers: Callable[..., Iterable[tuple[str, str]]] | None = None,
-    enabled: Callable[[], bool] = _always_enabled,
+    enabled: Callable[[], bool] = _not_suppressed,
     layer: str | None = "http",
     kind: SpanKind = SpanKind.CLIENT,
 ) -> CallSite:
@@ -656,7 +654,7 @@ def server_call(
     settings: _http.HttpSettings | None = None,
     excluded: Callable[..., bool] | None = None,
     request_headers: Callable[..., Iterable[tuple[str, str]]] | None = None,
-    enabled: Callable[[], bool] = _always_enabled,
+    enabled: Callable[[], bool] = _not_suppressed,
     kind: SpanKind = SpanKind.SERVER,
     call_type: type[Call] = Call,
 ) -> CallSite:
