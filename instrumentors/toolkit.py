@@ -261,11 +261,9 @@ class Call:
         garbage collected; an exception of the stream is recorded either way.
         """
         self._deferred = self._deferred or end
-        if hasattr(iterable, "__anext__") or (
-            hasattr(iterable, "__aiter__") and not hasattr(iterable, "__iter__")
-        ):
-            return _AsyncStream(iterable, self, end)
-        return _Stream(iterable, self, end)
+        if hasattr(iterable, "__iter__") or not hasattr(iterable, "__aiter__"):
+            return _Stream(iterable, self, end)
+        return _AsyncStream(iterable, self, end)
 
 
 class _Untraced(Call):
