@@ -19,7 +19,7 @@ Every method is called by instrumentors inside ``guard``; the application's own 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run.instrumentors import _http
 from telemetry_run.instrumentors.base import guard
@@ -103,10 +103,11 @@ class ServerRequest(Call):
 
         The request is kept in ``environ[ENVIRON_KEY]`` for the framework's later hooks.
         """
-        request = cast("ServerRequest | None", site.start(environ, scheme))
-        if request is not None:
-            request._file_wrapper = environ.get("wsgi.file_wrapper")
-            environ[ENVIRON_KEY] = request
+        request = site.start(environ, scheme)
+        if not isinstance(request, ServerRequest):  # None, or a site not made by server_site
+            return None
+        request._file_wrapper = environ.get("wsgi.file_wrapper")
+        environ[ENVIRON_KEY] = request
         return request
 
     def set_route(self, route: str | None) -> None:
@@ -122,7 +123,9 @@ class ServerRequest(Call):
         def noted_start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
             with guard("http server: start_response"):
                 self.set_status_code(int(str(status)[:3]))
-                self.capture_response_headers(headers)
+                settings = self.site.settings
+                if settings is not None and settings.response_headers is not None:
+                    self.capture_response_headers(headers)
             if exc_info is None:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)
@@ -139,7 +142,8 @@ class ServerRequest(Call):
         is_file = isinstance(wrapper, type) and isinstance(iterable, wrapper)
         if is_file and _end_on_close(iterable, self):
             return iterable
-        return cast("Iterable[Any]", self.stream(iterable))
+        stream: Iterable[Any] = self.stream(iterable)
+        return stream
 
 
 def _end_on_close(body: Any, request: ServerRequest) -> bool:

@@ -41,9 +41,10 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from telemetry_run.instrumentors import _http, _rpc
-from telemetry_run.instrumentors.base import guard
+from telemetry_run.instrumentors.base import _report, guard
 from telemetry_run.sdk.context import Context, attach, detach, get_current, get_value, set_value
 from telemetry_run.sdk.context import is_suppressed as _is_suppressed
+from telemetry_run.sdk.propagation import default_getter as _default_getter
 from telemetry_run.sdk.propagation import extract, inject
 from telemetry_run.sdk.trace.api import INVALID_SPAN, SpanKind, StatusCode
 from telemetry_run.sdk.trace.current import set_span_in_context
@@ -120,7 +121,7 @@ def _rpc_server_exception(span: Span, exc: BaseException, has_code: bool) -> Non
 #: No codes (messaging, a library call): an escaping exception is the only error.
 PLAIN: Final = StatusRules(_no_code)
 #: HTTP server: 5xx is an error, 4xx is the client's (``http.response.status_code``).
-HTTP_SERVER: Final = StatusRules(lambda span, code, _: _http.server_status_attributes(span, code))
+HTTP_SERVER: Final = StatusRules(_http.server_status_attributes)
 #: HTTP client: 4xx and 5xx are errors.
 HTTP_CLIENT: Final = StatusRules(lambda span, code, _: _http.client_response(span, code))
 #: gRPC client: every code but OK is an error (``rpc.grpc.status_code``).
@@ -306,10 +307,9 @@ def _stream_step_failed(call: Call, exc: BaseException, end: bool) -> None:
             call.end()
 
 
-def _stream_over(call: Call, end: bool) -> None:
-    if end:
-        with guard(call.site.where_end):
-            call.end()
+def _stream_over(call: Call) -> None:
+    with guard(call.site.where_end):
+        call.end()
 
 
 class _Stream:
@@ -332,7 +332,8 @@ class _Stream:
         try:
             return next(self._iterator)
         except StopIteration:
-            _stream_over(call, self._end)
+            if self._end and not call._ended:
+                _stream_over(call)
             raise
         except BaseException as exc:
             _stream_step_failed(call, exc, self._end)
@@ -345,11 +346,12 @@ class _Stream:
             if self._close is not None:
                 self._close()
         finally:
-            _stream_over(self._call, self._end)
+            if self._end and not self._call._ended:
+                _stream_over(self._call)
 
     def __del__(self) -> None:
-        if self._end and not self._call.ended:
-            _stream_over(self._call, True)
+        if self._end and not self._call._ended:  # dropped unfinished: collected ends it
+            _stream_over(self._call)
 
 
 class _AsyncStream:
@@ -374,7 +376,8 @@ class _AsyncStream:
         try:
             return await self._iterator.__anext__()
         except StopAsyncIteration:
-            _stream_over(call, self._end)
+            if self._end and not call._ended:
+                _stream_over(call)
             raise
         except BaseException as exc:
             _stream_step_failed(call, exc, self._end)
@@ -387,11 +390,12 @@ class _AsyncStream:
             if self._close is not None:
                 await self._close()
         finally:
-            _stream_over(self._call, self._end)
+            if self._end and not self._call._ended:
+                _stream_over(self._call)
 
     def __del__(self) -> None:
-        if self._end and not self._call.ended:
-            _stream_over(self._call, True)
+        if self._end and not self._call._ended:  # dropped unfinished: collected ends it
+            _stream_over(self._call)
 
 
 def _layer_key(layer: str) -> str:
@@ -471,7 +475,7 @@ class CallSite:
         self.span_name = span_name if callable(span_name) else _Fixed(span_name)
         self.carrier = carrier
         self.setter = setter
-        self.getter = getter
+        self.getter: Getter[Any] = getter if getter is not None else _default_getter
         self.rules = rules
         self.settings = settings
         self.excluded = excluded
@@ -493,58 +497,52 @@ class CallSite:
         """
         if not self.enabled():
             return None
-        with guard(self.where_start):
-            return self._start(args, kwargs)
-        return None
-
-    def _start(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call | None:
-        excluded = self.excluded
-        if excluded is not None and excluded(*args, **kwargs):
+        try:  # not ``guard``: this runs for every request, and a try costs nothing
+            excluded = self.excluded
+            if excluded is not None and excluded(*args, **kwargs):
+                return None
+            carrier = None if self.carrier is None else self.carrier(*args, **kwargs)
+            layer_key = self._layer_key
+            if layer_key is not None and get_value(layer_key) is not None:
+                if carrier is not None:  # nested: the outer call's context, no span
+                    self._inject(carrier, None)
+                return None
+            kind = self.kind
+            incoming = kind is SpanKind.SERVER or kind is SpanKind.CONSUMER
+            if incoming:
+                # A server starts from the caller's context alone, a consumer from its own.
+                base = None if kind is SpanKind.SERVER else get_current()
+                parent = base if carrier is None else extract(carrier, base, self.getter)
+            else:
+                parent = get_current()
+            attributes = self.attributes(*args, **kwargs)
+            span = self.tracer.start_span(
+                self.span_name(attributes), context=parent, kind=kind, attributes=attributes
+            )
+            try:
+                context = set_span_in_context(span, parent)
+                if layer_key is not None:
+                    context = set_value(layer_key, span, context)
+                if carrier is not None and not incoming:
+                    self._inject(carrier, context)
+                headers = self.request_headers
+                settings = self.settings
+                if headers is not None and settings is not None:
+                    pattern = settings.request_headers
+                    if pattern is not None and span.is_recording():
+                        captured = settings.captured(
+                            "http.request.header.", pattern, headers(*args, **kwargs)
+                        )
+                        span.set_attributes(captured)
+                call = self.call_type(self, span, context, attributes)
+            except BaseException:
+                span.end()  # a step of ours failed: the span is kept, never left open
+                raise
+            call._token = attach(context)  # last: nothing after it can fail
+            return call
+        except Exception as exc:  # noqa: BLE001  # reported; the call goes on untraced
+            _report(self.where_start, exc)
             return None
-        carrier = None if self.carrier is None else self.carrier(*args, **kwargs)
-        layer_key = self._layer_key
-        if layer_key is not None and get_value(layer_key) is not None:
-            if carrier is not None:  # nested: the outer call's context, no span
-                self._inject(carrier, None)
-            return None
-        kind = self.kind
-        incoming = kind is SpanKind.SERVER or kind is SpanKind.CONSUMER
-        if incoming:
-            # A server starts from the caller's context alone; a consumer falls back on its own.
-            base = None if kind is SpanKind.SERVER else get_current()
-            parent = base if carrier is None else self._extract(carrier, base)
-        else:
-            parent = get_current()
-        attributes = self.attributes(*args, **kwargs)
-        span = self.tracer.start_span(
-            self.span_name(attributes), context=parent, kind=kind, attributes=attributes
-        )
-        try:
-            context = set_span_in_context(span, parent)
-            if layer_key is not None:
-                context = set_value(layer_key, span, context)
-            if carrier is not None and not incoming:
-                self._inject(carrier, context)
-            headers = self.request_headers
-            settings = self.settings
-            if headers is not None and settings is not None:
-                pattern = settings.request_headers
-                if pattern is not None and span.is_recording():
-                    captured = settings.captured(
-                        "http.request.header.", pattern, headers(*args, **kwargs)
-                    )
-                    span.set_attributes(captured)
-            call = self.call_type(self, span, context, attributes)
-        except BaseException:
-            span.end()  # a step of ours failed: the span is kept, never left open
-            raise
-        call._token = attach(context)  # last: nothing after it can fail
-        return call
-
-    def _extract(self, carrier: Any, base: Context | None) -> Context:
-        if self.getter is None:
-            return extract(carrier, base)
-        return extract(carrier, base, self.getter)
 
     def _inject(self, carrier: Any, context: Context | None) -> None:
         if self.setter is None:
