@@ -48,7 +48,7 @@ def _attributes(environ: Mapping[str, Any], scheme: str | None = None) -> dict[s
     return attributes
 
 
-def _span_name(attributes: Mapping[str, Any]) -> str:
+def _span_name(attributes: Mapping[str, Any], *args: Any) -> str:
     return _http.server_span_name(attributes["http.request.method"], None)
 
 
@@ -85,6 +85,7 @@ def server_site(
         request_headers=_request_headers,
         enabled=enabled,
         call_type=ServerRequest,
+        noun="request",
     )
 
 

@@ -36,7 +36,7 @@ def _attributes(sent: Any) -> dict[str, Any]:
     return _http.client_request_attributes(str(sent.method), str(sent.url))
 
 
-def _span_name(attributes: Mapping[str, Any]) -> str:
+def _span_name(attributes: Mapping[str, Any], sent: Any) -> str:
     return _http.client_span_name(attributes["http.request.method"])
 
 

@@ -411,7 +411,7 @@ class _Fixed:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def __call__(self, attributes: Mapping[str, Any]) -> str:
+    def __call__(self, attributes: Mapping[str, Any], *args: Any, **kwargs: Any) -> str:
         return self.name
 
 
@@ -456,7 +456,7 @@ class CallSite:
         kind: SpanKind,
         *,
         attributes: Callable[..., dict[str, Any]],
-        span_name: str | Callable[[Mapping[str, Any]], str],
+        span_name: str | Callable[..., str],
         carrier: Callable[..., Any] | None = None,
         setter: Setter[Any] | None = None,
         getter: Getter[Any] | None = None,
@@ -467,6 +467,7 @@ class CallSite:
         enabled: Callable[[], bool] = _not_suppressed,
         layer: str | None = None,
         call_type: type[Call] = Call,
+        noun: str = "call",
     ) -> None:
         self.tracer = tracer
         self.name = name
@@ -483,8 +484,8 @@ class CallSite:
         self.enabled = enabled
         self._layer_key = _layer_key(layer) if layer is not None else None
         self.call_type = call_type
-        self.where_start = f"{name}: request start"
-        self.where_end = f"{name}: request end"
+        self.where_start = f"{name}: {noun} start"
+        self.where_end = f"{name}: {noun} end"
         self._untraced = _Untraced(self, INVALID_SPAN, Context(), {})
 
     def start(self, *args: Any, **kwargs: Any) -> Call | None:
@@ -517,7 +518,10 @@ class CallSite:
                 parent = get_current()
             attributes = self.attributes(*args, **kwargs)
             span = self.tracer.start_span(
-                self.span_name(attributes), context=parent, kind=kind, attributes=attributes
+                self.span_name(attributes, *args, **kwargs),
+                context=parent,
+                kind=kind,
+                attributes=attributes,
             )
             try:
                 context = set_span_in_context(span, parent)
@@ -602,7 +606,7 @@ def client_call(
     name: str,
     *,
     attributes: Callable[..., dict[str, Any]],
-    span_name: str | Callable[[Mapping[str, Any]], str],
+    span_name: str | Callable[..., str],
     carrier: Callable[..., Any] | None = None,
     setter: Setter[Any] | None = None,
     rules: StatusRules = PLAIN,
@@ -612,14 +616,16 @@ def client_call(
     enabled: Callable[[], bool] = _not_suppressed,
     layer: str | None = "http",
     kind: SpanKind = SpanKind.CLIENT,
+    noun: str = "call",
 ) -> CallSite:
     """The site of a library's outgoing calls: CLIENT spans (or PRODUCER, with ``kind``).
 
-    ``attributes(*args)`` builds the conventions' attributes (``span_name`` names the span from
-    them), ``carrier(*args)`` is the outgoing headers the context is injected into (with
+    ``attributes(*args)`` builds the conventions' attributes (``span_name(attributes, *args)``
+    names the span), ``carrier(*args)`` is the outgoing headers the context is injected into (with
     ``setter``, or the default one for a mapping); ``excluded(*args)`` true skips the call,
     ``request_headers(*args)`` lists the headers captured per ``settings``; ``enabled`` is the
     instrumentor's gate. One span per logical call of ``layer`` (None: every call is one).
+    Our failures are reported as ``"{name}: {noun} start"`` (or ``end``).
     """
     return CallSite(
         tracer,
@@ -635,6 +641,7 @@ def client_call(
         request_headers=request_headers,
         enabled=enabled,
         layer=layer,
+        noun=noun,
     )
 
 
@@ -643,7 +650,7 @@ def server_call(
     name: str,
     *,
     attributes: Callable[..., dict[str, Any]],
-    span_name: str | Callable[[Mapping[str, Any]], str],
+    span_name: str | Callable[..., str],
     carrier: Callable[..., Any] | None = None,
     getter: Getter[Any] | None = None,
     rules: StatusRules = PLAIN,
@@ -653,6 +660,7 @@ def server_call(
     enabled: Callable[[], bool] = _not_suppressed,
     kind: SpanKind = SpanKind.SERVER,
     call_type: type[Call] = Call,
+    noun: str = "call",
 ) -> CallSite:
     """The site of a library's incoming calls: SERVER spans (or CONSUMER, with ``kind``).
 
@@ -674,4 +682,5 @@ def server_call(
         request_headers=request_headers,
         enabled=enabled,
         call_type=call_type,
+        noun=noun,
     )

@@ -38,7 +38,7 @@ def _client(recorder: SpanRecorder, **options: Any) -> CallSite:
         recorder.tracer,
         "test client",
         attributes=_request_attributes,
-        span_name=lambda attributes: _http.client_span_name(attributes["http.request.method"]),
+        span_name=lambda attributes, request: _http.client_span_name(attributes["http.request.method"]),
         carrier=lambda request: request["headers"],
         **options,
     )
@@ -281,7 +281,7 @@ def test_a_failing_attribute_builder_never_reaches_the_app(span_recorder: SpanRe
     assert send(_request()) == "sent"
     assert span_recorder.spans == ()
     assert [error.where for error in span_recorder.internal_errors] == [
-        "test client: request start"
+        "test client: call start"
     ]  # reported once, for the one call
     span_recorder.internal_errors.clear()  # expected: the fixture fails the test on others
 
@@ -296,7 +296,7 @@ def test_a_failing_carrier_never_reaches_the_app(span_recorder: SpanRecorder) ->
         result = "sent"
     assert result == "sent" and not call.span.is_recording()
     assert [error.where for error in span_recorder.internal_errors] == [
-        "test client: request start"
+        "test client: call start"
     ]
     span_recorder.internal_errors.clear()  # expected: the fixture fails the test on others
     assert span_recorder.spans == ()
