@@ -488,8 +488,11 @@ class CallSite:
         self.where_end = f"{name}: {noun} end"
         self._untraced = _Untraced(self, INVALID_SPAN, Context(), {})
 
-    def start(self, *args: Any, **kwargs: Any) -> Call | None:
+    def start(self, *args: Any, start_time: int | None = None, **kwargs: Any) -> Call | None:
         """Start (and attach) the call's span; None when it is not traced.
+
+        ``args`` and ``kwargs`` go to the site's callables; ``start_time`` (ns since the epoch)
+        backdates the span, for a call that is traced once it returned (a consumer's receive).
 
         Not traced: the gate ``enabled`` is off (by default inside ``suppress_instrumentation()``;
         an ``Instrumentor`` passes its own ``enabled``), ``excluded`` says so, a client call is
@@ -522,6 +525,7 @@ class CallSite:
                 context=parent,
                 kind=kind,
                 attributes=attributes,
+                start_time=start_time,
             )
             try:
                 context = set_span_in_context(span, parent)
