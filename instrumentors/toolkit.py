@@ -235,8 +235,9 @@ class Call:
         self.detach()
 
     def __enter__(self) -> Call:
-        with guard(self.site.where_start):
-            self.attach()
+        if self._token is None and not self._ended:  # the site's start attached it already
+            with guard(self.site.where_start):
+                self.attach()
         return self
 
     def __exit__(
@@ -245,12 +246,14 @@ class Call:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        with guard(self.site.where_end):
+        try:  # not ``guard``: one try for the steps, and the detach runs whatever happens
             if exc is not None and not _is_cancelled(exc):
                 self.record_exception(exc)
             if not self._deferred:
                 self.end()
-        with guard(self.site.where_end):
+        except Exception as error:  # noqa: BLE001  # reported; the application's exception goes on
+            _report(self.site.where_end, error)
+        finally:
             self.detach()
 
     # -- streams ------------------------------------------------------------------------
@@ -282,6 +285,9 @@ class _Untraced(Call):
         return None
 
     def end(self) -> None:
+        return None
+
+    def attach(self) -> None:
         return None
 
     def __enter__(self) -> Call:
@@ -566,11 +572,12 @@ class CallSite:
         """``iterable`` ending ``call`` with the stream (``iterable`` itself for None)."""
         if call is None:
             return iterable
-        result = iterable
+        call.detach()  # the stream attaches around each step, in whichever frame runs it
         with guard(self.where_start):
-            result = call.stream(iterable)
-            call.detach()  # the stream attaches around each step, in whichever frame runs it
-        return result
+            return call.stream(iterable)
+        with guard(self.where_end):  # the stream could not be wrapped: the call ends now
+            call.end()
+        return iterable
 
     def __call__(self, fn: F) -> F:
         """Decorate ``fn``: each invocation is one call, its arguments the builders' arguments.
@@ -583,7 +590,8 @@ class CallSite:
         if inspect.isasyncgenfunction(fn):
 
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                return site.stream(site.start(*args, **kwargs), fn(*args, **kwargs))
+                stream = fn(*args, **kwargs)  # nothing runs yet; bad arguments raise here
+                return site.stream(site.start(*args, **kwargs), stream)
 
         elif inspect.iscoroutinefunction(fn):
 
@@ -594,7 +602,8 @@ class CallSite:
         elif inspect.isgeneratorfunction(fn):
 
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                return site.stream(site.start(*args, **kwargs), fn(*args, **kwargs))
+                stream = fn(*args, **kwargs)  # nothing runs yet; bad arguments raise here
+                return site.stream(site.start(*args, **kwargs), stream)
 
         else:
 

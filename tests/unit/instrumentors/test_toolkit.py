@@ -32,13 +32,17 @@ def _request_attributes(request: dict[str, Any]) -> dict[str, Any]:
     return _http.client_request_attributes(request["method"], request["url"])
 
 
+def _client_span_name(attributes: dict[str, Any], request: dict[str, Any]) -> str:
+    return _http.client_span_name(attributes["http.request.method"])
+
+
 def _client(recorder: SpanRecorder, **options: Any) -> CallSite:
     options.setdefault("rules", HTTP_CLIENT)
     return client_call(
         recorder.tracer,
         "test client",
         attributes=_request_attributes,
-        span_name=lambda attributes, request: _http.client_span_name(attributes["http.request.method"]),
+        span_name=_client_span_name,
         carrier=lambda request: request["headers"],
         **options,
     )
@@ -295,9 +299,7 @@ def test_a_failing_carrier_never_reaches_the_app(span_recorder: SpanRecorder) ->
     with site.call(_request()) as call:
         result = "sent"
     assert result == "sent" and not call.span.is_recording()
-    assert [error.where for error in span_recorder.internal_errors] == [
-        "test client: call start"
-    ]
+    assert [error.where for error in span_recorder.internal_errors] == ["test client: call start"]
     span_recorder.internal_errors.clear()  # expected: the fixture fails the test on others
     assert span_recorder.spans == ()
 
@@ -363,3 +365,49 @@ def test_call_end_hooks_see_each_ended_call_once(
         "test client: call end hook"
     ]
     span_recorder.internal_errors.clear()  # expected: the fixture fails the test on others
+
+
+# -- messaging: producer and consumer -----------------------------------------------------------
+
+
+def test_a_consumer_continues_the_producer_from_when_it_started_waiting(
+    span_recorder: SpanRecorder,
+) -> None:
+    producer = client_call(
+        span_recorder.tracer,
+        "queue put",
+        kind=SpanKind.PRODUCER,
+        attributes=lambda headers: {"messaging.operation.type": "send"},
+        span_name="queue put",
+        carrier=lambda headers: headers,
+        layer=None,
+    )
+    consumer = server_call(
+        span_recorder.tracer,
+        "queue get",
+        kind=SpanKind.CONSUMER,
+        attributes=lambda headers: {"messaging.operation.type": "receive"},
+        span_name="queue get",
+        carrier=lambda headers: headers,
+    )
+    message: dict[str, str] = {}
+    with producer.call(message):
+        pass
+    waited_from = span_recorder.spans[0].end_time + 1  # type: ignore[operator]
+    with consumer.call(message, start_time=waited_from):
+        pass
+    put, get = span_recorder.spans
+    assert (put.kind, get.kind) == (SpanKind.PRODUCER, SpanKind.CONSUMER)
+    assert get.parent is not None and get.parent.span_id == put.context.span_id
+    assert get.start_time == waited_from
+
+
+def test_a_generator_called_with_bad_arguments_starts_nothing(span_recorder: SpanRecorder) -> None:
+    @_server(span_recorder)
+    def stream(headers: dict[str, str]) -> Iterator[int]:
+        yield 1
+
+    with pytest.raises(TypeError):
+        stream({}, "one too many")  # type: ignore[call-arg]
+    assert span_recorder.spans == ()
+    assert not get_current_span().get_span_context().is_valid
