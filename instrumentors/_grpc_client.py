@@ -106,26 +106,6 @@ class ClientInterceptor(
         self._site = site
         self._target = target
 
-    def intercept_unary_unary(
-        self, continuation: Any, client_call_details: Any, request: Any
-    ) -> Any:
-        return self._intercept(continuation, client_call_details, request)
-
-    def intercept_unary_stream(
-        self, continuation: Any, client_call_details: Any, request: Any
-    ) -> Any:
-        return self._intercept(continuation, client_call_details, request)
-
-    def intercept_stream_unary(
-        self, continuation: Any, client_call_details: Any, request_iterator: Any
-    ) -> Any:
-        return self._intercept(continuation, client_call_details, request_iterator)
-
-    def intercept_stream_stream(
-        self, continuation: Any, client_call_details: Any, request_iterator: Any
-    ) -> Any:
-        return self._intercept(continuation, client_call_details, request_iterator)
-
     def _intercept(self, continuation: Any, details: Any, request: Any) -> Any:
         if not self._site.enabled():
             return continuation(details, request)
@@ -141,6 +121,10 @@ class ClientInterceptor(
             call.detach()
         _end_when_done(call, grpc_call, _client_done)
         return grpc_call
+
+    # grpc calls each with (continuation, client_call_details, request or request_iterator).
+    intercept_unary_unary = intercept_unary_stream = _intercept
+    intercept_stream_unary = intercept_stream_stream = _intercept
 
 
 @guard("grpc client: call end")
@@ -195,39 +179,25 @@ class _AioClientInterceptor:
         return grpc_call
 
 
-class _AioUnaryUnary(_AioClientInterceptor, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
-    async def intercept_unary_unary(
-        self, continuation: Any, client_call_details: Any, request: Any
+def _aio_kind(kind: str) -> type[_AioClientInterceptor]:
+    """The aio interceptor class of one kind (``"unary_stream"``): ``intercept_unary_stream``
+    on ``grpc.aio.UnaryStreamClientInterceptor``."""
+    base = getattr(
+        grpc.aio, "".join(word.title() for word in kind.split("_")) + "ClientInterceptor"
+    )
+
+    async def intercept(
+        self: _AioClientInterceptor, continuation: Any, details: Any, request: Any
     ) -> Any:
-        return await self._intercept(continuation, client_call_details, request)
+        return await self._intercept(continuation, details, request)
+
+    return type(
+        f"_Aio{base.__name__}", (_AioClientInterceptor, base), {f"intercept_{kind}": intercept}
+    )
 
 
-class _AioUnaryStream(_AioClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
-    async def intercept_unary_stream(
-        self, continuation: Any, client_call_details: Any, request: Any
-    ) -> Any:
-        return await self._intercept(continuation, client_call_details, request)
-
-
-class _AioStreamUnary(_AioClientInterceptor, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
-    async def intercept_stream_unary(
-        self, continuation: Any, client_call_details: Any, request_iterator: Any
-    ) -> Any:
-        return await self._intercept(continuation, client_call_details, request_iterator)
-
-
-class _AioStreamStream(_AioClientInterceptor, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
-    async def intercept_stream_stream(
-        self, continuation: Any, client_call_details: Any, request_iterator: Any
-    ) -> Any:
-        return await self._intercept(continuation, client_call_details, request_iterator)
-
-
-AIO_CLIENT_INTERCEPTORS: Final = (
-    _AioUnaryUnary,
-    _AioUnaryStream,
-    _AioStreamUnary,
-    _AioStreamStream,
+AIO_CLIENT_INTERCEPTORS: Final = tuple(
+    _aio_kind(kind) for kind in ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
 )
 
 

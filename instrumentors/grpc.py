@@ -87,10 +87,18 @@ class GrpcInstrumentor(Instrumentor):
             intercepted = grpc.intercept_channel(channel, ClientInterceptor(self.client, target))
         return intercepted
 
-    def _server_wrapper(self, interceptor: Any) -> WrapperFunction:
-        """``grpc.server`` / ``grpc.aio.server`` with ``interceptor`` first (outermost)."""
+    def _adding(
+        self,
+        position: int,
+        ours: Callable[[tuple[Any, ...], dict[str, Any]], list[Any]],
+        where: str,
+    ) -> WrapperFunction:
+        """A wrapper of a function that makes a server or an aio channel: ``ours(args, kwargs)``
+        added to its ``interceptors`` argument (at ``position``), first for a server (outermost),
+        last for a channel (innermost)."""
+        first = position == 2  # grpc.server and grpc.aio.server: interceptors= is the 3rd
 
-        def server(
+        def adding(
             wrapped: Callable[..., Any],
             instance: Any,
             args: tuple[Any, ...],
@@ -99,33 +107,23 @@ class GrpcInstrumentor(Instrumentor):
             if not self.enabled():
                 return wrapped(*args, **kwargs)
             call_args, call_kwargs = args, kwargs
-            with guard("grpc: adding the server interceptor"):
+            with guard(where):
                 call_args, call_kwargs = _with_interceptors(
-                    args, kwargs, 2, [interceptor], first=True
+                    args, kwargs, position, ours(args, kwargs), first=first
                 )
             return wrapped(*call_args, **call_kwargs)
 
-        return server
+        return adding
 
     def _aio_channel_wrapper(self, position: int) -> WrapperFunction:
-        def aio_channel(
-            wrapped: Callable[..., Any],
-            instance: Any,
-            args: tuple[Any, ...],
-            kwargs: dict[str, Any],
-        ) -> Any:
-            if not self.enabled():
-                return wrapped(*args, **kwargs)
-            call_args, call_kwargs = args, kwargs
-            with guard("grpc.aio: adding the client interceptors"):
-                target = _rpc.parse_target(args[0] if args else kwargs.get("target", ""))
-                ours = [kind(self.aio_client, target) for kind in AIO_CLIENT_INTERCEPTORS]
-                call_args, call_kwargs = _with_interceptors(
-                    args, kwargs, position, ours, first=False
-                )
-            return wrapped(*call_args, **call_kwargs)
+        def ours(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+            target = _rpc.parse_target(args[0] if args else kwargs.get("target", ""))
+            return [kind(self.aio_client, target) for kind in AIO_CLIENT_INTERCEPTORS]
 
-        return aio_channel
+        return self._adding(position, ours, "grpc.aio: adding the client interceptors")
+
+    def _server_wrapper(self, interceptor: Any) -> WrapperFunction:
+        return self._adding(2, lambda *_: [interceptor], "grpc: adding the server interceptor")
 
 
 def _with_interceptors(

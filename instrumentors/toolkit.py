@@ -38,7 +38,7 @@ import functools
 import inspect
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypedDict, TypeVar, Unpack
 
 from telemetry_run.instrumentors import _http, _rpc
 from telemetry_run.instrumentors.base import _report, guard
@@ -65,6 +65,7 @@ __all__ = [
     "RPC_SERVER",
     "Call",
     "CallSite",
+    "SiteOptions",
     "StatusRules",
     "client_call",
     "server_call",
@@ -614,31 +615,43 @@ class CallSite:
         return functools.wraps(fn)(wrapper)  # type: ignore[return-value]
 
 
+class SiteOptions(TypedDict, total=False):
+    """What ``client_call`` and ``server_call`` take besides their own arguments.
+
+    ``carrier(*args)``: the headers the context is injected into (client) or extracted from
+    (server); ``rules``: the protocol's ``StatusRules``; ``settings``: an ``HttpSettings`` for
+    header capture; ``excluded(*args)``: true skips the call; ``request_headers(*args)``: the
+    request's headers as pairs, captured per ``settings``; ``enabled``: the gate (an
+    ``Instrumentor``'s ``enabled``); ``call_type``: a ``Call`` subclass adding a protocol's
+    steps; ``noun``: our failures are reported as ``"{name}: {noun} start"`` (or ``end``).
+    """
+
+    carrier: Callable[..., Any] | None
+    rules: StatusRules
+    settings: _http.HttpSettings | None
+    excluded: Callable[..., bool] | None
+    request_headers: Callable[..., Iterable[tuple[str, str]]] | None
+    enabled: Callable[[], bool]
+    call_type: type[Call]
+    noun: str
+
+
 def client_call(
     tracer: Tracer,
     name: str,
     *,
     attributes: Callable[..., dict[str, Any]],
     span_name: str | Callable[..., str],
-    carrier: Callable[..., Any] | None = None,
     setter: Setter[Any] | None = None,
-    rules: StatusRules = PLAIN,
-    settings: _http.HttpSettings | None = None,
-    excluded: Callable[..., bool] | None = None,
-    request_headers: Callable[..., Iterable[tuple[str, str]]] | None = None,
-    enabled: Callable[[], bool] = _not_suppressed,
     layer: str | None = "http",
     kind: SpanKind = SpanKind.CLIENT,
-    noun: str = "call",
+    **options: Unpack[SiteOptions],
 ) -> CallSite:
     """The site of a library's outgoing calls: CLIENT spans (or PRODUCER, with ``kind``).
 
-    ``attributes(*args)`` builds the conventions' attributes (``span_name(attributes, *args)``
-    names the span), ``carrier(*args)`` is the outgoing headers the context is injected into (with
-    ``setter``, or the default one for a mapping); ``excluded(*args)`` true skips the call,
-    ``request_headers(*args)`` lists the headers captured per ``settings``; ``enabled`` is the
-    instrumentor's gate. One span per logical call of ``layer`` (None: every call is one).
-    Our failures are reported as ``"{name}: {noun} start"`` (or ``end``).
+    ``attributes(*args)`` builds the conventions' attributes, ``span_name(attributes, *args)``
+    names the span; the context is injected into ``carrier(*args)`` with ``setter`` (by default
+    the one for a mapping). One span per logical call of ``layer`` (None: each call is one).
     """
     return CallSite(
         tracer,
@@ -646,15 +659,9 @@ def client_call(
         kind,
         attributes=attributes,
         span_name=span_name,
-        carrier=carrier,
         setter=setter,
-        rules=rules,
-        settings=settings,
-        excluded=excluded,
-        request_headers=request_headers,
-        enabled=enabled,
         layer=layer,
-        noun=noun,
+        **options,
     )
 
 
@@ -664,36 +671,16 @@ def server_call(
     *,
     attributes: Callable[..., dict[str, Any]],
     span_name: str | Callable[..., str],
-    carrier: Callable[..., Any] | None = None,
     getter: Getter[Any] | None = None,
-    rules: StatusRules = PLAIN,
-    settings: _http.HttpSettings | None = None,
-    excluded: Callable[..., bool] | None = None,
-    request_headers: Callable[..., Iterable[tuple[str, str]]] | None = None,
-    enabled: Callable[[], bool] = _not_suppressed,
     kind: SpanKind = SpanKind.SERVER,
-    call_type: type[Call] = Call,
-    noun: str = "call",
+    **options: Unpack[SiteOptions],
 ) -> CallSite:
     """The site of a library's incoming calls: SERVER spans (or CONSUMER, with ``kind``).
 
-    As ``client_call``, except that ``carrier(*args)`` is the incoming headers the parent
-    context is extracted from (with ``getter``, or the default one for a mapping), and
-    ``call_type`` may be a ``Call`` subclass that adds a protocol's steps (``_wsgi``'s).
+    As ``client_call``, except that the parent context is extracted from ``carrier(*args)``
+    with ``getter`` (by default the one for a mapping); a server starts from it alone, a
+    consumer falls back on the current context.
     """
     return CallSite(
-        tracer,
-        name,
-        kind,
-        attributes=attributes,
-        span_name=span_name,
-        carrier=carrier,
-        getter=getter,
-        rules=rules,
-        settings=settings,
-        excluded=excluded,
-        request_headers=request_headers,
-        enabled=enabled,
-        call_type=call_type,
-        noun=noun,
+        tracer, name, kind, attributes=attributes, span_name=span_name, getter=getter, **options
     )
