@@ -143,7 +143,7 @@ class ServerRequest(Call):
         is_file = isinstance(wrapper, type) and isinstance(iterable, wrapper)
         if is_file and _end_on_close(iterable, self):
             return iterable
-        stream: Iterable[Any] = self.stream(iterable)
+        stream: Iterable[Any] = self.stream(iterable, closed=True)  # the server closes it
         return stream
 
 

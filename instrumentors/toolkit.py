@@ -259,15 +259,19 @@ class Call:
 
     # -- streams ------------------------------------------------------------------------
 
-    def stream(self, iterable: Any, *, end: bool = True) -> Any:
+    def stream(self, iterable: Any, *, end: bool = True, closed: bool = False) -> Any:
         """``iterable`` (sync or async) produced inside the call's context, step by step.
 
         With ``end`` the call ends when the stream is exhausted, raises, is closed or is
-        garbage collected; an exception of the stream is recorded either way.
+        garbage collected; an exception of the stream is recorded either way. ``closed``: the
+        consumer always closes the stream (a WSGI server, PEP 3333), so it is not watched for
+        its collection, which would cost every request a finalizer.
         """
         self._deferred = self._deferred or end
         if hasattr(iterable, "__iter__") or not hasattr(iterable, "__aiter__"):
-            return _Stream(iterable, self, end)
+            if closed or not end:
+                return _Stream(iterable, self, end)
+            return _CollectedStream(iterable, self, end)
         return _AsyncStream(iterable, self, end)
 
 
@@ -302,7 +306,7 @@ class _Untraced(Call):
     ) -> None:
         return None
 
-    def stream(self, iterable: Any, *, end: bool = True) -> Any:
+    def stream(self, iterable: Any, *, end: bool = True, closed: bool = False) -> Any:
         return iterable
 
 
@@ -356,8 +360,14 @@ class _Stream:
             if self._end and not self._call._ended:
                 _stream_over(self._call)
 
+
+class _CollectedStream(_Stream):
+    """A sync stream whose collection, unfinished and unclosed, ends its call."""
+
+    __slots__ = ()
+
     def __del__(self) -> None:
-        if self._end and not self._call._ended:  # dropped unfinished: collected ends it
+        if self._end and not self._call._ended:
             _stream_over(self._call)
 
 
@@ -436,6 +446,8 @@ class CallSite:
     """
 
     __slots__ = (
+        "_falls_back",
+        "_incoming",
         "_layer_key",
         "_untraced",
         "attributes",
@@ -479,6 +491,8 @@ class CallSite:
         self.tracer = tracer
         self.name = name
         self.kind = kind
+        self._incoming = kind is SpanKind.SERVER or kind is SpanKind.CONSUMER
+        self._falls_back = kind is SpanKind.CONSUMER
         self.attributes = attributes
         self.span_name = span_name if callable(span_name) else _Fixed(span_name)
         self.carrier = carrier
@@ -487,7 +501,8 @@ class CallSite:
         self.rules = rules
         self.settings = settings
         self.excluded = excluded
-        self.request_headers = request_headers if settings is not None else None
+        capture = settings is not None and settings.request_headers is not None
+        self.request_headers = request_headers if capture else None
         self.enabled = enabled
         self._layer_key = _layer_key(layer) if layer is not None else None
         self.call_type = call_type
@@ -518,11 +533,10 @@ class CallSite:
                 if carrier is not None:  # nested: the outer call's context, no span
                     self._inject(carrier, None)
                 return None
-            kind = self.kind
-            incoming = kind is SpanKind.SERVER or kind is SpanKind.CONSUMER
+            incoming = self._incoming
             if incoming:
                 # A server starts from the caller's context alone, a consumer from its own.
-                base = None if kind is SpanKind.SERVER else get_current()
+                base = get_current() if self._falls_back else None
                 parent = base if carrier is None else extract(carrier, base, self.getter)
             else:
                 parent = get_current()
@@ -530,7 +544,7 @@ class CallSite:
             span = self.tracer.start_span(
                 self.span_name(attributes, *args, **kwargs),
                 context=parent,
-                kind=kind,
+                kind=self.kind,
                 attributes=attributes,
                 start_time=start_time,
             )
@@ -540,15 +554,13 @@ class CallSite:
                     context = set_value(layer_key, span, context)
                 if carrier is not None and not incoming:
                     self._inject(carrier, context)
-                headers = self.request_headers
-                settings = self.settings
-                if headers is not None and settings is not None:
-                    pattern = settings.request_headers
-                    if pattern is not None and span.is_recording():
-                        captured = settings.captured(
-                            "http.request.header.", pattern, headers(*args, **kwargs)
-                        )
-                        span.set_attributes(captured)
+                headers = self.request_headers  # None unless headers are to be captured
+                if headers is not None and span.is_recording():
+                    settings: Any = self.settings
+                    captured = settings.captured(
+                        "http.request.header.", settings.request_headers, headers(*args, **kwargs)
+                    )
+                    span.set_attributes(captured)
                 call = self.call_type(self, span, context, attributes)
             except BaseException:
                 span.end()  # a step of ours failed: the span is kept, never left open
