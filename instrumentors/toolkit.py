@@ -8,7 +8,9 @@ an exception (scrubbed by the SDK's span), set the status from the protocol's co
 ``client_call`` and ``server_call`` build a ``CallSite`` once per patch point that owns it::
 
     site = client_call(tracer, "requests", attributes=request_attributes,
-                       carrier=lambda request: request.headers, rules=HTTP_CLIENT)
+                       span_name=lambda attributes, request: attributes["http.request.method"],
+                       carrier=lambda request: request.headers, rules=HTTP_CLIENT,
+                       enabled=instrumentor.enabled)
 
     with site.call(request) as call:              # a context manager
         response = send(request)
@@ -20,7 +22,11 @@ an exception (scrubbed by the SDK's span), set the status from the protocol's co
     responses = site.stream(site.start(request), responses)   # or a stream that ends the span
 
 The arguments of ``call``, ``start`` and the decorated function are handed to the site's
-callables (``attributes``, ``carrier``, ``excluded``, ``request_headers``) as they are.
+callables (``attributes``, ``span_name`` after the attributes, ``carrier``, ``excluded``,
+``request_headers``) as they are. ``StatusRules`` say how a protocol's codes and exceptions
+become the span's status (``HTTP_SERVER``, ``HTTP_CLIENT``, ``RPC_SERVER``, ``RPC_CLIENT``,
+``PLAIN``); a ``Call`` is what an instrumentor tells about the call once it started
+(``set_status_code``, ``capture_response_headers``, ``record_exception``, ``stream``).
 
 Guarantees: every step of ours is guarded (``base.guard``: reported once per place through the
 SDK's diagnostics), so a bug of ours costs a span, never the call; the application's exception
