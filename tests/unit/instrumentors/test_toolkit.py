@@ -304,6 +304,19 @@ def test_a_failing_carrier_never_reaches_the_app(span_recorder: SpanRecorder) ->
     assert span_recorder.spans == ()
 
 
+def test_a_failing_setter_never_reaches_the_app(span_recorder: SpanRecorder) -> None:
+    class BrokenSetter:
+        def set(self, carrier: dict[str, str], key: str, value: str) -> None:
+            raise RuntimeError("bug in the setter")
+
+    request = _request()
+    with _client(span_recorder, setter=BrokenSetter()).call(request) as call:
+        call.set_status_code(200)
+    (span,) = span_recorder.spans  # the call is traced; only its propagation is lost
+    assert span.attributes["http.response.status_code"] == 200
+    assert request["headers"] == {}
+
+
 # -- status rules and header capture ------------------------------------------------------------
 
 
