@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         parse_str,
         parse_timeout_ms,
     )
+    from telemetry_run._import_hooks import register_post_import_hook
     from telemetry_run.config import Config, Variable
     from telemetry_run.hookspecs import hookimpl
     from telemetry_run.instrumentors.base import (
@@ -81,6 +82,7 @@ __all__ = [
     "parse_ratio",
     "parse_str",
     "parse_timeout_ms",
+    "register_post_import_hook",
 ]
 
 _HOME: Final = {
@@ -114,6 +116,7 @@ _HOME: Final = {
     "parse_list": "telemetry_run._env",
     "parse_str": "telemetry_run._env",
     "parse_timeout_ms": "telemetry_run._env",
+    "register_post_import_hook": "telemetry_run._import_hooks",
 }
 
 

@@ -6,7 +6,8 @@ or the instrumentors, so it can be used, tested and reasoned about alone. ``inst
 (``telemetry_run.instrumentors``) build on the SDK and, of the distro, use only the plugin
 contract and the configuration types: ``telemetry_run.hookspecs`` (``@hookimpl``),
 ``telemetry_run.config`` (``Config``, ``Variable``), ``telemetry_run._env`` (the variable
-parsers a spec's own variables use), ``telemetry_run._version``, and ``telemetry_run.plugin``,
+parsers a spec's own variables use), ``telemetry_run._version``, ``telemetry_run._import_hooks``
+(a post-import hook on a module besides the spec's targets), and ``telemetry_run.plugin``,
 the plugin authors' module that re-exports those (so a built-in instrumentor may be written
 exactly as a third-party one). The distro may import both.
 No module of the package imports the test suite or the benchmarks. Imports under
@@ -36,6 +37,7 @@ INSTRUMENTORS_MAY_USE = frozenset(
         "telemetry_run.config",
         "telemetry_run._env",
         "telemetry_run._version",
+        "telemetry_run._import_hooks",
         "telemetry_run.plugin",
     }
 )
