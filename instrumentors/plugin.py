@@ -74,6 +74,22 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
         kind="rpc",
         matrix=("1.66", "latest"),
     ),
+    InstrumentorSpec(
+        name="threading",
+        modules=("threading",),  # imported before the application runs: patched at start-up
+        requires="",
+        load="telemetry_run.instrumentors.threads:ThreadsInstrumentor",
+        description="`Thread.start`, `ThreadPoolExecutor.submit`/`map` and "
+        "`loop.run_in_executor` run the work in the caller's context: spans there are children",
+    ),
+    InstrumentorSpec(
+        name="multiprocessing",
+        modules=("multiprocessing",),
+        requires="",
+        load="telemetry_run.instrumentors.processes:ProcessesInstrumentor",
+        description="`ProcessPoolExecutor` and `multiprocessing` (`Pool`, `Process`) tasks "
+        "submitted inside a span carry its trace context to the child process",
+    ),
 )
 
 _HEADERS_DOC: Final = "{} headers recorded on {} spans: names or regexes, comma-separated"
