@@ -90,6 +90,22 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
         description="`ProcessPoolExecutor` and `multiprocessing` (`Pool`, `Process`) tasks "
         "submitted inside a span carry its trace context to the child process",
     ),
+    InstrumentorSpec(
+        name="logging",
+        modules=("logging",),
+        requires="",
+        load="telemetry_run.instrumentors.log_correlation:LogCorrelationInstrumentor",
+        description="every `LogRecord` carries `otelTraceID`, `otelSpanID`, `otelTraceSampled`, "
+        "`otelServiceName` (a record factory; handlers and formats untouched)",
+        variables=(
+            Variable(
+                "OTEL_PYTHON_LOG_CORRELATION",
+                parse_bool,
+                True,
+                "false leaves log records without trace ids (the logging instrumentor)",
+            ),
+        ),
+    ),
 )
 
 _HEADERS_DOC: Final = "{} headers recorded on {} spans: names or regexes, comma-separated"
