@@ -106,6 +106,23 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
             ),
         ),
     ),
+    InstrumentorSpec(
+        name="trace_functions",
+        modules=("telemetry_run",),  # always imported: the hooks are the variable's modules
+        requires="",
+        load="telemetry_run.instrumentors.trace_functions:TraceFunctionsInstrumentor",
+        description="an INTERNAL span per call of each function `TELEMETRY_RUN_TRACE_FUNCTIONS` "
+        "names, wrapped when its module is imported",
+        variables=(
+            Variable(
+                "TELEMETRY_RUN_TRACE_FUNCTIONS",
+                parse_list,
+                (),
+                "functions to trace, comma-separated: pkg.mod:func, pkg.mod:Class.method "
+                "(sync, async, generators)",
+            ),
+        ),
+    ),
 )
 
 _HEADERS_DOC: Final = "{} headers recorded on {} spans: names or regexes, comma-separated"
