@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = (
     "header_parse",
     "span_start_end",
+    "context_propagation",
     "otlp_export",
     "startup",
     "flask_request",

@@ -58,8 +58,10 @@ class _Fields:
     def current(self) -> dict[str, object]:
         span = _span_get()
         last = self.last
-        if span is last[0]:
-            return last[1]
+        return last[1] if span is last[0] else self.refresh(span)
+
+    def refresh(self, span: object) -> dict[str, object]:
+        """The fields of ``span``, now the cached pair."""
         fields = self.invalid
         if isinstance(span, Span):
             context = span.get_span_context()
@@ -123,12 +125,15 @@ def record_factory(
     ``gate.active`` is read per record: once it is False, records pass through untouched (a
     factory set after ours may still call ours).
     """
-    current = _Fields(service_name).current
+    fields = _Fields(service_name)
+    span_get = _span_get
 
     def factory(*args: Any, **kwargs: Any) -> Any:
         record = previous(*args, **kwargs)
-        if gate.active:
-            record.__dict__.update(current())
+        if gate.active:  # Fields.current, inlined: this runs for every record
+            span = span_get()
+            last = fields.last
+            record.__dict__.update(last[1] if span is last[0] else fields.refresh(span))
         return record
 
     return factory
