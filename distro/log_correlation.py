@@ -63,15 +63,23 @@ class _Fields:
     def refresh(self, span: object) -> dict[str, object]:
         """The fields of ``span``, now the cached pair."""
         fields = self.invalid
-        if isinstance(span, Span):
-            context = span.get_span_context()
-            if context.is_valid:
-                fields = {
-                    TRACE_ID: f"{context.trace_id:032x}",
-                    SPAN_ID: f"{context.span_id:016x}",
-                    TRACE_SAMPLED: context.trace_flags.sampled,
-                    SERVICE_NAME: self.service_name,
-                }
+        try:
+            if isinstance(span, Span):
+                context = span.get_span_context()
+                if context.is_valid:
+                    fields = {
+                        TRACE_ID: f"{context.trace_id:032x}",
+                        SPAN_ID: f"{context.span_id:016x}",
+                        TRACE_SAMPLED: bool(context.trace_flags.sampled),
+                        SERVICE_NAME: self.service_name,
+                    }
+        except Exception as exc:  # noqa: BLE001  # a foreign span: the record goes out anyway
+            # Cached first: the report is a log record too, made while this span is current.
+            self.last = (span, self.invalid)
+            from telemetry_run.sdk.diagnostics import get_diagnostics
+
+            get_diagnostics().internal_error("log correlation: read the current span", exc)
+            return self.invalid
         self.last = (span, fields)
         return fields
 

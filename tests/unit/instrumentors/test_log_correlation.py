@@ -151,3 +151,28 @@ def test_the_structlog_processor_and_the_loguru_patcher_add_the_same_fields(
         "otelTraceSampled": False,
         "otelServiceName": "test",
     }
+
+
+def test_a_span_that_fails_to_give_its_context_costs_the_ids_not_the_log_line(
+    instrumented: LogCorrelationInstrumentor,
+    span_recorder: SpanRecorder,
+    lines: io.StringIO,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from telemetry_run.sdk import diagnostics
+    from telemetry_run.sdk.trace.current import use_span
+
+    reported: list[str] = []
+    collecting = diagnostics.Diagnostics()
+    collecting.on_internal_error = lambda error: reported.append(error.where)
+    monkeypatch.setattr(diagnostics, "get_diagnostics", lambda: collecting)
+    from telemetry_run.trace import NonRecordingSpan, SpanContext
+
+    class BrokenSpan(NonRecordingSpan):
+        def get_span_context(self) -> SpanContext:
+            raise RuntimeError("a span of another SDK, say")
+
+    with use_span(BrokenSpan(span_recorder.tracer.start_span("x").get_span_context())):
+        logging.getLogger("tests.app").info("still logged")
+    assert lines.getvalue() == "0 0 False test still logged\n"
+    assert reported == ["log correlation: read the current span"]
