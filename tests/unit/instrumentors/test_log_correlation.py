@@ -176,3 +176,40 @@ def test_a_span_that_fails_to_give_its_context_costs_the_ids_not_the_log_line(
         logging.getLogger("tests.app").info("still logged")
     assert lines.getvalue() == "0 0 False test still logged\n"
     assert reported == ["log correlation: read the current span"]
+
+
+def test_structlog_and_loguru_render_the_fields_through_their_own_pipelines(
+    span_recorder: SpanRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import loguru
+    import structlog
+
+    from telemetry_run import log_correlation
+    from telemetry_run.sdk.trace import globals as trace_globals
+
+    monkeypatch.setattr(log_correlation, "_fields", None)
+    monkeypatch.setattr(trace_globals, "get_tracer_provider", lambda: span_recorder.provider)
+    printed = io.StringIO()
+    struct_logger = structlog.wrap_logger(
+        structlog.PrintLogger(printed),
+        processors=[
+            structlog_processor,
+            structlog.processors.KeyValueRenderer(key_order=["event", "otelSpanID"]),
+        ],
+    )
+    sink = io.StringIO()
+    handler = loguru.logger.add(sink, format="{extra[otelTraceID]} {extra[otelSpanID]} {message}")
+    try:
+        patched = loguru.logger.patch(loguru_patcher)  # type: ignore[arg-type]
+        with span_recorder.tracer.start_as_current_span("request"):
+            struct_logger.info("paid")
+            patched.info("shipped")
+        patched.info("idle")
+    finally:
+        loguru.logger.remove(handler)
+    context = span_recorder.one("request").context
+    span_id, trace_id = f"{context.span_id:016x}", f"{context.trace_id:032x}"
+    (line,) = printed.getvalue().splitlines()
+    assert line.startswith(f"event='paid' otelSpanID='{span_id}' ")
+    assert f"otelTraceID='{trace_id}'" in line
+    assert sink.getvalue().splitlines() == [f"{trace_id} {span_id} shipped", "0 0 idle"]
