@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run.instrumentors._replace import Replacements
 from telemetry_run.instrumentors.base import Instrumentor, guard
-from telemetry_run.sdk.context import attach, detach
+from telemetry_run.sdk.baggage import get_all
+from telemetry_run.sdk.context import Context, attach, detach
 from telemetry_run.sdk.propagation.baggage import W3CBaggagePropagator
 from telemetry_run.sdk.propagation.tracecontext import TraceContextTextMapPropagator
 from telemetry_run.sdk.trace.current import get_current_span
@@ -42,19 +43,27 @@ _POOL_ITERATORS: Final = ("imap", "imap_unordered")
 
 
 class RemoteContext:
-    """A task and the submitter's trace context as W3C headers; picklable if the task is."""
+    """A task and the submitter's trace context as W3C headers; picklable if the task is.
 
-    __slots__ = ("carrier", "task")
+    The headers are read once per unpickled wrapper: a ``Pool.map`` chunk calls the same one
+    for each of its items.
+    """
+
+    __slots__ = ("carrier", "context", "task")
 
     def __init__(self, task: Callable[..., Any], carrier: Mapping[str, str]) -> None:
         self.task = task
         self.carrier = carrier
+        self.context: Context | None = None
 
     def __reduce__(self) -> tuple[type[RemoteContext], tuple[Any, ...]]:
         return (RemoteContext, (self.task, self.carrier))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        token = _attach_carrier(self.carrier)
+        context = self.context
+        if context is None:
+            context = self.context = _extract(self.carrier)
+        token = attach(context) if context is not None else None
         try:
             return self.task(*args, **kwargs)
         finally:
@@ -66,17 +75,30 @@ class RemoteContext:
 
 
 @guard("processes: extract the submitter's context")
-def _attach_carrier(carrier: Mapping[str, str]) -> Any:
-    return attach(_BAGGAGE.extract(carrier, _TRACE_CONTEXT.extract(carrier)))
+def _extract(carrier: Mapping[str, str]) -> Context:
+    return _BAGGAGE.extract(carrier, _TRACE_CONTEXT.extract(carrier))
+
+
+# The headers of the last context injected, for the next submit in the same span: a loop of
+# submits formats them once. Replaced as a whole, so a thread reads one consistent triple.
+_last: tuple[object, object, dict[str, str]] = (None, None, {})
 
 
 def _carrier() -> dict[str, str] | None:
-    """The current context as W3C headers, or None outside a span."""
-    if not get_current_span().get_span_context().is_valid:
+    """The current context as W3C headers, or None outside a span (never to be changed: it
+    is shared by every task submitted in the same span with the same baggage)."""
+    global _last
+    span = get_current_span()
+    if not span.get_span_context().is_valid:
         return None
+    entries = get_all()
+    last = _last
+    if last[0] is span and last[1] is entries:
+        return last[2]
     carrier: dict[str, str] = {}
     _TRACE_CONTEXT.inject(carrier)
     _BAGGAGE.inject(carrier)
+    _last = (span, entries, carrier)
     return carrier
 
 

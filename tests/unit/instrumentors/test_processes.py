@@ -70,3 +70,20 @@ def test_uninstrument_puts_every_patched_method_back(span_recorder: SpanRecorder
     assert all(vars(o)[n] is not b for (o, n), b in zip(targets, before, strict=True))
     instrumentor.uninstrument()
     assert [vars(owner)[name] for owner, name in targets] == before
+
+
+def test_submits_in_one_span_share_the_headers_until_the_baggage_changes(
+    instrumented: ProcessesInstrumentor, span_recorder: SpanRecorder
+) -> None:
+    with span_recorder.tracer.start_as_current_span("submitter"):
+        first, second = instrumented._wrap(seen_in_child), instrumented._wrap(seen_in_child)
+        token = attach(baggage.set_baggage("tenant", "acme"))
+        try:
+            third = instrumented._wrap(seen_in_child)
+        finally:
+            detach(token)
+    with span_recorder.tracer.start_as_current_span("another"):
+        fourth = instrumented._wrap(seen_in_child)
+    assert first.carrier is second.carrier
+    assert third.carrier == {**first.carrier, "baggage": "tenant=acme"}
+    assert fourth.carrier["traceparent"] != first.carrier["traceparent"]
