@@ -36,7 +36,11 @@ __all__ = ["ThreadsInstrumentor"]
 
 
 class ThreadsInstrumentor(Instrumentor):
-    """``threading.Thread.start`` and ``ThreadPoolExecutor.submit`` carry the caller's context."""
+    """``threading.Thread.start`` and ``ThreadPoolExecutor.submit`` carry the caller's context.
+
+    The gate is ``active``, not ``enabled()``: inside ``suppress_instrumentation()`` the context
+    is carried too, and with it the suppression.
+    """
 
     def __init__(self) -> None:
         super().__init__()
