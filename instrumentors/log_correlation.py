@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run.instrumentors.base import Instrumentor, NotApplicable
-from telemetry_run.log_correlation import record_factory
+from telemetry_run.sdk.log_correlation import record_factory
 
 if TYPE_CHECKING:
     from telemetry_run.config import Config

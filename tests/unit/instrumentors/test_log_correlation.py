@@ -125,7 +125,7 @@ def test_log_correlation_false_is_a_quiet_skip(span_recorder: SpanRecorder) -> N
 def test_the_structlog_processor_and_the_loguru_patcher_add_the_same_fields(
     span_recorder: SpanRecorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from telemetry_run import log_correlation
+    from telemetry_run.sdk import log_correlation
     from telemetry_run.sdk.trace import globals as trace_globals
 
     monkeypatch.setattr(log_correlation, "_fields", None)  # read the global provider anew
@@ -184,7 +184,7 @@ def test_structlog_and_loguru_render_the_fields_through_their_own_pipelines(
     import loguru
     import structlog
 
-    from telemetry_run import log_correlation
+    from telemetry_run.sdk import log_correlation
     from telemetry_run.sdk.trace import globals as trace_globals
 
     monkeypatch.setattr(log_correlation, "_fields", None)
