@@ -1,0 +1,211 @@
+"""The ``logging`` side of logs export: each record that reaches the root logger's handlers
+becomes a ``LogData`` handed to the ``LoggerProvider``.
+
+Not a handler in ``root.handlers``: one there would make the application's later
+``logging.basicConfig(...)`` a no-op (it configures only a root without handlers), silence
+``logging.lastResort`` (the stderr output of an application that configured nothing), and be
+removed by ``dictConfig``. So ``Logger.callHandlers`` is wrapped instead: a record is exported
+when it would reach the root logger's handlers (every logger on its way propagates), as a
+handler attached to the root at level NOTSET would see it, and the application's handlers,
+formatters, levels and ``basicConfig`` stay as they are. The loggers' levels decide what is
+exported, as with the OpenTelemetry SDK's ``LoggingHandler`` on the root logger.
+
+Never re-entered and never a loop: records of our own logger (``telemetry_run``, our
+diagnostics), records made on our own threads (the batch workers, where the exporters and the
+libraries they use run) and records made while this thread is inside our export path are not
+exported. ``emit`` is an append to a bounded queue: it never blocks the application and never
+raises into it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from telemetry_run.sdk.context import _span_get
+from telemetry_run.sdk.logs import LogData, severity_number
+from telemetry_run.sdk.trace.span import _INVALID, clean_attribute_value
+
+if TYPE_CHECKING:
+    import logging
+    from types import ModuleType
+
+    from telemetry_run.sdk.logs.provider import LoggerProvider
+
+__all__ = ["attach", "detach", "exporting"]
+
+_time_ns = time.time_ns
+_OUR_LOGGER: Final = "telemetry_run"
+_OUR_THREADS: Final = "telemetry-run"
+_WRAPPED: Final = "__telemetry_run_logs__"
+
+#: ``LogRecord`` attributes that are not the application's ``extra=``: the record's own, and
+#: those the log correlation factories add (ours and OpenTelemetry's logging instrumentation).
+_RECORD_ATTRIBUTES: Final = frozenset(
+    (
+        "name",
+        "msg",
+        "args",
+        "levelname",
+        "levelno",
+        "pathname",
+        "filename",
+        "module",
+        "exc_info",
+        "exc_text",
+        "stack_info",
+        "lineno",
+        "funcName",
+        "created",
+        "msecs",
+        "relativeCreated",
+        "thread",
+        "threadName",
+        "processName",
+        "process",
+        "taskName",
+        "message",
+        "asctime",
+        "otelTraceID",
+        "otelSpanID",
+        "otelTraceSampled",
+        "otelServiceName",
+    )
+)
+
+
+class _Local(threading.local):
+    exporting = False
+
+
+_local = _Local()
+
+
+class exporting:  # a context manager used like a function
+    """Within this block, this thread's records are not exported (our export path)."""
+
+    __slots__ = ("_was",)
+
+    def __enter__(self) -> None:
+        self._was = _local.exporting
+        _local.exporting = True
+
+    def __exit__(self, *exc: object) -> None:
+        _local.exporting = self._was
+
+
+class _Bridge:
+    __slots__ = ("diagnostics", "logging", "provider", "resource")
+
+    def __init__(self, provider: LoggerProvider, logging_module: ModuleType) -> None:
+        self.provider = provider
+        self.resource = provider.resource
+        self.diagnostics = provider.diagnostics
+        self.logging = logging_module
+
+    def offer(self, logger: logging.Logger, record: logging.LogRecord) -> None:
+        """Export ``record`` if a handler on the root logger would see it (module docstring)."""
+        name = record.name
+        if name == _OUR_LOGGER or name.startswith("telemetry_run."):
+            return
+        thread_name = record.threadName
+        if (thread_name and thread_name.startswith(_OUR_THREADS)) or _local.exporting:
+            return
+        node: Any = logger
+        while node.propagate:
+            parent = node.parent
+            if parent is None:
+                break
+            node = parent
+        if node is not self.logging.root:
+            return  # a logger that does not propagate stops the record before the root
+        _local.exporting = True  # whatever runs below logs, it is not exported
+        try:
+            self.provider.emit(self.capture(record))
+        finally:
+            _local.exporting = False
+
+    def capture(self, record: logging.LogRecord) -> LogData:
+        try:
+            body = record.getMessage()
+        except Exception:  # noqa: BLE001  # bad arguments: the app's handler reports it
+            body = str(record.msg)
+        attributes: dict[str, object] = {
+            "code.file.path": record.pathname,
+            "code.function.name": record.funcName,
+            "code.line.number": record.lineno,
+        }
+        extra = record.__dict__.keys() - _RECORD_ATTRIBUTES
+        if extra:
+            for key in extra:
+                value = clean_attribute_value(record.__dict__[key])
+                attributes[key] = str(record.__dict__[key]) if value is _INVALID else value
+        exc_info = record.exc_info
+        if exc_info and exc_info[0] is not None:
+            _exception_attributes(attributes, exc_info)
+        trace_id = span_id = flags = 0
+        span = _span_get()
+        if span is not None:
+            try:
+                context = span.get_span_context()  # type: ignore[attr-defined]
+                if context.is_valid:
+                    trace_id, span_id = context.trace_id, context.span_id
+                    flags = int(context.trace_flags)
+            except Exception:  # noqa: BLE001  # not a span: the record carries no ids
+                pass
+        return LogData(
+            time=int(record.created * 1e9),
+            observed_time=_time_ns(),
+            severity_number=severity_number(record.levelno),
+            severity_text=record.levelname,
+            body=body,
+            scope=record.name,
+            resource=self.resource,
+            attributes=attributes,
+            trace_id=trace_id,
+            span_id=span_id,
+            trace_flags=flags,
+        )
+
+
+def _exception_attributes(attributes: dict[str, object], exc_info: Any) -> None:
+    """``exception.type``, ``.message`` and ``.stacktrace`` (semantic conventions), formatted
+    now: the traceback's frames are not kept alive until the export."""
+    import traceback
+
+    kind, value = exc_info[0], exc_info[1]
+    module = getattr(kind, "__module__", "builtins")
+    qualname = getattr(kind, "__qualname__", str(kind))
+    attributes["exception.type"] = qualname if module == "builtins" else f"{module}.{qualname}"
+    attributes["exception.message"] = str(value) if value is not None else ""
+    attributes["exception.stacktrace"] = "".join(traceback.format_exception(*exc_info))
+
+
+def attach(logging_module: ModuleType, provider: LoggerProvider) -> None:
+    """Send every record that reaches the root logger's handlers to ``provider`` (once)."""
+    logger_class = logging_module.Logger
+    original = logger_class.callHandlers
+    if getattr(original, _WRAPPED, None) is not None:
+        return
+    bridge = _Bridge(provider, logging_module)
+    offer, diagnostics = bridge.offer, bridge.diagnostics
+
+    def callHandlers(self: logging.Logger, record: logging.LogRecord) -> None:
+        try:
+            offer(self, record)
+        except Exception as exc:  # noqa: BLE001  # the application's logging goes on
+            diagnostics.internal_error("logs export", exc)
+        original(self, record)
+
+    callHandlers.__doc__ = original.__doc__
+    setattr(callHandlers, _WRAPPED, original)
+    logger_class.callHandlers = callHandlers
+
+
+def detach(logging_module: ModuleType) -> None:
+    """Undo ``attach`` (tests)."""
+    logger_class = logging_module.Logger
+    original = getattr(logger_class.callHandlers, _WRAPPED, None)
+    if original is not None:
+        logger_class.callHandlers = original
