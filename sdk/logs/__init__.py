@@ -4,7 +4,7 @@
 application's thread when the record was made (its message formatted, the ids of the span that
 was current then), so the export later, on the worker thread, sees what the application saw.
 The pipeline reuses the span machinery: a batch processor with its own bounded queue
-(``processor.py``) and the OTLP transports (``exporters/otlp/logs.py``); ``bridge.py`` hooks it
+(``processor.py``) and the OTLP transports (``exporters/otlp/*_logs.py``); ``bridge.py`` hooks it
 into ``logging``.
 """
 
@@ -14,9 +14,23 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
+    from telemetry_run.sdk.diagnostics import Diagnostics
     from telemetry_run.sdk.resources import Resource
 
-__all__ = ["LogData", "severity_number"]
+__all__ = ["LogData", "get_log_diagnostics", "severity_number"]
+
+_diagnostics: Diagnostics | None = None
+
+
+def get_log_diagnostics() -> Diagnostics:
+    """The process-wide counters of log records (apart from the spans'), shared by the logs
+    pipeline the bootstrap builds and its exporters."""
+    global _diagnostics
+    if _diagnostics is None:
+        from telemetry_run.sdk.diagnostics import Diagnostics
+
+        _diagnostics = Diagnostics(noun="log record")
+    return _diagnostics
 
 
 def _severities() -> tuple[int, ...]:

@@ -96,11 +96,10 @@ class exporting:  # a context manager used like a function
 
 
 class _Bridge:
-    __slots__ = ("diagnostics", "logging", "provider", "resource")
+    __slots__ = ("diagnostics", "logging", "provider")
 
     def __init__(self, provider: LoggerProvider, logging_module: ModuleType) -> None:
         self.provider = provider
-        self.resource = provider.resource
         self.diagnostics = provider.diagnostics
         self.logging = logging_module
 
@@ -161,7 +160,7 @@ class _Bridge:
             severity_text=record.levelname,
             body=body,
             scope=record.name,
-            resource=self.resource,
+            resource=self.provider.resource,
             attributes=attributes,
             trace_id=trace_id,
             span_id=span_id,

@@ -4,6 +4,7 @@ the exit hook can flush and shut down within its deadline."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from telemetry_run.sdk.diagnostics import Diagnostics
@@ -20,10 +21,18 @@ class LoggerProvider:
     """Fans each record out to the processors (one per exporter); one failing never affects
     the others. ``diagnostics`` counts log records, apart from the spans' counters."""
 
-    def __init__(self, resource: Resource, diagnostics: Diagnostics | None = None) -> None:
-        self.resource = resource
+    def __init__(
+        self, resource: Resource | Callable[[], Resource], diagnostics: Diagnostics | None = None
+    ) -> None:
+        # A callable: the tracer provider's resource, read at each record, so a forked child's
+        # records carry its own process.pid as its spans do.
+        self._resource = resource if callable(resource) else (lambda: resource)
         self.diagnostics = diagnostics or Diagnostics(noun="log record")
         self.processors: tuple[BatchLogRecordProcessor, ...] = ()
+
+    @property
+    def resource(self) -> Resource:
+        return self._resource()
 
     def add_log_record_processor(self, processor: BatchLogRecordProcessor) -> None:
         self.processors = (*self.processors, processor)

@@ -16,7 +16,8 @@ from telemetry_run.sdk.exporters.otlp._encode_logs import (
     encode_logs_request,
     encode_logs_request_json,
 )
-from telemetry_run.sdk.exporters.otlp.logs import OTLPGrpcLogExporter, OTLPHttpLogExporter
+from telemetry_run.sdk.exporters.otlp.grpc_logs import OTLPGrpcLogExporter
+from telemetry_run.sdk.exporters.otlp.http_logs import OTLPHttpLogExporter
 from telemetry_run.sdk.logs import LogData
 from telemetry_run.testing.otlp import OTLPReceiver, _hex_ids_to_base64
 

@@ -1,42 +1,21 @@
-"""OTLP log exporters: the span exporters' transports (connection, retry, TLS, compression,
-headers, deadlines, fork handling) sending ``ExportLogsServiceRequest`` to the logs service
-(gRPC ``LogsService/Export``, HTTP ``/v1/logs``)."""
+"""OTLP/HTTP log exporter: the span exporter's connection, retry, TLS, compression, headers,
+deadlines and fork handling, POSTing an ``ExportLogsServiceRequest`` (``_encode_logs``, protobuf
+or JSON) to ``/v1/logs``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from telemetry_run.sdk.exporters.otlp.grpc import OTLPGrpcSpanExporter
 from telemetry_run.sdk.exporters.otlp.http import OTLPHttpSpanExporter
 
 if TYPE_CHECKING:
     from telemetry_run.sdk.exporters import ExportResult
     from telemetry_run.sdk.logs import LogData
 
-__all__ = ["DEFAULT_HTTP_ENDPOINT", "OTLPGrpcLogExporter", "OTLPHttpLogExporter"]
+__all__ = ["DEFAULT_ENDPOINT", "OTLPHttpLogExporter"]
 
-DEFAULT_HTTP_ENDPOINT: Final = "http://localhost:4318/v1/logs"
-
-
-class OTLPGrpcLogExporter(OTLPGrpcSpanExporter):
-    """Exports log records with OTLP over gRPC (options as ``OTLPGrpcSpanExporter``)."""
-
-    _service = ("logs", "LogsService", "ExportLogsServiceResponse")
-    _rejected_field = "rejected_log_records"
-
-    def __repr__(self) -> str:
-        return f"OTLPGrpcLogExporter({self.endpoint!r})"
-
-    def export(  # type: ignore[override]  # log records where spans go
-        self, records: Sequence[LogData], *, deadline: float
-    ) -> ExportResult:
-        return super().export(records, deadline=deadline)  # type: ignore[arg-type]
-
-    def _encode(self, records: Sequence[Any]) -> bytes:
-        from telemetry_run.sdk.exporters.otlp._encode_logs import encode_logs_request
-
-        return encode_logs_request(records)
+DEFAULT_ENDPOINT: Final = "http://localhost:4318/v1/logs"
 
 
 class OTLPHttpLogExporter(OTLPHttpSpanExporter):
@@ -46,7 +25,7 @@ class OTLPHttpLogExporter(OTLPHttpSpanExporter):
     _response = ("logs", "ExportLogsServiceResponse")
     _rejected_fields = ("rejected_log_records", "rejectedLogRecords")
 
-    def __init__(self, endpoint: str = DEFAULT_HTTP_ENDPOINT, **kwargs: Any) -> None:
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, **kwargs: Any) -> None:
         super().__init__(endpoint, **kwargs)
 
     def __repr__(self) -> str:
