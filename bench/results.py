@@ -30,6 +30,7 @@ BENCHMARKS = (
     "header_parse",
     "span_start_end",
     "otlp_export",
+    "logs_export",
     "startup",
     "flask_request",
     "exit_collector_down",

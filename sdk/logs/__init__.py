@@ -74,9 +74,8 @@ class LogData:
         "trace_id",
     )
 
-    def __init__(
+    def __init__(  # positional on the application's thread (cheaper), keywords elsewhere
         self,
-        *,
         time: int,
         observed_time: int,
         severity_number: int,

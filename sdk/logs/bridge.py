@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["attach", "detach", "exporting"]
 
 _time_ns = time.time_ns
+_severity = severity_number
 _OUR_LOGGER: Final = "telemetry_run"
 _OUR_THREADS: Final = "telemetry-run"
 _WRAPPED: Final = "__telemetry_run_logs__"
@@ -96,12 +97,16 @@ class exporting:  # a context manager used like a function
 
 
 class _Bridge:
-    __slots__ = ("diagnostics", "logging", "provider")
+    __slots__ = ("diagnostics", "logging", "plain_size", "provider")
 
     def __init__(self, provider: LoggerProvider, logging_module: ModuleType) -> None:
         self.provider = provider
         self.diagnostics = provider.diagnostics
         self.logging = logging_module
+        # How many attributes a record made without ``extra=`` has: a record with more may
+        # carry the application's fields (the set difference is left out otherwise).
+        plain = logging_module.LogRecord("", 0, "", 0, "", (), None)
+        self.plain_size = len(plain.__dict__)
 
     def offer(self, logger: logging.Logger, record: logging.LogRecord) -> None:
         """Export ``record`` if a handler on the root logger would see it (module docstring)."""
@@ -135,36 +140,43 @@ class _Bridge:
             "code.function.name": record.funcName,
             "code.line.number": record.lineno,
         }
-        extra = record.__dict__.keys() - _RECORD_ATTRIBUTES
-        if extra:
-            for key in extra:
-                value = clean_attribute_value(record.__dict__[key])
-                attributes[key] = str(record.__dict__[key]) if value is _INVALID else value
+        fields = record.__dict__
+        if len(fields) > self.plain_size:
+            for key in fields.keys() - _RECORD_ATTRIBUTES:
+                value = clean_attribute_value(fields[key])
+                attributes[key] = str(fields[key]) if value is _INVALID else value
         exc_info = record.exc_info
         if exc_info and exc_info[0] is not None:
             _exception_attributes(attributes, exc_info)
-        trace_id = span_id = flags = 0
         span = _span_get()
         if span is not None:
             try:
                 context = span.get_span_context()  # type: ignore[attr-defined]
                 if context.is_valid:
-                    trace_id, span_id = context.trace_id, context.span_id
-                    flags = int(context.trace_flags)
+                    return LogData(
+                        int(record.created * 1e9),
+                        _time_ns(),
+                        _severity(record.levelno),
+                        record.levelname,
+                        body,
+                        record.name,
+                        self.provider.resource,
+                        attributes,
+                        context.trace_id,
+                        context.span_id,
+                        int(context.trace_flags),
+                    )
             except Exception:  # noqa: BLE001  # not a span: the record carries no ids
                 pass
         return LogData(
-            time=int(record.created * 1e9),
-            observed_time=_time_ns(),
-            severity_number=severity_number(record.levelno),
-            severity_text=record.levelname,
-            body=body,
-            scope=record.name,
-            resource=self.provider.resource,
-            attributes=attributes,
-            trace_id=trace_id,
-            span_id=span_id,
-            trace_flags=flags,
+            int(record.created * 1e9),
+            _time_ns(),
+            _severity(record.levelno),
+            record.levelname,
+            body,
+            record.name,
+            self.provider.resource,
+            attributes,
         )
 
 
