@@ -197,3 +197,41 @@ def test_unset_nothing_is_exported_and_console_prints_a_line_per_record(
         r"\d{4}-\d\d-\d\dT[\d:.]+Z ERROR job 'disk sda full' trace=0{32} span=0{16}", line
     ), line
     assert otlp_receiver.log_requests == []
+
+
+FORWARDING = """
+import logging
+
+
+class Forward(logging.Handler):
+    # Copies telemetry-run's own warnings into the app's logger, from whatever thread they
+    # come (the export worker's, when the collector is down).
+    def emit(self, record):
+        logging.getLogger("app.audit").warning("telemetry: %s", record.getMessage())
+
+
+logging.getLogger("telemetry_run").addHandler(Forward())
+for n in range(3):
+    logging.getLogger("app").warning("work %d", n)
+"""
+
+
+def test_what_is_logged_inside_the_export_path_is_never_exported(tmp_path: Path) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(FORWARDING)
+    env = clean_env(
+        OTEL_LOGS_EXPORTER="otlp",
+        OTEL_EXPORTER_OTLP_LOGS_ENDPOINT=f"http://127.0.0.1:{dead_port()}",
+        OTEL_BLRP_SCHEDULE_DELAY="10",
+        OTEL_EXPORTER_OTLP_TIMEOUT="300",
+        TELEMETRY_RUN_SHUTDOWN_TIMEOUT="1000",
+    )
+    result = launch([PYTHON, str(script)], env)
+    assert result.returncode == 0, result.stderr
+    # Our warnings were forwarded into the app's logger (logging's last resort prints them)...
+    assert "telemetry: OTLP export to" in result.stderr
+    match = LOGS_LINE.search(result.stderr)
+    assert match is not None, result.stderr
+    # ...but only the app's own three records were ever produced for export.
+    produced, exported, dropped = map(int, match.groups()[:3])
+    assert (produced, exported, dropped) == (3, 0, 3)
