@@ -16,7 +16,8 @@ The same receiver serves our own tests and plugin authors' (the ``otlp_receiver`
   ``application/x-protobuf`` and ``application/json`` (OTLP/JSON: hex ids), gzip or not.
 - Logs: the same servers implement the logs service (gRPC ``LogsService/Export``, HTTP
   ``POST /v1/logs``); what arrives is kept in ``log_requests`` (``wait_for_log_records``). The
-  faults below apply to trace calls only: logs are always accepted.
+  faults below apply to trace calls only: logs are always accepted (``partial_success`` applies
+  to both, as ``rejected_log_records`` for logs).
 
 Every request is decoded with opentelemetry-proto's ``ExportTraceServiceRequest`` and kept with
 the headers (gRPC metadata) it came with. Faults: ``fail_next`` (a gRPC status, optionally with
@@ -412,10 +413,16 @@ class OTLPReceiver:
 
     # -- shared handling --------------------------------------------------------------------
 
-    def _logs_arrived(self, received: ReceivedLogs) -> None:
+    def _logs_arrived(self, received: ReceivedLogs) -> logs_service_pb2.ExportLogsServiceResponse:
+        """Record a logs call; the answer (a partial success when one is set)."""
+        response = logs_service_pb2.ExportLogsServiceResponse()
         with self._lock:
             self.log_requests.append(received)
+            if self._state.rejected or self._state.rejected_message:
+                response.partial_success.rejected_log_records = self._state.rejected
+                response.partial_success.error_message = self._state.rejected_message
             self._lock.notify_all()
+        return response
 
     def _arrived(self, received: ReceivedRequest) -> tuple[_Fault | Misbehaviour | None, _State]:
         """Record a call; the fault to answer it with (if any) and the state to answer from."""
@@ -640,7 +647,7 @@ class _LogsServicer:
             decoded = request.decode_logs(receiver.max_body_bytes)
         except Exception as exc:  # noqa: BLE001  # a malformed body is the client's problem
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode the request: {exc}")
-        receiver._logs_arrived(
+        return receiver._logs_arrived(
             ReceivedLogs(
                 "grpc",
                 decoded,
@@ -650,7 +657,6 @@ class _LogsServicer:
                 f"/{_LOGS_SERVICE}/Export",
             )
         )
-        return logs_service_pb2.ExportLogsServiceResponse()
 
 
 class _HTTPServer(http.server.ThreadingHTTPServer):
@@ -782,8 +788,9 @@ class _HTTPHandler(http.server.BaseHTTPRequestHandler):
         except Exception as exc:  # noqa: BLE001  # a malformed body is the client's problem
             self._status(400, content_type, f"cannot decode the request: {exc}")
             return
-        receiver._logs_arrived(ReceivedLogs("http", request, headers, encoding, content_type, path))
-        response = logs_service_pb2.ExportLogsServiceResponse()
+        response = receiver._logs_arrived(
+            ReceivedLogs("http", request, headers, encoding, content_type, path)
+        )
         if content_type == "application/json":
             self._reply(200, content_type, json_format.MessageToJson(response).encode())
         else:

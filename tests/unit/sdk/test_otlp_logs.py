@@ -5,6 +5,7 @@ HTTP /v1/logs as protobuf or JSON, gzip), with headers, through the span exporte
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import pytest
@@ -158,3 +159,26 @@ def test_an_unreachable_receiver_fails_the_batch_as_retryable() -> None:
     )
     result = exporter.export(_records(), deadline=time.monotonic() + 0.5)
     assert not result.success and result.retryable
+
+
+@pytest.mark.parametrize("transport", ["grpc", "http/protobuf", "http/json"])
+def test_records_the_receiver_rejects_are_counted_as_rejected(
+    otlp_receiver: OTLPReceiver, transport: str
+) -> None:
+    from telemetry_run.sdk.logs.processor import BatchLogRecordProcessor
+
+    otlp_receiver.partial_success(2, "too old")
+    diagnostics = Diagnostics(noun="log record", log=logging.getLogger("tests.otlp_logs"))
+    exporter: OTLPGrpcLogExporter | OTLPHttpLogExporter
+    if transport == "grpc":
+        exporter = OTLPGrpcLogExporter(otlp_receiver.grpc_endpoint, diagnostics=diagnostics)
+    else:
+        exporter = OTLPHttpLogExporter(
+            otlp_receiver.http_logs_endpoint, protocol=transport, diagnostics=diagnostics
+        )
+    processor = BatchLogRecordProcessor(exporter, schedule_delay=3600, diagnostics=diagnostics)
+    for record in _records():
+        processor.emit(record)
+    processor.shutdown(deadline=time.monotonic() + 10)
+    counts = diagnostics.snapshot()
+    assert (counts["produced"], counts["exported"], counts["rejected"]) == (3, 1, 2)
