@@ -235,3 +235,48 @@ def test_what_is_logged_inside_the_export_path_is_never_exported(tmp_path: Path)
     # ...but only the app's own three records were ever produced for export.
     produced, exported, dropped = map(int, match.groups()[:3])
     assert (produced, exported, dropped) == (3, 0, 3)
+
+
+CHILDREN = """
+import logging
+import multiprocessing
+
+log = logging.getLogger("app.jobs")
+
+
+def work(n):
+    log.warning("child %d done", n)
+
+
+if __name__ == "__main__":
+    log.warning("queued before the fork")
+    context = multiprocessing.get_context("fork")
+    children = [context.Process(target=work, args=(n,)) for n in range(2)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(30)
+    log.warning("parent done")
+"""
+
+
+def test_forked_children_ship_their_own_records_and_never_their_parents(
+    otlp_receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    script = tmp_path / "jobs.py"
+    script.write_text(CHILDREN)
+    env = clean_env(
+        OTEL_LOGS_EXPORTER="otlp",
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.grpc_endpoint,
+        OTEL_BLRP_SCHEDULE_DELAY="60000",  # nothing leaves before each process's exit flush
+    )
+    result = launch([PYTHON, str(script)], env)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("queued before the fork") == 1  # logging's last resort
+    records = otlp_receiver.wait_for_log_records(4)
+    assert sorted(r.body.string_value for r in records) == [
+        "child 0 done",
+        "child 1 done",
+        "parent done",
+        "queued before the fork",
+    ]
