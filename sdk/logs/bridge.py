@@ -19,12 +19,12 @@ raises into it.
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run.sdk.context import _span_get
 from telemetry_run.sdk.logs import LogData, severity_number
+from telemetry_run.sdk.logs._guard import _local
 from telemetry_run.sdk.trace.span import _INVALID, clean_attribute_value
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from telemetry_run.sdk.logs.provider import LoggerProvider
 
-__all__ = ["attach", "detach", "exporting"]
+__all__ = ["attach", "detach"]
 
 _time_ns = time.time_ns
 _severity = severity_number
@@ -74,26 +74,6 @@ _RECORD_ATTRIBUTES: Final = frozenset(
         "otelServiceName",
     )
 )
-
-
-class _Local(threading.local):
-    exporting = False
-
-
-_local = _Local()
-
-
-class exporting:  # a context manager used like a function
-    """Within this block, this thread's records are not exported (our export path)."""
-
-    __slots__ = ("_was",)
-
-    def __enter__(self) -> None:
-        self._was = _local.exporting
-        _local.exporting = True
-
-    def __exit__(self, *exc: object) -> None:
-        _local.exporting = self._was
 
 
 class _Bridge:

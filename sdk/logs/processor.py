@@ -15,7 +15,7 @@ import contextlib
 from typing import TYPE_CHECKING, cast
 
 from telemetry_run.sdk import forking
-from telemetry_run.sdk.logs.bridge import exporting
+from telemetry_run.sdk.logs._guard import exporting
 from telemetry_run.sdk.processors.batch import BatchSpanProcessor, _getpid
 
 if TYPE_CHECKING:

@@ -142,4 +142,6 @@ def test_logs_export_leaves_logging_and_the_heavy_modules_out_of_start_up(protoc
     out = _child(_BOOT, OTEL_LOGS_EXPORTER="otlp", OTEL_EXPORTER_OTLP_PROTOCOL=protocol)
     imported = set(json.loads(out.stdout))
     assert not imported & set(LEFT_OUT), sorted(imported & set(LEFT_OUT))
+    assert "telemetry_run.sdk.logs.processor" in imported  # the pipeline is built...
+    assert "telemetry_run.sdk.logs.bridge" not in imported  # ...its logging side waits
     assert out.stderr == ""
