@@ -6,6 +6,7 @@ that overflows is counted on the exit line, apart from the spans; unset, nothing
 from __future__ import annotations
 
 import re
+import signal
 import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,7 @@ import pytest
 from telemetry_run.testing.otlp import free_port as dead_port
 from tests.integration.apps import attributes, free_port, otlp_env, served
 from tests.integration.conftest import PYTHON, clean_env, launch
+from tests.integration.test_sigterm import run_until_sigterm
 
 if TYPE_CHECKING:
     from telemetry_run.testing.otlp import OTLPReceiver
@@ -280,3 +282,32 @@ def test_forked_children_ship_their_own_records_and_never_their_parents(
         "parent done",
         "queued before the fork",
     ]
+
+
+WAITING = """
+import logging, time
+
+logging.getLogger().addHandler(logging.NullHandler())
+logging.getLogger("app").warning("before term")
+print("ready", flush=True)
+for _ in range(600):
+    time.sleep(0.1)
+"""
+
+
+def test_sigterm_delivers_the_queued_records_before_the_process_dies(
+    otlp_receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(WAITING)
+    env = clean_env(
+        OTEL_LOGS_EXPORTER="otlp",
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_EXPORTER_OTLP_ENDPOINT=otlp_receiver.http_base,
+        OTEL_BLRP_SCHEDULE_DELAY="60000",  # only the exit path can deliver
+    )
+    code, _out, err = run_until_sigterm(str(app), env)
+    assert code == -signal.SIGTERM, err
+    (record,) = otlp_receiver.wait_for_log_records(1)
+    assert record.body.string_value == "before term"
+    assert err == ""  # delivered: no exit line
