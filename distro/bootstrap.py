@@ -217,7 +217,12 @@ def build_logs(config: Config, provider: TracerProvider) -> LoggerProvider | Non
     from telemetry_run.sdk.logs.processor import BatchLogRecordProcessor
     from telemetry_run.sdk.logs.provider import LoggerProvider
 
-    logs = LoggerProvider(lambda: provider.resource, get_log_diagnostics())
+    logs = LoggerProvider(
+        lambda: provider.resource,
+        get_log_diagnostics(),
+        max_attributes=config.attribute_count("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT"),
+        max_attribute_length=config.attribute_length("OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
+    )
     for name in names:
         if name == "otlp":
             from telemetry_run._otlp import log_exporter

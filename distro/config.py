@@ -251,6 +251,20 @@ BUILTIN_VARIABLES: Final[tuple[Variable, ...]] = (
         "attributes per span (wins over OTEL_ATTRIBUTE_COUNT_LIMIT)",
         shown_default="128",
     ),
+    Variable(
+        "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        parse_int(0),
+        None,
+        "as OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, for log records (wins over it)",
+        shown_default="no limit",
+    ),
+    Variable(
+        "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT",
+        parse_int(0),
+        None,
+        "attributes per log record (wins over OTEL_ATTRIBUTE_COUNT_LIMIT)",
+        shown_default="128",
+    ),
     Variable("OTEL_SPAN_EVENT_COUNT_LIMIT", parse_int(0), 128, "events per span"),
     Variable("OTEL_SPAN_LINK_COUNT_LIMIT", parse_int(0), 128, "links per span"),
     Variable(
@@ -483,9 +497,12 @@ class Config(FrozenRecord):
         value = self.values.get(specific)
         return int(value if value is not None else self.values["OTEL_ATTRIBUTE_COUNT_LIMIT"])
 
-    def attribute_length(self) -> int | None:
-        span = self.values["OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"]
-        value = span if span is not None else self.values["OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"]
+    def attribute_length(
+        self, specific: str = "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"
+    ) -> int | None:
+        value = self.values[specific]
+        if value is None:
+            value = self.values["OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"]
         return None if value is None else int(value)
 
     @property

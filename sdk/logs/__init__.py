@@ -63,6 +63,7 @@ class LogData:
     __slots__ = (
         "attributes",
         "body",
+        "dropped_attributes",
         "observed_time",
         "resource",
         "scope",
@@ -87,6 +88,7 @@ class LogData:
         trace_id: int = 0,
         span_id: int = 0,
         trace_flags: int = 0,
+        dropped_attributes: int = 0,
     ) -> None:
         self.time = time
         self.observed_time = observed_time
@@ -99,6 +101,8 @@ class LogData:
         self.trace_id = trace_id
         self.span_id = span_id
         self.trace_flags = trace_flags
+        #: Attributes left out by OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT.
+        self.dropped_attributes = dropped_attributes
 
     def __repr__(self) -> str:
         return (

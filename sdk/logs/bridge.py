@@ -128,6 +128,10 @@ class _Bridge:
         exc_info = record.exc_info
         if exc_info and exc_info[0] is not None:
             _exception_attributes(attributes, exc_info)
+        provider = self.provider
+        dropped = 0
+        if len(attributes) > provider.max_attributes or provider.max_attribute_length is not None:
+            attributes, dropped = _limited(attributes, provider)
         span = _span_get()
         if span is not None:
             try:
@@ -140,11 +144,12 @@ class _Bridge:
                         record.levelname,
                         body,
                         record.name,
-                        self.provider.resource,
+                        provider.resource,
                         attributes,
                         context.trace_id,
                         context.span_id,
                         int(context.trace_flags),
+                        dropped,
                     )
             except Exception:  # noqa: BLE001  # not a span: the record carries no ids
                 pass
@@ -155,9 +160,27 @@ class _Bridge:
             record.levelname,
             body,
             record.name,
-            self.provider.resource,
+            provider.resource,
             attributes,
+            dropped_attributes=dropped,
         )
+
+
+def _limited(
+    attributes: dict[str, object], provider: LoggerProvider
+) -> tuple[dict[str, object], int]:
+    """The attributes within the provider's limits (the first ones are kept, strings cut to
+    the length limit) and how many were left out."""
+    count = provider.max_attributes
+    dropped = max(0, len(attributes) - count)
+    if dropped:
+        attributes = dict(list(attributes.items())[:count])
+    length = provider.max_attribute_length
+    if length is not None:
+        for key, value in attributes.items():
+            if isinstance(value, str | tuple):
+                attributes[key] = clean_attribute_value(value, length)
+    return attributes, dropped
 
 
 def _exception_attributes(attributes: dict[str, object], exc_info: Any) -> None:
@@ -174,28 +197,32 @@ def _exception_attributes(attributes: dict[str, object], exc_info: Any) -> None:
 
 
 def attach(logging_module: ModuleType, provider: LoggerProvider) -> None:
-    """Send every record that reaches the root logger's handlers to ``provider`` (once)."""
-    logger_class = logging_module.Logger
-    original = logger_class.callHandlers
-    if getattr(original, _WRAPPED, None) is not None:
-        return
+    """Send every record that reaches the root logger's handlers to ``provider``; attaching
+    again sends them to the new provider instead (``Logger.callHandlers`` is wrapped once)."""
     bridge = _Bridge(provider, logging_module)
-    offer, diagnostics = bridge.offer, bridge.diagnostics
+    logger_class = logging_module.Logger
+    current = logger_class.callHandlers
+    if getattr(current, _WRAPPED, None) is not None:
+        current.__telemetry_run_bridge__ = bridge
+        return
+    original = current
 
     def callHandlers(self: logging.Logger, record: logging.LogRecord) -> None:
+        bridge = callHandlers.__telemetry_run_bridge__  # type: ignore[attr-defined]
         try:
-            offer(self, record)
+            bridge.offer(self, record)
         except Exception as exc:  # noqa: BLE001  # the application's logging goes on
-            diagnostics.internal_error("logs export", exc)
+            bridge.diagnostics.internal_error("logs export", exc)
         original(self, record)
 
     callHandlers.__doc__ = original.__doc__
+    callHandlers.__telemetry_run_bridge__ = bridge  # type: ignore[attr-defined]
     setattr(callHandlers, _WRAPPED, original)
     logger_class.callHandlers = callHandlers
 
 
 def detach(logging_module: ModuleType) -> None:
-    """Undo ``attach`` (tests)."""
+    """Undo ``attach``: ``logging`` as it was (tests, benchmarks)."""
     logger_class = logging_module.Logger
     original = getattr(logger_class.callHandlers, _WRAPPED, None)
     if original is not None:

@@ -22,8 +22,18 @@ class LoggerProvider:
     the others. ``diagnostics`` counts log records, apart from the spans' counters."""
 
     def __init__(
-        self, resource: Resource | Callable[[], Resource], diagnostics: Diagnostics | None = None
+        self,
+        resource: Resource | Callable[[], Resource],
+        diagnostics: Diagnostics | None = None,
+        *,
+        max_attributes: int = 128,
+        max_attribute_length: int | None = None,
     ) -> None:
+        if max_attributes < 0 or (max_attribute_length is not None and max_attribute_length < 0):
+            raise ValueError("attribute limits must be >= 0")
+        #: OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT and ..._VALUE_LENGTH_LIMIT (None: no limit).
+        self.max_attributes = max_attributes
+        self.max_attribute_length = max_attribute_length
         # A callable: the tracer provider's resource, read at each record, so a forked child's
         # records carry its own process.pid as its spans do.
         self._resource = resource if callable(resource) else (lambda: resource)

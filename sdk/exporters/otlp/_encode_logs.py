@@ -7,8 +7,9 @@ tests check each field). Records are grouped by resource, then by scope (the log
 order of first appearance.
 
 LogRecord: time_unix_nano = 1 (fixed64), severity_number = 2 (enum), severity_text = 3, body = 5
-(AnyValue), attributes = 6, flags = 8 (fixed32: the W3C trace flags in bits 0-7), trace_id = 9,
-span_id = 10 (bytes, big-endian), observed_time_unix_nano = 11 (fixed64).
+(AnyValue), attributes = 6, dropped_attributes_count = 7, flags = 8 (fixed32: the W3C trace flags
+in bits 0-7), trace_id = 9, span_id = 10 (bytes, big-endian), observed_time_unix_nano = 11
+(fixed64).
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ def _write_record(out: bytearray, record: LogData) -> None:
     body += b"\x2a" + _varint(len(value)) + value
     if record.attributes:
         _write_attributes(body, _LOG_ATTRIBUTES, record.attributes)
+    if record.dropped_attributes:
+        body += b"\x38" + _varint(record.dropped_attributes)
     if record.trace_flags:
         body += _flags(0x45, record.trace_flags & 0xFF)
     if record.trace_id:
@@ -114,6 +117,8 @@ def _json_record(record: LogData) -> dict[str, Any]:
         out["severityText"] = record.severity_text
     out["body"] = {"stringValue": record.body}
     _json_attributes(out, record.attributes)
+    if record.dropped_attributes:
+        out["droppedAttributesCount"] = record.dropped_attributes
     if record.trace_flags:
         out["flags"] = record.trace_flags & 0xFF
     if record.trace_id:

@@ -145,3 +145,32 @@ def test_logs_export_leaves_logging_and_the_heavy_modules_out_of_start_up(protoc
     assert "telemetry_run.sdk.logs.processor" in imported  # the pipeline is built...
     assert "telemetry_run.sdk.logs.bridge" not in imported  # ...its logging side waits
     assert out.stderr == ""
+
+
+def test_log_record_limits_win_over_the_general_ones() -> None:
+    import logging
+
+    from telemetry_run.bootstrap import build_logs
+    from telemetry_run.sdk.logs import bridge
+    from telemetry_run.sdk.trace.provider import TracerProvider
+
+    specific, _ = _config(
+        OTEL_LOGS_EXPORTER="console",
+        OTEL_ATTRIBUTE_COUNT_LIMIT="10",
+        OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT="100",
+        OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT="7",
+    )
+    general, _ = _config(OTEL_LOGS_EXPORTER="console")
+    built = []
+    try:  # build_logs attaches this test process's logging (it is imported): undone below
+        for config in (specific, general):
+            logs = build_logs(config, TracerProvider(shutdown_on_exit=False))
+            assert logs is not None
+            built.append(logs)
+            logs.shutdown(5.0)
+    finally:
+        bridge.detach(logging)
+    assert [(logs.max_attributes, logs.max_attribute_length) for logs in built] == [
+        (7, 100),
+        (128, None),
+    ]

@@ -308,3 +308,42 @@ def test_log_counters_are_apart_from_span_counters(diagnostics: Diagnostics) -> 
     provider = LoggerProvider(Resource({}))
     assert provider.diagnostics is not diagnostics
     assert provider.diagnostics.noun == "log record"
+
+
+def test_attribute_limits_keep_the_first_attributes_and_cut_long_strings() -> None:
+    limited = Pipeline(KeepingExporter())
+    limited.provider.max_attributes = 4
+    limited.provider.max_attribute_length = 5
+    bridge.attach(logging, limited.provider)
+    try:
+        logging.getLogger("app").error(
+            "a long message is not an attribute",
+            extra={"note": "abcdefgh", "tags": ["abcdefgh", "ab"], "n": 3},
+        )
+    finally:
+        bridge.detach(logging)
+    (record,) = limited.flush()
+    limited.provider.shutdown(5.0)
+    assert record.body == "a long message is not an attribute"
+    assert len(record.attributes) == 4
+    assert record.dropped_attributes == 2
+    assert record.attributes["code.file.path"] == __file__[:5]
+    assert list(record.attributes)[:3] == [
+        "code.file.path",
+        "code.function.name",
+        "code.line.number",
+    ]
+    (extra,) = [value for key, value in record.attributes.items() if not key.startswith("code.")]
+    assert extra in ("abcde", ("abcde", "ab"), 3)
+
+
+def test_attaching_again_sends_the_records_to_the_new_provider(pipeline: Pipeline) -> None:
+    logging.getLogger("app").error("to the first")
+    second = Pipeline(KeepingExporter())
+    bridge.attach(logging, second.provider)
+    try:
+        logging.getLogger("app").error("to the second")
+    finally:
+        second.provider.shutdown(5.0)
+    assert [r.body for r in pipeline.flush()] == ["to the first"]
+    assert second.exporter.bodies() == ["to the second"]

@@ -29,6 +29,7 @@ SPAN_ID = 0xEEE19B7EC3C1B174
 
 def _record(body: str = "paid", scope: str = "app.orders", **kwargs: object) -> LogData:
     fields: dict[str, object] = {
+        "dropped_attributes": 3,
         "time": 1_700_000_000_123_456_000,
         "observed_time": 1_700_000_000_124_000_000,
         "severity_number": 13,
@@ -69,8 +70,10 @@ def _check(request: logs_service_pb2.ExportLogsServiceRequest) -> None:
     assert paid.span_id == SPAN_ID.to_bytes(8, "big")
     assert paid.flags == 1
     assert _attributes(paid) == {"code.line.number": 12, "exception.type": "KeyError", "ratio": 0.5}
+    assert paid.dropped_attributes_count == 3
     bare = resource_logs.scope_logs[0].log_records[1]
     assert (bare.trace_id, bare.span_id, bare.flags, bare.severity_number) == (b"", b"", 0, 0)
+    assert bare.dropped_attributes_count == 0
     assert list(bare.attributes) == []
 
 
@@ -86,6 +89,7 @@ def _records() -> list[LogData]:
             trace_flags=0,
             severity_number=0,
             severity_text="",
+            dropped_attributes=0,
         ),
     ]
 
