@@ -32,6 +32,7 @@ BENCHMARKS = (
     "api_bridge",
     "context_propagation",
     "otlp_export",
+    "logs_export",
     "startup",
     "flask_request",
     "exit_collector_down",

@@ -1,16 +1,17 @@
 """The built-in ``otlp`` exporter: its variables and the specification's rules for them.
 
 A plugin like any other (entry point ``builtin-otlp``): it declares the ``OTEL_EXPORTER_OTLP_*``
-variables (general and ``_TRACES_``; a per-signal variable that is set wins over the general
-one) and builds the gRPC or HTTP exporter for ``OTEL_TRACES_EXPORTER=otlp``. Nothing of grpc,
+variables (general, ``_TRACES_`` and ``_LOGS_``; a per-signal variable that is set wins over the
+general one) and builds the gRPC or HTTP exporter for ``OTEL_TRACES_EXPORTER=otlp`` (and, through
+``log_exporter``, for ``OTEL_LOGS_EXPORTER=otlp``). Nothing of grpc,
 protobuf or the HTTP client is imported here or when the exporter is built: the transport
 loads at the first export.
 
 Endpoint rules (specification, ``protocol/exporter.md``):
 
-- HTTP: the general ``OTEL_EXPORTER_OTLP_ENDPOINT`` is a base URL, ``v1/traces`` is appended to
-  its path; ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is used as it is (an empty path becomes
-  ``/``). Default ``http://localhost:4318/v1/traces``.
+- HTTP: the general ``OTEL_EXPORTER_OTLP_ENDPOINT`` is a base URL, ``v1/traces`` (``v1/logs``)
+  is appended to its path; ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (``..._LOGS_ENDPOINT``) is used
+  as it is (an empty path becomes ``/``). Default ``http://localhost:4318/v1/traces``.
 - gRPC: the endpoint is ``http://`` (plaintext) or ``https://`` (TLS) and the scheme wins over
   ``..._INSECURE``, which applies only to an endpoint without a scheme. Default
   ``http://localhost:4317``.
@@ -48,12 +49,14 @@ from telemetry_run.sdk._printable import mask
 if TYPE_CHECKING:
     from telemetry_run.config import Config
     from telemetry_run.sdk.exporters import ExportResult, SpanExporter
+    from telemetry_run.sdk.logs.exporter import LogExporter
     from telemetry_run.sdk.trace.span import ReadableSpan
 
 __all__ = [
     "VARIABLES",
     "OTLPExporterOff",
     "OTLPSettings",
+    "log_exporter",
     "otlp_settings",
     "telemetry_run_provides",
     "telemetry_run_span_exporter",
@@ -106,15 +109,18 @@ def parse_endpoint(raw: str) -> str:
     return raw
 
 
-def _options(prefix: str, traces: bool) -> list[Variable]:
-    """The nine OTLP variables for ``prefix`` (``OTEL_EXPORTER_OTLP_`` or ``..._TRACES_``)."""
-    what = " traces" if traces else ""
+def _options(prefix: str, signal: str | None) -> list[Variable]:
+    """The nine OTLP variables for ``prefix`` (``OTEL_EXPORTER_OTLP_``, or the ``..._TRACES_``
+    or ``..._LOGS_`` one of ``signal``)."""
+    traces = signal is not None
+    what = f" {signal}" if signal else ""
     wins = " (wins over the general variable)" if traces else ""
     unset = "(unset)"
+    items = "log records" if signal == "logs" else "spans"
     off = (
         "the OTLP exporter is off"
-        + ("" if traces else " unless OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set")
-        + " (it does not fall back to the default endpoint); its spans are counted as "
+        + ("" if traces else " unless its OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT is set")
+        + f" (it does not fall back to the default endpoint); its {items} are counted as "
         "export_failed"
     )
     return [
@@ -188,7 +194,13 @@ def _options(prefix: str, traces: bool) -> list[Variable]:
 
 GENERAL: Final = "OTEL_EXPORTER_OTLP_"
 TRACES: Final = "OTEL_EXPORTER_OTLP_TRACES_"
-VARIABLES: Final[tuple[Variable, ...]] = (*_options(GENERAL, False), *_options(TRACES, True))
+LOGS: Final = "OTEL_EXPORTER_OTLP_LOGS_"
+_PREFIXES: Final = {"traces": TRACES, "logs": LOGS}
+VARIABLES: Final[tuple[Variable, ...]] = (
+    *_options(GENERAL, None),
+    *_options(TRACES, "traces"),
+    *_options(LOGS, "logs"),
+)
 
 
 @hookimpl
@@ -273,11 +285,12 @@ class OTLPSettings:
         }
 
 
-def _pick(config: Config, option: str) -> tuple[str, Any]:
-    """(variable name, value) for ``option``: the traces variable if it is set, else the
+def _pick(config: Config, option: str, signal: str = "traces") -> tuple[str, Any]:
+    """(variable name, value) for ``option``: the signal's variable if it is set, else the
     general one (its default when unset too)."""
-    if config.is_set(TRACES + option):
-        return TRACES + option, config[TRACES + option]
+    specific = _PREFIXES[signal] + option
+    if config.is_set(specific):
+        return specific, config[specific]
     return GENERAL + option, config.get(GENERAL + option)
 
 
@@ -290,17 +303,19 @@ def _shown(endpoint: str) -> str:
 _OFF: Final = "the OTLP exporter is off: its configuration was refused at start-up"
 
 
-def otlp_settings(config: Config) -> OTLPSettings:
+def otlp_settings(config: Config, signal: str = "traces") -> OTLPSettings:
     """Apply the specification's rules; a value that cannot be used warns once (here, when the
     exporter is built) and the default is used, except where that would send the spans and
     headers elsewhere or block: then ``off`` says why the exporter is off (the error is logged
     once, by the Config or here)."""
-    protocol = _pick(config, "PROTOCOL")[1] or "grpc"
-    endpoint = _grpc_endpoint(config) if protocol == "grpc" else _http_endpoint(config)
+    protocol = _pick(config, "PROTOCOL", signal)[1] or "grpc"
+    endpoint = (
+        _grpc_endpoint(config, signal) if protocol == "grpc" else _http_endpoint(config, signal)
+    )
     off = None if endpoint is not None else _OFF
-    timeout = _pick(config, "TIMEOUT")[1]
-    key_name, key_file = _pick(config, "CLIENT_KEY")
-    cert_file = _pick(config, "CLIENT_CERTIFICATE")[1]
+    timeout = _pick(config, "TIMEOUT", signal)[1]
+    key_name, key_file = _pick(config, "CLIENT_KEY", signal)
+    cert_file = _pick(config, "CLIENT_CERTIFICATE", signal)[1]
     if (key_file is None) != (cert_file is None):
         logger.warning(
             "OTLP mTLS needs both OTEL_EXPORTER_OTLP_CLIENT_KEY and "
@@ -323,11 +338,11 @@ def otlp_settings(config: Config) -> OTLPSettings:
     return OTLPSettings(
         protocol=protocol,
         endpoint=endpoint or "",
-        insecure=_pick(config, "INSECURE")[1],
-        headers=tuple(_pick(config, "HEADERS")[1] or ()),
+        insecure=_pick(config, "INSECURE", signal)[1],
+        headers=tuple(_pick(config, "HEADERS", signal)[1] or ()),
         timeout=10.0 if timeout is None else float(timeout),
-        compression=_pick(config, "COMPRESSION")[1] or "none",
-        certificate_file=_pick(config, "CERTIFICATE")[1],
+        compression=_pick(config, "COMPRESSION", signal)[1] or "none",
+        certificate_file=_pick(config, "CERTIFICATE", signal)[1],
         client_key_file=key_file,
         client_certificate_file=cert_file,
         off=off,
@@ -340,10 +355,10 @@ _OFF_NOW: Final = (
 )
 
 
-def _configured_endpoint(config: Config) -> tuple[str, str | None, bool]:
-    """(variable, value or None for the default, usable): the traces variable if it is set,
+def _configured_endpoint(config: Config, signal: str = "traces") -> tuple[str, str | None, bool]:
+    """(variable, value or None for the default, usable): the signal's variable if it is set,
     validly or not, else the general one; an invalid one is never replaced by another."""
-    for name in (TRACES + "ENDPOINT", GENERAL + "ENDPOINT"):
+    for name in (_PREFIXES[signal] + "ENDPOINT", GENERAL + "ENDPOINT"):
         if name in config.invalid:
             return name, None, False  # the Config logged the error
         if config.is_set(name):
@@ -364,19 +379,19 @@ def _is_encrypted_key(path: str) -> bool:
         return False
 
 
-def _grpc_endpoint(config: Config) -> str | None:
-    _, endpoint, usable = _configured_endpoint(config)
+def _grpc_endpoint(config: Config, signal: str = "traces") -> str | None:
+    _, endpoint, usable = _configured_endpoint(config, signal)
     if not usable:
         return None
     return DEFAULT_GRPC_ENDPOINT if endpoint is None else endpoint
 
 
-def _http_endpoint(config: Config) -> str | None:
-    name, endpoint, usable = _configured_endpoint(config)
+def _http_endpoint(config: Config, signal: str = "traces") -> str | None:
+    name, endpoint, usable = _configured_endpoint(config, signal)
     if not usable:
         return None
     if endpoint is None:
-        return DEFAULT_HTTP_ENDPOINT
+        return f"http://localhost:4318/v1/{signal}"
     import urllib.parse  # only for a configured endpoint
 
     try:
@@ -392,12 +407,12 @@ def _http_endpoint(config: Config) -> str | None:
             _OFF_NOW,
         )
         return None
-    if name == TRACES + "ENDPOINT":
+    if name == _PREFIXES[signal] + "ENDPOINT":
         if not parts.path:
             parts = parts._replace(path="/")
         return urllib.parse.urlunsplit(parts)
     path = parts.path if parts.path.endswith("/") else parts.path + "/"
-    return urllib.parse.urlunsplit(parts._replace(path=path + TRACES_PATH))
+    return urllib.parse.urlunsplit(parts._replace(path=f"{path}v1/{signal}"))
 
 
 class OTLPExporterOff:
@@ -439,4 +454,33 @@ def telemetry_run_span_exporter(name: str, config: Config) -> SpanExporter | Non
 
     return OTLPHttpSpanExporter(
         settings.endpoint, protocol=settings.protocol, **settings.exporter_kwargs()
+    )
+
+
+def log_exporter(config: Config) -> LogExporter:
+    """The OTLP log exporter ``OTEL_LOGS_EXPORTER=otlp`` asks for, from the
+    ``OTEL_EXPORTER_OTLP_LOGS_*`` variables (falling back to the general ones), by the same
+    rules as the span exporter: a configuration that cannot be honoured turns it off."""
+    from telemetry_run.sdk.logs import get_log_diagnostics
+
+    settings = otlp_settings(config, "logs")
+    if settings.off is not None:
+        return OTLPExporterOff(settings.off)  # type: ignore[return-value]  # fails every batch
+    diagnostics = get_log_diagnostics()
+    if settings.protocol == "grpc":
+        from telemetry_run.sdk.exporters.otlp.grpc_logs import OTLPGrpcLogExporter
+
+        return OTLPGrpcLogExporter(
+            settings.endpoint,
+            insecure=settings.insecure,
+            diagnostics=diagnostics,
+            **settings.exporter_kwargs(),
+        )
+    from telemetry_run.sdk.exporters.otlp.http_logs import OTLPHttpLogExporter
+
+    return OTLPHttpLogExporter(
+        settings.endpoint,
+        protocol=settings.protocol,
+        diagnostics=diagnostics,
+        **settings.exporter_kwargs(),
     )

@@ -20,10 +20,13 @@ from telemetry_run.sdk._printable import escape, quote
 from telemetry_run.sdk._record import Record
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from telemetry_run.config import Config
     from telemetry_run.exit import ExitHook
     from telemetry_run.instrumentation import InstrumentorStatus
     from telemetry_run.plugins import Plugins
+    from telemetry_run.sdk.logs.provider import LoggerProvider
     from telemetry_run.sdk.propagation import TextMapPropagator
     from telemetry_run.sdk.trace.provider import TracerProvider
     from telemetry_run.sdk.trace.sampling import Sampler
@@ -144,8 +147,9 @@ def bootstrap(environ: Mapping[str, str]) -> Bootstrapped:
     state.provider = provider
     state.instrumentors = plan(specs, config)
     install(state.instrumentors, config, provider)
+    logs = build_logs(config, provider)
     state.exit_hook = ExitHook(
-        provider, diagnostics, config.shutdown_timeout, always_report=config.debug
+        provider, diagnostics, config.shutdown_timeout, always_report=config.debug, logs=logs
     )
     state.exit_hook.install()
     setup_servers(state)  # uWSGI's C-level forks, the dev servers' reloaders
@@ -203,6 +207,57 @@ def build_provider(config: Config, plugins: Plugins) -> TracerProvider:
             )
         )
     return provider
+
+
+def build_logs(config: Config, provider: TracerProvider) -> LoggerProvider | None:
+    """The logs pipeline ``OTEL_LOGS_EXPORTER`` asks for (None when it is off), sent the
+    ``logging`` records once the application imports ``logging`` (not imported here)."""
+    names = config.logs_exporters
+    if not names:
+        return None
+    from telemetry_run._import_hooks import register_post_import_hook
+    from telemetry_run.sdk.logs import get_log_diagnostics
+    from telemetry_run.sdk.logs.processor import BatchLogRecordProcessor
+    from telemetry_run.sdk.logs.provider import LoggerProvider
+
+    logs = LoggerProvider(
+        lambda: provider.resource,
+        get_log_diagnostics(),
+        max_attributes=config.attribute_count("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT"),
+        max_attribute_length=config.attribute_length("OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
+    )
+    for name in names:
+        if name == "otlp":
+            from telemetry_run._otlp import log_exporter
+
+            exporter = log_exporter(config)
+        else:
+            from telemetry_run.sdk.logs.console import ConsoleLogExporter
+
+            exporter = ConsoleLogExporter()
+        logs.add_log_record_processor(
+            BatchLogRecordProcessor(
+                exporter,
+                max_queue_size=config["OTEL_BLRP_MAX_QUEUE_SIZE"],
+                schedule_delay=config["OTEL_BLRP_SCHEDULE_DELAY"],
+                max_export_batch_size=config["OTEL_BLRP_MAX_EXPORT_BATCH_SIZE"],
+                export_timeout=config["OTEL_BLRP_EXPORT_TIMEOUT"],
+                diagnostics=logs.diagnostics,
+            )
+        )
+
+    def attach(module: ModuleType) -> None:
+        from telemetry_run.sdk.logs.bridge import attach
+
+        try:
+            attach(module, logs)
+        except Exception as exc:  # logging as it was, one warning
+            if config.strict:
+                raise
+            logger.warning("logs export is off: attaching to logging failed (%s)", exc)
+
+    register_post_import_hook(attach, "logging")
+    return logs
 
 
 def build_sampler(config: Config, plugins: Plugins) -> Sampler:

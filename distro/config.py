@@ -108,6 +108,17 @@ def _hide_userinfo(text: str) -> str:
 
 
 _LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "none")
+LOGS_EXPORTERS: Final = ("otlp", "console", "none")
+
+
+def _parse_logs_exporters(raw: str) -> tuple[str, ...]:
+    """``otlp``, ``console`` or ``none``, or a comma-separated list of the first two."""
+    names = tuple(name.lower() for name in parse_list(raw))
+    unknown = [name for name in names if name not in LOGS_EXPORTERS]
+    if unknown or not names:
+        raise InvalidValue(f"is not one of {', '.join(LOGS_EXPORTERS)} (or a list of them)")
+    return names
+
 
 BUILTIN_VARIABLES: Final[tuple[Variable, ...]] = (
     Variable(
@@ -131,6 +142,21 @@ BUILTIN_VARIABLES: Final[tuple[Variable, ...]] = (
         parse_list,
         ("otlp",),
         "span exporters by name: otlp, console, none, or a plugin's name",
+    ),
+    Variable(
+        "OTEL_LOGS_EXPORTER",
+        _parse_logs_exporters,
+        None,
+        "logging records exported: otlp, console or none (otlp when unset and "
+        "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true)",
+        shown_default="none",
+    ),
+    Variable(
+        "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED",
+        parse_bool,
+        False,
+        "true exports logging records over OTLP when OTEL_LOGS_EXPORTER is unset "
+        "(opentelemetry-instrument's switch)",
     ),
     Variable(
         "OTEL_PROPAGATORS",
@@ -178,6 +204,32 @@ BUILTIN_VARIABLES: Final[tuple[Variable, ...]] = (
         "spans per export; at most OTEL_BSP_MAX_QUEUE_SIZE",
     ),
     Variable(
+        "OTEL_BLRP_SCHEDULE_DELAY",
+        parse_duration_ms,
+        1.0,
+        "ms between two exports of the batch log record processor",
+        shown_default="1000",
+    ),
+    Variable(
+        "OTEL_BLRP_EXPORT_TIMEOUT",
+        parse_duration_ms,
+        30.0,
+        "ms one log export may take; 0 means no limit",
+        shown_default="30000",
+    ),
+    Variable(
+        "OTEL_BLRP_MAX_QUEUE_SIZE",
+        parse_int(1),
+        2048,
+        "log records waiting for export; a full queue drops and counts new records",
+    ),
+    Variable(
+        "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
+        parse_int(1),
+        512,
+        "log records per export; at most OTEL_BLRP_MAX_QUEUE_SIZE",
+    ),
+    Variable(
         "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
         parse_int(0),
         None,
@@ -197,6 +249,20 @@ BUILTIN_VARIABLES: Final[tuple[Variable, ...]] = (
         parse_int(0),
         None,
         "attributes per span (wins over OTEL_ATTRIBUTE_COUNT_LIMIT)",
+        shown_default="128",
+    ),
+    Variable(
+        "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        parse_int(0),
+        None,
+        "as OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, for log records (wins over it)",
+        shown_default="no limit",
+    ),
+    Variable(
+        "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT",
+        parse_int(0),
+        None,
+        "attributes per log record (wins over OTEL_ATTRIBUTE_COUNT_LIMIT)",
         shown_default="128",
     ),
     Variable("OTEL_SPAN_EVENT_COUNT_LIMIT", parse_int(0), 128, "events per span"),
@@ -409,6 +475,16 @@ class Config(FrozenRecord):
         return () if "none" in names else names
 
     @property
+    def logs_exporters(self) -> tuple[str, ...]:
+        """The log exporters; OpenTelemetry's switch stands for ``otlp`` when the variable is
+        unset (a user of opentelemetry-instrument keeps the behaviour they set up)."""
+        names: tuple[str, ...] | None = self.values["OTEL_LOGS_EXPORTER"]
+        if names is None:
+            enabled = self.values["OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED"]
+            return ("otlp",) if enabled else ()
+        return () if "none" in names else names
+
+    @property
     def propagators(self) -> tuple[str, ...]:
         names: tuple[str, ...] = self.values["OTEL_PROPAGATORS"]
         return () if "none" in names else names
@@ -421,9 +497,12 @@ class Config(FrozenRecord):
         value = self.values.get(specific)
         return int(value if value is not None else self.values["OTEL_ATTRIBUTE_COUNT_LIMIT"])
 
-    def attribute_length(self) -> int | None:
-        span = self.values["OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"]
-        value = span if span is not None else self.values["OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"]
+    def attribute_length(
+        self, specific: str = "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"
+    ) -> int | None:
+        value = self.values[specific]
+        if value is None:
+            value = self.values["OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"]
         return None if value is None else int(value)
 
     @property
@@ -462,11 +541,12 @@ def _check_relations(
     values: dict[str, Any], explicit: set[str], complain: Callable[[str], None]
 ) -> None:
     """Rules that involve two variables (the specification's batch <= queue)."""
-    queue = values["OTEL_BSP_MAX_QUEUE_SIZE"]
-    batch = values["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"]
-    if batch > queue:
-        complain(
-            f"OTEL_BSP_MAX_EXPORT_BATCH_SIZE={batch} is larger than "
-            f"OTEL_BSP_MAX_QUEUE_SIZE={queue}; using {queue}"
-        )
-        values["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"] = queue
+    for prefix in ("OTEL_BSP_", "OTEL_BLRP_"):
+        queue = values[f"{prefix}MAX_QUEUE_SIZE"]
+        batch = values[f"{prefix}MAX_EXPORT_BATCH_SIZE"]
+        if batch > queue:
+            complain(
+                f"{prefix}MAX_EXPORT_BATCH_SIZE={batch} is larger than "
+                f"{prefix}MAX_QUEUE_SIZE={queue}; using {queue}"
+            )
+            values[f"{prefix}MAX_EXPORT_BATCH_SIZE"] = queue

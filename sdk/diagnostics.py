@@ -91,7 +91,16 @@ class InternalError(FrozenRecord):
 class Diagnostics:
     """The counters and the error handler of one SDK (one per process by default)."""
 
-    def __init__(self, *, interval: float = 60.0, log: logging.Logger | Logger = logger) -> None:
+    def __init__(
+        self,
+        *,
+        interval: float = 60.0,
+        log: logging.Logger | Logger = logger,
+        noun: str = "span",
+    ) -> None:
+        #: What the counters count, in messages ("span"; "log record" for the logs pipeline,
+        #: whose counters keep the span names: produced, exported, dropped by reason).
+        self.noun = noun
         self.spans_started = Counter()
         self.spans_ended = Counter()
         self.spans_queued = Counter()
@@ -136,9 +145,10 @@ class Diagnostics:
             since = total - self._logged_drops[reason]
             self._logged_drops[reason] = total
         self._log.warning(
-            "dropped %d span(s) (%s) since the last report, %d in all; "
+            "dropped %d %s(s) (%s) since the last report, %d in all; "
             "the exit line reports the final counts",
             since,
+            self.noun,
             reason.replace("_", " "),
             total,
         )

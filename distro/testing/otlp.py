@@ -14,6 +14,10 @@ The same receiver serves our own tests and plugin authors' (the ``otlp_receiver`
   they travelled and can tell (``content_encoding``) whether the client compressed them.
 - HTTP: ``POST /v1/traces`` (``http.server`` on a thread, HTTP/1.1 keep-alive) accepting
   ``application/x-protobuf`` and ``application/json`` (OTLP/JSON: hex ids), gzip or not.
+- Logs: the same servers implement the logs service (gRPC ``LogsService/Export``, HTTP
+  ``POST /v1/logs``); what arrives is kept in ``log_requests`` (``wait_for_log_records``). The
+  faults below apply to trace calls only: logs are always accepted (``partial_success`` applies
+  to both, as ``rejected_log_records`` for logs).
 
 Every request is decoded with opentelemetry-proto's ``ExportTraceServiceRequest`` and kept with
 the headers (gRPC metadata) it came with. Faults: ``fail_next`` (a gRPC status, optionally with
@@ -52,7 +56,9 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from telemetry_run.sdk.exporters.otlp._retry import encode_status
@@ -61,6 +67,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "Misbehaviour",
     "OTLPReceiver",
+    "ReceivedLogs",
     "ReceivedRequest",
     "TLSFiles",
     "free_port",
@@ -70,6 +77,7 @@ __all__ = [
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
 _SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+_LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 _HTTP_STATUS_FOR_CODE = {
     "UNAVAILABLE": 503,
     "RESOURCE_EXHAUSTED": 429,
@@ -124,6 +132,31 @@ class ReceivedRequest:
             for resource_spans in self.request.resource_spans
             for scope_spans in resource_spans.scope_spans
             for span in scope_spans.spans
+        ]
+
+
+@dataclass
+class ReceivedLogs:
+    """One logs export call as the receiver saw it (fields as ``ReceivedRequest``)."""
+
+    transport: str
+    request: logs_service_pb2.ExportLogsServiceRequest
+    headers: dict[str, str]
+    content_encoding: str | None
+    content_type: str | None
+    path: str | None
+
+    @property
+    def records(self) -> list[logs_pb2.LogRecord]:
+        return [record for _, record in self.scoped_records()]
+
+    def scoped_records(self) -> list[tuple[str, logs_pb2.LogRecord]]:
+        """(instrumentation scope name, record) for every record, in order."""
+        return [
+            (scope_logs.scope.name, record)
+            for resource_logs in self.request.resource_logs
+            for scope_logs in resource_logs.scope_logs
+            for record in scope_logs.log_records
         ]
 
 
@@ -196,6 +229,7 @@ class OTLPReceiver:
         self.requests: list[ReceivedRequest] = []  # answered with success
         self.attempts: list[ReceivedRequest] = []  # every call, faults included
         self.tls_failures: list[str] = []  # HTTP handshakes the receiver refused
+        self.log_requests: list[ReceivedLogs] = []  # logs export calls (always accepted)
         self._grpc_server: Any = None
         self._http_server: _HTTPServer | None = None
         self._http_thread: threading.Thread | None = None
@@ -252,6 +286,11 @@ class OTLPReceiver:
     def http_endpoint(self) -> str:
         """The full OTLP/HTTP traces URL, ``http://127.0.0.1:PORT/v1/traces``."""
         return f"{self.http_base}/v1/traces"
+
+    @property
+    def http_logs_endpoint(self) -> str:
+        """The full OTLP/HTTP logs URL, ``http://127.0.0.1:PORT/v1/logs``."""
+        return f"{self.http_base}/v1/logs"
 
     @property
     def http_base(self) -> str:
@@ -321,6 +360,7 @@ class OTLPReceiver:
             self.requests.clear()
             self.attempts.clear()
             self.tls_failures.clear()
+            self.log_requests.clear()
         self._release.set()
 
     # -- what arrived -----------------------------------------------------------------------
@@ -353,7 +393,36 @@ class OTLPReceiver:
                 self._lock.wait(left)
             return list(self.attempts)
 
+    def log_records(self) -> list[logs_pb2.LogRecord]:
+        with self._lock:
+            return [record for request in self.log_requests for record in request.records]
+
+    def wait_for_log_records(self, count: int, timeout: float = 10.0) -> list[logs_pb2.LogRecord]:
+        """The log records received once there are at least ``count``; AssertionError on
+        timeout."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                records = [r for request in self.log_requests for r in request.records]
+                if len(records) >= count:
+                    return records
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"expected {count} log record(s), received {len(records)}")
+                self._lock.wait(left)
+
     # -- shared handling --------------------------------------------------------------------
+
+    def _logs_arrived(self, received: ReceivedLogs) -> logs_service_pb2.ExportLogsServiceResponse:
+        """Record a logs call; the answer (a partial success when one is set)."""
+        response = logs_service_pb2.ExportLogsServiceResponse()
+        with self._lock:
+            self.log_requests.append(received)
+            if self._state.rejected or self._state.rejected_message:
+                response.partial_success.rejected_log_records = self._state.rejected
+                response.partial_success.error_message = self._state.rejected_message
+            self._lock.notify_all()
+        return response
 
     def _arrived(self, received: ReceivedRequest) -> tuple[_Fault | Misbehaviour | None, _State]:
         """Record a call; the fault to answer it with (if any) and the state to answer from."""
@@ -416,7 +485,18 @@ class OTLPReceiver:
                 )
             },
         )
-        server.add_generic_rpc_handlers((handler,))
+        logs_servicer = _LogsServicer(self)
+        logs_handler = grpc.method_handlers_generic_handler(
+            _LOGS_SERVICE,
+            {
+                "Export": grpc.unary_unary_rpc_method_handler(
+                    logs_servicer.Export,
+                    request_deserializer=_RawRequest,
+                    response_serializer=_serialize_response,
+                )
+            },
+        )
+        server.add_generic_rpc_handlers((handler, logs_handler))
         if self.tls is None:
             self.grpc_port = server.add_insecure_port(f"127.0.0.1:{self.grpc_port}")
         else:
@@ -489,6 +569,13 @@ class _RawRequest:
         self.data = data
         self.compressed = data[:2] == b"\x1f\x8b"
 
+    def decode_logs(self, limit: int) -> logs_service_pb2.ExportLogsServiceRequest:
+        data = gunzip_capped(self.data, limit) if self.compressed else self.data
+        request: logs_service_pb2.ExportLogsServiceRequest = (
+            logs_service_pb2.ExportLogsServiceRequest.FromString(data)
+        )
+        return request
+
     def decode(self, limit: int) -> trace_service_pb2.ExportTraceServiceRequest:
         data = gunzip_capped(self.data, limit) if self.compressed else self.data
         request: trace_service_pb2.ExportTraceServiceRequest = (
@@ -548,6 +635,30 @@ class _Servicer(trace_service_pb2_grpc.TraceServiceServicer):
         return receiver._response(state)
 
 
+class _LogsServicer:
+    def __init__(self, receiver: OTLPReceiver) -> None:
+        self._receiver = receiver
+
+    def Export(  # the generated servicer's name
+        self, request: Any, context: Any
+    ) -> logs_service_pb2.ExportLogsServiceResponse:
+        receiver = self._receiver
+        try:
+            decoded = request.decode_logs(receiver.max_body_bytes)
+        except Exception as exc:  # noqa: BLE001  # a malformed body is the client's problem
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode the request: {exc}")
+        return receiver._logs_arrived(
+            ReceivedLogs(
+                "grpc",
+                decoded,
+                {key: value for key, value in context.invocation_metadata() or ()},
+                "gzip" if request.compressed else None,
+                "application/grpc",
+                f"/{_LOGS_SERVICE}/Export",
+            )
+        )
+
+
 class _HTTPServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     receiver: OTLPReceiver
@@ -605,6 +716,9 @@ class _HTTPHandler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         headers = {key.lower(): value for key, value in self.headers.items()}
         path = self.path.split("?", 1)[0]
+        if path == "/v1/logs":
+            self._logs(body, headers, path)
+            return
         if path != "/v1/traces":
             self._reply(404, "text/plain", b"not found: OTLP traces go to /v1/traces")
             return
@@ -650,6 +764,33 @@ class _HTTPHandler(http.server.BaseHTTPRequestHandler):
         response = receiver._response(state)
         if state.close_after_answer:
             self.close_connection = True
+        if content_type == "application/json":
+            self._reply(200, content_type, json_format.MessageToJson(response).encode())
+        else:
+            self._reply(200, content_type, response.SerializeToString())
+
+    def _logs(self, body: bytes, headers: dict[str, str], path: str) -> None:
+        receiver = self.server.receiver
+        encoding = (headers.get("content-encoding") or "").lower() or None
+        content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
+        try:
+            data = gunzip_capped(body, receiver.max_body_bytes) if encoding == "gzip" else body
+            request = logs_service_pb2.ExportLogsServiceRequest()
+            if content_type == "application/json":
+                document = json.loads(data)
+                _hex_ids_to_base64(document)
+                json_format.ParseDict(document, request)
+            elif content_type == "application/x-protobuf":
+                request.ParseFromString(data)
+            else:
+                self._reply(415, "text/plain", b"unsupported content type")
+                return
+        except Exception as exc:  # noqa: BLE001  # a malformed body is the client's problem
+            self._status(400, content_type, f"cannot decode the request: {exc}")
+            return
+        response = receiver._logs_arrived(
+            ReceivedLogs("http", request, headers, encoding, content_type, path)
+        )
         if content_type == "application/json":
             self._reply(200, content_type, json_format.MessageToJson(response).encode())
         else:

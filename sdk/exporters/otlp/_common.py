@@ -318,9 +318,10 @@ class OTLPExporterBase:
         if rejected or message:
             self._diagnostics.warn(
                 f"otlp-partial:{self._shown_endpoint}",
-                "OTLP receiver at %s accepted the batch partially: %d span(s) rejected%s",
+                "OTLP receiver at %s accepted the batch partially: %d %s(s) rejected%s",
                 self._shown_endpoint,
                 rejected,
+                self._diagnostics.noun,
                 f" ({one_line(message)})" if message else "",
             )
 

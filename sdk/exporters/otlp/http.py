@@ -114,6 +114,11 @@ class OTLPHttpSpanExporter(OTLPExporterBase):
     ``client_key_file`` and ``client_certificate_file`` the PEM pair for mTLS.
     """
 
+    #: The signal's response message in opentelemetry-proto (``collector/<signal>/v1``) and
+    #: the partial success field counting what the receiver refused (protobuf, JSON names).
+    _response: tuple[str, str] = ("trace", "ExportTraceServiceResponse")
+    _rejected_fields: tuple[str, str] = ("rejected_spans", "rejectedSpans")
+
     def __init__(
         self,
         endpoint: str = DEFAULT_ENDPOINT,
@@ -301,14 +306,20 @@ class OTLPHttpSpanExporter(OTLPExporterBase):
 
                 document = json.loads(data)
                 partial = document.get("partialSuccess") or document.get("partial_success") or {}
-                rejected = partial.get("rejectedSpans", partial.get("rejected_spans", 0))
+                snake, camel = self._rejected_fields
+                rejected = partial.get(camel, partial.get(snake, 0))
                 message = partial.get("errorMessage", partial.get("error_message", ""))
                 return int(rejected or 0), str(message or "")
-            from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+            import importlib
 
-            response = trace_service_pb2.ExportTraceServiceResponse.FromString(data)
+            signal, message_name = self._response
+            module = importlib.import_module(
+                f"opentelemetry.proto.collector.{signal}.v1.{signal}_service_pb2"
+            )
+            response = getattr(module, message_name).FromString(data)
             partial_pb = response.partial_success
-            return int(partial_pb.rejected_spans), str(partial_pb.error_message)
+            rejected_pb = getattr(partial_pb, self._rejected_fields[0])
+            return int(rejected_pb), str(partial_pb.error_message)
         except Exception:  # noqa: BLE001  # RecursionError included: JSON nested thousands deep
             return None
 
