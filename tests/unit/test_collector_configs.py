@@ -196,6 +196,7 @@ def test_the_gateway_keeps_errors_and_slow_traces_decided_after_the_last_span_ar
     agent_batch = _seconds(agent["processors"]["batch"]["timeout"])
     decision_wait = _seconds(gateway["processors"][sampling[0]]["decision_wait"])
     assert decision_wait > float(schedule_delay.default) + agent_batch
+    assert [_type(e) for e in pipeline["exporters"]] == ["otlp"]  # OTLP out, to any backend
     for exporter in pipeline["exporters"]:
         assert gateway["exporters"][exporter]["compression"] == "gzip"
 

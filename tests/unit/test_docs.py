@@ -6,7 +6,9 @@ The pages are prose; these checks catch the drift that makes prose wrong without
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +71,31 @@ def test_the_playbook_explains_every_reason_the_exit_line_gives() -> None:
     playbook = (DOCS / "operations.md").read_text()
     for reason in DROP_REASONS:
         assert f"| `{reason}` |" in playbook
+
+
+def test_the_playbook_quotes_what_the_doctor_says_of_a_dead_endpoint() -> None:
+    playbook = (DOCS / "operations.md").read_text()
+    quoted = re.search(r"Exporters:\n(.*?)\n\.\.\.\nVerdict", playbook, re.DOTALL)
+    assert quoted, "operations.md no longer quotes the doctor's report"
+    with socket.socket() as reserved:  # bound, never listening: connections to it are refused
+        reserved.bind(("127.0.0.1", 0))
+        port = reserved.getsockname()[1]
+        environ = {
+            "PATH": os.environ.get("PATH", ""),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://localhost:{port}",
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "telemetry_run", "--doctor"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=environ,
+            check=False,
+        )
+    assert done.returncode == 1
+    report = done.stdout.replace(str(port), "4317").replace(
+        "OTEL_EXPORTER_OTLP_ENDPOINT", "default"
+    )
+    for line in quoted[1].splitlines():
+        assert line in report.splitlines(), f"the doctor no longer prints: {line}"
+    assert "Verdict: telemetry would NOT arrive:" in report
