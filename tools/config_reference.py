@@ -27,8 +27,8 @@ BEGIN: Final = "<!-- generated: configuration (python -m tools.config_reference)
 END: Final = "<!-- end of generated: configuration -->"
 
 #: ddtrace's variable for the same setting, where it has one (tests/unit/test_config_reference.py
-#: checks each name is in the installed ddtrace). The OTEL_* names are the specification's, which
-#: opentelemetry-sdk and opentelemetry-instrument read under the same names.
+#: checks each name is in the installed ddtrace). The OTEL_* names are the specification's or
+#: opentelemetry-python-contrib's, which opentelemetry-instrument reads under the same names.
 DDTRACE_NAMES: Final[dict[str, tuple[str, str]]] = {
     "OTEL_SDK_DISABLED": ("DD_TRACE_ENABLED", "inverted"),
     "OTEL_SERVICE_NAME": ("DD_SERVICE", ""),
