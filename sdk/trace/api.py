@@ -489,6 +489,38 @@ class NonRecordingSpan(Span):
         return f"NonRecordingSpan({self._context!r})"
 
 
+class SampledOutSpan(NonRecordingSpan):
+    """A span the sampler dropped: its ids, flags and trace state; the SpanContext is built on
+    first request.
+
+    Under a low sampling ratio most spans are these, and most are never asked for their
+    context (a child's start reads the fields, only an inject or the application asks), so
+    starting one is a single small object. Made by the SDK's tracer only, without arguments:
+    ``SampledOutSpan()`` skips ``NonRecordingSpan.__init__``, which is the cheaper call.
+    """
+
+    __slots__ = ("_flags", "_span_id", "_trace_id", "_trace_state")
+
+    __init__ = object.__init__  # the tracer sets every slot
+
+    _context: SpanContext | None  # type: ignore[assignment]  # built by get_span_context
+    _trace_id: int
+    _span_id: int
+    _flags: TraceFlags  # never sampled; random-trace-id as the trace's
+    _trace_state: TraceState
+
+    def get_span_context(self) -> SpanContext:
+        ctx = self._context
+        if ctx is None:
+            ctx = self._context = _new_context(
+                self._trace_id, self._span_id, self._flags, self._trace_state
+            )
+        return ctx
+
+    def __repr__(self) -> str:
+        return f"NonRecordingSpan({self.get_span_context()!r})"
+
+
 INVALID_SPAN: Final = NonRecordingSpan(INVALID_SPAN_CONTEXT)
 
 

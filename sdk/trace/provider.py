@@ -17,6 +17,7 @@ from typing import Final
 
 from telemetry_run.sdk import forking
 from telemetry_run.sdk.context import (
+    _SPAN,
     SPAN_KEY,
     SUPPRESS_INSTRUMENTATION_KEY,
     Context,
@@ -33,6 +34,7 @@ from telemetry_run.sdk.trace.api import (
     Attributes,
     Link,
     NonRecordingSpan,
+    SampledOutSpan,
     Span,
     SpanContext,
     SpanKind,
@@ -45,9 +47,10 @@ from telemetry_run.sdk.trace.sampling import (
     Decision,
     Sampler,
     compile_sampler,
+    fixed_drops,
     parent_decision_table,
 )
-from telemetry_run.sdk.trace.scoped import StartsCurrentSpans
+from telemetry_run.sdk.trace.scoped import CurrentSpan, StartsCurrentSpans
 from telemetry_run.sdk.trace.span import (
     InstrumentationScope,
     ReadableSpan,
@@ -62,8 +65,6 @@ _EMPTY_STATE: Final = TraceState.get_default()
 _RECORD_AND_SAMPLE: Final = Decision.RECORD_AND_SAMPLE
 _DROP: Final = Decision.DROP
 _new_span = RecordingSpan.__new__
-_new_non_recording = NonRecordingSpan.__new__
-_object_new = object.__new__
 
 
 class TracerProvider(api.TracerProvider):
@@ -207,6 +208,7 @@ class Tracer(StartsCurrentSpans, api.Tracer):
         self._started = provider.diagnostics.spans_started.incr
         self._sample = compile_sampler(provider.sampler)
         self._parent_table = parent_decision_table(provider.sampler)
+        self._fixed_drops = fixed_drops(provider.sampler)
         self._new_span_id, self._new_trace_id = id_functions(provider.id_generator)
         # random-trace-id (W3C Level 2) on the trace ids we mint: only the built-in generator's
         # are known to be random; a plugin generator's may encode a time or a host.
@@ -239,7 +241,7 @@ class Tracer(StartsCurrentSpans, api.Tracer):
         parent: SpanContext | None
         if parent_span is None:
             parent = None
-        elif parent_type is RecordingSpan:
+        elif parent_type is RecordingSpan or parent_type is SampledOutSpan:
             parent = parent_span.get_span_context()  # type: ignore[attr-defined]  # checked
         else:
             parent = (
@@ -256,33 +258,40 @@ class Tracer(StartsCurrentSpans, api.Tracer):
         if parent is not None:
             trace_id = parent.trace_id
             random_bit = parent.trace_flags & 2  # it describes the trace id: kept as it came
+            dropped_anyway = self._fixed_drops[
+                (2 if parent.is_remote else 0) + (parent.trace_flags & 1)
+            ]
         else:
             trace_id = self._new_trace_id() or 1
             random_bit = self._random_bit
-        try:
-            table = self._parent_table
-            if table is not None and parent is not None:
-                result = table[(2 if parent.is_remote else 0) + (parent.trace_flags & 1)]
-            else:
-                result = self._sample(parent, context, trace_id, name, kind, attributes, links)
-            decision = result.decision
-        except Exception as exc:  # noqa: BLE001  # a plugin sampler's bug drops the span only
-            self.diagnostics.internal_error("sampler", exc)
-            return NonRecordingSpan(parent if parent is not None else INVALID_SPAN_CONTEXT)
-        trace_state = result.trace_state
-        if trace_state is None:
+            dropped_anyway = self._fixed_drops[4]
+        if dropped_anyway:  # the sampler's answer is known without asking it
+            decision = _DROP
             trace_state = parent.trace_state if parent is not None else _EMPTY_STATE
+        else:
+            try:
+                table = self._parent_table
+                if table is not None and parent is not None:
+                    result = table[(2 if parent.is_remote else 0) + (parent.trace_flags & 1)]
+                else:
+                    result = self._sample(parent, context, trace_id, name, kind, attributes, links)
+                decision = result.decision
+            except Exception as exc:  # noqa: BLE001  # a plugin sampler's bug drops the span only
+                self.diagnostics.internal_error("sampler", exc)
+                return NonRecordingSpan(parent if parent is not None else INVALID_SPAN_CONTEXT)
+            given = result.trace_state
+            if given is not None:
+                trace_state = given
+            else:
+                trace_state = parent.trace_state if parent is not None else _EMPTY_STATE
         if decision is _DROP:
-            # _new_context inlined: sampled-out spans are most spans under a low ratio.
-            ctx = _object_new(SpanContext)
-            ctx.trace_id = trace_id
-            ctx.span_id = self._new_span_id() or 1
-            ctx.is_remote = False
-            ctx.trace_flags = _SPAN_FLAGS[random_bit]
-            ctx.trace_state = trace_state
-            ctx.is_valid = True
-            dropped = _new_non_recording(NonRecordingSpan)
-            dropped._context = ctx
+            # Sampled-out spans are most spans under a low ratio: one small object, no context.
+            dropped: SampledOutSpan = SampledOutSpan()
+            dropped._context = None
+            dropped._trace_id = trace_id
+            dropped._span_id = self._new_span_id() or 1
+            dropped._flags = _SPAN_FLAGS[random_bit]
+            dropped._trace_state = trace_state
             return dropped
 
         span = _new_span(RecordingSpan)
@@ -319,4 +328,62 @@ class Tracer(StartsCurrentSpans, api.Tracer):
         return span
 
 
+class _SdkCurrentSpan(CurrentSpan):
+    """``start_as_current_span`` of the SDK's tracer: a span its sampler drops anyway is made
+    here, without a call to ``start_span``.
+
+    That is every span under always_off, and every span below an unsampled parent under the
+    parent-based samplers: the sampled-out path, which must cost little more than its context
+    (ids, flags, trace state), the non-recording span and its attach and detach. Anything
+    else (arguments, a recording parent, suppression, a sampler to ask) goes to ``start_span``.
+    """
+
+    __slots__ = ()
+
+    def __enter__(self) -> Span:
+        tracer: Tracer = self._tracer  # type: ignore[assignment]  # set by Tracer only
+        args = self._args
+        if args is None and tracer.enabled:
+            parent_span: object = _span_get()
+            parent_type = type(parent_span)
+            trace_id = 0  # stays 0 unless the sampler drops this span whatever it is
+            if parent_type is SampledOutSpan:  # a local parent, not sampled
+                if tracer._fixed_drops[0]:
+                    trace_id = parent_span._trace_id  # type: ignore[attr-defined]  # type checked
+                    flags = parent_span._flags  # type: ignore[attr-defined]
+                    trace_state = parent_span._trace_state  # type: ignore[attr-defined]
+            elif parent_type is NonRecordingSpan:
+                parent: SpanContext = parent_span._context  # type: ignore[attr-defined]
+                if (
+                    parent.is_valid
+                    and tracer._fixed_drops[
+                        (2 if parent.is_remote else 0) + (parent.trace_flags & 1)
+                    ]
+                ):
+                    trace_id = parent.trace_id
+                    flags = _SPAN_FLAGS[parent.trace_flags & 2]
+                    trace_state = parent.trace_state
+            elif parent_span is None and tracer._fixed_drops[4]:
+                trace_id = tracer._new_trace_id() or 1
+                flags = _SPAN_FLAGS[tracer._random_bit]
+                trace_state = _EMPTY_STATE
+            if trace_id and _current_get().get(SUPPRESS_INSTRUMENTATION_KEY) is not True:
+                # start_span's sampled-out span, the same fields.
+                dropped: SampledOutSpan = SampledOutSpan()
+                dropped._context = None
+                dropped._trace_id = trace_id
+                dropped._span_id = tracer._new_span_id() or 1
+                dropped._flags = flags
+                dropped._trace_state = trace_state
+                self._span = dropped
+                self._token = _SPAN.set(dropped)
+                return dropped
+        span = self._span = (
+            tracer.start_span(self._name) if args is None else tracer.start_span(self._name, *args)
+        )
+        self._token = _SPAN.set(span)
+        return span
+
+
+Tracer.current_span_type = _SdkCurrentSpan
 _UNSET: Final = api.Status()

@@ -10,12 +10,19 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 
 from telemetry_run._log import logger as _logger
 from telemetry_run.sdk.context import _SPAN, Context
 from telemetry_run.sdk.trace import api
-from telemetry_run.sdk.trace.api import Attributes, Link, Span, SpanKind
+from telemetry_run.sdk.trace.api import (
+    Attributes,
+    Link,
+    NonRecordingSpan,
+    SampledOutSpan,
+    Span,
+    SpanKind,
+)
 from telemetry_run.sdk.trace.span import RecordingSpan, finish_with_exception
 
 __all__ = ["CurrentSpan", "StartsCurrentSpans"]
@@ -37,7 +44,13 @@ def _is_coroutine_function(func: Callable[..., Any]) -> bool:
 
 
 class StartsCurrentSpans:
-    """``start_as_current_span`` for any tracer that implements ``start_span``."""
+    """``start_as_current_span`` for any tracer that implements ``start_span``.
+
+    A tracer may name a CurrentSpan subclass of its own in ``current_span_type`` (the SDK's
+    makes a span its sampler drops anyway without a call to ``start_span``).
+    """
+
+    current_span_type: ClassVar[type[CurrentSpan]]
 
     def start_as_current_span(
         self,
@@ -62,7 +75,7 @@ class StartsCurrentSpans:
             and set_status_on_exception
         ):
             # The common call: built without __init__'s frame, started without argument unpacking.
-            current = _new_current(CurrentSpan)
+            current = _new_current(self.current_span_type)
             current._tracer = tracer
             current._name = name
             current._args = None
@@ -77,7 +90,7 @@ class StartsCurrentSpans:
             record_exception,
             set_status_on_exception,
         )
-        return CurrentSpan(tracer, name, args, end_on_exit)
+        return self.current_span_type(tracer, name, args, end_on_exit)
 
 
 class CurrentSpan:
@@ -129,25 +142,29 @@ class CurrentSpan:
             # tolerated, never raised (opentelemetry-python#2606).
             _logger.debug("span %r left in another context than it was entered in", self._name)
         if self._end_on_exit:
-            span.end()
+            span_type = type(span)
+            if span_type is not SampledOutSpan and span_type is not NonRecordingSpan:
+                span.end()  # (theirs does nothing: the sampled-out path skips the call)
 
     def __call__(self, func: F) -> F:
         tracer, name, args, end_on_exit = self._tracer, self._name, self._args, self._end_on_exit
+        current_span = type(self)
         if _is_coroutine_function(func):
 
             @functools.wraps(func)
             async def async_wrapper(*a: Any, **kw: Any) -> Any:
-                with CurrentSpan(tracer, name, args, end_on_exit):
+                with current_span(tracer, name, args, end_on_exit):
                     return await func(*a, **kw)
 
             return async_wrapper  # type: ignore[return-value]  # same signature as func
 
         @functools.wraps(func)
         def wrapper(*a: Any, **kw: Any) -> Any:
-            with CurrentSpan(tracer, name, args, end_on_exit):
+            with current_span(tracer, name, args, end_on_exit):
                 return func(*a, **kw)
 
         return wrapper  # type: ignore[return-value]  # same signature as func
 
 
 _new_current = CurrentSpan.__new__
+StartsCurrentSpans.current_span_type = CurrentSpan
