@@ -64,6 +64,7 @@ _time_ns = time.time_ns
 _EMPTY_STATE: Final = TraceState.get_default()
 _RECORD_AND_SAMPLE: Final = Decision.RECORD_AND_SAMPLE
 _DROP: Final = Decision.DROP
+_NO_FIXED_DROPS: Final = (False, False, False, False, False)
 _new_span = RecordingSpan.__new__
 
 
@@ -158,6 +159,7 @@ class TracerProvider(api.TracerProvider):
         with self._lock:
             for tracer in self._tracers.values():
                 tracer.enabled = False
+                tracer._set_fixed_drops(_NO_FIXED_DROPS)  # start_span makes what shutdown makes
         self._processor.shutdown(deadline=time.monotonic() + max(timeout, 0.0))
 
     def _set_resource(self, resource: Resource) -> None:
@@ -208,12 +210,28 @@ class Tracer(StartsCurrentSpans, api.Tracer):
         self._started = provider.diagnostics.spans_started.incr
         self._sample = compile_sampler(provider.sampler)
         self._parent_table = parent_decision_table(provider.sampler)
-        self._fixed_drops = fixed_drops(provider.sampler)
+        self._set_fixed_drops(fixed_drops(provider.sampler) if self.enabled else _NO_FIXED_DROPS)
         self._new_span_id, self._new_trace_id = id_functions(provider.id_generator)
         # random-trace-id (W3C Level 2) on the trace ids we mint: only the built-in generator's
         # are known to be random; a plugin generator's may encode a time or a host.
         self._random_bit = 2 if type(provider.id_generator) is RandomIdGenerator else 0
         self._wire_processors()
+
+    def _set_fixed_drops(self, drops: tuple[bool, bool, bool, bool, bool]) -> None:
+        """Which spans start sampled out without asking the sampler (see ``fixed_drops``).
+
+        For a NonRecordingSpan parent (a remote one, usually) the answer is also kept as
+        tables indexed by the parent's flags byte: the child's flags (random-trace-id as the
+        parent's, never sampled) where the sampler drops the child, None where it must decide.
+        """
+        self._fixed_drops = drops
+        self._child_flags, self._child_flags_remote = (
+            tuple(
+                _SPAN_FLAGS[flags & 2] if drops[remote + (flags & 1)] else None
+                for flags in range(256)
+            )
+            for remote in (0, 2)
+        )
 
     def _wire_processors(self) -> None:
         provider = self.provider
@@ -343,7 +361,7 @@ class _SdkCurrentSpan(CurrentSpan):
     def __enter__(self) -> Span:
         tracer: Tracer = self._tracer  # type: ignore[assignment]  # set by Tracer only
         args = self._args
-        if args is None and tracer.enabled:
+        if args is None:
             parent_span: object = _span_get()
             parent_type = type(parent_span)
             trace_id = 0  # stays 0 unless the sampler drops this span whatever it is
@@ -354,20 +372,20 @@ class _SdkCurrentSpan(CurrentSpan):
                     trace_state = parent_span._trace_state  # type: ignore[attr-defined]
             elif parent_type is NonRecordingSpan:
                 parent: SpanContext = parent_span._context  # type: ignore[attr-defined]
-                if (
-                    parent.is_valid
-                    and tracer._fixed_drops[
-                        (2 if parent.is_remote else 0) + (parent.trace_flags & 1)
-                    ]
-                ):
+                below = tracer._child_flags_remote if parent.is_remote else tracer._child_flags
+                flags = below[parent.trace_flags]
+                if flags is not None and parent.is_valid:
                     trace_id = parent.trace_id
-                    flags = _SPAN_FLAGS[parent.trace_flags & 2]
                     trace_state = parent.trace_state
             elif parent_span is None and tracer._fixed_drops[4]:
                 trace_id = tracer._new_trace_id() or 1
                 flags = _SPAN_FLAGS[tracer._random_bit]
                 trace_state = _EMPTY_STATE
-            if trace_id and _current_get().get(SUPPRESS_INSTRUMENTATION_KEY) is not True:
+            current = _current_get()
+            if trace_id and (
+                SUPPRESS_INSTRUMENTATION_KEY not in current
+                or current[SUPPRESS_INSTRUMENTATION_KEY] is not True
+            ):
                 # start_span's sampled-out span, the same fields.
                 dropped: SampledOutSpan = SampledOutSpan()
                 dropped._context = None
