@@ -7,11 +7,14 @@ provider implement these; ``NonRecordingSpan`` is what a sampled-out or suppress
 
 from __future__ import annotations
 
+import _thread
 import abc
 import enum
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
+
+from telemetry_run.sdk import forking
 
 if TYPE_CHECKING:
     from telemetry_run.sdk.context import Context
@@ -490,36 +493,51 @@ class NonRecordingSpan(Span):
 
 
 class SampledOutSpan(NonRecordingSpan):
-    """A span the sampler dropped: its ids, flags and trace state; the SpanContext is built on
-    first request.
+    """A span the sampler dropped: its trace id, flags and trace state; its span id and
+    SpanContext are made on first request.
 
     Under a low sampling ratio most spans are these, and most are never asked for their
-    context (a child's start reads the fields, only an inject or the application asks), so
-    starting one is a single small object. Made by the SDK's tracer only, without arguments:
+    context: a child's start reads the fields, and only an inject or the application asks.
+    So starting one is a single small object, and the span id (which only that request can
+    observe) is drawn then, from the tracer's id generator, under a lock so that threads
+    asking at once all see the same one. Made by the SDK's tracer only, without arguments:
     ``SampledOutSpan()`` skips ``NonRecordingSpan.__init__``, which is the cheaper call.
     """
 
-    __slots__ = ("_flags", "_span_id", "_trace_id", "_trace_state")
+    __slots__ = ("_flags", "_new_span_id", "_trace_id", "_trace_state")
 
     __init__ = object.__init__  # the tracer sets every slot
 
-    _context: SpanContext | None  # type: ignore[assignment]  # built by get_span_context
+    _context: SpanContext | None  # type: ignore[assignment]  # made by get_span_context
     _trace_id: int
-    _span_id: int
     _flags: TraceFlags  # never sampled; random-trace-id as the trace's
     _trace_state: TraceState
+    _new_span_id: Callable[[], int]
 
     def get_span_context(self) -> SpanContext:
         ctx = self._context
         if ctx is None:
-            ctx = self._context = _new_context(
-                self._trace_id, self._span_id, self._flags, self._trace_state
-            )
+            with _span_id_lock:
+                ctx = self._context
+                if ctx is None:
+                    ctx = self._context = _new_context(
+                        self._trace_id, self._new_span_id() or 1, self._flags, self._trace_state
+                    )
         return ctx
 
     def __repr__(self) -> str:
         return f"NonRecordingSpan({self.get_span_context()!r})"
 
+
+_span_id_lock = _thread.allocate_lock()
+
+
+def _reinit_lock_after_fork() -> None:
+    global _span_id_lock
+    _span_id_lock = _thread.allocate_lock()
+
+
+forking.register(_reinit_lock_after_fork)
 
 INVALID_SPAN: Final = NonRecordingSpan(INVALID_SPAN_CONTEXT)
 

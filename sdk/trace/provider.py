@@ -38,6 +38,7 @@ from telemetry_run.sdk.trace.api import (
     Span,
     SpanContext,
     SpanKind,
+    TraceFlags,
     TraceState,
 )
 from telemetry_run.sdk.trace.ids import IdGenerator, RandomIdGenerator, id_functions
@@ -210,21 +211,23 @@ class Tracer(StartsCurrentSpans, api.Tracer):
         self._started = provider.diagnostics.spans_started.incr
         self._sample = compile_sampler(provider.sampler)
         self._parent_table = parent_decision_table(provider.sampler)
-        self._set_fixed_drops(fixed_drops(provider.sampler) if self.enabled else _NO_FIXED_DROPS)
         self._new_span_id, self._new_trace_id = id_functions(provider.id_generator)
         # random-trace-id (W3C Level 2) on the trace ids we mint: only the built-in generator's
         # are known to be random; a plugin generator's may encode a time or a host.
         self._random_bit = 2 if type(provider.id_generator) is RandomIdGenerator else 0
+        self._set_fixed_drops(fixed_drops(provider.sampler) if self.enabled else _NO_FIXED_DROPS)
         self._wire_processors()
 
     def _set_fixed_drops(self, drops: tuple[bool, bool, bool, bool, bool]) -> None:
         """Which spans start sampled out without asking the sampler (see ``fixed_drops``).
 
-        For a NonRecordingSpan parent (a remote one, usually) the answer is also kept as
-        tables indexed by the parent's flags byte: the child's flags (random-trace-id as the
-        parent's, never sampled) where the sampler drops the child, None where it must decide.
+        The answers are also kept as the flags of the span to make, None where the sampler
+        must decide: for a root, and for a child of a NonRecordingSpan parent (a remote one,
+        usually) in tables indexed by the parent's flags byte (the child keeps the parent's
+        random-trace-id bit, and is never sampled).
         """
         self._fixed_drops = drops
+        self._root_flags = _SPAN_FLAGS[self._random_bit] if drops[4] else None
         self._child_flags, self._child_flags_remote = (
             tuple(
                 _SPAN_FLAGS[flags & 2] if drops[remote + (flags & 1)] else None
@@ -307,7 +310,7 @@ class Tracer(StartsCurrentSpans, api.Tracer):
             dropped: SampledOutSpan = SampledOutSpan()
             dropped._context = None
             dropped._trace_id = trace_id
-            dropped._span_id = self._new_span_id() or 1
+            dropped._new_span_id = self._new_span_id
             dropped._flags = _SPAN_FLAGS[random_bit]
             dropped._trace_state = trace_state
             return dropped
@@ -365,7 +368,13 @@ class _SdkCurrentSpan(CurrentSpan):
             parent_span: object = _span_get()
             parent_type = type(parent_span)
             trace_id = 0  # stays 0 unless the sampler drops this span whatever it is
-            if parent_type is SampledOutSpan:  # a local parent, not sampled
+            flags: TraceFlags | None
+            if parent_span is None:
+                flags = tracer._root_flags
+                if flags is not None:
+                    trace_id = tracer._new_trace_id() or 1
+                    trace_state = _EMPTY_STATE
+            elif parent_type is SampledOutSpan:  # a local parent, not sampled
                 if tracer._fixed_drops[0]:
                     trace_id = parent_span._trace_id  # type: ignore[attr-defined]  # type checked
                     flags = parent_span._flags  # type: ignore[attr-defined]
@@ -377,25 +386,22 @@ class _SdkCurrentSpan(CurrentSpan):
                 if flags is not None and parent.is_valid:
                     trace_id = parent.trace_id
                     trace_state = parent.trace_state
-            elif parent_span is None and tracer._fixed_drops[4]:
-                trace_id = tracer._new_trace_id() or 1
-                flags = _SPAN_FLAGS[tracer._random_bit]
-                trace_state = _EMPTY_STATE
-            current = _current_get()
-            if trace_id and (
-                SUPPRESS_INSTRUMENTATION_KEY not in current
-                or current[SUPPRESS_INSTRUMENTATION_KEY] is not True
-            ):
-                # start_span's sampled-out span, the same fields.
-                dropped: SampledOutSpan = SampledOutSpan()
-                dropped._context = None
-                dropped._trace_id = trace_id
-                dropped._span_id = tracer._new_span_id() or 1
-                dropped._flags = flags
-                dropped._trace_state = trace_state
-                self._span = dropped
-                self._token = _SPAN.set(dropped)
-                return dropped
+            if trace_id:
+                current = _current_get()
+                if (
+                    SUPPRESS_INSTRUMENTATION_KEY not in current
+                    or current[SUPPRESS_INSTRUMENTATION_KEY] is not True
+                ):
+                    # start_span's sampled-out span, the same fields.
+                    dropped: SampledOutSpan = SampledOutSpan()
+                    dropped._context = None
+                    dropped._trace_id = trace_id
+                    dropped._new_span_id = tracer._new_span_id
+                    dropped._flags = flags  # type: ignore[assignment]  # set with trace_id
+                    dropped._trace_state = trace_state
+                    self._span = dropped
+                    self._token = _SPAN.set(dropped)
+                    return dropped
         span = self._span = (
             tracer.start_span(self._name) if args is None else tracer.start_span(self._name, *args)
         )
