@@ -151,3 +151,51 @@ def test_an_import_in_flight_on_another_thread_at_the_fork_does_not_hang_the_chi
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+# The distro's own locks, held by another thread at the fork (an import firing hooks, an
+# instrumentor patching): the child can take each of them.
+DISTRO_LOCKS = r"""
+import os, sys, threading
+import telemetry_run._import_hooks as hooks
+import telemetry_run.instrumentors._wrapt as wrapt_loader
+import telemetry_run.instrumentors.base as base
+
+patcher = base.Patcher()
+held = {
+    "import hooks": lambda: hooks._lock,
+    "active instrumentors": lambda: base._active_lock,
+    "wrapt loader": lambda: wrapt_loader._lock,
+    "patcher": lambda: patcher._lock,
+}
+taken, release = threading.Event(), threading.Event()
+
+
+def hold():
+    for lock in held.values():
+        lock().acquire()
+    taken.set()
+    release.wait()
+
+
+threading.Thread(target=hold, daemon=True).start()
+assert taken.wait(30)
+pid = os.fork()
+if pid == 0:
+    stuck = [name for name, lock in held.items() if not lock().acquire(timeout=5)]
+    print("stuck:", stuck, flush=True)
+    os._exit(1 if stuck else 0)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def test_the_distros_locks_are_fresh_in_a_forked_child() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", DISTRO_LOCKS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
