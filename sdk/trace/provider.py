@@ -47,6 +47,7 @@ from telemetry_run.sdk.trace.sampling import (
     DEFAULT_ON,
     Decision,
     Sampler,
+    SamplingResult,
     compile_sampler,
     fixed_drops,
     parent_decision_table,
@@ -66,6 +67,8 @@ _EMPTY_STATE: Final = TraceState.get_default()
 _RECORD_AND_SAMPLE: Final = Decision.RECORD_AND_SAMPLE
 _DROP: Final = Decision.DROP
 _NO_FIXED_DROPS: Final = (False, False, False, False, False)
+_ROOT: Final = 4  # fixed_drops' index for a span without a parent
+_DROPPED: Final = SamplingResult(Decision.DROP)  # what a fixed drop decides (the parent's state)
 _new_span = RecordingSpan.__new__
 
 
@@ -254,7 +257,11 @@ class Tracer(StartsCurrentSpans, api.Tracer):
     ) -> Span:
         if context is None:
             parent_span = _span_get()
-            suppressed = _current_get().get(SUPPRESS_INSTRUMENTATION_KEY) is True
+            current = _current_get()
+            suppressed = (
+                SUPPRESS_INSTRUMENTATION_KEY in current
+                and current[SUPPRESS_INSTRUMENTATION_KEY] is True
+            )
         else:
             parent_span = context.get(SPAN_KEY)
             suppressed = context.get(SUPPRESS_INSTRUMENTATION_KEY) is True
@@ -263,7 +270,8 @@ class Tracer(StartsCurrentSpans, api.Tracer):
         if parent_span is None:
             parent = None
         elif parent_type is RecordingSpan or parent_type is SampledOutSpan:
-            parent = parent_span.get_span_context()  # type: ignore[attr-defined]  # checked
+            # Its context, built by the first child (or an inject) and kept: no call after that.
+            parent = parent_span._context or parent_span.get_span_context()  # type: ignore[attr-defined]
         else:
             parent = (
                 parent_span._context  # type: ignore[attr-defined]  # type checked
@@ -279,32 +287,26 @@ class Tracer(StartsCurrentSpans, api.Tracer):
         if parent is not None:
             trace_id = parent.trace_id
             random_bit = parent.trace_flags & 2  # it describes the trace id: kept as it came
-            dropped_anyway = self._fixed_drops[
-                (2 if parent.is_remote else 0) + (parent.trace_flags & 1)
-            ]
+            case = (2 if parent.is_remote else 0) + (parent.trace_flags & 1)
         else:
             trace_id = self._new_trace_id() or 1
             random_bit = self._random_bit
-            dropped_anyway = self._fixed_drops[4]
-        if dropped_anyway:  # the sampler's answer is known without asking it
-            decision = _DROP
-            trace_state = parent.trace_state if parent is not None else _EMPTY_STATE
-        else:
-            try:
-                table = self._parent_table
-                if table is not None and parent is not None:
-                    result = table[(2 if parent.is_remote else 0) + (parent.trace_flags & 1)]
-                else:
-                    result = self._sample(parent, context, trace_id, name, kind, attributes, links)
-                decision = result.decision
-            except Exception as exc:  # noqa: BLE001  # a plugin sampler's bug drops the span only
-                self.diagnostics.internal_error("sampler", exc)
-                return NonRecordingSpan(parent if parent is not None else INVALID_SPAN_CONTEXT)
-            given = result.trace_state
-            if given is not None:
-                trace_state = given
+            case = _ROOT
+        table = self._parent_table
+        try:
+            if table is not None and case != _ROOT:
+                result = table[case]
+            elif self._fixed_drops[case]:  # known without asking the sampler
+                result = _DROPPED
             else:
-                trace_state = parent.trace_state if parent is not None else _EMPTY_STATE
+                result = self._sample(parent, context, trace_id, name, kind, attributes, links)
+            decision = result.decision
+        except Exception as exc:  # noqa: BLE001  # a plugin sampler's bug drops the span only
+            self.diagnostics.internal_error("sampler", exc)
+            return NonRecordingSpan(parent if parent is not None else INVALID_SPAN_CONTEXT)
+        trace_state = result.trace_state
+        if trace_state is None:
+            trace_state = parent.trace_state if parent is not None else _EMPTY_STATE
         if decision is _DROP:
             # Sampled-out spans are most spans under a low ratio: one small object, no context.
             dropped: SampledOutSpan = SampledOutSpan()
@@ -362,10 +364,9 @@ class _SdkCurrentSpan(CurrentSpan):
     __slots__ = ()
 
     def __enter__(self) -> Span:
-        tracer: Tracer = self._tracer  # type: ignore[assignment]  # set by Tracer only
         args = self._args
-        if args is None:
-            parent_span: object = _span_get()
+        if args is None and type(parent_span := _span_get()) is not RecordingSpan:
+            tracer: Tracer = self._tracer  # type: ignore[assignment]  # set by Tracer only
             parent_type = type(parent_span)
             trace_id = 0  # stays 0 unless the sampler drops this span whatever it is
             flags: TraceFlags | None
@@ -403,7 +404,9 @@ class _SdkCurrentSpan(CurrentSpan):
                     self._token = _SPAN.set(dropped)
                     return dropped
         span = self._span = (
-            tracer.start_span(self._name) if args is None else tracer.start_span(self._name, *args)
+            self._tracer.start_span(self._name)
+            if args is None
+            else self._tracer.start_span(self._name, *args)
         )
         self._token = _SPAN.set(span)
         return span

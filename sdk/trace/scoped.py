@@ -15,14 +15,7 @@ from typing import Any, ClassVar, Final, TypeVar
 from telemetry_run._log import logger as _logger
 from telemetry_run.sdk.context import _SPAN, Context
 from telemetry_run.sdk.trace import api
-from telemetry_run.sdk.trace.api import (
-    Attributes,
-    Link,
-    NonRecordingSpan,
-    SampledOutSpan,
-    Span,
-    SpanKind,
-)
+from telemetry_run.sdk.trace.api import Attributes, Link, Span, SpanKind
 from telemetry_run.sdk.trace.span import RecordingSpan, finish_with_exception
 
 __all__ = ["CurrentSpan", "StartsCurrentSpans"]
@@ -136,9 +129,7 @@ class CurrentSpan:
             # tolerated, never raised (opentelemetry-python#2606).
             _logger.debug("span %r left in another context than it was entered in", self._name)
         if self._end_on_exit:
-            span_type = type(span)
-            if span_type is not SampledOutSpan and span_type is not NonRecordingSpan:
-                span.end()  # (theirs does nothing: the sampled-out path skips the call)
+            span.end()
 
     def __call__(self, func: F) -> F:
         tracer, name, args, end_on_exit = self._tracer, self._name, self._args, self._end_on_exit
