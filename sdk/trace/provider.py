@@ -365,9 +365,8 @@ class _SdkCurrentSpan(CurrentSpan):
 
     def __enter__(self) -> Span:
         args = self._args
-        if args is None and type(parent_span := _span_get()) is not RecordingSpan:
+        if args is None and (parent_type := type(parent_span := _span_get())) is not RecordingSpan:
             tracer: Tracer = self._tracer  # type: ignore[assignment]  # set by Tracer only
-            parent_type = type(parent_span)
             trace_id = 0  # stays 0 unless the sampler drops this span whatever it is
             flags: TraceFlags | None
             if parent_span is None:
