@@ -214,7 +214,8 @@ class Tracer(StartsCurrentSpans, api.Tracer):
         self._started = provider.diagnostics.spans_started.incr
         self._sample = compile_sampler(provider.sampler)
         self._parent_table = parent_decision_table(provider.sampler)
-        self._new_span_id, self._new_trace_id = id_functions(provider.id_generator)
+        self._ids = id_functions(provider.id_generator)
+        self._new_span_id, self._new_trace_id = self._ids
         # random-trace-id (W3C Level 2) on the trace ids we mint: only the built-in generator's
         # are known to be random; a plugin generator's may encode a time or a host.
         self._random_bit = 2 if type(provider.id_generator) is RandomIdGenerator else 0
@@ -312,7 +313,8 @@ class Tracer(StartsCurrentSpans, api.Tracer):
             dropped: SampledOutSpan = SampledOutSpan()
             dropped._context = None
             dropped._trace_id = trace_id
-            dropped._new_span_id = self._new_span_id
+            dropped._origin = None
+            dropped._ids = self._ids
             dropped._flags = _SPAN_FLAGS[random_bit]
             dropped._trace_state = trace_state
             return dropped
@@ -367,26 +369,29 @@ class _SdkCurrentSpan(CurrentSpan):
         args = self._args
         if args is None and (parent_type := type(parent_span := _span_get())) is not RecordingSpan:
             tracer: Tracer = self._tracer  # type: ignore[assignment]  # set by Tracer only
-            trace_id = 0  # stays 0 unless the sampler drops this span whatever it is
-            flags: TraceFlags | None
+            # flags stays None unless the sampler drops this span whatever it is; a root's
+            # trace id is drawn when first needed (see SampledOutSpan), so it stays 0 here.
+            flags: TraceFlags | None = None
+            trace_id = 0
+            origin: SampledOutSpan | None = None
             if parent_span is None:
                 flags = tracer._root_flags
-                if flags is not None:
-                    trace_id = tracer._new_trace_id() or 1
-                    trace_state = _EMPTY_STATE
+                trace_state = _EMPTY_STATE
             elif parent_type is SampledOutSpan:  # a local parent, not sampled
                 if tracer._fixed_drops[0]:
-                    trace_id = parent_span._trace_id  # type: ignore[attr-defined]  # type checked
-                    flags = parent_span._flags  # type: ignore[attr-defined]
+                    flags = parent_span._flags  # type: ignore[attr-defined]  # type checked
                     trace_state = parent_span._trace_state  # type: ignore[attr-defined]
+                    trace_id = parent_span._trace_id  # type: ignore[attr-defined]
+                    origin = parent_span._origin or parent_span  # type: ignore[attr-defined,assignment]
             elif parent_type is NonRecordingSpan:
                 parent: SpanContext = parent_span._context  # type: ignore[attr-defined]
                 below = tracer._child_flags_remote if parent.is_remote else tracer._child_flags
                 flags = below[parent.trace_flags]
-                if flags is not None and parent.is_valid:
-                    trace_id = parent.trace_id
-                    trace_state = parent.trace_state
-            if trace_id:
+                if not parent.is_valid:
+                    flags = None
+                trace_id = parent.trace_id
+                trace_state = parent.trace_state
+            if flags is not None:
                 current = _current_get()
                 if (
                     SUPPRESS_INSTRUMENTATION_KEY not in current
@@ -396,8 +401,9 @@ class _SdkCurrentSpan(CurrentSpan):
                     dropped: SampledOutSpan = SampledOutSpan()
                     dropped._context = None
                     dropped._trace_id = trace_id
-                    dropped._new_span_id = tracer._new_span_id
-                    dropped._flags = flags  # type: ignore[assignment]  # set with trace_id
+                    dropped._origin = origin
+                    dropped._ids = tracer._ids
+                    dropped._flags = flags
                     dropped._trace_state = trace_state
                     self._span = dropped
                     self._token = _SPAN.set(dropped)

@@ -10,6 +10,7 @@ dropped too, and nothing at all once instrumentation is suppressed or the provid
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -316,3 +317,49 @@ def test_fixed_drops_of_the_usual_samplers() -> None:
     assert fixed_drops(ParentBasedTraceIdRatio(0.1)) == (True, False, True, False, False)
     assert fixed_drops(TraceIdRatioBased(0.0)) == (False,) * 5  # asked: cheap, and exact
     assert fixed_drops(_Counting()) == (False,) * 5
+
+
+def test_threads_asking_at_once_see_one_trace_id_and_one_span_id(diagnostics: Diagnostics) -> None:
+    """A dropped root's trace id and each span's span id are drawn on first request: threads
+    asking at the same moment (an inject on each) must all get the same ones."""
+    rec = make_recorder(diagnostics, sampler=ALWAYS_OFF)
+    with rec.tracer.start_as_current_span("root") as root:
+        children = []
+        for _ in range(8):
+            with rec.tracer.start_as_current_span("child") as child:
+                children.append(child)
+    barrier = threading.Barrier(16)
+    seen: list[tuple[int, int, int]] = []
+
+    def ask(index: int, span: Span) -> None:
+        barrier.wait(30)
+        ctx = span.get_span_context()
+        seen.append((index, ctx.trace_id, ctx.span_id))
+
+    threads = [
+        threading.Thread(target=ask, args=(i, span))
+        for i, span in enumerate(children + children)  # each span asked by two threads
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(seen) == 16
+    assert {trace_id for _, trace_id, _ in seen} == {root.get_span_context().trace_id}
+    by_span: dict[int, set[int]] = {i: set() for i in range(8)}
+    for index, _, span_id in seen:
+        by_span[index % 8].add(span_id)
+    assert all(len(ids) == 1 for ids in by_span.values())
+    assert len({ids.pop() for ids in by_span.values()}) == 8
+
+
+def test_a_recording_child_of_a_dropped_root_joins_its_trace(diagnostics: Diagnostics) -> None:
+    sampler = ParentBased(ALWAYS_OFF, local_parent_not_sampled=ALWAYS_ON)
+    rec = make_recorder(diagnostics, sampler=sampler)
+    with rec.tracer.start_as_current_span("root") as root, rec.tracer.start_as_current_span("r"):
+        pass
+    (recorded,) = rec.spans  # its start asked the root for its context: the ids were drawn
+    ctx = root.get_span_context()
+    assert not root.is_recording() and not ctx.trace_flags.sampled
+    assert recorded.context.trace_id == ctx.trace_id
+    assert recorded.parent is not None and recorded.parent.span_id == ctx.span_id
