@@ -196,7 +196,7 @@ def main() -> None:
         received = len(receiver.spans())
     med = {c: statistics.median(s) if s else None for c, s in samples.items()}
     ours, theirs = med["us"], med["otel"]
-    ratio = f"{ours / theirs:.2f}x" if ours is not None and theirs else "n/a"
+    ratio = f"{ours / theirs:.3f}x" if ours is not None and theirs else "n/a"
     print(
         "   median µs/op: "
         + " | ".join(f"{c} {'n/a' if med[c] is None else f'{med[c]:.2f}'}" for c in CONTENDERS)
