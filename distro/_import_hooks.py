@@ -11,6 +11,7 @@ aside), so the application's import never fails because of us.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ __all__ = ["register_post_import_hook"]
 
 Hook = Callable[[ModuleType], None]
 
-_lock = threading.RLock()
+_lock = threading.RLock()  # a fresh one in a forked child (see the end of this module)
 _hooks: dict[str, list[Hook]] = {}
 _finder_installed = False
 _resolving = threading.local()
@@ -114,3 +115,13 @@ class _Finder:
             return spec  # namespace packages and legacy loaders: left alone
         spec.loader = _Loader(spec.loader, fullname)  # type: ignore[assignment]  # duck-typed Loader
         return spec
+
+
+def _reinit_lock_after_fork() -> None:
+    # Held by a thread whose import fired hooks at the fork, it would be held for good here.
+    global _lock
+    _lock = threading.RLock()
+
+
+# Python's own hook, not telemetry_run.sdk.forking's: this module must not import the SDK.
+os.register_at_fork(after_in_child=_reinit_lock_after_fork)

@@ -10,7 +10,9 @@ A hook's exception never fails the application's import: the hook body is guarde
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final, Literal
 
@@ -271,6 +273,7 @@ class Installed:
         self._armed = True
         self._started: set[str] = set()
         self._lock = threading.Lock()
+        _installed.add(self)
 
     def status(self, name: str) -> InstrumentorStatus:
         for status in self.statuses:
@@ -364,3 +367,17 @@ def install(
         for module_name in status.modules:
             register_post_import_hook(hook, module_name)
     return installed
+
+
+# A child forked while another thread was instrumenting (a library imported on that thread)
+# would inherit the lock held, and its next instrumented import would wait forever.
+_installed: weakref.WeakSet[Installed] = weakref.WeakSet()
+
+
+def _reinit_locks_after_fork() -> None:
+    for installed in list(_installed):
+        installed._lock = threading.Lock()
+
+
+# Python's own hook, not telemetry_run.sdk.forking's: this module must not import the SDK.
+os.register_at_fork(after_in_child=_reinit_locks_after_fork)

@@ -43,6 +43,7 @@ __all__ = [
     "StaticSampler",
     "TraceIdRatioBased",
     "compile_sampler",
+    "fixed_drops",
     "parent_decision_table",
     "parse_ratio",
     "sampler_named",
@@ -430,3 +431,32 @@ def parent_decision_table(sampler: Sampler) -> tuple[SamplingResult, ...] | None
     if not all(type(d) is StaticSampler for d in delegates):
         return None
     return tuple(cast(StaticSampler, d)._result for d in delegates)
+
+
+_NEVER: Final = (False, False, False, False, False)
+_ALWAYS: Final = (True, True, True, True, True)
+
+
+def fixed_drops(sampler: Sampler) -> tuple[bool, bool, bool, bool, bool]:
+    """Which spans ``sampler`` drops whatever their name, trace id, kind and attributes.
+
+    Indexed like ``parent_decision_table`` (``2 * parent.is_remote + sampled``) for a span with
+    a valid parent, and 4 for a root span. The tracer starts those spans without asking the
+    sampler: the sampled-out path, which under always_off or a parent-based sampler below an
+    unsampled parent is every span, costs little more than the ids and a context. Only the
+    built-in samplers' exact types are read, so a subclass's own ``should_sample`` still runs.
+    """
+    kind = type(sampler)
+    if kind is StaticSampler:
+        return _ALWAYS if cast(StaticSampler, sampler)._decision is Decision.DROP else _NEVER
+    if kind not in _PARENT_BASED_TYPES:
+        return _NEVER
+    pb = cast(ParentBased, sampler)
+    delegates = (
+        pb._local_not_sampled,
+        pb._local_sampled,
+        pb._remote_not_sampled,
+        pb._remote_sampled,
+    )
+    a, b, c, d = (type(s) is StaticSampler and s._decision is Decision.DROP for s in delegates)
+    return (a, b, c, d, fixed_drops(pb._root)[4])
