@@ -13,7 +13,9 @@ read from the headers by the configured propagators), learns the status from the
 tasks run after it are not counted (a 5xx ends when the application returns, with the exception
 that caused it). A websocket connection's span starts with the handshake,
 has status 101 once accepted and ends when the application returns. An exception escaping the
-application is recorded (a cancellation, the client going away, is not an error).
+application is recorded (a cancellation, the client going away, is not an error). FastAPI's own
+telemetry (its OpenTelemetry API spans, which our API bridge would make ours) is told to stand
+aside for a request we trace, with its own marker, ``scope["fastapi.telemetry"] = None``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ __all__ = ["SCOPE_KEY", "AsgiRequest", "scope_attributes", "serve", "server_site
 
 #: Where the connection's ``AsgiRequest`` is kept in the scope (the other layers look there).
 SCOPE_KEY: Final = "telemetry_run.server_request"
+#: FastAPI's per-request telemetry key; None there means "FastAPI makes no span of its own".
+FASTAPI_TELEMETRY_KEY: Final = "fastapi.telemetry"
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -262,6 +266,10 @@ async def serve(
                 if isinstance(started, AsgiRequest):
                     started.route_of = route_of
                     scope[SCOPE_KEY] = request = started
+                    # FastAPI's own telemetry (through the OpenTelemetry API, which our bridge
+                    # makes ours) would be a second SERVER span: its documented per-request
+                    # marker for "observed elsewhere" keeps it out.
+                    scope.setdefault(FASTAPI_TELEMETRY_KEY, None)
     if request is None:
         await app(scope, receive, send)
         return

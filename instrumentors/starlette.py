@@ -1,6 +1,6 @@
 """Starlette and FastAPI: the SERVER span named from the matched route template.
 
-``Starlette.__call__`` (which FastAPI's calls) is wrapped with ``_asgi.traced_app``: under
+``Starlette.__call__`` and FastAPI's ``__call__`` are wrapped with ``_asgi.serve``: under
 uvicorn the server-level instrumentor (``asgi``) has started the span already and this layer
 only tells it where to find the route; under any other server or a test client it starts the
 span itself. The route is read when the response starts (or the websocket is accepted), after
@@ -20,6 +20,7 @@ from telemetry_run.instrumentors.base import Instrumentor, guard
 
 if TYPE_CHECKING:
     from collections.abc import Callable, MutableMapping
+    from types import ModuleType
 
     from telemetry_run.config import Config
     from telemetry_run.instrumentors.toolkit import CallSite
@@ -56,6 +57,7 @@ class StarletteInstrumentor(Instrumentor):
 
     site: CallSite
     _mount: type
+    _wanted: bool = False
 
     def _instrument(self, tracer_provider: TracerProvider, config: Config) -> None:
         self.site = _asgi.server_site(
@@ -68,8 +70,24 @@ class StarletteInstrumentor(Instrumentor):
 
         self._mount = Mount
         self.patcher.wrap("starlette.applications", "Starlette.__call__", self._call)
+        # FastAPI's __call__ decides on its own telemetry before Starlette's runs: wrapped too,
+        # once FastAPI is imported (if ever; never imported by us).
+        from telemetry_run.plugin import register_post_import_hook
+
+        self._wanted = True
+        register_post_import_hook(self._patch_fastapi, "fastapi.applications")
         for route in ("Route", "WebSocketRoute", "Mount"):
             self.patcher.wrap("starlette.routing", f"{route}.handle", self._handle)
+
+    def _uninstrument(self) -> None:
+        self._wanted = False
+
+    def _patch_fastapi(self, module: ModuleType) -> None:
+        if self._wanted:  # not ``active``: FastAPI may be imported already, during instrument
+            with guard("starlette: patch FastAPI"):
+                fastapi = getattr(module, "FastAPI", None)
+                if fastapi is not None and "__call__" in vars(fastapi):
+                    self.patcher.wrap(module, "FastAPI.__call__", self._call)
 
     def _call(
         self,

@@ -230,3 +230,25 @@ contract_tests(
     spec=next(spec for spec in plugin.SPECS if spec.name == "starlette"),
     exercise="tests.unit.instrumentors.exercises:starlette_request",
 )
+
+
+def test_fastapi_own_telemetry_makes_no_second_server_span(recorder: SpanRecorder) -> None:
+    """FastAPI's native telemetry traces through the OpenTelemetry API once a provider is set,
+    and the API bridge (on under telemetry-run) makes its spans ours: it must stand aside."""
+    pytest.importorskip("fastapi.telemetry", reason="fastapi.telemetry (FastAPI's own spans)")
+    from opentelemetry import trace as otel_trace
+    from opentelemetry.util._once import Once
+
+    from telemetry_run.instrumentors.opentelemetry_api import OpenTelemetryApiInstrumentor
+
+    bridge = OpenTelemetryApiInstrumentor()
+    bridge.instrument(recorder.provider, config_for(plugin, {}))
+    try:
+        app = make_fastapi(recorder)
+        assert app._native_telemetry.enabled()  # it would trace, were it not told not to
+        assert get(app, "/api/items/7").status_code == 200
+    finally:
+        bridge.uninstrument()
+        otel_trace._TRACER_PROVIDER = None
+        otel_trace._TRACER_PROVIDER_SET_ONCE = Once()
+    assert server_span(recorder).name == "GET /api/items/{item_id}"
