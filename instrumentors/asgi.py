@@ -9,8 +9,8 @@ the span and the other adds none. Two kinds of application are left to their own
 instrumentors, so that a request is never two SERVER spans: a WSGI one (``--interface wsgi``:
 Flask's, Django's) and Django's ``ASGIHandler`` (its middleware makes the span).
 
-Other servers (hypercorn, granian, daphne) are not patched: wrap the application with
-``TelemetryMiddleware(app)`` to get the same spans there.
+Other servers (hypercorn, granian, daphne) are not patched: a Starlette or FastAPI application
+is traced there by the ``starlette`` instrumentor alone; a raw ASGI application is not.
 """
 
 from __future__ import annotations
@@ -28,11 +28,10 @@ if TYPE_CHECKING:
     from telemetry_run.instrumentors.toolkit import CallSite
     from telemetry_run.sdk.trace.api import TracerProvider
 
-__all__ = ["AsgiInstrumentor", "TelemetryMiddleware"]
+__all__ = ["AsgiInstrumentor"]
 
 #: Applications whose own instrumentor makes the SERVER span (by their class's module).
 _OWN_INSTRUMENTOR: Final = ("django.",)
-_WRAPPED_MARK: Final = "_telemetry_run_asgi"
 
 
 class AsgiInstrumentor(Instrumentor):
@@ -41,7 +40,6 @@ class AsgiInstrumentor(Instrumentor):
     site: CallSite
 
     def _instrument(self, tracer_provider: TracerProvider, config: Config) -> None:
-        global _instrumentor
         self.site = _asgi.server_site(
             tracer_provider.get_tracer(__name__, __version__),
             "asgi",
@@ -49,7 +47,6 @@ class AsgiInstrumentor(Instrumentor):
             self.enabled,
         )
         self.patcher.wrap("uvicorn.config", "Config.load", self._load)
-        _instrumentor = self
 
     def _load(
         self,
@@ -65,9 +62,6 @@ class AsgiInstrumentor(Instrumentor):
                 if _traceable(app, instance.interface):
                     instance.loaded_app = _asgi.traced_app(self.site, app, "asgi")
         return result
-
-
-_instrumentor: AsgiInstrumentor | None = None
 
 
 def _innermost(app: Any) -> Any:
@@ -86,26 +80,3 @@ def _traceable(app: Any, interface: str) -> bool:
         return False
     module = type(_innermost(app)).__module__
     return not module.startswith(_OWN_INSTRUMENTOR)
-
-
-class TelemetryMiddleware:
-    """Wrap an ASGI application by hand, for a server we do not patch: ``TelemetryMiddleware(app)``.
-
-    Inert (the application is called as it is) until ``AsgiInstrumentor`` is instrumented, as
-    it is under ``telemetry-run``; never two spans with the patched layers.
-    """
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self._traced: Any = None
-        self._site: Any = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        instrumentor = _instrumentor
-        if instrumentor is None or not instrumentor.active:
-            await self.app(scope, receive, send)
-            return
-        if self._site is not instrumentor.site:
-            self._site = instrumentor.site
-            self._traced = _asgi.traced_app(instrumentor.site, self.app, "asgi")
-        await self._traced(scope, receive, send)

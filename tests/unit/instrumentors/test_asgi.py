@@ -11,7 +11,7 @@ import pytest
 import uvicorn
 
 from telemetry_run.instrumentors import plugin
-from telemetry_run.instrumentors.asgi import AsgiInstrumentor, TelemetryMiddleware
+from telemetry_run.instrumentors.asgi import AsgiInstrumentor
 from telemetry_run.instrumentors.starlette import StarletteInstrumentor
 from telemetry_run.sdk.trace.api import SpanKind, StatusCode
 from telemetry_run.testing import SpanRecorder, config_for
@@ -122,17 +122,6 @@ def test_a_wsgi_app_keeps_its_own_instrumentor(recorder: SpanRecorder) -> None:
 
     app = loaded(wsgi, interface="wsgi")
     assert type(app).__module__.startswith("uvicorn.")
-
-
-def test_the_middleware_traces_by_hand_wrapped_apps(recorder: SpanRecorder) -> None:
-    asyncio.run(_asgi_get(TelemetryMiddleware(raw_app), "/x"))
-    (span,) = server_spans(recorder)
-    assert span.attributes["http.response.status_code"] == 201
-
-
-def test_the_middleware_is_inert_without_the_instrumentor(span_recorder: SpanRecorder) -> None:
-    asyncio.run(_asgi_get(TelemetryMiddleware(raw_app), "/x"))
-    assert span_recorder.spans == ()
 
 
 contract_tests(
