@@ -71,7 +71,7 @@ def uvicorn_loaded_app() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"1"})
 
-    config = uvicorn.Config(app, lifespan="off", proxy_headers=False)
+    config = uvicorn.Config(app, lifespan="off", ws="none", proxy_headers=False)
     config.load()
     assert asyncio.run(_asgi_get(config.loaded_app, "/items/1"))[0]["status"] == 200
 

@@ -39,7 +39,7 @@ async def raw_app(scope: Any, receive: Any, send: Any) -> None:
 
 
 def loaded(app: Any, **options: Any) -> Any:
-    config = uvicorn.Config(app, lifespan="off", **options)
+    config = uvicorn.Config(app, lifespan="off", ws="none", **options)  # no websockets import
     config.load()
     return config.loaded_app
 
