@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMappi
 from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run.instrumentors import _http
-from telemetry_run.instrumentors.base import guard
+from telemetry_run.instrumentors.base import _report, guard
 from telemetry_run.instrumentors.toolkit import HTTP_SERVER, Call, CallSite, server_call
 from telemetry_run.sdk.propagation import HeaderListGetter
 
@@ -276,11 +276,15 @@ async def serve(
     traced_request = request
 
     async def noted_send(message: Message) -> None:
-        with guard(f"{where}: response"):
+        try:  # not ``guard``: this runs for every message, and a try costs nothing
             traced_request.note(message)
+        except Exception as exc:  # noqa: BLE001  # reported; the response goes on
+            _report(f"{where}: response", exc)
         await send(message)
-        with guard(f"{where}: response sent"):
+        try:
             traced_request.sent(message)
+        except Exception as exc:  # noqa: BLE001  # reported; the response goes on
+            _report(f"{where}: response sent", exc)
 
     try:
         await app(scope, receive, noted_send)

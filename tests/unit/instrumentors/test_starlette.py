@@ -252,3 +252,39 @@ def test_fastapi_own_telemetry_makes_no_second_server_span(recorder: SpanRecorde
         otel_trace._TRACER_PROVIDER = None
         otel_trace._TRACER_PROVIDER_SET_ONCE = Once()
     assert server_span(recorder).name == "GET /api/items/{item_id}"
+
+
+def test_allow_listed_headers_are_captured_and_sensitive_ones_redacted(
+    span_recorder: SpanRecorder,
+) -> None:
+    instrumentor = StarletteInstrumentor()
+    environ = {
+        "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST": "x-request-id,authorization",
+        "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE": "content-type",
+    }
+    instrumentor.instrument(span_recorder.provider, config_for(plugin, environ))
+    try:
+        headers = {"x-request-id": "r-1", "authorization": "Bearer secret"}
+        assert get(make_fastapi(span_recorder), "/api/items/1", headers=headers).status_code == 200
+    finally:
+        instrumentor.uninstrument()
+    attributes = server_span(span_recorder).attributes
+    assert attributes["http.request.header.x-request-id"] == ("r-1",)
+    assert attributes["http.request.header.authorization"] == ("[REDACTED]",)
+    assert attributes["http.response.header.content-type"] == ("application/json",)
+
+
+def test_a_failure_of_ours_never_reaches_the_app(
+    recorder: SpanRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from telemetry_run.instrumentors import _asgi
+
+    def broken(self: Any, message: Any) -> None:
+        raise RuntimeError("bug in telemetry-run")
+
+    monkeypatch.setattr(_asgi.AsgiRequest, "note", broken)
+    response = get(make_fastapi(recorder), "/api/items/3")
+    assert (response.status_code, response.json()["id"]) == (200, 3)
+    assert {error.where for error in recorder.internal_errors} == {"starlette: response"}
+    recorder.internal_errors.clear()  # expected: the span_recorder fixture fails on others
+    assert server_span(recorder).end_time is not None  # still ended, with the body
