@@ -124,6 +124,26 @@ def test_a_wsgi_app_keeps_its_own_instrumentor(recorder: SpanRecorder) -> None:
     assert type(app).__module__.startswith("uvicorn.")
 
 
+def test_proxy_headers_give_the_client_and_the_host(recorder: SpanRecorder) -> None:
+    app = loaded(raw_app, proxy_headers=False)
+
+    async def behind_a_proxy(scope: Any, receive: Any, send: Any) -> None:
+        scope["headers"] += [
+            (b"x-forwarded-for", b"203.0.113.9, 10.0.0.1"),
+            (b"x-forwarded-host", b"shop.example:8443"),
+            (b"user-agent", b"curl/8"),
+        ]
+        await app(scope, receive, send)
+
+    asyncio.run(_asgi_get(behind_a_proxy, "/items/1"))
+    (span,) = server_spans(recorder)
+    assert span.attributes["client.address"] == "203.0.113.9"
+    assert span.attributes["network.peer.address"] == "127.0.0.1"
+    assert span.attributes["server.address"] == "shop.example"
+    assert span.attributes["server.port"] == 8443
+    assert span.attributes["user_agent.original"] == "curl/8"
+
+
 contract_tests(
     globals(),
     spec=next(spec for spec in plugin.SPECS if spec.name == "asgi"),
