@@ -1,23 +1,25 @@
-"""Cost per FastAPI request, in-process: bare vs telemetry-run vs the OpenTelemetry peer.
+"""Cost per ASGI request, in-process: bare vs telemetry-run vs the OpenTelemetry peers.
 
-The same FastAPI app throughout (``GET /items/{item_id}`` returning a small JSON), called as an
-ASGI server calls it (a scope, ``receive`` giving the empty body, ``send`` collecting the
-messages; no sockets, no HTTP parsing: what is left is the app and its instrumentation):
+Two scenarios, each app called as an ASGI server calls it (a scope, ``receive`` giving the
+empty body, ``send`` collecting the messages; no sockets, no HTTP parsing: what is left is the
+app and its instrumentation):
 
-  bare   the app alone;
-  us     our ``starlette`` instrumentor (the span uvicorn's ``asgi`` layer would make is the
-         same one: only one of them starts it), exporting into our batch processor whose
-         exporter discards;
-  otel   ``FastAPIInstrumentor.instrument_app`` (opentelemetry-instrumentation-fastapi, on its
-         ASGI middleware), exporting into the OpenTelemetry SDK's batch processor whose
-         exporter discards.
+  fastapi  a FastAPI app, ``GET /items/{item_id}`` returning a small JSON: bare; our
+           ``starlette`` instrumentor (the span uvicorn's ``asgi`` layer would start is the same
+           one: only one of them starts it); ``FastAPIInstrumentor.instrument_app``
+           (opentelemetry-instrumentation-fastapi);
+  raw      a raw ASGI app loaded by uvicorn's ``Config.load`` as uvicorn does: bare; our
+           ``asgi`` instrumentor (which wraps what ``Config.load`` loads);
+           opentelemetry-instrumentation-asgi's ``OpenTelemetryMiddleware`` around the app.
 
-FastAPI's own telemetry is off in every worker (no OpenTelemetry API provider is set globally),
-so only the instrumentation under test traces. Before anything is timed, each contender must
-show it traces: exactly one SERVER span per request, named ``GET /items/{item_id}``, counted at
-its exporter; a contender that fails the check is FAILED. One worker subprocess per contender
-and round; figures are median microseconds per request, ``added`` a contender's median minus
-bare's, ``us/otel`` our added time over theirs (below 1.00x we add less).
+Ours export into our batch processor, the peers into the OpenTelemetry SDK's, each exporter
+discarding. FastAPI's own telemetry is off in every worker (no OpenTelemetry API provider is set
+globally), so only the instrumentation under test traces. Before anything is timed, each
+contender must show it traces: exactly one SERVER span per request (``GET /items/{item_id}``
+for FastAPI), counted at its exporter; a contender that fails the check is FAILED.
+One worker subprocess per contender and round; figures are median microseconds per request,
+``added`` a contender's median minus bare's, ``us/otel`` our added time over theirs (below
+1.00x we add less).
 
     python bench/asgi_request.py [--quick]
 """
@@ -36,6 +38,11 @@ from typing import Any
 from _common import versions
 
 CONTENDERS = ("bare", "us", "otel")
+SCENARIOS = {
+    "fastapi": "FastAPI app; ours: the starlette instrumentor, otel: instrumentation-fastapi",
+    "raw": "raw ASGI app loaded by uvicorn's Config; ours: the asgi instrumentor, "
+    "otel: instrumentation-asgi's OpenTelemetryMiddleware",
+}
 ROUTE = "/items/{item_id}"
 SPAN_NAME = f"GET {ROUTE}"
 CHECK_REQUESTS = 20
@@ -94,10 +101,19 @@ class _Kept:
         self.spans: list[tuple[str, str]] = []
 
 
-def _setup(contender: str) -> tuple[Any, Any, _Kept]:
+async def raw_app(scope: Any, receive: Any, send: Any) -> None:
+    """A raw ASGI app: what uvicorn serves when there is no framework."""
+    await send({"type": "http.response.start", "status": 200, "headers": _RAW_HEADERS})
+    await send({"type": "http.response.body", "body": b'{"id":42}'})
+
+
+_RAW_HEADERS = [(b"content-type", b"application/json")]
+
+
+def _setup(contender: str, scenario: str = "fastapi") -> tuple[Any, Any, _Kept]:
     """The app for ``contender``, its flush, and what its exporter saw."""
     kept = _Kept()
-    app = make_app()
+    app = make_app() if scenario == "fastapi" else raw_app
     if contender == "us":
         from telemetry_run.instrumentors import plugin
         from telemetry_run.instrumentors.starlette import StarletteInstrumentor
@@ -117,8 +133,17 @@ def _setup(contender: str) -> tuple[Any, Any, _Kept]:
 
         provider = TracerProvider(shutdown_on_exit=False)
         provider.add_span_processor(BatchSpanProcessor(Discarding()))
-        StarletteInstrumentor().instrument(provider, config_for(plugin, {}))
-        return app, provider.force_flush, kept
+        if scenario == "fastapi":
+            StarletteInstrumentor().instrument(provider, config_for(plugin, {}))
+            return app, provider.force_flush, kept
+        import uvicorn
+
+        from telemetry_run.instrumentors.asgi import AsgiInstrumentor
+
+        AsgiInstrumentor().instrument(provider, config_for(plugin, {}))
+        config = uvicorn.Config(app, lifespan="off", ws="none", proxy_headers=False)
+        config.load()  # what uvicorn does in the process that serves
+        return config.loaded_app, provider.force_flush, kept
     if contender == "otel":
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
         from opentelemetry.sdk.trace import TracerProvider as OtelProvider
@@ -137,18 +162,26 @@ def _setup(contender: str) -> tuple[Any, Any, _Kept]:
 
         otel_provider = OtelProvider()
         otel_provider.add_span_processor(OtelBatch(OtelDiscarding()))
-        FastAPIInstrumentor.instrument_app(app, tracer_provider=otel_provider)
-        return app, otel_provider.force_flush, kept
+        if scenario == "fastapi":
+            FastAPIInstrumentor.instrument_app(app, tracer_provider=otel_provider)
+            return app, otel_provider.force_flush, kept
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+
+        wrapped = OpenTelemetryMiddleware(app, tracer_provider=otel_provider)
+        return wrapped, otel_provider.force_flush, kept
     return app, lambda: True, kept
 
 
-def worker(contender: str, requests: int, reps: int) -> dict[str, Any]:
-    app, flush, kept = _setup(contender)
+def worker(contender: str, scenario: str, requests: int, reps: int) -> dict[str, Any]:
+    app, flush, kept = _setup(contender, scenario)
     loop = asyncio.new_event_loop()
     loop.run_until_complete(_requests(app, CHECK_REQUESTS))
     flush()
     servers = [name for name, kind in kept.spans if kind == "SERVER"]
-    ok = contender == "bare" or servers == [SPAN_NAME] * CHECK_REQUESTS
+    if scenario == "fastapi":
+        ok = contender == "bare" or servers == [SPAN_NAME] * CHECK_REQUESTS
+    else:  # no route to name it from: ours says ``GET``, the peer ``GET /items/42``
+        ok = contender == "bare" or len(servers) == CHECK_REQUESTS
     check = {"server_spans": len(servers), "names": sorted(set(servers)), "ok": ok}
     times: list[float] = []
     for _ in range(reps):
@@ -164,15 +197,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--worker", choices=CONTENDERS)
+    parser.add_argument("--scenario", choices=SCENARIOS, default="fastapi")
     parser.add_argument("--requests", type=int)
     parser.add_argument("--reps", type=int)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.requests, args.reps)), flush=True)
+        print(json.dumps(worker(args.worker, args.scenario, args.requests, args.reps)))
         return
     size = QUICK if args.quick else FULL
-    shown = versions("fastapi", "starlette", "opentelemetry-instrumentation-fastapi")
-    print(f"# FastAPI request, in-process ASGI call ({shown})")
+    shown = versions(
+        "fastapi",
+        "uvicorn",
+        "opentelemetry-instrumentation-fastapi",
+        "opentelemetry-instrumentation-asgi",
+    )
+    print(f"# An ASGI request, in-process ({shown})")
+    for scenario, title in SCENARIOS.items():
+        print(f"\n## {scenario}: {title}")
+        run_scenario(scenario, size)
+
+
+def run_scenario(scenario: str, size: dict[str, int]) -> None:
     results: dict[str, list[float]] = {c: [] for c in CONTENDERS}
     failed: dict[str, str] = {}
     for _ in range(size["rounds"]):
@@ -184,6 +229,8 @@ def main() -> None:
                 __file__,
                 "--worker",
                 contender,
+                "--scenario",
+                scenario,
                 "--requests",
                 str(size["requests"]),
                 "--reps",
