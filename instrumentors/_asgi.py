@@ -45,6 +45,10 @@ Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _TRACED_TYPES: Final = frozenset({"http", "websocket"})
+#: In ``scope[SCOPE_KEY]`` when the first layer decided not to trace the request.
+_UNTRACED: Final = "untraced"
+#: Websocket close codes of a normal end (RFC 6455 section 7.4.1): going away is not an error.
+_NORMAL_CLOSE: Final = frozenset({1000, 1001})
 
 
 class _ScopeHeadersGetter:
@@ -268,6 +272,13 @@ class AsgiRequest(Call):
                 self.end()
 
 
+def _normal_disconnect(exc: BaseException) -> bool:
+    """Starlette's ``WebSocketDisconnect`` for a normal close (the peer left): no error."""
+    return type(exc).__name__ == "WebSocketDisconnect" and getattr(exc, "code", None) in (
+        _NORMAL_CLOSE
+    )
+
+
 def traced_app(site: CallSite, app: App, where: str) -> App:
     """``app`` with one SERVER span per HTTP request and websocket connection."""
 
@@ -304,10 +315,12 @@ async def serve(
                 if isinstance(started, AsgiRequest):
                     started.route_of = route_of
                     scope[SCOPE_KEY] = request = started
-                    # FastAPI's own telemetry (through the OpenTelemetry API, which our bridge
-                    # makes ours) would be a second SERVER span: its documented per-request
-                    # marker for "observed elsewhere" keeps it out.
-                    scope.setdefault(FASTAPI_TELEMETRY_KEY, None)
+                else:  # excluded, or the gate is off: no other layer traces it either
+                    scope[SCOPE_KEY] = _UNTRACED
+                # FastAPI's own telemetry (through the OpenTelemetry API, which our bridge
+                # makes ours) would be a second SERVER span, or a span for an excluded URL:
+                # its documented per-request marker for "observed elsewhere" keeps it out.
+                scope.setdefault(FASTAPI_TELEMETRY_KEY, None)
     if request is None:
         await app(scope, receive, send)
         return
@@ -329,7 +342,11 @@ async def serve(
     except BaseException as exc:
         with guard(f"{where}: request failed"):
             request.learn_route()
-            request.fail(exc)
+            if _normal_disconnect(exc):
+                request.end()
+                request.detach()
+            else:
+                request.fail(exc)
         raise
     with guard(f"{where}: request end"):
         request.learn_route()

@@ -4,6 +4,7 @@ SERVER span's name from the route template, status, streaming, exceptions, webso
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -71,6 +72,12 @@ def make_fastapi(recorder: SpanRecorder) -> fastapi.FastAPI:
         text = await websocket.receive_text()
         await websocket.send_text(f"{room}:{text}")
         await websocket.close()
+
+    @app.websocket("/echo")
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        while True:  # until the client leaves: WebSocketDisconnect escapes the endpoint
+            await websocket.send_text(await websocket.receive_text())
 
     sub = Starlette(routes=[Route("/users/{uid}", lambda request: PlainTextResponse("u"))])
     app.mount("/sub", sub)
@@ -154,8 +161,11 @@ def test_a_streamed_response_ends_the_span_after_its_last_chunk(recorder: SpanRe
     assert span.end_time >= chunk.end_time
 
 
-def websocket_exchange(app: Any, path: str, text: str) -> list[dict[str, Any]]:
-    """Connect, send ``text``, and collect what the app sends until it closes."""
+def websocket_exchange(
+    app: Any, path: str, text: str, *, leave: int | None = None
+) -> list[dict[str, Any]]:
+    """Connect, send ``text``, and collect what the app sends until it closes (or, with
+    ``leave``, close from the client's side with that code after the first answer)."""
     incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     sent: list[dict[str, Any]] = []
 
@@ -166,6 +176,8 @@ def websocket_exchange(app: Any, path: str, text: str) -> list[dict[str, Any]]:
         sent.append(message)
         if message["type"] == "websocket.accept":
             incoming.put_nowait({"type": "websocket.receive", "text": text})
+        elif message["type"] == "websocket.send" and leave is not None:
+            incoming.put_nowait({"type": "websocket.disconnect", "code": leave})
 
     async def run() -> None:
         incoming.put_nowait({"type": "websocket.connect"})
@@ -182,7 +194,8 @@ def websocket_exchange(app: Any, path: str, text: str) -> list[dict[str, Any]]:
             "server": ("127.0.0.1", 8000),
             "subprotocols": [],
         }
-        await asyncio.wait_for(app(scope, receive, send), 30)
+        with contextlib.suppress(Exception):  # what escapes is the server's to handle
+            await asyncio.wait_for(app(scope, receive, send), 30)
 
     asyncio.run(run())
     return sent
@@ -196,6 +209,16 @@ def test_a_websocket_connection_is_one_server_span(recorder: SpanRecorder) -> No
     assert span.name == "GET /ws/{room}"
     assert span.attributes["url.scheme"] == "ws"
     assert span.attributes["http.response.status_code"] == 101
+    assert span.end_time is not None
+
+
+def test_a_client_leaving_a_websocket_normally_is_no_error(recorder: SpanRecorder) -> None:
+    sent = websocket_exchange(make_fastapi(recorder), "/echo", "hi", leave=1001)
+    assert [m["type"] for m in sent] == ["websocket.accept", "websocket.send"]
+    span = server_span(recorder)
+    assert span.name == "GET /echo"
+    assert span.status.status_code is StatusCode.UNSET
+    assert [e.name for e in span.events] == []
     assert span.end_time is not None
 
 
@@ -232,7 +255,12 @@ contract_tests(
 )
 
 
-def test_fastapi_own_telemetry_makes_no_second_server_span(recorder: SpanRecorder) -> None:
+EXCLUDED = "OTEL_PYTHON_STARLETTE_EXCLUDED_URLS"
+
+
+def test_fastapi_own_telemetry_makes_no_second_server_span(
+    span_recorder: SpanRecorder,
+) -> None:
     """FastAPI's native telemetry traces through the OpenTelemetry API once a provider is set,
     and the API bridge (on under telemetry-run) makes its spans ours: it must stand aside."""
     pytest.importorskip("fastapi.telemetry", reason="fastapi.telemetry (FastAPI's own spans)")
@@ -242,16 +270,21 @@ def test_fastapi_own_telemetry_makes_no_second_server_span(recorder: SpanRecorde
     from telemetry_run.instrumentors.opentelemetry_api import OpenTelemetryApiInstrumentor
 
     bridge = OpenTelemetryApiInstrumentor()
-    bridge.instrument(recorder.provider, config_for(plugin, {}))
+    bridge.instrument(span_recorder.provider, config_for(plugin, {}))
+    ours = StarletteInstrumentor()
+    ours.instrument(span_recorder.provider, config_for(plugin, {EXCLUDED: "/teapot"}))
     try:
-        app = make_fastapi(recorder)
+        app = make_fastapi(span_recorder)
         assert app._native_telemetry.enabled()  # it would trace, were it not told not to
         assert get(app, "/api/items/7").status_code == 200
+        assert get(app, "/teapot").status_code == 418  # excluded: no span of FastAPI's either
     finally:
+        ours.uninstrument()
         bridge.uninstrument()
         otel_trace._TRACER_PROVIDER = None
         otel_trace._TRACER_PROVIDER_SET_ONCE = Once()
-    assert server_span(recorder).name == "GET /api/items/{item_id}"
+    assert server_span(span_recorder).name == "GET /api/items/{item_id}"
+    assert not [s for s in span_recorder.spans if "teapot" in str(s.attributes.get("url.path"))]
 
 
 def test_allow_listed_headers_are_captured_and_sensitive_ones_redacted(
