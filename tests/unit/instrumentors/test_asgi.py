@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import uvicorn
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from telemetry_run.instrumentors import plugin
 from telemetry_run.instrumentors.asgi import AsgiInstrumentor
@@ -142,6 +144,37 @@ def test_proxy_headers_give_the_client_and_the_host(recorder: SpanRecorder) -> N
     assert span.attributes["server.address"] == "shop.example"
     assert span.attributes["server.port"] == 8443
     assert span.attributes["user_agent.original"] == "curl/8"
+
+
+HEADER_NAMES = [b"traceparent", b"tracestate", b"baggage", b"host", b"x-forwarded-host"]
+HEADER_NAMES += [b"x-forwarded-for", b"user-agent"]
+
+
+# The recorder is instrumented once and cleared after each example.
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(st.lists(st.tuples(st.sampled_from(HEADER_NAMES), st.binary(max_size=300)), max_size=8))
+def test_any_incoming_headers_are_served_and_traced_once(
+    recorder: SpanRecorder, headers: list[tuple[bytes, bytes]]
+) -> None:
+    """Hostile bytes in any header we read: the request is served, one span, nothing of ours
+    fails (the span_recorder fixture fails the test on an internal error)."""
+    app = loaded(raw_app, proxy_headers=False)
+
+    async def with_headers(scope: Any, receive: Any, send: Any) -> None:
+        scope["headers"] = headers
+        await app(scope, receive, send)
+
+    try:
+        sent = asyncio.run(_asgi_get(with_headers, "/items/1"))
+        assert sent[0]["status"] == 201
+        assert len(server_spans(recorder)) == 1
+        assert not recorder.internal_errors
+    finally:
+        recorder.clear()
 
 
 contract_tests(
