@@ -56,6 +56,32 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
         ),
     ),
     InstrumentorSpec(
+        name="asgi",
+        modules=("uvicorn.config",),  # imported by uvicorn and by gunicorn's UvicornWorker
+        requires="uvicorn>=0.30,<1",
+        load="telemetry_run.instrumentors.asgi:AsgiInstrumentor",
+        description="a SERVER span per HTTP request and websocket connection for any ASGI app "
+        "uvicorn serves (alone, `--workers`, `--reload`, gunicorn's `UvicornWorker`)",
+        kind="http",
+        # One Python per line keeps CI small: the floor on the oldest, latest on the newest.
+        matrix=(ReleaseLine("0.30", python="<3.12"), ReleaseLine("latest", python=">=3.13")),
+    ),
+    InstrumentorSpec(
+        name="starlette",
+        modules=("starlette.applications",),  # FastAPI's application is a Starlette one
+        requires="starlette>=0.40,<2",
+        load="telemetry_run.instrumentors.starlette:StarletteInstrumentor",
+        description="Starlette and FastAPI: the SERVER span named from the matched route, "
+        "`GET /items/{item_id}`, under any server or test client",
+        kind="http",
+        # Each line with the FastAPI of its time (FastAPI pins its Starlette); one Python per
+        # line keeps CI small: the floor on the oldest, latest on the newest.
+        matrix=(
+            ReleaseLine("0.40", python="<3.12", companions=("fastapi==0.115.3", "httpx")),
+            ReleaseLine("latest", python=">=3.13", companions=("fastapi", "httpx")),
+        ),
+    ),
+    InstrumentorSpec(
         name="requests",
         modules=("requests",),
         requires="requests>=2.28,<3",

@@ -49,6 +49,9 @@ PYTEST_OPTIONS: Final[dict[tuple[str, str], tuple[str, ...]]] = {
 SERVERS: Final[dict[str, tuple[str, ...]]] = {
     "flask": ("gunicorn>=22", "requests>=2.28"),  # requests: the Level 2 test's outgoing call
     "django": ("gunicorn>=22", "uvicorn>=0.30"),
+    # The ASGI tests: FastAPI under uvicorn and gunicorn's UvicornWorker, a websocket client,
+    # and Django's ASGI handler (left to its own instrumentor).
+    "asgi": ("fastapi", "gunicorn>=22", "websockets>=12", "django>=4.2"),
     # The bridge's tests: an API span in a Flask view, a requests call inside an API span.
     "opentelemetry_api": ("flask>=3.0", "requests>=2.28"),
 }

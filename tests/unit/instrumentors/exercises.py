@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+from typing import Any
 
 
 def flask_request() -> None:
@@ -47,3 +48,57 @@ def requests_call() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def starlette_request() -> None:
+    import asyncio
+
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    app = Starlette(routes=[Route("/items/{item}", lambda request: PlainTextResponse("1"))])
+    assert asyncio.run(_asgi_get(app, "/items/1"))[0]["status"] == 200
+
+
+def uvicorn_loaded_app() -> None:
+    """A raw ASGI app loaded by uvicorn's ``Config``, called as its server calls it."""
+    import asyncio
+
+    import uvicorn
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"1"})
+
+    config = uvicorn.Config(app, lifespan="off", ws="none", proxy_headers=False)
+    config.load()
+    assert asyncio.run(_asgi_get(config.loaded_app, "/items/1"))[0]["status"] == 200
+
+
+async def _asgi_get(app: Any, path: str) -> list[dict[str, Any]]:
+    """One GET through ``app`` as an ASGI server makes it; the messages it sent."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"contract.test")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    await app(scope, receive, send)
+    return sent
