@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import io
 import os
-import urllib.parse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -81,8 +80,39 @@ _HINTS: Final = {
 }
 
 
+_HOST_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
+
+
+def _plain_url(text: str) -> tuple[bool, str, int, str] | None:
+    """``parse_url``'s answer for ``http(s)://name-or-ipv4[:port][/path]`` (what endpoints are),
+    with string operations: the exporter is built at start-up, where importing urllib.parse
+    (and ipaddress with it) is not paid for the common case. None for anything else."""
+    scheme, sep, rest = text.partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in ("http", "https") or not rest.isascii():
+        return None
+    if any(c in rest for c in "@?#[]%\\ \t"):
+        return None
+    authority, slash, path = rest.partition("/")
+    host, colon, port_text = authority.partition(":")
+    if not host or not _HOST_CHARS.issuperset(host):
+        return None
+    if colon:
+        if not (port_text.isdigit() and len(port_text) <= 5 and 0 < int(port_text) <= 65535):
+            return None
+        port = int(port_text)
+    else:
+        port = 443 if scheme == "https" else 80
+    return scheme == "https", host.lower(), port, "/" + path if slash else "/"
+
+
 def parse_url(endpoint: str) -> tuple[bool, str, int, str]:
     """(secure, host, port, path with query) of an OTLP/HTTP endpoint URL."""
+    plain = _plain_url(endpoint.strip())
+    if plain is not None:
+        return plain
+    import urllib.parse  # an unusual URL (and ipaddress with it): not at start-up
+
     parts = urllib.parse.urlsplit(endpoint.strip())
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from telemetry_run.sdk import BatchSpanProcessor
 from telemetry_run.sdk.context import is_suppressed
@@ -512,3 +514,33 @@ def test_an_encrypted_client_key_fails_the_export_without_a_passphrase_prompt(
         assert receiver.requests == []
     (line,) = logged[1].messages
     assert "passphrase-protected" in line and str(tmp_path) not in line
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.sampled_from(["http", "https", "HTTP", "ftp", ""]),
+    st.sampled_from(["://", ":/", ""]),
+    st.text("abcXYZ019.-_@[]:%", min_size=0, max_size=12),
+    st.sampled_from(["", ":", ":0", ":80", ":4318", ":65535", ":65536", ":123456", ":x", ":٣"]),
+    st.sampled_from(["", "/", "/v1/traces", "/a?b=1", "/a#f", "/a b"]),
+)
+def test_a_plain_endpoint_is_read_as_urllib_reads_it(
+    scheme: str, sep: str, host: str, port: str, path: str
+) -> None:
+    # The start-up reading (string operations) agrees with urllib.parse wherever it answers.
+    import urllib.parse
+
+    from telemetry_run.sdk.exporters.otlp.http import _plain_url
+
+    url = f"{scheme}{sep}{host}{port}{path}"
+    plain = _plain_url(url)
+    if plain is None:
+        return
+    parts = urllib.parse.urlsplit(url)
+    expected_port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    assert plain == (
+        parts.scheme.lower() == "https",
+        parts.hostname,
+        expected_port,
+        parts.path or "/",
+    )
