@@ -93,7 +93,8 @@ def format_exit_line(counts: dict[str, int]) -> str:
 
     Spans first (each one produced is exported or dropped for one reason), then how many span
     sends were retried, then what the span limits cut from spans that were kept and how many
-    invalid attribute values were refused.
+    invalid attribute values were refused; last, once metrics were exported, their data points
+    exported and dropped.
     """
     return (
         f"telemetry-run: spans produced={counts['produced']} exported={counts['exported']} "
@@ -102,8 +103,17 @@ def format_exit_line(counts: dict[str, int]) -> str:
         f"shutdown={counts['shutdown']}) retried={counts['retried']} "
         f"over_limits=(attributes={counts['attributes_over_limit']}, "
         f"events={counts['events_over_limit']}, links={counts['links_over_limit']}) "
-        f"invalid_attributes={counts['attributes_dropped']}"
+        f"invalid_attributes={counts['attributes_dropped']}" + _metric_points(counts)
     )
+
+
+def _metric_points(counts: dict[str, int]) -> str:
+    """The metric data points handed to exporters, once there were any."""
+    exported = counts.get("metric_points_exported", 0)
+    dropped = counts.get("metric_points_dropped", 0)
+    if not exported and not dropped:
+        return ""
+    return f" metric_points exported={exported} dropped={dropped}"
 
 
 def _worth_a_line(counts: dict[str, int]) -> bool:
@@ -115,6 +125,7 @@ def _worth_a_line(counts: dict[str, int]) -> bool:
         or counts["attributes_over_limit"]
         or counts["events_over_limit"]
         or counts["links_over_limit"]
+        or counts.get("metric_points_dropped", 0)
     )
 
 

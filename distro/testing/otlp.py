@@ -1,4 +1,5 @@
-"""A real OTLP trace receiver for tests: gRPC and HTTP on 127.0.0.1, with fault injection.
+"""A real OTLP receiver for tests (traces and metrics): gRPC and HTTP on 127.0.0.1, with fault
+injection.
 
 The same receiver serves our own tests and plugin authors' (the ``otlp_receiver`` fixture of
 ``telemetry_run.testing``)::
@@ -16,7 +17,10 @@ The same receiver serves our own tests and plugin authors' (the ``otlp_receiver`
   ``application/x-protobuf`` and ``application/json`` (OTLP/JSON: hex ids), gzip or not.
 
 Every request is decoded with opentelemetry-proto's ``ExportTraceServiceRequest`` and kept with
-the headers (gRPC metadata) it came with. Faults: ``fail_next`` (a gRPC status, optionally with
+the headers (gRPC metadata) it came with. Metrics arrive the same ways (``MetricsService/Export``
+and ``POST /v1/metrics``), are decoded with ``ExportMetricsServiceRequest`` and kept in
+``metric_requests`` (``wait_for_metrics``); they are always accepted (the faults are for
+traces). Faults: ``fail_next`` (a gRPC status, optionally with
 ``RetryInfo``; an HTTP status, optionally with ``Retry-After``), ``hang``/``release`` (accept and
 never answer), ``answer_slowly``, ``partial_success``, and ``misbehave_next`` for a hostile or
 broken collector (a ``Misbehaviour``: any status, headers and body, a body of gigabytes streamed
@@ -52,7 +56,9 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from telemetry_run.sdk.exporters.otlp._retry import encode_status
@@ -61,6 +67,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "Misbehaviour",
     "OTLPReceiver",
+    "ReceivedMetrics",
     "ReceivedRequest",
     "TLSFiles",
     "free_port",
@@ -70,6 +77,7 @@ __all__ = [
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
 _SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+_METRICS_SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"
 _HTTP_STATUS_FOR_CODE = {
     "UNAVAILABLE": 503,
     "RESOURCE_EXHAUSTED": 429,
@@ -124,6 +132,28 @@ class ReceivedRequest:
             for resource_spans in self.request.resource_spans
             for scope_spans in resource_spans.scope_spans
             for span in scope_spans.spans
+        ]
+
+
+@dataclass
+class ReceivedMetrics:
+    """One metrics export call: the decoded request and what it came with (as
+    ``ReceivedRequest``)."""
+
+    transport: str
+    request: metrics_service_pb2.ExportMetricsServiceRequest
+    headers: dict[str, str]
+    content_encoding: str | None
+    content_type: str | None
+    path: str | None
+
+    @property
+    def metrics(self) -> list[metrics_pb2.Metric]:
+        return [
+            metric
+            for resource_metrics in self.request.resource_metrics
+            for scope_metrics in resource_metrics.scope_metrics
+            for metric in scope_metrics.metrics
         ]
 
 
@@ -196,6 +226,7 @@ class OTLPReceiver:
         self.requests: list[ReceivedRequest] = []  # answered with success
         self.attempts: list[ReceivedRequest] = []  # every call, faults included
         self.tls_failures: list[str] = []  # HTTP handshakes the receiver refused
+        self.metric_requests: list[ReceivedMetrics] = []
         self._grpc_server: Any = None
         self._http_server: _HTTPServer | None = None
         self._http_thread: threading.Thread | None = None
@@ -252,6 +283,11 @@ class OTLPReceiver:
     def http_endpoint(self) -> str:
         """The full OTLP/HTTP traces URL, ``http://127.0.0.1:PORT/v1/traces``."""
         return f"{self.http_base}/v1/traces"
+
+    @property
+    def http_metrics_endpoint(self) -> str:
+        """The full OTLP/HTTP metrics URL, ``http://127.0.0.1:PORT/v1/metrics``."""
+        return f"{self.http_base}/v1/metrics"
 
     @property
     def http_base(self) -> str:
@@ -321,6 +357,7 @@ class OTLPReceiver:
             self.requests.clear()
             self.attempts.clear()
             self.tls_failures.clear()
+            self.metric_requests.clear()
         self._release.set()
 
     # -- what arrived -----------------------------------------------------------------------
@@ -352,6 +389,29 @@ class OTLPReceiver:
                     raise AssertionError(f"expected {count} call(s), received {len(self.attempts)}")
                 self._lock.wait(left)
             return list(self.attempts)
+
+    def metrics(self) -> list[metrics_pb2.Metric]:
+        """Every metric received so far, in arrival order (one per metric per request)."""
+        with self._lock:
+            return [metric for request in self.metric_requests for metric in request.metrics]
+
+    def wait_for_metrics(self, count: int, timeout: float = 10.0) -> list[metrics_pb2.Metric]:
+        """The metrics received once there are at least ``count``; AssertionError on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                metrics = [m for request in self.metric_requests for m in request.metrics]
+                if len(metrics) >= count:
+                    return metrics
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"expected {count} metric(s), received {len(metrics)}")
+                self._lock.wait(left)
+
+    def _metrics_arrived(self, received: ReceivedMetrics) -> None:
+        with self._lock:
+            self.metric_requests.append(received)
+            self._lock.notify_all()
 
     # -- shared handling --------------------------------------------------------------------
 
@@ -416,7 +476,17 @@ class OTLPReceiver:
                 )
             },
         )
-        server.add_generic_rpc_handlers((handler,))
+        metrics_handler = grpc.method_handlers_generic_handler(
+            _METRICS_SERVICE,
+            {
+                "Export": grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportMetrics,
+                    request_deserializer=_RawRequest,
+                    response_serializer=_serialize_response,
+                )
+            },
+        )
+        server.add_generic_rpc_handlers((handler, metrics_handler))
         if self.tls is None:
             self.grpc_port = server.add_insecure_port(f"127.0.0.1:{self.grpc_port}")
         else:
@@ -547,6 +617,31 @@ class _Servicer(trace_service_pb2_grpc.TraceServiceServicer):
         receiver._accepted(received)
         return receiver._response(state)
 
+    def ExportMetrics(  # the MetricsService's Export, beside TraceService's
+        self, request: Any, context: Any
+    ) -> metrics_service_pb2.ExportMetricsServiceResponse:
+        receiver = self._receiver
+        try:
+            data = (
+                gunzip_capped(request.data, receiver.max_body_bytes)
+                if request.compressed
+                else request.data
+            )
+            decoded = metrics_service_pb2.ExportMetricsServiceRequest.FromString(data)
+        except Exception as exc:  # noqa: BLE001  # a malformed body is the client's problem
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode the request: {exc}")
+        receiver._metrics_arrived(
+            ReceivedMetrics(
+                "grpc",
+                decoded,
+                {key: value for key, value in context.invocation_metadata() or ()},
+                "gzip" if request.compressed else None,
+                "application/grpc",
+                f"/{_METRICS_SERVICE}/Export",
+            )
+        )
+        return metrics_service_pb2.ExportMetricsServiceResponse()
+
 
 class _HTTPServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
@@ -605,6 +700,9 @@ class _HTTPHandler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         headers = {key.lower(): value for key, value in self.headers.items()}
         path = self.path.split("?", 1)[0]
+        if path == "/v1/metrics":
+            self._metrics(body, headers, path)
+            return
         if path != "/v1/traces":
             self._reply(404, "text/plain", b"not found: OTLP traces go to /v1/traces")
             return
@@ -650,6 +748,34 @@ class _HTTPHandler(http.server.BaseHTTPRequestHandler):
         response = receiver._response(state)
         if state.close_after_answer:
             self.close_connection = True
+        if content_type == "application/json":
+            self._reply(200, content_type, json_format.MessageToJson(response).encode())
+        else:
+            self._reply(200, content_type, response.SerializeToString())
+
+    def _metrics(self, body: bytes, headers: dict[str, str], path: str) -> None:
+        receiver = self.server.receiver
+        encoding = (headers.get("content-encoding") or "").lower() or None
+        content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
+        request = metrics_service_pb2.ExportMetricsServiceRequest()
+        try:
+            data = gunzip_capped(body, receiver.max_body_bytes) if encoding == "gzip" else body
+            if content_type == "application/json":
+                document = json.loads(data)
+                _hex_ids_to_base64(document)
+                json_format.ParseDict(document, request)
+            elif content_type == "application/x-protobuf":
+                request.ParseFromString(data)
+            else:
+                self._reply(415, "text/plain", b"unsupported content type")
+                return
+        except Exception as exc:  # noqa: BLE001  # a malformed body is the client's problem
+            self._status(400, content_type, f"cannot decode the request: {exc}")
+            return
+        receiver._metrics_arrived(
+            ReceivedMetrics("http", request, headers, encoding, content_type, path)
+        )
+        response = metrics_service_pb2.ExportMetricsServiceResponse()
         if content_type == "application/json":
             self._reply(200, content_type, json_format.MessageToJson(response).encode())
         else:

@@ -150,6 +150,8 @@ class OTLPExporterBase:
     """
 
     _protocol_name = "otlp"
+    #: What a partial success counts, as diagnostics name it.
+    _items = "span(s)"
 
     def __init__(
         self,
@@ -199,6 +201,20 @@ class OTLPExporterBase:
             return ExportResult(False, error="the exporter is shut down")
         if not spans:
             return SUCCESS
+        count = len(spans)
+        return self._export_encoded(
+            lambda: self._encode(spans),
+            deadline,
+            on_retry=lambda: self._diagnostics.spans_retried.add(count),
+        )
+
+    def _export_encoded(
+        self, encode: Callable[[], bytes], deadline: float, *, on_retry: Callable[[], None]
+    ) -> ExportResult:
+        """Send what ``encode`` makes, retried within ``deadline`` (``on_retry`` counts each
+        retry): the transport, retry and accounting every signal shares."""
+        if self._stop.is_set():
+            return ExportResult(False, error="the exporter is shut down")
         if self._pid != os.getpid():  # forked by something that skipped the fork hooks
             self._after_fork_in_child()
         deadline = min(deadline, _monotonic() + self._timeout)
@@ -211,15 +227,14 @@ class OTLPExporterBase:
                     False, error="another export held the exporter until the deadline"
                 )
             try:
-                body = self._encode(spans)
-                count = len(spans)
+                body = encode()
                 return retry_loop(
                     lambda until: self._attempt(body, until),
                     deadline=deadline,
                     policy=self._policy,
                     stop=self._stop,
                     on_transient=self._report_transient,
-                    on_retry=lambda: self._diagnostics.spans_retried.add(count),
+                    on_retry=on_retry,
                     outage=self._outage,
                 )
             finally:
@@ -318,9 +333,10 @@ class OTLPExporterBase:
         if rejected or message:
             self._diagnostics.warn(
                 f"otlp-partial:{self._shown_endpoint}",
-                "OTLP receiver at %s accepted the batch partially: %d span(s) rejected%s",
+                "OTLP receiver at %s accepted the batch partially: %d %s rejected%s",
                 self._shown_endpoint,
                 rejected,
+                self._items,
                 f" ({one_line(message)})" if message else "",
             )
 

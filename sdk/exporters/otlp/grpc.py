@@ -228,11 +228,7 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
     def _accepted(self, data: Any) -> Outcome:
         """An OK answer: a success whatever its body says (module docstring)."""
         try:
-            from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-
-            response = trace_service_pb2.ExportTraceServiceResponse.FromString(bytes(data))
-            partial = response.partial_success
-            rejected, message = int(partial.rejected_spans), str(partial.error_message)
+            rejected, message = self._decode_response(bytes(data))
         except Exception as exc:  # noqa: BLE001  # garbage, or nested past the depth limit
             self._diagnostics.warn(
                 f"otlp-body:{self.endpoint}",
@@ -244,6 +240,20 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
             return Outcome(True)
         self._report_partial_success(rejected, message)
         return Outcome(True, rejected=rejected)
+
+    def _decode_response(self, data: bytes) -> tuple[int, str]:
+        """(rejected items, message) of an OK answer's body; raises when it is not one."""
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+        response = trace_service_pb2.ExportTraceServiceResponse.FromString(data)
+        partial = response.partial_success
+        return int(partial.rejected_spans), str(partial.error_message)
+
+    def _export_method(self) -> str:
+        """``/package.Service/Method`` of the export call."""
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+        return _export_method(trace_service_pb2)
 
     def _failed(self, err: Any) -> Outcome:
         code_obj = _safe(err.code)
@@ -335,8 +345,6 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
         with self._channel_lock:
             if self._call is not None and self._channel_pid == pid:
                 return self._call
-            from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-
             options = [
                 ("grpc.primary_user_agent", user_agent()),
                 # A collector that comes back is noticed within a second, not grpc's 120 s:
@@ -353,7 +361,7 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
             else:
                 channel = grpc.insecure_channel(self._target, options)
             self._call = channel.unary_unary(
-                _export_method(trace_service_pb2),
+                self._export_method(),
                 request_serializer=None,  # the body is already serialized
                 response_deserializer=None,  # bytes: decoded by _accepted, which never raises
             )
@@ -409,9 +417,9 @@ class _SetupError(Exception):
         self.message = message
 
 
-def _export_method(trace_service_pb2: Any) -> str:
-    """``/package.Service/Method`` of TraceService.Export, from opentelemetry-proto."""
-    method = trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].methods_by_name["Export"]
+def _export_method(service_pb2: Any, service: str = "TraceService") -> str:
+    """``/package.Service/Method`` of ``service``'s Export, from opentelemetry-proto."""
+    method = service_pb2.DESCRIPTOR.services_by_name[service].methods_by_name["Export"]
     return f"/{method.containing_service.full_name}/{method.name}"
 
 

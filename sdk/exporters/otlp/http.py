@@ -164,6 +164,9 @@ class OTLPHttpSpanExporter(OTLPExporterBase):
         from telemetry_run.sdk.exporters.otlp import _encode
 
         body = _encode.encode_request_json(spans) if self._json else _encode.encode_request(spans)
+        return self._compress(body)
+
+    def _compress(self, body: bytes) -> bytes:
         if self._gzip:
             import zlib
 
@@ -301,16 +304,24 @@ class OTLPHttpSpanExporter(OTLPExporterBase):
 
                 document = json.loads(data)
                 partial = document.get("partialSuccess") or document.get("partial_success") or {}
-                rejected = partial.get("rejectedSpans", partial.get("rejected_spans", 0))
+                json_key, proto_key = self._rejected_keys
+                rejected = partial.get(json_key, partial.get(proto_key, 0))
                 message = partial.get("errorMessage", partial.get("error_message", ""))
                 return int(rejected or 0), str(message or "")
-            from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-
-            response = trace_service_pb2.ExportTraceServiceResponse.FromString(data)
-            partial_pb = response.partial_success
-            return int(partial_pb.rejected_spans), str(partial_pb.error_message)
+            return self._decode_response(data)
         except Exception:  # noqa: BLE001  # RecursionError included: JSON nested thousands deep
             return None
+
+    #: The partial-success field counting rejected items, in OTLP/JSON and protobuf spelling.
+    _rejected_keys: tuple[str, str] = ("rejectedSpans", "rejected_spans")
+
+    def _decode_response(self, data: bytes) -> tuple[int, str]:
+        """(rejected items, message) of a protobuf answer; raises when it is not one."""
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+        response = trace_service_pb2.ExportTraceServiceResponse.FromString(data)
+        partial = response.partial_success
+        return int(partial.rejected_spans), str(partial.error_message)
 
     def _connection_failed(self, exc: Exception, fresh: bool) -> Outcome:
         import http.client
