@@ -30,6 +30,7 @@ BENCHMARKS = (
     "header_parse",
     "span_start_end",
     "api_bridge",
+    "metrics_record",
     "otlp_export",
     "startup",
     "flask_request",
