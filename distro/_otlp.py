@@ -1,8 +1,9 @@
 """The built-in ``otlp`` exporter: its variables and the specification's rules for them.
 
 A plugin like any other (entry point ``builtin-otlp``): it declares the ``OTEL_EXPORTER_OTLP_*``
-variables (general and ``_TRACES_``; a per-signal variable that is set wins over the general
-one) and builds the gRPC or HTTP exporter for ``OTEL_TRACES_EXPORTER=otlp``. Nothing of grpc,
+variables (general, ``_TRACES_`` and ``_METRICS_``; a per-signal variable that is set wins over
+the general one) and builds the gRPC or HTTP exporter for ``OTEL_TRACES_EXPORTER=otlp``
+(``telemetry_run._metrics`` builds the metric one from the same rules). Nothing of grpc,
 protobuf or the HTTP client is imported here or when the exporter is built: the transport
 loads at the first export.
 
@@ -105,16 +106,22 @@ def parse_endpoint(raw: str) -> str:
     return raw
 
 
-def _options(prefix: str, traces: bool) -> list[Variable]:
-    """The nine OTLP variables for ``prefix`` (``OTEL_EXPORTER_OTLP_`` or ``..._TRACES_``)."""
-    what = " traces" if traces else ""
+def _options(prefix: str, signal: str | None) -> list[Variable]:
+    """The nine OTLP variables for ``prefix`` (``OTEL_EXPORTER_OTLP_``, or a signal's
+    ``..._TRACES_`` / ``..._METRICS_``)."""
+    traces = signal is not None
+    what = f" {signal}" if signal else ""
     wins = " (wins over the general variable)" if traces else ""
     unset = "(unset)"
+    lost = (
+        "its data points are counted as dropped"
+        if signal == "metrics"
+        else "its spans are counted as export_failed"
+    )
     off = (
         "the OTLP exporter is off"
         + ("" if traces else " unless OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set")
-        + " (it does not fall back to the default endpoint); its spans are counted as "
-        "export_failed"
+        + f" (it does not fall back to the default endpoint); {lost}"
     )
     return [
         Variable(
@@ -124,7 +131,7 @@ def _options(prefix: str, traces: bool) -> list[Variable]:
             (
                 f"OTLP{what} endpoint URL, used as is{wins}"
                 if traces
-                else "OTLP endpoint: base URL (v1/traces is appended for HTTP)"
+                else "OTLP endpoint: base URL (v1/traces, v1/metrics is appended for HTTP)"
             ),
             shown_default=(
                 unset if traces else "http://localhost:4317 (grpc), http://localhost:4318 (http)"
@@ -187,7 +194,12 @@ def _options(prefix: str, traces: bool) -> list[Variable]:
 
 GENERAL: Final = "OTEL_EXPORTER_OTLP_"
 TRACES: Final = "OTEL_EXPORTER_OTLP_TRACES_"
-VARIABLES: Final[tuple[Variable, ...]] = (*_options(GENERAL, False), *_options(TRACES, True))
+METRICS: Final = "OTEL_EXPORTER_OTLP_METRICS_"
+VARIABLES: Final[tuple[Variable, ...]] = (
+    *_options(GENERAL, None),
+    *_options(TRACES, "traces"),
+    *_options(METRICS, "metrics"),
+)
 
 
 @hookimpl
@@ -272,11 +284,12 @@ class OTLPSettings:
         }
 
 
-def _pick(config: Config, option: str) -> tuple[str, Any]:
-    """(variable name, value) for ``option``: the traces variable if it is set, else the
+def _pick(config: Config, option: str, signal: str = "traces") -> tuple[str, Any]:
+    """(variable name, value) for ``option``: the signal's variable if it is set, else the
     general one (its default when unset too)."""
-    if config.is_set(TRACES + option):
-        return TRACES + option, config[TRACES + option]
+    specific = f"{GENERAL}{signal.upper()}_{option}"
+    if config.is_set(specific):
+        return specific, config[specific]
     return GENERAL + option, config.get(GENERAL + option)
 
 
@@ -289,17 +302,20 @@ def _shown(endpoint: str) -> str:
 _OFF: Final = "the OTLP exporter is off: its configuration was refused at start-up"
 
 
-def otlp_settings(config: Config) -> OTLPSettings:
+def otlp_settings(config: Config, signal: str = "traces") -> OTLPSettings:
     """Apply the specification's rules; a value that cannot be used warns once (here, when the
     exporter is built) and the default is used, except where that would send the spans and
     headers elsewhere or block: then ``off`` says why the exporter is off (the error is logged
-    once, by the Config or here)."""
-    protocol = _pick(config, "PROTOCOL")[1] or "grpc"
-    endpoint = _grpc_endpoint(config) if protocol == "grpc" else _http_endpoint(config)
+    once, by the Config or here). ``signal`` is ``traces`` or ``metrics``: whose per-signal
+    variables win, and the path appended to a general HTTP endpoint."""
+    protocol = _pick(config, "PROTOCOL", signal)[1] or "grpc"
+    endpoint = (
+        _grpc_endpoint(config, signal) if protocol == "grpc" else _http_endpoint(config, signal)
+    )
     off = None if endpoint is not None else _OFF
-    timeout = _pick(config, "TIMEOUT")[1]
-    key_name, key_file = _pick(config, "CLIENT_KEY")
-    cert_file = _pick(config, "CLIENT_CERTIFICATE")[1]
+    timeout = _pick(config, "TIMEOUT", signal)[1]
+    key_name, key_file = _pick(config, "CLIENT_KEY", signal)
+    cert_file = _pick(config, "CLIENT_CERTIFICATE", signal)[1]
     if (key_file is None) != (cert_file is None):
         logger.warning(
             "OTLP mTLS needs both OTEL_EXPORTER_OTLP_CLIENT_KEY and "
@@ -322,11 +338,11 @@ def otlp_settings(config: Config) -> OTLPSettings:
     return OTLPSettings(
         protocol=protocol,
         endpoint=endpoint or "",
-        insecure=_pick(config, "INSECURE")[1],
-        headers=tuple(_pick(config, "HEADERS")[1] or ()),
+        insecure=_pick(config, "INSECURE", signal)[1],
+        headers=tuple(_pick(config, "HEADERS", signal)[1] or ()),
         timeout=10.0 if timeout is None else float(timeout),
-        compression=_pick(config, "COMPRESSION")[1] or "none",
-        certificate_file=_pick(config, "CERTIFICATE")[1],
+        compression=_pick(config, "COMPRESSION", signal)[1] or "none",
+        certificate_file=_pick(config, "CERTIFICATE", signal)[1],
         client_key_file=key_file,
         client_certificate_file=cert_file,
         off=off,
@@ -339,10 +355,10 @@ _OFF_NOW: Final = (
 )
 
 
-def _configured_endpoint(config: Config) -> tuple[str, str | None, bool]:
-    """(variable, value or None for the default, usable): the traces variable if it is set,
+def _configured_endpoint(config: Config, signal: str) -> tuple[str, str | None, bool]:
+    """(variable, value or None for the default, usable): the signal's variable if it is set,
     validly or not, else the general one; an invalid one is never replaced by another."""
-    for name in (TRACES + "ENDPOINT", GENERAL + "ENDPOINT"):
+    for name in (f"{GENERAL}{signal.upper()}_ENDPOINT", GENERAL + "ENDPOINT"):
         if name in config.invalid:
             return name, None, False  # the Config logged the error
         if config.is_set(name):
@@ -363,19 +379,19 @@ def _is_encrypted_key(path: str) -> bool:
         return False
 
 
-def _grpc_endpoint(config: Config) -> str | None:
-    _, endpoint, usable = _configured_endpoint(config)
+def _grpc_endpoint(config: Config, signal: str = "traces") -> str | None:
+    _, endpoint, usable = _configured_endpoint(config, signal)
     if not usable:
         return None
     return DEFAULT_GRPC_ENDPOINT if endpoint is None else endpoint
 
 
-def _http_endpoint(config: Config) -> str | None:
-    name, endpoint, usable = _configured_endpoint(config)
+def _http_endpoint(config: Config, signal: str = "traces") -> str | None:
+    name, endpoint, usable = _configured_endpoint(config, signal)
     if not usable:
         return None
     if endpoint is None:
-        return DEFAULT_HTTP_ENDPOINT
+        return DEFAULT_HTTP_ENDPOINT.replace(TRACES_PATH, f"v1/{signal}")
     import urllib.parse  # only for a configured endpoint
 
     try:
@@ -391,12 +407,12 @@ def _http_endpoint(config: Config) -> str | None:
             _OFF_NOW,
         )
         return None
-    if name == TRACES + "ENDPOINT":
+    if name != GENERAL + "ENDPOINT":  # the signal's own: used as it is
         if not parts.path:
             parts = parts._replace(path="/")
         return urllib.parse.urlunsplit(parts)
     path = parts.path if parts.path.endswith("/") else parts.path + "/"
-    return urllib.parse.urlunsplit(parts._replace(path=path + TRACES_PATH))
+    return urllib.parse.urlunsplit(parts._replace(path=f"{path}v1/{signal}"))
 
 
 class OTLPExporterOff:

@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 if TYPE_CHECKING:
     from telemetry_run.sdk.diagnostics import Diagnostics
+    from telemetry_run.sdk.metrics.provider import MeterProvider
     from telemetry_run.sdk.trace.provider import TracerProvider
 
 __all__ = ["ExitHook", "format_exit_line"]
@@ -167,7 +168,8 @@ class _Process:
 
 class ExitHook:
     """Flushes and shuts the provider down once per process, at exit, on SIGTERM, or at the
-    end of a multiprocessing child."""
+    end of a multiprocessing child; the metrics provider too, if one was built, within the
+    same deadline."""
 
     def __init__(
         self,
@@ -177,8 +179,11 @@ class ExitHook:
         err: TextIO | None = None,
         *,
         always_report: bool = False,
+        meter_provider: Callable[[], MeterProvider | None] | None = None,
     ):
         self._provider = provider
+        #: The metrics provider if one was built by now (built on first use, maybe never).
+        self._meter_provider = meter_provider
         self._diagnostics = diagnostics
         self._timeout = timeout
         self._err = err
@@ -248,6 +253,9 @@ class ExitHook:
         try:
             if not (skip_if_idle and self._idle()):
                 self._provider.shutdown(max(0.0, deadline - time.monotonic()))
+            meters = self._meters()
+            if meters is not None:  # its last points, within the same deadline
+                meters.shutdown(max(0.0, deadline - time.monotonic()))
             self._report()
         finally:
             process.shut_down = True
@@ -261,8 +269,14 @@ class ExitHook:
     def _force_flush(self, process: _Process, deadline: float) -> None:
         try:
             self._provider.force_flush(max(0.0, deadline - time.monotonic()))
+            meters = self._meters()
+            if meters is not None:
+                meters.force_flush(max(0.0, deadline - time.monotonic()))
         finally:
             process.flush_done.set()
+
+    def _meters(self) -> MeterProvider | None:
+        return self._meter_provider() if self._meter_provider is not None else None
 
     def _report(self) -> None:
         counts = self._diagnostics.snapshot()

@@ -12,9 +12,11 @@ from __future__ import annotations
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Final, TypeVar
 
+from telemetry_run.sdk import forking
 from telemetry_run.sdk.diagnostics import Diagnostics, get_diagnostics
 from telemetry_run.sdk.metrics.aggregation import (
     Accumulator,
@@ -118,6 +120,7 @@ class MeterProvider:
         self._closed = False  # shutdown() ended: collections find nothing
         for index, reader in enumerate(self._readers):
             reader._register(self, index)
+        _providers.add(self)
 
     @property
     def readers(self) -> tuple[MetricReader, ...]:
@@ -470,6 +473,31 @@ class Meter:
                 instrument._streams = ()
                 if isinstance(instrument, _Observable):
                     instrument.callbacks = []
+
+
+# A forked child (a gunicorn or multiprocessing worker) must not report its parent's counts a
+# second time, nor wait on a lock or a reader thread that only exists in the parent.
+_providers: weakref.WeakSet[MeterProvider] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for provider in list(_providers):
+        provider._lock = threading.Lock()
+        now = provider._time_ns()
+        for meter in list(provider._meters.values()):
+            meter._lock = threading.Lock()
+            for instrument in meter._all:
+                for stream in instrument._streams:
+                    stream.after_fork_in_child(now)
+                if isinstance(instrument, _Observable):
+                    for streams in instrument._async_streams:
+                        for async_stream in streams:
+                            async_stream.after_fork_in_child(now)
+        for reader in provider._readers:
+            reader._after_fork_in_child()
+
+
+forking.register(_after_fork_in_child)
 
 
 def _invalid(name: str, unit: str) -> str:

@@ -12,6 +12,7 @@ failed (``Diagnostics.metric_points_exported`` / ``metric_points_dropped``, on t
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Mapping
@@ -143,6 +144,10 @@ class MetricReader:
         self._shutdown = True
         return True
 
+    def _after_fork_in_child(self) -> None:
+        """Fresh locks in a forked child (no waiting, no logging: see ``forking``)."""
+        self._collect_lock = threading.Lock()
+
 
 class InMemoryMetricReader(MetricReader):
     """A reader that collects only when asked: ``get_metrics_data()`` (tests, the console)."""
@@ -196,8 +201,25 @@ class PeriodicExportingMetricReader(MetricReader):
 
     def _register(self, provider: MeterProvider, index: int) -> None:
         super()._register(provider, index)
+        self._start_thread()
+
+    def _start_thread(self) -> None:
         self._thread = threading.Thread(target=self._run, name="telemetry-run-metrics", daemon=True)
-        self._thread.start()
+        # The interpreter is finalizing: no thread can start; flush and shutdown still export.
+        with contextlib.suppress(RuntimeError):
+            self._thread.start()
+
+    def _after_fork_in_child(self) -> None:
+        """The parent's thread does not exist here: the child starts its own, fresh locks."""
+        super()._after_fork_in_child()
+        self._export_lock = threading.Lock()
+        stopped = self._stop.is_set()
+        self._stop = threading.Event()
+        if stopped or self._shutdown or self._thread is None:
+            if stopped:
+                self._stop.set()
+            return
+        self._start_thread()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

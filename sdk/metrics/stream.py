@@ -109,6 +109,15 @@ class _Stream:
         )
         return OVERFLOW_KEY
 
+    def after_fork_in_child(self, now: int) -> None:
+        """A forked child starts its own series: the parent's counts stay the parent's."""
+        self._lock = threading.Lock()
+        self._last_collection = now
+        self._forget()
+
+    def _forget(self) -> None:
+        raise NotImplementedError
+
     def _metric(self, points: Sequence[object]) -> Metric | None:
         if not points:
             return None
@@ -204,6 +213,10 @@ class SyncStream(_Stream):
                 ]
         return self._metric(points)
 
+    def _forget(self) -> None:
+        self._series = {}
+        self._cache = {}
+
     def series_count(self) -> int:
         return len(self._series)
 
@@ -215,6 +228,10 @@ class AsyncStream(_Stream):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._previous: dict[Key, float] = {}
         self._starts: dict[Key, int] = {}
+
+    def _forget(self) -> None:
+        self._previous = {}
+        self._starts = {}
 
     def collect_observed(
         self, observations: Iterable[tuple[float, Mapping[str, AttributeValue] | None]], now: int
