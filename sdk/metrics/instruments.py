@@ -64,7 +64,7 @@ class Instrument:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, unit={self.unit!r})"
 
-    def _refuse(self, value: float, why: str) -> None:
+    def _refuse(self, value: object, why: str) -> None:
         self._diagnostics.warn(
             f"metric-value:{self.name}",
             "%s %s: the value %r was dropped (%s)",
@@ -74,8 +74,20 @@ class Instrument:
             why,
         )
 
-    def _failed(self, exc: Exception) -> None:
+    def _failed(self, value: object, exc: Exception) -> None:
+        if not isinstance(value, int | float):  # the caller's mistake, not a bug of ours
+            self._refuse(value, f"{type(value).__name__} is not a number")
+            return
         self._diagnostics.internal_error(f"{type(self).__name__} {self.name}", exc)
+
+
+def _is_number(value: object) -> bool:
+    """int and float at once; other real numbers (numpy's, Decimal is not one) by the ABC."""
+    if isinstance(value, int | float):
+        return True
+    import numbers
+
+    return isinstance(value, numbers.Real)
 
 
 class Counter(Instrument):
@@ -84,25 +96,28 @@ class Counter(Instrument):
     _monotonic = True
 
     def add(self, amount: float, attributes: Attributes = None) -> None:
-        if amount < 0:
-            self._refuse(amount, "a Counter only takes non-negative increments")
-            return
         try:
+            if amount < 0:
+                self._refuse(amount, "a Counter only takes non-negative increments")
+                return
             for stream in self._streams:
                 stream.record(amount, attributes)
         except Exception as exc:  # noqa: BLE001  # never into the app
-            self._failed(exc)
+            self._failed(amount, exc)
 
 
 class UpDownCounter(Instrument):
     """Increments and decrements (items in a queue, connections open)."""
 
     def add(self, amount: float, attributes: Attributes = None) -> None:
+        if not _is_number(amount):
+            self._refuse(amount, f"{type(amount).__name__} is not a number")
+            return
         try:
             for stream in self._streams:
                 stream.record(amount, attributes)
         except Exception as exc:  # noqa: BLE001  # never into the app
-            self._failed(exc)
+            self._failed(amount, exc)
 
 
 class Histogram(Instrument):
@@ -121,25 +136,28 @@ class Histogram(Instrument):
         self.advised_boundaries = tuple(boundaries) if boundaries is not None else None
 
     def record(self, amount: float, attributes: Attributes = None) -> None:
-        if amount < 0:
-            self._refuse(amount, "a Histogram only takes non-negative values")
-            return
         try:
+            if amount < 0:
+                self._refuse(amount, "a Histogram only takes non-negative values")
+                return
             for stream in self._streams:
                 stream.record(amount, attributes)
         except Exception as exc:  # noqa: BLE001  # never into the app
-            self._failed(exc)
+            self._failed(amount, exc)
 
 
 class Gauge(Instrument):
     """A current value set when it changes (a temperature, a configured size)."""
 
     def set(self, amount: float, attributes: Attributes = None) -> None:
+        if not _is_number(amount):
+            self._refuse(amount, f"{type(amount).__name__} is not a number")
+            return
         try:
             for stream in self._streams:
                 stream.record(amount, attributes)
         except Exception as exc:  # noqa: BLE001  # never into the app
-            self._failed(exc)
+            self._failed(amount, exc)
 
 
 class _Observable(Instrument):

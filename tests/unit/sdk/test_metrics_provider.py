@@ -241,3 +241,40 @@ def test_a_reader_serves_one_provider(diagnostics: Diagnostics) -> None:
     MeterProvider([reader], diagnostics=diagnostics)
     with pytest.raises(ValueError, match="already registered"):
         MeterProvider([reader], diagnostics=diagnostics)
+
+
+def test_a_value_that_is_not_a_number_is_dropped_with_a_warning_never_raised(
+    diagnostics: Diagnostics, logs: pytest.LogCaptureFixture
+) -> None:
+    rig = make_rig(diagnostics)
+    meter = rig.provider.get_meter("m")
+    counter, histogram = meter.create_counter("c"), meter.create_histogram("h")
+    gauge, up_down = meter.create_gauge("g"), meter.create_up_down_counter("u")
+    counter.add("1")  # type: ignore[arg-type]
+    histogram.record(None)  # type: ignore[arg-type]
+    gauge.set("hot")  # type: ignore[arg-type]
+    up_down.add([1])  # type: ignore[arg-type]
+    counter.add(1)
+    assert [m.name for m in rig.collect().metrics()] == ["c"]
+    assert len([r for r in logs.records if "is not a number" in r.getMessage()]) == 4
+
+
+@pytest.mark.internal_errors
+def test_a_bug_of_ours_while_recording_is_reported_and_the_app_carries_on(
+    diagnostics: Diagnostics, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from telemetry_run.sdk.metrics.stream import SyncStream
+
+    reported: list[object] = []
+    diagnostics.on_internal_error = reported.append
+    rig = make_rig(diagnostics)
+    counter = rig.provider.get_meter("m").create_counter("c")
+
+    def broken(self: SyncStream, value: float, attributes: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(SyncStream, "record", broken)
+    counter.add(1)
+    counter.add(1)
+    assert len(reported) == 2
+    assert "Counter c" in reported[0].where  # type: ignore[attr-defined]
