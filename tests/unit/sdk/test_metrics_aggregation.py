@@ -317,3 +317,19 @@ def test_nan_and_infinity_do_not_poison_an_exponential_histogram(diagnostics: Di
     histogram.record(2.0)
     (point,) = rig.metric("e").data.data_points
     assert (point.count, point.sum) == (1, 2.0)
+
+
+def test_two_readers_each_get_every_measurement_in_their_own_temporality(
+    diagnostics: Diagnostics,
+) -> None:
+    from telemetry_run.sdk.metrics import MeterProvider
+
+    cumulative = InMemoryMetricReader()
+    delta = InMemoryMetricReader(temporality_preference="delta")
+    provider = MeterProvider([cumulative, delta], diagnostics=diagnostics)
+    counter = provider.get_meter("m").create_counter("c")
+    counter.add(2)
+    assert delta.collect().metrics()[0].data.data_points[0].value == 2
+    counter.add(3)
+    assert delta.collect().metrics()[0].data.data_points[0].value == 3
+    assert cumulative.collect().metrics()[0].data.data_points[0].value == 5
