@@ -226,23 +226,28 @@ class PeriodicExportingMetricReader(MetricReader):
             self._export_once(time.monotonic() + self.timeout)
 
     def _export_once(self, deadline: float) -> bool:
-        """Collect and export; False when the export failed (its points counted dropped)."""
+        """Collect and export; False when the export failed (its points counted dropped) or
+        another export held the exporter until ``deadline``."""
+        left = min(max(0.0, deadline - time.monotonic()), threading.TIMEOUT_MAX)
+        if not self._export_lock.acquire(timeout=left):
+            return False
         try:
-            with self._export_lock:
-                data = self._collect(deadline)
-                points = data.point_count()
-                if not points:
-                    return True
-                try:
-                    result = self.exporter.export(data, deadline=deadline)
-                except Exception as exc:  # noqa: BLE001  # an exporter's bug: its points are lost
-                    self._diagnostics.internal_error(f"{type(self.exporter).__name__}.export", exc)
-                    result = ExportResult(False, error=f"{type(exc).__name__}: {exc}")
-                self._account(points, result)
-                return result.success
+            data = self._collect(deadline)
+            points = data.point_count()
+            if not points:
+                return True
+            try:
+                result = self.exporter.export(data, deadline=deadline)
+            except Exception as exc:  # noqa: BLE001  # an exporter's bug: its points are lost
+                self._diagnostics.internal_error(f"{type(self.exporter).__name__}.export", exc)
+                result = ExportResult(False, error=f"{type(exc).__name__}: {exc}")
+            self._account(points, result)
+            return result.success
         except Exception as exc:  # noqa: BLE001  # the reader thread must survive our bugs
             self._diagnostics.internal_error("PeriodicExportingMetricReader", exc)
             return False
+        finally:
+            self._export_lock.release()
 
     def _account(self, points: int, result: ExportResult) -> None:
         diagnostics = self._diagnostics
@@ -267,17 +272,21 @@ class PeriodicExportingMetricReader(MetricReader):
         return self.exporter.force_flush(deadline=deadline) and exported
 
     def shutdown(self, *, deadline: float) -> bool:
-        """Stop the thread, export what is left, shut the exporter down; once."""
+        """Export what is left, shut the exporter down, stop the thread; once, by ``deadline``.
+
+        An export the thread has in flight is waited for until the deadline at most; shutting
+        the exporter down then ends it (the OTLP exporters cancel their call).
+        """
         if self._shutdown:
             return True
         self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(max(0.0, deadline - time.monotonic()))
         exported = self._export_once(deadline)
         self._shutdown = True
         try:
             self.exporter.shutdown(deadline=deadline)
         except Exception as exc:  # noqa: BLE001  # an exporter's bug must not fail the exit
             self._diagnostics.internal_error(f"{type(self.exporter).__name__}.shutdown", exc)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
         return exported

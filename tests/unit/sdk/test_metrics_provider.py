@@ -278,3 +278,51 @@ def test_a_bug_of_ours_while_recording_is_reported_and_the_app_carries_on(
     counter.add(1)
     assert len(reported) == 2
     assert "Counter c" in reported[0].where  # type: ignore[attr-defined]
+
+
+class _StuckExporter:
+    """An export that hangs until the exporter is shut down, as a hung collector's does."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.exporting = threading.Event()
+        self.released = threading.Event()
+        self.export_deadlines: list[float] = []
+
+    def export(self, metrics: object, *, deadline: float) -> object:
+        from telemetry_run.sdk.exporters import ExportResult
+
+        self.export_deadlines.append(deadline)
+        self.exporting.set()
+        self.released.wait(60)
+        return ExportResult(False, error="cancelled by shutdown")
+
+    def force_flush(self, *, deadline: float) -> bool:
+        return True
+
+    def shutdown(self, *, deadline: float) -> None:
+        self.released.set()
+
+
+def test_shutdown_during_a_hung_periodic_export_ends_by_its_own_deadline(
+    diagnostics: Diagnostics,
+) -> None:
+    import time
+
+    exporter = _StuckExporter()
+    reader = PeriodicExportingMetricReader(
+        exporter,  # type: ignore[arg-type]
+        interval=0.01,
+        timeout=3600,  # the periodic export would wait an hour
+        diagnostics=diagnostics,
+    )
+    provider = MeterProvider([reader], diagnostics=diagnostics)
+    provider.get_meter("m").create_counter("c").add(1)
+    assert exporter.exporting.wait(30)
+    started = time.monotonic()
+    assert provider.shutdown(timeout=0.2) is False  # the last collection could not be sent
+    assert exporter.released.is_set()  # the exporter was told to stop, ending the hung export
+    assert exporter.export_deadlines[0] > started + 60  # the thread's own, far away
+    reader._thread.join(30)  # type: ignore[union-attr]
+    assert diagnostics.snapshot()["metric_points_dropped"] == 1  # the hung batch, counted
