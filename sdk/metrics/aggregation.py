@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from telemetry_run.sdk.metrics.data import (
@@ -100,11 +100,13 @@ class ExponentialBucketHistogramAggregation(Aggregation):
 class Accumulator:
     """One series' state. ``start`` is when the series began (nanoseconds)."""
 
-    __slots__ = ("reservoir", "start")
+    __slots__ = ("_make_reservoir", "reservoir", "start")
 
-    def __init__(self, start: int, reservoir: Reservoir | None) -> None:
+    def __init__(self, start: int, reservoir: Callable[[], Reservoir] | None) -> None:
         self.start = start
-        self.reservoir = reservoir
+        # Made at the first exemplar: a series never recorded in a sampled span has none.
+        self._make_reservoir = reservoir
+        self.reservoir: Reservoir | None = None
 
     def record(self, value: float) -> None:
         raise NotImplementedError
@@ -115,8 +117,15 @@ class Accumulator:
         raise NotImplementedError
 
     def offer(self, value: float, exemplar: Exemplar) -> None:
-        if self.reservoir is not None:
-            self.reservoir.offer(value, exemplar, 0)
+        reservoir = self._reservoir()
+        if reservoir is not None:
+            reservoir.offer(value, exemplar, 0)
+
+    def _reservoir(self) -> Reservoir | None:
+        reservoir = self.reservoir
+        if reservoir is None and self._make_reservoir is not None:
+            reservoir = self.reservoir = self._make_reservoir()
+        return reservoir
 
     def _exemplars(self) -> Sequence[Exemplar]:
         return self.reservoir.take() if self.reservoir is not None else ()
@@ -125,7 +134,7 @@ class Accumulator:
 class SumAccumulator(Accumulator):
     __slots__ = ("value",)
 
-    def __init__(self, start: int, reservoir: Reservoir | None) -> None:
+    def __init__(self, start: int, reservoir: Callable[[], Reservoir] | None) -> None:
         super().__init__(start, reservoir)
         self.value: float = 0
 
@@ -139,7 +148,7 @@ class SumAccumulator(Accumulator):
 class LastValueAccumulator(Accumulator):
     __slots__ = ("value",)
 
-    def __init__(self, start: int, reservoir: Reservoir | None) -> None:
+    def __init__(self, start: int, reservoir: Callable[[], Reservoir] | None) -> None:
         super().__init__(start, reservoir)
         self.value: float = 0
 
@@ -154,7 +163,7 @@ class HistogramAccumulator(Accumulator):
     __slots__ = ("boundaries", "count", "counts", "max", "min", "sum")
 
     def __init__(
-        self, start: int, reservoir: Reservoir | None, boundaries: tuple[float, ...]
+        self, start: int, reservoir: Callable[[], Reservoir] | None, boundaries: tuple[float, ...]
     ) -> None:
         super().__init__(start, reservoir)
         self.boundaries = boundaries
@@ -174,8 +183,9 @@ class HistogramAccumulator(Accumulator):
             self.max = value
 
     def offer(self, value: float, exemplar: Exemplar) -> None:
-        if self.reservoir is not None:
-            self.reservoir.offer(value, exemplar, bisect_left(self.boundaries, value))
+        reservoir = self._reservoir()
+        if reservoir is not None:
+            reservoir.offer(value, exemplar, bisect_left(self.boundaries, value))
 
     def point(self, attributes: Attributes, start: int, now: int) -> HistogramDataPoint:
         return HistogramDataPoint(
@@ -238,7 +248,7 @@ class ExponentialHistogramAccumulator(Accumulator):
     __slots__ = ("count", "max", "max_size", "min", "negative", "positive", "scale", "sum", "zero")
 
     def __init__(
-        self, start: int, reservoir: Reservoir | None, max_size: int, max_scale: int
+        self, start: int, reservoir: Callable[[], Reservoir] | None, max_size: int, max_scale: int
     ) -> None:
         super().__init__(start, reservoir)
         self.max_size = max_size

@@ -261,25 +261,22 @@ class MeterProvider:
     def _accumulators(self, aggregation: Aggregation) -> tuple[Callable[[int], Accumulator], str]:
         """The accumulator factory (start time -> accumulator) and the point shape."""
         exemplars = self._exemplar_mode != 0
-
-        def simple() -> Reservoir | None:
-            return SimpleReservoir() if exemplars else None
+        simple: Callable[[], Reservoir] | None = SimpleReservoir if exemplars else None
 
         if isinstance(aggregation, ExplicitBucketHistogramAggregation):
             bounds = aggregation.boundaries
-            return (
-                lambda start: HistogramAccumulator(
-                    start, AlignedReservoir(len(bounds) + 1) if exemplars else None, bounds
-                )
-            ), Shape.HISTOGRAM
+            aligned: Callable[[], Reservoir] | None = (
+                (lambda: AlignedReservoir(len(bounds) + 1)) if exemplars else None
+            )
+            return (lambda start: HistogramAccumulator(start, aligned, bounds)), Shape.HISTOGRAM
         if isinstance(aggregation, ExponentialBucketHistogramAggregation):
             size, scale = aggregation.max_size, aggregation.max_scale
             return (
-                lambda start: ExponentialHistogramAccumulator(start, simple(), size, scale)
+                lambda start: ExponentialHistogramAccumulator(start, simple, size, scale)
             ), Shape.EXPONENTIAL
         if isinstance(aggregation, LastValueAggregation):
-            return (lambda start: LastValueAccumulator(start, simple())), Shape.GAUGE
-        return (lambda start: SumAccumulator(start, simple())), Shape.SUM
+            return (lambda start: LastValueAccumulator(start, simple)), Shape.GAUGE
+        return (lambda start: SumAccumulator(start, simple)), Shape.SUM
 
     # -- collection ---------------------------------------------------------------------------
 
