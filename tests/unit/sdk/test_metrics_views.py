@@ -190,3 +190,17 @@ def test_a_dict_changed_in_place_after_recording_is_a_new_series(diagnostics: Di
     counter.add(1, {"status": 500})
     points = by_attributes(rig.metric("c"))
     assert {k: p.value for k, p in points.items()} == {(("status", 200),): 1, (("status", 500),): 2}
+
+
+def test_an_observable_instruments_series_are_capped_too(diagnostics: Diagnostics) -> None:
+    from telemetry_run.sdk.metrics import Observation
+
+    rig = make_rig(diagnostics, cardinality_limit=5)
+    rig.provider.get_meter("m").create_observable_counter(
+        "open.files", [lambda _: [Observation(1, {"fd": n}) for n in range(10)]]
+    )
+    points = rig.metric("open.files").data.data_points
+    assert len(points) == 5
+    overflow = [p for p in points if p.attributes == OVERFLOW]
+    assert overflow[0].value == 6  # the ten observations are all counted
+    assert sum(p.value for p in points) == 10
