@@ -23,8 +23,8 @@ from tests import matrix  # the specs' release lines (telemetry_run installed, a
 
 PYTHONS = list(matrix.PYTHONS)
 
-# CI's slice (tests/matrix.py): every framework's floor on the oldest and newest Python it
-# supports and its latest release on every Python, plus the day's share of the other cells
+# CI's slice (tests/matrix.py): every framework's floor on the oldest Python it supports
+# and its latest release on the newest, plus the day's share of the other cells
 # (the UTC date's day number, or MATRIX_DAY to rerun another day's), so the whole matrix runs
 # within any 7 consecutive days; `nox -t matrix` runs it all.
 TODAY = int(os.environ.get("MATRIX_DAY") or datetime.datetime.now(datetime.UTC).toordinal())

@@ -1,5 +1,5 @@
-"""What every benchmark here shares: ddtrace's quiet settings, stopping a helper process, and
-the versions line of a report's header.
+"""What every benchmark here shares: ddtrace's quiet settings, stopping a helper process, the
+versions line of a report's header, and our package laid out from a checkout's folders.
 
 The scripts run as ``python bench/NAME.py``, so this folder is first on ``sys.path`` and they
 import this module as ``_common``.
@@ -7,10 +7,12 @@ import this module as ``_common``.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from importlib import metadata
+from pathlib import Path
 
-__all__ = ["DD_NO_AGENT", "DD_QUIET", "stop_helper", "versions"]
+__all__ = ["DD_NO_AGENT", "DD_QUIET", "TREE_FOLDERS", "package_tree", "stop_helper", "versions"]
 
 #: ddtrace traces for real, with everything that is not tracing turned off: no telemetry,
 #: remote configuration, start-up logs, runtime metrics, data streams, profiler, crash tracker
@@ -51,3 +53,17 @@ def versions(*dists: str) -> str:
         except metadata.PackageNotFoundError:
             found.append(f"{dist} (not installed)")
     return ", ".join(found)
+
+
+#: pyproject.toml's package-dir: the folders placed inside the ``telemetry_run`` package.
+TREE_FOLDERS = {"sdk": "sdk", "instrumentors": "instrumentors", "sitecustomize": "sitecustomize"}
+
+
+def package_tree(source: Path, into: Path) -> str:
+    """A ``telemetry_run`` package copied from a checkout's folders into ``into``, which is
+    returned for ``sys.path``: found like a regular install, not through an editable finder."""
+    package = into / "telemetry_run"
+    shutil.copytree(source / "distro", package)
+    for folder, inside in TREE_FOLDERS.items():
+        shutil.copytree(source / folder, package / inside)
+    return str(into)

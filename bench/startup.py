@@ -8,7 +8,12 @@ give the median and p90 in ms and the time each launcher ADDS over the bare medi
 are our added time divided by theirs (the target is at most 0.10x opentelemetry-instrument's).
 Last, a ``-X importtime`` breakdown of what ``telemetry-run python -c pass`` imports.
 
-    python bench/startup.py [--quick] [-v] [--exporter otlp]
+``--baseline REF`` adds a contender: telemetry-run as of git ref REF, in the same rounds, so a
+change's before and after are measured in one run. Both our contenders then run from a copy of
+their tree put first on ``PYTHONPATH`` (REF's from ``git archive``, ours from the working tree),
+so they find the package the same way.
+
+    python bench/startup.py [--quick] [-v] [--exporter otlp] [--baseline REF]
 """
 
 from __future__ import annotations
@@ -17,17 +22,18 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from _common import DD_NO_AGENT, DD_QUIET, versions
+from _common import DD_NO_AGENT, DD_QUIET, TREE_FOLDERS, package_tree, versions
 
-CONTENDERS = ("bare", "us", "otel", "dd")
 LABELS = {
     "bare": "bare python",
     "us": "telemetry-run",
@@ -59,6 +65,8 @@ PROBES = {
     "us": "from telemetry_run import trace\n"
     "ok = trace.get_tracer('bench').start_span('probe').is_recording()",
     "otel": "from opentelemetry import trace\n"
+    "ok = trace.get_tracer('bench').start_span('probe').is_recording()",
+    "base": "from telemetry_run import trace\n"
     "ok = trace.get_tracer('bench').start_span('probe').is_recording()",
     "dd": "from ddtrace.trace import tracer\n"
     "ok = 'ddtrace.bootstrap.sitecustomize' in sys.modules and tracer.enabled",
@@ -145,6 +153,30 @@ def _contenders() -> dict[str, Contender]:
     }
 
 
+def _add_baseline(contenders: dict[str, Contender], ref: str, workdir: Path) -> None:
+    """Contender ``base``: telemetry-run at git ref ``ref``; ``us`` runs from a copy of the
+    working tree, found the same way (first on PYTHONPATH)."""
+    repo = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", ref, "distro", *TREE_FOLDERS],
+        capture_output=True,
+        check=True,
+    ).stdout
+    (workdir / "ref").mkdir()
+    subprocess.run(["tar", "-x", "-C", str(workdir / "ref")], input=archive, check=True)
+    us = contenders["us"]
+    base_path = package_tree(workdir / "ref", workdir / "base")
+    us_path = package_tree(repo, workdir / "us")
+    LABELS["base"] = f"telemetry-run at {ref}"[:26]
+    base = Contender(
+        "base", us.prefix, us.env | {"PYTHONPATH": base_path}, f"{ref}, from {base_path}"
+    )
+    rest = {key: contenders.pop(key) for key in list(contenders) if key not in ("bare", "us")}
+    contenders.update(base=base, **rest)  # shown right after ours
+    us.env = us.env | {"PYTHONPATH": us_path}
+    us.how += f", from a copy of the working tree in {us_path}"
+
+
 def _last_line(text: str) -> str:
     return (text.strip().splitlines() or ["no output"])[-1]
 
@@ -205,7 +237,7 @@ def _time_once(contender: Contender, program: str) -> float | None:
 
 
 def _measure(contenders: dict[str, Contender], rounds: int, warmup: int, verbose: bool) -> None:
-    cells = [(p, c) for p in PROGRAMS for c in CONTENDERS]
+    cells = [(p, c) for p in PROGRAMS for c in contenders]
     for rnd in range(-warmup, rounds):
         shift = rnd % len(cells)
         line = []
@@ -244,8 +276,7 @@ def _report(contenders: dict[str, Contender], program: str) -> dict[str, float |
     print(header)
     print("   " + "-" * (len(header) - 3))
     medians: dict[str, float | None] = {}
-    for key in CONTENDERS:
-        contender = contenders[key]
+    for key, contender in contenders.items():
         samples = contender.samples.get(program, [])
         if not samples:
             medians[key] = None
@@ -275,6 +306,11 @@ def _report(contenders: dict[str, Contender], program: str) -> dict[str, float |
         print(
             f"   added time, {LABELS['us']} / {LABELS[theirs]}: "
             f"{_ratio(added['us'], added[theirs])}{verdict}"
+        )
+    if "base" in added and added["us"] is not None and added["base"] is not None:
+        print(
+            f"   added time, {LABELS['us']} - {LABELS['base']}: "
+            f"{added['us'] - added['base']:+.1f} ms"
         )
     return {"bare": bare, **added}
 
@@ -359,6 +395,11 @@ def main() -> None:
         help="the traces exporter both OpenTelemetry launchers build (otlp: gRPC to a loopback "
         "port where nothing listens; the timed programs make no span, so nothing is sent)",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also time telemetry-run as of this git ref (before/after in the same rounds)",
+    )
     args = parser.parse_args()
     if args.exporter == "otlp":
         OTEL_ENV.update(
@@ -377,8 +418,25 @@ def main() -> None:
     instrumentors = metadata.entry_points(group="opentelemetry_instrumentor")
     otel_instrumentors = sorted(e.name for e in instrumentors)
     contenders = _contenders()
-    for key in CONTENDERS:
-        print(f"   {LABELS[key]}: {contenders[key].how}")
+    workdir = Path(tempfile.mkdtemp(prefix="telemetry-run-startup-"))
+    try:
+        if args.baseline:
+            _add_baseline(contenders, args.baseline, workdir)
+        _main(args, contenders, rounds, warmup, otel_instrumentors, started)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _main(
+    args: argparse.Namespace,
+    contenders: dict[str, Contender],
+    rounds: int,
+    warmup: int,
+    otel_instrumentors: list[str],
+    started: float,
+) -> None:
+    for key, contender in contenders.items():
+        print(f"   {LABELS[key]}: {contender.how}")
     print(
         "   opentelemetry-instrument loads the instrumentors installed in this venv: "
         + (", ".join(otel_instrumentors) if otel_instrumentors else "none")
@@ -424,6 +482,17 @@ def main() -> None:
             + f" {_ratio(row['us'], row['otel']):>8} {_ratio(row['us'], row['dd']):>11}"
         )
     print(f"   us = {LABELS['us']}, otel = {LABELS['otel']}, ddtrace = {LABELS['dd']}")
+    if "base" in contenders:
+        print(f"\n   before/after ({LABELS['base']} -> this tree), +ms and ratio to otel:")
+        for program, row in added.items():
+            base, us, otel = row.get("base"), row["us"], row["otel"]
+            print(
+                f"   {PROGRAMS[program]:<14}"
+                + cell(base, 8)
+                + " ->"
+                + cell(us, 8)
+                + f"   {_ratio(base, otel)} -> {_ratio(us, otel)}"
+            )
 
 
 if __name__ == "__main__":

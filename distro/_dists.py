@@ -2,7 +2,8 @@
 
 The bootstrap needs two answers at every interpreter start: the entry points of the
 ``telemetry_run`` group, and a distribution's installed version. ``importlib.metadata`` gives
-both but costs ~20 ms to import (email, pathlib, zipfile come with it); this reads the same
+both but adds ~30 ms to a start-up (email, pathlib, zipfile come with it, and it parses every
+distribution's metadata; ``bench/startup_parts.py``, row ``dists``); this reads the same
 ``*.dist-info``/``*.egg-info`` folders on ``sys.path`` with ``os.scandir`` and a few small file
 reads. The first folder found for a name wins, as for imports. Zipped eggs are not read.
 """

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from telemetry_run._record import Record
+from telemetry_run.sdk._record import Record
 
 if TYPE_CHECKING:
     from telemetry_run._otlp import OTLPSettings

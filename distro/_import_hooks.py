@@ -2,14 +2,16 @@
 
 The same mechanism as wrapt's importer (a ``sys.meta_path`` finder that wraps the real loader
 and puts it back after the module ran), written here because importing ``wrapt`` pulls in
-``importlib.metadata`` (~20 ms) at every interpreter start, even for applications that never
-import an instrumented library. wrapt is still what patches, once a target is imported.
+``importlib.metadata`` and ``asyncio`` (~45 ms; ``bench/startup_parts.py``, row
+``import-hooks``) at every interpreter start, even for applications that never import an
+instrumented library. wrapt is still what patches, once a target is imported.
 Hooks guard themselves: the instrumentation's hook swallows its failures (TELEMETRY_RUN_STRICT
 aside), so the application's import never fails because of us.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -20,7 +22,7 @@ __all__ = ["register_post_import_hook"]
 
 Hook = Callable[[ModuleType], None]
 
-_lock = threading.RLock()
+_lock = threading.RLock()  # a fresh one in a forked child (see the end of this module)
 _hooks: dict[str, list[Hook]] = {}
 _finder_installed = False
 _resolving = threading.local()
@@ -113,3 +115,13 @@ class _Finder:
             return spec  # namespace packages and legacy loaders: left alone
         spec.loader = _Loader(spec.loader, fullname)  # type: ignore[assignment]  # duck-typed Loader
         return spec
+
+
+def _reinit_lock_after_fork() -> None:
+    # Held by a thread whose import fired hooks at the fork, it would be held for good here.
+    global _lock
+    _lock = threading.RLock()
+
+
+# Python's own hook, not telemetry_run.sdk.forking's: this module must not import the SDK.
+os.register_at_fork(after_in_child=_reinit_lock_after_fork)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from telemetry_run._log import logger
+from telemetry_run.sdk._log import logger
 
 if TYPE_CHECKING:
     from telemetry_run.config import Config

@@ -1,16 +1,18 @@
 """The built-in ``otlp`` exporter: its variables and the specification's rules for them.
 
 A plugin like any other (entry point ``builtin-otlp``): it declares the ``OTEL_EXPORTER_OTLP_*``
-variables (general, ``_TRACES_`` and ``_METRICS_``; a per-signal variable that is set wins over
-the general one) and builds the gRPC or HTTP exporter for ``OTEL_TRACES_EXPORTER=otlp``
-(``telemetry_run._metrics`` builds the metric one from the same rules). Nothing of grpc,
+variables (general, ``_TRACES_``, ``_LOGS_`` and ``_METRICS_``; a per-signal variable that is set
+wins over the general one) and builds the gRPC or HTTP exporter for ``OTEL_TRACES_EXPORTER=otlp``
+(and, through ``log_exporter``, for ``OTEL_LOGS_EXPORTER=otlp``; ``telemetry_run._metrics`` builds
+the metric one from the same rules, ``otlp_settings(config, "metrics")``). Nothing of grpc,
 protobuf or the HTTP client is imported here or when the exporter is built: the transport
 loads at the first export.
 
 Endpoint rules (specification, ``protocol/exporter.md``):
 
-- HTTP: the general ``OTEL_EXPORTER_OTLP_ENDPOINT`` is a base URL, ``v1/traces`` is appended to
-  its path; ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is used as it is (an empty path becomes
+- HTTP: the general ``OTEL_EXPORTER_OTLP_ENDPOINT`` is a base URL, ``v1/traces`` (``v1/logs``,
+  ``v1/metrics``) is appended to its path; ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``
+  (``..._LOGS_ENDPOINT``, ``..._METRICS_ENDPOINT``) is used as it is (an empty path becomes
   ``/``). Default ``http://localhost:4318/v1/traces``.
 - gRPC: the endpoint is ``http://`` (plaintext) or ``https://`` (TLS) and the scheme wins over
   ``..._INSECURE``, which applies only to an endpoint without a scheme. Default
@@ -41,20 +43,22 @@ from telemetry_run._env import (
     parse_str,
     parse_timeout_ms,
 )
-from telemetry_run._log import logger
-from telemetry_run._printable import mask
 from telemetry_run.config import Variable
 from telemetry_run.hookspecs import hookimpl
+from telemetry_run.sdk._log import logger
+from telemetry_run.sdk._printable import mask
 
 if TYPE_CHECKING:
     from telemetry_run.config import Config
     from telemetry_run.sdk.exporters import ExportResult, SpanExporter
+    from telemetry_run.sdk.logs.exporter import LogExporter
     from telemetry_run.sdk.trace.span import ReadableSpan
 
 __all__ = [
     "VARIABLES",
     "OTLPExporterOff",
     "OTLPSettings",
+    "log_exporter",
     "otlp_settings",
     "telemetry_run_provides",
     "telemetry_run_span_exporter",
@@ -70,7 +74,8 @@ TRACES_PATH: Final = "v1/traces"
 
 # What a plain ``http://host:port/path`` is made of (no user info, query, escapes, brackets,
 # spaces): such an endpoint is checked with string operations, without importing urllib.parse
-# (and ipaddress) at start-up, with the answers urlsplit would give.
+# (and ipaddress) at start-up, with the answers urlsplit would give (about 3 ms saved:
+# bench/startup_parts.py, row endpoint).
 _PLAIN_URL: Final = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~:/"
 )
@@ -107,20 +112,19 @@ def parse_endpoint(raw: str) -> str:
 
 
 def _options(prefix: str, signal: str | None) -> list[Variable]:
-    """The nine OTLP variables for ``prefix`` (``OTEL_EXPORTER_OTLP_``, or a signal's
-    ``..._TRACES_`` / ``..._METRICS_``)."""
+    """The nine OTLP variables for ``prefix`` (``OTEL_EXPORTER_OTLP_``, or the ``..._TRACES_``,
+    ``..._LOGS_`` or ``..._METRICS_`` one of ``signal``)."""
     traces = signal is not None
     what = f" {signal}" if signal else ""
     wins = " (wins over the general variable)" if traces else ""
     unset = "(unset)"
-    lost = (
-        "its data points are counted as dropped"
-        if signal == "metrics"
-        else "its spans are counted as export_failed"
-    )
+    lost = {
+        "metrics": "its data points are counted as dropped",
+        "logs": "its log records are counted as export_failed",
+    }.get(signal or "traces", "its spans are counted as export_failed")
     off = (
         "the OTLP exporter is off"
-        + ("" if traces else " unless OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set")
+        + ("" if traces else " unless its OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT is set")
         + f" (it does not fall back to the default endpoint); {lost}"
     )
     return [
@@ -131,7 +135,7 @@ def _options(prefix: str, signal: str | None) -> list[Variable]:
             (
                 f"OTLP{what} endpoint URL, used as is{wins}"
                 if traces
-                else "OTLP endpoint: base URL (v1/traces, v1/metrics is appended for HTTP)"
+                else "OTLP endpoint: base URL (v1/traces, v1/logs, v1/metrics appended for HTTP)"
             ),
             shown_default=(
                 unset if traces else "http://localhost:4317 (grpc), http://localhost:4318 (http)"
@@ -194,10 +198,13 @@ def _options(prefix: str, signal: str | None) -> list[Variable]:
 
 GENERAL: Final = "OTEL_EXPORTER_OTLP_"
 TRACES: Final = "OTEL_EXPORTER_OTLP_TRACES_"
+LOGS: Final = "OTEL_EXPORTER_OTLP_LOGS_"
 METRICS: Final = "OTEL_EXPORTER_OTLP_METRICS_"
+_PREFIXES: Final = {"traces": TRACES, "logs": LOGS, "metrics": METRICS}
 VARIABLES: Final[tuple[Variable, ...]] = (
     *_options(GENERAL, None),
     *_options(TRACES, "traces"),
+    *_options(LOGS, "logs"),
     *_options(METRICS, "metrics"),
 )
 
@@ -287,7 +294,7 @@ class OTLPSettings:
 def _pick(config: Config, option: str, signal: str = "traces") -> tuple[str, Any]:
     """(variable name, value) for ``option``: the signal's variable if it is set, else the
     general one (its default when unset too)."""
-    specific = f"{GENERAL}{signal.upper()}_{option}"
+    specific = _PREFIXES[signal] + option
     if config.is_set(specific):
         return specific, config[specific]
     return GENERAL + option, config.get(GENERAL + option)
@@ -306,8 +313,8 @@ def otlp_settings(config: Config, signal: str = "traces") -> OTLPSettings:
     """Apply the specification's rules; a value that cannot be used warns once (here, when the
     exporter is built) and the default is used, except where that would send the spans and
     headers elsewhere or block: then ``off`` says why the exporter is off (the error is logged
-    once, by the Config or here). ``signal`` is ``traces`` or ``metrics``: whose per-signal
-    variables win, and the path appended to a general HTTP endpoint."""
+    once, by the Config or here). ``signal`` is ``traces``, ``logs`` or ``metrics``: whose
+    per-signal variables win, and the path appended to a general HTTP endpoint."""
     protocol = _pick(config, "PROTOCOL", signal)[1] or "grpc"
     endpoint = (
         _grpc_endpoint(config, signal) if protocol == "grpc" else _http_endpoint(config, signal)
@@ -355,10 +362,10 @@ _OFF_NOW: Final = (
 )
 
 
-def _configured_endpoint(config: Config, signal: str) -> tuple[str, str | None, bool]:
+def _configured_endpoint(config: Config, signal: str = "traces") -> tuple[str, str | None, bool]:
     """(variable, value or None for the default, usable): the signal's variable if it is set,
     validly or not, else the general one; an invalid one is never replaced by another."""
-    for name in (f"{GENERAL}{signal.upper()}_ENDPOINT", GENERAL + "ENDPOINT"):
+    for name in (_PREFIXES[signal] + "ENDPOINT", GENERAL + "ENDPOINT"):
         if name in config.invalid:
             return name, None, False  # the Config logged the error
         if config.is_set(name):
@@ -407,7 +414,7 @@ def _http_endpoint(config: Config, signal: str = "traces") -> str | None:
             _OFF_NOW,
         )
         return None
-    if name != GENERAL + "ENDPOINT":  # the signal's own: used as it is
+    if name == _PREFIXES[signal] + "ENDPOINT":  # the signal's own: used as it is
         if not parts.path:
             parts = parts._replace(path="/")
         return urllib.parse.urlunsplit(parts)
@@ -454,4 +461,33 @@ def telemetry_run_span_exporter(name: str, config: Config) -> SpanExporter | Non
 
     return OTLPHttpSpanExporter(
         settings.endpoint, protocol=settings.protocol, **settings.exporter_kwargs()
+    )
+
+
+def log_exporter(config: Config) -> LogExporter:
+    """The OTLP log exporter ``OTEL_LOGS_EXPORTER=otlp`` asks for, from the
+    ``OTEL_EXPORTER_OTLP_LOGS_*`` variables (falling back to the general ones), by the same
+    rules as the span exporter: a configuration that cannot be honoured turns it off."""
+    from telemetry_run.sdk.logs import get_log_diagnostics
+
+    settings = otlp_settings(config, "logs")
+    if settings.off is not None:
+        return OTLPExporterOff(settings.off)  # type: ignore[return-value]  # fails every batch
+    diagnostics = get_log_diagnostics()
+    if settings.protocol == "grpc":
+        from telemetry_run.sdk.exporters.otlp.grpc_logs import OTLPGrpcLogExporter
+
+        return OTLPGrpcLogExporter(
+            settings.endpoint,
+            insecure=settings.insecure,
+            diagnostics=diagnostics,
+            **settings.exporter_kwargs(),
+        )
+    from telemetry_run.sdk.exporters.otlp.http_logs import OTLPHttpLogExporter
+
+    return OTLPHttpLogExporter(
+        settings.endpoint,
+        protocol=settings.protocol,
+        diagnostics=diagnostics,
+        **settings.exporter_kwargs(),
     )

@@ -35,8 +35,8 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final
 
-from telemetry_run._log import logger
 from telemetry_run.sdk import forking
+from telemetry_run.sdk._log import logger
 
 if TYPE_CHECKING:
     from telemetry_run.bootstrap import Bootstrapped

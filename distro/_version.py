@@ -1,1 +1,5 @@
-__version__ = "0.1.0"
+"""The distribution's version; the SDK owns the one definition (``telemetry_run.sdk._version``)."""
+
+from telemetry_run.sdk._version import __version__
+
+__all__ = ["__version__"]

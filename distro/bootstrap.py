@@ -15,16 +15,19 @@ import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from telemetry_run._log import logger
-from telemetry_run._printable import escape, quote
-from telemetry_run._record import Record
+from telemetry_run.sdk._log import logger
+from telemetry_run.sdk._printable import escape, quote
+from telemetry_run.sdk._record import Record
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from telemetry_run.config import Config
     from telemetry_run.exit import ExitHook
     from telemetry_run.instrumentation import InstrumentorStatus
     from telemetry_run.plugins import Plugins
     from telemetry_run.sdk.diagnostics import Diagnostics
+    from telemetry_run.sdk.logs.provider import LoggerProvider
     from telemetry_run.sdk.metrics.provider import MeterProvider
     from telemetry_run.sdk.propagation import TextMapPropagator
     from telemetry_run.sdk.trace.provider import TracerProvider
@@ -92,21 +95,24 @@ def _strict_requested(environ: Mapping[str, str]) -> bool:
     return environ.get("TELEMETRY_RUN_STRICT", "").strip().lower() == "true"
 
 
-def _configure_logging(config: Config) -> None:
-    """Our own log lines go to stderr, prefixed, at OTEL_LOG_LEVEL (or debug); applied when
-    ``logging`` is imported (``telemetry_run._log``), at once if it already is."""
-    from telemetry_run._log import configure
+def _configure_logging(level: int) -> None:
+    """Our own log lines go to stderr, prefixed, at ``level``; applied when ``logging`` is
+    imported (``telemetry_run.sdk._log``), at once if it already is."""
+    from telemetry_run.sdk import _log
 
-    configure(config.log_level, sys.stderr)
+    if _log.configure(level, sys.stderr):
+        from telemetry_run._import_hooks import register_post_import_hook
+
+        register_post_import_hook(lambda _module: _log.apply_pending(), "logging")
 
 
 def bootstrap(environ: Mapping[str, str]) -> Bootstrapped:
     """Build and install everything from ``environ``; raises only on our own bugs."""
-    from telemetry_run._log import ERROR, WARNING, configure
     from telemetry_run.config import Config
     from telemetry_run.plugins import Plugins
+    from telemetry_run.sdk._log import ERROR, WARNING
 
-    configure(WARNING, sys.stderr)  # a plugin failing to load is told before the config exists
+    _configure_logging(WARNING)  # a plugin failing to load is told before the config exists
     plugins = Plugins.load()
     specs = plugins.instrumentor_specs()
     warnings: list[tuple[int, str]] = []
@@ -116,7 +122,7 @@ def bootstrap(environ: Mapping[str, str]) -> Bootstrapped:
         warn=lambda message: warnings.append((WARNING, message)),
         error=lambda message: warnings.append((ERROR, message)),
     )
-    _configure_logging(config)
+    _configure_logging(config.log_level)
     for level, message in warnings:
         logger.log(level, "%s", message)
     plugins.strict = config.strict
@@ -144,6 +150,7 @@ def bootstrap(environ: Mapping[str, str]) -> Bootstrapped:
     state.instrumentors = plan(specs, config)
     install(state.instrumentors, config, provider)
     _offer_metrics(config, provider, diagnostics)
+    logs = build_logs(config, provider)
     from telemetry_run.sdk.metrics.global_provider import built_meter_provider
 
     state.exit_hook = ExitHook(
@@ -152,6 +159,7 @@ def bootstrap(environ: Mapping[str, str]) -> Bootstrapped:
         config.shutdown_timeout,
         always_report=config.debug,
         meter_provider=built_meter_provider,
+        logs=logs,
     )
     state.exit_hook.install()
     setup_servers(state)  # uWSGI's C-level forks, the dev servers' reloaders
@@ -222,6 +230,57 @@ def build_provider(config: Config, plugins: Plugins) -> TracerProvider:
             )
         )
     return provider
+
+
+def build_logs(config: Config, provider: TracerProvider) -> LoggerProvider | None:
+    """The logs pipeline ``OTEL_LOGS_EXPORTER`` asks for (None when it is off), sent the
+    ``logging`` records once the application imports ``logging`` (not imported here)."""
+    names = config.logs_exporters
+    if not names:
+        return None
+    from telemetry_run._import_hooks import register_post_import_hook
+    from telemetry_run.sdk.logs import get_log_diagnostics
+    from telemetry_run.sdk.logs.processor import BatchLogRecordProcessor
+    from telemetry_run.sdk.logs.provider import LoggerProvider
+
+    logs = LoggerProvider(
+        lambda: provider.resource,
+        get_log_diagnostics(),
+        max_attributes=config.attribute_count("OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT"),
+        max_attribute_length=config.attribute_length("OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
+    )
+    for name in names:
+        if name == "otlp":
+            from telemetry_run._otlp import log_exporter
+
+            exporter = log_exporter(config)
+        else:
+            from telemetry_run.sdk.logs.console import ConsoleLogExporter
+
+            exporter = ConsoleLogExporter()
+        logs.add_log_record_processor(
+            BatchLogRecordProcessor(
+                exporter,
+                max_queue_size=config["OTEL_BLRP_MAX_QUEUE_SIZE"],
+                schedule_delay=config["OTEL_BLRP_SCHEDULE_DELAY"],
+                max_export_batch_size=config["OTEL_BLRP_MAX_EXPORT_BATCH_SIZE"],
+                export_timeout=config["OTEL_BLRP_EXPORT_TIMEOUT"],
+                diagnostics=logs.diagnostics,
+            )
+        )
+
+    def attach(module: ModuleType) -> None:
+        from telemetry_run.sdk.logs.bridge import attach
+
+        try:
+            attach(module, logs)
+        except Exception as exc:  # logging as it was, one warning
+            if config.strict:
+                raise
+            logger.warning("logs export is off: attaching to logging failed (%s)", exc)
+
+    register_post_import_hook(attach, "logging")
+    return logs
 
 
 def build_sampler(config: Config, plugins: Plugins) -> Sampler:

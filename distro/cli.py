@@ -3,7 +3,8 @@
 The launcher puts our ``sitecustomize`` folder first on ``PYTHONPATH`` and ``exec``s the command:
 same PID, the command's own exit code and signals, no process in between. Every Python
 interpreter the command starts (gunicorn workers, reloader children) then bootstraps itself.
-This module runs before the application: it imports neither the SDK nor any framework.
+This module runs before the application: it imports neither the SDK (beyond its lazy-export
+helper) nor any framework.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = ["child_environment", "main", "sitecustomize_dir"]
 
 USAGE = """\
 usage: telemetry-run [--list | --doctor [--json] | --version | --help] [--] COMMAND [ARGS...]
+       telemetry-run --view [VIEW OPTIONS] [--] [COMMAND [ARGS...]]
 
 Runs COMMAND with OpenTelemetry tracing: Python processes it starts are instrumented at start-up
 and export spans as the OTEL_* environment variables say. Examples:
@@ -35,6 +37,8 @@ options:
   --doctor    check the configuration and each exporter's endpoint live (DNS, TCP, TLS,
               protocol, a test span); exit 0 only if telemetry would arrive (--json: as JSON)
   --version   show the version and exit
+  --view      a local trace viewer (web page) receiving OTLP; runs COMMAND exporting to it
+              (see telemetry-run --view --help)
   --help, -h  show this help and exit
 """
 
@@ -66,7 +70,7 @@ def child_environment(environ: Mapping[str, str], site_dir: str) -> dict[str, st
 
 
 def _fail(message: str, code: int, err: TextIO) -> int:
-    from telemetry_run._printable import escape  # a command name may hold anything
+    from telemetry_run.sdk._printable import escape  # a command name may hold anything
 
     print(f"telemetry-run: {escape(message, None)}", file=err)
     return code
@@ -107,6 +111,10 @@ def run(argv: Sequence[str], environ: Mapping[str, str], out: TextIO, err: TextI
 
             out.write(render(environ))
             return 0
+        if option == "--view":
+            from telemetry_run.viewer.cli import run as view
+
+            return view(args, environ, out, err)
         return _fail(f"unknown option {option!r} (see telemetry-run --help)", EXIT_USAGE, err)
     if not args:
         return _fail(

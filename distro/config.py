@@ -5,7 +5,7 @@ their settings from ``Config``. An invalid value gets exactly one warning naming
 and the value (masked when the variable is secret), then the documented default. Plugins add
 their own variables through the ``telemetry_run_variables`` hook before the Config is built.
 
-What the environment says is printed only through ``telemetry_run._printable``: secrets masked,
+What the environment says is printed only through ``telemetry_run.sdk._printable``: secrets masked,
 URL credentials hidden, control characters escaped (in ``repr``, ``--list`` and every warning).
 A value with control characters (ESC, CR, LF, DEL, C1, bidi overrides) is invalid whatever the
 variable: no setting needs one, and they are how a value forges log lines or terminal output.
@@ -27,9 +27,9 @@ from telemetry_run._env import (
     parse_positive_ms,
     parse_str,
 )
-from telemetry_run._log import CRITICAL, DEBUG, ERROR, INFO, WARNING, logger
-from telemetry_run._printable import escape, mask, quote
-from telemetry_run._record import FrozenRecord
+from telemetry_run.sdk._log import CRITICAL, DEBUG, ERROR, INFO, WARNING, logger
+from telemetry_run.sdk._printable import escape, mask, quote
+from telemetry_run.sdk._record import FrozenRecord
 
 __all__ = ["BUILTIN_VARIABLES", "Config", "Variable", "mask"]
 
@@ -109,6 +109,17 @@ def _hide_userinfo(text: str) -> str:
 
 
 _LOG_LEVELS = ("trace", "debug", "info", "warn", "warning", "error", "fatal", "none")
+LOGS_EXPORTERS: Final = ("otlp", "console", "none")
+
+
+def _parse_logs_exporters(raw: str) -> tuple[str, ...]:
+    """``otlp``, ``console`` or ``none``, or a comma-separated list of the first two."""
+    names = tuple(name.lower() for name in parse_list(raw))
+    unknown = [name for name in names if name not in LOGS_EXPORTERS]
+    if unknown or not names:
+        raise InvalidValue(f"is not one of {', '.join(LOGS_EXPORTERS)} (or a list of them)")
+    return names
+
 
 BUILTIN_VARIABLES: Final[tuple[Variable, ...]] = (
     Variable(
@@ -132,6 +143,21 @@ BUILTIN_VARIABLES: Final[tuple[Variable, ...]] = (
         parse_list,
         ("otlp",),
         "span exporters by name: otlp, console, none, or a plugin's name",
+    ),
+    Variable(
+        "OTEL_LOGS_EXPORTER",
+        _parse_logs_exporters,
+        None,
+        "logging records exported: otlp, console or none (otlp when unset and "
+        "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true)",
+        shown_default="none",
+    ),
+    Variable(
+        "OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED",
+        parse_bool,
+        False,
+        "true exports logging records over OTLP when OTEL_LOGS_EXPORTER is unset "
+        "(opentelemetry-instrument's switch)",
     ),
     Variable(
         "OTEL_PROPAGATORS",
@@ -221,6 +247,32 @@ BUILTIN_VARIABLES: Final[tuple[Variable, ...]] = (
         "base2_exponential_bucket_histogram",
     ),
     Variable(
+        "OTEL_BLRP_SCHEDULE_DELAY",
+        parse_duration_ms,
+        1.0,
+        "ms between two exports of the batch log record processor",
+        shown_default="1000",
+    ),
+    Variable(
+        "OTEL_BLRP_EXPORT_TIMEOUT",
+        parse_duration_ms,
+        30.0,
+        "ms one log export may take; 0 means no limit",
+        shown_default="30000",
+    ),
+    Variable(
+        "OTEL_BLRP_MAX_QUEUE_SIZE",
+        parse_int(1),
+        2048,
+        "log records waiting for export; a full queue drops and counts new records",
+    ),
+    Variable(
+        "OTEL_BLRP_MAX_EXPORT_BATCH_SIZE",
+        parse_int(1),
+        512,
+        "log records per export; at most OTEL_BLRP_MAX_QUEUE_SIZE",
+    ),
+    Variable(
         "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
         parse_int(0),
         None,
@@ -240,6 +292,20 @@ BUILTIN_VARIABLES: Final[tuple[Variable, ...]] = (
         parse_int(0),
         None,
         "attributes per span (wins over OTEL_ATTRIBUTE_COUNT_LIMIT)",
+        shown_default="128",
+    ),
+    Variable(
+        "OTEL_LOGRECORD_ATTRIBUTE_VALUE_LENGTH_LIMIT",
+        parse_int(0),
+        None,
+        "as OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT, for log records (wins over it)",
+        shown_default="no limit",
+    ),
+    Variable(
+        "OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT",
+        parse_int(0),
+        None,
+        "attributes per log record (wins over OTEL_ATTRIBUTE_COUNT_LIMIT)",
         shown_default="128",
     ),
     Variable("OTEL_SPAN_EVENT_COUNT_LIMIT", parse_int(0), 128, "events per span"),
@@ -452,6 +518,16 @@ class Config(FrozenRecord):
         return () if "none" in names else names
 
     @property
+    def logs_exporters(self) -> tuple[str, ...]:
+        """The log exporters; OpenTelemetry's switch stands for ``otlp`` when the variable is
+        unset (a user of opentelemetry-instrument keeps the behaviour they set up)."""
+        names: tuple[str, ...] | None = self.values["OTEL_LOGS_EXPORTER"]
+        if names is None:
+            enabled = self.values["OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED"]
+            return ("otlp",) if enabled else ()
+        return () if "none" in names else names
+
+    @property
     def propagators(self) -> tuple[str, ...]:
         names: tuple[str, ...] = self.values["OTEL_PROPAGATORS"]
         return () if "none" in names else names
@@ -464,9 +540,12 @@ class Config(FrozenRecord):
         value = self.values.get(specific)
         return int(value if value is not None else self.values["OTEL_ATTRIBUTE_COUNT_LIMIT"])
 
-    def attribute_length(self) -> int | None:
-        span = self.values["OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"]
-        value = span if span is not None else self.values["OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"]
+    def attribute_length(
+        self, specific: str = "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"
+    ) -> int | None:
+        value = self.values[specific]
+        if value is None:
+            value = self.values["OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"]
         return None if value is None else int(value)
 
     @property
@@ -505,11 +584,12 @@ def _check_relations(
     values: dict[str, Any], explicit: set[str], complain: Callable[[str], None]
 ) -> None:
     """Rules that involve two variables (the specification's batch <= queue)."""
-    queue = values["OTEL_BSP_MAX_QUEUE_SIZE"]
-    batch = values["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"]
-    if batch > queue:
-        complain(
-            f"OTEL_BSP_MAX_EXPORT_BATCH_SIZE={batch} is larger than "
-            f"OTEL_BSP_MAX_QUEUE_SIZE={queue}; using {queue}"
-        )
-        values["OTEL_BSP_MAX_EXPORT_BATCH_SIZE"] = queue
+    for prefix in ("OTEL_BSP_", "OTEL_BLRP_"):
+        queue = values[f"{prefix}MAX_QUEUE_SIZE"]
+        batch = values[f"{prefix}MAX_EXPORT_BATCH_SIZE"]
+        if batch > queue:
+            complain(
+                f"{prefix}MAX_EXPORT_BATCH_SIZE={batch} is larger than "
+                f"{prefix}MAX_QUEUE_SIZE={queue}; using {queue}"
+            )
+            values[f"{prefix}MAX_EXPORT_BATCH_SIZE"] = queue

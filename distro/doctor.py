@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from telemetry_run._printable import escape
+from telemetry_run.sdk._printable import escape
 
 if TYPE_CHECKING:
     from telemetry_run.config import Config
@@ -93,7 +93,7 @@ def _blockers(config: Config) -> list[str]:
     if sampler in ("always_off", "parentbased_always_off"):
         problems.append(f"OTEL_TRACES_SAMPLER={sampler}: no trace this process starts is kept")
     elif sampler in ("traceidratio", "parentbased_traceidratio"):
-        from telemetry_run._builtins import parse_ratio
+        from telemetry_run.sdk.trace.sampling import parse_ratio
 
         if parse_ratio(config["OTEL_TRACES_SAMPLER_ARG"]) == 0.0:
             problems.append(

@@ -59,6 +59,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 if TYPE_CHECKING:
     from telemetry_run.sdk.diagnostics import Diagnostics
+    from telemetry_run.sdk.logs.provider import LoggerProvider
     from telemetry_run.sdk.metrics.provider import MeterProvider
     from telemetry_run.sdk.trace.provider import TracerProvider
 
@@ -71,7 +72,7 @@ GRACE: Final = 1.0
 LOCK_OWNERS: Final = (
     "telemetry_run.sdk",
     "telemetry_run.exit",
-    "telemetry_run._log",
+    "telemetry_run.sdk._log",
     "logging",
     "threading",
     "importlib",
@@ -89,15 +90,16 @@ CHILD_ENDS: Final = (
 _WRAPPED: Final = "__telemetry_run_wrapped__"
 
 
-def format_exit_line(counts: dict[str, int]) -> str:
+def format_exit_line(counts: dict[str, int], logs: dict[str, int] | None = None) -> str:
     """The fixed-format report line (tests and log scrapers parse it).
 
     Spans first (each one produced is exported or dropped for one reason), then how many span
     sends were retried, then what the span limits cut from spans that were kept and how many
-    invalid attribute values were refused; last, once metrics were exported, their data points
-    exported and dropped.
+    invalid attribute values were refused; then, once metrics were exported, their data points
+    exported and dropped; then, when logs are exported, the log records' counts
+    (``logs produced=… exported=… dropped=… (reasons)``), apart from the spans'.
     """
-    return (
+    line = (
         f"telemetry-run: spans produced={counts['produced']} exported={counts['exported']} "
         f"dropped={counts['dropped']} (queue_full={counts['queue_full']}, "
         f"export_failed={counts['export_failed']}, rejected={counts['rejected']}, "
@@ -106,6 +108,14 @@ def format_exit_line(counts: dict[str, int]) -> str:
         f"events={counts['events_over_limit']}, links={counts['links_over_limit']}) "
         f"invalid_attributes={counts['attributes_dropped']}" + _metric_points(counts)
     )
+    if logs is not None:
+        line += (
+            f" logs produced={logs['produced']} exported={logs['exported']} "
+            f"dropped={logs['dropped']} (queue_full={logs['queue_full']}, "
+            f"export_failed={logs['export_failed']}, rejected={logs['rejected']}, "
+            f"shutdown={logs['shutdown']})"
+        )
+    return line
 
 
 def _metric_points(counts: dict[str, int]) -> str:
@@ -117,8 +127,10 @@ def _metric_points(counts: dict[str, int]) -> str:
     return f" metric_points exported={exported} dropped={dropped}"
 
 
-def _worth_a_line(counts: dict[str, int]) -> bool:
+def _worth_a_line(counts: dict[str, int], logs: dict[str, int] | None = None) -> bool:
     """Something was not delivered, or cut or refused on the way."""
+    if logs is not None and (logs["produced"] != logs["exported"] or logs["dropped"]):
+        return True
     return bool(
         counts["produced"] != counts["exported"]
         or counts["dropped"]
@@ -180,10 +192,12 @@ class ExitHook:
         *,
         always_report: bool = False,
         meter_provider: Callable[[], MeterProvider | None] | None = None,
+        logs: LoggerProvider | None = None,
     ):
         self._provider = provider
         #: The metrics provider if one was built by now (built on first use, maybe never).
         self._meter_provider = meter_provider
+        self._logs = logs  # OTEL_LOGS_EXPORTER: flushed and reported with the spans
         self._diagnostics = diagnostics
         self._timeout = timeout
         self._err = err
@@ -253,6 +267,8 @@ class ExitHook:
         try:
             if not (skip_if_idle and self._idle()):
                 self._provider.shutdown(max(0.0, deadline - time.monotonic()))
+                if self._logs is not None:  # what the spans left of the same deadline
+                    self._logs.shutdown(max(0.0, deadline - time.monotonic()))
             meters = self._meters()
             if meters is not None:  # its last points, within the same deadline
                 meters.shutdown(max(0.0, deadline - time.monotonic()))
@@ -269,6 +285,8 @@ class ExitHook:
     def _force_flush(self, process: _Process, deadline: float) -> None:
         try:
             self._provider.force_flush(max(0.0, deadline - time.monotonic()))
+            if self._logs is not None:
+                self._logs.force_flush(max(0.0, deadline - time.monotonic()))
             meters = self._meters()
             if meters is not None:
                 meters.force_flush(max(0.0, deadline - time.monotonic()))
@@ -280,9 +298,10 @@ class ExitHook:
 
     def _report(self) -> None:
         counts = self._diagnostics.snapshot()
-        if self._always_report or _worth_a_line(counts):
+        logs = self._logs.diagnostics.snapshot() if self._logs is not None else None
+        if self._always_report or _worth_a_line(counts, logs):
             with contextlib.suppress(OSError, ValueError):  # stderr closed: nothing to tell
-                print(format_exit_line(counts), file=self._err or sys.stderr, flush=True)
+                print(format_exit_line(counts, logs), file=self._err or sys.stderr, flush=True)
 
     def _idle(self) -> bool:
         """Every span produced here was exported or counted, and nothing else buffers any."""
@@ -297,6 +316,7 @@ class ExitHook:
             counts["produced"] <= counts["exported"] + counts["dropped"]
             and all(isinstance(processor, known) for processor in self._provider.processors)
             and not (console is not None and console.spans_held())
+            and (self._logs is None or self._logs.idle())
         )
 
     def _end_if_stuck(self, deadline: float) -> None:

@@ -6,15 +6,18 @@ replace. A plugin is a module (or object) named by an entry point in the ``telem
 group whose functions carry ``@hookimpl``. Plugins registered later are asked first, so a
 third-party plugin answering a name the built-ins also answer wins.
 
-Hooks are called one implementation at a time and each call is guarded: a plugin that raises
-is reported once and treated as having answered ``None`` (``TELEMETRY_RUN_STRICT=true`` makes
-it raise instead). Hook wrappers are therefore not supported on these hooks.
+Hooks are called one implementation at a time (pluggy's implementations, in pluggy's call
+order) and each call is guarded: a plugin that raises is reported once and treated as having
+answered ``None`` (``TELEMETRY_RUN_STRICT=true`` makes it raise instead). Hook wrappers are
+therefore not supported on these hooks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Final
+
+import pluggy
 
 if TYPE_CHECKING:
     from telemetry_run.config import Config, Variable
@@ -24,98 +27,16 @@ if TYPE_CHECKING:
     from telemetry_run.sdk.trace.provider import TracerProvider
     from telemetry_run.sdk.trace.sampling import Sampler
 
-__all__ = ["IMPL_ATTRIBUTE", "PROJECT", "SPEC_ATTRIBUTE", "hookimpl", "hookspec"]
-
-F = TypeVar("F", bound=Callable[..., Any])
+__all__ = ["PROJECT", "hookimpl", "hookspec"]
 
 #: The pluggy project name and the entry-point group.
-PROJECT = "telemetry_run"
-#: Where the markers put their options: the attributes pluggy's own markers for this project
-#: set, in the same form, so a plugin marked with ``pluggy.HookimplMarker("telemetry_run")``
-#: and one marked with ours are the same to the plugin manager.
-IMPL_ATTRIBUTE = f"{PROJECT}_impl"
-SPEC_ATTRIBUTE = f"{PROJECT}_spec"
+PROJECT: Final = "telemetry_run"
 
-
-class _HookimplMarker:
-    """``@hookimpl`` / ``@hookimpl(tryfirst=True, ...)``: pluggy's marker, without pluggy.
-
-    Marking happens when every plugin module is imported, at start-up in each process; pluggy
-    itself (and the ``inspect`` and ``typing`` it imports, about 20 ms here) is imported only
-    when a plugin other than the built-ins is installed (``telemetry_run.plugins``).
-    """
-
-    @overload
-    def __call__(self, function: F) -> F: ...
-
-    @overload
-    def __call__(
-        self,
-        function: None = None,
-        *,
-        hookwrapper: bool = ...,
-        optionalhook: bool = ...,
-        tryfirst: bool = ...,
-        trylast: bool = ...,
-        specname: str | None = ...,
-        wrapper: bool = ...,
-    ) -> Callable[[F], F]: ...
-
-    def __call__(
-        self,
-        function: F | None = None,
-        *,
-        hookwrapper: bool = False,
-        optionalhook: bool = False,
-        tryfirst: bool = False,
-        trylast: bool = False,
-        specname: str | None = None,
-        wrapper: bool = False,
-    ) -> Any:
-        options = {
-            "wrapper": wrapper,
-            "hookwrapper": hookwrapper,
-            "optionalhook": optionalhook,
-            "tryfirst": tryfirst,
-            "trylast": trylast,
-            "specname": specname,
-        }
-
-        def mark(func: F) -> F:
-            setattr(func, IMPL_ATTRIBUTE, options)
-            return func
-
-        return mark if function is None else mark(function)
-
-
-@overload
-def _hookspec(function: F) -> F: ...
-
-
-@overload
-def _hookspec(function: None = None, *, firstresult: bool = ...) -> Callable[[F], F]: ...
-
-
-def _hookspec(function: F | None = None, *, firstresult: bool = False) -> Any:
-    """``@hookspec`` / ``@hookspec(firstresult=True)``, in pluggy's form (see above)."""
-
-    def mark(func: F) -> F:
-        options = {
-            "firstresult": firstresult,
-            "historic": False,
-            "warn_on_impl": None,
-            "warn_on_impl_args": None,
-        }
-        setattr(func, SPEC_ATTRIBUTE, options)
-        return func
-
-    return mark if function is None else mark(function)
-
-
-hookspec = _hookspec
-#: Marks a plugin's hook implementations; the one definition, re-exported by
-#: ``telemetry_run.plugin`` and ``telemetry_run``.
-hookimpl = _HookimplMarker()
+hookspec: Final = pluggy.HookspecMarker(PROJECT)
+#: Marks a plugin's hook implementations: pluggy's own marker for our project, so
+#: ``pluggy.HookimplMarker("telemetry_run")`` is the same thing. The one definition,
+#: re-exported by ``telemetry_run.plugin`` and ``telemetry_run``.
+hookimpl: Final = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec

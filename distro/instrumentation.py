@@ -10,13 +10,15 @@ A hook's exception never fails the application's import: the hook body is guarde
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final, Literal
 
-from telemetry_run._log import logger
-from telemetry_run._record import Record
 from telemetry_run.instrumentors.base import NotApplicable
+from telemetry_run.sdk._log import logger
+from telemetry_run.sdk._record import Record
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -208,8 +210,9 @@ _COMPARE: Final[dict[str, Callable[[tuple[int, ...], tuple[int, ...]], bool]]] =
 
 def _release_range_contains(specifier: str, version: str) -> bool | None:
     """``3.1.3`` against ``>=2.2,<4`` without importing packaging (every process checks every
-    installed target at start-up); None when either side is more than plain release numbers
-    (pre-releases, wildcards, ``~=``), which packaging then decides."""
+    installed target at start-up; ``bench/startup_parts.py``, row ``versions``); None when
+    either side is more than plain release numbers (pre-releases, wildcards, ``~=``), which
+    packaging then decides."""
     installed = _release(version)
     if installed is None:
         return None
@@ -270,6 +273,7 @@ class Installed:
         self._armed = True
         self._started: set[str] = set()
         self._lock = threading.Lock()
+        _installed.add(self)
 
     def status(self, name: str) -> InstrumentorStatus:
         for status in self.statuses:
@@ -363,3 +367,17 @@ def install(
         for module_name in status.modules:
             register_post_import_hook(hook, module_name)
     return installed
+
+
+# A child forked while another thread was instrumenting (a library imported on that thread)
+# would inherit the lock held, and its next instrumented import would wait forever.
+_installed: weakref.WeakSet[Installed] = weakref.WeakSet()
+
+
+def _reinit_locks_after_fork() -> None:
+    for installed in list(_installed):
+        installed._lock = threading.Lock()
+
+
+# Python's own hook, not telemetry_run.sdk.forking's: this module must not import the SDK.
+os.register_at_fork(after_in_child=_reinit_locks_after_fork)

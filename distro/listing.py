@@ -14,7 +14,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from telemetry_run._printable import escape
+from telemetry_run.sdk._printable import escape
 
 if TYPE_CHECKING:
     from telemetry_run.config import Config

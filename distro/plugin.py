@@ -1,8 +1,8 @@
 """Everything a plugin author needs, from one module: ``from telemetry_run.plugin import ...``.
 
 Names resolve on first use: a plugin module that imports only ``hookimpl`` and
-``InstrumentorSpec`` (all a spec-declaring plugin needs at start-up) does not import the SDK,
-which keeps ``telemetry-run --list`` and interpreter start-up cheap.
+``InstrumentorSpec`` (all a spec-declaring plugin needs at start-up) does not import the SDK's
+tracing, which keeps ``telemetry-run --list`` and interpreter start-up cheap.
 
 Log through ``logging.getLogger("telemetry_run.<your plugin>")``: its lines get the
 ``telemetry-run:`` prefix and follow ``OTEL_LOG_LEVEL``/``TELEMETRY_RUN_DEBUG`` like ours.
@@ -10,11 +10,11 @@ Log through ``logging.getLogger("telemetry_run.<your plugin>")``: its lines get 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
+
+from telemetry_run.sdk._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from telemetry_run._builtins import parse_ratio
     from telemetry_run._env import (
         InvalidValue,
         parse_bool,
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         parse_str,
         parse_timeout_ms,
     )
+    from telemetry_run._import_hooks import register_post_import_hook
     from telemetry_run.config import Config, Variable
     from telemetry_run.hookspecs import hookimpl
     from telemetry_run.instrumentors.base import (
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
         Sampler,
         SamplingResult,
         TraceIdRatioBased,
+        parse_ratio,
     )
 
 __all__ = [
@@ -80,6 +82,7 @@ __all__ = [
     "parse_ratio",
     "parse_str",
     "parse_timeout_ms",
+    "register_post_import_hook",
 ]
 
 _HOME: Final = {
@@ -103,7 +106,7 @@ _HOME: Final = {
     "ALWAYS_ON": "telemetry_run.sdk.trace.sampling",
     "ALWAYS_OFF": "telemetry_run.sdk.trace.sampling",
     "Attributes": "telemetry_run.sdk.trace.api",
-    "parse_ratio": "telemetry_run._builtins",
+    "parse_ratio": "telemetry_run.sdk.trace.sampling",
     "InvalidValue": "telemetry_run._env",
     "parse_bool": "telemetry_run._env",
     "parse_duration_ms": "telemetry_run._env",
@@ -113,17 +116,8 @@ _HOME: Final = {
     "parse_list": "telemetry_run._env",
     "parse_str": "telemetry_run._env",
     "parse_timeout_ms": "telemetry_run._env",
+    "register_post_import_hook": "telemetry_run._import_hooks",
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _HOME)

@@ -1,33 +1,32 @@
 """Loads plugins one entry point at a time and asks them for things by name.
 
+Every plugin, built-ins included, registers with one pluggy ``PluginManager`` (pytest's rule).
 pluggy's own loader stops at the first broken plugin; here each entry point of the
 ``telemetry_run`` group is loaded under its own ``try`` (the containment of opentelemetry-contrib's
 ``_load.py``), so a broken plugin is reported once and the others, built-ins included, still load.
-Hooks are called one implementation at a time for the same reason, in pluggy's order (the
-last-registered plugin first), which is how a third-party plugin overrides a built-in name.
+Hooks are called one implementation at a time for the same reason: the hook's implementations,
+read from pluggy in its call order (the last-registered plugin first, ``tryfirst``/``trylast``
+honoured), each called under its own ``try``; that order is how a third-party plugin overrides
+a built-in name.
 
 This runs at interpreter start-up in every instrumented process and in ``telemetry-run --list``,
-and imports nothing of the SDK (entry points are read by ``telemetry_run._dists``). While only
-the built-in plugins are registered, their hooks are looked up on the modules directly, in the
-order pluggy would call them: pluggy is imported (and every plugin registered with it) when the
-first other plugin registers. That keeps about 20 ms of imports (pluggy, ``inspect``) out of the
-start-up of a process that has no third-party plugin, and changes no answer (tested both ways).
+and imports nothing of the SDK's tracing (only its private logger and records; entry points are
+read by ``telemetry_run._dists``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from types import FunctionType, ModuleType
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
+import pluggy
+
 from telemetry_run import hookspecs
-from telemetry_run._log import logger
-from telemetry_run._record import FrozenRecord
-from telemetry_run.hookspecs import IMPL_ATTRIBUTE, PROJECT, SPEC_ATTRIBUTE, hookimpl
+from telemetry_run.hookspecs import PROJECT, hookimpl
+from telemetry_run.sdk._log import logger
+from telemetry_run.sdk._record import FrozenRecord
 
 if TYPE_CHECKING:
-    import pluggy
-
     from telemetry_run._dists import EntryPointLike as EntryPoint
     from telemetry_run.config import Config, Variable
     from telemetry_run.instrumentors.base import InstrumentorSpec
@@ -120,71 +119,6 @@ def _is_builtin(ep: EntryPoint) -> bool:
     return ep.value.startswith(_BUILTIN_PREFIX)
 
 
-def _argnames(function: Callable[..., Any]) -> tuple[str, ...]:
-    """The arguments a hook implementation takes (pluggy's rule: positional, no default)."""
-    code = function.__code__
-    names = code.co_varnames[: code.co_argcount]
-    defaults = function.__defaults__ or ()
-    if defaults:
-        names = names[: -len(defaults)]
-    if names[:1] == ("self",) and hasattr(function, "__self__"):
-        names = names[1:]
-    return names
-
-
-#: A hook implementation and the arguments it takes.
-_Impl = tuple[Callable[..., Any], tuple[str, ...]]
-
-
-def _plain_impls(plugin: object) -> dict[str, _Impl] | None:
-    """A built-in's hook implementations by hook name, when they need nothing of pluggy.
-
-    None for a plugin that is not a module, or when one of them uses an option only pluggy
-    orders or checks (tryfirst, wrappers, a spec name, an optional hook), takes an argument its
-    spec lacks, or names no hook we define: that plugin then goes through pluggy like any other.
-    """
-    if not isinstance(plugin, ModuleType):
-        return None
-    impls: dict[str, _Impl] = {}
-    for name, function in vars(plugin).items():  # no getattr: a lazy attribute stays lazy
-        if not isinstance(function, FunctionType):
-            continue
-        options = getattr(function, IMPL_ATTRIBUTE, None)
-        if options is None:
-            continue
-        spec = getattr(hookspecs, name, None)
-        argnames = _argnames(function)
-        if (
-            any(options.get(key) for key in options)
-            or spec is None
-            or getattr(spec, SPEC_ATTRIBUTE, None) is None
-            or not set(argnames) <= set(_argnames(spec))
-        ):
-            return None
-        impls[name] = (function, argnames)
-    return impls
-
-
-def _pluggy_manager() -> pluggy.PluginManager:
-    """A pluggy manager that reads our markers' options over the installed pluggy's defaults
-    (a pluggy that adds an option still finds it, with its default)."""
-    import pluggy
-
-    impl_defaults = getattr(pluggy.HookimplMarker(PROJECT)(lambda: None), IMPL_ATTRIBUTE)
-    spec_defaults = getattr(pluggy.HookspecMarker(PROJECT)(lambda: None), SPEC_ATTRIBUTE)
-
-    class Manager(pluggy.PluginManager):
-        def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
-            options = super().parse_hookimpl_opts(plugin, name)
-            return None if options is None else {**impl_defaults, **options}
-
-        def parse_hookspec_opts(self, module_or_class: Any, name: str) -> Any:
-            options = super().parse_hookspec_opts(module_or_class, name)
-            return None if options is None else {**spec_defaults, **options}
-
-    return Manager(PROJECT)
-
-
 class Plugins:
     """The plugin manager of one process; build it with ``Plugins.load()``.
 
@@ -199,9 +133,9 @@ class Plugins:
         self._strict = False
         self._reported: set[tuple[str, str]] = set()
         self._provides: dict[str, dict[str, str]] | None = None
-        self._manager: pluggy.PluginManager | None = None
-        # Built-ins registered without pluggy: (name, hook name -> implementation), in order.
-        self._plain: list[tuple[str, object, dict[str, _Impl]]] = []
+        #: The pluggy plugin manager every plugin, built-in or not, is registered with.
+        self.manager = pluggy.PluginManager(PROJECT)
+        self.manager.add_hookspecs(hookspecs)
 
     # -- loading ------------------------------------------------------------------------------
 
@@ -228,10 +162,7 @@ class Plugins:
             plugin = ep.load()
             if plugin is None:
                 raise TypeError(f"entry point {ep.value!r} is None")
-            if builtin:
-                self._register_builtin(plugin, ep.name)
-            else:
-                self.register(plugin, ep.name)
+            self.register(plugin, ep.name)
         except Exception as exc:  # noqa: BLE001  # a broken plugin never stops the others
             self._fail(ep.name, "load", exc)
             return
@@ -246,26 +177,6 @@ class Plugins:
             )
         )
 
-    def _register_builtin(self, plugin: object, name: str) -> None:
-        impls = _plain_impls(plugin) if self._manager is None else None
-        if impls is None:
-            self.register(plugin, name)
-            return
-        self._plain.append((name, plugin, impls))
-        self._provides = None
-
-    @property
-    def manager(self) -> pluggy.PluginManager:
-        """The pluggy plugin manager, made (with every plugin registered so far) on first use."""
-        if self._manager is None:
-            manager = _pluggy_manager()
-            manager.add_hookspecs(hookspecs)
-            for name, plugin, _ in self._plain:
-                manager.register(plugin, name=name)
-            self._plain = []
-            self._manager = manager
-        return self._manager
-
     def register(self, plugin: object, name: str) -> None:
         """Register ``plugin`` (a module or object with ``@hookimpl`` functions) as ``name``.
 
@@ -273,8 +184,6 @@ class Plugins:
         one implementing a hook we do not define (a typo, unless marked ``optionalhook``), or
         one declaring a hook wrapper; nothing of it stays registered.
         """
-        import pluggy
-
         manager = self.manager
         manager.register(plugin, name=name)
         problems = []
@@ -331,19 +240,13 @@ class Plugins:
             yield plugin_name, result
 
     def _impls(self, hook_name: str) -> list[tuple[str, Callable[..., Any], Sequence[str]]]:
-        """(plugin name, function, argument names) of each implementation, in call order."""
-        if self._manager is not None:
-            caller = getattr(self._manager.hook, hook_name)
-            return [
-                (impl.plugin_name, impl.function, impl.argnames)
-                for impl in reversed(caller.get_hookimpls())
-            ]
-        found: list[tuple[str, Callable[..., Any], Sequence[str]]] = []
-        for name, _, impls in reversed(self._plain):  # pluggy's order: the last registered first
-            impl = impls.get(hook_name)
-            if impl is not None:
-                found.append((name, *impl))
-        return found
+        """(plugin name, function, argument names) of each implementation, in pluggy's call
+        order (``get_hookimpls`` lists them in the reverse of it)."""
+        caller = getattr(self.manager.hook, hook_name)
+        return [
+            (impl.plugin_name, impl.function, impl.argnames)
+            for impl in reversed(caller.get_hookimpls())
+        ]
 
     def _sequence(
         self, hook_name: str, item_type: type[Any], check: Callable[[Any], None] | None = None

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run._env import InvalidValue, parse_list
-from telemetry_run._record import FrozenRecord
+from telemetry_run.sdk._record import FrozenRecord
 
 if TYPE_CHECKING:
     from telemetry_run.config import Config
@@ -421,8 +421,11 @@ def environ_headers(environ: Mapping[Any, Any]) -> list[tuple[str, str]]:
     return headers
 
 
-def server_status_attributes(span: Span, status_code: int) -> None:
-    """``http.response.status_code``; 5xx sets ``error.type`` and status ERROR (4xx does not)."""
+def server_status_attributes(span: Span, status_code: int, details: str | None = None) -> None:
+    """``http.response.status_code``; 5xx sets ``error.type`` and status ERROR (4xx does not).
+
+    ``details`` (unused: HTTP has only the code) makes it the toolkit's ``StatusRules.code``.
+    """
     from telemetry_run.sdk.trace.api import StatusCode
 
     span.set_attribute("http.response.status_code", status_code)

@@ -14,6 +14,7 @@ avoided, never a broken ``asyncio``.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import threading
 import types
@@ -48,3 +49,12 @@ def load_wrapt() -> types.ModuleType:
         finally:
             if sys.modules.get("asyncio") is stand_in:
                 del sys.modules["asyncio"]
+
+
+def _reinit_lock_after_fork() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+# Python's own hook, not telemetry_run.sdk.forking's: this module must not import the SDK.
+os.register_at_fork(after_in_child=_reinit_lock_after_fork)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, Protocol, TypeVar
 
-from telemetry_run._record import FrozenRecord
+from telemetry_run.sdk._record import FrozenRecord
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -254,6 +256,7 @@ class Patcher:
     def __init__(self) -> None:
         self._patches: list[Patch] = []
         self._lock = threading.Lock()
+        _patchers.add(self)
 
     @property
     def patches(self) -> tuple[Patch, ...]:
@@ -460,3 +463,19 @@ class Instrumentor:
 
     def _uninstrument(self) -> None:
         """Undo what the patcher did not do (rarely needed); the patcher is replayed after."""
+
+
+# A child forked while another thread was patching or instrumenting would inherit these locks
+# held, and its next instrument() would wait forever: it gets fresh ones.
+_patchers: weakref.WeakSet[Patcher] = weakref.WeakSet()
+
+
+def _reinit_locks_after_fork() -> None:
+    global _active_lock
+    _active_lock = threading.Lock()
+    for patcher in list(_patchers):
+        patcher._lock = threading.Lock()
+
+
+# Python's own hook, not telemetry_run.sdk.forking's: this module must not import the SDK.
+os.register_at_fork(after_in_child=_reinit_locks_after_fork)

@@ -4,29 +4,30 @@ Every Django handler (``WSGIHandler``, ``ASGIHandler``, the test ``Client``) bui
 from ``settings.MIDDLEWARE`` in ``BaseHandler.load_middleware``: wrapping that one method puts
 ``TelemetryMiddleware`` first in each chain without the user editing settings, at the moment
 settings are configured (they are not yet at ``import django``). The middleware is sync and
-async capable, so an ASGI request pays no thread hop for it; ``_wsgi.ServerRequest`` holds the
-span, which learns the route from ``request.resolver_match`` once the view has run, the
-status from the response and the view's exception from ``process_exception``. A streamed
-response ends the span when Django closes it, so the span lasts until the last byte.
+async capable, so an ASGI request pays no thread hop for it; ``_wsgi.ServerRequest`` (the
+toolkit's ``server_call``) holds the span, which learns the route from
+``request.resolver_match`` once the view has run, the status from the response and the view's
+exception from ``process_exception``. A streamed response ends the span when Django closes it,
+so the span lasts until the last byte.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 from telemetry_run._version import __version__
 from telemetry_run.instrumentors import _http
-from telemetry_run.instrumentors._wsgi import ENVIRON_KEY, ServerRequest
+from telemetry_run.instrumentors._wsgi import ENVIRON_KEY, ServerRequest, server_site
 from telemetry_run.instrumentors.base import Instrumentor, guard
-from telemetry_run.sdk.context import attach, detach
 
 if TYPE_CHECKING:
     from telemetry_run.config import Config
-    from telemetry_run.sdk.trace.api import Tracer, TracerProvider
+    from telemetry_run.instrumentors.toolkit import CallSite
+    from telemetry_run.sdk.trace.api import TracerProvider
 
 __all__ = ["MIDDLEWARE", "DjangoInstrumentor", "TelemetryMiddleware"]
 
@@ -42,14 +43,17 @@ _EXCEPTION_KEY: Final = "telemetry_run.django.exception"
 class DjangoInstrumentor(Instrumentor):
     """Patches ``BaseHandler.load_middleware`` to put ``TelemetryMiddleware`` first."""
 
-    tracer: Tracer
-    settings: _http.HttpSettings
+    site: CallSite
     _inserted: bool = False
 
     def _instrument(self, tracer_provider: TracerProvider, config: Config) -> None:
         global _instrumentor
-        self.tracer = tracer_provider.get_tracer(__name__, __version__)
-        self.settings = _http.HttpSettings.from_config(config, "django", server=True)
+        self.site = server_site(
+            tracer_provider.get_tracer(__name__, __version__),
+            "django",
+            _http.HttpSettings.from_config(config, "django", server=True),
+            self.enabled,
+        )
         self._inserted = False
         self.patcher.wrap(
             "django.core.handlers.base", "BaseHandler.load_middleware", self._load_middleware
@@ -124,10 +128,7 @@ class TelemetryMiddleware:
     def __call__(self, request: Any) -> Any:
         if self._is_async:
             return self.__acall__(request)
-        instrumentor = _instrumentor
-        if instrumentor is None or not instrumentor.enabled():
-            return self.get_response(request)
-        server = _start(instrumentor, request)
+        server = _start(_instrumentor, request)
         if server is None:
             return self.get_response(request)
         try:
@@ -135,14 +136,11 @@ class TelemetryMiddleware:
         except BaseException as exc:
             _failed(server, request, exc)
             raise
-        _respond(instrumentor, server, request, response)
+        _respond(server, request, response)
         return response
 
     async def __acall__(self, request: Any) -> Any:
-        instrumentor = _instrumentor
-        if instrumentor is None or not instrumentor.enabled():
-            return await self.get_response(request)
-        server = _start(instrumentor, request)
+        server = _start(_instrumentor, request)
         if server is None:
             return await self.get_response(request)
         try:
@@ -150,7 +148,7 @@ class TelemetryMiddleware:
         except BaseException as exc:
             _failed(server, request, exc)
             raise
-        _respond(instrumentor, server, request, response)
+        _respond(server, request, response)
         return response
 
     def process_exception(self, request: Any, exception: Exception) -> None:
@@ -165,14 +163,15 @@ def _server_of(request: Any) -> ServerRequest | None:
     return server if isinstance(server, ServerRequest) else None
 
 
-def _start(instrumentor: DjangoInstrumentor, request: Any) -> ServerRequest | None:
-    """Start and attach the span (None for an excluded URL, or when ours failed)."""
+def _start(instrumentor: DjangoInstrumentor | None, request: Any) -> ServerRequest | None:
+    """Start and attach the span (None when not traced: the gate is off, an excluded URL, or
+    ours failed)."""
+    if instrumentor is None or not instrumentor.enabled():
+        return None
     with guard("django: request start"):
         # request.scheme, not META: ASGI requests have no wsgi.url_scheme, and it honours
         # SECURE_PROXY_SSL_HEADER as the original scheme.
-        return ServerRequest.start(
-            instrumentor.tracer, instrumentor.settings, request.META, scheme=request.scheme
-        )
+        return ServerRequest.start(instrumentor.site, request.META, scheme=request.scheme)
     return None
 
 
@@ -185,13 +184,11 @@ def _set_route(server: ServerRequest, request: Any) -> None:
         server.set_route(route)
 
 
-def _respond(
-    instrumentor: DjangoInstrumentor, server: ServerRequest, request: Any, response: Any
-) -> None:
+def _respond(server: ServerRequest, request: Any, response: Any) -> None:
     """Note the response, end the span (or leave that to Django's close), and detach."""
     deferred = False
     with guard("django: response"):
-        deferred = _note_response(instrumentor, server, request, response)
+        deferred = _note_response(server, request, response)
     if not deferred:
         with guard("django: request end"):
             server.end()
@@ -199,15 +196,14 @@ def _respond(
         server.detach()
 
 
-def _note_response(
-    instrumentor: DjangoInstrumentor, server: ServerRequest, request: Any, response: Any
-) -> bool:
+def _note_response(server: ServerRequest, request: Any, response: Any) -> bool:
     """Route, status, headers and exception; True when the end waits for ``response.close()``."""
     _set_route(server, request)
     status_code = int(response.status_code)
-    server.set_status(status_code)
-    if instrumentor.settings.response_headers is not None:
-        server.set_response_headers(response.items())
+    server.set_status_code(status_code)
+    settings = server.site.settings
+    if settings is not None and settings.response_headers is not None:
+        server.capture_response_headers(response.items())
     exception = request.META.pop(_EXCEPTION_KEY, None)
     if isinstance(exception, BaseException) and status_code >= 500:
         server.record_exception(exception)
@@ -237,64 +233,8 @@ def _stream_in_context(server: ServerRequest, response: Any) -> None:
     setter would register another closer and, on a FileResponse, lose ``file_to_stream``).
     """
     iterator = getattr(response, "_iterator", None)
-    if iterator is None:
-        return
-    if getattr(response, "is_async", False):
-        response._iterator = _AsyncStream(iterator, server)
-    else:
-        response._iterator = _Stream(iterator, server)
-
-
-class _Stream:
-    """A streamed body's iterator, run with the request's context attached."""
-
-    __slots__ = ("_iterator", "_server")
-
-    def __init__(self, iterator: Iterator[Any], server: ServerRequest) -> None:
-        self._iterator = iterator
-        self._server = server
-
-    def __iter__(self) -> _Stream:
-        return self
-
-    def __next__(self) -> Any:
-        token = attach(self._server.context)
-        try:
-            return next(self._iterator)
-        except StopIteration:
-            raise
-        except BaseException as exc:
-            with guard("django: error in the stream"):
-                self._server.record_exception(exc)
-            raise
-        finally:
-            detach(token)
-
-
-class _AsyncStream:
-    """An async streamed body's iterator, run with the request's context attached."""
-
-    __slots__ = ("_iterator", "_server")
-
-    def __init__(self, iterator: AsyncIterator[Any], server: ServerRequest) -> None:
-        self._iterator = iterator
-        self._server = server
-
-    def __aiter__(self) -> _AsyncStream:
-        return self
-
-    async def __anext__(self) -> Any:
-        token = attach(self._server.context)
-        try:
-            return await anext(self._iterator)
-        except (StopAsyncIteration, asyncio.CancelledError):
-            raise  # the end, or the client went away: not the application's error
-        except BaseException as exc:
-            with guard("django: error in the stream"):
-                self._server.record_exception(exc)
-            raise
-        finally:
-            detach(token)
+    if iterator is not None:  # its exception is recorded; Django's close ends the span
+        response._iterator = server.stream(iterator, end=False)
 
 
 def _failed(server: ServerRequest, request: Any, exc: BaseException) -> None:

@@ -2,9 +2,10 @@
 
 Three patch points on the ``Flask`` class, so every application (created before or after the
 patch, wrapped in WSGI middleware or not) is covered: ``wsgi_app`` starts and ends the span
-(``_wsgi.ServerRequest``), ``full_dispatch_request`` learns the matched rule once the request
-context is pushed, and ``handle_exception`` sees the unhandled exception that Flask turns into
-a 500 (the application's own error handlers and response stay as they are).
+(``_wsgi.ServerRequest``, made by the toolkit's ``server_call``), ``full_dispatch_request``
+learns the matched rule once the request context is pushed, and ``handle_exception`` sees the
+unhandled exception that Flask turns into a 500 (the application's own error handlers and
+response stay as they are).
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from telemetry_run._version import __version__
 from telemetry_run.instrumentors import _http
-from telemetry_run.instrumentors._wsgi import ENVIRON_KEY, ServerRequest
+from telemetry_run.instrumentors._wsgi import ENVIRON_KEY, ServerRequest, server_site
 from telemetry_run.instrumentors.base import Instrumentor, guard
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from telemetry_run.config import Config
-    from telemetry_run.sdk.trace.api import Tracer, TracerProvider
+    from telemetry_run.instrumentors.toolkit import CallSite
+    from telemetry_run.sdk.trace.api import TracerProvider
 
 __all__ = ["FlaskInstrumentor"]
 
@@ -28,14 +30,17 @@ __all__ = ["FlaskInstrumentor"]
 class FlaskInstrumentor(Instrumentor):
     """Patches ``flask.Flask``: ``wsgi_app``, ``full_dispatch_request``, ``handle_exception``."""
 
-    tracer: Tracer
-    settings: _http.HttpSettings
+    site: CallSite
 
     def _instrument(self, tracer_provider: TracerProvider, config: Config) -> None:
         import flask
 
-        self.tracer = tracer_provider.get_tracer(__name__, __version__)
-        self.settings = _http.HttpSettings.from_config(config, "flask", server=True)
+        self.site = server_site(
+            tracer_provider.get_tracer(__name__, __version__),
+            "flask",
+            _http.HttpSettings.from_config(config, "flask", server=True),
+            self.enabled,
+        )
         # Flask >= 2.2 keeps the request context in a ContextVar: reading it directly costs a
         # fraction of two look-ups through the ``flask.request`` proxy.
         self._current_request = _current_request_reader(flask)
@@ -50,13 +55,11 @@ class FlaskInstrumentor(Instrumentor):
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
     ) -> Any:
-        if not self.enabled():
-            return wrapped(*args, **kwargs)
         request: ServerRequest | None = None
         call_args = args
         with guard("flask: request start"):
             environ, start_response = _environ_and_start_response(args, kwargs)
-            noted = ServerRequest.start(self.tracer, self.settings, environ)
+            noted = ServerRequest.start(self.site, environ)
             if noted is not None:
                 call_args, kwargs = (environ, noted.start_response_wrapper(start_response)), {}
                 request = noted

@@ -22,8 +22,8 @@ import threading
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from telemetry_run._log import logger
 from telemetry_run.instrumentors.base import Instrumentor, guard
+from telemetry_run.sdk._log import logger
 
 if TYPE_CHECKING:
     from telemetry_run.config import Config
@@ -54,8 +54,8 @@ class OpenTelemetryApiInstrumentor(Instrumentor):
         from opentelemetry import context as otel_context
         from opentelemetry import trace as otel_trace
 
-        from telemetry_run._import_hooks import register_post_import_hook
         from telemetry_run.instrumentors import _otel_bridge as bridge
+        from telemetry_run.plugin import register_post_import_hook
 
         runtime = otel_context._RUNTIME_CONTEXT
         self._saved["runtime"] = runtime

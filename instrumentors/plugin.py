@@ -88,6 +88,55 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
             ReleaseLine("latest", companions=("opentelemetry-sdk",)),
         ),
     ),
+    InstrumentorSpec(
+        name="threading",
+        modules=("threading",),  # imported before the application runs: patched at start-up
+        requires="",
+        load="telemetry_run.instrumentors.threads:ThreadsInstrumentor",
+        description="`Thread.start`, `ThreadPoolExecutor.submit`/`map` and "
+        "`loop.run_in_executor` run the work in the caller's context: spans there are children",
+    ),
+    InstrumentorSpec(
+        name="multiprocessing",
+        modules=("multiprocessing",),
+        requires="",
+        load="telemetry_run.instrumentors.processes:ProcessesInstrumentor",
+        description="`ProcessPoolExecutor` and `multiprocessing` (`Pool`, `Process`) tasks "
+        "submitted inside a span carry its trace context to the child process",
+    ),
+    InstrumentorSpec(
+        name="logging",
+        modules=("logging",),
+        requires="",
+        load="telemetry_run.instrumentors.log_correlation:LogCorrelationInstrumentor",
+        description="every `LogRecord` carries `otelTraceID`, `otelSpanID`, `otelTraceSampled`, "
+        "`otelServiceName` (a record factory; handlers and formats untouched)",
+        variables=(
+            Variable(
+                "OTEL_PYTHON_LOG_CORRELATION",
+                parse_bool,
+                True,
+                "false leaves log records without trace ids (the logging instrumentor)",
+            ),
+        ),
+    ),
+    InstrumentorSpec(
+        name="trace_functions",
+        modules=("telemetry_run",),  # always imported: the hooks are the variable's modules
+        requires="",
+        load="telemetry_run.instrumentors.trace_functions:TraceFunctionsInstrumentor",
+        description="an INTERNAL span per call of each function `TELEMETRY_RUN_TRACE_FUNCTIONS` "
+        "names, wrapped when its module is imported",
+        variables=(
+            Variable(
+                "TELEMETRY_RUN_TRACE_FUNCTIONS",
+                parse_list,
+                (),
+                "functions to trace, comma-separated: pkg.mod:func, pkg.mod:Class.method "
+                "(sync, async, generators)",
+            ),
+        ),
+    ),
 )
 
 _HEADERS_DOC: Final = "{} headers recorded on {} spans: names or regexes, comma-separated"

@@ -6,8 +6,8 @@ request that leaves is a shallow copy with its own headers dict, and the copy is
 for the caller's object wherever requests hands it out (``response.request``, the history's,
 an exception's ``request``), so the app sees the request it made. Redirects that ``send``
 follows call ``send`` again from inside it; those hops get the context injected but no span of
-their own, so one logical call is one span (``url.full`` the original URL,
-``http.request.resend_count`` the hops followed): the conventions' rule for instrumentations
+their own (the toolkit's one CLIENT span per logical call), so ``url.full`` is the original URL
+and ``http.request.resend_count`` the hops followed: the conventions' rule for instrumentations
 that hook only the top-level call.
 """
 
@@ -19,34 +19,58 @@ from typing import TYPE_CHECKING, Any, Final
 from telemetry_run._version import __version__
 from telemetry_run.instrumentors import _http
 from telemetry_run.instrumentors.base import Instrumentor, guard
-from telemetry_run.sdk.context import attach, detach, get_current, get_value, set_value
-from telemetry_run.sdk.propagation import inject
-from telemetry_run.sdk.trace.api import SpanKind
-from telemetry_run.sdk.trace.current import set_span_in_context
+from telemetry_run.instrumentors.toolkit import HTTP_CLIENT, Call, CallSite, client_call
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Mapping
 
     from telemetry_run.config import Config
-    from telemetry_run.sdk.context import Token
-    from telemetry_run.sdk.trace.api import Span, Tracer, TracerProvider
+    from telemetry_run.sdk.trace.api import TracerProvider
 
 __all__ = ["RequestsInstrumentor"]
 
 _VERSIONS: Final = {10: "1.0", 11: "1.1", 20: "2", 30: "3"}
 
 
+def _attributes(sent: Any) -> dict[str, Any]:
+    return _http.client_request_attributes(str(sent.method), str(sent.url))
+
+
+def _span_name(attributes: Mapping[str, Any], sent: Any) -> str:
+    return _http.client_span_name(attributes["http.request.method"])
+
+
+def _headers(sent: Any) -> Any:
+    return sent.headers
+
+
+def _header_items(sent: Any) -> Iterable[tuple[str, str]]:
+    return sent.headers.items()  # type: ignore[no-any-return]
+
+
 class RequestsInstrumentor(Instrumentor):
     """Patches ``requests.sessions.Session.send``."""
 
-    tracer: Tracer
-    settings: _http.HttpSettings
+    site: CallSite
 
     def _instrument(self, tracer_provider: TracerProvider, config: Config) -> None:
         import requests.sessions
 
-        self.tracer = tracer_provider.get_tracer(__name__, __version__)
-        self.settings = _http.HttpSettings.from_config(config, "requests", server=False)
+        settings = _http.HttpSettings.from_config(config, "requests", server=False)
+        self.site = client_call(
+            tracer_provider.get_tracer(__name__, __version__),
+            "requests",
+            attributes=_attributes,
+            span_name=_span_name,
+            carrier=_headers,
+            rules=HTTP_CLIENT,
+            settings=settings,
+            excluded=(lambda sent: settings.is_excluded(str(sent.url)))
+            if settings.excludes()
+            else None,
+            request_headers=_header_items,
+            enabled=self.enabled,
+        )
         self.patcher.wrap(requests.sessions, "Session.send", self._send)
 
     def _send(
@@ -58,79 +82,41 @@ class RequestsInstrumentor(Instrumentor):
     ) -> Any:
         if not self.enabled():
             return wrapped(*args, **kwargs)
-        span: Span | None = None
-        token: Token | None = None
         request: Any = None
         sent: Any = None
         with guard("requests: before send"):
             request = args[0] if args else kwargs["request"]
-            url = str(request.url)
-            if not self.settings.is_excluded(url):
-                copied = copy.copy(request)  # the caller's request and headers stay as they were
-                copied.headers = request.headers.copy()
-                if get_value(_http.CLIENT_SPAN_KEY) is not None:
-                    inject(copied.headers)  # a redirect hop inside our span: context only
-                else:
-                    span, token = self._start(copied, url)
-                sent = copied
+            sent = copy.copy(request)  # the caller's request and headers stay as they were
+            sent.headers = request.headers.copy()
         if sent is None:
             return wrapped(*args, **kwargs)
         call_args = (sent, *args[1:]) if args else args
         call_kwargs = kwargs if args else {**kwargs, "request": sent}
-        try:
-            response = wrapped(*call_args, **call_kwargs)
-        except BaseException as exc:
+        with self.site.call(sent) as call:
+            try:
+                response = wrapped(*call_args, **call_kwargs)
+            except BaseException as exc:
+                with guard("requests: restore the request"):
+                    _give_back(request, sent, exc)
+                raise
             with guard("requests: restore the request"):
-                _give_back(request, sent, exc)
-            if span is not None:
-                with guard("requests: failed send"):
-                    _http.client_exception(span, exc)
-                with guard("requests: end"):
-                    self._end(span, token)
-            raise
-        with guard("requests: restore the request"):
-            _give_back(request, sent, None, response)
-        if span is not None:
+                _give_back(request, sent, None, response)
             with guard("requests: response"):
-                self._response(span, response)
-            with guard("requests: end"):
-                self._end(span, token)
+                _response(call, response)
         return response
 
-    def _start(self, sent: Any, url: str) -> tuple[Span, Token]:
-        attributes = _http.client_request_attributes(str(sent.method), url)
-        span = self.tracer.start_span(
-            _http.client_span_name(attributes["http.request.method"]),
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
-        )
-        context = set_value(_http.CLIENT_SPAN_KEY, span, set_span_in_context(span, get_current()))
-        inject(sent.headers, context)
-        pattern = self.settings.request_headers
-        if pattern is not None and span.is_recording():
-            span.set_attributes(
-                self.settings.captured("http.request.header.", pattern, sent.headers.items())
-            )
-        return span, attach(context)
 
-    def _response(self, span: Span, response: Any) -> None:
-        raw = getattr(response, "raw", None)
-        version = _VERSIONS.get(getattr(raw, "version", None) or 0)
-        _http.client_response(span, int(response.status_code), version)
-        history = getattr(response, "history", None)
-        if history:
-            span.set_attribute("http.request.resend_count", len(history))
-        pattern = self.settings.response_headers
-        if pattern is not None and span.is_recording():
-            span.set_attributes(
-                self.settings.captured("http.response.header.", pattern, response.headers.items())
-            )
-
-    @staticmethod
-    def _end(span: Span, token: Token | None) -> None:
-        if token is not None:
-            detach(token)
-        span.end()
+def _response(call: Call, response: Any) -> None:
+    call.set_status_code(int(response.status_code))
+    span = call.span
+    raw = getattr(response, "raw", None)
+    version = _VERSIONS.get(getattr(raw, "version", None) or 0)
+    if version:
+        span.set_attribute("network.protocol.version", version)
+    history = getattr(response, "history", None)
+    if history:
+        span.set_attribute("http.request.resend_count", len(history))
+    call.capture_response_headers(response.headers.items())
 
 
 def _give_back(request: Any, sent: Any, exc: BaseException | None, response: Any = None) -> None:

@@ -9,9 +9,12 @@ pipeline builds it directly::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from telemetry_run.sdk._lazy import lazy_exports
 
+TYPE_CHECKING = False  # typing's own constant: the launcher imports this package, not typing
 if TYPE_CHECKING:
+    from typing import Final
+
     from telemetry_run.sdk.diagnostics import Diagnostics, get_diagnostics
     from telemetry_run.sdk.exporters import ExportResult, SpanExporter
     from telemetry_run.sdk.exporters.console import ConsoleSpanExporter
@@ -90,18 +93,6 @@ _HOME: Final = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    # Imported on first use: the bootstrap needs a few of these, not the console exporter's
-    # json or every processor, at every interpreter start.
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+# Imported on first use: the bootstrap needs a few of these, not the console exporter's json or
+# every processor, at every interpreter start.
+__getattr__, __dir__ = lazy_exports(__name__, _HOME)

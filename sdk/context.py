@@ -12,9 +12,10 @@ import functools
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-from telemetry_run._log import logger as _logger
+from telemetry_run.sdk._lazy import lazy_exports
+from telemetry_run.sdk._log import logger as _logger
 
 if TYPE_CHECKING:
     from telemetry_run.sdk._executor import ContextThreadPoolExecutor
@@ -169,12 +170,8 @@ def wrap_with_current_context(fn: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
-def __getattr__(name: str) -> Any:
-    # ContextThreadPoolExecutor subclasses concurrent.futures' executor, whose import (with
-    # logging's) every instrumented process would otherwise pay at start-up: made on first use.
-    if name == "ContextThreadPoolExecutor":
-        from telemetry_run.sdk._executor import ContextThreadPoolExecutor
-
-        globals()[name] = ContextThreadPoolExecutor
-        return ContextThreadPoolExecutor
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ContextThreadPoolExecutor subclasses concurrent.futures' executor, whose import (with
+# logging's) every instrumented process would otherwise pay at start-up: made on first use.
+__getattr__ = lazy_exports(__name__, {"ContextThreadPoolExecutor": "telemetry_run.sdk._executor"})[
+    0
+]

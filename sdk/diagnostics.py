@@ -4,7 +4,7 @@ A distro that drops spans silently is the complaint users have of every peer
 (opentelemetry-python#3152): each drop is counted by reason here, the first drop of a run is
 logged at once, and repeats of the same message are folded into one line per interval. The
 string arguments of a diagnostic (a server's message, an exception's text, a header name) are
-escaped and cut (``telemetry_run._printable``): what a peer sent cannot forge a log line.
+escaped and cut (``telemetry_run.sdk._printable``): what a peer sent cannot forge a log line.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from telemetry_run._log import ERROR, WARNING, Logger, logger
-from telemetry_run._printable import escape
-from telemetry_run._record import FrozenRecord
 from telemetry_run.sdk import forking
+from telemetry_run.sdk._log import ERROR, WARNING, Logger, logger
+from telemetry_run.sdk._printable import escape
+from telemetry_run.sdk._record import FrozenRecord
 
 if TYPE_CHECKING:
     import logging
@@ -91,7 +91,16 @@ class InternalError(FrozenRecord):
 class Diagnostics:
     """The counters and the error handler of one SDK (one per process by default)."""
 
-    def __init__(self, *, interval: float = 60.0, log: logging.Logger | Logger = logger) -> None:
+    def __init__(
+        self,
+        *,
+        interval: float = 60.0,
+        log: logging.Logger | Logger = logger,
+        noun: str = "span",
+    ) -> None:
+        #: What the counters count, in messages ("span"; "log record" for the logs pipeline,
+        #: whose counters keep the span names: produced, exported, dropped by reason).
+        self.noun = noun
         self.spans_started = Counter()
         self.spans_ended = Counter()
         self.spans_queued = Counter()
@@ -139,9 +148,10 @@ class Diagnostics:
             since = total - self._logged_drops[reason]
             self._logged_drops[reason] = total
         self._log.warning(
-            "dropped %d span(s) (%s) since the last report, %d in all; "
+            "dropped %d %s(s) (%s) since the last report, %d in all; "
             "the exit line reports the final counts",
             since,
+            self.noun,
             reason.replace("_", " "),
             total,
         )

@@ -9,13 +9,42 @@ harmless: they run once per pid. Callbacks never block, never log and never join
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import os
+import sys
 from collections.abc import Callable
 
 __all__ = ["after_fork_in_child", "register", "repaired_in"]
 
-_callbacks: list[Callable[[], None]] = []
+
+def _forget_imports_of_lost_threads() -> None:
+    """Imports other threads had under way at the fork: those threads do not exist here.
+
+    Each such import holds its module's lock for good in this child, so the next import of
+    that module (an exporter's lazy one on its first export, say) would wait forever. The
+    half-run module is dropped and its lock forgotten: the module is imported again, from
+    scratch, when next needed. Python resets its global import lock at a fork, but not these
+    per-module ones (``importlib._bootstrap._module_locks``, the same on 3.11 to 3.13).
+    """
+    bootstrap = sys.modules.get("_frozen_importlib")
+    locks = getattr(bootstrap, "_module_locks", None)
+    if not isinstance(locks, dict):
+        return
+    me = _thread.get_ident()
+    for name, ref in list(locks.items()):
+        lock = ref()
+        owner = getattr(lock, "owner", None)
+        if owner is None or owner == me:  # free, or this thread's own import in progress
+            continue
+        module = sys.modules.get(name)
+        if module is not None and getattr(module.__spec__, "_initializing", False):
+            sys.modules.pop(name, None)
+        locks.pop(name, None)
+
+
+# First, so that the components' callbacks can import.
+_callbacks: list[Callable[[], None]] = [_forget_imports_of_lost_threads]
 _ran_in = os.getpid()
 
 

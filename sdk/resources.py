@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping
 from typing import Final
 
-from telemetry_run._version import __version__
+from telemetry_run.sdk._version import __version__
 from telemetry_run.sdk.trace.api import AttributeValue
 
 __all__ = ["SERVICE_NAME", "Resource", "default_service_name", "detect"]

@@ -138,14 +138,14 @@ def every_cell() -> list[str]:
 
 
 def always_in_ci() -> list[str]:
-    """The cells every CI run runs: each framework's declared floor on the oldest and the newest
-    Python it supports (the range our ``requires`` promises, at both ends), and its latest
-    release on every Python (what users install today)."""
+    """The cells every CI run runs: each framework's declared floor on the oldest Python it
+    supports and its latest release on the newest (both ends of the range our ``requires``
+    promises, each where it is likeliest to break); the other Pythons rotate, so CI's time
+    grows by two sessions per library, not five."""
     cells = []
     for framework, (_, versions) in MATRIX.items():
-        floor = pythons(framework, versions[0])
-        cells += [session_name(framework, versions[0], p) for p in sorted({floor[0], floor[-1]})]
-        cells += [session_name(framework, "latest", p) for p in pythons(framework, "latest")]
+        cells.append(session_name(framework, versions[0], pythons(framework, versions[0])[0]))
+        cells.append(session_name(framework, "latest", pythons(framework, "latest")[-1]))
     return cells
 
 

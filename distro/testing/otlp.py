@@ -15,19 +15,22 @@ The same receiver serves our own tests and plugin authors' (the ``otlp_receiver`
   they travelled and can tell (``content_encoding``) whether the client compressed them.
 - HTTP: ``POST /v1/traces`` (``http.server`` on a thread, HTTP/1.1 keep-alive) accepting
   ``application/x-protobuf`` and ``application/json`` (OTLP/JSON: hex ids), gzip or not.
+- Logs and metrics: the same servers implement the logs and metrics services (gRPC
+  ``LogsService/Export`` and ``MetricsService/Export``, HTTP ``POST /v1/logs`` and
+  ``POST /v1/metrics``); what arrives is kept in ``log_requests`` (``wait_for_log_records``) and
+  ``metric_requests`` (``wait_for_metrics``). The faults below apply to trace calls only: logs
+  and metrics are always accepted (``partial_success`` applies to all three signals, as
+  ``rejected_log_records`` and ``rejected_data_points``).
 
-Every request is decoded with opentelemetry-proto's ``ExportTraceServiceRequest`` and kept with
-the headers (gRPC metadata) it came with. Metrics arrive the same ways (``MetricsService/Export``
-and ``POST /v1/metrics``), are decoded with ``ExportMetricsServiceRequest`` and kept in
-``metric_requests`` (``wait_for_metrics``); they are always accepted (the faults are for
-traces). Faults: ``fail_next`` (a gRPC status, optionally with
-``RetryInfo``; an HTTP status, optionally with ``Retry-After``), ``hang``/``release`` (accept and
-never answer), ``answer_slowly``, ``partial_success``, and ``misbehave_next`` for a hostile or
-broken collector (a ``Misbehaviour``: any status, headers and body, a body of gigabytes streamed
-without being held, headers trickled a byte at a time, a connection reset mid-answer; on gRPC
-raw answer bytes behind an OK status). With ``tls`` both servers speak TLS only,
-and with a client CA they require a client certificate (mTLS). All ports are free ones chosen
-by the system; ``stop()`` ends everything and releases hung calls.
+Every request is decoded with opentelemetry-proto's ``ExportTraceServiceRequest`` (logs and metrics
+with theirs) and kept with the headers (gRPC metadata) it came with. Faults: ``fail_next`` (a gRPC
+status, optionally with ``RetryInfo``; an HTTP status, optionally with ``Retry-After``),
+``hang``/``release`` (accept and never answer), ``answer_slowly``, ``partial_success``, and
+``misbehave_next`` for a hostile or broken collector (a ``Misbehaviour``: any status, headers and
+body, a body of gigabytes streamed without being held, headers trickled a byte at a time, a
+connection reset mid-answer; on gRPC raw answer bytes behind an OK status). With ``tls`` both
+servers speak TLS only, and with a client CA they require a client certificate (mTLS). All ports
+are free ones chosen by the system; ``stop()`` ends everything and releases hung calls.
 
 Request bodies are capped at ``max_body_bytes`` (``MAX_BODY_BYTES``, 4 MiB: gRPC's default
 maximum receive message size, so both transports accept the same requests) before and after
@@ -56,8 +59,10 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
@@ -67,6 +72,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "Misbehaviour",
     "OTLPReceiver",
+    "ReceivedLogs",
     "ReceivedMetrics",
     "ReceivedRequest",
     "TLSFiles",
@@ -77,6 +83,7 @@ __all__ = [
 MAX_BODY_BYTES = 4 * 1024 * 1024
 
 _SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+_LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 _METRICS_SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"
 _HTTP_STATUS_FOR_CODE = {
     "UNAVAILABLE": 503,
@@ -132,6 +139,31 @@ class ReceivedRequest:
             for resource_spans in self.request.resource_spans
             for scope_spans in resource_spans.scope_spans
             for span in scope_spans.spans
+        ]
+
+
+@dataclass
+class ReceivedLogs:
+    """One logs export call as the receiver saw it (fields as ``ReceivedRequest``)."""
+
+    transport: str
+    request: logs_service_pb2.ExportLogsServiceRequest
+    headers: dict[str, str]
+    content_encoding: str | None
+    content_type: str | None
+    path: str | None
+
+    @property
+    def records(self) -> list[logs_pb2.LogRecord]:
+        return [record for _, record in self.scoped_records()]
+
+    def scoped_records(self) -> list[tuple[str, logs_pb2.LogRecord]]:
+        """(instrumentation scope name, record) for every record, in order."""
+        return [
+            (scope_logs.scope.name, record)
+            for resource_logs in self.request.resource_logs
+            for scope_logs in resource_logs.scope_logs
+            for record in scope_logs.log_records
         ]
 
 
@@ -226,6 +258,7 @@ class OTLPReceiver:
         self.requests: list[ReceivedRequest] = []  # answered with success
         self.attempts: list[ReceivedRequest] = []  # every call, faults included
         self.tls_failures: list[str] = []  # HTTP handshakes the receiver refused
+        self.log_requests: list[ReceivedLogs] = []  # logs export calls (always accepted)
         self.metric_requests: list[ReceivedMetrics] = []
         self._grpc_server: Any = None
         self._http_server: _HTTPServer | None = None
@@ -288,6 +321,11 @@ class OTLPReceiver:
     def http_metrics_endpoint(self) -> str:
         """The full OTLP/HTTP metrics URL, ``http://127.0.0.1:PORT/v1/metrics``."""
         return f"{self.http_base}/v1/metrics"
+
+    @property
+    def http_logs_endpoint(self) -> str:
+        """The full OTLP/HTTP logs URL, ``http://127.0.0.1:PORT/v1/logs``."""
+        return f"{self.http_base}/v1/logs"
 
     @property
     def http_base(self) -> str:
@@ -357,6 +395,7 @@ class OTLPReceiver:
             self.requests.clear()
             self.attempts.clear()
             self.tls_failures.clear()
+            self.log_requests.clear()
             self.metric_requests.clear()
         self._release.set()
 
@@ -408,12 +447,49 @@ class OTLPReceiver:
                     raise AssertionError(f"expected {count} metric(s), received {len(metrics)}")
                 self._lock.wait(left)
 
-    def _metrics_arrived(self, received: ReceivedMetrics) -> None:
+    def _metrics_arrived(
+        self, received: ReceivedMetrics
+    ) -> metrics_service_pb2.ExportMetricsServiceResponse:
+        """Record a metrics call; the answer (a partial success when one is set)."""
+        response = metrics_service_pb2.ExportMetricsServiceResponse()
         with self._lock:
             self.metric_requests.append(received)
+            if self._state.rejected or self._state.rejected_message:
+                response.partial_success.rejected_data_points = self._state.rejected
+                response.partial_success.error_message = self._state.rejected_message
             self._lock.notify_all()
+        return response
+
+    def log_records(self) -> list[logs_pb2.LogRecord]:
+        with self._lock:
+            return [record for request in self.log_requests for record in request.records]
+
+    def wait_for_log_records(self, count: int, timeout: float = 10.0) -> list[logs_pb2.LogRecord]:
+        """The log records received once there are at least ``count``; AssertionError on
+        timeout."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                records = [r for request in self.log_requests for r in request.records]
+                if len(records) >= count:
+                    return records
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"expected {count} log record(s), received {len(records)}")
+                self._lock.wait(left)
 
     # -- shared handling --------------------------------------------------------------------
+
+    def _logs_arrived(self, received: ReceivedLogs) -> logs_service_pb2.ExportLogsServiceResponse:
+        """Record a logs call; the answer (a partial success when one is set)."""
+        response = logs_service_pb2.ExportLogsServiceResponse()
+        with self._lock:
+            self.log_requests.append(received)
+            if self._state.rejected or self._state.rejected_message:
+                response.partial_success.rejected_log_records = self._state.rejected
+                response.partial_success.error_message = self._state.rejected_message
+            self._lock.notify_all()
+        return response
 
     def _arrived(self, received: ReceivedRequest) -> tuple[_Fault | Misbehaviour | None, _State]:
         """Record a call; the fault to answer it with (if any) and the state to answer from."""
@@ -486,7 +562,18 @@ class OTLPReceiver:
                 )
             },
         )
-        server.add_generic_rpc_handlers((handler, metrics_handler))
+        logs_servicer = _LogsServicer(self)
+        logs_handler = grpc.method_handlers_generic_handler(
+            _LOGS_SERVICE,
+            {
+                "Export": grpc.unary_unary_rpc_method_handler(
+                    logs_servicer.Export,
+                    request_deserializer=_RawRequest,
+                    response_serializer=_serialize_response,
+                )
+            },
+        )
+        server.add_generic_rpc_handlers((handler, metrics_handler, logs_handler))
         if self.tls is None:
             self.grpc_port = server.add_insecure_port(f"127.0.0.1:{self.grpc_port}")
         else:
@@ -559,6 +646,13 @@ class _RawRequest:
         self.data = data
         self.compressed = data[:2] == b"\x1f\x8b"
 
+    def decode_logs(self, limit: int) -> logs_service_pb2.ExportLogsServiceRequest:
+        data = gunzip_capped(self.data, limit) if self.compressed else self.data
+        request: logs_service_pb2.ExportLogsServiceRequest = (
+            logs_service_pb2.ExportLogsServiceRequest.FromString(data)
+        )
+        return request
+
     def decode(self, limit: int) -> trace_service_pb2.ExportTraceServiceRequest:
         data = gunzip_capped(self.data, limit) if self.compressed else self.data
         request: trace_service_pb2.ExportTraceServiceRequest = (
@@ -630,7 +724,7 @@ class _Servicer(trace_service_pb2_grpc.TraceServiceServicer):
             decoded = metrics_service_pb2.ExportMetricsServiceRequest.FromString(data)
         except Exception as exc:  # noqa: BLE001  # a malformed body is the client's problem
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode the request: {exc}")
-        receiver._metrics_arrived(
+        return receiver._metrics_arrived(
             ReceivedMetrics(
                 "grpc",
                 decoded,
@@ -640,7 +734,30 @@ class _Servicer(trace_service_pb2_grpc.TraceServiceServicer):
                 f"/{_METRICS_SERVICE}/Export",
             )
         )
-        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+
+class _LogsServicer:
+    def __init__(self, receiver: OTLPReceiver) -> None:
+        self._receiver = receiver
+
+    def Export(  # the generated servicer's name
+        self, request: Any, context: Any
+    ) -> logs_service_pb2.ExportLogsServiceResponse:
+        receiver = self._receiver
+        try:
+            decoded = request.decode_logs(receiver.max_body_bytes)
+        except Exception as exc:  # noqa: BLE001  # a malformed body is the client's problem
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode the request: {exc}")
+        return receiver._logs_arrived(
+            ReceivedLogs(
+                "grpc",
+                decoded,
+                {key: value for key, value in context.invocation_metadata() or ()},
+                "gzip" if request.compressed else None,
+                "application/grpc",
+                f"/{_LOGS_SERVICE}/Export",
+            )
+        )
 
 
 class _HTTPServer(http.server.ThreadingHTTPServer):
@@ -703,6 +820,9 @@ class _HTTPHandler(http.server.BaseHTTPRequestHandler):
         if path == "/v1/metrics":
             self._metrics(body, headers, path)
             return
+        if path == "/v1/logs":
+            self._logs(body, headers, path)
+            return
         if path != "/v1/traces":
             self._reply(404, "text/plain", b"not found: OTLP traces go to /v1/traces")
             return
@@ -753,6 +873,33 @@ class _HTTPHandler(http.server.BaseHTTPRequestHandler):
         else:
             self._reply(200, content_type, response.SerializeToString())
 
+    def _logs(self, body: bytes, headers: dict[str, str], path: str) -> None:
+        receiver = self.server.receiver
+        encoding = (headers.get("content-encoding") or "").lower() or None
+        content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
+        try:
+            data = gunzip_capped(body, receiver.max_body_bytes) if encoding == "gzip" else body
+            request = logs_service_pb2.ExportLogsServiceRequest()
+            if content_type == "application/json":
+                document = json.loads(data)
+                _hex_ids_to_base64(document)
+                json_format.ParseDict(document, request)
+            elif content_type == "application/x-protobuf":
+                request.ParseFromString(data)
+            else:
+                self._reply(415, "text/plain", b"unsupported content type")
+                return
+        except Exception as exc:  # noqa: BLE001  # a malformed body is the client's problem
+            self._status(400, content_type, f"cannot decode the request: {exc}")
+            return
+        response = receiver._logs_arrived(
+            ReceivedLogs("http", request, headers, encoding, content_type, path)
+        )
+        if content_type == "application/json":
+            self._reply(200, content_type, json_format.MessageToJson(response).encode())
+        else:
+            self._reply(200, content_type, response.SerializeToString())
+
     def _metrics(self, body: bytes, headers: dict[str, str], path: str) -> None:
         receiver = self.server.receiver
         encoding = (headers.get("content-encoding") or "").lower() or None
@@ -772,10 +919,9 @@ class _HTTPHandler(http.server.BaseHTTPRequestHandler):
         except Exception as exc:  # noqa: BLE001  # a malformed body is the client's problem
             self._status(400, content_type, f"cannot decode the request: {exc}")
             return
-        receiver._metrics_arrived(
+        response = receiver._metrics_arrived(
             ReceivedMetrics("http", request, headers, encoding, content_type, path)
         )
-        response = metrics_service_pb2.ExportMetricsServiceResponse()
         if content_type == "application/json":
             self._reply(200, content_type, json_format.MessageToJson(response).encode())
         else:

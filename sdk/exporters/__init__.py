@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from telemetry_run._record import FrozenRecord
+from telemetry_run.sdk._record import FrozenRecord
 
 if TYPE_CHECKING:
     from telemetry_run.sdk.trace.span import ReadableSpan

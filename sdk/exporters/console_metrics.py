@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from telemetry_run._printable import escape
+from telemetry_run.sdk._printable import escape
 from telemetry_run.sdk.exporters import SUCCESS, ExportResult
 from telemetry_run.sdk.metrics.data import (
     ExponentialHistogramDataPoint,

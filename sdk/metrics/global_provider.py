@@ -13,8 +13,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from telemetry_run._log import logger as _logger
 from telemetry_run.sdk import forking
+from telemetry_run.sdk._log import logger as _logger
 
 if TYPE_CHECKING:
     from telemetry_run.sdk.metrics.provider import Meter, MeterProvider

@@ -104,6 +104,9 @@ class BatchSpanProcessor(SpanProcessor):
     ``OTEL_BSP_EXPORT_TIMEOUT``.
     """
 
+    #: The worker's name (the logs processor reuses this class under its own name).
+    _worker_name = "telemetry-run BatchSpanProcessor"
+
     def __init__(
         self,
         exporter: SpanExporter,
@@ -147,9 +150,7 @@ class BatchSpanProcessor(SpanProcessor):
         self._failures = 0  # retryable failures in a row: the probe backoff (reset by a success)
         self._next_probe = 0.0
         self._exporter_shut = False
-        self._worker = threading.Thread(
-            target=self._run, name="telemetry-run BatchSpanProcessor", daemon=True
-        )
+        self._worker = threading.Thread(target=self._run, name=self._worker_name, daemon=True)
         # RuntimeError: the interpreter is finalizing (Python 3.12+ starts no thread in atexit);
         # only a forked child first repaired by its exit flush gets there: shutdown exports.
         with contextlib.suppress(RuntimeError):

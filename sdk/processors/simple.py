@@ -57,8 +57,9 @@ def warn_export_failed(
     if not result.success:
         diagnostics.warn(
             f"export-failed:{type(exporter).__name__}",
-            "failed to export %d span(s) with %s: %s",
+            "failed to export %d %s(s) with %s: %s",
             count,
+            diagnostics.noun,
             type(exporter).__name__,
             result.error or "unknown error",
         )

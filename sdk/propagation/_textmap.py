@@ -12,8 +12,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from telemetry_run._log import logger as _logger
 from telemetry_run.sdk import forking
+from telemetry_run.sdk._log import logger as _logger
 from telemetry_run.sdk.context import Context
 from telemetry_run.sdk.propagation._carriers import Getter, Setter, default_getter, default_setter
 

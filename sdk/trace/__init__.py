@@ -5,7 +5,9 @@ Names load on first use, so importing one submodule (``trace.api``) does not imp
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
+
+from telemetry_run.sdk._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from telemetry_run.sdk.trace.limits import SpanLimits
@@ -38,18 +40,4 @@ _HOME: Final = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-    import sys
-
-    value = getattr(importlib.import_module(home), name)
-    # setattr, not globals(): the submodule ``trace.globals`` shadows that builtin here.
-    setattr(sys.modules[__name__], name, value)
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _HOME)

@@ -7,11 +7,14 @@ provider implement these; ``NonRecordingSpan`` is what a sampled-out or suppress
 
 from __future__ import annotations
 
+import _thread
 import abc
 import enum
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
+
+from telemetry_run.sdk import forking
 
 if TYPE_CHECKING:
     from telemetry_run.sdk.context import Context
@@ -488,6 +491,65 @@ class NonRecordingSpan(Span):
     def __repr__(self) -> str:
         return f"NonRecordingSpan({self._context!r})"
 
+
+class SampledOutSpan(NonRecordingSpan):
+    """A span the sampler dropped: its flags and trace state; its ids and SpanContext are made
+    on first request.
+
+    Under a low sampling ratio (or always_off) most spans are these, and most are never asked
+    for their context: only an inject, the application, or a recording child asks. So starting
+    one is a single small object. Its span id, which only that request can observe, is drawn
+    then; so is the trace id of a root, which its children share through ``_origin`` (they
+    copy it if it was drawn already). Both come from the tracer's id generator, under a lock,
+    so that threads asking at once all see the same ids. Made by the SDK's tracer only,
+    without arguments: ``SampledOutSpan()`` skips ``NonRecordingSpan.__init__``, the cheaper
+    call.
+    """
+
+    __slots__ = ("_flags", "_ids", "_origin", "_trace_id", "_trace_state")
+
+    __init__ = object.__init__  # the tracer sets every slot
+
+    _context: SpanContext | None  # type: ignore[assignment]  # made by get_span_context
+    _trace_id: int  # 0 until drawn (a root's, or a child's whose root had not drawn it yet)
+    _origin: SampledOutSpan | None  # the root whose trace id this span shares, if not drawn
+    _flags: TraceFlags  # never sampled; random-trace-id as the trace's
+    _trace_state: TraceState
+    _ids: tuple[Callable[[], int], Callable[[], int]]  # the tracer's (span id, trace id) makers
+
+    def get_span_context(self) -> SpanContext:
+        ctx = self._context
+        if ctx is None:
+            with _ids_lock:
+                ctx = self._context
+                if ctx is None:
+                    ctx = self._context = _new_context(
+                        self._drawn_trace_id(), self._ids[0]() or 1, self._flags, self._trace_state
+                    )
+        return ctx
+
+    def _drawn_trace_id(self) -> int:
+        """The trace id, drawn now if this is the first request in its trace (lock held)."""
+        trace_id = self._trace_id
+        if not trace_id:
+            origin = self._origin
+            trace_id = (self._ids[1]() or 1) if origin is None else origin._drawn_trace_id()
+            self._trace_id = trace_id
+        return trace_id
+
+    def __repr__(self) -> str:
+        return f"NonRecordingSpan({self.get_span_context()!r})"
+
+
+_ids_lock = _thread.allocate_lock()
+
+
+def _reinit_lock_after_fork() -> None:
+    global _ids_lock
+    _ids_lock = _thread.allocate_lock()
+
+
+forking.register(_reinit_lock_after_fork)
 
 INVALID_SPAN: Final = NonRecordingSpan(INVALID_SPAN_CONTEXT)
 

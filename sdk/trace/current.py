@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from telemetry_run._log import logger as _logger
+from telemetry_run.sdk._log import logger as _logger
 from telemetry_run.sdk.context import _SPAN, SPAN_KEY, Context, _span_get, set_value
 from telemetry_run.sdk.trace.api import INVALID_SPAN, Span, Status, StatusCode
 

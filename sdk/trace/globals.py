@@ -12,8 +12,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from telemetry_run._log import logger as _logger
 from telemetry_run.sdk import forking
+from telemetry_run.sdk._log import logger as _logger
 from telemetry_run.sdk.context import Context
 from telemetry_run.sdk.trace import api
 from telemetry_run.sdk.trace.api import (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from telemetry_run._record import FrozenRecord
+from telemetry_run.sdk._record import FrozenRecord
 
 __all__ = ["SpanLimits"]
 

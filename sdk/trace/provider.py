@@ -17,6 +17,7 @@ from typing import Final
 
 from telemetry_run.sdk import forking
 from telemetry_run.sdk.context import (
+    _SPAN,
     SPAN_KEY,
     SUPPRESS_INSTRUMENTATION_KEY,
     Context,
@@ -33,9 +34,11 @@ from telemetry_run.sdk.trace.api import (
     Attributes,
     Link,
     NonRecordingSpan,
+    SampledOutSpan,
     Span,
     SpanContext,
     SpanKind,
+    TraceFlags,
     TraceState,
 )
 from telemetry_run.sdk.trace.ids import IdGenerator, RandomIdGenerator, id_functions
@@ -44,10 +47,12 @@ from telemetry_run.sdk.trace.sampling import (
     DEFAULT_ON,
     Decision,
     Sampler,
+    SamplingResult,
     compile_sampler,
+    fixed_drops,
     parent_decision_table,
 )
-from telemetry_run.sdk.trace.scoped import StartsCurrentSpans
+from telemetry_run.sdk.trace.scoped import CurrentSpan, StartsCurrentSpans
 from telemetry_run.sdk.trace.span import (
     InstrumentationScope,
     ReadableSpan,
@@ -61,9 +66,10 @@ _time_ns = time.time_ns
 _EMPTY_STATE: Final = TraceState.get_default()
 _RECORD_AND_SAMPLE: Final = Decision.RECORD_AND_SAMPLE
 _DROP: Final = Decision.DROP
+_NO_FIXED_DROPS: Final = (False, False, False, False, False)
+_ROOT: Final = 4  # fixed_drops' index for a span without a parent
+_DROPPED: Final = SamplingResult(Decision.DROP)  # what a fixed drop decides (the parent's state)
 _new_span = RecordingSpan.__new__
-_new_non_recording = NonRecordingSpan.__new__
-_object_new = object.__new__
 
 
 class TracerProvider(api.TracerProvider):
@@ -157,6 +163,7 @@ class TracerProvider(api.TracerProvider):
         with self._lock:
             for tracer in self._tracers.values():
                 tracer.enabled = False
+                tracer._set_fixed_drops(_NO_FIXED_DROPS)  # start_span makes what shutdown makes
         self._processor.shutdown(deadline=time.monotonic() + max(timeout, 0.0))
 
     def _set_resource(self, resource: Resource) -> None:
@@ -207,11 +214,31 @@ class Tracer(StartsCurrentSpans, api.Tracer):
         self._started = provider.diagnostics.spans_started.incr
         self._sample = compile_sampler(provider.sampler)
         self._parent_table = parent_decision_table(provider.sampler)
-        self._new_span_id, self._new_trace_id = id_functions(provider.id_generator)
+        self._ids = id_functions(provider.id_generator)
+        self._new_span_id, self._new_trace_id = self._ids
         # random-trace-id (W3C Level 2) on the trace ids we mint: only the built-in generator's
         # are known to be random; a plugin generator's may encode a time or a host.
         self._random_bit = 2 if type(provider.id_generator) is RandomIdGenerator else 0
+        self._set_fixed_drops(fixed_drops(provider.sampler) if self.enabled else _NO_FIXED_DROPS)
         self._wire_processors()
+
+    def _set_fixed_drops(self, drops: tuple[bool, bool, bool, bool, bool]) -> None:
+        """Which spans start sampled out without asking the sampler (see ``fixed_drops``).
+
+        The answers are also kept as the flags of the span to make, None where the sampler
+        must decide: for a root, and for a child of a NonRecordingSpan parent (a remote one,
+        usually) in tables indexed by the parent's flags byte (the child keeps the parent's
+        random-trace-id bit, and is never sampled).
+        """
+        self._fixed_drops = drops
+        self._root_flags = _SPAN_FLAGS[self._random_bit] if drops[4] else None
+        self._child_flags, self._child_flags_remote = (
+            tuple(
+                _SPAN_FLAGS[flags & 2] if drops[remote + (flags & 1)] else None
+                for flags in range(256)
+            )
+            for remote in (0, 2)
+        )
 
     def _wire_processors(self) -> None:
         provider = self.provider
@@ -231,7 +258,11 @@ class Tracer(StartsCurrentSpans, api.Tracer):
     ) -> Span:
         if context is None:
             parent_span = _span_get()
-            suppressed = _current_get().get(SUPPRESS_INSTRUMENTATION_KEY) is True
+            current = _current_get()
+            suppressed = (
+                SUPPRESS_INSTRUMENTATION_KEY in current
+                and current[SUPPRESS_INSTRUMENTATION_KEY] is True
+            )
         else:
             parent_span = context.get(SPAN_KEY)
             suppressed = context.get(SUPPRESS_INSTRUMENTATION_KEY) is True
@@ -239,8 +270,9 @@ class Tracer(StartsCurrentSpans, api.Tracer):
         parent: SpanContext | None
         if parent_span is None:
             parent = None
-        elif parent_type is RecordingSpan:
-            parent = parent_span.get_span_context()  # type: ignore[attr-defined]  # checked
+        elif parent_type is RecordingSpan or parent_type is SampledOutSpan:
+            # Its context, built by the first child (or an inject) and kept: no call after that.
+            parent = parent_span._context or parent_span.get_span_context()  # type: ignore[attr-defined]
         else:
             parent = (
                 parent_span._context  # type: ignore[attr-defined]  # type checked
@@ -256,13 +288,17 @@ class Tracer(StartsCurrentSpans, api.Tracer):
         if parent is not None:
             trace_id = parent.trace_id
             random_bit = parent.trace_flags & 2  # it describes the trace id: kept as it came
+            case = (2 if parent.is_remote else 0) + (parent.trace_flags & 1)
         else:
             trace_id = self._new_trace_id() or 1
             random_bit = self._random_bit
+            case = _ROOT
+        table = self._parent_table
         try:
-            table = self._parent_table
-            if table is not None and parent is not None:
-                result = table[(2 if parent.is_remote else 0) + (parent.trace_flags & 1)]
+            if table is not None and case != _ROOT:
+                result = table[case]
+            elif self._fixed_drops[case]:  # known without asking the sampler
+                result = _DROPPED
             else:
                 result = self._sample(parent, context, trace_id, name, kind, attributes, links)
             decision = result.decision
@@ -273,16 +309,14 @@ class Tracer(StartsCurrentSpans, api.Tracer):
         if trace_state is None:
             trace_state = parent.trace_state if parent is not None else _EMPTY_STATE
         if decision is _DROP:
-            # _new_context inlined: sampled-out spans are most spans under a low ratio.
-            ctx = _object_new(SpanContext)
-            ctx.trace_id = trace_id
-            ctx.span_id = self._new_span_id() or 1
-            ctx.is_remote = False
-            ctx.trace_flags = _SPAN_FLAGS[random_bit]
-            ctx.trace_state = trace_state
-            ctx.is_valid = True
-            dropped = _new_non_recording(NonRecordingSpan)
-            dropped._context = ctx
+            # Sampled-out spans are most spans under a low ratio: one small object, no context.
+            dropped: SampledOutSpan = SampledOutSpan()
+            dropped._context = None
+            dropped._trace_id = trace_id
+            dropped._origin = None
+            dropped._ids = self._ids
+            dropped._flags = _SPAN_FLAGS[random_bit]
+            dropped._trace_state = trace_state
             return dropped
 
         span = _new_span(RecordingSpan)
@@ -319,4 +353,69 @@ class Tracer(StartsCurrentSpans, api.Tracer):
         return span
 
 
+class _SdkCurrentSpan(CurrentSpan):
+    """``start_as_current_span`` of the SDK's tracer: a span its sampler drops anyway is made
+    here, without a call to ``start_span``.
+
+    That is every span under always_off, and every span below an unsampled parent under the
+    parent-based samplers: the sampled-out path, which must cost little more than its context
+    (ids, flags, trace state), the non-recording span and its attach and detach. Anything
+    else (arguments, a recording parent, suppression, a sampler to ask) goes to ``start_span``.
+    """
+
+    __slots__ = ()
+
+    def __enter__(self) -> Span:
+        args = self._args
+        if args is None and (parent_type := type(parent_span := _span_get())) is not RecordingSpan:
+            tracer: Tracer = self._tracer  # type: ignore[assignment]  # set by Tracer only
+            # flags stays None unless the sampler drops this span whatever it is; a root's
+            # trace id is drawn when first needed (see SampledOutSpan), so it stays 0 here.
+            flags: TraceFlags | None = None
+            trace_id = 0
+            origin: SampledOutSpan | None = None
+            if parent_span is None:
+                flags = tracer._root_flags
+                trace_state = _EMPTY_STATE
+            elif parent_type is SampledOutSpan:  # a local parent, not sampled
+                if tracer._fixed_drops[0]:
+                    flags = parent_span._flags  # type: ignore[attr-defined]  # type checked
+                    trace_state = parent_span._trace_state  # type: ignore[attr-defined]
+                    trace_id = parent_span._trace_id  # type: ignore[attr-defined]
+                    origin = parent_span._origin or parent_span  # type: ignore[attr-defined,assignment]
+            elif parent_type is NonRecordingSpan:
+                parent: SpanContext = parent_span._context  # type: ignore[attr-defined]
+                below = tracer._child_flags_remote if parent.is_remote else tracer._child_flags
+                flags = below[parent.trace_flags]
+                if not parent.is_valid:
+                    flags = None
+                trace_id = parent.trace_id
+                trace_state = parent.trace_state
+            if flags is not None:
+                current = _current_get()
+                if (
+                    SUPPRESS_INSTRUMENTATION_KEY not in current
+                    or current[SUPPRESS_INSTRUMENTATION_KEY] is not True
+                ):
+                    # start_span's sampled-out span, the same fields.
+                    dropped: SampledOutSpan = SampledOutSpan()
+                    dropped._context = None
+                    dropped._trace_id = trace_id
+                    dropped._origin = origin
+                    dropped._ids = tracer._ids
+                    dropped._flags = flags
+                    dropped._trace_state = trace_state
+                    self._span = dropped
+                    self._token = _SPAN.set(dropped)
+                    return dropped
+        span = self._span = (
+            self._tracer.start_span(self._name)
+            if args is None
+            else self._tracer.start_span(self._name, *args)
+        )
+        self._token = _SPAN.set(span)
+        return span
+
+
+Tracer.current_span_type = _SdkCurrentSpan
 _UNSET: Final = api.Status()

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import abc
 import enum
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final, cast
 
+from telemetry_run.sdk._log import logger as _logger
+from telemetry_run.sdk._printable import quote
 from telemetry_run.sdk.context import get_current
 from telemetry_run.sdk.trace.api import (
     Attributes,
@@ -31,6 +34,7 @@ __all__ = [
     "ALWAYS_ON",
     "DEFAULT_OFF",
     "DEFAULT_ON",
+    "DEFAULT_RATIO",
     "Decision",
     "ParentBased",
     "ParentBasedTraceIdRatio",
@@ -39,7 +43,10 @@ __all__ = [
     "StaticSampler",
     "TraceIdRatioBased",
     "compile_sampler",
+    "fixed_drops",
     "parent_decision_table",
+    "parse_ratio",
+    "sampler_named",
 ]
 
 
@@ -144,7 +151,7 @@ class TraceIdRatioBased(Sampler):
     """Keeps ``rate`` of traces, decided from the trace id so every service agrees."""
 
     def __init__(self, rate: float):
-        if not 0.0 <= rate <= 1.0:
+        if not _is_ratio(rate):
             raise ValueError(f"ratio must be in [0, 1], got {rate!r}")
         self._rate = rate
         self._bound = self.get_bound_for_rate(rate)
@@ -230,6 +237,50 @@ class ParentBasedTraceIdRatio(ParentBased):
 
     def __init__(self, rate: float):
         super().__init__(TraceIdRatioBased(rate))
+
+
+def _is_ratio(rate: float) -> bool:
+    return 0.0 <= rate <= 1.0  # NaN fails too
+
+
+#: The ratio when ``OTEL_TRACES_SAMPLER_ARG`` is unset or invalid (the specification's default).
+DEFAULT_RATIO: Final = 1.0
+
+
+def parse_ratio(arg: str | None) -> float:
+    """``OTEL_TRACES_SAMPLER_ARG`` as a ratio: 1.0 when unset; one warning and 1.0 when invalid."""
+    if arg is None or not arg.strip():
+        return DEFAULT_RATIO
+    try:
+        ratio = float(arg.strip())
+    except ValueError:
+        ratio = math.nan
+    if not _is_ratio(ratio):
+        _logger.warning(
+            "OTEL_TRACES_SAMPLER_ARG=%s is not a ratio in [0, 1]; using the default (%s)",
+            quote(arg),
+            DEFAULT_RATIO,
+        )
+        return DEFAULT_RATIO
+    return ratio
+
+
+def sampler_named(name: str, arg: str | None) -> Sampler | None:
+    """The sampler ``OTEL_TRACES_SAMPLER=name`` means, ``arg`` being ``OTEL_TRACES_SAMPLER_ARG``
+    (read only by the ratio samplers); None for a name the specification does not define."""
+    if name == "always_on":
+        return ALWAYS_ON
+    if name == "always_off":
+        return ALWAYS_OFF
+    if name == "parentbased_always_on":
+        return ParentBased(ALWAYS_ON)
+    if name == "parentbased_always_off":
+        return ParentBased(ALWAYS_OFF)
+    if name == "traceidratio":
+        return TraceIdRatioBased(parse_ratio(arg))
+    if name == "parentbased_traceidratio":
+        return ParentBasedTraceIdRatio(parse_ratio(arg))
+    return None
 
 
 # Our own ParentBased classes, which do not change should_sample; a user's subclass might.
@@ -380,3 +431,32 @@ def parent_decision_table(sampler: Sampler) -> tuple[SamplingResult, ...] | None
     if not all(type(d) is StaticSampler for d in delegates):
         return None
     return tuple(cast(StaticSampler, d)._result for d in delegates)
+
+
+_NEVER: Final = (False, False, False, False, False)
+_ALWAYS: Final = (True, True, True, True, True)
+
+
+def fixed_drops(sampler: Sampler) -> tuple[bool, bool, bool, bool, bool]:
+    """Which spans ``sampler`` drops whatever their name, trace id, kind and attributes.
+
+    Indexed like ``parent_decision_table`` (``2 * parent.is_remote + sampled``) for a span with
+    a valid parent, and 4 for a root span. The tracer starts those spans without asking the
+    sampler: the sampled-out path, which under always_off or a parent-based sampler below an
+    unsampled parent is every span, costs little more than the ids and a context. Only the
+    built-in samplers' exact types are read, so a subclass's own ``should_sample`` still runs.
+    """
+    kind = type(sampler)
+    if kind is StaticSampler:
+        return _ALWAYS if cast(StaticSampler, sampler)._decision is Decision.DROP else _NEVER
+    if kind not in _PARENT_BASED_TYPES:
+        return _NEVER
+    pb = cast(ParentBased, sampler)
+    delegates = (
+        pb._local_not_sampled,
+        pb._local_sampled,
+        pb._remote_not_sampled,
+        pb._remote_sampled,
+    )
+    a, b, c, d = (type(s) is StaticSampler and s._decision is Decision.DROP for s in delegates)
+    return (a, b, c, d, fixed_drops(pb._root)[4])

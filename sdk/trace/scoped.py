@@ -10,9 +10,9 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, ClassVar, Final, TypeVar
 
-from telemetry_run._log import logger as _logger
+from telemetry_run.sdk._log import logger as _logger
 from telemetry_run.sdk.context import _SPAN, Context
 from telemetry_run.sdk.trace import api
 from telemetry_run.sdk.trace.api import Attributes, Link, Span, SpanKind
@@ -37,7 +37,13 @@ def _is_coroutine_function(func: Callable[..., Any]) -> bool:
 
 
 class StartsCurrentSpans:
-    """``start_as_current_span`` for any tracer that implements ``start_span``."""
+    """``start_as_current_span`` for any tracer that implements ``start_span``.
+
+    A tracer may name a CurrentSpan subclass of its own in ``current_span_type`` (the SDK's
+    makes a span its sampler drops anyway without a call to ``start_span``).
+    """
+
+    current_span_type: ClassVar[type[CurrentSpan]]
 
     def start_as_current_span(
         self,
@@ -61,8 +67,8 @@ class StartsCurrentSpans:
             and record_exception
             and set_status_on_exception
         ):
-            # The common call: built without __init__'s frame, started without argument unpacking.
-            current = _new_current(CurrentSpan)
+            # The common call: built without an __init__ frame, started without argument unpacking.
+            current: CurrentSpan = self.current_span_type()
             current._tracer = tracer
             current._name = name
             current._args = None
@@ -77,7 +83,7 @@ class StartsCurrentSpans:
             record_exception,
             set_status_on_exception,
         )
-        return CurrentSpan(tracer, name, args, end_on_exit)
+        return _make(self.current_span_type, tracer, name, args, end_on_exit)
 
 
 class CurrentSpan:
@@ -88,20 +94,14 @@ class CurrentSpan:
 
     __slots__ = ("_args", "_end_on_exit", "_name", "_span", "_token", "_tracer")
 
-    def __init__(
-        self,
-        tracer: api.Tracer,
-        name: str,
-        args: tuple[
-            Context | None, SpanKind, Attributes, Sequence[Link] | None, int | None, bool, bool
-        ]
-        | None,
-        end_on_exit: bool,
-    ):
-        self._tracer = tracer
-        self._name = name
-        self._args = args
-        self._end_on_exit = end_on_exit
+    # Made without arguments and filled in by the tracer (see _make): a class with object's
+    # __init__ is created by a C call, cheaper than any frame of ours on every span.
+    __init__ = object.__init__
+
+    _tracer: api.Tracer
+    _name: str
+    _args: _StartArgs | None  # start_span's arguments after the name; None: all defaults
+    _end_on_exit: bool
 
     def __enter__(self) -> Span:
         args = self._args
@@ -133,21 +133,42 @@ class CurrentSpan:
 
     def __call__(self, func: F) -> F:
         tracer, name, args, end_on_exit = self._tracer, self._name, self._args, self._end_on_exit
+        current_span = functools.partial(_make, type(self))
         if _is_coroutine_function(func):
 
             @functools.wraps(func)
             async def async_wrapper(*a: Any, **kw: Any) -> Any:
-                with CurrentSpan(tracer, name, args, end_on_exit):
+                with current_span(tracer, name, args, end_on_exit):
                     return await func(*a, **kw)
 
             return async_wrapper  # type: ignore[return-value]  # same signature as func
 
         @functools.wraps(func)
         def wrapper(*a: Any, **kw: Any) -> Any:
-            with CurrentSpan(tracer, name, args, end_on_exit):
+            with current_span(tracer, name, args, end_on_exit):
                 return func(*a, **kw)
 
         return wrapper  # type: ignore[return-value]  # same signature as func
 
 
-_new_current = CurrentSpan.__new__
+_StartArgs = tuple[
+    Context | None, SpanKind, Attributes, Sequence[Link] | None, int | None, bool, bool
+]
+
+
+def _make(
+    cls: type[CurrentSpan],
+    tracer: api.Tracer,
+    name: str,
+    args: _StartArgs | None,
+    end_on_exit: bool,
+) -> CurrentSpan:
+    current: CurrentSpan = cls()
+    current._tracer = tracer
+    current._name = name
+    current._args = args
+    current._end_on_exit = end_on_exit
+    return current
+
+
+StartsCurrentSpans.current_span_type = CurrentSpan

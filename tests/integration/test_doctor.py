@@ -257,6 +257,10 @@ def test_a_certificate_from_an_unknown_ca_is_named(certificates: Certificates) -
         ({"OTEL_TRACES_EXPORTER": "none"}, "OTEL_TRACES_EXPORTER=none"),
         ({"OTEL_SDK_DISABLED": "true"}, "OTEL_SDK_DISABLED=true"),
         ({"OTEL_TRACES_SAMPLER": "always_off"}, "OTEL_TRACES_SAMPLER=always_off"),
+        (
+            {"OTEL_TRACES_SAMPLER": "traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0"},
+            "OTEL_TRACES_SAMPLER=traceidratio with OTEL_TRACES_SAMPLER_ARG=0",
+        ),
         ({"OTEL_TRACES_EXPORTER": "zipkin"}, "exporter zipkin: no installed plugin"),
     ],
 )

@@ -26,8 +26,10 @@ def test_importing_the_plugin_imports_neither_the_sdk_nor_the_target() -> None:
         "import json, sys\n"
         "import telemetry_run_example.plugin as plugin\n"
         "plugin.telemetry_run_variables(); plugin.telemetry_run_instrumentors()\n"
+        # The SDK's private leaves (its logger, records, version) load with the configuration.
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith(("
-        "'telemetry_run.sdk', 'tinyqueue', 'telemetry_run_example.', 'wrapt')))))\n"
+        "'telemetry_run.sdk.', 'tinyqueue', 'telemetry_run_example.', 'wrapt'))"
+        " and not m.startswith('telemetry_run.sdk._'))))\n"
     )
     result = subprocess.run(
         [sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60, check=True

@@ -187,8 +187,8 @@ def test_a_bug_of_ours_costs_the_span_not_the_call(
     assert queue.get() is message
     assert message.headers == {}
     assert [error.where for error in internal_errors] == [
-        "tinyqueue put: before the call",
-        "tinyqueue get",
+        "tinyqueue put: call start",
+        "tinyqueue get: call start",
     ]
     internal_errors.clear()  # expected ones: the fixture fails the test on any other
     assert instrumented.spans == ()

@@ -8,8 +8,9 @@ exporter at start-up stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Final
+
+from telemetry_run.sdk._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from telemetry_run.sdk.exporters.otlp._retry import RetryPolicy
@@ -28,7 +29,7 @@ __all__ = [
     "RetryPolicy",
 ]
 
-_HOME = {
+_HOME: Final = {
     "OTLPGrpcSpanExporter": "telemetry_run.sdk.exporters.otlp.grpc",
     "OTLPHttpSpanExporter": "telemetry_run.sdk.exporters.otlp.http",
     "OTLPGrpcMetricExporter": "telemetry_run.sdk.exporters.otlp.metrics",
@@ -37,14 +38,4 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, _HOME)

@@ -18,7 +18,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from telemetry_run.sdk import forking
 from telemetry_run.sdk.context import SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
@@ -31,8 +31,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENCRYPTED_KEY_MESSAGE",
+    "LOGS_SIGNAL",
+    "METRICS_SIGNAL",
+    "TRACE_SIGNAL",
     "Headers",
     "OTLPExporterBase",
+    "Signal",
     "pem_is_encrypted",
     "safe_endpoint",
     "time_left",
@@ -47,7 +51,7 @@ _ERROR_LIMIT: Final = 300
 
 
 def user_agent() -> str:
-    from telemetry_run._version import __version__
+    from telemetry_run.sdk._version import __version__
 
     return f"telemetry-run/{__version__}"
 
@@ -141,6 +145,54 @@ def normalize_headers(
     return tuple(kept)
 
 
+class Signal(NamedTuple):
+    """What differs between the OTLP signals on the wire, everything else (transport, retry,
+    TLS, compression, headers, deadlines, fork handling) being shared: opentelemetry-proto's
+    ``collector/<package>/v1`` service and its answer, the partial success field counting what
+    the receiver refused (protobuf and OTLP/JSON spelling) and what that field counts."""
+
+    package: str
+    service: str
+    response: str
+    rejected: str
+    rejected_json: str
+    item: str
+
+    def module(self) -> Any:
+        """opentelemetry-proto's ``collector/<package>/v1/<package>_service_pb2`` module."""
+        import importlib
+
+        return importlib.import_module(
+            f"opentelemetry.proto.collector.{self.package}.v1.{self.package}_service_pb2"
+        )
+
+    def partial_success(self, data: bytes) -> tuple[int, str]:
+        """(rejected items, message) of a protobuf answer's body; raises when it is not one."""
+        partial = getattr(self.module(), self.response).FromString(data).partial_success
+        return int(getattr(partial, self.rejected)), str(partial.error_message)
+
+
+TRACE_SIGNAL: Final = Signal(
+    "trace", "TraceService", "ExportTraceServiceResponse", "rejected_spans", "rejectedSpans", "span"
+)
+LOGS_SIGNAL: Final = Signal(
+    "logs",
+    "LogsService",
+    "ExportLogsServiceResponse",
+    "rejected_log_records",
+    "rejectedLogRecords",
+    "log record",
+)
+METRICS_SIGNAL: Final = Signal(
+    "metrics",
+    "MetricsService",
+    "ExportMetricsServiceResponse",
+    "rejected_data_points",
+    "rejectedDataPoints",
+    "data point",
+)
+
+
 class OTLPExporterBase:
     """The transport-independent half of an OTLP span exporter.
 
@@ -150,8 +202,8 @@ class OTLPExporterBase:
     """
 
     _protocol_name = "otlp"
-    #: What a partial success counts, as diagnostics name it.
-    _items = "span(s)"
+    #: The signal this exporter sends: its service, answer and partial success field.
+    _signal: Signal = TRACE_SIGNAL
 
     def __init__(
         self,
@@ -303,7 +355,7 @@ class OTLPExporterBase:
         # The name only: a header's value may be a credential. An invalid name is masked too:
         # it is often a value written where the name goes ("Authorization: Bearer ...").
         if not re.fullmatch(_TOKEN, name):
-            from telemetry_run._printable import mask
+            from telemetry_run.sdk._printable import mask
 
             name = mask(name)
         self._diagnostics.warn(
@@ -333,10 +385,10 @@ class OTLPExporterBase:
         if rejected or message:
             self._diagnostics.warn(
                 f"otlp-partial:{self._shown_endpoint}",
-                "OTLP receiver at %s accepted the batch partially: %d %s rejected%s",
+                "OTLP receiver at %s accepted the batch partially: %d %s(s) rejected%s",
                 self._shown_endpoint,
                 rejected,
-                self._items,
+                self._signal.item,
                 f" ({one_line(message)})" if message else "",
             )
 

@@ -228,7 +228,7 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
     def _accepted(self, data: Any) -> Outcome:
         """An OK answer: a success whatever its body says (module docstring)."""
         try:
-            rejected, message = self._decode_response(bytes(data))
+            rejected, message = self._signal.partial_success(bytes(data))
         except Exception as exc:  # noqa: BLE001  # garbage, or nested past the depth limit
             self._diagnostics.warn(
                 f"otlp-body:{self.endpoint}",
@@ -240,20 +240,6 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
             return Outcome(True)
         self._report_partial_success(rejected, message)
         return Outcome(True, rejected=rejected)
-
-    def _decode_response(self, data: bytes) -> tuple[int, str]:
-        """(rejected items, message) of an OK answer's body; raises when it is not one."""
-        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-
-        response = trace_service_pb2.ExportTraceServiceResponse.FromString(data)
-        partial = response.partial_success
-        return int(partial.rejected_spans), str(partial.error_message)
-
-    def _export_method(self) -> str:
-        """``/package.Service/Method`` of the export call."""
-        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-
-        return _export_method(trace_service_pb2)
 
     def _failed(self, err: Any) -> Outcome:
         code_obj = _safe(err.code)
@@ -361,7 +347,7 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
             else:
                 channel = grpc.insecure_channel(self._target, options)
             self._call = channel.unary_unary(
-                self._export_method(),
+                _export_method(self._signal.module(), self._signal.service),
                 request_serializer=None,  # the body is already serialized
                 response_deserializer=None,  # bytes: decoded by _accepted, which never raises
             )

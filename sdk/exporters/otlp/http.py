@@ -167,6 +167,7 @@ class OTLPHttpSpanExporter(OTLPExporterBase):
         return self._compress(body)
 
     def _compress(self, body: bytes) -> bytes:
+        """``body`` as sent: gzipped when compression is on (every signal's body)."""
         if self._gzip:
             import zlib
 
@@ -304,24 +305,13 @@ class OTLPHttpSpanExporter(OTLPExporterBase):
 
                 document = json.loads(data)
                 partial = document.get("partialSuccess") or document.get("partial_success") or {}
-                json_key, proto_key = self._rejected_keys
-                rejected = partial.get(json_key, partial.get(proto_key, 0))
+                signal = self._signal
+                rejected = partial.get(signal.rejected_json, partial.get(signal.rejected, 0))
                 message = partial.get("errorMessage", partial.get("error_message", ""))
                 return int(rejected or 0), str(message or "")
-            return self._decode_response(data)
+            return self._signal.partial_success(data)
         except Exception:  # noqa: BLE001  # RecursionError included: JSON nested thousands deep
             return None
-
-    #: The partial-success field counting rejected items, in OTLP/JSON and protobuf spelling.
-    _rejected_keys: tuple[str, str] = ("rejectedSpans", "rejected_spans")
-
-    def _decode_response(self, data: bytes) -> tuple[int, str]:
-        """(rejected items, message) of a protobuf answer; raises when it is not one."""
-        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-
-        response = trace_service_pb2.ExportTraceServiceResponse.FromString(data)
-        partial = response.partial_success
-        return int(partial.rejected_spans), str(partial.error_message)
 
     def _connection_failed(self, exc: Exception, fresh: bool) -> Outcome:
         import http.client

@@ -18,7 +18,8 @@ from __future__ import annotations
 from typing import Any, Final
 
 from telemetry_run.sdk.exporters import ExportResult
-from telemetry_run.sdk.exporters.otlp.grpc import OTLPGrpcSpanExporter, _export_method
+from telemetry_run.sdk.exporters.otlp._common import METRICS_SIGNAL
+from telemetry_run.sdk.exporters.otlp.grpc import OTLPGrpcSpanExporter
 from telemetry_run.sdk.exporters.otlp.http import OTLPHttpSpanExporter
 from telemetry_run.sdk.metrics.data import MetricsData
 from telemetry_run.sdk.metrics.reader import HISTOGRAM_AGGREGATIONS, TEMPORALITY_PREFERENCES
@@ -34,26 +35,10 @@ DEFAULT_GRPC_ENDPOINT: Final = "http://localhost:4317"
 DEFAULT_HTTP_ENDPOINT: Final = "http://localhost:4318/v1/metrics"
 
 
-def _metrics_response(data: bytes) -> tuple[int, str]:
-    from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
-
-    response = metrics_service_pb2.ExportMetricsServiceResponse.FromString(data)
-    partial = response.partial_success
-    return int(partial.rejected_data_points), str(partial.error_message)
-
-
 class _GrpcMetricsTransport(OTLPGrpcSpanExporter):
     """The gRPC span exporter's transport, calling ``MetricsService/Export``."""
 
-    _items = "data point(s)"
-
-    def _decode_response(self, data: bytes) -> tuple[int, str]:
-        return _metrics_response(data)
-
-    def _export_method(self) -> str:
-        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
-
-        return _export_method(metrics_service_pb2, "MetricsService")
+    _signal = METRICS_SIGNAL
 
     def __repr__(self) -> str:
         return f"OTLPGrpcMetricExporter({self.endpoint!r})"
@@ -62,11 +47,7 @@ class _GrpcMetricsTransport(OTLPGrpcSpanExporter):
 class _HttpMetricsTransport(OTLPHttpSpanExporter):
     """The HTTP span exporter's transport, for ``ExportMetricsServiceResponse`` answers."""
 
-    _rejected_keys = ("rejectedDataPoints", "rejected_data_points")
-    _items = "data point(s)"
-
-    def _decode_response(self, data: bytes) -> tuple[int, str]:
-        return _metrics_response(data)
+    _signal = METRICS_SIGNAL
 
     def __repr__(self) -> str:
         return f"OTLPHttpMetricExporter({self.endpoint!r}, protocol={self._protocol_name!r})"

@@ -19,6 +19,8 @@ from telemetry_run.sdk.trace.sampling import (
     ParentBased,
     ParentBasedTraceIdRatio,
     TraceIdRatioBased,
+    parse_ratio,
+    sampler_named,
 )
 from tests.unit.sdk.waterfall_traces import demo_trace
 
@@ -116,11 +118,17 @@ def test_a_bad_ratio_warns_once_naming_the_variable_then_uses_one(
 
 def test_an_unset_ratio_is_one_without_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG, logger="telemetry_run"):
-        assert _builtins.parse_ratio(None) == 1.0
-        assert _builtins.parse_ratio("  ") == 1.0
-        assert _builtins.parse_ratio("1") == 1.0
-        assert _builtins.parse_ratio("0.0") == 0.0
+        assert parse_ratio(None) == 1.0
+        assert parse_ratio("  ") == 1.0
+        assert parse_ratio("1") == 1.0
+        assert parse_ratio("0.0") == 0.0
     assert caplog.records == []
+
+
+def test_the_builtin_sampler_names_are_the_ones_the_sdk_builds() -> None:
+    # The names --list shows (declared without importing the SDK) and the SDK's one table agree.
+    assert all(sampler_named(name, None) is not None for name in _builtins.SAMPLERS)
+    assert sampler_named("jaeger_remote", None) is None
 
 
 def test_propagators(plugins: Plugins, config: Config) -> None:

@@ -41,6 +41,10 @@ def test_wheel_contains_every_module(tmp_path: Path) -> None:
     missing = _expected_files() - names
     assert not missing, f"modules left out of the wheel (add the package to pyproject): {missing}"
     assert "telemetry_run/py.typed" in names
+    static = {
+        f"telemetry_run/viewer/static/{p.name}" for p in (ROOT / "distro/viewer/static").iterdir()
+    }
+    assert static - names == set(), "the --view page's files must ship in the wheel"
     assert not any(n.startswith(("sdk/", "distro/", "tests/")) for n in names)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import logging
-import os
 import subprocess
 import sys
 import types
@@ -378,14 +377,19 @@ plugins = Plugins.load()
 config = Config.from_env({}, plugins.variables())
 plan(plugins.instrumentor_specs(), config)
 plugins.provides()
-heavy = sorted(m for m in sys.modules if m.startswith(("telemetry_run.sdk", "wrapt", "packaging")))
+# The SDK's private leaves (logger, records, printing, version) are the distro's too.
+heavy = sorted(
+    m for m in sys.modules
+    if m.startswith(("telemetry_run.sdk.", "wrapt", "packaging"))
+    and not m.startswith("telemetry_run.sdk._")
+)
 print(json.dumps({"bare": bare, "heavy": heavy}))
 """
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     result = json.loads(out)
-    assert result["bare"] == ["telemetry_run", "telemetry_run._version"]
+    assert result["bare"] == ["telemetry_run", "telemetry_run.sdk", "telemetry_run.sdk._lazy"]
     assert result["heavy"] == []
 
 
@@ -407,23 +411,18 @@ def _answers(loaded: Plugins) -> dict[str, Any]:
     }
 
 
-def test_the_builtins_answer_the_same_with_and_without_pluggy(
+def test_builtins_and_third_party_plugins_share_one_pluggy_manager(
     fake_module: Callable[..., str],
 ) -> None:
-    # Alone, the built-ins are asked without pluggy; a third-party plugin (here one that
-    # answers nothing) brings pluggy in, with every plugin registered with it.
+    # One plugin path: the built-ins register with pluggy exactly like a third-party plugin,
+    # and a plugin that answers nothing changes no answer of theirs.
     alone = Plugins.load([*BUILTINS, OTLP])
-    assert alone._manager is None
     answers = _answers(alone)
-    with_pluggy = Plugins.load([*BUILTINS, OTLP, ep("quiet", fake_module())])
-    assert with_pluggy._manager is not None
-    assert [p.name for p in with_pluggy.registered] == [
-        "builtin",
-        "builtin-instrumentors",
-        "builtin-otlp",
-        "quiet",
-    ]
-    assert _answers(with_pluggy) == answers
+    with_quiet = Plugins.load([*BUILTINS, OTLP, ep("quiet", fake_module())])
+    names = ["builtin", "builtin-instrumentors", "builtin-otlp", "quiet"]
+    assert [name for name, _ in with_quiet.manager.list_name_plugin()] == names
+    assert [p.name for p in with_quiet.registered] == names
+    assert _answers(with_quiet) == answers
     assert answers["exporter"] == "ConsoleSpanExporter" and answers["failures"] == []
     assert {"flask", "django", "requests"} <= {spec.name for _, spec in answers["specs"]}
     assert "otlp" in answers["provides"]["exporter"]
@@ -445,22 +444,19 @@ def test_the_manager_made_later_keeps_the_order_of_registration(
     assert names == ["builtin", "builtin-otlp"]
 
 
-def test_a_builtin_needing_pluggys_ordering_goes_through_pluggy(
-    fake_module: Callable[..., str],
-) -> None:
+def test_pluggys_ordering_options_are_honoured(fake_module: Callable[..., str]) -> None:
+    # Registered last, a plugin is asked first, unless it asks to be asked last.
     @hookimpl(trylast=True)
     def telemetry_run_span_exporter(name: str) -> Any:
         return Exporter() if name == "console" else None
 
-    module = fake_module(telemetry_run_span_exporter=telemetry_run_span_exporter)
-    loaded = Plugins.load([*BUILTINS, ep("builtin-late", module)])
-    assert loaded.registered[-1].builtin is False  # not our namespace: an ordinary plugin
-    loaded = Plugins()
-    loaded._register_builtin(sys.modules[module], "builtin-late")
-    loaded._register_builtin(importlib.import_module("telemetry_run._builtins"), "builtin")
-    assert loaded._manager is not None  # trylast needs pluggy's ordering
+    late = fake_module(telemetry_run_span_exporter=telemetry_run_span_exporter)
+    loaded = Plugins.load([*BUILTINS, ep("late", late)])
     config = Config.from_env({}, [])
     assert type(loaded.span_exporter("console", config)).__name__ == "ConsoleSpanExporter"
+    eager = fake_module(telemetry_run_span_exporter=_exporter_plugin("console"))
+    loaded = Plugins.load([*BUILTINS, ep("eager", eager)])
+    assert type(loaded.span_exporter("console", config)) is Exporter
 
 
 def test_pluggys_own_marker_and_ours_are_the_same_to_the_manager(
@@ -480,21 +476,3 @@ def test_pluggys_own_marker_and_ours_are_the_same_to_the_manager(
     )
     assert loaded.provider_of("exporter", "theirs") == "marked-by-pluggy"
     assert loaded.provider_of("exporter", "console") == "builtin"
-
-
-def test_a_start_up_with_only_the_builtins_never_imports_pluggy() -> None:
-    code = """
-import json, sys
-from telemetry_run.bootstrap import run_once
-state = run_once()
-print(json.dumps([state.provider is not None, "pluggy" in sys.modules, "inspect" in sys.modules]))
-"""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TELEMETRY_RUN"))}
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env | {"OTEL_TRACES_EXPORTER": "otlp"},
-    ).stdout
-    assert json.loads(out) == [True, False, False]

@@ -10,12 +10,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from telemetry_run import _log
-from telemetry_run._printable import LIMIT, escape, mask, quote
 from telemetry_run.config import Config, Variable
 from telemetry_run.listing import render
 from telemetry_run.plugins import Plugins
-from telemetry_run.sdk import Diagnostics
+from telemetry_run.sdk import Diagnostics, _log
+from telemetry_run.sdk._printable import LIMIT, escape, mask, quote
 
 SECRET = "s3cr3t-token"
 HOSTILE = "\x1b[31mX\nfake line\r\x07\u202eevil\x85end"
@@ -193,7 +192,7 @@ def test_a_traceback_keeps_its_lines_but_not_the_controls_of_the_exception_text(
 
 
 def test_the_sampler_ratio_warning_quotes_the_value(caplog: pytest.LogCaptureFixture) -> None:
-    from telemetry_run._builtins import parse_ratio
+    from telemetry_run.sdk.trace.sampling import parse_ratio
 
     with caplog.at_level(logging.WARNING, logger=_log.NAME):
         assert parse_ratio("9" * 500) == 1.0

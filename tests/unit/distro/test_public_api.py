@@ -36,6 +36,7 @@ PUBLIC = {
         "set_value",
     },
     "telemetry_run.propagate": {"inject", "extract", "get_global_textmap", "set_global_textmap"},
+    "telemetry_run.baggage": {"get", "get_all", "set", "remove", "clear"},
 }
 
 

@@ -18,12 +18,12 @@ import sys
 
 import pytest
 
-from telemetry_run import _log
 from telemetry_run.bootstrap import Bootstrapped
 from telemetry_run.config import Config, Variable
 from telemetry_run.instrumentation import InstrumentorStatus
 from telemetry_run.instrumentors.base import InstrumentorSpec
 from telemetry_run.plugins import PluginFailure
+from telemetry_run.sdk import _log
 from telemetry_run.sdk.exporters import ExportResult
 from telemetry_run.sdk.trace.limits import SpanLimits
 

@@ -25,8 +25,12 @@ def test_the_lowest_tested_line_is_the_declared_minimum(framework: str) -> None:
 
 
 def test_every_built_in_instrumentor_is_in_the_matrix() -> None:
-    assert set(matrix.MATRIX) == set(_BY_NAME)
+    # Those of a distribution; a standard-library target is the Python the session runs.
+    assert set(matrix.MATRIX) == {name for name, spec in _BY_NAME.items() if spec.distribution}
     for spec in SPECS:
+        if spec.distribution is None:
+            assert spec.matrix == (), spec.name
+            continue
         versions = tuple(line.version for line in spec.matrix)
         assert matrix.MATRIX[spec.name] == (spec.distribution, versions), spec.name
         for line in spec.matrix:
@@ -56,15 +60,14 @@ def test_a_release_lines_python_specifier_picks_the_matrix_pythons() -> None:
         matrix.pythons("flask", "9.9")
 
 
-def test_ci_runs_every_floor_at_both_ends_and_every_latest_on_every_python() -> None:
+def test_ci_runs_every_floor_on_its_oldest_python_and_every_latest_on_its_newest() -> None:
     for day in range(matrix.ROTATION_DAYS):
         cells = matrix.ci_cells(day)
         for framework, (_, versions) in matrix.MATRIX.items():
             floor = matrix.pythons(framework, versions[0])
             assert matrix.session_name(framework, versions[0], floor[0]) in cells
-            assert matrix.session_name(framework, versions[0], floor[-1]) in cells
-            for python in matrix.pythons(framework, "latest"):
-                assert matrix.session_name(framework, "latest", python) in cells
+            latest = matrix.pythons(framework, "latest")
+            assert matrix.session_name(framework, "latest", latest[-1]) in cells
 
 
 def test_the_rotation_runs_the_whole_matrix_within_any_seven_consecutive_days() -> None:

@@ -157,3 +157,78 @@ def test_shutdown_exports_what_is_left_once(
 def test_an_exporter_with_an_unknown_preference_is_refused(kwargs: dict[str, str]) -> None:
     with pytest.raises(ValueError, match="must be one of"):
         OTLPGrpcMetricExporter("http://127.0.0.1:4317", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("transport", ["grpc", "http/protobuf", "http/json"])
+def test_a_partial_success_warns_with_the_rejected_data_points(
+    diagnostics: Diagnostics,
+    otlp_receiver: OTLPReceiver,
+    transport: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    otlp_receiver.partial_success(1, "too old")
+    exporter = _exporter(otlp_receiver, transport, diagnostics=diagnostics)
+    provider = _provider(exporter, diagnostics)
+    provider.get_meter("m").create_counter("c").add(4)
+    provider.force_flush(timeout=10.0)
+    (metric,) = otlp_receiver.wait_for_metrics(1)
+    assert metric.sum.data_points[0].as_int == 4
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(
+        "accepted the batch partially: 1 data point(s) rejected (too old)" in m for m in messages
+    )
+    provider.shutdown(timeout=10.0)
+
+
+def test_the_exit_line_has_the_metric_points_then_the_logs_part(
+    diagnostics: Diagnostics, otlp_receiver: OTLPReceiver
+) -> None:
+    import io
+
+    from telemetry_run.exit import ExitHook
+    from telemetry_run.sdk.exporters import ExportResult
+    from telemetry_run.sdk.logs import LogData
+    from telemetry_run.sdk.logs.processor import BatchLogRecordProcessor
+    from telemetry_run.sdk.logs.provider import LoggerProvider
+    from telemetry_run.sdk.trace.provider import TracerProvider
+
+    class Refused:
+        def export(self, records: object, *, deadline: float) -> ExportResult:
+            return ExportResult(False, error="refused")
+
+        def shutdown(self, *, deadline: float) -> None:
+            pass
+
+    traces = TracerProvider(diagnostics=diagnostics, shutdown_on_exit=False)
+    meters = _provider(_exporter(otlp_receiver, "grpc"), diagnostics)
+    logs = LoggerProvider(Resource({}), Diagnostics(noun="log record"))
+    logs.add_log_record_processor(
+        BatchLogRecordProcessor(Refused(), schedule_delay=3600.0, diagnostics=logs.diagnostics)  # type: ignore[arg-type]
+    )
+    err = io.StringIO()
+    hook = ExitHook(
+        traces, diagnostics, timeout=5.0, err=err, logs=logs, meter_provider=lambda: meters
+    )
+    counter = meters.get_meter("m").create_counter("c")
+    counter.add(1, {"a": 1})
+    counter.add(1, {"a": 2})
+    logs.emit(
+        LogData(
+            time=1,
+            observed_time=1,
+            severity_number=9,
+            severity_text="INFO",
+            body="lost",
+            scope="app",
+            resource=logs.resource,
+        )
+    )
+    assert otlp_receiver.metric_requests == []  # the interval is an hour: exit exports them
+    hook.flush()
+    assert len(otlp_receiver.wait_for_metrics(1)) == 1
+    (line,) = err.getvalue().splitlines()
+    assert line.endswith(
+        "invalid_attributes=0 metric_points exported=2 dropped=0"
+        " logs produced=1 exported=0 dropped=1 "
+        "(queue_full=0, export_failed=1, rejected=0, shutdown=0)"
+    )

@@ -1,16 +1,18 @@
 """Our logger, ``logging.getLogger("telemetry_run")``, without importing ``logging`` at start-up.
 
-Importing ``logging`` costs an instrumented process several milliseconds at every start (with
-``traceback``, ``string`` and their regular expressions), and with the default settings our
-start-up logs nothing. So modules log through ``logger`` here, a stand-in that hands every
-record it cannot drop to the real logger (which it imports then), and the bootstrap's
+Importing ``logging`` costs an instrumented process about 3 ms at every start (with
+``traceback``, ``string`` and their regular expressions; ``bench/startup_parts.py``, row
+``logging``, and nothing in an application that imports it anyway), and with the default
+settings our start-up logs nothing. So modules log through ``logger`` here, a stand-in that
+hands every record it cannot drop to the real logger (which it imports then), and the bootstrap's
 configuration of the real logger (level, the prefixed stderr handler, no propagation) waits for
-``logging``'s import: done at once when ``logging`` is already imported, otherwise by a
-post-import hook the moment anything imports it (the application, a plugin, or our first record
-worth printing). Nobody can see the real logger before it is configured, and until then a record
-below the configured level is dropped here, as the real logger would drop it. The handler writes
-each message with its control characters escaped (``_printable.escape``): a value from outside
-that a call site quoted raw still cannot forge a line or drive the terminal.
+``logging``'s import: done at once when ``logging`` is already imported, otherwise by the
+distro's post-import hook (``apply_pending``) the moment anything imports it (the application,
+a plugin, or our first record worth printing). Nobody can see the real logger before it is
+configured, and until then a record below the configured level is dropped here, as the real
+logger would drop it. The handler writes each message with its control characters escaped
+(``_printable.escape``): a value from outside that a call site quoted raw still cannot forge a
+line or drive the terminal.
 """
 
 from __future__ import annotations
@@ -21,7 +23,18 @@ from typing import TYPE_CHECKING, Any, TextIO
 if TYPE_CHECKING:
     import logging
 
-__all__ = ["CRITICAL", "DEBUG", "ERROR", "INFO", "NAME", "WARNING", "Logger", "configure", "logger"]
+__all__ = [
+    "CRITICAL",
+    "DEBUG",
+    "ERROR",
+    "INFO",
+    "NAME",
+    "WARNING",
+    "Logger",
+    "apply_pending",
+    "configure",
+    "logger",
+]
 
 NAME = "telemetry_run"
 # logging's level numbers (fixed by its documentation), so choosing one imports nothing.
@@ -52,7 +65,7 @@ class Logger:
         if real is None:
             import logging
 
-            _apply_pending()  # in case logging was imported around the import hook
+            apply_pending()  # in case logging was imported around the import hook
             real = self._real = logging.getLogger(self.name)
         return real
 
@@ -114,22 +127,22 @@ class Logger:
 logger = Logger(NAME)
 
 
-def configure(level: int, stream: TextIO) -> None:
+def configure(level: int, stream: TextIO) -> bool:
     """Our lines go to ``stream``, prefixed ``telemetry-run:``, at ``level`` and above, and not to
-    the application's handlers; applied now if ``logging`` is imported, else on its import."""
+    the application's handlers; applied now if ``logging`` is imported, else kept for
+    ``apply_pending``. True when it is kept and nothing was before: the caller then arranges for
+    ``apply_pending`` to run when ``logging`` is imported (the distro's post-import hook)."""
     global _pending
     if "logging" in sys.modules:
         _apply(level, stream)
-        return
+        return False
     first = _pending is None
     _pending = (level, stream)
-    if first:
-        from telemetry_run._import_hooks import register_post_import_hook
-
-        register_post_import_hook(lambda _module: _apply_pending(), "logging")
+    return first
 
 
-def _apply_pending() -> None:
+def apply_pending() -> None:
+    """Apply the configuration ``configure`` kept (once ``logging`` is imported)."""
     global _pending
     pending = _pending
     if pending is not None:
@@ -154,7 +167,7 @@ def _escaping_formatter(fmt: str) -> logging.Formatter:
     ``logger.exception``) keeps its lines."""
     import logging
 
-    from telemetry_run._printable import escape
+    from telemetry_run.sdk._printable import escape
 
     class EscapingFormatter(logging.Formatter):
         def formatMessage(self, record: logging.LogRecord) -> str:  # logging's name

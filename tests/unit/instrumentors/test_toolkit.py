@@ -1,0 +1,426 @@
+"""The instrumentor toolkit: one CLIENT or SERVER span per call, whatever form the call takes."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import traceback
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from telemetry_run.instrumentors import _http, toolkit
+from telemetry_run.instrumentors.toolkit import (
+    HTTP_CLIENT,
+    HTTP_SERVER,
+    RPC_CLIENT,
+    RPC_SERVER,
+    CallSite,
+    client_call,
+    server_call,
+)
+from telemetry_run.sdk.context import suppress_instrumentation
+from telemetry_run.sdk.trace.api import SpanKind, StatusCode
+from telemetry_run.sdk.trace.current import get_current_span
+from telemetry_run.testing import SpanRecorder
+
+PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def _request_attributes(request: dict[str, Any]) -> dict[str, Any]:
+    return _http.client_request_attributes(request["method"], request["url"])
+
+
+def _client_span_name(attributes: dict[str, Any], request: dict[str, Any]) -> str:
+    return _http.client_span_name(attributes["http.request.method"])
+
+
+def _client(recorder: SpanRecorder, **options: Any) -> CallSite:
+    options.setdefault("rules", HTTP_CLIENT)
+    return client_call(
+        recorder.tracer,
+        "test client",
+        attributes=_request_attributes,
+        span_name=_client_span_name,
+        carrier=lambda request: request["headers"],
+        **options,
+    )
+
+
+def _server(recorder: SpanRecorder, **options: Any) -> CallSite:
+    options.setdefault("rules", HTTP_SERVER)
+    return server_call(
+        recorder.tracer,
+        "test server",
+        attributes=lambda headers, route="/": {"url.path": route},
+        span_name="GET",
+        carrier=lambda headers, route="/": headers,
+        **options,
+    )
+
+
+def _request(url: str = "http://example.com/a?token=s3cret") -> dict[str, Any]:
+    return {"method": "GET", "url": url, "headers": {}}
+
+
+# -- the forms ----------------------------------------------------------------------------------
+
+
+def test_a_client_call_is_one_span_and_carries_its_context(span_recorder: SpanRecorder) -> None:
+    site = _client(span_recorder)
+    request = _request()
+    with site.call(request) as call:
+        assert get_current_span() is call.span  # the call's context is current inside
+        call.set_status_code(200)
+    (span,) = span_recorder.spans
+    assert span.kind is SpanKind.CLIENT
+    assert span.name == "GET"
+    assert span.attributes["url.full"] == "http://example.com/a?token=REDACTED"
+    assert span.attributes["http.response.status_code"] == 200
+    trace_id, span_id = f"{span.context.trace_id:032x}", f"{span.context.span_id:016x}"
+    assert request["headers"]["traceparent"].startswith(f"00-{trace_id}-{span_id}-")
+    assert not get_current_span().get_span_context().is_valid  # detached after
+
+
+def test_a_server_call_continues_the_callers_trace(span_recorder: SpanRecorder) -> None:
+    site = _server(span_recorder)
+
+    @site
+    def handle(headers: dict[str, str], route: str = "/") -> str:
+        return f"handled {route}"
+
+    assert handle({"traceparent": PARENT, "baggage": "k=v"}, route="/users") == "handled /users"
+    (span,) = span_recorder.spans
+    assert span.kind is SpanKind.SERVER
+    assert span.attributes["url.path"] == "/users"
+    assert f"{span.context.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"
+    assert span.parent is not None and f"{span.parent.span_id:016x}" == "b7ad6b7169203331"
+
+
+def test_a_malformed_incoming_header_starts_a_new_trace(span_recorder: SpanRecorder) -> None:
+    with _server(span_recorder).call({"traceparent": "00-zz-not-a-header"}):
+        pass
+    (span,) = span_recorder.spans
+    assert span.parent is None
+
+
+def test_an_async_function_is_one_call(span_recorder: SpanRecorder) -> None:
+    @_client(span_recorder)
+    async def fetch(request: dict[str, Any]) -> str:
+        await asyncio.sleep(0)
+        return f"span {get_current_span().get_span_context().span_id:016x}"
+
+    result = asyncio.run(fetch(_request()))
+    (span,) = span_recorder.spans
+    assert result == f"span {span.context.span_id:016x}"  # current while the coroutine ran
+
+
+def test_a_generator_call_ends_with_its_stream(span_recorder: SpanRecorder) -> None:
+    seen: list[int] = []
+
+    @_server(span_recorder)
+    def stream(headers: dict[str, str]) -> Iterator[int]:
+        for i in range(3):
+            seen.append(get_current_span().get_span_context().span_id)
+            yield i
+
+    chunks = stream({})
+    assert next(chunks) == 0
+    assert span_recorder.spans == ()  # still streaming
+    assert list(chunks) == [1, 2]
+    (span,) = span_recorder.spans
+    assert seen == [span.context.span_id] * 3  # every step ran inside the call's context
+    assert not get_current_span().get_span_context().is_valid  # nothing left attached
+
+
+def test_a_stream_closed_early_ends_its_span(span_recorder: SpanRecorder) -> None:
+    closed: list[bool] = []
+
+    @_server(span_recorder)
+    def stream(headers: dict[str, str]) -> Iterator[int]:
+        try:
+            yield from range(10)
+        finally:
+            closed.append(True)
+
+    chunks = stream({})
+    assert next(chunks) == 0
+    chunks.close()
+    assert closed == [True]  # the application's generator was closed too
+    (span,) = span_recorder.spans
+    assert span.status.status_code is StatusCode.UNSET
+
+
+def test_a_stream_dropped_unfinished_ends_its_span_when_collected(
+    span_recorder: SpanRecorder,
+) -> None:
+    @_server(span_recorder)
+    def stream(headers: dict[str, str]) -> Iterator[int]:
+        yield from range(10)
+
+    chunks = stream({})
+    next(chunks)
+    del chunks
+    gc.collect()
+    assert len(span_recorder.spans) == 1
+
+
+def test_an_async_generator_call_ends_with_its_stream_or_aclose(
+    span_recorder: SpanRecorder,
+) -> None:
+    @_server(span_recorder)
+    async def stream(headers: dict[str, str]) -> AsyncIterator[int]:
+        for i in range(3):
+            yield i
+
+    async def consume() -> list[int]:
+        whole = [chunk async for chunk in stream({})]
+        partial = stream({})
+        assert await partial.__anext__() == 0
+        assert len(span_recorder.spans) == 1  # the first ended, the second streams on
+        await partial.aclose()
+        return whole
+
+    assert asyncio.run(consume()) == [0, 1, 2]
+    assert len(span_recorder.spans) == 2
+
+
+def test_a_stream_that_raises_records_the_error_and_ends(span_recorder: SpanRecorder) -> None:
+    @_server(span_recorder, rules=RPC_SERVER)
+    def stream(headers: dict[str, str]) -> Iterator[int]:
+        yield 1
+        raise ValueError("half way")
+
+    with pytest.raises(ValueError, match="half way"):
+        list(stream({}))
+    (span,) = span_recorder.spans
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["rpc.grpc.status_code"] == 2  # UNKNOWN: what gRPC answers
+    assert [event.name for event in span.events] == ["exception"]
+
+
+# -- one span per logical call ------------------------------------------------------------------
+
+
+def test_a_nested_client_call_of_the_same_layer_adds_no_span(span_recorder: SpanRecorder) -> None:
+    outer, inner = _client(span_recorder), _client(span_recorder)
+    inner_request = _request("http://example.com/redirected")
+    with outer.call(_request()), inner.call(inner_request) as nested:
+        nested.set_status_code(500)  # inert: no span to set it on
+    (span,) = span_recorder.spans
+    assert "http.response.status_code" not in span.attributes
+    # The inner call still carries the context: the outer span is its parent downstream.
+    assert f"{span.context.span_id:016x}" in inner_request["headers"]["traceparent"]
+
+
+def test_client_calls_of_other_layers_nest(span_recorder: SpanRecorder) -> None:
+    with (
+        _client(span_recorder, layer="rpc").call(_request()),
+        _client(span_recorder).call(_request()),
+    ):
+        pass
+    inner, outer = span_recorder.spans
+    assert inner.parent is not None and inner.parent.span_id == outer.context.span_id
+
+
+def test_suppression_and_excluded_calls_make_no_span(span_recorder: SpanRecorder) -> None:
+    excluded = _client(span_recorder, excluded=lambda request: "/health" in request["url"])
+    request = _request("http://example.com/health")
+    with excluded.call(request):
+        pass
+    with suppress_instrumentation(), _client(span_recorder).call(_request()):
+        pass
+    assert span_recorder.spans == ()
+    assert request["headers"] == {}  # an excluded call is not propagated either
+
+
+# -- exceptions: the application's and ours -----------------------------------------------------
+
+
+def test_the_apps_exception_is_recorded_and_reraised_unchanged(
+    span_recorder: SpanRecorder,
+) -> None:
+    error = ConnectionError("refused by http://user:pw@example.com")
+
+    @_client(span_recorder)
+    def send(request: dict[str, Any]) -> None:
+        raise error
+
+    with pytest.raises(ConnectionError) as raised:
+        send(_request())
+    assert raised.value is error
+    frames = [frame.name for frame in traceback.extract_tb(raised.value.__traceback__)]
+    assert frames[-1] == "send"  # the traceback still ends where the application raised
+    (span,) = span_recorder.spans
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "ConnectionError"
+    (event,) = span.events
+    assert "pw@" not in str(event.attributes["exception.message"])  # scrubbed
+
+
+def test_a_cancellation_is_not_an_error(span_recorder: SpanRecorder) -> None:
+    @_server(span_recorder)
+    async def handle(headers: dict[str, str]) -> None:
+        raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(handle({}))
+    (span,) = span_recorder.spans
+    assert span.status.status_code is StatusCode.UNSET
+    assert span.events == ()
+
+
+def test_a_failing_attribute_builder_never_reaches_the_app(span_recorder: SpanRecorder) -> None:
+    def broken(request: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("bug in the builder")
+
+    site = _client(span_recorder)
+    site.attributes = broken
+
+    @site
+    def send(request: dict[str, Any]) -> str:
+        return "sent"
+
+    assert send(_request()) == "sent"
+    assert span_recorder.spans == ()
+    assert [error.where for error in span_recorder.internal_errors] == [
+        "test client: call start"
+    ]  # reported once, for the one call
+    span_recorder.internal_errors.clear()  # expected: the fixture fails the test on others
+
+
+def test_a_failing_carrier_never_reaches_the_app(span_recorder: SpanRecorder) -> None:
+    def no_headers(request: dict[str, Any]) -> Any:
+        raise KeyError("headers")
+
+    site = _client(span_recorder)
+    site.carrier = no_headers
+    with site.call(_request()) as call:
+        result = "sent"
+    assert result == "sent" and not call.span.is_recording()
+    assert [error.where for error in span_recorder.internal_errors] == ["test client: call start"]
+    span_recorder.internal_errors.clear()  # expected: the fixture fails the test on others
+    assert span_recorder.spans == ()
+
+
+def test_a_failing_setter_never_reaches_the_app(span_recorder: SpanRecorder) -> None:
+    class BrokenSetter:
+        def set(self, carrier: dict[str, str], key: str, value: str) -> None:
+            raise RuntimeError("bug in the setter")
+
+    request = _request()
+    with _client(span_recorder, setter=BrokenSetter()).call(request) as call:
+        call.set_status_code(200)
+    (span,) = span_recorder.spans  # the call is traced; only its propagation is lost
+    assert span.attributes["http.response.status_code"] == 200
+    assert request["headers"] == {}
+
+
+# -- status rules and header capture ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rules", "code", "error"),
+    [
+        (HTTP_SERVER, 404, False),
+        (HTTP_SERVER, 503, True),
+        (HTTP_CLIENT, 404, True),
+        (HTTP_CLIENT, 302, False),
+        (RPC_SERVER, 5, False),  # NOT_FOUND: the caller's mistake
+        (RPC_SERVER, 13, True),  # INTERNAL
+        (RPC_CLIENT, 5, True),
+        (RPC_CLIENT, 0, False),
+    ],
+)
+def test_status_rules(
+    span_recorder: SpanRecorder, rules: toolkit.StatusRules, code: int, error: bool
+) -> None:
+    with _server(span_recorder, rules=rules).call({}) as call:
+        call.set_status_code(code)
+    (span,) = span_recorder.spans
+    assert (span.status.status_code is StatusCode.ERROR) is error
+    assert ("error.type" in span.attributes) is error
+
+
+def test_headers_are_captured_as_configured(span_recorder: SpanRecorder) -> None:
+    pattern = _http._header_patterns(["x-request-id", "authorization", "content-type"])
+    settings = _http.HttpSettings(request_headers=pattern, response_headers=pattern)
+    site = _server(
+        span_recorder, settings=settings, request_headers=lambda headers: headers.items()
+    )
+    with site.call({"X-Request-Id": "r-1", "Authorization": "Bearer s"}) as call:
+        call.capture_response_headers([("Content-Type", "text/plain")])
+    (span,) = span_recorder.spans
+    assert span.attributes["http.request.header.x-request-id"] == ("r-1",)
+    assert span.attributes["http.request.header.authorization"] == ("[REDACTED]",)
+    assert span.attributes["http.response.header.content-type"] == ("text/plain",)
+
+
+# -- the hook for metrics -----------------------------------------------------------------------
+
+
+def test_call_end_hooks_see_each_ended_call_once(
+    span_recorder: SpanRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ended: list[toolkit.Call] = []
+
+    def broken(call: toolkit.Call) -> None:
+        raise RuntimeError("a hook's bug")
+
+    monkeypatch.setattr(toolkit, "CALL_END_HOOKS", [broken, ended.append])
+    with _client(span_recorder).call(_request()) as call:
+        pass
+    call.end()  # a second end changes nothing
+    assert ended == [call]
+    assert len(span_recorder.spans) == 1
+    assert [error.where for error in span_recorder.internal_errors] == [
+        "test client: call end hook"
+    ]
+    span_recorder.internal_errors.clear()  # expected: the fixture fails the test on others
+
+
+# -- messaging: producer and consumer -----------------------------------------------------------
+
+
+def test_a_consumer_continues_the_producer_from_when_it_started_waiting(
+    span_recorder: SpanRecorder,
+) -> None:
+    producer = client_call(
+        span_recorder.tracer,
+        "queue put",
+        kind=SpanKind.PRODUCER,
+        attributes=lambda headers: {"messaging.operation.type": "send"},
+        span_name="queue put",
+        carrier=lambda headers: headers,
+        layer=None,
+    )
+    consumer = server_call(
+        span_recorder.tracer,
+        "queue get",
+        kind=SpanKind.CONSUMER,
+        attributes=lambda headers: {"messaging.operation.type": "receive"},
+        span_name="queue get",
+        carrier=lambda headers: headers,
+    )
+    message: dict[str, str] = {}
+    with producer.call(message):
+        pass
+    waited_from = span_recorder.spans[0].end_time + 1  # type: ignore[operator]
+    with consumer.call(message, start_time=waited_from):
+        pass
+    put, get = span_recorder.spans
+    assert (put.kind, get.kind) == (SpanKind.PRODUCER, SpanKind.CONSUMER)
+    assert get.parent is not None and get.parent.span_id == put.context.span_id
+    assert get.start_time == waited_from
+
+
+def test_a_generator_called_with_bad_arguments_starts_nothing(span_recorder: SpanRecorder) -> None:
+    @_server(span_recorder)
+    def stream(headers: dict[str, str]) -> Iterator[int]:
+        yield 1
+
+    with pytest.raises(TypeError):
+        stream({}, "one too many")  # type: ignore[call-arg]
+    assert span_recorder.spans == ()
+    assert not get_current_span().get_span_context().is_valid
