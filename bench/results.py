@@ -30,6 +30,7 @@ BENCHMARKS = (
     "header_parse",
     "span_start_end",
     "api_bridge",
+    "metrics_record",
     "context_propagation",
     "otlp_export",
     "logs_export",

@@ -18,6 +18,7 @@ __all__ = [
     "parse_int",
     "parse_key_values",
     "parse_list",
+    "parse_positive_ms",
     "parse_str",
     "parse_timeout_ms",
 ]
@@ -61,6 +62,11 @@ def parse_int(minimum: int = 0, maximum: int = _INT_MAX) -> Callable[[str], int]
 def parse_duration_ms(raw: str) -> float:
     """Integer milliseconds (>= 0), returned in seconds."""
     return parse_int(0)(raw) / 1000.0
+
+
+def parse_positive_ms(raw: str) -> float:
+    """Integer milliseconds (> 0), returned in seconds: an interval that cannot be zero."""
+    return parse_int(1)(raw) / 1000.0
 
 
 def parse_timeout_ms(raw: str) -> float:

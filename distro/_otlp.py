@@ -1,17 +1,19 @@
 """The built-in ``otlp`` exporter: its variables and the specification's rules for them.
 
 A plugin like any other (entry point ``builtin-otlp``): it declares the ``OTEL_EXPORTER_OTLP_*``
-variables (general, ``_TRACES_`` and ``_LOGS_``; a per-signal variable that is set wins over the
-general one) and builds the gRPC or HTTP exporter for ``OTEL_TRACES_EXPORTER=otlp`` (and, through
-``log_exporter``, for ``OTEL_LOGS_EXPORTER=otlp``). Nothing of grpc,
+variables (general, ``_TRACES_``, ``_LOGS_`` and ``_METRICS_``; a per-signal variable that is set
+wins over the general one) and builds the gRPC or HTTP exporter for ``OTEL_TRACES_EXPORTER=otlp``
+(and, through ``log_exporter``, for ``OTEL_LOGS_EXPORTER=otlp``; ``telemetry_run._metrics`` builds
+the metric one from the same rules, ``otlp_settings(config, "metrics")``). Nothing of grpc,
 protobuf or the HTTP client is imported here or when the exporter is built: the transport
 loads at the first export.
 
 Endpoint rules (specification, ``protocol/exporter.md``):
 
-- HTTP: the general ``OTEL_EXPORTER_OTLP_ENDPOINT`` is a base URL, ``v1/traces`` (``v1/logs``)
-  is appended to its path; ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (``..._LOGS_ENDPOINT``) is used
-  as it is (an empty path becomes ``/``). Default ``http://localhost:4318/v1/traces``.
+- HTTP: the general ``OTEL_EXPORTER_OTLP_ENDPOINT`` is a base URL, ``v1/traces`` (``v1/logs``,
+  ``v1/metrics``) is appended to its path; ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``
+  (``..._LOGS_ENDPOINT``, ``..._METRICS_ENDPOINT``) is used as it is (an empty path becomes
+  ``/``). Default ``http://localhost:4318/v1/traces``.
 - gRPC: the endpoint is ``http://`` (plaintext) or ``https://`` (TLS) and the scheme wins over
   ``..._INSECURE``, which applies only to an endpoint without a scheme. Default
   ``http://localhost:4317``.
@@ -110,18 +112,20 @@ def parse_endpoint(raw: str) -> str:
 
 
 def _options(prefix: str, signal: str | None) -> list[Variable]:
-    """The nine OTLP variables for ``prefix`` (``OTEL_EXPORTER_OTLP_``, or the ``..._TRACES_``
-    or ``..._LOGS_`` one of ``signal``)."""
+    """The nine OTLP variables for ``prefix`` (``OTEL_EXPORTER_OTLP_``, or the ``..._TRACES_``,
+    ``..._LOGS_`` or ``..._METRICS_`` one of ``signal``)."""
     traces = signal is not None
     what = f" {signal}" if signal else ""
     wins = " (wins over the general variable)" if traces else ""
     unset = "(unset)"
-    items = "log records" if signal == "logs" else "spans"
+    lost = {
+        "metrics": "its data points are counted as dropped",
+        "logs": "its log records are counted as export_failed",
+    }.get(signal or "traces", "its spans are counted as export_failed")
     off = (
         "the OTLP exporter is off"
         + ("" if traces else " unless its OTEL_EXPORTER_OTLP_<SIGNAL>_ENDPOINT is set")
-        + f" (it does not fall back to the default endpoint); its {items} are counted as "
-        "export_failed"
+        + f" (it does not fall back to the default endpoint); {lost}"
     )
     return [
         Variable(
@@ -131,7 +135,7 @@ def _options(prefix: str, signal: str | None) -> list[Variable]:
             (
                 f"OTLP{what} endpoint URL, used as is{wins}"
                 if traces
-                else "OTLP endpoint: base URL (v1/traces is appended for HTTP)"
+                else "OTLP endpoint: base URL (v1/traces, v1/logs, v1/metrics appended for HTTP)"
             ),
             shown_default=(
                 unset if traces else "http://localhost:4317 (grpc), http://localhost:4318 (http)"
@@ -195,11 +199,13 @@ def _options(prefix: str, signal: str | None) -> list[Variable]:
 GENERAL: Final = "OTEL_EXPORTER_OTLP_"
 TRACES: Final = "OTEL_EXPORTER_OTLP_TRACES_"
 LOGS: Final = "OTEL_EXPORTER_OTLP_LOGS_"
-_PREFIXES: Final = {"traces": TRACES, "logs": LOGS}
+METRICS: Final = "OTEL_EXPORTER_OTLP_METRICS_"
+_PREFIXES: Final = {"traces": TRACES, "logs": LOGS, "metrics": METRICS}
 VARIABLES: Final[tuple[Variable, ...]] = (
     *_options(GENERAL, None),
     *_options(TRACES, "traces"),
     *_options(LOGS, "logs"),
+    *_options(METRICS, "metrics"),
 )
 
 
@@ -307,7 +313,8 @@ def otlp_settings(config: Config, signal: str = "traces") -> OTLPSettings:
     """Apply the specification's rules; a value that cannot be used warns once (here, when the
     exporter is built) and the default is used, except where that would send the spans and
     headers elsewhere or block: then ``off`` says why the exporter is off (the error is logged
-    once, by the Config or here)."""
+    once, by the Config or here). ``signal`` is ``traces``, ``logs`` or ``metrics``: whose
+    per-signal variables win, and the path appended to a general HTTP endpoint."""
     protocol = _pick(config, "PROTOCOL", signal)[1] or "grpc"
     endpoint = (
         _grpc_endpoint(config, signal) if protocol == "grpc" else _http_endpoint(config, signal)
@@ -391,7 +398,7 @@ def _http_endpoint(config: Config, signal: str = "traces") -> str | None:
     if not usable:
         return None
     if endpoint is None:
-        return f"http://localhost:4318/v1/{signal}"
+        return DEFAULT_HTTP_ENDPOINT.replace(TRACES_PATH, f"v1/{signal}")
     import urllib.parse  # only for a configured endpoint
 
     try:
@@ -407,7 +414,7 @@ def _http_endpoint(config: Config, signal: str = "traces") -> str | None:
             _OFF_NOW,
         )
         return None
-    if name == _PREFIXES[signal] + "ENDPOINT":
+    if name == _PREFIXES[signal] + "ENDPOINT":  # the signal's own: used as it is
         if not parts.path:
             parts = parts._replace(path="/")
         return urllib.parse.urlunsplit(parts)

@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from telemetry_run.exit import ExitHook
     from telemetry_run.instrumentation import InstrumentorStatus
     from telemetry_run.plugins import Plugins
+    from telemetry_run.sdk.diagnostics import Diagnostics
     from telemetry_run.sdk.logs.provider import LoggerProvider
+    from telemetry_run.sdk.metrics.provider import MeterProvider
     from telemetry_run.sdk.propagation import TextMapPropagator
     from telemetry_run.sdk.trace.provider import TracerProvider
     from telemetry_run.sdk.trace.sampling import Sampler
@@ -147,9 +149,17 @@ def bootstrap(environ: Mapping[str, str]) -> Bootstrapped:
     state.provider = provider
     state.instrumentors = plan(specs, config)
     install(state.instrumentors, config, provider)
+    _offer_metrics(config, provider, diagnostics)
     logs = build_logs(config, provider)
+    from telemetry_run.sdk.metrics.global_provider import built_meter_provider
+
     state.exit_hook = ExitHook(
-        provider, diagnostics, config.shutdown_timeout, always_report=config.debug, logs=logs
+        provider,
+        diagnostics,
+        config.shutdown_timeout,
+        always_report=config.debug,
+        meter_provider=built_meter_provider,
+        logs=logs,
     )
     state.exit_hook.install()
     setup_servers(state)  # uWSGI's C-level forks, the dev servers' reloaders
@@ -160,6 +170,19 @@ def bootstrap(environ: Mapping[str, str]) -> Bootstrapped:
         provider.sampler.description(),
     )
     return state
+
+
+def _offer_metrics(config: Config, provider: TracerProvider, diagnostics: Diagnostics) -> None:
+    """Metrics are built when code first asks for a meter (``telemetry_run._metrics``): a
+    process that records none pays nothing for them."""
+    from telemetry_run.sdk.metrics.global_provider import set_meter_provider_factory
+
+    def build() -> MeterProvider | None:
+        from telemetry_run._metrics import build_meter_provider
+
+        return build_meter_provider(config, provider.resource, diagnostics)
+
+    set_meter_provider_factory(build)
 
 
 def build_provider(config: Config, plugins: Plugins) -> TracerProvider:

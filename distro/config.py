@@ -24,6 +24,7 @@ from telemetry_run._env import (
     parse_int,
     parse_key_values,
     parse_list,
+    parse_positive_ms,
     parse_str,
 )
 from telemetry_run.sdk._log import CRITICAL, DEBUG, ERROR, INFO, WARNING, logger
@@ -202,6 +203,48 @@ BUILTIN_VARIABLES: Final[tuple[Variable, ...]] = (
         parse_int(1),
         512,
         "spans per export; at most OTEL_BSP_MAX_QUEUE_SIZE",
+    ),
+    Variable(
+        "OTEL_METRICS_EXPORTER",
+        parse_list,
+        ("otlp",),
+        "metric exporters by name: otlp, console, none; nothing is exported until code "
+        "records a metric",
+    ),
+    Variable(
+        "OTEL_METRIC_EXPORT_INTERVAL",
+        parse_positive_ms,
+        60.0,
+        "ms between the starts of two metric exports",
+        shown_default="60000",
+    ),
+    Variable(
+        "OTEL_METRIC_EXPORT_TIMEOUT",
+        parse_positive_ms,
+        30.0,
+        "ms one metric export may take, callbacks included",
+        shown_default="30000",
+    ),
+    Variable(
+        "OTEL_METRICS_EXEMPLAR_FILTER",
+        parse_enum("trace_based", "always_on", "always_off"),
+        "trace_based",
+        "which measurements may become exemplars: trace_based (inside a sampled span), "
+        "always_on, always_off",
+    ),
+    Variable(
+        "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+        parse_enum("cumulative", "delta", "lowmemory"),
+        "cumulative",
+        "cumulative, delta (counters and histograms) or lowmemory (synchronous counters and "
+        "histograms) for the metric exporter",
+    ),
+    Variable(
+        "OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION",
+        parse_enum("explicit_bucket_histogram", "base2_exponential_bucket_histogram"),
+        "explicit_bucket_histogram",
+        "what a histogram aggregates into unless a view says: explicit_bucket_histogram or "
+        "base2_exponential_bucket_histogram",
     ),
     Variable(
         "OTEL_BLRP_SCHEDULE_DELAY",

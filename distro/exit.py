@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 if TYPE_CHECKING:
     from telemetry_run.sdk.diagnostics import Diagnostics
     from telemetry_run.sdk.logs.provider import LoggerProvider
+    from telemetry_run.sdk.metrics.provider import MeterProvider
     from telemetry_run.sdk.trace.provider import TracerProvider
 
 __all__ = ["ExitHook", "format_exit_line"]
@@ -94,8 +95,9 @@ def format_exit_line(counts: dict[str, int], logs: dict[str, int] | None = None)
 
     Spans first (each one produced is exported or dropped for one reason), then how many span
     sends were retried, then what the span limits cut from spans that were kept and how many
-    invalid attribute values were refused; then, when logs are exported, the log records'
-    counts (``logs produced=… exported=… dropped=… (reasons)``), apart from the spans'.
+    invalid attribute values were refused; then, once metrics were exported, their data points
+    exported and dropped; then, when logs are exported, the log records' counts
+    (``logs produced=… exported=… dropped=… (reasons)``), apart from the spans'.
     """
     line = (
         f"telemetry-run: spans produced={counts['produced']} exported={counts['exported']} "
@@ -104,7 +106,7 @@ def format_exit_line(counts: dict[str, int], logs: dict[str, int] | None = None)
         f"shutdown={counts['shutdown']}) retried={counts['retried']} "
         f"over_limits=(attributes={counts['attributes_over_limit']}, "
         f"events={counts['events_over_limit']}, links={counts['links_over_limit']}) "
-        f"invalid_attributes={counts['attributes_dropped']}"
+        f"invalid_attributes={counts['attributes_dropped']}" + _metric_points(counts)
     )
     if logs is not None:
         line += (
@@ -114,6 +116,15 @@ def format_exit_line(counts: dict[str, int], logs: dict[str, int] | None = None)
             f"shutdown={logs['shutdown']})"
         )
     return line
+
+
+def _metric_points(counts: dict[str, int]) -> str:
+    """The metric data points handed to exporters, once there were any."""
+    exported = counts.get("metric_points_exported", 0)
+    dropped = counts.get("metric_points_dropped", 0)
+    if not exported and not dropped:
+        return ""
+    return f" metric_points exported={exported} dropped={dropped}"
 
 
 def _worth_a_line(counts: dict[str, int], logs: dict[str, int] | None = None) -> bool:
@@ -127,6 +138,7 @@ def _worth_a_line(counts: dict[str, int], logs: dict[str, int] | None = None) ->
         or counts["attributes_over_limit"]
         or counts["events_over_limit"]
         or counts["links_over_limit"]
+        or counts.get("metric_points_dropped", 0)
     )
 
 
@@ -168,7 +180,8 @@ class _Process:
 
 class ExitHook:
     """Flushes and shuts the provider down once per process, at exit, on SIGTERM, or at the
-    end of a multiprocessing child."""
+    end of a multiprocessing child; the metrics provider too, if one was built, within the
+    same deadline."""
 
     def __init__(
         self,
@@ -178,9 +191,12 @@ class ExitHook:
         err: TextIO | None = None,
         *,
         always_report: bool = False,
+        meter_provider: Callable[[], MeterProvider | None] | None = None,
         logs: LoggerProvider | None = None,
     ):
         self._provider = provider
+        #: The metrics provider if one was built by now (built on first use, maybe never).
+        self._meter_provider = meter_provider
         self._logs = logs  # OTEL_LOGS_EXPORTER: flushed and reported with the spans
         self._diagnostics = diagnostics
         self._timeout = timeout
@@ -253,6 +269,9 @@ class ExitHook:
                 self._provider.shutdown(max(0.0, deadline - time.monotonic()))
                 if self._logs is not None:  # what the spans left of the same deadline
                     self._logs.shutdown(max(0.0, deadline - time.monotonic()))
+            meters = self._meters()
+            if meters is not None:  # its last points, within the same deadline
+                meters.shutdown(max(0.0, deadline - time.monotonic()))
             self._report()
         finally:
             process.shut_down = True
@@ -268,8 +287,14 @@ class ExitHook:
             self._provider.force_flush(max(0.0, deadline - time.monotonic()))
             if self._logs is not None:
                 self._logs.force_flush(max(0.0, deadline - time.monotonic()))
+            meters = self._meters()
+            if meters is not None:
+                meters.force_flush(max(0.0, deadline - time.monotonic()))
         finally:
             process.flush_done.set()
+
+    def _meters(self) -> MeterProvider | None:
+        return self._meter_provider() if self._meter_provider is not None else None
 
     def _report(self) -> None:
         counts = self._diagnostics.snapshot()

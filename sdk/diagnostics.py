@@ -110,6 +110,9 @@ class Diagnostics:
         #: Invalid attribute values (wrong type, bad key) dropped with a diagnostic.
         self.attributes_dropped = Counter()
         self.over_limits = {kind: Counter() for kind in LIMITED}
+        #: Metric data points handed to an exporter: exported, or dropped by a failed export.
+        self.metric_points_exported = Counter()
+        self.metric_points_dropped = Counter()
         self._interval = interval
         self._log = log
         self._lock = threading.Lock()
@@ -204,6 +207,8 @@ class Diagnostics:
             self.spans_exported,
             self.spans_retried,
             self.attributes_dropped,
+            self.metric_points_exported,
+            self.metric_points_dropped,
             *self.spans_dropped.values(),
             *self.over_limits.values(),
         ]
@@ -223,6 +228,8 @@ class Diagnostics:
         values["dropped"] = sum(values[r] for r in DROP_REASONS)
         for kind, counter in self.over_limits.items():
             values[f"{kind}_over_limit"] = counter.value
+        values["metric_points_exported"] = self.metric_points_exported.value
+        values["metric_points_dropped"] = self.metric_points_dropped.value
         return values
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from telemetry_run.sdk.diagnostics import Diagnostics, InternalError, get_diagnostics
+from telemetry_run.sdk.metrics import global_provider as metrics_globals
 from telemetry_run.sdk.propagation import _textmap
 from telemetry_run.sdk.trace import globals as trace_globals
 
@@ -32,10 +33,12 @@ def _clean_globals(request: pytest.FixtureRequest) -> Iterator[list[InternalErro
     previous = diagnostics.on_internal_error
     diagnostics.on_internal_error = errors.append
     trace_globals._reset_for_tests()
+    metrics_globals._reset_for_tests()
     _textmap._global = None  # the default propagators again
     yield errors
     diagnostics.on_internal_error = previous
     trace_globals._reset_for_tests()
+    metrics_globals._reset_for_tests()
     _textmap._global = None
     if errors and request.node.get_closest_marker("internal_errors") is None:
         pytest.fail(f"internal errors were reported: {errors!r}")

@@ -1,4 +1,5 @@
-"""A real OTLP trace receiver for tests: gRPC and HTTP on 127.0.0.1, with fault injection.
+"""A real OTLP receiver for tests (traces and metrics): gRPC and HTTP on 127.0.0.1, with fault
+injection.
 
 The same receiver serves our own tests and plugin authors' (the ``otlp_receiver`` fixture of
 ``telemetry_run.testing``)::
@@ -14,20 +15,22 @@ The same receiver serves our own tests and plugin authors' (the ``otlp_receiver`
   they travelled and can tell (``content_encoding``) whether the client compressed them.
 - HTTP: ``POST /v1/traces`` (``http.server`` on a thread, HTTP/1.1 keep-alive) accepting
   ``application/x-protobuf`` and ``application/json`` (OTLP/JSON: hex ids), gzip or not.
-- Logs: the same servers implement the logs service (gRPC ``LogsService/Export``, HTTP
-  ``POST /v1/logs``); what arrives is kept in ``log_requests`` (``wait_for_log_records``). The
-  faults below apply to trace calls only: logs are always accepted (``partial_success`` applies
-  to both, as ``rejected_log_records`` for logs).
+- Logs and metrics: the same servers implement the logs and metrics services (gRPC
+  ``LogsService/Export`` and ``MetricsService/Export``, HTTP ``POST /v1/logs`` and
+  ``POST /v1/metrics``); what arrives is kept in ``log_requests`` (``wait_for_log_records``) and
+  ``metric_requests`` (``wait_for_metrics``). The faults below apply to trace calls only: logs
+  and metrics are always accepted (``partial_success`` applies to all three signals, as
+  ``rejected_log_records`` and ``rejected_data_points``).
 
-Every request is decoded with opentelemetry-proto's ``ExportTraceServiceRequest`` and kept with
-the headers (gRPC metadata) it came with. Faults: ``fail_next`` (a gRPC status, optionally with
-``RetryInfo``; an HTTP status, optionally with ``Retry-After``), ``hang``/``release`` (accept and
-never answer), ``answer_slowly``, ``partial_success``, and ``misbehave_next`` for a hostile or
-broken collector (a ``Misbehaviour``: any status, headers and body, a body of gigabytes streamed
-without being held, headers trickled a byte at a time, a connection reset mid-answer; on gRPC
-raw answer bytes behind an OK status). With ``tls`` both servers speak TLS only,
-and with a client CA they require a client certificate (mTLS). All ports are free ones chosen
-by the system; ``stop()`` ends everything and releases hung calls.
+Every request is decoded with opentelemetry-proto's ``ExportTraceServiceRequest`` (logs and metrics
+with theirs) and kept with the headers (gRPC metadata) it came with. Faults: ``fail_next`` (a gRPC
+status, optionally with ``RetryInfo``; an HTTP status, optionally with ``Retry-After``),
+``hang``/``release`` (accept and never answer), ``answer_slowly``, ``partial_success``, and
+``misbehave_next`` for a hostile or broken collector (a ``Misbehaviour``: any status, headers and
+body, a body of gigabytes streamed without being held, headers trickled a byte at a time, a
+connection reset mid-answer; on gRPC raw answer bytes behind an OK status). With ``tls`` both
+servers speak TLS only, and with a client CA they require a client certificate (mTLS). All ports
+are free ones chosen by the system; ``stop()`` ends everything and releases hung calls.
 
 Request bodies are capped at ``max_body_bytes`` (``MAX_BODY_BYTES``, 4 MiB: gRPC's default
 maximum receive message size, so both transports accept the same requests) before and after
@@ -57,8 +60,10 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.logs.v1 import logs_pb2
+from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from telemetry_run.sdk.exporters.otlp._retry import encode_status
@@ -68,6 +73,7 @@ __all__ = [
     "Misbehaviour",
     "OTLPReceiver",
     "ReceivedLogs",
+    "ReceivedMetrics",
     "ReceivedRequest",
     "TLSFiles",
     "free_port",
@@ -78,6 +84,7 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 
 _SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 _LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
+_METRICS_SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"
 _HTTP_STATUS_FOR_CODE = {
     "UNAVAILABLE": 503,
     "RESOURCE_EXHAUSTED": 429,
@@ -160,6 +167,28 @@ class ReceivedLogs:
         ]
 
 
+@dataclass
+class ReceivedMetrics:
+    """One metrics export call: the decoded request and what it came with (as
+    ``ReceivedRequest``)."""
+
+    transport: str
+    request: metrics_service_pb2.ExportMetricsServiceRequest
+    headers: dict[str, str]
+    content_encoding: str | None
+    content_type: str | None
+    path: str | None
+
+    @property
+    def metrics(self) -> list[metrics_pb2.Metric]:
+        return [
+            metric
+            for resource_metrics in self.request.resource_metrics
+            for scope_metrics in resource_metrics.scope_metrics
+            for metric in scope_metrics.metrics
+        ]
+
+
 @dataclass(frozen=True)
 class Misbehaviour:
     """One scripted answer of a hostile or broken collector (``OTLPReceiver.misbehave_next``).
@@ -230,6 +259,7 @@ class OTLPReceiver:
         self.attempts: list[ReceivedRequest] = []  # every call, faults included
         self.tls_failures: list[str] = []  # HTTP handshakes the receiver refused
         self.log_requests: list[ReceivedLogs] = []  # logs export calls (always accepted)
+        self.metric_requests: list[ReceivedMetrics] = []
         self._grpc_server: Any = None
         self._http_server: _HTTPServer | None = None
         self._http_thread: threading.Thread | None = None
@@ -286,6 +316,11 @@ class OTLPReceiver:
     def http_endpoint(self) -> str:
         """The full OTLP/HTTP traces URL, ``http://127.0.0.1:PORT/v1/traces``."""
         return f"{self.http_base}/v1/traces"
+
+    @property
+    def http_metrics_endpoint(self) -> str:
+        """The full OTLP/HTTP metrics URL, ``http://127.0.0.1:PORT/v1/metrics``."""
+        return f"{self.http_base}/v1/metrics"
 
     @property
     def http_logs_endpoint(self) -> str:
@@ -361,6 +396,7 @@ class OTLPReceiver:
             self.attempts.clear()
             self.tls_failures.clear()
             self.log_requests.clear()
+            self.metric_requests.clear()
         self._release.set()
 
     # -- what arrived -----------------------------------------------------------------------
@@ -392,6 +428,37 @@ class OTLPReceiver:
                     raise AssertionError(f"expected {count} call(s), received {len(self.attempts)}")
                 self._lock.wait(left)
             return list(self.attempts)
+
+    def metrics(self) -> list[metrics_pb2.Metric]:
+        """Every metric received so far, in arrival order (one per metric per request)."""
+        with self._lock:
+            return [metric for request in self.metric_requests for metric in request.metrics]
+
+    def wait_for_metrics(self, count: int, timeout: float = 10.0) -> list[metrics_pb2.Metric]:
+        """The metrics received once there are at least ``count``; AssertionError on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                metrics = [m for request in self.metric_requests for m in request.metrics]
+                if len(metrics) >= count:
+                    return metrics
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"expected {count} metric(s), received {len(metrics)}")
+                self._lock.wait(left)
+
+    def _metrics_arrived(
+        self, received: ReceivedMetrics
+    ) -> metrics_service_pb2.ExportMetricsServiceResponse:
+        """Record a metrics call; the answer (a partial success when one is set)."""
+        response = metrics_service_pb2.ExportMetricsServiceResponse()
+        with self._lock:
+            self.metric_requests.append(received)
+            if self._state.rejected or self._state.rejected_message:
+                response.partial_success.rejected_data_points = self._state.rejected
+                response.partial_success.error_message = self._state.rejected_message
+            self._lock.notify_all()
+        return response
 
     def log_records(self) -> list[logs_pb2.LogRecord]:
         with self._lock:
@@ -485,6 +552,16 @@ class OTLPReceiver:
                 )
             },
         )
+        metrics_handler = grpc.method_handlers_generic_handler(
+            _METRICS_SERVICE,
+            {
+                "Export": grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportMetrics,
+                    request_deserializer=_RawRequest,
+                    response_serializer=_serialize_response,
+                )
+            },
+        )
         logs_servicer = _LogsServicer(self)
         logs_handler = grpc.method_handlers_generic_handler(
             _LOGS_SERVICE,
@@ -496,7 +573,7 @@ class OTLPReceiver:
                 )
             },
         )
-        server.add_generic_rpc_handlers((handler, logs_handler))
+        server.add_generic_rpc_handlers((handler, metrics_handler, logs_handler))
         if self.tls is None:
             self.grpc_port = server.add_insecure_port(f"127.0.0.1:{self.grpc_port}")
         else:
@@ -634,6 +711,30 @@ class _Servicer(trace_service_pb2_grpc.TraceServiceServicer):
         receiver._accepted(received)
         return receiver._response(state)
 
+    def ExportMetrics(  # the MetricsService's Export, beside TraceService's
+        self, request: Any, context: Any
+    ) -> metrics_service_pb2.ExportMetricsServiceResponse:
+        receiver = self._receiver
+        try:
+            data = (
+                gunzip_capped(request.data, receiver.max_body_bytes)
+                if request.compressed
+                else request.data
+            )
+            decoded = metrics_service_pb2.ExportMetricsServiceRequest.FromString(data)
+        except Exception as exc:  # noqa: BLE001  # a malformed body is the client's problem
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"cannot decode the request: {exc}")
+        return receiver._metrics_arrived(
+            ReceivedMetrics(
+                "grpc",
+                decoded,
+                {key: value for key, value in context.invocation_metadata() or ()},
+                "gzip" if request.compressed else None,
+                "application/grpc",
+                f"/{_METRICS_SERVICE}/Export",
+            )
+        )
+
 
 class _LogsServicer:
     def __init__(self, receiver: OTLPReceiver) -> None:
@@ -716,6 +817,9 @@ class _HTTPHandler(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         headers = {key.lower(): value for key, value in self.headers.items()}
         path = self.path.split("?", 1)[0]
+        if path == "/v1/metrics":
+            self._metrics(body, headers, path)
+            return
         if path == "/v1/logs":
             self._logs(body, headers, path)
             return
@@ -790,6 +894,33 @@ class _HTTPHandler(http.server.BaseHTTPRequestHandler):
             return
         response = receiver._logs_arrived(
             ReceivedLogs("http", request, headers, encoding, content_type, path)
+        )
+        if content_type == "application/json":
+            self._reply(200, content_type, json_format.MessageToJson(response).encode())
+        else:
+            self._reply(200, content_type, response.SerializeToString())
+
+    def _metrics(self, body: bytes, headers: dict[str, str], path: str) -> None:
+        receiver = self.server.receiver
+        encoding = (headers.get("content-encoding") or "").lower() or None
+        content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
+        request = metrics_service_pb2.ExportMetricsServiceRequest()
+        try:
+            data = gunzip_capped(body, receiver.max_body_bytes) if encoding == "gzip" else body
+            if content_type == "application/json":
+                document = json.loads(data)
+                _hex_ids_to_base64(document)
+                json_format.ParseDict(document, request)
+            elif content_type == "application/x-protobuf":
+                request.ParseFromString(data)
+            else:
+                self._reply(415, "text/plain", b"unsupported content type")
+                return
+        except Exception as exc:  # noqa: BLE001  # a malformed body is the client's problem
+            self._status(400, content_type, f"cannot decode the request: {exc}")
+            return
+        response = receiver._metrics_arrived(
+            ReceivedMetrics("http", request, headers, encoding, content_type, path)
         )
         if content_type == "application/json":
             self._reply(200, content_type, json_format.MessageToJson(response).encode())

@@ -18,7 +18,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from telemetry_run.sdk import forking
 from telemetry_run.sdk.context import SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
@@ -31,8 +31,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENCRYPTED_KEY_MESSAGE",
+    "LOGS_SIGNAL",
+    "METRICS_SIGNAL",
+    "TRACE_SIGNAL",
     "Headers",
     "OTLPExporterBase",
+    "Signal",
     "pem_is_encrypted",
     "safe_endpoint",
     "time_left",
@@ -141,6 +145,54 @@ def normalize_headers(
     return tuple(kept)
 
 
+class Signal(NamedTuple):
+    """What differs between the OTLP signals on the wire, everything else (transport, retry,
+    TLS, compression, headers, deadlines, fork handling) being shared: opentelemetry-proto's
+    ``collector/<package>/v1`` service and its answer, the partial success field counting what
+    the receiver refused (protobuf and OTLP/JSON spelling) and what that field counts."""
+
+    package: str
+    service: str
+    response: str
+    rejected: str
+    rejected_json: str
+    item: str
+
+    def module(self) -> Any:
+        """opentelemetry-proto's ``collector/<package>/v1/<package>_service_pb2`` module."""
+        import importlib
+
+        return importlib.import_module(
+            f"opentelemetry.proto.collector.{self.package}.v1.{self.package}_service_pb2"
+        )
+
+    def partial_success(self, data: bytes) -> tuple[int, str]:
+        """(rejected items, message) of a protobuf answer's body; raises when it is not one."""
+        partial = getattr(self.module(), self.response).FromString(data).partial_success
+        return int(getattr(partial, self.rejected)), str(partial.error_message)
+
+
+TRACE_SIGNAL: Final = Signal(
+    "trace", "TraceService", "ExportTraceServiceResponse", "rejected_spans", "rejectedSpans", "span"
+)
+LOGS_SIGNAL: Final = Signal(
+    "logs",
+    "LogsService",
+    "ExportLogsServiceResponse",
+    "rejected_log_records",
+    "rejectedLogRecords",
+    "log record",
+)
+METRICS_SIGNAL: Final = Signal(
+    "metrics",
+    "MetricsService",
+    "ExportMetricsServiceResponse",
+    "rejected_data_points",
+    "rejectedDataPoints",
+    "data point",
+)
+
+
 class OTLPExporterBase:
     """The transport-independent half of an OTLP span exporter.
 
@@ -150,6 +202,8 @@ class OTLPExporterBase:
     """
 
     _protocol_name = "otlp"
+    #: The signal this exporter sends: its service, answer and partial success field.
+    _signal: Signal = TRACE_SIGNAL
 
     def __init__(
         self,
@@ -199,6 +253,20 @@ class OTLPExporterBase:
             return ExportResult(False, error="the exporter is shut down")
         if not spans:
             return SUCCESS
+        count = len(spans)
+        return self._export_encoded(
+            lambda: self._encode(spans),
+            deadline,
+            on_retry=lambda: self._diagnostics.spans_retried.add(count),
+        )
+
+    def _export_encoded(
+        self, encode: Callable[[], bytes], deadline: float, *, on_retry: Callable[[], None]
+    ) -> ExportResult:
+        """Send what ``encode`` makes, retried within ``deadline`` (``on_retry`` counts each
+        retry): the transport, retry and accounting every signal shares."""
+        if self._stop.is_set():
+            return ExportResult(False, error="the exporter is shut down")
         if self._pid != os.getpid():  # forked by something that skipped the fork hooks
             self._after_fork_in_child()
         deadline = min(deadline, _monotonic() + self._timeout)
@@ -211,15 +279,14 @@ class OTLPExporterBase:
                     False, error="another export held the exporter until the deadline"
                 )
             try:
-                body = self._encode(spans)
-                count = len(spans)
+                body = encode()
                 return retry_loop(
                     lambda until: self._attempt(body, until),
                     deadline=deadline,
                     policy=self._policy,
                     stop=self._stop,
                     on_transient=self._report_transient,
-                    on_retry=lambda: self._diagnostics.spans_retried.add(count),
+                    on_retry=on_retry,
                     outage=self._outage,
                 )
             finally:
@@ -321,7 +388,7 @@ class OTLPExporterBase:
                 "OTLP receiver at %s accepted the batch partially: %d %s(s) rejected%s",
                 self._shown_endpoint,
                 rejected,
-                self._diagnostics.noun,
+                self._signal.item,
                 f" ({one_line(message)})" if message else "",
             )
 

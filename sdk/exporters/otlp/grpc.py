@@ -143,10 +143,6 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
     """
 
     _protocol_name = "grpc"
-    #: The signal's service in opentelemetry-proto (``collector/<signal>/v1``), its response
-    #: message and the partial success field counting what the receiver refused.
-    _service: tuple[str, str, str] = ("trace", "TraceService", "ExportTraceServiceResponse")
-    _rejected_field = "rejected_spans"
 
     def __init__(
         self,
@@ -232,11 +228,7 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
     def _accepted(self, data: Any) -> Outcome:
         """An OK answer: a success whatever its body says (module docstring)."""
         try:
-            module = _service_module(self._service[0])
-            response = getattr(module, self._service[2]).FromString(bytes(data))
-            partial = response.partial_success
-            rejected = int(getattr(partial, self._rejected_field))
-            message = str(partial.error_message)
+            rejected, message = self._signal.partial_success(bytes(data))
         except Exception as exc:  # noqa: BLE001  # garbage, or nested past the depth limit
             self._diagnostics.warn(
                 f"otlp-body:{self.endpoint}",
@@ -355,7 +347,7 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
             else:
                 channel = grpc.insecure_channel(self._target, options)
             self._call = channel.unary_unary(
-                _export_method(_service_module(self._service[0]), self._service[1]),
+                _export_method(self._signal.module(), self._signal.service),
                 request_serializer=None,  # the body is already serialized
                 response_deserializer=None,  # bytes: decoded by _accepted, which never raises
             )
@@ -411,17 +403,8 @@ class _SetupError(Exception):
         self.message = message
 
 
-def _service_module(signal: str) -> Any:
-    """opentelemetry-proto's ``collector/<signal>/v1/<signal>_service_pb2`` module."""
-    import importlib
-
-    return importlib.import_module(
-        f"opentelemetry.proto.collector.{signal}.v1.{signal}_service_pb2"
-    )
-
-
 def _export_method(service_pb2: Any, service: str = "TraceService") -> str:
-    """``/package.Service/Method`` of the service's Export, from opentelemetry-proto."""
+    """``/package.Service/Method`` of ``service``'s Export, from opentelemetry-proto."""
     method = service_pb2.DESCRIPTOR.services_by_name[service].methods_by_name["Export"]
     return f"/{method.containing_service.full_name}/{method.name}"
 

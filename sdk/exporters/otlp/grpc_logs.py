@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from telemetry_run.sdk.exporters.otlp._common import LOGS_SIGNAL
 from telemetry_run.sdk.exporters.otlp.grpc import OTLPGrpcSpanExporter
 
 if TYPE_CHECKING:
@@ -19,8 +20,7 @@ __all__ = ["OTLPGrpcLogExporter"]
 class OTLPGrpcLogExporter(OTLPGrpcSpanExporter):
     """Exports log records with OTLP over gRPC (options as ``OTLPGrpcSpanExporter``)."""
 
-    _service = ("logs", "LogsService", "ExportLogsServiceResponse")
-    _rejected_field = "rejected_log_records"
+    _signal = LOGS_SIGNAL
 
     def __repr__(self) -> str:
         return f"OTLPGrpcLogExporter({self.endpoint!r})"

@@ -144,11 +144,6 @@ class OTLPHttpSpanExporter(OTLPExporterBase):
     ``client_key_file`` and ``client_certificate_file`` the PEM pair for mTLS.
     """
 
-    #: The signal's response message in opentelemetry-proto (``collector/<signal>/v1``) and
-    #: the partial success field counting what the receiver refused (protobuf, JSON names).
-    _response: tuple[str, str] = ("trace", "ExportTraceServiceResponse")
-    _rejected_fields: tuple[str, str] = ("rejected_spans", "rejectedSpans")
-
     def __init__(
         self,
         endpoint: str = DEFAULT_ENDPOINT,
@@ -199,6 +194,10 @@ class OTLPHttpSpanExporter(OTLPExporterBase):
         from telemetry_run.sdk.exporters.otlp import _encode
 
         body = _encode.encode_request_json(spans) if self._json else _encode.encode_request(spans)
+        return self._compress(body)
+
+    def _compress(self, body: bytes) -> bytes:
+        """``body`` as sent: gzipped when compression is on (every signal's body)."""
         if self._gzip:
             import zlib
 
@@ -336,20 +335,11 @@ class OTLPHttpSpanExporter(OTLPExporterBase):
 
                 document = json.loads(data)
                 partial = document.get("partialSuccess") or document.get("partial_success") or {}
-                snake, camel = self._rejected_fields
-                rejected = partial.get(camel, partial.get(snake, 0))
+                signal = self._signal
+                rejected = partial.get(signal.rejected_json, partial.get(signal.rejected, 0))
                 message = partial.get("errorMessage", partial.get("error_message", ""))
                 return int(rejected or 0), str(message or "")
-            import importlib
-
-            signal, message_name = self._response
-            module = importlib.import_module(
-                f"opentelemetry.proto.collector.{signal}.v1.{signal}_service_pb2"
-            )
-            response = getattr(module, message_name).FromString(data)
-            partial_pb = response.partial_success
-            rejected_pb = getattr(partial_pb, self._rejected_fields[0])
-            return int(rejected_pb), str(partial_pb.error_message)
+            return self._signal.partial_success(data)
         except Exception:  # noqa: BLE001  # RecursionError included: JSON nested thousands deep
             return None
 

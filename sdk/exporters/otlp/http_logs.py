@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from telemetry_run.sdk.exporters.otlp._common import LOGS_SIGNAL
 from telemetry_run.sdk.exporters.otlp.http import OTLPHttpSpanExporter
 
 if TYPE_CHECKING:
@@ -22,8 +23,7 @@ class OTLPHttpLogExporter(OTLPHttpSpanExporter):
     """Exports log records with OTLP over HTTP/1.1 to ``.../v1/logs`` (options as
     ``OTLPHttpSpanExporter``)."""
 
-    _response = ("logs", "ExportLogsServiceResponse")
-    _rejected_fields = ("rejected_log_records", "rejectedLogRecords")
+    _signal = LOGS_SIGNAL
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, **kwargs: Any) -> None:
         super().__init__(endpoint, **kwargs)
@@ -43,9 +43,4 @@ class OTLPHttpLogExporter(OTLPHttpSpanExporter):
             body = _encode_logs.encode_logs_request_json(records)
         else:
             body = _encode_logs.encode_logs_request(records)
-        if self._gzip:
-            import zlib
-
-            compressor = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: the gzip format
-            body = compressor.compress(body) + compressor.flush()
-        return body
+        return self._compress(body)

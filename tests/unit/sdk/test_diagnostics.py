@@ -218,6 +218,8 @@ def test_snapshot_has_every_counter(clock: Clock) -> None:
     diag.attributes_dropped.incr()
     diag.over_limits["attributes"].add(5)
     diag.over_limits["links"].add(6)
+    diag.metric_points_exported.add(7)
+    diag.metric_points_dropped.add(3)
     for n, reason in enumerate(DROP_REASONS, start=1):
         diag.drop(reason, n)
     assert diag.snapshot() == {
@@ -235,6 +237,8 @@ def test_snapshot_has_every_counter(clock: Clock) -> None:
         "attributes_over_limit": 5,
         "events_over_limit": 0,
         "links_over_limit": 6,
+        "metric_points_exported": 7,
+        "metric_points_dropped": 3,
     }
     assert set(DROP_REASONS) == {"queue_full", "export_failed", "rejected", "shutdown"}
 
