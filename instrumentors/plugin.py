@@ -65,6 +65,16 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
         matrix=("2.28", "2.32", "latest"),
     ),
     InstrumentorSpec(
+        name="httpx",
+        modules=("httpx",),
+        requires="httpx>=0.24,<1",
+        load="telemetry_run.instrumentors.httpx:HttpxInstrumentor",
+        description="a CLIENT span per `Client.send`/`AsyncClient.send`, named `GET`, trace "
+        "context injected; a streamed response's span ends when it is closed",
+        kind="http",
+        matrix=("0.24", "latest"),
+    ),
+    InstrumentorSpec(
         name="grpc",
         modules=("grpc",),
         requires="grpcio>=1.66,<2",

@@ -47,3 +47,25 @@ def requests_call() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def httpx_call() -> None:
+    import asyncio
+
+    import httpx
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+
+    async def async_call() -> None:
+        async with httpx.AsyncClient(timeout=10) as client:
+            assert (await client.get(url)).text == "ok"
+
+    try:
+        assert httpx.get(url, timeout=10).text == "ok"
+        asyncio.run(async_call())
+    finally:
+        server.shutdown()
+        server.server_close()
