@@ -72,7 +72,18 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
         description="a CLIENT span per `Client.send`/`AsyncClient.send`, named `GET`, trace "
         "context injected; a streamed response's span ends when it is closed",
         kind="http",
-        matrix=("0.24", "latest"),
+        # One Python per line keeps CI short: the floor on the oldest, the latest on the newest.
+        matrix=(ReleaseLine("0.24", python="<3.12"), ReleaseLine("latest", python=">=3.13")),
+    ),
+    InstrumentorSpec(
+        name="urllib3",
+        modules=("urllib3",),
+        requires="urllib3>=1.26,<3",
+        load="telemetry_run.instrumentors.urllib3:Urllib3Instrumentor",
+        description="a CLIENT span per `PoolManager.urlopen`/`HTTPConnectionPool.urlopen`, named "
+        "`GET`, trace context injected; none of its own under requests (one span per call)",
+        kind="http",
+        matrix=(ReleaseLine("1.26", python="<3.12"), ReleaseLine("latest", python=">=3.13")),
     ),
     InstrumentorSpec(
         name="grpc",

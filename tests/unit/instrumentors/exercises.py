@@ -69,3 +69,20 @@ def httpx_call() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def urllib3_call() -> None:
+    import urllib3
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    try:
+        with urllib3.PoolManager() as manager:
+            assert manager.request("GET", f"http://127.0.0.1:{port}/").data == b"ok"
+        with urllib3.HTTPConnectionPool("127.0.0.1", port) as pool:
+            assert pool.urlopen("GET", "/").data == b"ok"
+    finally:
+        server.shutdown()
+        server.server_close()
