@@ -86,6 +86,17 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
         matrix=(ReleaseLine("1.26", python="<3.12"), ReleaseLine("latest", python=">=3.13")),
     ),
     InstrumentorSpec(
+        name="aiohttp_client",
+        modules=("aiohttp",),
+        requires="aiohttp>=3.9,<4",
+        load="telemetry_run.instrumentors.aiohttp_client:AiohttpClientInstrumentor",
+        description="a CLIENT span per `ClientSession` request (redirects included), named "
+        "`GET`, trace context injected",
+        kind="http",
+        # One Python per line keeps CI short: the floor on the oldest, the latest on the newest.
+        matrix=(ReleaseLine("3.9", python="<3.12"), ReleaseLine("latest", python=">=3.13")),
+    ),
+    InstrumentorSpec(
         name="grpc",
         modules=("grpc",),
         requires="grpcio>=1.66,<2",

@@ -86,3 +86,25 @@ def urllib3_call() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def aiohttp_client_call() -> None:
+    import asyncio
+
+    import aiohttp
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    async def call() -> None:
+        async with aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:{server.server_address[1]}/"
+            async with session.get(url) as response:
+                assert await response.text() == "ok"
+
+    try:
+        asyncio.run(call())
+    finally:
+        server.shutdown()
+        server.server_close()
