@@ -33,6 +33,7 @@ BENCHMARKS = (
     "otlp_export",
     "startup",
     "flask_request",
+    "http_clients",
     "exit_collector_down",
     "reliability_peers",
 )

@@ -122,4 +122,6 @@ def _response(call: Call, response: Any) -> None:
         call.span.set_attribute("network.protocol.version", text[:-2] if text == "2.0" else text)
     if response.history:
         call.span.set_attribute("http.request.resend_count", len(response.history))
-    call.capture_response_headers(response.headers.items())
+    settings = call.site.settings
+    if settings is not None and settings.response_headers is not None:  # pairs built to capture
+        call.capture_response_headers(response.headers.items())

@@ -69,6 +69,7 @@ class HttpxInstrumentor(Instrumentor):
             request_headers=_header_items,
             enabled=self.enabled,
         )
+        self.capture_response = settings.response_headers is not None
         self._streams = _stream_classes(httpx)
         self.patcher.wrap(httpx, "Client.send", self._send)
         self.patcher.wrap(httpx, "AsyncClient.send", self._async_send)
@@ -133,16 +134,16 @@ class HttpxInstrumentor(Instrumentor):
         return response
 
     def _response(self, call: Call, request: Any, sent: Any, response: Any, stream: Any) -> None:
-        with guard("httpx: restore the request"):
-            _give_back(request, sent, None, response)
         with guard("httpx: response"):
+            _give_back(request, sent, None, response)
             call.set_status_code(int(response.status_code))
             version = _http.protocol_version(response.http_version)
             if version:
                 call.span.set_attribute("network.protocol.version", version)
             if response.history:
                 call.span.set_attribute("http.request.resend_count", len(response.history))
-            call.capture_response_headers(response.headers.items())
+            if self.capture_response:  # the headers' pairs are built only to be captured
+                call.capture_response_headers(response.headers.items())
         if stream and not response.is_closed and call.span is not INVALID_SPAN:
             with guard("httpx: streamed response"):
                 sync_class, async_class = self._streams

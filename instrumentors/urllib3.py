@@ -172,4 +172,6 @@ def _response(call: Call, response: Any) -> None:
     history = getattr(retries, "history", None)
     if history:
         call.span.set_attribute("http.request.resend_count", len(history))
-    call.capture_response_headers(response.headers.items())
+    settings = call.site.settings
+    if settings is not None and settings.response_headers is not None:  # pairs built to capture
+        call.capture_response_headers(response.headers.items())
