@@ -107,7 +107,7 @@ class HttpxInstrumentor(Instrumentor):
                 with guard("httpx: restore the request"):
                     _give_back(request, sent, exc)
                 raise
-            self._response(call, request, sent, response, kwargs.get("stream", False))
+            self._response(call, request, sent, response, kwargs.get("stream", False), False)
         return response
 
     async def _async_send(
@@ -130,10 +130,12 @@ class HttpxInstrumentor(Instrumentor):
                 with guard("httpx: restore the request"):
                     _give_back(request, sent, exc)
                 raise
-            self._response(call, request, sent, response, kwargs.get("stream", False))
+            self._response(call, request, sent, response, kwargs.get("stream", False), True)
         return response
 
-    def _response(self, call: Call, request: Any, sent: Any, response: Any, stream: Any) -> None:
+    def _response(
+        self, call: Call, request: Any, sent: Any, response: Any, stream: Any, is_async: bool
+    ) -> None:
         with guard("httpx: response"):
             _give_back(request, sent, None, response)
             call.set_status_code(int(response.status_code))
@@ -148,7 +150,8 @@ class HttpxInstrumentor(Instrumentor):
             with guard("httpx: streamed response"):
                 sync_class, async_class = self._streams
                 body = response.stream
-                wrapper = async_class if hasattr(body, "aclose") else sync_class
+                # By the client, not the body: a body may be both (httpx.ByteStream).
+                wrapper = async_class if is_async else sync_class
                 response.stream = wrapper(body, call)
                 call.defer_end()  # the body's stream ends the span when it is closed
 

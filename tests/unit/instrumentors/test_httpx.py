@@ -185,6 +185,31 @@ def test_an_async_streamed_response_ends_its_span_when_closed(instrument: Any, s
     assert recorder.one("GET").attributes["http.response.status_code"] == 200
 
 
+def test_a_mock_transports_streamed_responses_read_and_close(instrument: Any) -> None:
+    """A transport's own body (``httpx.ByteStream``, sync and async at once) behind a streamed
+    response: read and closed as without us, by the sync and the async client."""
+    recorder = instrument()
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=b"mocked"))
+    with httpx.Client(transport=transport) as client:
+        response = client.send(client.build_request("GET", "http://mock/x"), stream=True)
+        assert response.read() == b"mocked"
+        response.close()
+
+    async def main() -> bytes:
+        async with httpx.AsyncClient(transport=transport) as client:
+            request = client.build_request("GET", "http://mock/y")
+            response = await client.send(request, stream=True)
+            body = await response.aread()
+            await response.aclose()
+            return body
+
+    assert asyncio.run(main()) == b"mocked"
+    assert sorted(span.attributes["url.full"] for span in recorder.by_name("GET")) == [
+        "http://mock/x",
+        "http://mock/y",
+    ]
+
+
 def test_a_body_cut_short_is_an_error_of_the_streamed_span(instrument: Any, server: Any) -> None:
     recorder = instrument()
     base, _ = server
