@@ -19,6 +19,7 @@ from telemetry_run._version import __version__
 from telemetry_run.instrumentors import _http
 from telemetry_run.instrumentors.base import Instrumentor, guard
 from telemetry_run.instrumentors.toolkit import HTTP_CLIENT, Call, CallSite, client_call
+from telemetry_run.sdk.trace.api import INVALID_SPAN
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -107,14 +108,13 @@ class AiohttpClientInstrumentor(Instrumentor):
                 with guard("aiohttp_client: response"):
                     call.set_status_code(int(exc.status))
                 raise
-            with guard("aiohttp_client: response"):
-                _response(call, response)
+            if call.span is not INVALID_SPAN:  # a traced call
+                with guard("aiohttp_client: response"):
+                    _response(call, response)
         return response
 
 
 def _response(call: Call, response: Any) -> None:
-    if not call.span.is_recording():
-        return
     call.set_status_code(int(response.status))
     version = getattr(response, "version", None)
     if version is not None:

@@ -20,6 +20,7 @@ from telemetry_run._version import __version__
 from telemetry_run.instrumentors import _http
 from telemetry_run.instrumentors.base import Instrumentor, guard
 from telemetry_run.instrumentors.toolkit import HTTP_CLIENT, Call, CallSite, client_call
+from telemetry_run.sdk.trace.api import INVALID_SPAN
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -150,8 +151,9 @@ class Urllib3Instrumentor(Instrumentor):
         method, url, headers, call_args, call_kwargs = bound
         with self.site.call(method, url, headers) as call:
             response = wrapped(*call_args, **call_kwargs)
-            with guard("urllib3: response"):
-                _response(call, response)
+            if call.span is not INVALID_SPAN:  # a traced call (not one nested in another)
+                with guard("urllib3: response"):
+                    _response(call, response)
         return response
 
 
@@ -162,8 +164,6 @@ def _method_and_url(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any,
 
 
 def _response(call: Call, response: Any) -> None:
-    if not call.span.is_recording():
-        return
     call.set_status_code(int(response.status))
     version = _VERSIONS.get(getattr(response, "version", None) or 0)
     if version:

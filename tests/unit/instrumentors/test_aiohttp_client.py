@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
+from telemetry_run.instrumentors import aiohttp_client as instrumented
 from telemetry_run.instrumentors import plugin
 from telemetry_run.instrumentors.aiohttp_client import AiohttpClientInstrumentor
 from telemetry_run.sdk.context import suppress_instrumentation
+from telemetry_run.sdk.diagnostics import InternalError, get_diagnostics
 from telemetry_run.sdk.trace.api import SpanKind, StatusCode
 from telemetry_run.testing import SpanRecorder, config_for
 from telemetry_run.testing.contract import contract_tests
@@ -208,6 +210,37 @@ def test_allow_listed_headers_are_captured(instrument: Any, server: Any) -> None
     attributes = recorder.one("GET").attributes
     assert attributes["http.request.header.x-mine"] == ("m",)
     assert attributes["http.response.header.x-served-by"] == ("test",)
+
+
+def test_a_bug_of_ours_costs_the_span_never_the_call(monkeypatch: Any, server: Any) -> None:
+    """Reported through the diagnostics, the call unchanged (not the span_recorder fixture: it
+    fails on any internal error, and here they are the point)."""
+    errors: list[InternalError] = []
+    monkeypatch.setattr(get_diagnostics(), "on_internal_error", errors.append)
+    base, _ = server
+    recorder = SpanRecorder()
+    instrumentor = AiohttpClientInstrumentor()
+    instrumentor.instrument(recorder.provider, config_for(plugin, {}))
+
+    def broken(*args: object, **kwargs: object) -> Any:
+        raise RuntimeError("instrumentor bug")
+
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(instrumentor.site, "attributes", broken)
+            assert _in_session(lambda session: _text(session, f"{base}/ok")) == (200, "ok")
+        assert recorder.spans == ()  # the span could not start: the call went on without it
+        monkeypatch.setattr(instrumented, "_response", broken)
+        assert _in_session(lambda session: _text(session, f"{base}/ok")) == (200, "ok")
+    finally:
+        instrumentor.uninstrument()
+        recorder.shutdown()
+    assert [error.where for error in errors] == [
+        "aiohttp_client: call start",
+        "aiohttp_client: response",
+    ]
+    [span] = recorder.spans  # the response step failed: the span still ended, with what it had
+    assert span.attributes["url.full"] == f"{base}/ok"
 
 
 # The instrumentor contract (patch orders, double instrument, uninstrument, version range).
