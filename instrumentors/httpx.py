@@ -13,7 +13,7 @@ so the span covers the body's transfer and records an error raised while reading
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run._version import __version__
 from telemetry_run.instrumentors import _http
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from telemetry_run.sdk.trace.api import TracerProvider
 
 __all__ = ["HttpxInstrumentor"]
+
+#: ``network.protocol.version`` of what httpx reports, without parsing it per request.
+_VERSIONS: Final = {"HTTP/1.1": "1.1", "HTTP/2": "2", "HTTP/1.0": "1.0"}
 
 
 def _attributes(sent: Any) -> dict[str, Any]:
@@ -138,8 +141,11 @@ class HttpxInstrumentor(Instrumentor):
     ) -> None:
         with guard("httpx: response"):
             _give_back(request, sent, None, response)
+            if call.span is INVALID_SPAN:  # not traced: nothing to record
+                return
             call.set_status_code(int(response.status_code))
-            version = _http.protocol_version(response.http_version)
+            http_version = response.http_version
+            version = _VERSIONS.get(http_version) or _http.protocol_version(http_version)
             if version:
                 call.span.set_attribute("network.protocol.version", version)
             if response.history:
