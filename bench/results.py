@@ -37,6 +37,7 @@ BENCHMARKS = (
     "startup",
     "flask_request",
     "asgi_request",
+    "http_clients",
     "exit_collector_down",
     "reliability_peers",
 )

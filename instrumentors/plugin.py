@@ -89,6 +89,38 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
         matrix=("2.28", "2.32", "latest"),
     ),
     InstrumentorSpec(
+        name="httpx",
+        modules=("httpx",),
+        requires="httpx>=0.24,<1",
+        load="telemetry_run.instrumentors.httpx:HttpxInstrumentor",
+        description="a CLIENT span per `Client.send`/`AsyncClient.send`, named `GET`, trace "
+        "context injected; a streamed response's span ends when it is closed",
+        kind="http",
+        # One Python per line keeps CI short: the floor on the oldest, the latest on the newest.
+        matrix=(ReleaseLine("0.24", python="<3.12"), ReleaseLine("latest", python=">=3.13")),
+    ),
+    InstrumentorSpec(
+        name="urllib3",
+        modules=("urllib3",),
+        requires="urllib3>=1.26,<3",
+        load="telemetry_run.instrumentors.urllib3:Urllib3Instrumentor",
+        description="a CLIENT span per `PoolManager.urlopen`/`HTTPConnectionPool.urlopen`, named "
+        "`GET`, trace context injected; none of its own under requests (one span per call)",
+        kind="http",
+        matrix=(ReleaseLine("1.26", python="<3.12"), ReleaseLine("latest", python=">=3.13")),
+    ),
+    InstrumentorSpec(
+        name="aiohttp_client",
+        modules=("aiohttp",),
+        requires="aiohttp>=3.9,<4",
+        load="telemetry_run.instrumentors.aiohttp_client:AiohttpClientInstrumentor",
+        description="a CLIENT span per `ClientSession` request (redirects included), named "
+        "`GET`, trace context injected",
+        kind="http",
+        # One Python per line keeps CI short: the floor on the oldest, the latest on the newest.
+        matrix=(ReleaseLine("3.9", python="<3.12"), ReleaseLine("latest", python=">=3.13")),
+    ),
+    InstrumentorSpec(
         name="grpc",
         modules=("grpc",),
         requires="grpcio>=1.66,<2",

@@ -54,6 +54,8 @@ SERVERS: Final[dict[str, tuple[str, ...]]] = {
     "asgi": ("fastapi", "gunicorn>=22", "websockets>=12", "django>=4.2"),
     # The bridge's tests: an API span in a Flask view, a requests call inside an API span.
     "opentelemetry_api": ("flask>=3.0", "requests>=2.28"),
+    # requests over urllib3: the one-CLIENT-span test.
+    "urllib3": ("requests>=2.28",),
 }
 
 #: Test files a framework session runs besides its own (``tests()`` names those).

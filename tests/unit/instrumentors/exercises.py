@@ -102,3 +102,64 @@ async def _asgi_get(app: Any, path: str) -> list[dict[str, Any]]:
     }
     await app(scope, receive, send)
     return sent
+
+
+def httpx_call() -> None:
+    import asyncio
+
+    import httpx
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+
+    async def async_call() -> None:
+        async with httpx.AsyncClient(timeout=10) as client:
+            assert (await client.get(url)).text == "ok"
+
+    try:
+        assert httpx.get(url, timeout=10).text == "ok"
+        asyncio.run(async_call())
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def urllib3_call() -> None:
+    import urllib3
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    try:
+        with urllib3.PoolManager() as manager:
+            assert manager.request("GET", f"http://127.0.0.1:{port}/").data == b"ok"
+        with urllib3.HTTPConnectionPool("127.0.0.1", port) as pool:
+            assert pool.urlopen("GET", "/").data == b"ok"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def aiohttp_client_call() -> None:
+    import asyncio
+
+    import aiohttp
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    async def call() -> None:
+        async with aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:{server.server_address[1]}/"
+            async with session.get(url) as response:
+                assert await response.text() == "ok"
+
+    try:
+        asyncio.run(call())
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,127 @@
+"""aiohttp client: one CLIENT span per ``ClientSession._request``, the trace context injected.
+
+``_request`` is the coroutine behind every call of a session (``session.get``,
+``session.request``, ``aiohttp.request``); it follows redirects itself, so its span is the
+logical call: ``url.full`` the URL asked for (the session's ``base_url`` and ``params``
+applied), ``http.request.resend_count`` the redirect hops, every hop carrying the span's context.
+Patching it, rather than adding a trace config to each session, keeps the span current for the
+whole call in the caller's task (a trace config's callbacks run where aiohttp chooses), and
+covers sessions made before instrumentation. The caller's headers are never changed: the ones
+sent are a copy. The span ends when ``_request`` returns, once the response's headers are in
+(the body is read afterwards, by the app); ``raise_for_status`` errors keep their status code.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from telemetry_run._version import __version__
+from telemetry_run.instrumentors import _http
+from telemetry_run.instrumentors.base import Instrumentor, guard
+from telemetry_run.instrumentors.toolkit import HTTP_CLIENT, Call, CallSite, client_call
+from telemetry_run.sdk.trace.api import INVALID_SPAN
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+    from telemetry_run.config import Config
+    from telemetry_run.sdk.trace.api import TracerProvider
+
+__all__ = ["AiohttpClientInstrumentor"]
+
+
+def _attributes(method: str, url: str, headers: Any) -> dict[str, Any]:
+    return _http.client_request_attributes(method, url)
+
+
+def _span_name(attributes: Mapping[str, Any], *args: Any) -> str:
+    return _http.client_span_name(attributes["http.request.method"])
+
+
+def _headers(method: str, url: str, headers: Any) -> Any:
+    return headers
+
+
+def _header_items(method: str, url: str, headers: Any) -> Iterable[tuple[str, str]]:
+    return headers.items()  # type: ignore[no-any-return]
+
+
+def _url(session: Any, str_or_url: Any, params: Any) -> str:
+    """The URL ``_request`` will ask for: the session's ``base_url`` and ``params`` applied."""
+    url = session._build_url(str_or_url)
+    if params:
+        url = url.extend_query(params)
+    return str(url)
+
+
+class AiohttpClientInstrumentor(Instrumentor):
+    """Patches ``aiohttp.ClientSession._request``."""
+
+    site: CallSite
+
+    def _instrument(self, tracer_provider: TracerProvider, config: Config) -> None:
+        import aiohttp
+        import multidict
+
+        settings = _http.HttpSettings.from_config(config, "aiohttp_client", server=False)
+        self.site = client_call(
+            tracer_provider.get_tracer(__name__, __version__),
+            "aiohttp_client",
+            attributes=_attributes,
+            span_name=_span_name,
+            carrier=_headers,
+            rules=HTTP_CLIENT,
+            settings=settings,
+            excluded=(lambda method, url, headers: settings.is_excluded(url))
+            if settings.excludes()
+            else None,
+            request_headers=_header_items,
+            enabled=self.enabled,
+        )
+        self._headers_type = multidict.CIMultiDict
+        self._response_error = aiohttp.ClientResponseError
+        self.patcher.wrap(aiohttp, "ClientSession._request", self._request)
+
+    async def _request(
+        self,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        if not self.enabled():
+            return await wrapped(*args, **kwargs)
+        bound: tuple[str, str, Any] | None = None
+        with guard("aiohttp_client: before request"):
+            method = args[0] if args else kwargs["method"]
+            str_or_url = args[1] if len(args) > 1 else kwargs["str_or_url"]
+            given = kwargs.get("headers")
+            headers = self._headers_type() if given is None else self._headers_type(given)
+            url = _url(instance, str_or_url, kwargs.get("params"))
+            bound = (str(method).upper(), url, headers)
+        if bound is None:  # a step of ours failed (reported): the call as it was made
+            return await wrapped(*args, **kwargs)
+        with self.site.call(*bound) as call:
+            try:
+                response = await wrapped(*args, **{**kwargs, "headers": bound[2]})
+            except self._response_error as exc:  # raise_for_status: the response's code
+                with guard("aiohttp_client: response"):
+                    call.set_status_code(int(exc.status))
+                raise
+            if call.span is not INVALID_SPAN:  # a traced call
+                with guard("aiohttp_client: response"):
+                    _response(call, response)
+        return response
+
+
+def _response(call: Call, response: Any) -> None:
+    call.set_status_code(int(response.status))
+    version = getattr(response, "version", None)
+    if version is not None:
+        text = f"{version.major}.{version.minor}"
+        call.span.set_attribute("network.protocol.version", text[:-2] if text == "2.0" else text)
+    if response.history:
+        call.span.set_attribute("http.request.resend_count", len(response.history))
+    settings = call.site.settings
+    if settings is not None and settings.response_headers is not None:  # pairs built to capture
+        call.capture_response_headers(response.headers.items())

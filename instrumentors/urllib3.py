@@ -1,0 +1,177 @@
+"""urllib3: one CLIENT span per logical ``urlopen``, the trace context injected.
+
+Two patch points, one layer: ``PoolManager.urlopen`` (``urllib3.request``, a ``PoolManager``,
+a ``ProxyManager``) and ``HTTPConnectionPool.urlopen`` (a pool used directly, HTTPS too). A
+``PoolManager`` call goes through a pool's, and both follow redirects and retries by calling
+themselves again; every call made inside another of the HTTP layer (those, or a requests call
+over urllib3) makes no span and only carries the outer span's context, so each logical call is
+one span: ``url.full`` the URL asked for, ``http.request.resend_count`` the retries and
+redirects urllib3 recorded. The caller's headers are never changed: the ones sent are a copy.
+
+The span ends when ``urlopen`` returns, that is once the response's headers are in; with
+``preload_content=False`` the body is read afterwards, outside the span.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from telemetry_run._version import __version__
+from telemetry_run.instrumentors import _http
+from telemetry_run.instrumentors.base import Instrumentor, guard
+from telemetry_run.instrumentors.toolkit import HTTP_CLIENT, Call, CallSite, client_call
+from telemetry_run.sdk.trace.api import INVALID_SPAN
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+    from telemetry_run.config import Config
+    from telemetry_run.sdk.trace.api import TracerProvider
+
+__all__ = ["Urllib3Instrumentor"]
+
+_VERSIONS: Final = {10: "1.0", 11: "1.1", 20: "2", 30: "3"}
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+_POOL_HEADERS_AT: Final = 3  # HTTPConnectionPool.urlopen(method, url, body, headers, ...)
+
+
+def _attributes(method: str, url: str, headers: Any) -> dict[str, Any]:
+    return _http.client_request_attributes(method, url)
+
+
+def _span_name(attributes: Mapping[str, Any], *args: Any) -> str:
+    return _http.client_span_name(attributes["http.request.method"])
+
+
+def _headers(method: str, url: str, headers: Any) -> Any:
+    return headers
+
+
+def _header_items(method: str, url: str, headers: Any) -> Iterable[tuple[str, str]]:
+    return headers.items()  # type: ignore[no-any-return]
+
+
+def _copy(headers: Any) -> Any:
+    """The headers to send: a copy of the caller's, of the same kind where it can copy itself."""
+    if headers is None:
+        return {}
+    copy = getattr(headers, "copy", None)
+    return copy() if copy is not None else dict(headers)
+
+
+def _pool_url(pool: Any, url: str) -> str:
+    """The absolute URL a pool's ``urlopen`` asks for (its ``url`` is a path, except via proxy)."""
+    if "://" in url:
+        return url
+    scheme = str(pool.scheme)
+    host = str(pool.host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    port = pool.port
+    authority = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
+    return f"{scheme}://{authority}{url}"
+
+
+class Urllib3Instrumentor(Instrumentor):
+    """Patches ``PoolManager.urlopen`` and ``HTTPConnectionPool.urlopen``."""
+
+    site: CallSite
+
+    def _instrument(self, tracer_provider: TracerProvider, config: Config) -> None:
+        import urllib3.connectionpool
+        import urllib3.poolmanager
+
+        settings = _http.HttpSettings.from_config(config, "urllib3", server=False)
+        self.site = client_call(
+            tracer_provider.get_tracer(__name__, __version__),
+            "urllib3",
+            attributes=_attributes,
+            span_name=_span_name,
+            carrier=_headers,
+            rules=HTTP_CLIENT,
+            settings=settings,
+            excluded=(lambda method, url, headers: settings.is_excluded(url))
+            if settings.excludes()
+            else None,
+            request_headers=_header_items,
+            enabled=self.enabled,
+        )
+        self.patcher.wrap(urllib3.poolmanager, "PoolManager.urlopen", self._manager_urlopen)
+        self.patcher.wrap(urllib3.connectionpool, "HTTPConnectionPool.urlopen", self._pool_urlopen)
+
+    def _manager_urlopen(
+        self,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        if not self.enabled():
+            return wrapped(*args, **kwargs)
+        bound: tuple[Any, ...] | None = None
+        with guard("urllib3: before urlopen"):
+            method, url = _method_and_url(args, kwargs)
+            given = kwargs.get("headers")
+            headers = _copy(instance.headers if given is None else given)
+            bound = (str(method), str(url), headers, args, {**kwargs, "headers": headers})
+        return self._urlopen(wrapped, args, kwargs, bound)
+
+    def _pool_urlopen(
+        self,
+        wrapped: Callable[..., Any],
+        instance: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        if not self.enabled():
+            return wrapped(*args, **kwargs)
+        bound: tuple[Any, ...] | None = None
+        with guard("urllib3: before urlopen"):
+            method, url = _method_and_url(args, kwargs)
+            if len(args) > _POOL_HEADERS_AT:
+                headers = _copy(args[_POOL_HEADERS_AT])
+                call_args = (*args[:_POOL_HEADERS_AT], headers, *args[_POOL_HEADERS_AT + 1 :])
+                call_kwargs = kwargs
+            else:
+                given = kwargs.get("headers")
+                headers = _copy(instance.headers if given is None else given)
+                call_args, call_kwargs = args, {**kwargs, "headers": headers}
+            bound = (str(method), _pool_url(instance, str(url)), headers, call_args, call_kwargs)
+        return self._urlopen(wrapped, args, kwargs, bound)
+
+    def _urlopen(
+        self,
+        wrapped: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        bound: tuple[Any, ...] | None,
+    ) -> Any:
+        if bound is None:  # a step of ours failed (reported): the call as it was made
+            return wrapped(*args, **kwargs)
+        method, url, headers, call_args, call_kwargs = bound
+        with self.site.call(method, url, headers) as call:
+            response = wrapped(*call_args, **call_kwargs)
+            if call.span is not INVALID_SPAN:  # a traced call (not one nested in another)
+                with guard("urllib3: response"):
+                    _response(call, response)
+        return response
+
+
+def _method_and_url(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    method = args[0] if args else kwargs["method"]
+    url = args[1] if len(args) > 1 else kwargs["url"]
+    return method, url
+
+
+def _response(call: Call, response: Any) -> None:
+    call.set_status_code(int(response.status))
+    version = _VERSIONS.get(getattr(response, "version", None) or 0)
+    if version:
+        call.span.set_attribute("network.protocol.version", version)
+    retries = getattr(response, "retries", None)
+    history = getattr(retries, "history", None)
+    if history:
+        call.span.set_attribute("http.request.resend_count", len(history))
+    settings = call.site.settings
+    if settings is not None and settings.response_headers is not None:  # pairs built to capture
+        call.capture_response_headers(response.headers.items())

@@ -1,0 +1,306 @@
+"""The httpx instrumentor against a real HTTP server on 127.0.0.1, sync and async clients."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from telemetry_run.instrumentors import httpx as instrumented
+from telemetry_run.instrumentors import plugin
+from telemetry_run.instrumentors.httpx import HttpxInstrumentor
+from telemetry_run.sdk.context import suppress_instrumentation
+from telemetry_run.sdk.diagnostics import InternalError, get_diagnostics
+from telemetry_run.sdk.trace.api import SpanKind, StatusCode
+from telemetry_run.testing import SpanRecorder, config_for
+from telemetry_run.testing.contract import contract_tests
+
+httpx = pytest.importorskip("httpx", reason="httpx is not installed (the httpx matrix session)")
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    seen: list[dict[str, str]]
+
+    def do_GET(self) -> None:
+        self.seen.append({k.lower(): v for k, v in self.headers.items()})
+        if self.path.startswith("/redirect"):
+            self.send_response(302)
+            self.send_header("Location", "/ok")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path.startswith("/cut"):  # promises more body than it sends, then hangs up
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"part")
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        code = int(self.path.split("/status/")[1]) if "/status/" in self.path else 200
+        self.send_response(code)
+        self.send_header("Content-Length", "2")
+        self.send_header("X-Served-By", "test")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    seen: list[dict[str, str]] = []
+    handler = type("Handler", (_Handler,), {"seen": seen})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def instrument(span_recorder: SpanRecorder) -> Iterator[Any]:
+    made: list[HttpxInstrumentor] = []
+
+    def instrument(**environ: str) -> SpanRecorder:
+        instrumentor = HttpxInstrumentor()
+        instrumentor.instrument(span_recorder.provider, config_for(plugin, environ))
+        made.append(instrumentor)
+        return span_recorder
+
+    yield instrument
+    for instrumentor in made:
+        instrumentor.uninstrument()
+
+
+def _traceparent(span: Any) -> str:
+    context = span.context  # flags 03: sampled, and a trace id we generated (random-trace-id)
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-03"
+
+
+def test_a_call_is_one_client_span_and_carries_the_context(instrument: Any, server: Any) -> None:
+    recorder = instrument()
+    base, seen = server
+    with recorder.tracer.start_as_current_span("checkout") as parent:
+        response = httpx.get(f"{base}/ok?token=abc", headers={"X-Mine": "1"}, timeout=10)
+    assert response.text == "ok"
+    span = recorder.one("GET")
+    assert span.kind is SpanKind.CLIENT
+    assert span.parent is not None and span.parent.span_id == parent.get_span_context().span_id
+    assert dict(span.attributes) == {
+        "http.request.method": "GET",
+        "url.full": f"{base}/ok?token=REDACTED",
+        "server.address": "127.0.0.1",
+        "server.port": int(base.rsplit(":", 1)[1]),
+        "http.response.status_code": 200,
+        "network.protocol.version": "1.1",
+    }
+    assert span.status.is_unset
+    assert seen[0]["traceparent"] == _traceparent(span)
+    assert seen[0]["x-mine"] == "1"
+
+
+def test_the_async_client_is_traced_in_the_callers_trace(instrument: Any, server: Any) -> None:
+    recorder = instrument()
+    base, seen = server
+
+    async def main() -> list[int]:
+        async with httpx.AsyncClient(timeout=10) as client:
+            with recorder.tracer.start_as_current_span("job"):
+                responses = await asyncio.gather(client.get(f"{base}/ok"), client.get(base))
+        return [response.status_code for response in responses]
+
+    assert asyncio.run(main()) == [200, 200]
+    job = recorder.one("job")
+    calls = recorder.by_name("GET")
+    assert len(calls) == 2
+    assert all(
+        span.parent is not None and span.parent.span_id == job.context.span_id for span in calls
+    )
+    assert sorted(headers["traceparent"] for headers in seen) == sorted(map(_traceparent, calls))
+
+
+def test_a_request_sent_by_hand_is_not_changed(instrument: Any, server: Any) -> None:
+    instrument()
+    base, seen = server
+    with httpx.Client(timeout=10) as client:
+        request = client.build_request("GET", f"{base}/redirect")
+        response = client.send(request, follow_redirects=True)
+        assert response.history[0].request is request  # the app sees the request it made
+        assert "traceparent" not in request.headers
+        refused = client.build_request("GET", "http://127.0.0.1:9/")
+        with pytest.raises(httpx.ConnectError) as caught:
+            client.send(refused)
+        assert caught.value.request is refused
+    assert all("traceparent" in headers for headers in seen)
+
+
+def test_redirects_are_one_span_with_the_hops_counted(instrument: Any, server: Any) -> None:
+    recorder = instrument()
+    base, seen = server
+    response = httpx.get(f"{base}/redirect", follow_redirects=True, timeout=10)
+    assert response.status_code == 200 and len(response.history) == 1
+    span = recorder.one("GET")
+    assert span.attributes["url.full"] == f"{base}/redirect"
+    assert span.attributes["http.request.resend_count"] == 1
+    assert span.attributes["http.response.status_code"] == 200
+    assert [hop["traceparent"] for hop in seen] == [_traceparent(span)] * 2
+
+
+def test_a_streamed_response_ends_its_span_when_closed(instrument: Any, server: Any) -> None:
+    recorder = instrument()
+    base, _ = server
+    with httpx.Client(timeout=10) as client:
+        with client.stream("GET", f"{base}/ok") as response:
+            assert response.status_code == 200
+            assert recorder.spans == ()  # the body is still to come
+            assert response.read() == b"ok"
+        assert recorder.one("GET").attributes["http.response.status_code"] == 200
+        response = client.send(client.build_request("GET", f"{base}/ok"), stream=True)
+        assert len(recorder.spans) == 1
+        response.close()  # closed unread
+    assert len(recorder.by_name("GET")) == 2
+
+
+def test_an_async_streamed_response_ends_its_span_when_closed(instrument: Any, server: Any) -> None:
+    recorder = instrument()
+    base, _ = server
+
+    async def main() -> tuple[int, bytes]:
+        client = httpx.AsyncClient(timeout=10)
+        async with client, client.stream("GET", f"{base}/ok") as response:
+            ended_before = len(recorder.spans)
+            body = b"".join([chunk async for chunk in response.aiter_bytes()])
+        return ended_before, body
+
+    assert asyncio.run(main()) == (0, b"ok")
+    assert recorder.one("GET").attributes["http.response.status_code"] == 200
+
+
+def test_a_mock_transports_streamed_responses_read_and_close(instrument: Any) -> None:
+    """A transport's own body (``httpx.ByteStream``, sync and async at once) behind a streamed
+    response: read and closed as without us, by the sync and the async client."""
+    recorder = instrument()
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=b"mocked"))
+    with httpx.Client(transport=transport) as client:
+        response = client.send(client.build_request("GET", "http://mock/x"), stream=True)
+        assert response.read() == b"mocked"
+        response.close()
+
+    async def main() -> bytes:
+        async with httpx.AsyncClient(transport=transport) as client:
+            request = client.build_request("GET", "http://mock/y")
+            response = await client.send(request, stream=True)
+            body = await response.aread()
+            await response.aclose()
+            return body
+
+    assert asyncio.run(main()) == b"mocked"
+    assert sorted(span.attributes["url.full"] for span in recorder.by_name("GET")) == [
+        "http://mock/x",
+        "http://mock/y",
+    ]
+
+
+def test_a_body_cut_short_is_an_error_of_the_streamed_span(instrument: Any, server: Any) -> None:
+    recorder = instrument()
+    base, _ = server
+    with (
+        httpx.Client(timeout=10) as client,
+        client.stream("GET", f"{base}/cut") as response,
+        pytest.raises(httpx.RemoteProtocolError),
+    ):
+        response.read()
+    span = recorder.one("GET")
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["http.response.status_code"] == 200
+    [event] = span.events
+    assert event.attributes["exception.type"] == "httpx.RemoteProtocolError"
+
+
+@pytest.mark.parametrize("code", [404, 503])
+def test_error_statuses_are_errors_on_the_client(instrument: Any, server: Any, code: int) -> None:
+    recorder = instrument()
+    base, _ = server
+    assert httpx.get(f"{base}/status/{code}", timeout=10).status_code == code
+    span = recorder.one("GET")
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == str(code)
+
+
+def test_a_connection_error_is_recorded_and_reraised_unchanged(instrument: Any) -> None:
+    recorder = instrument()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get("http://127.0.0.1:9/?api_key=s3cr3t", timeout=5)  # discard port: refused
+    span = recorder.one("GET")
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "httpx.ConnectError"
+    assert span.attributes["url.full"] == "http://127.0.0.1:9/?api_key=REDACTED"
+
+
+def test_excluded_urls_and_suppression_make_no_span(instrument: Any, server: Any) -> None:
+    recorder = instrument(OTEL_PYTHON_HTTPX_EXCLUDED_URLS="/status/")
+    base, seen = server
+    httpx.get(f"{base}/status/200", timeout=10)
+    with suppress_instrumentation():
+        httpx.get(f"{base}/ok", timeout=10)
+    assert recorder.spans == ()
+    assert all("traceparent" not in headers for headers in seen)
+
+
+def test_allow_listed_headers_are_captured(instrument: Any, server: Any) -> None:
+    recorder = instrument(
+        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST="x-mine",
+        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE="x-served-by",
+    )
+    base, _ = server
+    httpx.get(f"{base}/ok", headers={"X-Mine": "m"}, timeout=10)
+    attributes = recorder.one("GET").attributes
+    assert attributes["http.request.header.x-mine"] == ("m",)
+    assert attributes["http.response.header.x-served-by"] == ("test",)
+
+
+def test_a_bug_of_ours_costs_the_span_never_the_call(monkeypatch: Any, server: Any) -> None:
+    """Reported through the diagnostics, the call unchanged (not the span_recorder fixture: it
+    fails on any internal error, and here they are the point)."""
+    errors: list[InternalError] = []
+    monkeypatch.setattr(get_diagnostics(), "on_internal_error", errors.append)
+    base, _ = server
+    recorder = SpanRecorder()
+    instrumentor = HttpxInstrumentor()
+    instrumentor.instrument(recorder.provider, config_for(plugin, {}))
+
+    def broken(*args: object, **kwargs: object) -> Any:
+        raise RuntimeError("instrumentor bug")
+
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(instrumentor.site, "attributes", broken)
+            assert httpx.get(f"{base}/ok", timeout=10).text == "ok"
+        assert recorder.spans == ()  # the span could not start: the call went on without it
+        monkeypatch.setattr(instrumented, "_VERSIONS", None)
+        assert httpx.get(f"{base}/ok", timeout=10).text == "ok"
+    finally:
+        instrumentor.uninstrument()
+        recorder.shutdown()
+    assert [error.where for error in errors] == ["httpx: call start", "httpx: response"]
+    [span] = recorder.spans  # the response step failed: the span still ended, with what it had
+    assert span.attributes["url.full"] == f"{base}/ok"
+
+
+# The instrumentor contract (patch orders, double instrument, uninstrument, version range).
+contract_tests(
+    globals(),
+    spec=next(spec for spec in plugin.SPECS if spec.name == "httpx"),
+    exercise="tests.unit.instrumentors.exercises:httpx_call",
+)

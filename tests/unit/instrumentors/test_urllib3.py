@@ -1,0 +1,244 @@
+"""The urllib3 instrumentor against a real HTTP server on 127.0.0.1, and requests over it."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from telemetry_run.instrumentors import plugin
+from telemetry_run.instrumentors import urllib3 as instrumented
+from telemetry_run.instrumentors.urllib3 import Urllib3Instrumentor
+from telemetry_run.sdk.context import suppress_instrumentation
+from telemetry_run.sdk.diagnostics import InternalError, get_diagnostics
+from telemetry_run.sdk.trace.api import SpanKind, StatusCode
+from telemetry_run.testing import SpanRecorder, config_for
+from telemetry_run.testing.contract import contract_tests
+
+urllib3 = pytest.importorskip("urllib3", reason="urllib3 is not installed (its matrix session)")
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    seen: list[dict[str, str]]
+
+    def do_GET(self) -> None:
+        self.seen.append({k.lower(): v for k, v in self.headers.items()})
+        if self.path.startswith("/redirect"):
+            self.send_response(302)
+            self.send_header("Location", "/ok")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.path.startswith("/flaky") and len(self.seen) == 1:  # fails once, then serves
+            code = 503
+        elif "/status/" in self.path:
+            code = int(self.path.split("/status/")[1])
+        else:
+            code = 200
+        self.send_response(code)
+        self.send_header("Content-Length", "2")
+        self.send_header("X-Served-By", "test")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    seen: list[dict[str, str]] = []
+    handler = type("Handler", (_Handler,), {"seen": seen})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+@pytest.fixture
+def instrument(span_recorder: SpanRecorder) -> Iterator[Any]:
+    made: list[Any] = []
+
+    def instrument(*also: Any, **environ: str) -> SpanRecorder:
+        for instrumentor in (Urllib3Instrumentor(), *also):
+            instrumentor.instrument(span_recorder.provider, config_for(plugin, environ))
+            made.append(instrumentor)
+        return span_recorder
+
+    yield instrument
+    for instrumentor in reversed(made):
+        instrumentor.uninstrument()
+
+
+def _traceparent(span: Any) -> str:
+    context = span.context  # flags 03: sampled, and a trace id we generated (random-trace-id)
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-03"
+
+
+def test_a_pool_manager_call_is_one_client_span_with_the_context(
+    instrument: Any, server: Any
+) -> None:
+    recorder = instrument()
+    base, seen = server
+    headers = {"X-Mine": "1"}
+    with (
+        recorder.tracer.start_as_current_span("checkout") as parent,
+        urllib3.PoolManager() as manager,
+    ):
+        response = manager.request("GET", f"{base}/ok?token=abc", headers=headers)
+    assert response.data == b"ok"
+    assert headers == {"X-Mine": "1"}  # the caller's dict is never changed
+    span = recorder.one("GET")  # the manager's call, not a second one for its pool's
+    assert span.kind is SpanKind.CLIENT
+    assert span.parent is not None and span.parent.span_id == parent.get_span_context().span_id
+    assert dict(span.attributes) == {
+        "http.request.method": "GET",
+        "url.full": f"{base}/ok?token=REDACTED",
+        "server.address": "127.0.0.1",
+        "server.port": int(base.rsplit(":", 1)[1]),
+        "http.response.status_code": 200,
+        "network.protocol.version": "1.1",
+    }
+    assert seen[0]["traceparent"] == _traceparent(span)
+    assert seen[0]["x-mine"] == "1"
+
+
+def test_a_pool_used_directly_names_the_full_url(instrument: Any, server: Any) -> None:
+    recorder = instrument()
+    base, seen = server
+    port = int(base.rsplit(":", 1)[1])
+    headers = {"X-Mine": "1"}
+    with urllib3.HTTPConnectionPool("127.0.0.1", port) as pool:
+        assert pool.urlopen("GET", "/ok?q=1", None, headers).status == 200  # headers by position
+        assert pool.request("GET", "/status/404").status == 404
+    assert headers == {"X-Mine": "1"}
+    ok, missing = sorted(recorder.by_name("GET"), key=lambda span: span.start_time)
+    assert ok.attributes["url.full"] == f"{base}/ok?q=1"
+    assert missing.attributes["url.full"] == f"{base}/status/404"
+    assert missing.status.status_code is StatusCode.ERROR
+    assert missing.attributes["error.type"] == "404"
+    assert [hop["traceparent"] for hop in seen] == [_traceparent(ok), _traceparent(missing)]
+
+
+def test_redirects_and_retries_are_one_span_with_the_resends_counted(
+    instrument: Any, server: Any
+) -> None:
+    recorder = instrument()
+    base, seen = server
+    retries = urllib3.Retry(total=3, status_forcelist=[503], backoff_factor=0)
+    with urllib3.PoolManager(retries=retries) as manager:
+        assert manager.request("GET", f"{base}/flaky").status == 200
+        assert manager.request("GET", f"{base}/redirect").status == 200
+    flaky, redirected = sorted(recorder.by_name("GET"), key=lambda span: span.start_time)
+    assert flaky.attributes["http.request.resend_count"] == 1
+    assert flaky.attributes["http.response.status_code"] == 200
+    assert redirected.attributes["url.full"] == f"{base}/redirect"
+    assert redirected.attributes["http.request.resend_count"] == 1
+    assert [hop["traceparent"] for hop in seen] == [_traceparent(flaky)] * 2 + [
+        _traceparent(redirected)
+    ] * 2
+
+
+def test_requests_over_urllib3_is_one_client_span(instrument: Any, server: Any) -> None:
+    """The one-CLIENT-span rule: requests' span is the call; urllib3 under it only carries it."""
+    requests = pytest.importorskip("requests", reason="requests is not installed")
+    from telemetry_run.instrumentors.requests import RequestsInstrumentor
+
+    recorder = instrument(RequestsInstrumentor())
+    base, seen = server
+    assert requests.get(f"{base}/redirect", timeout=10).status_code == 200
+    assert requests.get(f"{base}/status/500", timeout=10).status_code == 500
+    redirected, failed = sorted(recorder.spans, key=lambda span: span.start_time)
+    assert [span.instrumentation_scope.name for span in (redirected, failed)] == [
+        "telemetry_run.instrumentors.requests"
+    ] * 2
+    assert redirected.attributes["http.request.resend_count"] == 1
+    assert [hop["traceparent"] for hop in seen] == [_traceparent(redirected)] * 2 + [
+        _traceparent(failed)
+    ]
+
+
+def test_a_connection_error_is_recorded_and_reraised_unchanged(instrument: Any) -> None:
+    recorder = instrument()
+    with urllib3.PoolManager() as manager, pytest.raises(urllib3.exceptions.MaxRetryError):
+        manager.request("GET", "http://127.0.0.1:9/?api_key=s3cr3t", retries=1)
+    span = recorder.one("GET")
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "urllib3.exceptions.MaxRetryError"
+    assert span.attributes["url.full"] == "http://127.0.0.1:9/?api_key=REDACTED"
+    [event] = span.events
+    assert "s3cr3t" not in str(event.attributes["exception.message"])
+
+
+def test_excluded_urls_and_suppression_make_no_span(instrument: Any, server: Any) -> None:
+    recorder = instrument(OTEL_PYTHON_URLLIB3_EXCLUDED_URLS="/status/")
+    base, seen = server
+    with urllib3.PoolManager() as manager:
+        manager.request("GET", f"{base}/status/200")
+        with suppress_instrumentation():
+            manager.request("GET", f"{base}/ok")
+    assert recorder.spans == ()
+    assert all("traceparent" not in headers for headers in seen)
+
+
+def test_allow_listed_headers_are_captured(instrument: Any, server: Any) -> None:
+    recorder = instrument(
+        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST="x-mine",
+        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE="x-served-by",
+    )
+    base, _ = server
+    with urllib3.PoolManager() as manager:
+        manager.request("GET", f"{base}/ok", headers={"X-Mine": "m"})
+    attributes = recorder.one("GET").attributes
+    assert attributes["http.request.header.x-mine"] == ("m",)
+    assert attributes["http.response.header.x-served-by"] == ("test",)
+
+
+def test_a_bug_of_ours_costs_the_span_never_the_call(monkeypatch: Any, server: Any) -> None:
+    """Reported through the diagnostics, the call unchanged (not the span_recorder fixture: it
+    fails on any internal error, and here they are the point)."""
+    errors: list[InternalError] = []
+    monkeypatch.setattr(get_diagnostics(), "on_internal_error", errors.append)
+    base, _ = server
+    recorder = SpanRecorder()
+    instrumentor = Urllib3Instrumentor()
+    instrumentor.instrument(recorder.provider, config_for(plugin, {}))
+
+    def broken(*args: object, **kwargs: object) -> Any:
+        raise RuntimeError("instrumentor bug")
+
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(instrumentor.site, "attributes", broken)
+            assert urllib3.PoolManager().request("GET", f"{base}/ok").data == b"ok"
+        assert recorder.spans == ()  # the span could not start: the call went on without it
+        monkeypatch.setattr(instrumented, "_response", broken)
+        assert urllib3.PoolManager().request("GET", f"{base}/ok").data == b"ok"
+    finally:
+        instrumentor.uninstrument()
+        recorder.shutdown()
+    # The pool's call under the manager's tries again (the outer one made no span).
+    assert [error.where for error in errors] == [
+        "urllib3: call start",
+        "urllib3: call start",
+        "urllib3: response",
+    ]
+    [span] = recorder.spans  # the response step failed: the span still ended, with what it had
+    assert span.attributes["url.full"] == f"{base}/ok"
+
+
+# The instrumentor contract (patch orders, double instrument, uninstrument, version range).
+contract_tests(
+    globals(),
+    spec=next(spec for spec in plugin.SPECS if spec.name == "urllib3"),
+    exercise="tests.unit.instrumentors.exercises:urllib3_call",
+)
