@@ -170,7 +170,8 @@ class TraceContextTextMapPropagator(TextMapPropagator):
         if type(header) is str:
             states: object = carrier.get(TRACESTATE)  # type: ignore[attr-defined]
         else:
-            header = _single(getter.get(carrier, TRACEPARENT))
+            values = getter.get(carrier, TRACEPARENT)
+            header = _single(values) if values is not None else None  # absent: the usual case
             if header is None:
                 return context if context is not None else Context()
             states = getter.get(carrier, TRACESTATE)
