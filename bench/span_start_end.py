@@ -39,8 +39,9 @@ from typing import Any
 
 from _common import DD_NO_AGENT, DD_QUIET
 
-CONTENDERS = ("us", "otel", "dd")
-LABELS = {"us": "us", "otel": "otel", "dd": "ddtrace"}
+CONTENDERS = ("us", "otel", "dd", "limit")
+LABELS = {"us": "us", "otel": "otel", "dd": "ddtrace", "limit": "limit"}
+LIMIT_SCENARIOS = "c"  # where a "limit" row (the least the job needs, hand-written) is run
 SCENARIOS = {
     "a": "recording child span, 4 attributes, batch processor + discarding exporter",
     "b": "sampled-out child span (remote parent, sampled flag off)",
@@ -404,7 +405,46 @@ def _setup_dd(scenario: str) -> Bench:
     return Bench(run=run, info=info, held=held, note=note)
 
 
-SETUPS = {"us": _setup_us, "otel": _setup_otel, "dd": _setup_dd}
+def _setup_limit(scenario: str) -> Bench:
+    """The least (c) needs, by hand: read both headers, check the traceparent with one
+    precompiled match, parse both ids, keep the tracestate string as it came, then format the
+    ids back into a new dict. No context object, no span, no tracestate parsing: a floor that
+    no propagator can go below, not a contender."""
+    if scenario not in LIMIT_SCENARIOS:
+        return Bench(run=None, note="no limit row for this scenario")
+    import re
+
+    pattern = re.compile(r"(?!ff)[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+
+    def extract(carrier: dict[str, str]) -> tuple[int, int, str, str | None] | None:
+        match = pattern.match(carrier["traceparent"])
+        if match is None:
+            return None
+        trace_hex, span_hex, flags = match.groups()
+        return int(trace_hex, 16), int(span_hex, 16), flags, carrier.get("tracestate")
+
+    def inject(out: dict[str, str], ctx: tuple[int, int, str, str | None] | None) -> None:
+        if ctx is None:
+            return
+        out["traceparent"] = f"00-{ctx[0].to_bytes(16).hex()}-{ctx[1].to_bytes(8).hex()}-{ctx[2]}"
+        if ctx[3]:
+            out["tracestate"] = ctx[3]
+
+    def run_c(n: int) -> None:
+        for _ in range(n):
+            ctx = extract(CARRIER)
+            out: dict[str, str] = {}
+            inject(out, ctx)
+
+    def info_c() -> dict[str, Any]:
+        out: dict[str, str] = {}
+        inject(out, extract(CARRIER))
+        return {"checks_ok": _propagated(out), "injected": out}
+
+    return Bench(run=run_c, info=info_c, note="hand-written floor: one match, two int(), format")
+
+
+SETUPS = {"us": _setup_us, "otel": _setup_otel, "dd": _setup_dd, "limit": _setup_limit}
 
 
 # -- worker ---------------------------------------------------------------------------------
@@ -562,7 +602,8 @@ def _run_scenario(
     notes: dict[str, str] = {}
     dropped: dict[str, list[float]] = {}
     for rnd in range(rounds):
-        order = CONTENDERS[rnd % 3 :] + CONTENDERS[: rnd % 3]
+        running = CONTENDERS if scenario in LIMIT_SCENARIOS else CONTENDERS[:3]
+        order = running[rnd % len(running) :] + running[: rnd % len(running)]
         line = []
         for contender in order:
             res = _spawn(contender, scenario, n, reps)
@@ -641,7 +682,7 @@ def main() -> None:
         rows += _run_scenario(scenario, sizes[scenario], reps, rounds, args.verbose)
 
     print(f"\n== summary ({time.perf_counter() - started:.0f} s; ratio < 1.00x: we are ahead)")
-    header = f"{'scenario':<31} {'unit':<21} {'us':>8} {'otel':>8} {'ddtrace':>8}"
+    header = f"{'scenario':<31} {'unit':<21} {'us':>8} {'otel':>8} {'ddtrace':>8} {'limit':>8}"
     header += f" {'us/otel':>8} {'us/ddtrace':>10}"
     print(header)
     print("-" * len(header))

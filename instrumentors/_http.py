@@ -426,10 +426,10 @@ def server_status_attributes(span: Span, status_code: int, details: str | None =
 
     ``details`` (unused: HTTP has only the code) makes it the toolkit's ``StatusRules.code``.
     """
-    from telemetry_run.sdk.trace.api import StatusCode
-
     span.set_attribute("http.response.status_code", status_code)
     if status_code >= 500:
+        from telemetry_run.sdk.trace.api import StatusCode  # only here: an import per call costs
+
         span.set_attribute("error.type", str(status_code))
         span.set_status(StatusCode.ERROR)
 
@@ -453,12 +453,12 @@ def client_request_attributes(method: str, url: str) -> dict[str, Any]:
 
 def client_response(span: Span, status_code: int, version: str | None = None) -> None:
     """A CLIENT span's response: 4xx and 5xx set ``error.type`` and status ERROR."""
-    from telemetry_run.sdk.trace.api import StatusCode
-
     span.set_attribute("http.response.status_code", status_code)
     if version:
         span.set_attribute("network.protocol.version", version)
     if status_code >= 400:
+        from telemetry_run.sdk.trace.api import StatusCode  # only here: an import per call costs
+
         span.set_attribute("error.type", str(status_code))
         span.set_status(StatusCode.ERROR)
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run.instrumentors import _http
-from telemetry_run.instrumentors.base import guard
+from telemetry_run.instrumentors.base import _report, guard
 from telemetry_run.instrumentors.toolkit import HTTP_SERVER, Call, CallSite, server_call
 from telemetry_run.sdk.propagation import WSGIEnvironGetter
 
@@ -122,11 +122,13 @@ class ServerRequest(Call):
         """``start_response`` that notes the status (and allow-listed headers) first."""
 
         def noted_start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
-            with guard("http server: start_response"):
+            try:  # not ``guard``: every response comes here
                 self.set_status_code(int(str(status)[:3]))
                 settings = self.site.settings
                 if settings is not None and settings.response_headers is not None:
                     self.capture_response_headers(headers)
+            except Exception as exc:  # noqa: BLE001  # reported; the response goes on
+                _report("http server: start_response", exc)
             if exc_info is None:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from telemetry_run._version import __version__
 from telemetry_run.instrumentors import _http
 from telemetry_run.instrumentors._wsgi import ENVIRON_KEY, ServerRequest, server_site
-from telemetry_run.instrumentors.base import Instrumentor, guard
+from telemetry_run.instrumentors.base import Instrumentor, _report, guard
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -57,12 +57,16 @@ class FlaskInstrumentor(Instrumentor):
     ) -> Any:
         request: ServerRequest | None = None
         call_args = args
-        with guard("flask: request start"):
+        # Not ``guard`` on the steps every request takes: a try costs nothing, a guard three
+        # calls. The except clauses are guard's (Exception only, reported, swallowed).
+        try:
             environ, start_response = _environ_and_start_response(args, kwargs)
             noted = ServerRequest.start(self.site, environ)
             if noted is not None:
                 call_args, kwargs = (environ, noted.start_response_wrapper(start_response)), {}
                 request = noted
+        except Exception as exc:  # noqa: BLE001  # reported; the request goes on untraced
+            _report("flask: request start", exc)
         if request is None:
             return wrapped(*call_args, **kwargs)
         try:
@@ -72,8 +76,10 @@ class FlaskInstrumentor(Instrumentor):
                 request.fail(exc)
             raise
         try:
-            with guard("flask: response body"):
+            try:
                 return request.body(body)
+            except Exception as exc:  # noqa: BLE001  # reported; the body goes out unwrapped
+                _report("flask: response body", exc)
             with guard("flask: request end"):  # the body could not be wrapped: end now
                 request.end()
             return body
@@ -88,12 +94,14 @@ class FlaskInstrumentor(Instrumentor):
         kwargs: dict[str, Any],
     ) -> Any:
         if self.active:
-            with guard("flask: route"):
+            try:  # not ``guard``: every request comes here
                 flask_request = self._current_request()
                 request = flask_request.environ.get(ENVIRON_KEY) if flask_request else None
                 if request is not None:
                     rule = flask_request.url_rule
                     request.set_route(rule.rule if rule is not None else None)
+            except Exception as exc:  # noqa: BLE001  # reported; the request goes on
+                _report("flask: route", exc)
         return wrapped(*args, **kwargs)
 
     def _handle_exception(

@@ -325,8 +325,10 @@ def _stream_step_failed(call: Call, exc: BaseException, end: bool) -> None:
 
 
 def _stream_over(call: Call) -> None:
-    with guard(call.site.where_end):
+    try:  # not ``guard``: every stream ends here
         call.end()
+    except Exception as exc:  # noqa: BLE001  # reported; the stream's consumer goes on
+        _report(call.site.where_end, exc)
 
 
 class _Stream:

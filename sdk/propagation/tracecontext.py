@@ -19,10 +19,10 @@ from telemetry_run.sdk.propagation._textmap import (
     _default_setter,
 )
 from telemetry_run.sdk.trace.api import (
-    NonRecordingSpan,
     SpanContext,
     TraceFlags,
     TraceState,
+    _remote_span,
     parse_tracestate,
 )
 from telemetry_run.sdk.trace.current import set_span_in_context
@@ -140,37 +140,6 @@ def _fit(state: TraceState) -> str:
     return ",".join(members)
 
 
-def _extracted(header: str, states: object, context: Context | None) -> Context:
-    """``context`` with the span that ``header`` describes as current; unchanged if invalid.
-
-    Version 00 is exactly 55 characters. A higher version (``ff`` is forbidden) may carry more
-    fields after a ``-``; only the first four, at their fixed positions, are read. Leading and
-    trailing spaces and tabs (HTTP optional whitespace) are ignored. ``states`` (the tracestate
-    values) is parsed only once the traceparent is known to be valid.
-    """
-    if len(header) != _LENGTH:
-        header = header.strip(" \t")
-        size = len(header)
-        if size != _LENGTH and (size < _LENGTH or header[_LENGTH] != "-" or header[:2] == "00"):
-            return context if context is not None else Context()
-    match = (_TRACEPARENT_RE or _compile_traceparent()).match(header)
-    if match is None:
-        return context if context is not None else Context()
-    trace_hex, span_hex, flags = match.groups()
-    trace_id = int(trace_hex, 16)
-    span_id = int(span_hex, 16)
-    if not trace_id or not span_id:
-        return context if context is not None else Context()
-    global _last_trace
-    _last_trace = (trace_id, trace_hex)
-    state = _parse_tracestate(states) if states else _EMPTY_STATE
-    span = NonRecordingSpan(SpanContext(trace_id, span_id, True, _FLAGS[flags], state))
-    if context is None:
-        # What set_span_in_context does to an empty context, without copying one.
-        return Context({SPAN_KEY: span})
-    return set_span_in_context(span, context)
-
-
 class TraceContextTextMapPropagator(TextMapPropagator):
     """Reads and writes W3C ``traceparent`` and ``tracestate`` headers.
 
@@ -186,14 +155,53 @@ class TraceContextTextMapPropagator(TextMapPropagator):
         context: Context | None = None,
         getter: Getter[CarrierT] = _default_getter,
     ) -> Context:
+        """``context`` with the span the ``traceparent`` describes as current; unchanged if
+        that header is missing or invalid (W3C: restart the trace).
+
+        Version 00 is exactly 55 characters. A higher version (``ff`` is forbidden) may carry
+        more fields after a ``-``; only the first four, at their fixed positions, are read.
+        Leading and trailing spaces and tabs (HTTP optional whitespace) are ignored. The
+        ``tracestate`` values are parsed only once the traceparent is known to be valid. One
+        frame on purpose: this runs on every inbound request.
+        """
+        header: object = None
         if getter is _default_getter and isinstance(carrier, dict):
-            value = carrier.get(TRACEPARENT)
-            if type(value) is str:
-                return _extracted(value, carrier.get(TRACESTATE), context)
-        value = _single(getter.get(carrier, TRACEPARENT))
-        if value is None:
+            header = carrier.get(TRACEPARENT)
+        if type(header) is str:
+            states: object = carrier.get(TRACESTATE)  # type: ignore[attr-defined]
+        else:
+            values = getter.get(carrier, TRACEPARENT)
+            header = _single(values) if values is not None else None  # absent: the usual case
+            if header is None:
+                return context if context is not None else Context()
+            states = getter.get(carrier, TRACESTATE)
+        if len(header) != _LENGTH:
+            header = header.strip(" \t")
+            size = len(header)
+            if size != _LENGTH and (size < _LENGTH or header[_LENGTH] != "-" or header[:2] == "00"):
+                return context if context is not None else Context()
+        match = (_TRACEPARENT_RE or _compile_traceparent()).match(header)
+        if match is None:
             return context if context is not None else Context()
-        return _extracted(value, getter.get(carrier, TRACESTATE), context)
+        trace_hex, span_hex, flags = match.groups()
+        trace_id = int(trace_hex, 16)
+        span_id = int(span_hex, 16)
+        if not trace_id or not span_id:
+            return context if context is not None else Context()
+        global _last_trace
+        _last_trace = (trace_id, trace_hex)
+        if not states:
+            state = _EMPTY_STATE
+        else:
+            # The cache look-up of _parse_tracestate inlined for the usual single str value.
+            cached = _parsed_states.get(states) if type(states) is str else None
+            state = cached if cached is not None else _parse_tracestate(states)
+        # 32 and 16 hex digits, both non-zero: valid, so SpanContext's own checks are skipped.
+        span = _remote_span(trace_id, span_id, _FLAGS[flags], state)
+        if context is None:
+            # What set_span_in_context does to an empty context, without copying one.
+            return Context({SPAN_KEY: span})
+        return set_span_in_context(span, context)
 
     def inject(
         self,
@@ -216,15 +224,23 @@ class TraceContextTextMapPropagator(TextMapPropagator):
         if last[0] == trace_id:
             trace_hex = last[1]
         else:
-            trace_hex = f"{trace_id:032x}"
+            trace_hex = trace_id.to_bytes(16).hex()
             _last_trace = (trace_id, trace_hex)
         flags = _FLAGS_OUT[span_context.trace_flags & 3]
-        header = f"00-{trace_hex}-{span_context.span_id:016x}{flags}"
+        # to_bytes().hex() zero-pads like a "016x" format, in half its time; is_valid above
+        # keeps the ids within their 8 and 16 bytes.
+        header = f"00-{trace_hex}-{span_context.span_id.to_bytes(8).hex()}{flags}"
         state = span_context.trace_state
         if setter is _default_setter and isinstance(carrier, dict):
             carrier[TRACEPARENT] = header
-            if state is not _EMPTY_STATE and state:
-                header = format_tracestate(state)
+            if state is not _EMPTY_STATE:
+                # format_tracestate's cache look-up, inlined (an empty state formats as "").
+                cached = _formatted_states.get(id(state))
+                header = (
+                    cached[1]
+                    if cached is not None and cached[0] is state
+                    else format_tracestate(state)
+                )
                 if header:
                     carrier[TRACESTATE] = header
             return

@@ -369,6 +369,24 @@ def _new_context(trace_id: int, span_id: int, flags: TraceFlags, state: TraceSta
     return ctx
 
 
+def _remote_span(
+    trace_id: int, span_id: int, flags: TraceFlags, state: TraceState
+) -> NonRecordingSpan:
+    """The remote parent a propagator read, built without the constructors' checks: the
+    propagator has already validated the ids (non-zero, in range), and every traced inbound
+    request makes one."""
+    ctx = _object_new(SpanContext)
+    ctx.trace_id = trace_id
+    ctx.span_id = span_id
+    ctx.is_remote = True
+    ctx.trace_flags = flags
+    ctx.trace_state = state
+    ctx.is_valid = True
+    span = _object_new(NonRecordingSpan)
+    span._context = ctx
+    return span
+
+
 _object_new = object.__new__
 INVALID_SPAN_CONTEXT: Final = SpanContext(INVALID_TRACE_ID, INVALID_SPAN_ID, False)
 

@@ -312,6 +312,39 @@ def test_a_failure_of_ours_never_reaches_the_app(
     recorder.internal_errors.clear()  # expected: the span_recorder fixture fails on others
 
 
+@pytest.mark.parametrize(
+    ("patched", "where"),
+    [
+        pytest.param("ServerRequest.set_route", "flask: route", id="route"),
+        pytest.param("ServerRequest.set_status_code", "http server: start_response", id="status"),
+        pytest.param("ServerRequest.body", "flask: response body", id="body"),
+        pytest.param("ServerRequest.end", "flask: request end", id="end"),
+    ],
+)
+def test_a_failure_of_ours_later_in_the_request_never_reaches_the_app(
+    instrument: Any, monkeypatch: pytest.MonkeyPatch, patched: str, where: str
+) -> None:
+    """Each step after the start is reported once under its own name; the response is the
+    application's, whole."""
+    from telemetry_run.instrumentors import _wsgi
+
+    recorder = instrument()
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("bug in telemetry-run")
+
+    cls_name, method = patched.split(".")
+    monkeypatch.setattr(getattr(_wsgi, cls_name), method, broken)
+    app = flask.Flask("later")
+    app.add_url_rule("/users/<int:user_id>", "user", lambda user_id: {"id": user_id})
+    response = fetch(app.test_client(), "/users/7")
+    assert response.status_code == 200
+    assert response.get_json() == {"id": 7}
+    assert get_current_span().is_recording() is False  # nothing leaked into the test's context
+    assert where in {error.where for error in recorder.internal_errors}
+    recorder.internal_errors.clear()  # expected: the span_recorder fixture fails on others
+
+
 def test_uninstrument_makes_requests_untraced(instrument: Any, span_recorder: SpanRecorder) -> None:
     instrumentor = FlaskInstrumentor()
     instrumentor.instrument(span_recorder.provider, config_for(plugin))

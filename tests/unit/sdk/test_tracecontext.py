@@ -99,6 +99,31 @@ def test_extracted_span_is_a_non_recording_remote_parent() -> None:
     assert not span.is_recording()
 
 
+def test_extracted_span_context_is_what_the_constructor_builds() -> None:
+    """The propagator builds the remote context without SpanContext's own checks: every field
+    (remote, valid, flags, state) must still be what the checked constructor gives."""
+    carrier = {"traceparent": VALID, "tracestate": "congo=t61rcWkgMzE"}
+    extracted = get_current_span(PROPAGATOR.extract(carrier)).get_span_context()
+    state = TraceState([("congo", "t61rcWkgMzE")])
+    built = SpanContext(TRACE_ID, SPAN_ID, True, TraceFlags(1), state)
+    assert extracted == built
+    assert (extracted.is_remote, extracted.is_valid) == (True, True)
+    assert type(extracted.trace_flags) is TraceFlags and extracted.trace_flags.sampled
+    # a child started under it is a child of the remote parent, in the same trace
+    tracer = TracerProvider().get_tracer("t")
+    with tracer.start_as_current_span("child", context=PROPAGATOR.extract(carrier)) as child:
+        assert child.parent == built
+        assert child.get_span_context().trace_id == TRACE_ID
+
+
+def test_inject_pads_the_largest_and_smallest_ids() -> None:
+    for trace_id, span_id in ((1, 1), (2**128 - 1, 2**64 - 1), (1 << 64, 1 << 8)):
+        carrier: dict[str, str] = {}
+        context = SpanContext(trace_id, span_id, True, TraceFlags(1))
+        PROPAGATOR.inject(carrier, set_span_in_context(NonRecordingSpan(context)))
+        assert carrier["traceparent"] == f"00-{trace_id:032x}-{span_id:016x}-01"
+
+
 # -- malformed traceparent: restart the trace ------------------------------------------------
 
 INVALID_TRACEPARENTS = [
