@@ -75,6 +75,23 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
         matrix=("1.66", "latest"),
     ),
     InstrumentorSpec(
+        name="redis",
+        modules=("redis",),  # whole: the hook imports redis.asyncio, which imports redis
+        requires="redis>=5.0,<9",
+        load="telemetry_run.instrumentors.redis:RedisInstrumentor",
+        description="a CLIENT span per command (`GET`), sync and asyncio; a pipeline is one span "
+        "with its command count; arguments recorded as `?`",
+        variables=(
+            Variable(
+                "TELEMETRY_RUN_REDIS_CAPTURE_KEYS",
+                parse_bool,
+                False,
+                "true keeps the keys in redis spans' db.query.text (values stay ?)",
+            ),
+        ),
+        matrix=("5.0", "latest"),
+    ),
+    InstrumentorSpec(
         name="opentelemetry_api",
         # opentelemetry.propagate imports opentelemetry.trace (its default propagator does).
         modules=("opentelemetry.trace", "opentelemetry.propagate"),
