@@ -35,6 +35,7 @@ BENCHMARKS = (
     "logs_export",
     "startup",
     "flask_request",
+    "redis_get",
     "exit_collector_down",
     "reliability_peers",
 )

@@ -3,8 +3,9 @@
 ``Redis.execute_command`` is where every command of a client passes (``r.get``, ``r.hset``,
 ``execute_command`` by hand), sync and asyncio alike; a pipeline queues its commands without
 sending them and sends them all in ``Pipeline.execute``, so the pipeline is one span
-(``PIPELINE``, or ``MULTI`` for a transaction) with ``db.operation.batch.size``. Commands run
-inside another traced command (a pipeline loading its scripts) make no span of their own.
+(``PIPELINE``, or ``MULTI`` for a transaction) with ``db.operation.batch.size``. A command a
+pipeline sends on its own before the batch (loading its scripts) is a child span of it: it is
+a round trip of its own.
 
 ``db.query.text`` is the command with every argument replaced by ``?``: values are never
 recorded. With ``TELEMETRY_RUN_REDIS_CAPTURE_KEYS=true`` the arguments that are keys are kept
@@ -15,6 +16,7 @@ recorded. With ``TELEMETRY_RUN_REDIS_CAPTURE_KEYS=true`` the arguments that are 
 from __future__ import annotations
 
 import sys
+import weakref
 from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run._version import __version__
@@ -68,10 +70,13 @@ def query_text(args: Sequence[Any], capture_keys: bool) -> str:
     """The command as the Redis CLI writes it, each argument ``?`` unless it is a kept key."""
     if not args:
         return ""
-    name = _command_name(args)
+    return _query_text(_command_name(args), args, capture_keys)
+
+
+def _query_text(name: str, args: Sequence[Any], capture_keys: bool) -> str:
     rest = args[1:]
     if not capture_keys or not rest:
-        return " ".join((name, *("?" * len(rest))))
+        return name + " ?" * len(rest)
     base = name.split(" ", 1)[0]
     if base in _NO_KEYS:
         keys: Iterable[bool] = (False for _ in rest)
@@ -85,10 +90,27 @@ def query_text(args: Sequence[Any], capture_keys: bool) -> str:
     return " ".join((name, *shown))
 
 
+#: Each connection pool's attributes, worked out on its first command.
+_POOL_ATTRIBUTES: Final[weakref.WeakKeyDictionary[Any, dict[str, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _connection_attributes(client: Any) -> dict[str, Any]:
-    """``db.namespace`` (the database index) and ``server.*`` from the client's pool."""
+    """The attributes of ``client``'s pool, a fresh dict: a span owns its attributes."""
+    pool = client.connection_pool
+    try:
+        return _POOL_ATTRIBUTES[pool].copy()
+    except KeyError:
+        attributes = _POOL_ATTRIBUTES[pool] = _pool_attributes(pool)
+        return attributes.copy()
+    except TypeError:  # a pool that cannot be weakly referenced
+        return _pool_attributes(pool)
+
+
+def _pool_attributes(pool: Any) -> dict[str, Any]:
+    """``db.namespace`` (the database index) and ``server.*`` from the pool's settings."""
     attributes: dict[str, Any] = {"db.system.name": "redis"}
-    pool = getattr(client, "connection_pool", None)
     kwargs: Mapping[str, Any] = getattr(pool, "connection_kwargs", None) or {}
     attributes["db.namespace"] = str(kwargs.get("db", 0) or 0)
     host = kwargs.get("host")
@@ -137,8 +159,9 @@ class RedisInstrumentor(Instrumentor):
 
         def command_attributes(client: Any, args: Sequence[Any]) -> dict[str, Any]:
             attributes = _connection_attributes(client)
-            attributes["db.operation.name"] = _command_name(args)
-            attributes["db.query.text"] = query_text(args, capture_keys)
+            name = _command_name(args)
+            attributes["db.operation.name"] = name
+            attributes["db.query.text"] = _query_text(name, args, capture_keys)
             return attributes
 
         def pipeline_attributes(pipeline: Any) -> dict[str, Any]:
@@ -163,7 +186,7 @@ class RedisInstrumentor(Instrumentor):
             "redis",
             attributes=command_attributes,
             span_name=_span_name,
-            layer="redis",
+            layer=None,
             rules=REDIS,
             enabled=self.enabled,
         )
@@ -172,7 +195,7 @@ class RedisInstrumentor(Instrumentor):
             "redis",
             attributes=pipeline_attributes,
             span_name=_span_name,
-            layer="redis",
+            layer=None,
             rules=REDIS,
             enabled=self.enabled,
             noun="pipeline",
@@ -188,17 +211,13 @@ class RedisInstrumentor(Instrumentor):
     def _command(
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Any
     ) -> Any:
-        if not self.enabled():
-            return wrapped(*args, **kwargs)
-        with self.command_site.call(instance, args):
+        with self.command_site.call(instance, args):  # the site checks ``enabled`` first
             return wrapped(*args, **kwargs)
 
     async def _acommand(
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Any
     ) -> Any:
-        if not self.enabled():
-            return await wrapped(*args, **kwargs)
-        with self.command_site.call(instance, args):
+        with self.command_site.call(instance, args):  # the site checks ``enabled`` first
             return await wrapped(*args, **kwargs)
 
     def _pipeline(
