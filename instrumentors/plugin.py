@@ -92,6 +92,15 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
         matrix=("5.0", "latest"),
     ),
     InstrumentorSpec(
+        name="celery",
+        modules=("celery",),
+        requires="celery>=5.3,<6",
+        load="telemetry_run.instrumentors.celery:CeleryInstrumentor",
+        description="a PRODUCER span per task sent (`send tasks.add`), a CONSUMER span per task "
+        "run in the worker as its child (context in the message headers); failures, retries",
+        matrix=("5.3", "latest"),
+    ),
+    InstrumentorSpec(
         name="opentelemetry_api",
         # opentelemetry.propagate imports opentelemetry.trace (its default propagator does).
         modules=("opentelemetry.trace", "opentelemetry.propagate"),

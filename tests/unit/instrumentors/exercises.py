@@ -67,3 +67,11 @@ def redis_command() -> None:
             pass
         else:
             raise AssertionError("nothing listens on the port")
+
+
+def celery_send() -> None:
+    """A task sent to Celery's in-memory broker: one PRODUCER span, no worker needed."""
+    import celery
+
+    app = celery.Celery("contract", broker="memory://")
+    assert app.send_task("tasks.add", (1, 2)).id
