@@ -89,7 +89,8 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
                 "true keeps the keys in redis spans' db.query.text (values stay ?)",
             ),
         ),
-        matrix=("5.0", "latest"),
+        # One Python per line (CI time): the floor on the oldest, the latest on the newest.
+        matrix=(ReleaseLine("5.0", python="<3.12"), ReleaseLine("latest", python=">=3.13")),
     ),
     InstrumentorSpec(
         name="celery",
@@ -98,7 +99,8 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
         load="telemetry_run.instrumentors.celery:CeleryInstrumentor",
         description="a PRODUCER span per task sent (`send tasks.add`), a CONSUMER span per task "
         "run in the worker as its child (context in the message headers); failures, retries",
-        matrix=("5.3", "latest"),
+        # One Python per line (CI time): the floor on the oldest, the latest on the newest.
+        matrix=(ReleaseLine("5.3", python="<3.12"), ReleaseLine("latest", python=">=3.13")),
     ),
     InstrumentorSpec(
         name="opentelemetry_api",
