@@ -107,7 +107,9 @@ class CeleryInstrumentor(Instrumentor):
             enabled=self.enabled,
             noun="process",
         )
-        self._running: dict[str, Call] = {}
+        # By task id and thread: a retry keeps its task's id, and under a threads pool it may
+        # start before the run that sent it has ended; a run's signals all come from its thread.
+        self._running: dict[tuple[str, int], Call] = {}
         self._lock = threading.Lock()
         self.patcher.wrap(celery.app.base, "Celery.send_task", self._send_task)
         self._signals: list[tuple[Any, Callable[..., None]]] = [
@@ -161,11 +163,11 @@ class CeleryInstrumentor(Instrumentor):
         call = self.process_site.start(task, task_id)
         if call is not None:
             with self._lock:
-                self._running[str(task_id)] = call
+                self._running[str(task_id), threading.get_ident()] = call
 
     def _current(self, task_id: Any) -> Call | None:
         with self._lock:
-            return self._running.get(str(task_id))
+            return self._running.get((str(task_id), threading.get_ident()))
 
     def _failure(self, task_id: Any = None, exception: Any = None, **_: Any) -> None:
         call = self._current(task_id)
@@ -181,7 +183,7 @@ class CeleryInstrumentor(Instrumentor):
 
     def _postrun(self, task_id: Any = None, state: Any = None, **_: Any) -> None:
         with self._lock:
-            call = self._running.pop(str(task_id), None)
+            call = self._running.pop((str(task_id), threading.get_ident()), None)
         if call is None:
             return
         with guard("celery: postrun"):
