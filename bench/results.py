@@ -38,6 +38,7 @@ BENCHMARKS = (
     "flask_request",
     "asgi_request",
     "http_clients",
+    "redis_get",
     "exit_collector_down",
     "reliability_peers",
 )

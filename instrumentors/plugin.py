@@ -131,6 +131,34 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
         matrix=("1.66", "latest"),
     ),
     InstrumentorSpec(
+        name="redis",
+        modules=("redis",),  # whole: the hook imports redis.asyncio, which imports redis
+        requires="redis>=5.0,<9",
+        load="telemetry_run.instrumentors.redis:RedisInstrumentor",
+        description="a CLIENT span per command (`GET`), sync and asyncio; a pipeline is one span "
+        "with its command count; arguments recorded as `?`",
+        variables=(
+            Variable(
+                "TELEMETRY_RUN_REDIS_CAPTURE_KEYS",
+                parse_bool,
+                False,
+                "true keeps the keys in redis spans' db.query.text (values stay ?)",
+            ),
+        ),
+        # One Python per line (CI time): the floor on the oldest, the latest on the newest.
+        matrix=(ReleaseLine("5.0", python="<3.12"), ReleaseLine("latest", python=">=3.13")),
+    ),
+    InstrumentorSpec(
+        name="celery",
+        modules=("celery",),
+        requires="celery>=5.3,<6",
+        load="telemetry_run.instrumentors.celery:CeleryInstrumentor",
+        description="a PRODUCER span per task sent (`send tasks.add`), a CONSUMER span per task "
+        "run in the worker as its child (context in the message headers); failures, retries",
+        # One Python per line (CI time): the floor on the oldest, the latest on the newest.
+        matrix=(ReleaseLine("5.3", python="<3.12"), ReleaseLine("latest", python=">=3.13")),
+    ),
+    InstrumentorSpec(
         name="opentelemetry_api",
         # opentelemetry.propagate imports opentelemetry.trace (its default propagator does).
         modules=("opentelemetry.trace", "opentelemetry.propagate"),

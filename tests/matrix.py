@@ -56,6 +56,8 @@ SERVERS: Final[dict[str, tuple[str, ...]]] = {
     "opentelemetry_api": ("flask>=3.0", "requests>=2.28"),
     # requests over urllib3: the one-CLIENT-span test.
     "urllib3": ("requests>=2.28",),
+    # Celery's tests use the Redis broker (redis-server itself is Debian's, from .ci/run).
+    "celery": ("redis>=5.0",),
 }
 
 #: Test files a framework session runs besides its own (``tests()`` names those).

@@ -163,3 +163,30 @@ def aiohttp_client_call() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+def redis_command() -> None:
+    """A command to a port nothing listens on: refused at once, still one span."""
+    import socket
+
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: connections are refused
+        client = redis.Redis(host="127.0.0.1", port=port, retry=Retry(NoBackoff(), 0))
+        try:
+            client.ping()
+        except redis.ConnectionError:
+            pass
+        else:
+            raise AssertionError("nothing listens on the port")
+
+
+def celery_send() -> None:
+    """A task sent to Celery's in-memory broker: one PRODUCER span, no worker needed."""
+    import celery
+
+    app = celery.Celery("contract", broker="memory://")
+    assert app.send_task("tasks.add", (1, 2)).id

@@ -1,0 +1,237 @@
+"""redis-py: one CLIENT span per command, and one per pipeline with its command count.
+
+``Redis.execute_command`` is where every command of a client passes (``r.get``, ``r.hset``,
+``execute_command`` by hand), sync and asyncio alike; a pipeline queues its commands without
+sending them and sends them all in ``Pipeline.execute``, so the pipeline is one span
+(``PIPELINE``, or ``MULTI`` for a transaction) with ``db.operation.batch.size``. A command a
+pipeline sends on its own before the batch (loading its scripts) is a child span of it: it is
+a round trip of its own.
+
+``db.query.text`` is the command with every argument replaced by ``?``: values are never
+recorded. With ``TELEMETRY_RUN_REDIS_CAPTURE_KEYS=true`` the arguments that are keys are kept
+(the first argument of most commands, every argument of the multi-key ones such as ``MGET`` or
+``DEL``, every other one of ``MSET``); what cannot be told apart stays ``?``.
+"""
+
+from __future__ import annotations
+
+import sys
+import weakref
+from typing import TYPE_CHECKING, Any, Final
+
+from telemetry_run._version import __version__
+from telemetry_run.instrumentors.base import Instrumentor
+from telemetry_run.instrumentors.toolkit import PLAIN, StatusRules, client_call
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+
+    from telemetry_run.config import Config
+    from telemetry_run.instrumentors.toolkit import CallSite
+    from telemetry_run.sdk.trace.api import Span, TracerProvider
+
+__all__ = ["CAPTURE_KEYS", "RedisInstrumentor", "query_text"]
+
+#: true keeps the keys in ``db.query.text`` (values are replaced by ``?`` whatever it says).
+CAPTURE_KEYS: Final = "TELEMETRY_RUN_REDIS_CAPTURE_KEYS"
+
+#: Commands whose arguments are all keys.
+_ALL_KEYS: Final = frozenset(
+    {
+        "DEL", "EXISTS", "MGET", "PFCOUNT", "PFMERGE", "RENAME", "RENAMENX", "SDIFF",
+        "SDIFFSTORE", "SINTER", "SINTERSTORE", "SUNION", "SUNIONSTORE", "TOUCH", "UNLINK",
+        "WATCH",
+    }
+)  # fmt: skip
+#: Commands whose arguments alternate key, value.
+_KEY_VALUE_PAIRS: Final = frozenset({"MSET", "MSETNX"})
+#: Commands with no key at all (their first argument is not one either).
+_NO_KEYS: Final = frozenset(
+    {
+        "AUTH", "CLIENT", "CLUSTER", "COMMAND", "CONFIG", "DBSIZE", "ECHO", "EVAL",
+        "EVALSHA", "FCALL", "FLUSHALL", "FLUSHDB", "FUNCTION", "HELLO", "INFO", "KEYS",
+        "MULTI", "EXEC", "DISCARD", "PING", "PSUBSCRIBE", "PUBLISH", "SCAN", "SCRIPT",
+        "SELECT", "SUBSCRIBE", "TIME", "UNWATCH",
+    }
+)  # fmt: skip
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
+
+
+def _command_name(args: Sequence[Any]) -> str:
+    return _text(args[0]).upper() if args else ""
+
+
+def query_text(args: Sequence[Any], capture_keys: bool) -> str:
+    """The command as the Redis CLI writes it, each argument ``?`` unless it is a kept key."""
+    if not args:
+        return ""
+    return _query_text(_command_name(args), args, capture_keys)
+
+
+def _query_text(name: str, args: Sequence[Any], capture_keys: bool) -> str:
+    rest = args[1:]
+    if not capture_keys or not rest:
+        return name + " ?" * len(rest)
+    base = name.split(" ", 1)[0]
+    if base in _NO_KEYS:
+        keys: Iterable[bool] = (False for _ in rest)
+    elif base in _ALL_KEYS:
+        keys = (True for _ in rest)
+    elif base in _KEY_VALUE_PAIRS:
+        keys = (index % 2 == 0 for index in range(len(rest)))
+    else:
+        keys = (index == 0 for index in range(len(rest)))
+    shown = (_text(arg) if key else "?" for arg, key in zip(rest, keys, strict=True))
+    return " ".join((name, *shown))
+
+
+#: Each connection pool's attributes, worked out on its first command.
+_POOL_ATTRIBUTES: Final[weakref.WeakKeyDictionary[Any, dict[str, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _connection_attributes(client: Any) -> dict[str, Any]:
+    """The attributes of ``client``'s pool, a fresh dict: a span owns its attributes."""
+    pool = client.connection_pool
+    try:
+        return _POOL_ATTRIBUTES[pool].copy()
+    except KeyError:
+        attributes = _POOL_ATTRIBUTES[pool] = _pool_attributes(pool)
+        return attributes.copy()
+    except TypeError:  # a pool that cannot be weakly referenced
+        return _pool_attributes(pool)
+
+
+def _pool_attributes(pool: Any) -> dict[str, Any]:
+    """``db.namespace`` (the database index) and ``server.*`` from the pool's settings."""
+    attributes: dict[str, Any] = {"db.system.name": "redis"}
+    kwargs: Mapping[str, Any] = getattr(pool, "connection_kwargs", None) or {}
+    attributes["db.namespace"] = str(kwargs.get("db", 0) or 0)
+    host = kwargs.get("host")
+    if host is not None:
+        attributes["server.address"] = str(host)
+        port = kwargs.get("port")
+        if port is not None:
+            attributes["server.port"] = int(port)
+    elif kwargs.get("path"):  # a unix socket
+        attributes["server.address"] = str(kwargs["path"])
+    return attributes
+
+
+def _span_name(attributes: Mapping[str, Any], *args: Any) -> str:
+    return str(attributes["db.operation.name"])
+
+
+def _error(span: Span, exc: BaseException, has_code: bool) -> None:
+    """The exception recorded; a server's error reply also gives its prefix (``WRONGTYPE``)."""
+    PLAIN.exception(span, exc, has_code)
+    exceptions = sys.modules.get("redis.exceptions")
+    if exceptions is not None and isinstance(exc, exceptions.ResponseError):
+        prefix = str(exc).split(" ", 1)[0]
+        if prefix.isupper():
+            span.set_attribute("db.response.status_code", prefix)
+
+
+def _no_code(span: Span, code: Any, details: str | None) -> None:
+    return None
+
+
+REDIS: Final = StatusRules(_no_code, _error)
+
+
+class RedisInstrumentor(Instrumentor):
+    """Patches ``execute_command`` and ``Pipeline.execute``, sync and asyncio clients alike."""
+
+    command_site: CallSite
+    pipeline_site: CallSite
+
+    def _instrument(self, tracer_provider: TracerProvider, config: Config) -> None:
+        import redis.asyncio.client
+        import redis.client
+
+        capture_keys = bool(config.get(CAPTURE_KEYS))
+
+        def command_attributes(client: Any, args: Sequence[Any]) -> dict[str, Any]:
+            attributes = _connection_attributes(client)
+            name = _command_name(args)
+            attributes["db.operation.name"] = name
+            attributes["db.query.text"] = _query_text(name, args, capture_keys)
+            return attributes
+
+        def pipeline_attributes(pipeline: Any) -> dict[str, Any]:
+            attributes = _connection_attributes(pipeline)
+            stack = pipeline.command_stack
+            # asyncio's Pipeline says is_transaction (its ``transaction`` is a method)
+            flag = getattr(pipeline, "is_transaction", None)
+            transaction = (flag if isinstance(flag, bool) else pipeline.transaction) or (
+                pipeline.explicit_transaction
+            )
+            attributes["db.operation.name"] = "MULTI" if transaction else "PIPELINE"
+            if len(stack) > 1:  # the conventions: a batch has two operations or more
+                attributes["db.operation.batch.size"] = len(stack)
+            attributes["db.query.text"] = "\n".join(
+                query_text(command[0], capture_keys) for command in stack
+            )
+            return attributes
+
+        tracer = tracer_provider.get_tracer(__name__, __version__)
+        self.command_site = client_call(
+            tracer,
+            "redis",
+            attributes=command_attributes,
+            span_name=_span_name,
+            layer=None,
+            rules=REDIS,
+            enabled=self.enabled,
+        )
+        self.pipeline_site = client_call(
+            tracer,
+            "redis",
+            attributes=pipeline_attributes,
+            span_name=_span_name,
+            layer=None,
+            rules=REDIS,
+            enabled=self.enabled,
+            noun="pipeline",
+        )
+        self.patcher.wrap(redis.client, "Redis.execute_command", self._command)
+        self.patcher.wrap(redis.client, "Pipeline.immediate_execute_command", self._command)
+        self.patcher.wrap(redis.client, "Pipeline.execute", self._pipeline)
+        asyncio_client = redis.asyncio.client
+        self.patcher.wrap(asyncio_client, "Redis.execute_command", self._acommand)
+        self.patcher.wrap(asyncio_client, "Pipeline.immediate_execute_command", self._acommand)
+        self.patcher.wrap(asyncio_client, "Pipeline.execute", self._apipeline)
+
+    def _command(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Any
+    ) -> Any:
+        with self.command_site.call(instance, args):  # the site checks ``enabled`` first
+            return wrapped(*args, **kwargs)
+
+    async def _acommand(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Any
+    ) -> Any:
+        with self.command_site.call(instance, args):  # the site checks ``enabled`` first
+            return await wrapped(*args, **kwargs)
+
+    def _pipeline(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Any
+    ) -> Any:
+        if not self.enabled() or not (instance.command_stack or instance.watching):
+            return wrapped(*args, **kwargs)  # nothing to send: no call
+        with self.pipeline_site.call(instance):
+            return wrapped(*args, **kwargs)
+
+    async def _apipeline(
+        self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Any
+    ) -> Any:
+        if not self.enabled() or not (instance.command_stack or instance.watching):
+            return await wrapped(*args, **kwargs)
+        with self.pipeline_site.call(instance):
+            return await wrapped(*args, **kwargs)

@@ -1,0 +1,154 @@
+"""``telemetry-run celery -A app worker`` (prefork) and a producer under telemetry-run, over a
+real Redis broker: the worker's spans are the children of the producer's, in one trace."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.integration.apps import attributes, otlp_env, script
+from tests.integration.conftest import LAUNCHER, PYTHON, launch
+from tests.redis_server import RedisServer, running_redis_server
+
+if TYPE_CHECKING:
+    from telemetry_run.testing.otlp import OTLPReceiver
+
+pytest.importorskip("celery", reason="the celery package is not installed")
+pytest.importorskip("redis", reason="the redis package (redis-py), Celery's broker client here")
+
+APP = """
+import os
+
+from celery import Celery
+
+app = Celery("app", broker=os.environ["BROKER_URL"], backend=os.environ["BROKER_URL"])
+app.conf.broker_connection_retry_on_startup = True
+
+
+@app.task(name="tasks.add")
+def add(x, y):
+    return x + y
+
+
+@app.task(name="tasks.boom")
+def boom():
+    raise ValueError("boom")
+"""
+
+PRODUCER = """
+import os
+
+from app import add, boom
+from telemetry_run import trace
+
+with trace.get_tracer("producer").start_as_current_span("job"):
+    print(add.delay(2, 3).get(timeout=60))
+    try:
+        boom.delay().get(timeout=60)
+    except ValueError as exc:
+        print(exc)
+"""
+
+PRODUCER_KIND, CONSUMER_KIND = 4, 5  # opentelemetry.proto.trace.v1.Span.SpanKind
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with running_redis_server(tmp_path_factory.mktemp("redis")) as running:
+        yield running
+
+
+def _resources(receiver: OTLPReceiver) -> dict[bytes, dict[str, Any]]:
+    """Each received span's resource attributes, by span id."""
+    found: dict[bytes, dict[str, Any]] = {}
+    for request in receiver.requests:
+        for resource_spans in request.request.resource_spans:
+            resource = attributes(resource_spans.resource)
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    found[span.span_id] = resource
+    return found
+
+
+def test_a_task_is_traced_from_the_producer_into_a_prefork_worker(
+    otlp_receiver: OTLPReceiver, tmp_path: Path, server: RedisServer
+) -> None:
+    celery = script("celery")
+    (tmp_path / "app.py").write_text(textwrap.dedent(APP))
+    (tmp_path / "producer.py").write_text(textwrap.dedent(PRODUCER))
+    # The broker's own redis commands (the worker polls with BRPOP) are not this test's subject.
+    common = {
+        "BROKER_URL": server.url,
+        "PYTHONPATH": str(tmp_path),
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "redis",
+    }
+    # The worker exports only when a process ends (a schedule delay longer than the test): the
+    # spans of the tasks arrive because each pool process flushes at its end.
+    worker_env = otlp_env(
+        otlp_receiver, OTEL_SERVICE_NAME="worker", OTEL_BSP_SCHEDULE_DELAY="600000", **common
+    )
+    log = tmp_path / "worker.log"
+    command = [*LAUNCHER, celery, "-A", "app", "worker", "--pool", "prefork", "--concurrency", "2"]
+    command += ["--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            command,
+            env=worker_env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        producer_env = otlp_env(otlp_receiver, OTEL_SERVICE_NAME="producer", **common)
+        result = launch([PYTHON, str(tmp_path / "producer.py")], producer_env, timeout=120)
+        assert result.returncode == 0, result.stderr + log.read_text(errors="replace")
+        assert result.stdout.split() == ["5", "boom"]
+        assert {span.name for span in otlp_receiver.wait_for_spans(3, timeout=30)} == {
+            "job",
+            "send tasks.add",
+            "send tasks.boom",
+        }  # the producer's alone: the worker's wait for its pool processes' ends
+    finally:
+        if worker.poll() is None:
+            os.kill(worker.pid, signal.SIGTERM)  # a warm shutdown: the pool processes end too
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(10)
+    assert worker.returncode == 0, log.read_text(errors="replace")
+    spans = otlp_receiver.wait_for_spans(5, timeout=30)
+    assert sorted(span.name for span in spans) == [
+        "job",
+        "process tasks.add",
+        "process tasks.boom",
+        "send tasks.add",
+        "send tasks.boom",
+    ]
+    by_name = {span.name: span for span in spans}
+    job = by_name["job"]
+    resources = _resources(otlp_receiver)
+    for task in ("tasks.add", "tasks.boom"):
+        send, process = by_name[f"send {task}"], by_name[f"process {task}"]
+        assert send.kind == PRODUCER_KIND and process.kind == CONSUMER_KIND
+        assert send.trace_id == process.trace_id == job.trace_id
+        assert send.parent_span_id == job.span_id
+        assert process.parent_span_id == send.span_id  # across the broker, in the headers
+        assert resources[send.span_id]["service.name"] == "producer"
+        assert resources[process.span_id]["service.name"] == "worker"
+        # Run in a pool process (billiard's fork), not in the worker's main process.
+        assert resources[process.span_id]["process.pid"] != worker.pid
+        assert (
+            attributes(process)["messaging.message.id"] == attributes(send)["messaging.message.id"]
+        )
+    boom = by_name["process tasks.boom"]
+    assert boom.status.code == 2 and attributes(boom)["error.type"] == "ValueError"
+    assert by_name["process tasks.add"].status.code == 0
