@@ -22,11 +22,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SPECS",
+    "SQLCOMMENTER",
     "VARIABLES",
     "telemetry_run_configure",
     "telemetry_run_instrumentors",
     "telemetry_run_variables",
 ]
+
+#: true appends the traceparent to SQL statements (every database instrumentor, ``dbapi``).
+SQLCOMMENTER: Final = "TELEMETRY_RUN_SQLCOMMENTER"
 
 SPECS: Final[tuple[InstrumentorSpec, ...]] = (
     InstrumentorSpec(
@@ -89,6 +93,14 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
         ),
     ),
     InstrumentorSpec(
+        name="sqlite3",
+        modules=("sqlite3",),
+        requires="",
+        load="telemetry_run.instrumentors.sqlite3:Sqlite3Instrumentor",
+        description="a CLIENT span per `execute`/`executemany`, `SELECT users`, "
+        "`db.query.text` with literals replaced by `?`",
+    ),
+    InstrumentorSpec(
         name="threading",
         modules=("threading",),  # imported before the application runs: patched at start-up
         requires="",
@@ -142,6 +154,13 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
 _HEADERS_DOC: Final = "{} headers recorded on {} spans: names or regexes, comma-separated"
 
 VARIABLES: Final[tuple[Variable, ...]] = (
+    Variable(
+        SQLCOMMENTER,
+        parse_bool,
+        False,
+        "true appends the span's traceparent to each SQL statement as a sqlcommenter comment "
+        "(every database instrumentor)",
+    ),
     Variable(
         _http.EXCLUDED_URLS,
         _http.parse_url_patterns,

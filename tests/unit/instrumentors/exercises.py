@@ -47,3 +47,13 @@ def requests_call() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def sqlite3_call() -> None:
+    import sqlite3
+
+    connection = sqlite3.connect(":memory:")
+    try:
+        assert connection.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        connection.close()
