@@ -101,6 +101,30 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
         "`db.query.text` with literals replaced by `?`",
     ),
     InstrumentorSpec(
+        name="psycopg",
+        modules=("psycopg",),
+        requires="psycopg>=3.1,<4",
+        load="telemetry_run.instrumentors.psycopg:PsycopgInstrumentor",
+        description="a CLIENT span per statement, sync and asyncio cursors and pools, "
+        "`db.query.text` with literals replaced by `?`",
+        # psycopg-binary 3.1 has no wheels for Python 3.13.
+        matrix=(
+            ReleaseLine("3.1", python="<3.13", companions=("psycopg-binary==3.1.*",)),
+            ReleaseLine("latest", companions=("psycopg-binary", "psycopg-pool")),
+        ),
+    ),
+    InstrumentorSpec(
+        name="psycopg2",
+        modules=("psycopg2",),
+        # The wheel most services install; a psycopg2 built from source is another
+        # distribution, which a spec cannot name beside this one yet.
+        requires="psycopg2-binary>=2.9.5,<3",
+        load="telemetry_run.instrumentors.psycopg2:Psycopg2Instrumentor",
+        description="a CLIENT span per `execute`/`executemany`/`callproc`, your cursor "
+        "classes kept, `db.query.text` with literals replaced by `?`",
+        matrix=(ReleaseLine("2.9.5", python="<3.12"), "latest"),  # 2.9.5: no 3.12 wheels
+    ),
+    InstrumentorSpec(
         name="threading",
         modules=("threading",),  # imported before the application runs: patched at start-up
         requires="",

@@ -57,3 +57,28 @@ def sqlite3_call() -> None:
         assert connection.execute("SELECT 1").fetchone() == (1,)
     finally:
         connection.close()
+
+
+def _postgres_dsn() -> str:
+    import os
+
+    return os.environ["TELEMETRY_RUN_TEST_POSTGRES_DSN"]
+
+
+def psycopg_call() -> None:
+    import psycopg
+
+    with psycopg.connect(_postgres_dsn()) as connection:
+        assert connection.execute("SELECT 1").fetchone() == (1,)
+
+
+def psycopg2_call() -> None:
+    import psycopg2
+
+    connection = psycopg2.connect(_postgres_dsn())
+    try:
+        cursor = connection.cursor()
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)
+    finally:
+        connection.close()
