@@ -29,7 +29,7 @@ from telemetry_run.instrumentors import _http, _sql
 from telemetry_run.instrumentors.base import guard
 from telemetry_run.instrumentors.plugin import SQLCOMMENTER
 from telemetry_run.instrumentors.toolkit import StatusRules, client_call
-from telemetry_run.sdk.trace.api import StatusCode
+from telemetry_run.sdk.trace.api import INVALID_SPAN, StatusCode
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from telemetry_run.instrumentors.toolkit import CallSite
     from telemetry_run.sdk.trace.api import Span, Tracer
 
-__all__ = ["SQLCOMMENTER", "DbApi", "DbInfo", "sqlcommenter_comment", "wrap_connect"]
+__all__ = ["SQLCOMMENTER", "DbApi", "DbInfo", "commented", "sqlcommenter_comment", "wrap_connect"]
 
 #: The layer of database calls: one span per statement, whoever runs it.
 LAYER: Final = "db"
@@ -154,7 +154,7 @@ def sqlcommenter_comment(carrier: Mapping[str, str]) -> str:
     return f"/*{','.join(pairs)}*/" if pairs else ""
 
 
-def _commented(statement: Any, carrier: Mapping[str, str]) -> Any:
+def commented(statement: Any, carrier: Mapping[str, str]) -> Any:
     """``statement`` with the comment appended (before a final ``;``); others are left as is."""
     comment = sqlcommenter_comment(carrier)
     if not comment or not isinstance(statement, (str, bytes)):
@@ -233,9 +233,9 @@ class DbApi:
         if begun is None:
             return wrapped(*args, **kwargs)
         call_args, carrier, args = begun
-        with self.site.call(*call_args):
-            if carrier:
-                args = (_commented(args[0], carrier), *args[1:])
+        with self.site.call(*call_args) as call:
+            if carrier and call.span is not INVALID_SPAN:  # nested: the outer call comments
+                args = (commented(args[0], carrier), *args[1:])
             return wrapped(*args, **kwargs)
 
     async def execute_async(
@@ -257,9 +257,9 @@ class DbApi:
         if begun is None:
             return await wrapped(*args, **kwargs)
         call_args, carrier, args = begun
-        with self.site.call(*call_args):
-            if carrier:
-                args = (_commented(args[0], carrier), *args[1:])
+        with self.site.call(*call_args) as call:
+            if carrier and call.span is not INVALID_SPAN:
+                args = (commented(args[0], carrier), *args[1:])
             return await wrapped(*args, **kwargs)
 
 

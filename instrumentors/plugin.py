@@ -125,6 +125,15 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
         matrix=(ReleaseLine("2.9.5", python="<3.12"), "latest"),  # 2.9.5: no 3.12 wheels
     ),
     InstrumentorSpec(
+        name="sqlalchemy",
+        modules=("sqlalchemy",),
+        requires="sqlalchemy>=1.4,<3",
+        load="telemetry_run.instrumentors.sqlalchemy:SqlalchemyInstrumentor",
+        description="a CLIENT span per statement of any engine, sync and asyncio (engine "
+        "events); the driver's own span is folded into it",
+        matrix=("1.4", "2.0", "latest"),
+    ),
+    InstrumentorSpec(
         name="threading",
         modules=("threading",),  # imported before the application runs: patched at start-up
         requires="",

@@ -51,6 +51,8 @@ SERVERS: Final[dict[str, tuple[str, ...]]] = {
     "django": ("gunicorn>=22", "uvicorn>=0.30"),
     # The bridge's tests: an API span in a Flask view, a requests call inside an API span.
     "opentelemetry_api": ("flask>=3.0", "requests>=2.28"),
+    # The asyncio engine's test runs over psycopg (3) against the throwaway PostgreSQL.
+    "sqlalchemy": ("psycopg[binary]>=3.1", "greenlet"),
 }
 
 #: Test files a framework session runs besides its own (``tests()`` names those).

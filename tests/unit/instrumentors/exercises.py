@@ -82,3 +82,12 @@ def psycopg2_call() -> None:
         assert cursor.fetchone() == (1,)
     finally:
         connection.close()
+
+
+def sqlalchemy_call() -> None:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine("sqlite://")
+    with engine.connect() as connection:
+        assert connection.execute(sqlalchemy.text("SELECT 1")).scalar() == 1
+    engine.dispose()
