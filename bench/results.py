@@ -35,6 +35,7 @@ BENCHMARKS = (
     "logs_export",
     "startup",
     "flask_request",
+    "db_execute",
     "exit_collector_down",
     "reliability_peers",
 )

@@ -9,6 +9,7 @@ tests skip with the reason; in CI (``CI=true``) they fail instead.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -23,7 +24,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["PostgresServer", "postgres"]
+__all__ = ["PostgresServer", "installed", "postgres", "running_postgres"]
 
 _START_BOUND = 60.0  # an outer bound that only catches a server that never comes up
 
@@ -65,17 +66,30 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("true", "1")
 
 
+def installed() -> bool:
+    """Whether PostgreSQL's programs are here (in PATH or in Debian's folder)."""
+    return all(_binary(name) for name in ("initdb", "postgres", "pg_isready"))
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server on 127.0.0.1 (user and database ``postgres``), for the session."""
-    initdb, server, isready = _binary("initdb"), _binary("postgres"), _binary("pg_isready")
-    if initdb is None or server is None or isready is None:
+    if not installed():
         if _in_ci():
             pytest.fail("CI must run the PostgreSQL tests: initdb, postgres, pg_isready missing")
         pytest.skip(
             "PostgreSQL's initdb, postgres, pg_isready are not installed (Debian: postgresql)"
         )
-    assert initdb is not None and server is not None and isready is not None
+    with running_postgres() as server:
+        yield server
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[PostgresServer]:
+    """Start a throwaway cluster, yield it, stop it by PID and remove it (``installed()``)."""
+    initdb, server, isready = _binary("initdb"), _binary("postgres"), _binary("pg_isready")
+    if initdb is None or server is None or isready is None:
+        raise RuntimeError("PostgreSQL's initdb, postgres, pg_isready are not installed")
     as_user: dict[str, Any] = {}
     folder = Path(tempfile.mkdtemp(prefix="telemetry-run-pg-"))
     if os.geteuid() == 0:
@@ -132,7 +146,7 @@ def postgres() -> Iterator[PostgresServer]:
         while subprocess.run(ready, check=False, timeout=_START_BOUND).returncode != 0:
             if process.poll() is not None or time.monotonic() > deadline:
                 log = (folder / "server.log").read_text(errors="replace")
-                pytest.fail(f"PostgreSQL did not start: {log[-2000:]}")
+                raise RuntimeError(f"PostgreSQL did not start: {log[-2000:]}")
             time.sleep(0.1)
         yield PostgresServer("127.0.0.1", port, "postgres", "postgres")
     finally:
