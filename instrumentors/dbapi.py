@@ -8,7 +8,8 @@ statement's ``db.query.text`` with every literal replaced by ``?`` (``_sql``: th
 never recorded), ``db.operation.name`` and, for a plain one-table statement,
 ``db.collection.name``; ``db.operation.batch.size`` for an ``executemany`` of a sized sequence
 (a generator of 10k rows is passed on untouched, never materialised). A failed statement has
-``error.type`` and the driver's SQLSTATE as ``db.response.status_code``.
+``error.type`` and the driver's SQLSTATE as ``db.response.status_code``; its message is
+recorded without PostgreSQL's ``DETAIL`` lines, which quote the row's values.
 
 With ``TELEMETRY_RUN_SQLCOMMENTER=true`` the statement sent carries the span's ``traceparent``
 (and ``tracestate``) as a trailing sqlcommenter comment, ``/*traceparent='00-...-01'*/``,
@@ -29,6 +30,7 @@ from telemetry_run.instrumentors import _http, _sql
 from telemetry_run.instrumentors.base import guard
 from telemetry_run.instrumentors.plugin import SQLCOMMENTER
 from telemetry_run.instrumentors.toolkit import StatusRules, client_call
+from telemetry_run.sdk._redaction import scrub_text
 from telemetry_run.sdk.trace.api import INVALID_SPAN, StatusCode
 
 if TYPE_CHECKING:
@@ -128,16 +130,37 @@ def _no_code(span: Span, code: Any, details: str | None) -> None:
     return None
 
 
+def _primary(message: str) -> str:
+    """The first line of a database error: PostgreSQL's ``DETAIL:`` lines quote the row's
+    values (``Key (email)=(bob@example.org) already exists``), the first line names the rule."""
+    return message.strip().split("\n", 1)[0].strip()
+
+
 def _db_exception(span: Span, exc: BaseException, has_code: bool) -> None:
-    """The exception recorded, its class as ``error.type``, the SQLSTATE when the driver has one."""
-    span.record_exception(exc, escaped=True)
+    """The exception recorded without its detail lines, its class as ``error.type``, the
+    SQLSTATE as ``db.response.status_code`` when the driver has one."""
+    try:
+        message = str(exc)
+    except Exception:  # noqa: BLE001  # an exception whose __str__ raises is still recorded
+        message = ""
+    first = _primary(message)
+    details: dict[str, Any] | None = None
+    if first != message.strip():
+        import traceback  # on the first detailed database error, not at start-up
+
+        trace = "".join(traceback.format_exception(exc)).replace(message, first)
+        details = {
+            "exception.message": scrub_text(first),
+            "exception.stacktrace": scrub_text(trace),
+        }
+    span.record_exception(exc, details, escaped=True)
     span.set_attribute("error.type", _http.exception_type(exc))
     code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
     if code is None:
         code = getattr(exc, "sqlite_errorcode", None)
     if code is not None:
         span.set_attribute("db.response.status_code", str(code))
-    span.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
+    span.set_status(StatusCode.ERROR, scrub_text(f"{type(exc).__name__}: {first}"))
 
 
 #: A database call: an escaping exception is the error; there are no response codes.

@@ -105,6 +105,26 @@ def test_a_failed_statement_records_the_sqlstate(instrument: Any, postgres: Post
     assert span.attributes["error.type"] == "psycopg.errors.UndefinedTable"
 
 
+def test_a_unique_violation_records_no_value_of_the_row(
+    instrument: Any, postgres: PostgresServer
+) -> None:
+    recorder = instrument()
+    with psycopg.connect(postgres.dsn) as conn:
+        conn.execute("CREATE TEMP TABLE emails (email text PRIMARY KEY)")
+        conn.execute("INSERT INTO emails VALUES (%s)", ("bob@x.org",))
+        with pytest.raises(psycopg.errors.UniqueViolation, match=r"bob@x\.org"):
+            conn.execute("INSERT INTO emails VALUES (%s)", ("bob@x.org",))
+    failed = _db_spans(recorder)[-1]
+    assert failed.attributes["db.response.status_code"] == "23505"
+    [event] = failed.events
+    assert event.attributes["exception.message"] == (
+        'duplicate key value violates unique constraint "emails_pkey"'
+    )
+    assert "UniqueViolation: duplicate key" in event.attributes["exception.stacktrace"]
+    everything = repr([(s.attributes, s.events, s.status) for s in recorder.spans])
+    assert "bob@x.org" not in everything
+
+
 def test_asyncio_connections_and_server_cursors(instrument: Any, postgres: PostgresServer) -> None:
     recorder = instrument()
 
