@@ -261,6 +261,36 @@ class DbApi:
                 args = (commented(args[0], carrier), *args[1:])
             return wrapped(*args, **kwargs)
 
+    def stream(
+        self,
+        wrapped: Callable[..., Any],
+        info: DbInfo | None,
+        context: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """``execute`` for a method that returns the rows as a (sync or async) generator: the
+        span lasts until the rows are exhausted, the stream raises, is closed or collected."""
+        if not self.site.enabled():
+            return wrapped(*args, **kwargs)
+        begun = None
+        with guard(self.site.where_start):
+            begun = self._begin(info, context, args, kwargs, False, False)
+        if begun is None:
+            return wrapped(*args, **kwargs)
+        call_args, carrier, args = begun
+        call = self.site.start(*call_args)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        if carrier:
+            args = (commented(args[0], carrier), *args[1:])
+        try:
+            rows = wrapped(*args, **kwargs)  # a generator: nothing runs yet
+        except BaseException as exc:
+            call.fail(exc)
+            raise
+        return self.site.stream(call, rows)
+
     async def execute_async(
         self,
         wrapped: Callable[..., Awaitable[Any]],

@@ -2,8 +2,9 @@
 
 psycopg's cursors are Python classes, so their methods are patched in place: ``execute`` and
 ``executemany`` of ``Cursor`` and ``AsyncCursor`` (``ClientCursor`` and ``RawCursor``
-inherit them; ``Connection.execute`` goes through them), and the server-side cursors' own
-``execute``. A pool (``psycopg_pool``) hands out ordinary connections, traced the same way.
+inherit them; ``Connection.execute`` goes through them), the server-side cursors' own
+``execute``, and ``stream`` (rows as they arrive: the span ends with the rows). A pool
+(``psycopg_pool``) hands out ordinary connections, traced the same way.
 ``db.namespace`` is the database name, ``server.address``/``server.port`` where libpq
 connected, read once per connection.
 """
@@ -64,6 +65,8 @@ class PsycopgInstrumentor(Instrumentor):
         for name in ("AsyncCursor.execute", "AsyncServerCursor.execute"):
             self.patcher.wrap(psycopg, name, self._execute_async)
         self.patcher.wrap(psycopg, "AsyncCursor.executemany", self._executemany_async)
+        for name in ("Cursor.stream", "AsyncCursor.stream"):
+            self.patcher.wrap(psycopg, name, self._stream)
 
     def _execute(
         self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]
@@ -74,6 +77,11 @@ class PsycopgInstrumentor(Instrumentor):
         self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]
     ) -> Any:
         return self.db.execute(wrapped, _info(instance), instance, args, kwargs, many=True)
+
+    def _stream(
+        self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]
+    ) -> Any:
+        return self.db.stream(wrapped, _info(instance), instance, args, kwargs)
 
     def _execute_async(
         self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]

@@ -146,6 +146,27 @@ def test_asyncio_connections_and_server_cursors(instrument: Any, postgres: Postg
     assert all(span.parent.span_id == job.context.span_id for span in spans)
 
 
+def test_streamed_rows_are_one_span_ending_with_the_rows(
+    instrument: Any, postgres: PostgresServer
+) -> None:
+    recorder = instrument()
+    with psycopg.connect(postgres.dsn) as conn:
+        cursor = conn.cursor()
+        rows = cursor.stream("SELECT generate_series(1, %s)", (3,))
+        assert next(rows) == (1,)
+        assert _db_spans(recorder) == []  # still streaming
+        assert [row for row in rows] == [(2,), (3,)]
+
+        async def run() -> list[Any]:
+            async with await psycopg.AsyncConnection.connect(postgres.dsn) as aconn:
+                return [row async for row in aconn.cursor().stream("SELECT 7")]
+
+        assert asyncio.run(run()) == [(7,)]
+    spans = _db_spans(recorder)
+    assert [span.name for span in spans] == ["SELECT postgres", "SELECT postgres"]
+    assert spans[0].attributes["db.query.text"] == "SELECT generate_series(?, %s)"
+
+
 def test_a_pool_hands_out_traced_connections(instrument: Any, postgres: PostgresServer) -> None:
     psycopg_pool = pytest.importorskip("psycopg_pool", reason="psycopg-pool is not installed")
     recorder = instrument()
