@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 from telemetry_run.instrumentors import _http, _sql
-from telemetry_run.instrumentors.base import guard
+from telemetry_run.instrumentors.base import _report, guard
 from telemetry_run.instrumentors.plugin import SQLCOMMENTER
 from telemetry_run.instrumentors.toolkit import StatusRules, client_call
 from telemetry_run.sdk._redaction import scrub_text
@@ -248,15 +248,18 @@ class DbApi:
         query renders against (the cursor or connection); ``args[0]`` is the statement (or,
         with ``procedure``, the procedure's name), ``args[1]`` its parameters.
         """
-        if not self.site.enabled():
+        site = self.site
+        if not site.enabled():
             return wrapped(*args, **kwargs)
-        begun = None
-        with guard(self.site.where_start):
+        try:  # not ``guard``: this runs for every statement, and a try costs nothing
             begun = self._begin(info, context, args, kwargs, many, procedure)
+        except Exception as exc:  # noqa: BLE001  # reported; the statement runs untraced
+            _report(site.where_start, exc)
+            begun = None
         if begun is None:
             return wrapped(*args, **kwargs)
         call_args, carrier, args = begun
-        with self.site.call(*call_args) as call:
+        with site.call(*call_args) as call:
             if carrier and call.span is not INVALID_SPAN:  # nested: the outer call comments
                 args = (commented(args[0], carrier), *args[1:])
             return wrapped(*args, **kwargs)
