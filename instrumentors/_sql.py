@@ -196,6 +196,6 @@ def describe(sql: str) -> Statement:
     operation = first.upper() if first and first not in ",(" and first[0] not in '"`' else None
     statement = Statement(text, operation, _collection(operation, words) if operation else None)
     if len(_cache) >= _CACHE_SIZE:
-        _cache.pop(next(iter(_cache)))
+        _cache.clear()  # atomic under threads, where evicting one key by iterating is not
     _cache[sql] = statement
     return statement
