@@ -39,6 +39,7 @@ BENCHMARKS = (
     "asgi_request",
     "http_clients",
     "redis_get",
+    "db_execute",
     "exit_collector_down",
     "reliability_peers",
 )

@@ -22,11 +22,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SPECS",
+    "SQLCOMMENTER",
     "VARIABLES",
     "telemetry_run_configure",
     "telemetry_run_instrumentors",
     "telemetry_run_variables",
 ]
+
+#: true appends the traceparent to SQL statements (every database instrumentor, ``dbapi``).
+SQLCOMMENTER: Final = "TELEMETRY_RUN_SQLCOMMENTER"
 
 SPECS: Final[tuple[InstrumentorSpec, ...]] = (
     InstrumentorSpec(
@@ -173,6 +177,47 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
         ),
     ),
     InstrumentorSpec(
+        name="sqlite3",
+        modules=("sqlite3",),
+        requires="",
+        load="telemetry_run.instrumentors.sqlite3:Sqlite3Instrumentor",
+        description="a CLIENT span per `execute`/`executemany`, `SELECT users`, "
+        "`db.query.text` with literals replaced by `?`",
+    ),
+    InstrumentorSpec(
+        name="psycopg",
+        modules=("psycopg",),
+        requires="psycopg>=3.1,<4",
+        load="telemetry_run.instrumentors.psycopg:PsycopgInstrumentor",
+        description="a CLIENT span per statement, sync and asyncio cursors and pools, "
+        "`db.query.text` with literals replaced by `?`",
+        # psycopg-binary 3.1 has no wheels for Python 3.13.
+        matrix=(
+            ReleaseLine("3.1", python="<3.13", companions=("psycopg-binary==3.1.*",)),
+            ReleaseLine("latest", companions=("psycopg-binary", "psycopg-pool")),
+        ),
+    ),
+    InstrumentorSpec(
+        name="psycopg2",
+        modules=("psycopg2",),
+        # The wheel most services install; a psycopg2 built from source is another
+        # distribution, which a spec cannot name beside this one yet.
+        requires="psycopg2-binary>=2.9.5,<3",
+        load="telemetry_run.instrumentors.psycopg2:Psycopg2Instrumentor",
+        description="a CLIENT span per `execute`/`executemany`/`callproc`, your cursor "
+        "classes kept, `db.query.text` with literals replaced by `?`",
+        matrix=(ReleaseLine("2.9.5", python="<3.12"), "latest"),  # 2.9.5: no 3.12 wheels
+    ),
+    InstrumentorSpec(
+        name="sqlalchemy",
+        modules=("sqlalchemy",),
+        requires="sqlalchemy>=1.4,<3",
+        load="telemetry_run.instrumentors.sqlalchemy:SqlalchemyInstrumentor",
+        description="a CLIENT span per statement of any engine, sync and asyncio (engine "
+        "events); the driver's own span is folded into it",
+        matrix=("1.4", "2.0", "latest"),
+    ),
+    InstrumentorSpec(
         name="threading",
         modules=("threading",),  # imported before the application runs: patched at start-up
         requires="",
@@ -226,6 +271,13 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
 _HEADERS_DOC: Final = "{} headers recorded on {} spans: names or regexes, comma-separated"
 
 VARIABLES: Final[tuple[Variable, ...]] = (
+    Variable(
+        SQLCOMMENTER,
+        parse_bool,
+        False,
+        "true appends the span's traceparent to each SQL statement as a sqlcommenter comment "
+        "(every database instrumentor)",
+    ),
     Variable(
         _http.EXCLUDED_URLS,
         _http.parse_url_patterns,

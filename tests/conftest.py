@@ -11,8 +11,9 @@ from telemetry_run.sdk.metrics import global_provider as metrics_globals
 from telemetry_run.sdk.propagation import _textmap
 from telemetry_run.sdk.trace import globals as trace_globals
 
-# The fixtures we ship to plugin authors (span_recorder, otlp_receiver) serve our tests too.
-pytest_plugins = ["telemetry_run.testing"]
+# The fixtures we ship to plugin authors (span_recorder, otlp_receiver) serve our tests too;
+# the database tests share one throwaway PostgreSQL (``postgres``).
+pytest_plugins = ["telemetry_run.testing", "tests.postgres_server"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -58,6 +58,8 @@ SERVERS: Final[dict[str, tuple[str, ...]]] = {
     "urllib3": ("requests>=2.28",),
     # Celery's tests use the Redis broker (redis-server itself is Debian's, from .ci/run).
     "celery": ("redis>=5.0",),
+    # The asyncio engine's test runs over psycopg (3) against the throwaway PostgreSQL.
+    "sqlalchemy": ("psycopg[binary]>=3.1", "greenlet"),
 }
 
 #: Test files a framework session runs besides its own (``tests()`` names those).

@@ -164,6 +164,7 @@ def aiohttp_client_call() -> None:
         server.shutdown()
         server.server_close()
 
+
 def redis_command() -> None:
     """A command to a port nothing listens on: refused at once, still one span."""
     import socket
@@ -190,3 +191,47 @@ def celery_send() -> None:
 
     app = celery.Celery("contract", broker="memory://")
     assert app.send_task("tasks.add", (1, 2)).id
+
+
+def sqlite3_call() -> None:
+    import sqlite3
+
+    connection = sqlite3.connect(":memory:")
+    try:
+        assert connection.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        connection.close()
+
+
+def _postgres_dsn() -> str:
+    import os
+
+    return os.environ["TELEMETRY_RUN_TEST_POSTGRES_DSN"]
+
+
+def psycopg_call() -> None:
+    import psycopg
+
+    with psycopg.connect(_postgres_dsn()) as connection:
+        assert connection.execute("SELECT 1").fetchone() == (1,)
+
+
+def psycopg2_call() -> None:
+    import psycopg2
+
+    connection = psycopg2.connect(_postgres_dsn())
+    try:
+        cursor = connection.cursor()
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)
+    finally:
+        connection.close()
+
+
+def sqlalchemy_call() -> None:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine("sqlite://")
+    with engine.connect() as connection:
+        assert connection.execute(sqlalchemy.text("SELECT 1")).scalar() == 1
+    engine.dispose()
