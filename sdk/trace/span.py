@@ -3,6 +3,12 @@
 After ``end()`` the same object is the read-only record processors and exporters see
 (``ReadableSpan``); there is no copy. The hot path (``set_attribute``, ``end``) checks the common
 value types by identity and leaves everything else to ``clean_attribute_value``.
+
+An ended span may wait in the export queue for a long time (a backlog, a collector outage), so
+the batch processor compacts the attributes of a span that will wait (``compact_attributes``):
+the dict becomes a tuple of the values followed by the tuple of the keys, and spans with the same
+keys in the same order (the spans of one instrumentation point) share that key tuple: about 100
+bytes less a span. ``attributes`` still reads as a mapping.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ __all__ = [
     "RecordingSpan",
     "clean_attribute_value",
     "clean_attributes",
+    "compact_attributes",
 ]
 
 _time_ns = time.time_ns
@@ -46,6 +53,18 @@ _INT64_MAX: Final = (1 << 63) - 1
 _INVALID: Final[Any] = object()
 _UNSET_STATUS: Final = Status()
 _SCALARS: Final = (bool, str, int, float)
+
+# The key tuples of ended spans' attributes, each kept once. Bounded: keys built from data would
+# otherwise grow it without end; when full it starts over (spans keep their own tuples).
+_KEY_TUPLES: dict[tuple[str, ...], tuple[str, ...]] = {}
+_MAX_KEY_TUPLES: Final = 1024
+_NO_ATTRIBUTES: Final[tuple[Any, ...]] = ((),)  # an ended span's attributes: no values, no keys
+
+
+def _shared_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+    if len(_KEY_TUPLES) >= _MAX_KEY_TUPLES:
+        _KEY_TUPLES.clear()
+    return _KEY_TUPLES.setdefault(keys, keys)
 
 
 class InstrumentationScope:
@@ -235,7 +254,8 @@ class RecordingSpan(Span):
     _kind: SpanKind
     _start_time: int
     _end_time: int | None
-    _attributes: dict[str, AttributeValue]
+    # While recording, a dict; once compacted (ended), (*values, keys): see the module docstring.
+    _attributes: Any
     _dropped_attributes: int
     _extra: _Extra | None
     _status: Status
@@ -286,7 +306,10 @@ class RecordingSpan(Span):
 
     @property
     def attributes(self) -> Mapping[str, AttributeValue]:
-        return self._attributes
+        attributes = self._attributes
+        if type(attributes) is dict:
+            return attributes
+        return dict(zip(attributes[-1], attributes, strict=False))
 
     @property
     def events(self) -> Sequence[Event]:
@@ -499,6 +522,21 @@ class RecordingSpan(Span):
 
 
 ReadableSpan = RecordingSpan
+
+
+def compact_attributes(span: RecordingSpan) -> None:
+    """Hold an ended span's attributes in a tuple: ``(*values, keys)``, the keys shared.
+
+    For spans that wait to be exported; the cost (a few hundred nanoseconds) is not worth it on
+    spans exported at once. ``attributes`` reads the same before and after.
+    """
+    attributes = span._attributes
+    if type(attributes) is dict and span._end_time is not None:
+        if attributes:
+            keys = tuple(attributes)
+            span._attributes = (*attributes.values(), _KEY_TUPLES.get(keys) or _shared_keys(keys))
+        else:
+            span._attributes = _NO_ATTRIBUTES
 
 
 def finish_with_exception(span: RecordingSpan, exc: BaseException) -> None:

@@ -28,7 +28,7 @@ import json
 import math
 import re
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run.sdk.trace.api import StatusCode, TraceState
@@ -195,10 +195,17 @@ def _remember(table: dict[Any, bytes], value: object, key_value: bytes) -> None:
     _cached_values[0] = count + 1
 
 
-def _write_attributes(  # noqa: PLR0915  # one frame: hot
+def _write_attributes(
     out: bytearray, key: int, attributes: Mapping[str, Any], cleaned: bool = True
 ) -> None:
-    """Append each attribute as a ``KeyValue`` field with the given key.
+    """Append each attribute as a ``KeyValue`` field with the given key (see ``_write_pairs``)."""
+    _write_pairs(out, key, attributes.items(), cleaned)
+
+
+def _write_pairs(  # noqa: PLR0915  # one frame: hot
+    out: bytearray, key: int, attributes: Iterable[tuple[Any, Any]], cleaned: bool = True
+) -> None:
+    """Append each (name, value) as a ``KeyValue`` field with the given key.
 
     ``cleaned``: the values were checked when set (span, event and link attributes).
 
@@ -208,7 +215,7 @@ def _write_attributes(  # noqa: PLR0915  # one frame: hot
     """
     prefixes = _KEY_PREFIXES
     key_values = _KEY_VALUES
-    for name, value in attributes.items():
+    for name, value in attributes:
         kind = type(value)
         table: dict[Any, bytes] | None = None
         if cleaned and type(name) is str:
@@ -346,9 +353,12 @@ def _write_span(  # noqa: PLR0915  # one frame: hot
         buf += _kind_and_times(0x30, span._kind._value_ + 1, 0x39, start, 0x41, end)
     else:  # a zero time is left out, as protobuf does
         buf += _sparse_kind_and_times(span._kind._value_ + 1, start, end)
-    attributes = span._attributes
-    if attributes:
-        _write_attributes(buf, _SPAN_ATTRIBUTES, attributes)
+    attributes = span._attributes  # after end(), (*values, keys): see trace/span.py
+    if type(attributes) is dict:
+        if attributes:
+            _write_pairs(buf, _SPAN_ATTRIBUTES, attributes.items())
+    elif len(attributes) > 1:
+        _write_pairs(buf, _SPAN_ATTRIBUTES, zip(attributes[-1], attributes, strict=False))
     dropped = span._dropped_attributes
     if dropped:
         buf.append(0x50)

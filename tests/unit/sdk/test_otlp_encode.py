@@ -44,6 +44,7 @@ from telemetry_run.sdk.trace.api import (
 )
 from telemetry_run.sdk.trace.current import set_span_in_context
 from telemetry_run.sdk.trace.sampling import ALWAYS_ON, Decision, StaticSampler
+from telemetry_run.sdk.trace.span import compact_attributes
 
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
@@ -473,6 +474,44 @@ def batches(draw: st.DrawFn) -> list[ReadableSpan]:
 def test_every_field_round_trips_through_the_official_decoder(spans: list[ReadableSpan]) -> None:
     request = check_request(encode_request(spans), spans)
     check_json(spans, request)
+
+
+@settings(max_examples=75, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches(), st.data())
+def test_spans_compacted_in_a_backlog_encode_to_the_same_bytes(
+    spans: list[ReadableSpan], data: st.DataObject
+) -> None:
+    """A span the batch processor compacted (it waited in a backlog) exports unchanged."""
+    before = encode_request(spans)
+    before_json = encode_request_json(spans)
+    attributes = [dict(span.attributes) for span in spans]
+    for span in data.draw(st.lists(st.sampled_from(spans), unique_by=id)):
+        compact_attributes(span)
+        assert type(span._attributes) is tuple
+    assert encode_request(spans) == before
+    assert encode_request_json(spans) == before_json
+    assert [dict(span.attributes) for span in spans] == attributes
+
+
+def test_compacted_spans_with_the_same_keys_share_them(make_tracer: Any) -> None:
+    tracer = make_tracer()
+    for value in ("a", "b"):
+        with tracer.start_as_current_span("same keys") as span:
+            span.set_attributes({"x": value, "y": 1})
+    with tracer.start_as_current_span("keys in another order") as span:
+        span.set_attributes({"y": 2, "x": "c"})
+    spans = make_tracer.spans()
+    for span in spans:
+        compact_attributes(span)
+    first, second, other = (span._attributes for span in spans)
+    assert first[-1] is second[-1] and first[-1] == ("x", "y")
+    assert other[-1] == ("y", "x")
+    check_request(encode_request(spans), spans)
+    assert [dict(span.attributes) for span in spans] == [
+        {"x": "a", "y": 1},
+        {"x": "b", "y": 1},
+        {"y": 2, "x": "c"},
+    ]
 
 
 def peer_spans(spans: Sequence[ReadableSpan]) -> list[Any]:
