@@ -325,10 +325,14 @@ def _write_span(  # noqa: PLR0915  # one frame: hot
     buf = bytearray(
         _ids(0x0A, 16, (trace_id >> 64) & _U64, trace_id & _U64, 0x12, 8, span._span_id & _U64)
     )
-    state = span._trace_state
+    parent = span._parent
+    extra = span._extra
+    if extra is not None and extra.trace_state is not None:  # the sampler's own
+        state = extra.trace_state
+    else:
+        state = parent.trace_state if parent is not None else _NO_STATE
     if state is not _NO_STATE:
         buf += states.get(id(state)) or _state_field(state, states)
-    parent = span._parent
     if parent is not None:
         buf += _parent_id(0x22, 8, parent.span_id & _U64)
         flags = (span._flags & 0xFF) | (_REMOTE_PARENT if parent.is_remote else _LOCAL_PARENT)
@@ -359,12 +363,11 @@ def _write_span(  # noqa: PLR0915  # one frame: hot
             _write_pairs(buf, _SPAN_ATTRIBUTES, attributes.items())
     elif len(attributes) > 1:
         _write_pairs(buf, _SPAN_ATTRIBUTES, zip(attributes[-1], attributes, strict=False))
-    dropped = span._dropped_attributes
-    if dropped:
-        buf.append(0x50)
-        buf += _varint(dropped)
-    extra = span._extra
     if extra is not None:
+        dropped = extra.dropped_attributes
+        if dropped:
+            buf.append(0x50)
+            buf += _varint(dropped)
         for event in extra.events:
             _write_event(buf, event)
         dropped = extra.dropped_events
