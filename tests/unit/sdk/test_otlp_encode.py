@@ -825,6 +825,38 @@ def test_the_key_cache_stays_bounded(make_tracer: Any) -> None:
         assert len(_encode._KEY_PREFIXES) <= _encode._MAX_KEY_PREFIXES
 
 
+def test_repeated_values_of_one_key_keep_their_types(make_tracer: Any) -> None:
+    """The encoder reuses a repeated value's bytes: True, 1, 1.0 and "1" are equal keys of a
+    dict, and each must still come out as its own type."""
+    tracer = make_tracer()
+    for _ in range(2):  # the second round is served from what the first one left
+        for value in (True, 1, 1.0, "1", False, 0, 0.0, "", 300, -1):
+            with tracer.start_as_current_span("typed", context=Context()) as span:
+                span.set_attribute("same.key", value)
+                span.add_event("e", {"same.key": value})
+    spans = make_tracer.spans()
+    request = check_request(encode_request(spans), spans)
+    decoded = [
+        decoded_value(s.attributes[0].value)
+        for rs in request.resource_spans
+        for ss in rs.scope_spans
+        for s in ss.spans
+    ]
+    assert decoded == [tagged(span.attributes["same.key"]) for span in spans]
+
+
+def test_the_repeated_value_cache_stays_bounded(make_tracer: Any) -> None:
+    tracer = make_tracer()
+    for i in range(_encode._MAX_CACHED_VALUES + 50):
+        with tracer.start_as_current_span("many values", context=Context()) as span:
+            span.set_attribute("request.id", f"id-{i}")
+    spans = make_tracer.spans()
+    check_request(encode_request(spans), spans)
+    cached = sum(len(s) + len(i) for s, i in _encode._KEY_VALUES.values())
+    assert cached <= _encode._MAX_CACHED_VALUES
+    check_request(encode_request(spans[-3:]), spans[-3:])  # served from the cache, still right
+
+
 def test_json_follows_the_otlp_json_rules(make_tracer: Any) -> None:
     """Hex ids, enums as integers, 64-bit integers as strings, lowerCamelCase, no bare NaN."""
     tracer = make_tracer()
