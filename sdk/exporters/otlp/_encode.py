@@ -168,9 +168,11 @@ def _value(value: object, cleaned: bool) -> bytes | None:
 # The whole length-prefixed ``KeyValue`` (what follows the field key) of an attribute whose value
 # repeats from span to span (a method, a scheme, a host, a status code, a flag), per key then per
 # value: one look-up instead of encoding it again. Only exact str, int and bool values go in, each
-# type in its own table (``True == 1`` and ``1 == 1.0`` must not meet); values with no repeat
-# (paths, ids) fill it up to ``_MAX_CACHED_VALUES`` entries, then it starts over.
+# type in its own table (``True == 1`` and ``1 == 1.0`` must not meet). A key whose values do not
+# repeat (a path, an id) stops at ``_MAX_VALUES_PER_KEY`` of them rather than churn the cache;
+# past ``_MAX_CACHED_VALUES`` entries in all, it starts over.
 _KEY_VALUES: dict[str, tuple[dict[str, bytes], dict[int, bytes]]] = {}
+_MAX_VALUES_PER_KEY: Final = 32
 _MAX_CACHED_VALUES: Final = 8192
 _cached_values = [0]  # entries in _KEY_VALUES, across keys
 _MAX_CACHED_STRING: Final = 64  # longer strings are seldom repeated
@@ -267,7 +269,7 @@ def _write_pairs(  # noqa: PLR0915  # one frame: hot
         key_value = (_SMALL[size] if size < 0x80 else _varint(size)) + prefix + encoded
         out.append(key)
         out += key_value
-        if table is not None:
+        if table is not None and len(table) < _MAX_VALUES_PER_KEY:
             _remember(table, value if kind is str else value_key, key_value)
 
 

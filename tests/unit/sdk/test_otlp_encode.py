@@ -846,15 +846,21 @@ def test_repeated_values_of_one_key_keep_their_types(make_tracer: Any) -> None:
 
 
 def test_the_repeated_value_cache_stays_bounded(make_tracer: Any) -> None:
+    """Values that never repeat (ids, paths) fill neither one key's table nor the whole cache."""
     tracer = make_tracer()
-    for i in range(_encode._MAX_CACHED_VALUES + 50):
-        with tracer.start_as_current_span("many values", context=Context()) as span:
-            span.set_attribute("request.id", f"id-{i}")
+    per_key = _encode._MAX_VALUES_PER_KEY
+    keys = _encode._MAX_CACHED_VALUES // per_key + 10  # enough to pass the bound in all
+    for i in range(per_key + 5):
+        for first in range(0, keys, 100):
+            with tracer.start_as_current_span("many values", context=Context()) as span:
+                for k in range(first, min(first + 100, keys)):
+                    span.set_attribute(f"request.id.{k}", f"id-{i}")
     spans = make_tracer.spans()
     check_request(encode_request(spans), spans)
-    cached = sum(len(s) + len(i) for s, i in _encode._KEY_VALUES.values())
-    assert cached <= _encode._MAX_CACHED_VALUES
-    check_request(encode_request(spans[-3:]), spans[-3:])  # served from the cache, still right
+    tables = [table for pair in _encode._KEY_VALUES.values() for table in pair]
+    assert all(len(table) <= per_key for table in tables)
+    assert sum(map(len, tables)) <= _encode._MAX_CACHED_VALUES
+    check_request(encode_request(spans), spans)  # again, partly from the cache: still right
 
 
 def test_json_follows_the_otlp_json_rules(make_tracer: Any) -> None:
