@@ -1,12 +1,13 @@
 """BatchSpanProcessor: a bounded queue between the application and the exporter.
 
 ``on_end`` is a length check and a ``deque.append`` on the application's thread: it never
-blocks and never raises. A span that queues behind a batch's worth of others has its attributes
-compacted first, so a backlog holds about 100 bytes less a span. A full queue drops the new
-span and counts it. One daemon worker exports when a batch fills or the schedule delay passes;
-every export gets a deadline (the export timeout, cut to the caller's flush or shutdown
-deadline). An exporter that hangs past its deadline stalls only the worker: flush and shutdown
-return at their deadline, and the spans they could not deliver are counted, never lost silently.
+blocks and never raises. A span that queues behind 2048 others (a backlog in a queue made larger
+than the default) has its attributes compacted first: about 100 bytes less a span. A full queue
+drops the new span and counts it. One daemon worker exports when a batch fills or the schedule
+delay passes; every export gets a deadline (the export timeout, cut to the caller's flush or
+shutdown deadline). An exporter that hangs past its deadline stalls only the worker: flush and
+shutdown return at their deadline, and the spans they could not deliver are counted, never lost
+silently.
 
 After an outage, the spans made once the collector is back come first in what matters: they
 arrive within seconds, while the outage's backlog goes beside them or is dropped and counted.
@@ -80,10 +81,12 @@ _getpid = os.getpid
 #: most one batch per process per interval.
 MAX_PROBE_INTERVAL = 1.0
 
-# A span queued behind this many waits for an export at least (the default batch size): its
-# attributes are compacted (trace/span.py), about 100 bytes less a span in a backlog, and the
-# spans of a queue that drains at once (the usual case) do not pay for it.
-_COMPACT_BEYOND = 512
+# A span queued behind this many (the default queue size) is part of a backlog only a larger
+# queue holds (an outage, OTEL_BSP_MAX_QUEUE_SIZE raised for it): its attributes are compacted
+# (trace/span.py), about 100 bytes less a span. A queue of the default size never pays the
+# compaction (a few hundred ns on the application's thread; a tight loop of spans keeps that
+# queue full, since the worker only runs when it gets the GIL), and holds 2048 dicts at most.
+_COMPACT_BEYOND = 2048
 
 
 class _Batch:

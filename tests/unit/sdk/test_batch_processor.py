@@ -913,7 +913,7 @@ def test_a_backlog_costs_the_same_per_span_at_any_size(make_pipeline: MakePipeli
     import tracemalloc
 
     p = make_pipeline(schedule_delay=HOUR, max_queue_size=40_000, max_export_batch_size=40_000)
-    _queue_behind_a_closed_exporter(p.tracer, 1_000)  # past the first batch's worth
+    _queue_behind_a_closed_exporter(p.tracer, 2_500)  # past the default queue's worth
     per_span = []
     tracemalloc.start()
     try:
@@ -934,11 +934,11 @@ def test_a_backlog_costs_the_same_per_span_at_any_size(make_pipeline: MakePipeli
 def test_spans_queued_in_a_backlog_export_the_attributes_they_were_given(
     make_pipeline: MakePipeline,
 ) -> None:
-    p = make_pipeline(schedule_delay=HOUR, max_queue_size=2_000, max_export_batch_size=2_000)
-    _queue_behind_a_closed_exporter(p.tracer, 1_000)
+    p = make_pipeline(schedule_delay=HOUR, max_queue_size=4_000, max_export_batch_size=4_000)
+    _queue_behind_a_closed_exporter(p.tracer, 3_000)
     assert p.provider.force_flush(timeout=10)
     spans = [span for batch in p.exporter.batches for span in batch]
-    assert len(spans) == 1_000
+    assert len(spans) == 3_000  # the parent stays open
     for i, span in enumerate(spans):  # the first ones as they were, the later ones compacted
         assert dict(span.attributes) == {
             "http.request.method": "GET",
