@@ -25,6 +25,10 @@ Figures are spans per second, the median over all repetitions of all rounds, GC 
 contenders are interleaved round by round (order rotated). ``us/otel`` divides our throughput
 by theirs: above 1.00x we are faster.
 
+The encode row has a third contender, ``limit``: a hand-written encoder of the same bytes that
+knows this batch's shape (no grouping, no checks, no fallbacks; see ``_setup_limit_encode``), the
+floor of what encoding in pure Python costs. ``us/limit`` near 1.00x: nothing left to take.
+
     python bench/otlp_export.py [--quick] [-v] [--rows encode,send-grpc,send-http]
 """
 
@@ -48,9 +52,9 @@ from typing import Any
 
 from _common import stop_helper
 
-CONTENDERS = ("us", "otel")
+CONTENDERS = ("us", "otel", "limit")
 TARGETS = {"encode": 2.5, "send-grpc": 2.0, "send-http": 2.0}  # us/otel, from the issue
-LABELS = {"us": "us", "otel": "otel"}
+LABELS = {"us": "us", "otel": "otel", "limit": "limit"}
 ROWS = {
     "encode": "encode a 512-span batch (ExportTraceServiceRequest bytes)",
     "send-grpc": "encode + send over OTLP/gRPC to a local receiver",
@@ -273,6 +277,136 @@ def _setup_us_encode() -> Bench:
     return Bench(run=run, info=lambda: _check_request(encode_request(spans)))
 
 
+def _setup_limit_encode() -> Bench:
+    """The least encoding needs: our spans to the same bytes, by a writer that knows the batch.
+
+    It reads the span slots once each, with every length known to fit one byte (a span's two),
+    one resource and one scope (their block written once), a parent and a status on every span,
+    one event, and only str, int (below 2**21), bool and float values: no grouping, no checks,
+    no fallbacks; it remembers repeated values within the same bound a key as ours. Ours must
+    handle every span; this is the floor it is measured against. The bytes must equal ours.
+    """
+    import struct
+
+    from telemetry_run.sdk.exporters.otlp._encode import encode_request
+
+    spans = _make_spans_us()
+    u64 = (1 << 64) - 1
+    ids = struct.Struct(">BBQQBBQ").pack
+    parent_id = struct.Struct(">BBQ").pack
+    times = struct.Struct("<BBBQBQ").pack
+    fixed64 = struct.Struct("<BQ").pack
+    double = struct.Struct("<BBd").pack
+    flags_field = struct.Struct("<BBI").pack
+    state = REMOTE_TRACE_STATE.encode()
+    state_field = bytes((0x1A, len(state))) + state
+    prefixes: dict[str, bytes] = {}
+    for span in spans:
+        for attributes in (span._attributes, span._extra.events[0].attributes):
+            for key in attributes:
+                raw = key.encode()
+                prefixes[key] = bytes((0x0A, len(raw))) + raw + b"\x12"
+
+    # A str or int value seen before under the same key: its KeyValue again, as ours does, and
+    # as ours up to 32 values a key: the batch is encoded again and again, so remembering every
+    # value (the paths, the ids) would time a cache that a real export, with new values, misses.
+    seen: dict[tuple[int, str], tuple[dict[str, bytes], dict[int, bytes]]] = {}
+
+    def attributes_field(field: int, attributes: dict[str, Any]) -> bytes:
+        out = []
+        for key, value in attributes.items():
+            kind = type(value)
+            memo: dict[Any, bytes] | None = None
+            if kind is str or kind is int:
+                tables = seen.get((field, key))
+                if tables is None:
+                    tables = seen[field, key] = ({}, {})
+                memo = tables[0] if kind is str else tables[1]
+                found = memo.get(value)
+                if found is not None:
+                    out.append(found)
+                    continue
+            prefix = prefixes[key]
+            if kind is str:
+                raw = value.encode()
+                n = len(raw)
+                encoded = bytes((field, len(prefix) + n + 3)) + prefix + bytes((n + 2, 10, n)) + raw
+                out.append(encoded)
+                if memo is not None and len(memo) < 32:
+                    memo[value] = encoded
+                continue
+            if kind is bool:
+                body = b"\x02\x10\x01" if value else b"\x02\x10\x00"
+            elif kind is int:
+                if value < 0x80:
+                    body = bytes((2, 0x18, value))
+                elif value < 0x4000:
+                    body = bytes((3, 0x18, (value & 0x7F) | 0x80, value >> 7))
+                else:
+                    body = bytes((4, 0x18, (value & 0x7F) | 0x80, ((value >> 7) & 0x7F) | 0x80))
+                    body += bytes((value >> 14,))
+            else:
+                body = double(9, 0x21, value)
+            encoded = bytes((field, len(prefix) + len(body))) + prefix + body
+            out.append(encoded)
+            if memo is not None and len(memo) < 32:
+                memo[value] = encoded
+        return b"".join(out)
+
+    def encode_spans() -> bytearray:
+        body = bytearray()
+        for span in spans:
+            trace_id = span._trace_id
+            parent = span._parent
+            buf = bytearray(ids(0x0A, 16, trace_id >> 64, trace_id & u64, 0x12, 8, span._span_id))
+            buf += state_field
+            buf += parent_id(0x22, 8, parent.span_id)
+            name = span._name.encode()
+            buf += bytes((0x2A, len(name))) + name
+            buf += times(0x30, span._kind._value_ + 1, 0x39, span._start_time, 0x41, span._end_time)
+            buf += attributes_field(0x4A, span._attributes)
+            event = span._extra.events[0]
+            event_buf = bytearray(fixed64(0x09, event.timestamp))
+            event_name = event.name.encode()
+            event_buf += bytes((0x12, len(event_name))) + event_name
+            event_buf += attributes_field(0x1A, event.attributes)
+            buf += bytes((0x5A, len(event_buf))) + event_buf
+            status = span._status
+            if status.description:
+                text = status.description.encode()
+                buf += bytes((0x7A, len(text) + 4, 0x12, len(text))) + text + b"\x18\x02"
+            else:
+                buf += b"\x7a\x02\x18\x01"
+            remote = 0x300 if parent.is_remote else 0x100
+            buf += flags_field(0x85, 0x01, (span._flags & 0xFF) | remote)
+            size = len(buf)  # 128 to 16383 bytes: a two-byte length
+            body += bytes((0x12, (size & 0x7F) | 0x80, size >> 7))
+            body += buf
+        return body
+
+    # What comes before the spans (the request, resource and scope headers with the lengths of
+    # this very batch) is the same bytes for every run: written once, from ours.
+    reference = encode_request(spans)
+    head = reference[: len(reference) - len(encode_spans())]
+
+    def encode() -> bytes:
+        return head + encode_spans()
+
+    def run(k: int) -> None:
+        for _ in range(k):
+            encode()
+
+    def info() -> dict[str, Any]:
+        ours = encode_request(spans)
+        mine = encode()
+        # The head's lengths are the whole batch's: the same batch, the same head, so the bytes
+        # after it must match ours exactly.
+        same = mine == ours
+        return {**_check_request(ours), "checks_ok": same, "same_bytes_as_ours": same}
+
+    return Bench(run=run, info=info)
+
+
 def _setup_otel_encode() -> Bench:
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
@@ -443,7 +577,10 @@ def _setup_otel_send(transport: str) -> Bench:
 
 def _setup(contender: str, row: str) -> Bench:
     if row == "encode":
-        return _setup_us_encode() if contender == "us" else _setup_otel_encode()
+        setups = {"us": _setup_us_encode, "otel": _setup_otel_encode, "limit": _setup_limit_encode}
+        return setups[contender]()
+    if contender == "limit":
+        return Bench(run=None, note="the limit row is the encoder's alone")
     transport = row.removeprefix("send-")
     return _setup_us_send(transport) if contender == "us" else _setup_otel_send(transport)
 
@@ -519,7 +656,8 @@ def _run_row(
     samples: dict[str, list[float]] = {c: [] for c in CONTENDERS}
     notes: dict[str, str] = {}
     for rnd in range(rounds):
-        order = CONTENDERS[rnd % 2 :] + CONTENDERS[: rnd % 2]
+        turn = rnd % len(CONTENDERS)
+        order = CONTENDERS[turn:] + CONTENDERS[:turn]
         line = []
         for contender in order:
             res = _spawn(contender, row, batches, reps)
@@ -546,6 +684,7 @@ def _run_row(
         "   median spans/s: "
         + " | ".join(f"{LABELS[c]} {_fmt(med[c])}" for c in CONTENDERS)
         + f"   us/otel {_ratio(med['us'], med['otel'])}"
+        + f"   us/limit {_ratio(med['us'], med['limit'])}"
     )
     return med
 
@@ -583,13 +722,17 @@ def main() -> None:
     print(
         f"\n== summary ({time.perf_counter() - started:.0f} s; us/otel above 1.00x: we are ahead)"
     )
-    header = f"{'row':<12} {'unit':<8} {'us':>10} {'otel':>10} {'us/otel':>8}"
+    header = (
+        f"{'row':<12} {'unit':<8} {'us':>10} {'otel':>10} {'limit':>10} {'us/otel':>8}"
+        f" {'us/limit':>8}"
+    )
     print(header)
     print("-" * len(header))
     for row, med in results.items():
         print(
             f"{row:<12} {'spans/s':<8} {_fmt(med['us']):>10} {_fmt(med['otel']):>10}"
-            f" {_ratio(med['us'], med['otel']):>8}"
+            f" {_fmt(med['limit']):>10} {_ratio(med['us'], med['otel']):>8}"
+            f" {_ratio(med['us'], med['limit']):>8}"
         )
     for row, med in results.items():
         if med["us"] is not None and med["otel"]:

@@ -1,11 +1,13 @@
 """BatchSpanProcessor: a bounded queue between the application and the exporter.
 
 ``on_end`` is a length check and a ``deque.append`` on the application's thread: it never
-blocks and never raises. A full queue drops the new span and counts it. One daemon worker
-exports when a batch fills or the schedule delay passes; every export gets a deadline (the
-export timeout, cut to the caller's flush or shutdown deadline). An exporter that hangs past
-its deadline stalls only the worker: flush and shutdown return at their deadline, and the spans
-they could not deliver are counted, never lost silently.
+blocks and never raises. A span that queues behind 2048 others (a backlog in a queue made larger
+than the default) has its attributes compacted first: about 100 bytes less a span. A full queue
+drops the new span and counts it. One daemon worker exports when a batch fills or the schedule
+delay passes; every export gets a deadline (the export timeout, cut to the caller's flush or
+shutdown deadline). An exporter that hangs past its deadline stalls only the worker: flush and
+shutdown return at their deadline, and the spans they could not deliver are counted, never lost
+silently.
 
 After an outage, the spans made once the collector is back come first in what matters: they
 arrive within seconds, while the outage's backlog goes beside them or is dropped and counted.
@@ -64,6 +66,7 @@ from telemetry_run.sdk.processors.simple import (
     count_export_result,
     warn_export_failed,
 )
+from telemetry_run.sdk.trace.span import compact_attributes
 
 if TYPE_CHECKING:
     from telemetry_run.sdk.trace.span import ReadableSpan
@@ -77,6 +80,13 @@ _getpid = os.getpid
 #: schedule delay is longer. A recovery is noticed this soon; a fleet sends a dead collector at
 #: most one batch per process per interval.
 MAX_PROBE_INTERVAL = 1.0
+
+# A span queued behind this many (the default queue size) is part of a backlog only a larger
+# queue holds (an outage, OTEL_BSP_MAX_QUEUE_SIZE raised for it): its attributes are compacted
+# (trace/span.py), about 100 bytes less a span. A queue of the default size never pays the
+# compaction (a few hundred ns on the application's thread; a tight loop of spans keeps that
+# queue full, since the worker only runs when it gets the GIL), and holds 2048 dicts at most.
+_COMPACT_BEYOND = 2048
 
 
 class _Batch:
@@ -181,6 +191,8 @@ class BatchSpanProcessor(SpanProcessor):
                 return
             self._diagnostics.drop("queue_full")
             return
+        if len(queue) >= _COMPACT_BEYOND:  # it waits for an export at least: hold it compact
+            compact_attributes(span)
         queue.append(span)
         if len(queue) >= self._batch_size and not self._wake.is_set():
             self._wake.set()

@@ -57,6 +57,7 @@ from telemetry_run.sdk.trace.span import (
     InstrumentationScope,
     ReadableSpan,
     RecordingSpan,
+    _Extra,
     clean_attributes,
 )
 
@@ -325,24 +326,33 @@ class Tracer(StartsCurrentSpans, api.Tracer):
         span._trace_id = trace_id
         span._span_id = self._new_span_id() or 1
         span._flags = _SPAN_FLAGS[random_bit | (decision is _RECORD_AND_SAMPLE)]
-        span._trace_state = trace_state
         span._context = None
         span._parent = parent
         span._kind = kind
         span._end_time = None
-        span._extra = None
         span._status = _UNSET
-        span._exc_flags = (1 if record_exception else 0) | (2 if set_status_on_exception else 0)
+        # What most spans do not have waits in span._extra (a slot less is 8 bytes a span).
+        if (
+            record_exception
+            and set_status_on_exception
+            and trace_state is (parent.trace_state if parent is not None else _EMPTY_STATE)
+        ):
+            span._extra = None
+        else:
+            extra = span._extra = _Extra()
+            extra.exc_flags = (1 if record_exception else 0) | (2 if set_status_on_exception else 0)
+            extra.trace_state = trace_state
         if attributes is None and not result.attributes:
             span._attributes = {}
-            span._dropped_attributes = 0
         else:
-            span._attributes, span._dropped_attributes = clean_attributes(
+            span._attributes, limited = clean_attributes(
                 {**result.attributes, **attributes} if attributes else result.attributes,
                 self.max_attributes,
                 self.max_attribute_length,
                 self.diagnostics,
             )
+            if limited:  # attributes over the limit
+                span._more().dropped_attributes = limited
         if links:
             for link in links:
                 span.add_link(link.context, link.attributes)

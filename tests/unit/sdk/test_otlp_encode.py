@@ -44,6 +44,7 @@ from telemetry_run.sdk.trace.api import (
 )
 from telemetry_run.sdk.trace.current import set_span_in_context
 from telemetry_run.sdk.trace.sampling import ALWAYS_ON, Decision, StaticSampler
+from telemetry_run.sdk.trace.span import compact_attributes
 
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
@@ -475,6 +476,44 @@ def test_every_field_round_trips_through_the_official_decoder(spans: list[Readab
     check_json(spans, request)
 
 
+@settings(max_examples=75, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches(), st.data())
+def test_spans_compacted_in_a_backlog_encode_to_the_same_bytes(
+    spans: list[ReadableSpan], data: st.DataObject
+) -> None:
+    """A span the batch processor compacted (it waited in a backlog) exports unchanged."""
+    before = encode_request(spans)
+    before_json = encode_request_json(spans)
+    attributes = [dict(span.attributes) for span in spans]
+    for span in data.draw(st.lists(st.sampled_from(spans), unique_by=id)):
+        compact_attributes(span)
+        assert type(span._attributes) is tuple
+    assert encode_request(spans) == before
+    assert encode_request_json(spans) == before_json
+    assert [dict(span.attributes) for span in spans] == attributes
+
+
+def test_compacted_spans_with_the_same_keys_share_them(make_tracer: Any) -> None:
+    tracer = make_tracer()
+    for value in ("a", "b"):
+        with tracer.start_as_current_span("same keys") as span:
+            span.set_attributes({"x": value, "y": 1})
+    with tracer.start_as_current_span("keys in another order") as span:
+        span.set_attributes({"y": 2, "x": "c"})
+    spans = make_tracer.spans()
+    for span in spans:
+        compact_attributes(span)
+    first, second, other = (span._attributes for span in spans)
+    assert first[-1] is second[-1] and first[-1] == ("x", "y")
+    assert other[-1] == ("y", "x")
+    check_request(encode_request(spans), spans)
+    assert [dict(span.attributes) for span in spans] == [
+        {"x": "a", "y": 1},
+        {"x": "b", "y": 1},
+        {"y": 2, "x": "c"},
+    ]
+
+
 def peer_spans(spans: Sequence[ReadableSpan]) -> list[Any]:
     """The same span data as opentelemetry-sdk ReadableSpans, for the peer's encoder."""
     from opentelemetry import trace as peer_trace
@@ -784,6 +823,44 @@ def test_the_key_cache_stays_bounded(make_tracer: Any) -> None:
     for span in spans:
         check_request(encode_request([span]), [span])
         assert len(_encode._KEY_PREFIXES) <= _encode._MAX_KEY_PREFIXES
+
+
+def test_repeated_values_of_one_key_keep_their_types(make_tracer: Any) -> None:
+    """The encoder reuses a repeated value's bytes: True, 1, 1.0 and "1" are equal keys of a
+    dict, and each must still come out as its own type."""
+    tracer = make_tracer()
+    for _ in range(2):  # the second round is served from what the first one left
+        for value in (True, 1, 1.0, "1", False, 0, 0.0, "", 300, -1):
+            with tracer.start_as_current_span("typed", context=Context()) as span:
+                span.set_attribute("same.key", value)
+                span.add_event("e", {"same.key": value})
+    spans = make_tracer.spans()
+    request = check_request(encode_request(spans), spans)
+    decoded = [
+        decoded_value(s.attributes[0].value)
+        for rs in request.resource_spans
+        for ss in rs.scope_spans
+        for s in ss.spans
+    ]
+    assert decoded == [tagged(span.attributes["same.key"]) for span in spans]
+
+
+def test_the_repeated_value_cache_stays_bounded(make_tracer: Any) -> None:
+    """Values that never repeat (ids, paths) fill neither one key's table nor the whole cache."""
+    tracer = make_tracer()
+    per_key = _encode._MAX_VALUES_PER_KEY
+    keys = _encode._MAX_CACHED_VALUES // per_key + 10  # enough to pass the bound in all
+    for i in range(per_key + 5):
+        for first in range(0, keys, 100):
+            with tracer.start_as_current_span("many values", context=Context()) as span:
+                for k in range(first, min(first + 100, keys)):
+                    span.set_attribute(f"request.id.{k}", f"id-{i}")
+    spans = make_tracer.spans()
+    check_request(encode_request(spans), spans)
+    tables = [table for pair in _encode._KEY_VALUES.values() for table in pair]
+    assert all(len(table) <= per_key for table in tables)
+    assert sum(map(len, tables)) <= _encode._MAX_CACHED_VALUES
+    check_request(encode_request(spans), spans)  # again, partly from the cache: still right
 
 
 def test_json_follows_the_otlp_json_rules(make_tracer: Any) -> None:
