@@ -172,7 +172,7 @@ class ExitHook:
         self._timeout = timeout
         self._err = err
         self._always_report = always_report  # TELEMETRY_RUN_DEBUG: the line even when all is well
-        self._process: _Process | None = None
+        self._processes: dict[int, _Process] = {}  # by pid; a forked child adds its own
         self.sigterm_installed = False
 
     def install(self) -> None:
@@ -294,10 +294,22 @@ class ExitHook:
     # -- per process ------------------------------------------------------------------------
 
     def _current(self) -> _Process:
+        """This process's exit state, the same object whoever asks first.
+
+        SIGTERM's handler runs between two bytecodes of the main thread, maybe inside this very
+        method (a Pool worker's end meets ``Pool.terminate()``). Check-then-assign would let the
+        interrupted call overwrite the state the handler made, and two shutdowns would each
+        print an exit line, the first before the batch in flight was counted. ``setdefault``
+        is one C call no handler can split: the first state made for a pid is the one kept.
+        """
         pid = os.getpid()
-        process = self._process
-        if process is None or process.pid != pid:
-            process = self._process = _Process(pid)
+        processes = self._processes
+        process = processes.get(pid)
+        if process is None:
+            process = processes.setdefault(pid, _Process(pid))
+            for other in list(processes):
+                if other != pid:
+                    processes.pop(other, None)  # a forked child drops its parent's
         return process
 
     def _deadline(self, process: _Process) -> float:

@@ -74,19 +74,6 @@ METHODS = ["fork", "spawn", "forkserver"]
 KINDS = ["process", "terminate", "pool", "executor"]
 
 
-# Known defect, open in issue 13: a Pool worker that is told to stop and terminated at once
-# sometimes prints an exit line before its last batch is counted (produced=1 dropped=0), then
-# the right one (export_failed=1), or a spurious one although its spans were delivered. Seen
-# about once in ten runs on a loaded machine; every other kind of child is exact.
-_POOL_RACE = pytest.mark.xfail(
-    strict=False,
-    reason="a terminated Pool worker may print an early exit line before its batch is counted",
-)
-
-
-POOL_KINDS = [pytest.param(k, marks=_POOL_RACE) if k == "pool" else k for k in KINDS]
-
-
 def run_app(tmp_path: Path, method: str, kind: str, **env: str) -> subprocess.CompletedProcess[str]:
     app = tmp_path / "app.py"
     app.write_text(APP)
@@ -105,7 +92,7 @@ def run_app(tmp_path: Path, method: str, kind: str, **env: str) -> subprocess.Co
     )
 
 
-@pytest.mark.parametrize("kind", POOL_KINDS)
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("method", METHODS)
 def test_each_childs_spans_reach_the_receiver(
     otlp_receiver: OTLPReceiver, tmp_path: Path, method: str, kind: str
@@ -135,7 +122,7 @@ def exporting_pids(receiver: OTLPReceiver) -> set[int]:
     }
 
 
-@pytest.mark.parametrize("kind", POOL_KINDS)
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("method", ["fork", "forkserver"])
 def test_a_childs_undelivered_spans_are_on_its_exit_line(
     tmp_path: Path, method: str, kind: str
