@@ -19,7 +19,7 @@ from tests.integration.conftest import LAUNCHER, PYTHON, clean_env
 from tests.integration.test_launcher import EXIT_LINE
 
 APP = """
-import multiprocessing, os, signal, sys, threading, time
+import multiprocessing, os, signal, sys, threading, time, warnings
 from concurrent.futures import ProcessPoolExecutor
 from telemetry_run import trace
 
@@ -55,7 +55,9 @@ def work_then_wait(name, held):
 def terminate_a_fork_then_work(name):
     # A process this child forks shares what the child inherited: its SIGTERM is its own.
     started_r, started_w = os.pipe()
-    pid = os.fork()
+    with warnings.catch_warnings():  # 3.12+: forking with threads running (ours) is deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:
         os.write(started_w, b"1")
         time.sleep(60)
