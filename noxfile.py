@@ -57,22 +57,26 @@ def _pytest(session: nox.Session, *paths: str) -> None:
     )
 
 
-@nox.session(python=PYTHONS)
-def unit(session: nox.Session) -> None:
-    """Unit tests of sdk/, distro/ and instrumentors/ on one Python version."""
+# Each instrumentor's own unit tests run in its matrix sessions (floor and latest in every CI
+# run), against the library versions it supports, with the servers they need.
+UNIT_TESTS = [
+    "tests/unit",
+    *(f"--ignore=tests/unit/instrumentors/test_{name}.py" for name in matrix.MATRIX),
+]
+# The framework tests run in their own sessions, against each version of the matrix.
+INTEGRATION_TESTS = [
+    "tests/integration",
+    "tests/reliability",
+    *(f"--ignore=tests/integration/{name}" for name in [*matrix.MATRIX, "e2e"]),
+]
+
+
+def _install_unit(session: nox.Session) -> None:
     # pip: the packaging test builds the wheel, and uv's venvs come without it.
     session.install(".[test]", "pip")
-    # Each instrumentor's own unit tests run in its matrix sessions (floor and latest in every
-    # CI run), against the library versions it supports, with the servers they need.
-    ignored = [f"--ignore=tests/unit/instrumentors/test_{name}.py" for name in matrix.MATRIX]
-    _pytest(session, "tests/unit", *ignored)
 
 
-@nox.session(python=PYTHONS)
-def integration(session: nox.Session) -> None:
-    """Real processes under the launcher: exit codes, signals, sitecustomize, the exit bound,
-    the servers (gunicorn, uWSGI, uvicorn, Flask's and Django's reloaders), and the
-    reliability tests (bad configuration, faults, shutdown under load)."""
+def _install_integration(session: nox.Session) -> None:
     session.install(".[test]")
     try:
         session.install(".[servers]")  # uWSGI compiles from source (about 40 s of CPU)
@@ -81,9 +85,71 @@ def integration(session: nox.Session) -> None:
         if os.environ.get("CI", "").lower() in ("true", "1"):
             session.error("uWSGI could not be built (see the pip output above): CI needs it")
         session.warn("uWSGI could not be built here: its server tests will be skipped")
-    # The framework tests run in their own sessions, against each version of the matrix.
-    ignored = [f"--ignore=tests/integration/{name}" for name in [*matrix.MATRIX, "e2e"]]
-    _pytest(session, "tests/integration", "tests/reliability", *ignored)
+
+
+@nox.session(python=PYTHONS)
+def unit(session: nox.Session) -> None:
+    """Unit tests of sdk/, distro/ and instrumentors/ on one Python version."""
+    _install_unit(session)
+    _pytest(session, *UNIT_TESTS)
+
+
+@nox.session(python=PYTHONS)
+def integration(session: nox.Session) -> None:
+    """Real processes under the launcher: exit codes, signals, sitecustomize, the exit bound,
+    the servers (gunicorn, uWSGI, uvicorn, Flask's and Django's reloaders), and the
+    reliability tests (bad configuration, faults, shutdown under load)."""
+    _install_integration(session)
+    _pytest(session, *INTEGRATION_TESTS)
+
+
+STRESS_ROUNDS = 3
+
+
+@nox.session(python="3.12")
+def stress(session: nox.Session) -> None:
+    """The unit and integration tests three times in a row while `stress-ng --cpu 2` loads
+    the machine (issue 14: no test may flake under load). Not run by `nox`: it keeps two cores
+    busy for half an hour or more. Needs stress-ng (Debian: `apt-get install stress-ng`)."""
+    binary = shutil.which("stress-ng")
+    if binary is None:
+        session.error(
+            "stress-ng is not installed: `apt-get install stress-ng` (Debian's package), "
+            "then run `nox -s stress` again"
+        )
+    _install_unit(session)
+    _install_integration(session)
+    # Arguments after `--` replace both paths: one file's flake reproduced under load.
+    runs = (
+        [("the given", session.posargs)]
+        if session.posargs
+        else [
+            ("unit", UNIT_TESTS),
+            ("integration", INTEGRATION_TESTS),
+        ]
+    )
+    # The backstop outlives any run: if nox itself is killed, stress-ng still stops one day.
+    load = subprocess.Popen(
+        [binary, "--cpu", "2", "--timeout", "6h"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    session.log(f"stress-ng --cpu 2 started, pid {load.pid}")
+    try:
+        for round_ in range(1, STRESS_ROUNDS + 1):
+            for name, paths in runs:
+                session.log(f"round {round_}/{STRESS_ROUNDS}: {name} tests under load")
+                session.run("pytest", "-p", "no:cacheprovider", *paths)
+                if load.poll() is not None:  # a pass without load would prove nothing
+                    session.error(f"stress-ng ended early (status {load.returncode})")
+        session.log(f"{STRESS_ROUNDS} rounds in a row passed under stress-ng --cpu 2")
+    finally:
+        load.terminate()  # stress-ng stops its workers on SIGTERM
+        try:
+            load.wait(30)
+        except subprocess.TimeoutExpired:
+            load.kill()
+            load.wait()
 
 
 # Test tools a framework session needs besides the framework (no peers, no other frameworks).

@@ -36,6 +36,17 @@ the fork) when its target returns; billiard's pool workers call ``os._exit`` in 
 process about to die (SIGTERM, the end of a child) with nothing pending starts no flush at all:
 ``Pool.terminate()`` stays prompt.
 
+A Python handler runs only when the main thread gets back to bytecode. A Pool worker's main
+thread waits in C for the task queue's lock, which ``Pool.terminate()`` takes in the parent and
+never releases: if SIGTERM lands just before that wait begins, CPython leaves the handler pending
+and the worker, which SIGTERM's default would have killed, waits forever (and so does the
+parent's ``join``). So a multiprocessing child also has SIGTERM written to a wakeup fd
+(``signal.set_wakeup_fd``, unless the application set one) and a thread that reads it: when
+SIGTERM comes and our handler is the installed one, the thread runs the same shutdown, then sends
+SIGTERM to the main thread itself, repeatedly until it dies (``pthread_kill`` interrupts the
+wait, the pending handler runs and dies by the signal); past the deadline and GRACE it ends the
+process with status 143, as above.
+
 All of it is bounded by TELEMETRY_RUN_SHUTDOWN_TIMEOUT, one deadline per process opened by the
 first of these events: a later flush gets what remains (a fresh one if it has passed: an
 application that drained for longer). What was not delivered (or was cut by the span limits)
@@ -79,7 +90,8 @@ LOCK_OWNERS: Final = (
 )
 
 #: Where a child process ends without ``atexit``: (module, class, method, when the flush runs).
-#: A bootstrap returns the exit code its caller passes to ``os._exit``: the flush runs after it.
+#: A bootstrap returns the exit code its caller passes to ``os._exit``: the flush runs after it,
+#: and the SIGTERM watch starts before it (the child's main thread runs it).
 #: billiard's pool workers call ``os._exit`` inside their target: the flush runs before that.
 CHILD_ENDS: Final = (
     ("multiprocessing.process", "BaseProcess", "_bootstrap", "after"),
@@ -202,7 +214,10 @@ class ExitHook:
         self._timeout = timeout
         self._err = err
         self._always_report = always_report  # TELEMETRY_RUN_DEBUG: the line even when all is well
-        self._process: _Process | None = None
+        self._processes: dict[int, _Process] = {}  # by pid; a forked child adds its own
+        self._watch_fds = (-1, -1)  # the SIGTERM watch's pipe; its write end is the wakeup fd
+        self._unwatch_registered = False
+        self._watch_paused = False  # between a fork's before and after hooks
         self.sigterm_installed = False
 
     def install(self) -> None:
@@ -320,12 +335,25 @@ class ExitHook:
         )
 
     def _end_if_stuck(self, deadline: float) -> None:
-        """After the deferred SIGTERM was sent again: the main thread's handler dies by it."""
-        time.sleep(max(0.0, deadline - time.monotonic()) + GRACE)
+        """After the shutdown, SIGTERM re-sent or pending: the main thread's handler dies by it.
+
+        The main thread may be waiting in C, where a signal that lands just before the wait
+        begins leaves the handler pending for good: it is sent to the main thread again and
+        again (``pthread_kill`` interrupts the wait) until the handler has run. Past the
+        deadline and GRACE, still alive and still ours: the main thread is stuck in C that
+        ignores signals, and the process ends as SIGTERM would have (an application that
+        installed its own handler meanwhile decides for itself).
+        """
+        main = threading.main_thread().ident
+        end = max(deadline, time.monotonic()) + GRACE
+        pause = 0.01
+        while main is not None and time.monotonic() < end:
+            time.sleep(pause)  # the signal already sent gets its chance first
+            if signal.getsignal(signal.SIGTERM) != self._on_sigterm:
+                return  # the handler ran (the default is back: dying) or it is the app's
+            signal.pthread_kill(main, signal.SIGTERM)
+            pause = min(2 * pause, 0.2)
         if signal.getsignal(signal.SIGTERM) == self._on_sigterm:
-            # Still alive, still ours: the main thread is stuck in C and cannot run the
-            # handler. End the process as SIGTERM would have (an app that installed its own
-            # handler meanwhile decides for itself).
             os._exit(128 + signal.SIGTERM)
 
     def _on_thread(self, work: Callable[..., None], *args: Any, **kwargs: Any) -> None:
@@ -340,13 +368,103 @@ class ExitHook:
         except RuntimeError:  # the interpreter is finalizing: no thread can start
             run()
 
+    # -- a child's main thread stuck in C ----------------------------------------------------
+
+    def watch_sigterm(self) -> None:
+        """In a multiprocessing child's main thread: have SIGTERM seen by a thread of ours too."""
+        if signal.getsignal(signal.SIGTERM) != self._on_sigterm:
+            return  # not ours (SIG_IGN, the application's): nothing to back up
+        read_fd, write_fd = os.pipe()
+        try:
+            os.set_blocking(write_fd, False)  # the C handler must never block on it
+            previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        except (OSError, ValueError):  # not the main thread: the handler alone, as before
+            os.close(read_fd)
+            os.close(write_fd)
+            return
+        if previous != -1:  # the application's (an event loop's): kept
+            signal.set_wakeup_fd(previous)
+            os.close(read_fd)
+            os.close(write_fd)
+            return
+        if not self._unwatch_registered:  # once: a fork inherits the registration
+            os.register_at_fork(
+                before=self._pause_watch,
+                after_in_parent=self._resume_watch,
+                after_in_child=self._unwatch_after_fork,
+            )
+            self._unwatch_registered = True
+        self._watch_fds = (read_fd, write_fd)
+        self._on_thread(self._watch, read_fd)
+
+    def _pause_watch(self) -> None:
+        """Before a fork: the new process must not start life writing its signals into our
+        pipe (a SIGTERM sent to it at once would wake this process's watch)."""
+        self._watch_paused = False
+        if self._watch_fds == (-1, -1):
+            return
+        with contextlib.suppress(ValueError):  # forked from another thread: the child resets
+            previous = signal.set_wakeup_fd(-1)
+            if previous == self._watch_fds[1]:
+                self._watch_paused = True
+            else:
+                signal.set_wakeup_fd(previous)  # the application's since: left as it was
+
+    def _resume_watch(self) -> None:
+        if self._watch_paused:
+            self._watch_paused = False
+            with contextlib.suppress(ValueError):
+                signal.set_wakeup_fd(self._watch_fds[1], warn_on_full_buffer=False)
+
+    def _unwatch_after_fork(self) -> None:
+        """A fork of a watched child shares its pipe: its signals must not wake the parent's
+        watch (a multiprocessing grandchild starts its own)."""
+        fds, self._watch_fds = self._watch_fds, (-1, -1)
+        self._watch_paused = False
+        if fds == (-1, -1):
+            return
+        with contextlib.suppress(OSError, ValueError):
+            previous = signal.set_wakeup_fd(-1)
+            if previous != fds[1]:  # set by someone else since: theirs stays
+                signal.set_wakeup_fd(previous)
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _watch(self, read_fd: int) -> None:
+        while True:
+            try:
+                data = os.read(read_fd, 64)
+            except InterruptedError:
+                continue
+            if not data:
+                return
+            if signal.SIGTERM in data and signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+                break
+        process = self._current()
+        deadline = self._deadline(process)
+        self._shut_down(process, deadline, skip_if_idle=True)  # or wait for the one under way
+        self._end_if_stuck(deadline)
+
     # -- per process ------------------------------------------------------------------------
 
     def _current(self) -> _Process:
+        """This process's exit state, the same object whoever asks first.
+
+        SIGTERM's handler runs between two bytecodes of the main thread, maybe inside this very
+        method (a Pool worker's end meets ``Pool.terminate()``). Check-then-assign would let the
+        interrupted call overwrite the state the handler made, and two shutdowns would each
+        print an exit line, the first before the batch in flight was counted. ``setdefault``
+        is one C call no handler can split: the first state made for a pid is the one kept.
+        """
         pid = os.getpid()
-        process = self._process
-        if process is None or process.pid != pid:
-            process = self._process = _Process(pid)
+        processes = self._processes
+        process = processes.get(pid)
+        if process is None:
+            process = processes.setdefault(pid, _Process(pid))
+            for other in list(processes):
+                if other != pid:
+                    processes.pop(other, None)  # a forked child drops its parent's
         return process
 
     def _deadline(self, process: _Process) -> float:
@@ -384,6 +502,10 @@ def _flushing(method: Callable[..., Any], hook: ExitHook, *, before: bool) -> Ca
         if before:
             flush()
             return method(self, *args, **kwargs)
+        try:
+            hook.watch_sigterm()
+        except Exception as exc:  # noqa: BLE001  # the child runs as it would without it
+            hook._diagnostics.internal_error("the SIGTERM watch of a child process", exc)
         try:
             return method(self, *args, **kwargs)
         finally:

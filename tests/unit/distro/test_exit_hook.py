@@ -13,6 +13,7 @@ from types import FrameType
 
 import pytest
 
+from telemetry_run import exit as exit_module
 from telemetry_run.exit import ExitHook, may_hold_locks
 from telemetry_run.sdk.diagnostics import Diagnostics
 from telemetry_run.sdk.exporters.memory import InMemorySpanExporter
@@ -74,6 +75,31 @@ def test_the_exit_flush_runs_once_per_process(provider: TracerProvider) -> None:
     hook.flush()
     hook.flush_child()
     assert err.getvalue().count("telemetry-run: spans produced=") == 1
+
+
+def test_a_sigterm_inside_the_first_lookup_of_the_exit_state_still_gives_one_line(
+    provider: TracerProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Pool worker's end (flush_child) meets Pool.terminate()'s SIGTERM: the handler runs
+    # between two bytecodes of the main thread, here while the child's exit state is being
+    # made, and its flush thread shuts down; the interrupted flush then goes on.
+    err = io.StringIO()
+    hook = ExitHook(provider, provider.diagnostics, timeout=5.0, err=err, always_report=True)
+    interrupted: list[bool] = []
+
+    class InterruptedProcess(exit_module._Process):
+        def __init__(self, pid: int) -> None:
+            super().__init__(pid)
+            if not interrupted:
+                interrupted.append(True)
+                hook.flush_child()  # what the signal's flush thread does meanwhile
+
+    monkeypatch.setattr(exit_module, "_Process", InterruptedProcess)
+    provider.get_tracer("t").start_span("last").end()
+    hook.flush_child()
+    assert interrupted
+    assert err.getvalue().count("telemetry-run: spans produced=") == 1, err.getvalue()
+    assert "spans produced=1 exported=1 dropped=0" in err.getvalue()
 
 
 def _frame_in(module_name: str) -> FrameType:

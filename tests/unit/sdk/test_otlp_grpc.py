@@ -187,7 +187,13 @@ def test_a_collector_that_is_down_is_retried_within_the_deadline(logged: Logged)
     exporter = _exporter(endpoint, logged)
     result, _ = _export(exporter, make_spans(2), 1.0)
     assert not result.success
-    assert "no time left for another attempt before the deadline" in (result.error or "")
+    # The deadline ended the retries: seen when the next backoff would cross it or, on a loaded
+    # machine where the backoff's wait overran, when the next attempt was due (stress run).
+    error = result.error or ""
+    assert (
+        "no time left for another attempt before the deadline" in error
+        or "the export deadline passed before it was sent" in error
+    ), error
     assert diagnostics.spans_retried.value >= 2
     (line,) = logs.matching("retried with backoff")
     assert endpoint in line
