@@ -219,5 +219,7 @@ def test_forks_in_a_loop_while_a_thread_records_and_exports(tmp_path: Path, prot
     else:
         assert children == expected, (expected - children, children - expected)
     parent = EXIT_LINE.findall(result.stderr)
-    if parent:  # the parent's line (written when it dropped spans): its figures, not more
-        assert received["bg"] <= int(parent[-1][1]), parent
+    if parent:  # the parent's line (written when it dropped spans): never more than it made
+        # (a batch whose call timed out counts as export_failed yet may still arrive: the
+        # receiver answers a call the sender gave up on, so exported is not an upper bound)
+        assert received["bg"] <= int(parent[-1][0]), parent
