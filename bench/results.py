@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = (
     "header_parse",
     "span_start_end",
+    "sampled_out",
     "api_bridge",
     "metrics_record",
     "context_propagation",
