@@ -203,8 +203,10 @@ def e2e(session: nox.Session) -> None:
 
 @nox.session(python=PYTHONS[0])
 def lint(session: nox.Session) -> None:
-    """ruff (lint and format) and mypy --strict on the installed package."""
-    session.install(".[test]", "ruff", "mypy", "nox")
+    """ruff (lint and format), mypy --strict on the installed package, and the tests that read
+    the peers' source (tests/peers: what the docs say of a peer is what its code does)."""
+    session.install(".[test]", "ruff", "mypy", "nox", "ddtrace>=2.0")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy", "-p", "telemetry_run")
+    _pytest(session, "tests/peers")

@@ -17,7 +17,8 @@ imports it" can only be seen with a clean ``sys.modules``:
 - ``uninstrument_restores``: ``uninstrument()`` puts back the very same objects (``is``) the
   Patcher recorded, and the target's functions are all the originals again;
 - ``version_outside_requires``: a ``requires`` excluding the installed version is skipped with a
-  reason naming it, and patches nothing;
+  reason naming it, and patches nothing (not added for a standard-library target, whose spec has
+  no ``requires``: there is no other version to exclude);
 - ``disabled_by_name``: ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` keeps it out.
 """
 
@@ -114,7 +115,12 @@ def contract_tests(
     timeout: float = 60.0,
     checks: Sequence[str] = CHECKS,
 ) -> None:
-    """Add a ``test_contract_<check>`` function to ``namespace`` (a module's ``globals()``)."""
+    """Add a ``test_contract_<check>`` function to ``namespace`` (a module's ``globals()``).
+
+    A standard-library target (``spec.requires`` empty) gets no ``version_outside_requires``
+    test: it has no distribution whose version a range could exclude, and a test that always
+    skips says nothing.
+    """
     kwargs: dict[str, Any] = {
         "spec": spec,
         "exercise": exercise,
@@ -123,5 +129,7 @@ def contract_tests(
         "timeout": timeout,
     }
     for check in checks:
+        if check == "version_outside_requires" and not spec.requires:
+            continue
         test = _make_test(check, kwargs)
         namespace[test.__name__] = test

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from telemetry_run import _env
@@ -105,15 +102,3 @@ def test_a_parser_of_its_own_is_described_by_its_docstring() -> None:
 def test_a_document_without_the_markers_is_refused() -> None:
     with pytest.raises(ValueError, match="no '<!-- generated: configuration"):
         config_reference.render("# Configuration\n", lambda: "| a |")
-
-
-def test_every_ddtrace_name_given_is_one_ddtrace_reads() -> None:
-    registered = {line.split("`")[1] for line in config_reference.table().splitlines()[2:]}
-    assert set(config_reference.DDTRACE_NAMES) <= registered  # no row left for a renamed one
-    spec = importlib.util.find_spec("ddtrace")  # found, not imported: importing it patches
-    if spec is None or spec.origin is None:
-        pytest.skip("ddtrace (the bench extra) is not installed")
-    settings = Path(spec.origin).parent / "internal" / "settings"
-    known = "\n".join(path.read_text() for path in settings.rglob("*.py"))
-    for peer, _ in config_reference.DDTRACE_NAMES.values():
-        assert f'"{peer}"' in known, f"ddtrace does not read {peer}"

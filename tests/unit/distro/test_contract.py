@@ -35,6 +35,12 @@ def test_every_check_was_added() -> None:
     assert {f"test_contract_{check}" for check in CHECKS} <= set(globals())
 
 
+def test_a_standard_library_target_gets_no_version_check() -> None:
+    added: dict[str, object] = {}
+    contract_tests(added, spec=replace(SPEC, requires=""), exercise=EXERCISE, sys_path=SYS_PATH)
+    assert set(added) == {f"test_contract_{c}" for c in CHECKS if c != "version_outside_requires"}
+
+
 def test_a_patch_made_by_assignment_is_caught() -> None:
     spec = replace(SPEC, load="contract_instrumentors:AssigningInstrumentor")
     with pytest.raises(
