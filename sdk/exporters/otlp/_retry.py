@@ -424,6 +424,8 @@ def retry_loop(
             return ExportResult(
                 False, error="the export deadline passed before it was sent", retryable=True
             )
+        if attempt:
+            on_retry()  # counted here, so a retry the deadline or a shutdown cancels is not
         outcome = send(deadline)
         if outcome.ok or not outcome.retryable:
             if outage is not None:
@@ -454,7 +456,6 @@ def retry_loop(
             return ExportResult(
                 False, error=f"{outcome.error} (the exporter was shut down during the backoff)"
             )
-        on_retry()
 
 
 def _wait_before_retry(asked: float | None, policy: RetryPolicy, attempt: int) -> float:

@@ -469,3 +469,32 @@ def test_an_answer_the_exporter_did_not_foresee_never_escapes_export(
     assert len(otlp_receiver.attempts) == 3  # one attempt per batch, none sent again
     (line,) = logged[1].matching(endpoint)
     assert "not sent again" in line
+
+
+def test_a_retry_the_deadline_cancels_is_not_counted(clock: FakeClock) -> None:
+    """A backoff that overruns (a loaded machine wakes the thread late) ends the export unsent:
+    the exit line's ``retried`` counts spans sent again, not retries that never happened."""
+    retried: list[int] = []
+    sends: list[float] = []
+
+    def late_wait(timeout: float | None = None) -> bool:
+        assert timeout is not None
+        clock.now += timeout + 60.0  # woken a minute late: past the 10 s deadline
+        return False
+
+    clock.wait = late_wait  # type: ignore[method-assign]
+
+    def send(until: float) -> Outcome:
+        sends.append(clock.now)
+        return Outcome(False, error="UNAVAILABLE", retryable=True)
+
+    result = retry_loop(
+        send,
+        deadline=clock.now + 10.0,
+        policy=RetryPolicy(1.0, 2.0, 32.0),
+        stop=clock,
+        on_transient=lambda outcome: None,
+        on_retry=lambda: retried.append(1),
+    )
+    assert not result.success and "deadline passed" in (result.error or "")
+    assert len(sends) == 1 and retried == []
