@@ -99,6 +99,7 @@ def test_a_failed_metrics_export_is_on_the_exit_line(app: str) -> None:
 
     env = clean_env(
         OTEL_METRICS_EXPORTER="otlp",
+        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="runtime_metrics",  # the app's points only
         OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}",
         TELEMETRY_RUN_SHUTDOWN_TIMEOUT="1000",
     )

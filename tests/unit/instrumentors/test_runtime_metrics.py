@@ -98,7 +98,7 @@ def test_memory_usage_is_the_resident_set_and_grows_when_memory_is_touched(
     page = os.sysconf("SC_PAGE_SIZE")
     first = points(rig.metric("process.memory.usage"))[None]
     assert first > 0 and first % page == 0
-    block = bytearray(64 * 1024 * 1024)  # zero-filled: every page written, so resident
+    block = bytearray(b"\x01") * (64 * 1024 * 1024)  # every page written, so resident
     second = points(rig.metric("process.memory.usage"))[None]
     assert second - first >= 32 * 1024 * 1024
     del block
@@ -138,10 +138,9 @@ def test_gc_counts_grow_with_collections_and_collected_cycles(rig: MetricsRig) -
     data = rig.collect()
     assert points(rig.metric("cpython.gc.collections", data))[oldest] >= collections + 2
     assert points(rig.metric("cpython.gc.collected_objects", data))[oldest] >= collected + 100
-    assert (
-        gc.get_stats()[oldest]["collections"]
-        == points(rig.metric("cpython.gc.collections"))[oldest]
-    )
+    before = gc.get_stats()[oldest]["collections"]
+    reported = points(rig.metric("cpython.gc.collections"))[oldest]
+    assert before <= reported <= gc.get_stats()[oldest]["collections"]  # what gc says
 
 
 def test_a_callback_that_raises_is_reported_once_and_the_others_are_still_collected(
