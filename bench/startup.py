@@ -13,7 +13,8 @@ change's before and after are measured in one run. Both our contenders then run 
 their tree put first on ``PYTHONPATH`` (REF's from ``git archive``, ours from the working tree),
 so they find the package the same way.
 
-    python bench/startup.py [--quick] [-v] [--exporter otlp] [--baseline REF]
+    python bench/startup.py [--quick] [-v] [--exporter otlp] [--metrics-exporter otlp]
+        [--baseline REF]
 """
 
 from __future__ import annotations
@@ -396,6 +397,13 @@ def main() -> None:
         "port where nothing listens; the timed programs make no span, so nothing is sent)",
     )
     parser.add_argument(
+        "--metrics-exporter",
+        choices=("none", "console", "otlp"),
+        default="none",
+        help="OTEL_METRICS_EXPORTER of both OpenTelemetry launchers (on: theirs builds its "
+        "metrics SDK at start-up, ours one second in, for the runtime metrics)",
+    )
+    parser.add_argument(
         "--baseline",
         metavar="REF",
         help="also time telemetry-run as of this git ref (before/after in the same rounds)",
@@ -408,6 +416,7 @@ def main() -> None:
             OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",  # discard port: never answered
             OTEL_EXPORTER_OTLP_INSECURE="true",
         )
+    OTEL_ENV["OTEL_METRICS_EXPORTER"] = args.metrics_exporter
     rounds = args.rounds or (10 if args.quick else 30)
     warmup = 1 if args.quick else 2
     if rounds < 1:
@@ -443,6 +452,7 @@ def _main(
     )
     print(f"   {rounds} runs per contender and program; {warmup} warm-up round(s) discarded")
     print(f"   traces exporter of both OpenTelemetry launchers: {OTEL_ENV['OTEL_TRACES_EXPORTER']}")
+    print(f"   metrics exporter of both: {OTEL_ENV['OTEL_METRICS_EXPORTER']}")
 
     for contender in contenders.values():
         if contender.prefix is None:

@@ -208,8 +208,8 @@ BUILTIN_VARIABLES: Final[tuple[Variable, ...]] = (
         "OTEL_METRICS_EXPORTER",
         parse_list,
         ("otlp",),
-        "metric exporters by name: otlp, console, none; nothing is exported until code "
-        "records a metric",
+        "metric exporters by name: otlp, console, none; a process running past its first "
+        "second exports its runtime metrics (off by name: runtime_metrics)",
     ),
     Variable(
         "OTEL_METRIC_EXPORT_INTERVAL",

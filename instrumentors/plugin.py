@@ -250,6 +250,15 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
         ),
     ),
     InstrumentorSpec(
+        name="runtime_metrics",
+        modules=("telemetry_run",),  # always imported: a timer starts with the process
+        requires="",
+        load="telemetry_run.instrumentors.runtime_metrics:RuntimeMetricsInstrumentor",
+        description="`process.cpu.time`, `process.memory.usage`, `process.thread.count` and "
+        "`cpython.gc.*` metrics from each process, from its first second on, while metrics "
+        "export is on (`OTEL_METRICS_EXPORTER`)",
+    ),
+    InstrumentorSpec(
         name="trace_functions",
         modules=("telemetry_run",),  # always imported: the hooks are the variable's modules
         requires="",

@@ -9,6 +9,7 @@ bounded by their timeout and the second ``shutdown`` does nothing.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -478,8 +479,11 @@ _providers: weakref.WeakSet[MeterProvider] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
+    pid = os.getpid()
     for provider in list(_providers):
         provider._lock = threading.Lock()
+        if "process.pid" in provider.resource.attributes:  # the child's points are its own
+            provider.resource = provider.resource.merge(Resource({"process.pid": pid}))
         now = provider._time_ns()
         for meter in list(provider._meters.values()):
             meter._lock = threading.Lock()

@@ -29,9 +29,11 @@ if "--fork" in sys.argv:
     os.waitpid(pid, 0)
 """
 
+# Runtime metrics off by name: then nothing builds the pipeline, however long the app runs.
 QUIET_APP = """
-import sys
+import sys, threading
 print("telemetry_run.sdk.metrics.provider" in sys.modules)
+print(any(t.name == "telemetry-run-runtime-metrics" for t in threading.enumerate()))
 """
 
 
@@ -48,6 +50,7 @@ def _env(receiver: OTLPReceiver, protocol: str, **extra: str) -> dict[str, str]:
         OTEL_TRACES_EXPORTER="otlp",
         OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
         OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+        OTEL_METRICS_EXPORTER="otlp",
         OTEL_SERVICE_NAME="shop",
         **extra,
     )
@@ -95,6 +98,8 @@ def test_a_failed_metrics_export_is_on_the_exit_line(app: str) -> None:
     from telemetry_run.testing.otlp import free_port
 
     env = clean_env(
+        OTEL_METRICS_EXPORTER="otlp",
+        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="runtime_metrics",  # the app's points only
         OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}",
         TELEMETRY_RUN_SHUTDOWN_TIMEOUT="1000",
     )
@@ -106,6 +111,9 @@ def test_a_failed_metrics_export_is_on_the_exit_line(app: str) -> None:
 def test_an_app_that_records_no_metric_never_builds_the_pipeline(tmp_path: Path) -> None:
     path = tmp_path / "quiet.py"
     path.write_text(QUIET_APP)
-    result = launch([PYTHON, str(path)], clean_env())
+    env = clean_env(
+        OTEL_METRICS_EXPORTER="otlp", OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="runtime_metrics"
+    )
+    result = launch([PYTHON, str(path)], env)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "False"
+    assert result.stdout.split() == ["False", "False"]
