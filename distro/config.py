@@ -208,8 +208,8 @@ BUILTIN_VARIABLES: Final[tuple[Variable, ...]] = (
         "OTEL_METRICS_EXPORTER",
         parse_list,
         ("otlp",),
-        "metric exporters by name: otlp, console, none; a process running past its first "
-        "second exports its runtime metrics (off by name: runtime_metrics)",
+        "metric exporters by name: otlp, console, none; a process running past one export "
+        "interval (at most 10 s) exports its runtime metrics (off by name: runtime_metrics)",
     ),
     Variable(
         "OTEL_METRIC_EXPORT_INTERVAL",

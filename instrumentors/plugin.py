@@ -255,7 +255,8 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
         requires="",
         load="telemetry_run.instrumentors.runtime_metrics:RuntimeMetricsInstrumentor",
         description="`process.cpu.time`, `process.memory.usage`, `process.thread.count` and "
-        "`cpython.gc.*` metrics from each process, from its first second on, while metrics "
+        "`cpython.gc.*` metrics from each process running past one export interval (at most "
+        "10 s), while metrics "
         "export is on (`OTEL_METRICS_EXPORTER`)",
     ),
     InstrumentorSpec(

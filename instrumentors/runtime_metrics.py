@@ -11,19 +11,22 @@ it is not reported rather than reported wrong), ``process.thread.count`` (the OS
 report, once, and to skip; the other metrics are still collected.
 
 When: only while metrics export is on (``OTEL_METRICS_EXPORTER`` names an exporter), and not
-during start-up. The metrics SDK costs imports and a thread, and start-up is what every
-process launched pays, the one-second command included; so ``instrument()`` (run by the
-bootstrap: the spec's module is ``telemetry_run``) only starts a daemon timer, and
-``START_DELAY`` seconds later the timer builds the launcher's MeterProvider (the lazy factory
-of ``telemetry_run._metrics``) and registers the instruments. A process that ends sooner
-never imports the metrics SDK: a command that runs for less than a second reports no runtime
-metrics, a service reports them from its first export on (the periodic reader's interval
-starts when the provider is built). The first span end or request would not do: an
-application that records nothing must still get them. Metrics the application asked for
-earlier built the provider already; the timer then only adds the instruments. Measured (2
-shared cores): ``instrument()`` takes ~45 us at start-up, the timer's build ~18 ms off the
-start-up path, a collection of these metrics ~0.5 ms per export. With metrics export off it
-starts nothing, quietly (``NotApplicable`` would print a line in every such process).
+during start-up. The metrics SDK costs imports and a thread, and start-up is what every process
+launched pays, the one-second command included; so ``instrument()`` (run by the bootstrap: the
+spec's module is ``telemetry_run``) only starts a daemon timer, and one export interval
+(``OTEL_METRIC_EXPORT_INTERVAL``) later, at most ``START_DELAY`` (10 s), the timer builds the
+launcher's MeterProvider (the lazy factory of ``telemetry_run._metrics``) and registers the
+instruments. A process that ends sooner never imports the metrics SDK: a command or a script
+that runs for a few seconds reports no runtime metrics, and with no collector running does not
+spend its exit flushing them to nowhere (a lead's decision: the README's demo and every short
+command would otherwise print an export failure); a service reports them from its first export
+on (the periodic reader's interval starts when the provider is built), at most 10 s later than
+it would from start-up. The first span end or request would not do: an application that records
+nothing must still get them. Metrics the application asked for earlier built the provider
+already; the timer then only adds the instruments. Measured (2 shared cores): ``instrument()``
+takes ~45 us at start-up, the timer's build ~18 ms off the start-up path, a collection of these
+metrics ~0.5 ms per export. With metrics export off it starts nothing, quietly
+(``NotApplicable`` would print a line in every such process).
 
 Fork: a forked worker (gunicorn, multiprocessing) reports its own process. The timer does
 not survive a fork, so a child forked before it fired starts its own; a child forked after
@@ -50,8 +53,9 @@ if TYPE_CHECKING:
 
 __all__ = ["METER_NAME", "START_DELAY", "RuntimeMetricsInstrumentor"]
 
-#: Seconds after start-up when the instruments are registered (see the module's docstring).
-START_DELAY: Final = 1.0
+#: The most seconds after start-up before the instruments are registered (the export interval
+#: when shorter; see the module's docstring).
+START_DELAY: Final = 10.0
 
 #: The instrumentation scope of the runtime metrics.
 METER_NAME: Final = "telemetry_run.instrumentors.runtime_metrics"
@@ -103,8 +107,9 @@ def _gc_counts() -> list[tuple[int, int, int]]:
 class RuntimeMetricsInstrumentor(Instrumentor):
     """Registers the runtime metrics' observable instruments shortly after start-up."""
 
-    #: Seconds from ``instrument()`` (or a fork) to the instruments' registration.
-    start_delay = START_DELAY
+    #: Seconds from ``instrument()`` (or a fork) to the instruments' registration; None: the
+    #: export interval, at most ``START_DELAY``.
+    start_delay: float | None = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -122,6 +127,8 @@ class RuntimeMetricsInstrumentor(Instrumentor):
             return  # quietly: see the module's docstring
         from telemetry_run.sdk import forking  # loaded with the trace SDK already
 
+        if self.start_delay is None:
+            self.start_delay = min(START_DELAY, float(config["OTEL_METRIC_EXPORT_INTERVAL"]))
         forking.register(self._after_fork_in_child)
         self._start_timer()
 
@@ -132,7 +139,8 @@ class RuntimeMetricsInstrumentor(Instrumentor):
         # Instruments cannot be removed from a provider: their callbacks now observe nothing.
 
     def _start_timer(self) -> None:
-        timer = threading.Timer(self.start_delay, self._register_with_the_launchers_provider)
+        delay = START_DELAY if self.start_delay is None else self.start_delay
+        timer = threading.Timer(delay, self._register_with_the_launchers_provider)
         timer.daemon = True  # never keeps a process alive
         timer.name = "telemetry-run-runtime-metrics"
         self._timer = timer

@@ -18,7 +18,7 @@ PYTHON = sys.executable
 
 def clean_env(**overrides: str) -> dict[str, str]:
     """The test process's environment without OTEL_*/TELEMETRY_RUN_* leaking in; traces and
-    metrics off unless asked for (a process running past its first second would otherwise
+    metrics off unless asked for (a process running past one export interval would otherwise
     export its runtime metrics to a collector the test did not start)."""
     env = {
         k: v

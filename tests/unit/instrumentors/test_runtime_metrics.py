@@ -248,6 +248,21 @@ def test_the_bootstrap_starts_it_without_importing_the_metrics_sdk() -> None:
     assert not result["sdk_imported"]  # built by the timer, after start-up
 
 
+@pytest.mark.parametrize(("interval_ms", "delay"), [("300", 0.3), ("60000", 10.0)])
+def test_the_timer_waits_one_export_interval_at_most_ten_seconds(
+    interval_ms: str, delay: float
+) -> None:
+    """A command that ends sooner exports nothing (and, with no collector, prints nothing)."""
+    instrumentor = RuntimeMetricsInstrumentor()
+    config = Config.from_env({"OTEL_METRIC_EXPORT_INTERVAL": interval_ms})
+    assert instrumentor.instrument(TracerProvider(), config)
+    try:
+        assert instrumentor._timer is not None
+        assert instrumentor._timer.interval == pytest.approx(delay)
+    finally:
+        instrumentor.uninstrument()
+
+
 def test_it_is_disabled_by_name() -> None:
     result = _boot(OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="runtime_metrics")
     assert result["state"] == "disabled", result
