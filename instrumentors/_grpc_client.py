@@ -52,6 +52,7 @@ def client_site(tracer: Tracer, name: str, enabled: Callable[[], bool]) -> CallS
         carrier=_carrier,
         setter=_grpc_metadata.SETTER,
         rules=RPC_CLIENT,
+        metric="rpc.client.duration",
         enabled=enabled,
         layer="grpc",
     )
