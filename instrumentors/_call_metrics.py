@@ -124,15 +124,17 @@ def _http_client(call: Call) -> Values:
 
 
 def _rpc_values(call: Call, *, server: bool) -> Values:
+    """As the span has them: a server's call without a code is OK (UNKNOWN if its handler
+    raised); a client's exception (no status from the server) is its ``error.type``."""
     attributes = call.attributes
     code = _rpc.code_value(call.status_code) if call.status_code is not None else None
+    exc = call.exception
+    if server and code is None:
+        code = _rpc.OK if exc is None else _rpc.UNKNOWN
     error = None
-    if call.exception is not None:
-        if server:  # a handler raised: gRPC answers UNKNOWN
-            code = _rpc.UNKNOWN
-        else:
-            error = _http.exception_type(call.exception)
-    if error is None and code is not None and _rpc.is_error(code, server=server):
+    if exc is not None and not server:
+        error = _http.exception_type(exc)
+    elif code is not None and _rpc.is_error(code, server=server):
         error = _rpc.CODE_NAMES.get(code, str(code))
     return (
         attributes.get("rpc.system"),
