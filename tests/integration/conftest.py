@@ -17,13 +17,17 @@ PYTHON = sys.executable
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
-    """The test process's environment without OTEL_*/TELEMETRY_RUN_* leaking in."""
+    """The test process's environment without OTEL_*/TELEMETRY_RUN_* leaking in; no traces and
+    no metrics exported unless a test asks (the instrumentors record duration metrics, whose
+    default OTLP export would otherwise go to a collector on localhost that is not there)."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("OTEL_", "TELEMETRY_RUN_", "PYTHONPATH"))
     }
-    env.update({"OTEL_TRACES_EXPORTER": "none", "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none", "PYTHONUNBUFFERED": "1"}
+    )
     env.update(overrides)
     return env
 

@@ -46,6 +46,7 @@ def _env(receiver: OTLPReceiver, protocol: str, **extra: str) -> dict[str, str]:
     endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_base
     return clean_env(
         OTEL_TRACES_EXPORTER="otlp",
+        OTEL_METRICS_EXPORTER="otlp",
         OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
         OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
         OTEL_SERVICE_NAME="shop",
@@ -95,6 +96,7 @@ def test_a_failed_metrics_export_is_on_the_exit_line(app: str) -> None:
     from telemetry_run.testing.otlp import free_port
 
     env = clean_env(
+        OTEL_METRICS_EXPORTER="otlp",
         OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}",
         TELEMETRY_RUN_SHUTDOWN_TIMEOUT="1000",
     )
@@ -106,6 +108,6 @@ def test_a_failed_metrics_export_is_on_the_exit_line(app: str) -> None:
 def test_an_app_that_records_no_metric_never_builds_the_pipeline(tmp_path: Path) -> None:
     path = tmp_path / "quiet.py"
     path.write_text(QUIET_APP)
-    result = launch([PYTHON, str(path)], clean_env())
+    result = launch([PYTHON, str(path)], clean_env(OTEL_METRICS_EXPORTER="otlp"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"

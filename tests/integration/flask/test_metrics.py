@@ -46,6 +46,7 @@ def _serve(receiver: OTLPReceiver, tmp_path: Path, sampler: str) -> dict[str, An
         receiver,
         PYTHONPATH=str(tmp_path),
         OTEL_TRACES_SAMPLER=sampler,
+        OTEL_METRICS_EXPORTER="otlp",
         OTEL_METRIC_EXPORT_INTERVAL="100",
     )
     command = [sys.executable, "-m", "flask", "--app", "app", "run", "--port", str(port)]
