@@ -460,3 +460,42 @@ def test_grpc_calls_are_measured_on_both_sides_by_service_method_and_code(
     assert by_code[5] == {**method, "rpc.grpc.status_code": 5}  # the client's fault
     assert by_code[2] == {**method, "rpc.grpc.status_code": 2, "error.type": "UNKNOWN"}
     span_recorder.internal_errors.clear()  # none expected; the fixture checks the rest
+
+
+# -- ASGI ---------------------------------------------------------------------------------------
+
+
+def test_a_fastapi_request_unsampled_is_measured_with_its_route_template(
+    rig: MetricsRig, instrumented: Any
+) -> None:
+    import asyncio
+
+    import fastapi
+    import httpx
+
+    from telemetry_run.instrumentors.starlette import StarletteInstrumentor
+
+    recorder = SpanRecorder(sampler=ALWAYS_OFF)  # the route is learnt without a recording span
+    instrumented(StarletteInstrumentor, recorder)
+    app = fastapi.FastAPI()
+
+    @app.get("/api/items/{item_id}")
+    async def item(item_id: int) -> dict[str, int]:
+        return {"id": item_id}
+
+    async def run() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shop.test") as client:
+            return [(await client.get(f"/api/items/{n}")).status_code for n in range(3)]
+
+    assert asyncio.run(run()) == [200, 200, 200]
+    (point,) = points(rig.metric("http.server.request.duration"))
+    assert point.count == 3
+    assert point.attributes == {
+        "http.request.method": "GET",
+        "url.scheme": "http",
+        "http.route": "/api/items/{item_id}",
+        "http.response.status_code": 200,
+        "network.protocol.version": "1.1",
+    }
+    assert recorder.spans == ()
