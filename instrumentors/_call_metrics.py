@@ -33,6 +33,7 @@ from telemetry_run.sdk.context import _span_get, attach, detach
 
 if TYPE_CHECKING:
     from telemetry_run.instrumentors.toolkit import Call, CallSite
+    from telemetry_run.sdk.metrics.attributes import AttributeSet
     from telemetry_run.sdk.metrics.instruments import Histogram
     from telemetry_run.sdk.metrics.provider import MeterProvider
 
@@ -270,7 +271,9 @@ class _Recorder:
 
     __slots__ = ("histogram", "interned", "kind")
 
-    def __init__(self, kind: MetricKind, histogram: Histogram, interned: dict[Values, Any]):
+    def __init__(
+        self, kind: MetricKind, histogram: Histogram, interned: dict[Values, AttributeSet]
+    ) -> None:
         self.kind = kind
         self.histogram = histogram
         self.interned = interned
@@ -288,7 +291,7 @@ class CallMetrics:
         #: No provider with readers: every call returns at once.
         self.off = provider is not None and not provider.readers
         self._recorders: dict[CallSite, _Recorder] = {}
-        self._interned: dict[str, dict[Values, Any]] = {name: {} for name in KINDS}
+        self._interned: dict[str, dict[Values, AttributeSet]] = {name: {} for name in KINDS}
         self._lock = threading.Lock()
 
     def __call__(self, call: Call) -> None:
@@ -318,11 +321,11 @@ class CallMetrics:
         finally:
             detach(token)
 
-    def _attributes(self, recorder: _Recorder, values: Values) -> Mapping[str, Any]:
+    def _attributes(self, recorder: _Recorder, values: Values) -> AttributeSet:
         interned = recorder.interned
         attributes = interned.get(values)
         if attributes is not None:
-            return attributes  # type: ignore[no-any-return]
+            return attributes
         from telemetry_run.sdk.metrics.attributes import AttributeSet
 
         built = AttributeSet(
