@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import flask
@@ -499,3 +500,42 @@ def test_a_fastapi_request_unsampled_is_measured_with_its_route_template(
         "network.protocol.version": "1.1",
     }
     assert recorder.spans == ()
+
+
+# -- redis --------------------------------------------------------------------------------------
+
+
+def test_redis_commands_are_measured_by_name_with_the_servers_error_prefix(
+    rig: MetricsRig, instrumented: Any, span_recorder: SpanRecorder, tmp_path: Path
+) -> None:
+    redis = pytest.importorskip("redis", reason="the redis package (redis-py) is not installed")
+    from telemetry_run.instrumentors.redis import RedisInstrumentor
+    from tests.redis_server import running_redis_server
+
+    instrumented(RedisInstrumentor, span_recorder)
+    with running_redis_server(tmp_path) as redis_server:
+        client = redis.Redis(host=redis_server.host, port=redis_server.port, db=2)
+        client.set("user:1", "secret-value")
+        client.set("user:2", "other-value")
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            client.lpush("user:1", "y")
+        client.close()
+    target = {
+        "db.system.name": "redis",
+        "db.namespace": "2",
+        "server.address": "127.0.0.1",
+        "server.port": redis_server.port,
+    }
+    by_operation = {
+        p.attributes["db.operation.name"]: p
+        for p in points(rig.metric("db.client.operation.duration"))
+    }
+    assert by_operation.keys() == {"SET", "LPUSH"}
+    assert by_operation["SET"].count == 2
+    assert by_operation["SET"].attributes == {**target, "db.operation.name": "SET"}
+    assert by_operation["LPUSH"].attributes == {
+        **target,
+        "db.operation.name": "LPUSH",
+        "db.response.status_code": "WRONGTYPE",
+        "error.type": "redis.exceptions.ResponseError",
+    }
