@@ -25,7 +25,13 @@ check is FAILED, so a broken setup cannot produce a fast number.
 Figures are median microseconds per request; ``added`` is a contender's median minus bare's,
 and ``us/otel``, ``us/dd`` divide our added time by theirs (below 1.00x we add less).
 
-    python bench/flask_request.py [--quick] [-v] [--scenarios inproc,server,requests]
+With ``--metrics`` ours and OpenTelemetry's also record their duration histogram
+(``http.server.request.duration``, ``http.client.request.duration``) into a real meter provider
+(in-process: a reader that collects only when asked; under the launchers:
+``OTEL_METRICS_EXPORTER=otlp``), and each worker checks the histogram counted its requests;
+ddtrace records none. Compare a run with and without it for what metrics cost.
+
+    python bench/flask_request.py [--quick] [-v] [--metrics] [--scenarios inproc,server,requests]
 """
 
 # Worker processes import only their own contender, and gunicorn imports this module for
@@ -78,6 +84,16 @@ PATH = "/users/42"
 EXPECTED_BODY = {"id": 42, "name": "user-42"}
 SPAN_NAME = f"GET {ROUTE}"
 PROBE_PATH = "/_bench/probe"
+#: ``--metrics``: the contenders that can also record their duration histogram (inherited by
+#: the workers through the environment).
+METRICS = os.environ.get("BENCH_METRICS") == "1"
+#: The duration histograms: the conventions' (ours), and the older names OpenTelemetry's
+#: instrumentations record by default (``OTEL_SEMCONV_STABILITY_OPT_IN`` unset).
+DURATIONS = frozenset(
+    f"http.{side}.{name}"
+    for side in ("server", "client")
+    for name in ("request.duration", "duration")
+)
 CHECK_REQUESTS = 20  # untimed requests whose spans every worker inspects before timing
 WORKER_TIMEOUT = 180.0
 SERVER_READY_TIMEOUT = 60.0
@@ -117,7 +133,7 @@ def _otlp_env(endpoint: str) -> dict[str, str]:
     return {
         "OTEL_SERVICE_NAME": "bench",
         "OTEL_TRACES_EXPORTER": "otlp",
-        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "otlp" if METRICS else "none",
         "OTEL_LOGS_EXPORTER": "none",
         "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
         "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
@@ -355,6 +371,7 @@ def _setup_us(scenario: str) -> Bench:
     provider.add_span_processor(BatchSpanProcessor(DiscardingExporter()))
     config = config_for(plugin, {})
     local: _LocalServer | None = None
+    measured = _our_metrics() if METRICS else None
     if scenario == "inproc":
         from telemetry_run.instrumentors.flask import FlaskInstrumentor
 
@@ -370,9 +387,59 @@ def _setup_us(scenario: str) -> Bench:
         expected = ("GET", "CLIENT")
 
     def check() -> dict[str, Any]:
-        return _checked(checked, collector, provider.force_flush, expected, local)
+        info = _checked(checked, collector, provider.force_flush, expected, local)
+        return _metrics_checked(info, measured)
 
     return Bench(run=run, check=check, exported=lambda: collector.count, flush=provider.force_flush)
+
+
+def _our_metrics() -> Callable[[], int]:
+    """Our process's meter provider, with a reader: the requests its histogram counted."""
+    from telemetry_run.sdk.metrics import InMemoryMetricReader, MeterProvider, set_meter_provider
+
+    reader = InMemoryMetricReader()
+    set_meter_provider(MeterProvider([reader]))
+
+    def counted() -> int:
+        return sum(
+            point.count
+            for metric in reader.collect().metrics()
+            if metric.name in DURATIONS
+            for point in metric.data.data_points
+        )
+
+    return counted
+
+
+def _otel_metrics() -> tuple[Any, Callable[[], int]]:
+    """An OpenTelemetry meter provider with a reader, and the requests its histogram counted."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+
+    def counted() -> int:
+        data = reader.get_metrics_data()
+        return sum(
+            point.count
+            for resource in (data.resource_metrics if data else ())
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            if metric.name in DURATIONS
+            for point in metric.data.data_points
+        )
+
+    return MeterProvider(metric_readers=[reader]), counted
+
+
+def _metrics_checked(info: dict[str, Any], measured: Callable[[], int] | None) -> dict[str, Any]:
+    """With ``--metrics``: the checked requests were counted by the duration histogram."""
+    if measured is not None:
+        counted = measured()
+        if counted < CHECK_REQUESTS:
+            raise RuntimeError(f"the duration histogram counted {counted} requests")
+        info["histogram_counted"] = counted
+    return info
 
 
 def _checked(
@@ -422,23 +489,25 @@ def _setup_otel(scenario: str) -> Bench:
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(DiscardingExporter()))
     local: _LocalServer | None = None
+    meters, measured = _otel_metrics() if METRICS else (None, None)
     if scenario == "inproc":
         from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
         app = make_app()
-        FlaskInstrumentor().instrument_app(app, tracer_provider=provider)  # type: ignore[no-untyped-call]
+        FlaskInstrumentor().instrument_app(app, tracer_provider=provider, meter_provider=meters)  # type: ignore[no-untyped-call]
         run, checked = _test_client_ops(app.test_client())
         expected: tuple[Any, ...] = (SPAN_NAME, "SERVER", ROUTE)
     else:
         from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
-        RequestsInstrumentor().instrument(tracer_provider=provider)
+        RequestsInstrumentor().instrument(tracer_provider=provider, meter_provider=meters)
         local = _LocalServer()
         run, checked = _requests_ops(local)
         expected = ("GET", "CLIENT")
 
     def check() -> dict[str, Any]:
-        return _checked(checked, collector, provider.force_flush, expected, local)
+        info = _checked(checked, collector, provider.force_flush, expected, local)
+        return _metrics_checked(info, measured)
 
     return Bench(run=run, check=check, exported=lambda: collector.count, flush=provider.force_flush)
 
@@ -1098,6 +1167,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 rounds, fewer requests")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each worker's checks")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="e.g. 'inproc,server'")
+    parser.add_argument(
+        "--metrics", action="store_true", help="ours and otel record their duration histogram"
+    )
     parser.add_argument("--worker", choices=INPROC_CONTENDERS, help=argparse.SUPPRESS)
     parser.add_argument("--receiver", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--scenario", choices=("inproc", "requests"), help=argparse.SUPPRESS)
@@ -1109,6 +1181,10 @@ def main() -> None:
     if not scenarios or set(scenarios) - set(SCENARIOS):
         parser.error(f"--scenarios takes names from {','.join(SCENARIOS)}")
 
+    if args.metrics:
+        global METRICS
+        METRICS = True
+        os.environ["BENCH_METRICS"] = "1"  # the workers' and the servers' environment
     if args.receiver:
         receiver_main()
         return
@@ -1125,6 +1201,8 @@ def main() -> None:
     rounds, reps = plan["rounds"], plan["reps"]
     print(f"flask_request: python {sys.version.split()[0]}, {os.cpu_count()} CPUs, GC enabled")
     print(f"   {_versions()}")
+    if METRICS:
+        print("   metrics on: ours and otel also record their duration histogram")
     started = time.perf_counter()
     results = []
     for scenario in scenarios:

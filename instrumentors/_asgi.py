@@ -217,6 +217,7 @@ def server_site(
         enabled=enabled,
         call_type=AsgiRequest,
         noun="request",
+        metric="http.server.request.duration",
     )
 
 
@@ -231,6 +232,7 @@ class AsgiRequest(Call):
     def set_route(self, route: str | None) -> None:
         """The matched route template: ``http.route`` and the span name ``GET /items/{id}``."""
         if route:
+            self.route = route
             span = self.span
             span.set_attribute("http.route", route)
             span.update_name(_http.server_span_name(self.attributes["http.request.method"], route))

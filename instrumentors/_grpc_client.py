@@ -52,6 +52,7 @@ def client_site(tracer: Tracer, name: str, enabled: Callable[[], bool]) -> CallS
         carrier=_carrier,
         setter=_grpc_metadata.SETTER,
         rules=RPC_CLIENT,
+        metric="rpc.client.duration",
         enabled=enabled,
         layer="grpc",
     )
@@ -135,6 +136,7 @@ def _client_done(call: Call, grpc_call: Any) -> None:
         failure = _failure(grpc_call) if _rpc.code_value(code) == _INTERNAL else None
         if failure is not None:  # raised in grpc's own code: no status came from the server
             _rpc.client_exception(call.span, failure, code)
+            call.exception, call.status_code = failure, code  # for the duration metric
         else:
             call.set_status_code(code, grpc_call.details())
     finally:

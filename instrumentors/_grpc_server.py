@@ -166,6 +166,7 @@ def server_site(tracer: Tracer, enabled: Callable[[], bool]) -> CallSite:
         carrier=_carrier,
         getter=_grpc_metadata.GETTER,
         rules=RPC_SERVER,
+        metric="rpc.server.duration",
         enabled=enabled,
         call_type=ServerCall,
     )

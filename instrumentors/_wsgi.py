@@ -86,6 +86,7 @@ def server_site(
         enabled=enabled,
         call_type=ServerRequest,
         noun="request",
+        metric="http.server.request.duration",
     )
 
 
@@ -114,6 +115,7 @@ class ServerRequest(Call):
     def set_route(self, route: str | None) -> None:
         """The matched route template: ``http.route`` and the span name ``GET /users/<id>``."""
         if route:
+            self.route = route
             span = self.span
             span.set_attribute("http.route", route)
             span.update_name(_http.server_span_name(self.attributes["http.request.method"], route))

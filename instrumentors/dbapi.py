@@ -204,6 +204,7 @@ class DbApi:
             span_name=_span_name,
             carrier=_carrier,
             rules=DB,
+            metric="db.client.operation.duration",
             layer=LAYER,
             enabled=enabled,
             noun="statement",

@@ -65,6 +65,7 @@ class HttpxInstrumentor(Instrumentor):
             span_name=_span_name,
             carrier=_headers,
             rules=HTTP_CLIENT,
+            metric="http.client.request.duration",
             settings=settings,
             excluded=(lambda sent: settings.is_excluded(str(sent.url)))
             if settings.excludes()

@@ -188,6 +188,7 @@ class RedisInstrumentor(Instrumentor):
             span_name=_span_name,
             layer=None,
             rules=REDIS,
+            metric="db.client.operation.duration",
             enabled=self.enabled,
         )
         self.pipeline_site = client_call(
@@ -197,6 +198,7 @@ class RedisInstrumentor(Instrumentor):
             span_name=_span_name,
             layer=None,
             rules=REDIS,
+            metric="db.client.operation.duration",
             enabled=self.enabled,
             noun="pipeline",
         )

@@ -35,7 +35,8 @@ same ``layer`` (requests over urllib3, a redirect hop) makes no span of its own:
 is the one logical call, and the inner one only carries its context. Streams end their call
 when exhausted, when they raise, when closed (``close()``/``aclose()``) or garbage collected.
 
-``CALL_END_HOOKS`` is where a later metrics issue records each call's duration.
+``CALL_END_HOOKS`` run after each traced call ended, sampled or not: a site made with ``metric``
+(the conventions' duration histogram it feeds) installs ``_call_metrics``' recorder there.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ import functools
 import inspect
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final, TypedDict, TypeVar, Unpack
 
 from telemetry_run.instrumentors import _http, _rpc
@@ -79,10 +81,10 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Called with each traced ``Call`` just after its span ended (the span has its start and end
-#: times), in order; empty today. The metrics issue appends its duration recorder here, so every
-#: instrumentor built on this toolkit gets its metric without a change. A hook that raises is
-#: reported once and the others still run.
+#: Called with each traced ``Call`` just after its span ended, in order, whether the span was
+#: sampled or not (a sampled-out span has no times: ``Call.started`` has the call's start). The
+#: first site made with a ``metric`` appends the duration recorder (``_call_metrics``). A hook
+#: that raises is reported once and the others still run.
 CALL_END_HOOKS: Final[list[Callable[[Call], None]]] = []
 
 
@@ -161,9 +163,12 @@ class Call:
         "_token",
         "attributes",
         "context",
+        "exception",
         "exception_recorded",
+        "route",
         "site",
         "span",
+        "started",
         "status_code",
     )
 
@@ -177,6 +182,12 @@ class Call:
         self.attributes = attributes
         self.status_code: Any = None
         self.exception_recorded = False
+        #: The exception recorded, until the end hooks saw it (its class is ``error.type``).
+        self.exception: BaseException | None = None
+        #: The route template a server learnt (``http.route``), kept for the duration metric.
+        self.route: str | None = None
+        #: ``perf_counter()`` at the start: the duration of every call, sampled or not.
+        self.started = perf_counter()
         self._token: Token | None = None
         self._ended = False
         self._deferred = False
@@ -200,6 +211,8 @@ class Call:
         if self.exception_recorded:
             return
         self.exception_recorded = True
+        if not self._ended:
+            self.exception = exc
         self.site.rules.exception(self.span, exc, self.status_code is not None)
 
     # -- the end ------------------------------------------------------------------------
@@ -227,8 +240,11 @@ class Call:
         self.span.end()
         if CALL_END_HOOKS:
             for hook in CALL_END_HOOKS:
-                with guard(f"{self.site.name}: call end hook"):
+                try:  # not ``guard``: with metrics on, every call comes here
                     hook(self)
+                except Exception as exc:  # noqa: BLE001  # reported; the other hooks still run
+                    _report(f"{self.site.name}: call end hook", exc)
+        self.exception = None  # no cycle left through the exception's traceback
 
     @property
     def ended(self) -> bool:
@@ -465,6 +481,7 @@ class CallSite:
         "excluded",
         "getter",
         "kind",
+        "metric",
         "name",
         "request_headers",
         "rules",
@@ -495,6 +512,7 @@ class CallSite:
         layer: str | None = None,
         call_type: type[Call] = Call,
         noun: str = "call",
+        metric: str | None = None,
     ) -> None:
         self.tracer = tracer
         self.name = name
@@ -517,6 +535,11 @@ class CallSite:
         self.where_start = f"{name}: {noun} start"
         self.where_end = f"{name}: {noun} end"
         self._untraced = _Untraced(self, INVALID_SPAN, Context(), {})
+        self.metric = metric
+        if metric is not None:
+            from telemetry_run.instrumentors import _call_metrics
+
+            _call_metrics.install(metric)
 
     def start(self, *args: Any, start_time: int | None = None, **kwargs: Any) -> Call | None:
         """Start (and attach) the call's span; None when it is not traced.
@@ -643,7 +666,9 @@ class SiteOptions(TypedDict, total=False):
     header capture; ``excluded(*args)``: true skips the call; ``request_headers(*args)``: the
     request's headers as pairs, captured per ``settings``; ``enabled``: the gate (an
     ``Instrumentor``'s ``enabled``); ``call_type``: a ``Call`` subclass adding a protocol's
-    steps; ``noun``: our failures are reported as ``"{name}: {noun} start"`` (or ``end``).
+    steps; ``noun``: our failures are reported as ``"{name}: {noun} start"`` (or ``end``);
+    ``metric``: the conventions' duration histogram each call is recorded in
+    (``http.server.request.duration``...; ``_call_metrics.KINDS`` has the names).
     """
 
     carrier: Callable[..., Any] | None
@@ -654,6 +679,7 @@ class SiteOptions(TypedDict, total=False):
     enabled: Callable[[], bool]
     call_type: type[Call]
     noun: str
+    metric: str | None
 
 
 def client_call(

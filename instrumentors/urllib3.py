@@ -89,6 +89,7 @@ class Urllib3Instrumentor(Instrumentor):
             span_name=_span_name,
             carrier=_headers,
             rules=HTTP_CLIENT,
+            metric="http.client.request.duration",
             settings=settings,
             excluded=(lambda method, url, headers: settings.is_excluded(url))
             if settings.excludes()

@@ -17,9 +17,9 @@ PYTHON = sys.executable
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
-    """The test process's environment without OTEL_*/TELEMETRY_RUN_* leaking in; traces and
-    metrics off unless asked for (a process running past one export interval would otherwise
-    export its runtime metrics to a collector the test did not start)."""
+    """The test process's environment without OTEL_*/TELEMETRY_RUN_* leaking in; no traces and
+    no metrics exported unless a test asks (the instrumentors' duration metrics and the runtime
+    metrics would otherwise go to a collector on localhost that is not there)."""
     env = {
         k: v
         for k, v in os.environ.items()

@@ -48,9 +48,9 @@ def _env(receiver: OTLPReceiver, protocol: str, **extra: str) -> dict[str, str]:
     endpoint = receiver.grpc_endpoint if protocol == "grpc" else receiver.http_base
     return clean_env(
         OTEL_TRACES_EXPORTER="otlp",
+        OTEL_METRICS_EXPORTER="otlp",
         OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
         OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
-        OTEL_METRICS_EXPORTER="otlp",
         OTEL_SERVICE_NAME="shop",
         **extra,
     )
