@@ -169,6 +169,7 @@ def clean_attributes(
     dropped = 0
     if not attributes:
         return cleaned, 0
+    fits = len(attributes) <= max_count  # the usual case: no count to check per attribute
     for key, value in attributes.items():
         if type(key) is not str or not key:
             _report_invalid(diagnostics, key, value)
@@ -187,7 +188,7 @@ def clean_attributes(
         if clean is _INVALID:
             _report_invalid(diagnostics, key, value)
             continue
-        if key in cleaned or len(cleaned) < max_count:
+        if fits or key in cleaned or len(cleaned) < max_count:
             cleaned[key] = clean
         else:
             dropped += 1
