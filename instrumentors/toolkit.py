@@ -48,6 +48,9 @@ from typing import TYPE_CHECKING, Any, Final, TypedDict, TypeVar, Unpack
 
 from telemetry_run.instrumentors import _http, _rpc
 from telemetry_run.instrumentors.base import _report, guard
+from telemetry_run.sdk.context import _CURRENT as _current_context
+from telemetry_run.sdk.context import _SPAN as _current_span
+from telemetry_run.sdk.context import SPAN_KEY as _SPAN_KEY
 from telemetry_run.sdk.context import Context, attach, detach, get_current, get_value, set_value
 from telemetry_run.sdk.context import is_suppressed as _is_suppressed
 from telemetry_run.sdk.propagation import default_getter as _default_getter
@@ -347,7 +350,11 @@ class _Stream:
 
     def __next__(self) -> Any:
         call = self._call
-        token = attach(call.context)
+        context = call.context
+        # ``attach``/``detach`` inlined (a step is as cheap as a request's body is short): set
+        # and reset in this one frame, so never from another context than the one that set.
+        context_token = _current_context.set(context)
+        span_token = _current_span.set(context.get(_SPAN_KEY))
         try:
             return next(self._iterator)
         except StopIteration:
@@ -358,7 +365,8 @@ class _Stream:
             _stream_step_failed(call, exc, self._end)
             raise
         finally:
-            detach(token)
+            _current_span.reset(span_token)
+            _current_context.reset(context_token)
 
     def close(self) -> None:
         try:
