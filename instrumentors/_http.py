@@ -85,6 +85,12 @@ SENSITIVE_QUERY_KEYS_VARIABLE: Final = "TELEMETRY_RUN_HTTP_SENSITIVE_QUERY_KEYS"
 _PATH_SAFE: Final = "/:@!$&'()*+,;=-._~%"
 _PLAIN_PATH: re.Pattern[str] | None = None  # compiled by the first request, not at import
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+# ``network.protocol.version`` of the protocols servers name, without a call per request.
+_PROTOCOL_VERSIONS: Final = {"HTTP/1.1": "1.1", "HTTP/1.0": "1.0", "HTTP/2.0": "2", "HTTP/2": "2"}
+# Host headers already split into (address, port or None): a server is reached under a few
+# names. Bounded (the header is the client's) and emptied when full, like the tracestate cache.
+_HOSTS_SIZE: Final = 256
+_split_hosts: dict[str, tuple[str, int | None]] = {}
 
 
 def _compile_plain_path() -> re.Pattern[str]:
@@ -338,6 +344,15 @@ def _wsgi_path(environ: Mapping[str, Any]) -> str:
     return quote(raw, safe=_PATH_SAFE)
 
 
+def _split_host_header(host: str) -> tuple[str, int | None]:
+    """A ``Host`` (or ``X-Forwarded-Host``) header's first host, split; remembered."""
+    split = _split_host(host.split(",", 1)[0].strip(), None)
+    if len(_split_hosts) >= _HOSTS_SIZE:
+        _split_hosts.clear()
+    _split_hosts[host] = split
+    return split
+
+
 def server_environ_attributes(environ: Mapping[str, Any]) -> dict[str, Any]:
     """The request attributes of a SERVER span, from a WSGI environ (or Django's META).
 
@@ -347,7 +362,11 @@ def server_environ_attributes(environ: Mapping[str, Any]) -> dict[str, Any]:
     """
     get = environ.get
     method = get("REQUEST_METHOD")
-    method, original = method_and_original(method if isinstance(method, str) and method else "GET")
+    original = None
+    if type(method) is not str or method not in KNOWN_METHODS:  # else as it came: no call
+        method, original = method_and_original(
+            method if isinstance(method, str) and method else "GET"
+        )
     scheme = get("wsgi.url_scheme")
     if not isinstance(scheme, str) or not scheme:
         scheme = "http"
@@ -363,7 +382,12 @@ def server_environ_attributes(environ: Mapping[str, Any]) -> dict[str, Any]:
         attributes["url.query"] = redact_query(query)
     host = get("HTTP_X_FORWARDED_HOST") or get("HTTP_HOST")
     if host and isinstance(host, str):
-        address, port = _split_host(host.split(",", 1)[0].strip(), _DEFAULT_PORTS.get(scheme))
+        split = _split_hosts.get(host)
+        if split is None:
+            split = _split_host_header(host)
+        address, port = split
+        if port is None:
+            port = _DEFAULT_PORTS.get(scheme)
     else:
         address = _text(environ, "SERVER_NAME")
         port = _port(environ, "SERVER_PORT")
@@ -389,7 +413,11 @@ def server_environ_attributes(environ: Mapping[str, Any]) -> dict[str, Any]:
     if agent and isinstance(agent, str):
         attributes["user_agent.original"] = agent
     protocol = get("SERVER_PROTOCOL")
-    version = protocol_version(protocol) if isinstance(protocol, str) else None
+    version = (
+        (_PROTOCOL_VERSIONS.get(protocol) or protocol_version(protocol))
+        if isinstance(protocol, str)
+        else None
+    )
     if version:
         attributes["network.protocol.version"] = version
     return attributes
