@@ -359,7 +359,10 @@ class _Stream:
             return next(self._iterator)
         except StopIteration:
             if self._end and not call._ended:
-                _stream_over(call)
+                try:  # ``_stream_over``, in this frame: most streams end here
+                    call.end()
+                except Exception as exc:  # noqa: BLE001  # reported; the consumer goes on
+                    _report(call.site.where_end, exc)
             raise
         except BaseException as exc:
             _stream_step_failed(call, exc, self._end)
