@@ -52,11 +52,11 @@ from telemetry_run.sdk.context import _CURRENT as _current_context
 from telemetry_run.sdk.context import _SPAN as _current_span
 from telemetry_run.sdk.context import SPAN_KEY as _SPAN_KEY
 from telemetry_run.sdk.context import Context, attach, detach, get_current, get_value, set_value
+from telemetry_run.sdk.context import Token as _Token  # start attaches in its own frame
 from telemetry_run.sdk.context import is_suppressed as _is_suppressed
 from telemetry_run.sdk.propagation import default_getter as _default_getter
 from telemetry_run.sdk.propagation import extract, inject
 from telemetry_run.sdk.trace.api import INVALID_SPAN, SpanKind, StatusCode
-from telemetry_run.sdk.trace.current import set_span_in_context
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -81,6 +81,8 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+_dict_setitem: Final = dict.__setitem__  # how the SDK fills a fresh Context
 
 #: Called with each traced ``Call`` just after its span ended (the span has its start and end
 #: times), in order; empty today. The metrics issue appends its duration recorder here, so every
@@ -568,7 +570,9 @@ class CallSite:
                 start_time=start_time,
             )
             try:
-                context = set_span_in_context(span, parent)
+                # ``set_span_in_context(span, parent)``, in this frame: a fresh copy, the span set.
+                context = Context(parent if parent is not None else get_current())
+                _dict_setitem(context, _SPAN_KEY, span)
                 if layer_key is not None:
                     context = set_value(layer_key, span, context)
                 if carrier is not None and not incoming:
@@ -584,7 +588,8 @@ class CallSite:
             except BaseException:
                 span.end()  # a step of ours failed: the span is kept, never left open
                 raise
-            call._token = attach(context)  # last: nothing after it can fail
+            # ``attach(context)``, in this frame; last: nothing after it can fail.
+            call._token = _Token(_current_context.set(context), _current_span.set(span))
             return call
         except Exception as exc:  # noqa: BLE001  # reported; the call goes on untraced
             _report(self.where_start, exc)
