@@ -90,6 +90,7 @@ _PROTOCOL_VERSIONS: Final = {"HTTP/1.1": "1.1", "HTTP/1.0": "1.0", "HTTP/2.0": "
 # Host headers already split into (address, port or None): a server is reached under a few
 # names. Bounded (the header is the client's) and emptied when full, like the tracestate cache.
 _HOSTS_SIZE: Final = 256
+_HOST_LENGTH: Final = 270  # a DNS name (253) and a port: the cache holds at most ~70 KB
 _split_hosts: dict[str, tuple[str, int | None]] = {}
 
 
@@ -347,9 +348,10 @@ def _wsgi_path(environ: Mapping[str, Any]) -> str:
 def _split_host_header(host: str) -> tuple[str, int | None]:
     """A ``Host`` (or ``X-Forwarded-Host``) header's first host, split; remembered."""
     split = _split_host(host.split(",", 1)[0].strip(), None)
-    if len(_split_hosts) >= _HOSTS_SIZE:
-        _split_hosts.clear()
-    _split_hosts[host] = split
+    if len(host) <= _HOST_LENGTH:  # a longer one is not a name a server is reached under
+        if len(_split_hosts) >= _HOSTS_SIZE:
+            _split_hosts.clear()
+        _split_hosts[host] = split
     return split
 
 
