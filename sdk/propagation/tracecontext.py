@@ -11,7 +11,7 @@ import re
 from typing import Any, Final
 
 from telemetry_run.sdk.context import SPAN_KEY, Context, get_value
-from telemetry_run.sdk.propagation._carriers import Getter, Setter
+from telemetry_run.sdk.propagation._carriers import Getter, Setter, WSGIEnvironGetter
 from telemetry_run.sdk.propagation._textmap import (
     CarrierT,
     TextMapPropagator,
@@ -31,6 +31,8 @@ __all__ = ["TraceContextTextMapPropagator", "format_tracestate"]
 
 TRACEPARENT: Final = "traceparent"
 TRACESTATE: Final = "tracestate"
+_ENVIRON_TRACEPARENT: Final = "HTTP_TRACEPARENT"  # where a WSGI environ holds the header
+_WSGI_GETTER: Final[type] = WSGIEnvironGetter  # its look-ups, read without its calls
 
 # version "-" trace-id "-" parent-id "-" trace-flags, lowercase hex only, version ff forbidden.
 _TRACEPARENT: Final = r"(?!ff)[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})"
@@ -172,6 +174,12 @@ class TraceContextTextMapPropagator(TextMapPropagator):
         if type(header) is str:
             states: object = carrier.get(TRACESTATE)  # type: ignore[attr-defined]
         else:
+            if (
+                type(getter) is _WSGI_GETTER
+                and type(carrier) is dict  # exactly: a subclass may read otherwise
+                and _ENVIRON_TRACEPARENT not in carrier  # type: ignore[operator]
+            ):
+                return context if context is not None else Context()  # what the getter would say
             values = getter.get(carrier, TRACEPARENT)
             header = _single(values) if values is not None else None  # absent: the usual case
             if header is None:
