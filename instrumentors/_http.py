@@ -355,7 +355,9 @@ def _split_host_header(host: str) -> tuple[str, int | None]:
     return split
 
 
-def server_environ_attributes(environ: Mapping[str, Any]) -> dict[str, Any]:
+def server_environ_attributes(  # noqa: PLR0915  # one frame on purpose: every request
+    environ: Mapping[str, Any],
+) -> dict[str, Any]:
     """The request attributes of a SERVER span, from a WSGI environ (or Django's META).
 
     ``http.request.method``, ``url.path``, ``url.scheme`` and ``server.address`` are among
@@ -372,10 +374,19 @@ def server_environ_attributes(environ: Mapping[str, Any]) -> dict[str, Any]:
     scheme = get("wsgi.url_scheme")
     if not isinstance(scheme, str) or not scheme:
         scheme = "http"
+    script, path = get("SCRIPT_NAME", ""), get("PATH_INFO", "")
+    if (
+        script.__class__ is str
+        and path.__class__ is str
+        and (_PLAIN_PATH or _compile_plain_path()).fullmatch(path := script + path)
+    ):
+        path = path or "/"  # ``_wsgi_path``'s usual case, in this frame
+    else:
+        path = _wsgi_path(environ)
     attributes: dict[str, Any] = {
         "http.request.method": method,
         "url.scheme": scheme,
-        "url.path": _wsgi_path(environ),
+        "url.path": path,
     }
     if original is not None:
         attributes["http.request.method_original"] = original
@@ -408,7 +419,10 @@ def server_environ_attributes(environ: Mapping[str, Any]) -> dict[str, Any]:
         attributes["client.address"] = client
     if peer:
         attributes["network.peer.address"] = peer
-        peer_port = _port(environ, "REMOTE_PORT")
+        peer_port = get("REMOTE_PORT")  # ``_port``'s rule, in this frame
+        if type(peer_port) is not int:
+            text = peer_port if isinstance(peer_port, str) else ""
+            peer_port = int(text) if text.isdigit() else None
         if peer_port is not None:
             attributes["network.peer.port"] = peer_port
     agent = get("HTTP_USER_AGENT")
