@@ -85,6 +85,13 @@ SENSITIVE_QUERY_KEYS_VARIABLE: Final = "TELEMETRY_RUN_HTTP_SENSITIVE_QUERY_KEYS"
 _PATH_SAFE: Final = "/:@!$&'()*+,;=-._~%"
 _PLAIN_PATH: re.Pattern[str] | None = None  # compiled by the first request, not at import
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+# ``network.protocol.version`` of the protocols servers name, without a call per request.
+_PROTOCOL_VERSIONS: Final = {"HTTP/1.1": "1.1", "HTTP/1.0": "1.0", "HTTP/2.0": "2", "HTTP/2": "2"}
+# Host headers already split into (address, port or None): a server is reached under a few
+# names. Bounded (the header is the client's) and emptied when full, like the tracestate cache.
+_HOSTS_SIZE: Final = 256
+_HOST_LENGTH: Final = 270  # a DNS name (253) and a port: the cache holds at most ~70 KB
+_split_hosts: dict[str, tuple[str, int | None]] = {}
 
 
 def _compile_plain_path() -> re.Pattern[str]:
@@ -338,7 +345,19 @@ def _wsgi_path(environ: Mapping[str, Any]) -> str:
     return quote(raw, safe=_PATH_SAFE)
 
 
-def server_environ_attributes(environ: Mapping[str, Any]) -> dict[str, Any]:
+def _split_host_header(host: str) -> tuple[str, int | None]:
+    """A ``Host`` (or ``X-Forwarded-Host``) header's first host, split; remembered."""
+    split = _split_host(host.split(",", 1)[0].strip(), None)
+    if len(host) <= _HOST_LENGTH:  # a longer one is not a name a server is reached under
+        if len(_split_hosts) >= _HOSTS_SIZE:
+            _split_hosts.clear()
+        _split_hosts[host] = split
+    return split
+
+
+def server_environ_attributes(  # noqa: PLR0915  # one frame on purpose: every request
+    environ: Mapping[str, Any],
+) -> dict[str, Any]:
     """The request attributes of a SERVER span, from a WSGI environ (or Django's META).
 
     ``http.request.method``, ``url.path``, ``url.scheme`` and ``server.address`` are among
@@ -347,14 +366,27 @@ def server_environ_attributes(environ: Mapping[str, Any]) -> dict[str, Any]:
     """
     get = environ.get
     method = get("REQUEST_METHOD")
-    method, original = method_and_original(method if isinstance(method, str) and method else "GET")
+    original = None
+    if type(method) is not str or method not in KNOWN_METHODS:  # else as it came: no call
+        method, original = method_and_original(
+            method if isinstance(method, str) and method else "GET"
+        )
     scheme = get("wsgi.url_scheme")
     if not isinstance(scheme, str) or not scheme:
         scheme = "http"
+    script, path = get("SCRIPT_NAME", ""), get("PATH_INFO", "")
+    if (
+        script.__class__ is str
+        and path.__class__ is str
+        and (_PLAIN_PATH or _compile_plain_path()).fullmatch(path := script + path)
+    ):
+        path = path or "/"  # ``_wsgi_path``'s usual case, in this frame
+    else:
+        path = _wsgi_path(environ)
     attributes: dict[str, Any] = {
         "http.request.method": method,
         "url.scheme": scheme,
-        "url.path": _wsgi_path(environ),
+        "url.path": path,
     }
     if original is not None:
         attributes["http.request.method_original"] = original
@@ -363,7 +395,12 @@ def server_environ_attributes(environ: Mapping[str, Any]) -> dict[str, Any]:
         attributes["url.query"] = redact_query(query)
     host = get("HTTP_X_FORWARDED_HOST") or get("HTTP_HOST")
     if host and isinstance(host, str):
-        address, port = _split_host(host.split(",", 1)[0].strip(), _DEFAULT_PORTS.get(scheme))
+        split = _split_hosts.get(host)
+        if split is None:
+            split = _split_host_header(host)
+        address, port = split
+        if port is None:
+            port = _DEFAULT_PORTS.get(scheme)
     else:
         address = _text(environ, "SERVER_NAME")
         port = _port(environ, "SERVER_PORT")
@@ -382,14 +419,21 @@ def server_environ_attributes(environ: Mapping[str, Any]) -> dict[str, Any]:
         attributes["client.address"] = client
     if peer:
         attributes["network.peer.address"] = peer
-        peer_port = _port(environ, "REMOTE_PORT")
+        peer_port = get("REMOTE_PORT")  # ``_port``'s rule, in this frame
+        if type(peer_port) is not int:
+            text = peer_port if isinstance(peer_port, str) else ""
+            peer_port = int(text) if text.isdigit() else None
         if peer_port is not None:
             attributes["network.peer.port"] = peer_port
     agent = get("HTTP_USER_AGENT")
     if agent and isinstance(agent, str):
         attributes["user_agent.original"] = agent
     protocol = get("SERVER_PROTOCOL")
-    version = protocol_version(protocol) if isinstance(protocol, str) else None
+    version = (
+        (_PROTOCOL_VERSIONS.get(protocol) or protocol_version(protocol))
+        if isinstance(protocol, str)
+        else None
+    )
     if version:
         attributes["network.protocol.version"] = version
     return attributes

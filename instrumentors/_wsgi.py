@@ -49,7 +49,9 @@ def _attributes(environ: Mapping[str, Any], scheme: str | None = None) -> dict[s
 
 
 def _span_name(attributes: Mapping[str, Any], *args: Any) -> str:
-    return _http.server_span_name(attributes["http.request.method"], None)
+    # ``_http.server_span_name(method, None)`` without the call: the route comes later.
+    method = attributes["http.request.method"]
+    return method if method in _http.KNOWN_METHODS else "HTTP"
 
 
 def _environ(environ: Mapping[str, Any], scheme: str | None = None) -> Mapping[str, Any]:

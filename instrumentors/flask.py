@@ -60,7 +60,10 @@ class FlaskInstrumentor(Instrumentor):
         # Not ``guard`` on the steps every request takes: a try costs nothing, a guard three
         # calls. The except clauses are guard's (Exception only, reported, swallowed).
         try:
-            environ, start_response = _environ_and_start_response(args, kwargs)
+            if len(args) >= 2:  # how servers call it: no call to sort the arguments out
+                environ, start_response = args[0], args[1]
+            else:
+                environ, start_response = _environ_and_start_response(args, kwargs)
             noted = ServerRequest.start(self.site, environ)
             if noted is not None:
                 call_args, kwargs = (environ, noted.start_response_wrapper(start_response)), {}

@@ -50,12 +50,15 @@ from typing import TYPE_CHECKING, Any, Final, TypedDict, TypeVar, Unpack
 
 from telemetry_run.instrumentors import _http, _rpc
 from telemetry_run.instrumentors.base import _report, guard
+from telemetry_run.sdk.context import _CURRENT as _current_context
+from telemetry_run.sdk.context import _SPAN as _current_span
+from telemetry_run.sdk.context import SPAN_KEY as _SPAN_KEY
 from telemetry_run.sdk.context import Context, attach, detach, get_current, get_value, set_value
+from telemetry_run.sdk.context import Token as _Token  # start attaches in its own frame
 from telemetry_run.sdk.context import is_suppressed as _is_suppressed
 from telemetry_run.sdk.propagation import default_getter as _default_getter
 from telemetry_run.sdk.propagation import extract, inject
 from telemetry_run.sdk.trace.api import INVALID_SPAN, SpanKind, StatusCode
-from telemetry_run.sdk.trace.current import set_span_in_context
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -80,6 +83,8 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+_dict_setitem: Final = dict.__setitem__  # how the SDK fills a fresh Context
 
 #: Called with each traced ``Call`` just after its span ended, in order, whether the span was
 #: sampled or not (a sampled-out span has no times: ``Call.started`` has the call's start). The
@@ -363,18 +368,26 @@ class _Stream:
 
     def __next__(self) -> Any:
         call = self._call
-        token = attach(call.context)
+        context = call.context
+        # ``attach``/``detach`` inlined (a step is as cheap as a request's body is short): set
+        # and reset in this one frame, so never from another context than the one that set.
+        context_token = _current_context.set(context)
+        span_token = _current_span.set(context.get(_SPAN_KEY))
         try:
             return next(self._iterator)
         except StopIteration:
             if self._end and not call._ended:
-                _stream_over(call)
+                try:  # ``_stream_over``, in this frame: most streams end here
+                    call.end()
+                except Exception as exc:  # noqa: BLE001  # reported; the consumer goes on
+                    _report(call.site.where_end, exc)
             raise
         except BaseException as exc:
             _stream_step_failed(call, exc, self._end)
             raise
         finally:
-            detach(token)
+            _current_span.reset(span_token)
+            _current_context.reset(context_token)
 
     def close(self) -> None:
         try:
@@ -580,7 +593,9 @@ class CallSite:
                 start_time=start_time,
             )
             try:
-                context = set_span_in_context(span, parent)
+                # ``set_span_in_context(span, parent)``, in this frame: a fresh copy, the span set.
+                context = Context(parent if parent is not None else get_current())
+                _dict_setitem(context, _SPAN_KEY, span)
                 if layer_key is not None:
                     context = set_value(layer_key, span, context)
                 if carrier is not None and not incoming:
@@ -596,7 +611,8 @@ class CallSite:
             except BaseException:
                 span.end()  # a step of ours failed: the span is kept, never left open
                 raise
-            call._token = attach(context)  # last: nothing after it can fail
+            # ``attach(context)``, in this frame; last: nothing after it can fail.
+            call._token = _Token(_current_context.set(context), _current_span.set(span))
             return call
         except Exception as exc:  # noqa: BLE001  # reported; the call goes on untraced
             _report(self.where_start, exc)

@@ -14,7 +14,7 @@ from typing import Final
 
 from telemetry_run.sdk.baggage import _with_entries, get_all
 from telemetry_run.sdk.context import Context
-from telemetry_run.sdk.propagation._carriers import Getter, Setter
+from telemetry_run.sdk.propagation._carriers import Getter, Setter, WSGIEnvironGetter
 from telemetry_run.sdk.propagation._textmap import (
     CarrierT,
     TextMapPropagator,
@@ -26,6 +26,8 @@ __all__ = ["W3CBaggagePropagator"]
 
 BAGGAGE: Final = "baggage"
 _TRACEPARENT: Final = "traceparent"  # see W3CBaggagePropagator
+_ENVIRON_BAGGAGE: Final = "HTTP_BAGGAGE"  # where a WSGI environ holds the header
+_WSGI_GETTER: Final[type] = WSGIEnvironGetter  # its look-ups, read without its calls
 
 # Limits from the OpenTelemetry baggage guidance; W3C asks to propagate at least 64 members
 # and 8192 bytes, so these never cut what a peer is required to forward.
@@ -214,6 +216,12 @@ class W3CBaggagePropagator(TextMapPropagator):
             if values is None and _TRACEPARENT in carrier:
                 return context if context is not None else Context()
         if type(values) is not str:
+            if (
+                type(getter) is _WSGI_GETTER
+                and type(carrier) is dict  # exactly: a subclass may read otherwise
+                and _ENVIRON_BAGGAGE not in carrier  # type: ignore[operator]
+            ):
+                return context if context is not None else Context()  # what the getter would say
             values = getter.get(carrier, BAGGAGE)
         if context is None:
             context = Context()

@@ -11,7 +11,7 @@ import re
 from typing import Any, Final
 
 from telemetry_run.sdk.context import SPAN_KEY, Context, get_value
-from telemetry_run.sdk.propagation._carriers import Getter, Setter
+from telemetry_run.sdk.propagation._carriers import Getter, Setter, WSGIEnvironGetter
 from telemetry_run.sdk.propagation._textmap import (
     CarrierT,
     TextMapPropagator,
@@ -19,10 +19,10 @@ from telemetry_run.sdk.propagation._textmap import (
     _default_setter,
 )
 from telemetry_run.sdk.trace.api import (
+    NonRecordingSpan,
     SpanContext,
     TraceFlags,
     TraceState,
-    _remote_span,
     parse_tracestate,
 )
 from telemetry_run.sdk.trace.current import set_span_in_context
@@ -31,6 +31,8 @@ __all__ = ["TraceContextTextMapPropagator", "format_tracestate"]
 
 TRACEPARENT: Final = "traceparent"
 TRACESTATE: Final = "tracestate"
+_ENVIRON_TRACEPARENT: Final = "HTTP_TRACEPARENT"  # where a WSGI environ holds the header
+_WSGI_GETTER: Final[type] = WSGIEnvironGetter  # its look-ups, read without its calls
 
 # version "-" trace-id "-" parent-id "-" trace-flags, lowercase hex only, version ff forbidden.
 _TRACEPARENT: Final = r"(?!ff)[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})"
@@ -52,6 +54,8 @@ def _compile_traceparent() -> re.Pattern[str]:
     _TRACEPARENT_RE = re.compile(_TRACEPARENT)
     return _TRACEPARENT_RE
 
+
+_new: Final = object.__new__
 
 # The flags we send: sampled (0x01) and random-trace-id (0x02); W3C says to send other bits as 0.
 _FLAGS_OUT: Final = ("-00", "-01", "-02", "-03")
@@ -170,6 +174,12 @@ class TraceContextTextMapPropagator(TextMapPropagator):
         if type(header) is str:
             states: object = carrier.get(TRACESTATE)  # type: ignore[attr-defined]
         else:
+            if (
+                type(getter) is _WSGI_GETTER
+                and type(carrier) is dict  # exactly: a subclass may read otherwise
+                and _ENVIRON_TRACEPARENT not in carrier  # type: ignore[operator]
+            ):
+                return context if context is not None else Context()  # what the getter would say
             values = getter.get(carrier, TRACEPARENT)
             header = _single(values) if values is not None else None  # absent: the usual case
             if header is None:
@@ -196,8 +206,17 @@ class TraceContextTextMapPropagator(TextMapPropagator):
             # The cache look-up of _parse_tracestate inlined for the usual single str value.
             cached = _parsed_states.get(states) if type(states) is str else None
             state = cached if cached is not None else _parse_tracestate(states)
-        # 32 and 16 hex digits, both non-zero: valid, so SpanContext's own checks are skipped.
-        span = _remote_span(trace_id, span_id, _FLAGS[flags], state)
+        # 32 and 16 hex digits, both non-zero: valid, so SpanContext's own checks are skipped
+        # (``trace.api._remote_span``, inlined: one frame).
+        remote = _new(SpanContext)
+        remote.trace_id = trace_id
+        remote.span_id = span_id
+        remote.is_remote = True
+        remote.trace_flags = _FLAGS[flags]
+        remote.trace_state = state
+        remote.is_valid = True
+        span = _new(NonRecordingSpan)
+        span._context = remote
         if context is None:
             # What set_span_in_context does to an empty context, without copying one.
             return Context({SPAN_KEY: span})
@@ -212,10 +231,14 @@ class TraceContextTextMapPropagator(TextMapPropagator):
         # get_current_span() without its isinstance check against the Span ABC, which costs
         # as much as formatting the header: anything else under the span key is skipped below.
         span: Any = context.get(SPAN_KEY) if context is not None else get_value(SPAN_KEY)
-        try:
-            span_context: SpanContext = span.get_span_context()
-        except AttributeError:  # no span (None), or not a Span
-            return
+        span_context: SpanContext
+        if type(span) is NonRecordingSpan:  # a remote parent, passed on: its context, no call
+            span_context = span._context
+        else:
+            try:
+                span_context = span.get_span_context()
+            except AttributeError:  # no span (None), or not a Span
+                return
         if not span_context.is_valid:
             return
         global _last_trace

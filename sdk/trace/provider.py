@@ -51,6 +51,7 @@ from telemetry_run.sdk.trace.sampling import (
     compile_sampler,
     fixed_drops,
     parent_decision_table,
+    static_root_result,
 )
 from telemetry_run.sdk.trace.scoped import CurrentSpan, StartsCurrentSpans
 from telemetry_run.sdk.trace.span import (
@@ -215,6 +216,7 @@ class Tracer(StartsCurrentSpans, api.Tracer):
         self._started = provider.diagnostics.spans_started.incr
         self._sample = compile_sampler(provider.sampler)
         self._parent_table = parent_decision_table(provider.sampler)
+        self._root_result = static_root_result(provider.sampler)
         self._ids = id_functions(provider.id_generator)
         self._new_span_id, self._new_trace_id = self._ids
         # random-trace-id (W3C Level 2) on the trace ids we mint: only the built-in generator's
@@ -300,6 +302,8 @@ class Tracer(StartsCurrentSpans, api.Tracer):
                 result = table[case]
             elif self._fixed_drops[case]:  # known without asking the sampler
                 result = _DROPPED
+            elif case == _ROOT and self._root_result is not None:  # likewise
+                result = self._root_result
             else:
                 result = self._sample(parent, context, trace_id, name, kind, attributes, links)
             decision = result.decision

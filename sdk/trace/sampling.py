@@ -47,6 +47,7 @@ __all__ = [
     "parent_decision_table",
     "parse_ratio",
     "sampler_named",
+    "static_root_result",
 ]
 
 
@@ -431,6 +432,18 @@ def parent_decision_table(sampler: Sampler) -> tuple[SamplingResult, ...] | None
     if not all(type(d) is StaticSampler for d in delegates):
         return None
     return tuple(cast(StaticSampler, d)._result for d in delegates)
+
+
+def static_root_result(sampler: Sampler) -> SamplingResult | None:
+    """The result ``sampler`` gives every root span, when that is one fixed result: the
+    built-in static samplers, alone or as a ParentBased's root (exact types, as above). None
+    when the sampler must be asked; a root span (every request without a traceparent) then
+    costs no call to decide."""
+    kind = type(sampler)
+    if kind in _PARENT_BASED_TYPES:
+        sampler = cast(ParentBased, sampler)._root
+        kind = type(sampler)
+    return cast(StaticSampler, sampler)._result if kind is StaticSampler else None
 
 
 _NEVER: Final = (False, False, False, False, False)

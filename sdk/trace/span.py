@@ -56,6 +56,7 @@ _EMPTY_STATE: Final = TraceState.get_default()
 # RecordingSpan's exception handling: bit 1 record_exception, bit 2 set_status_on_exception.
 _DEFAULT_EXC_FLAGS: Final = 3
 _SCALARS: Final = (bool, str, int, float)
+_PLAIN_TYPES: Final = frozenset((bool, str, float))  # kept as they are (ints: their range)
 
 # The key tuples of ended spans' attributes, each kept once. Bounded: keys built from data would
 # otherwise grow it without end; when full it starts over (spans keep their own tuples).
@@ -169,6 +170,20 @@ def clean_attributes(
     dropped = 0
     if not attributes:
         return cleaned, 0
+    fits = len(attributes) <= max_count  # the usual case: no count to check per attribute
+    if fits and max_length is None:
+        # What instrumentors pass: exact str/bool/float or 64-bit int values under non-empty
+        # str keys, nothing to cut. Checked without building, then copied in one call.
+        for key, value in attributes.items():
+            kind = type(value)
+            if type(key) is not str or not key:
+                break
+            if kind not in _PLAIN_TYPES and (
+                kind is not int or not _INT64_MIN <= value <= _INT64_MAX  # type: ignore[operator]
+            ):
+                break
+        else:
+            return dict(attributes), 0
     for key, value in attributes.items():
         if type(key) is not str or not key:
             _report_invalid(diagnostics, key, value)
@@ -187,7 +202,7 @@ def clean_attributes(
         if clean is _INVALID:
             _report_invalid(diagnostics, key, value)
             continue
-        if key in cleaned or len(cleaned) < max_count:
+        if fits or key in cleaned or len(cleaned) < max_count:
             cleaned[key] = clean
         else:
             dropped += 1

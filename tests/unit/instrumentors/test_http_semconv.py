@@ -83,6 +83,31 @@ def test_server_address_falls_back_to_the_server_name_and_ipv6_hosts_parse() -> 
     assert _http.server_environ_attributes({**base, "HTTP_HOST": "h"})["server.port"] == 80
 
 
+def test_a_host_seen_before_is_split_the_same_whatever_came_between() -> None:
+    """Hosts are remembered once split: the default port still follows each request's scheme,
+    and hosts past the remembered ones (or too long to remember) are split all the same."""
+    base = {"REQUEST_METHOD": "GET", "PATH_INFO": "/"}
+
+    def host_and_port(host: str, scheme: str = "http") -> tuple[object, object]:
+        environ = {**base, "HTTP_HOST": host, "wsgi.url_scheme": scheme}
+        attributes = _http.server_environ_attributes(environ)
+        return attributes["server.address"], attributes.get("server.port")
+
+    assert host_and_port("shop.example") == ("shop.example", 80)
+    assert host_and_port("shop.example", "https") == ("shop.example", 443)
+    assert host_and_port("shop.example:8443", "https") == ("shop.example", 8443)
+    for index in range(600):  # more than are remembered
+        assert host_and_port(f"h{index}.example:{1000 + index}") == (
+            f"h{index}.example",
+            1000 + index,
+        )
+    assert host_and_port("shop.example", "https") == ("shop.example", 443)
+    long_name = "a" * 300 + ".example"
+    assert host_and_port(f"{long_name}:81") == (long_name, 81)
+    assert host_and_port(f"{long_name}:81") == (long_name, 81)
+    assert host_and_port("edge.example, inner:8080", "https") == ("edge.example", 443)
+
+
 def test_client_attributes() -> None:
     assert _http.client_request_attributes("get", "https://a:b@api.example/v1?token=t") == {
         "http.request.method": "GET",
