@@ -30,6 +30,7 @@ __all__ = [
     "CAPTURE_SERVER_REQUEST",
     "CAPTURE_SERVER_RESPONSE",
     "CLIENT_SPAN_KEY",
+    "DEFAULT_PORTS",
     "EXCLUDED_URLS",
     "KNOWN_METHODS",
     "REDACTED",
@@ -84,7 +85,8 @@ SENSITIVE_QUERY_KEYS_VARIABLE: Final = "TELEMETRY_RUN_HTTP_SENSITIVE_QUERY_KEYS"
 # percent-encoded, as the client must have sent them.
 _PATH_SAFE: Final = "/:@!$&'()*+,;=-._~%"
 _PLAIN_PATH: re.Pattern[str] | None = None  # compiled by the first request, not at import
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+#: The port a URL without one means, per scheme.
+DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 
 def _compile_plain_path() -> re.Pattern[str]:
@@ -363,7 +365,7 @@ def server_environ_attributes(environ: Mapping[str, Any]) -> dict[str, Any]:
         attributes["url.query"] = redact_query(query)
     host = get("HTTP_X_FORWARDED_HOST") or get("HTTP_HOST")
     if host and isinstance(host, str):
-        address, port = _split_host(host.split(",", 1)[0].strip(), _DEFAULT_PORTS.get(scheme))
+        address, port = _split_host(host.split(",", 1)[0].strip(), DEFAULT_PORTS.get(scheme))
     else:
         address = _text(environ, "SERVER_NAME")
         port = _port(environ, "SERVER_PORT")
@@ -443,7 +445,7 @@ def client_request_attributes(method: str, url: str) -> dict[str, Any]:
     scheme, sep, rest = url.partition("://")
     if sep:
         authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rsplit("@", 1)[-1]
-        address, port = _split_host(authority, _DEFAULT_PORTS.get(scheme.lower()))
+        address, port = _split_host(authority, DEFAULT_PORTS.get(scheme.lower()))
         if address:
             attributes["server.address"] = address
             if port is not None:

@@ -18,37 +18,20 @@ from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run._version import __version__
 from telemetry_run.instrumentors import _http
+from telemetry_run.instrumentors._http_client import VERSIONS, client_site, record_response
 from telemetry_run.instrumentors.base import Instrumentor, guard
-from telemetry_run.instrumentors.toolkit import HTTP_CLIENT, Call, CallSite, client_call
 from telemetry_run.sdk.trace.api import INVALID_SPAN
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable
 
     from telemetry_run.config import Config
+    from telemetry_run.instrumentors.toolkit import Call, CallSite
     from telemetry_run.sdk.trace.api import TracerProvider
 
 __all__ = ["Urllib3Instrumentor"]
 
-_VERSIONS: Final = {10: "1.0", 11: "1.1", 20: "2", 30: "3"}
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _POOL_HEADERS_AT: Final = 3  # HTTPConnectionPool.urlopen(method, url, body, headers, ...)
-
-
-def _attributes(method: str, url: str, headers: Any) -> dict[str, Any]:
-    return _http.client_request_attributes(method, url)
-
-
-def _span_name(attributes: Mapping[str, Any], *args: Any) -> str:
-    return _http.client_span_name(attributes["http.request.method"])
-
-
-def _headers(method: str, url: str, headers: Any) -> Any:
-    return headers
-
-
-def _header_items(method: str, url: str, headers: Any) -> Iterable[tuple[str, str]]:
-    return headers.items()  # type: ignore[no-any-return]
 
 
 def _copy(headers: Any) -> Any:
@@ -68,7 +51,8 @@ def _pool_url(pool: Any, url: str) -> str:
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     port = pool.port
-    authority = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
+    default = _http.DEFAULT_PORTS.get(scheme)
+    authority = host if port is None or port == default else f"{host}:{port}"
     return f"{scheme}://{authority}{url}"
 
 
@@ -81,30 +65,13 @@ class Urllib3Instrumentor(Instrumentor):
         import urllib3.connectionpool
         import urllib3.poolmanager
 
-        settings = _http.HttpSettings.from_config(config, "urllib3", server=False)
-        self.site = client_call(
-            tracer_provider.get_tracer(__name__, __version__),
-            "urllib3",
-            attributes=_attributes,
-            span_name=_span_name,
-            carrier=_headers,
-            rules=HTTP_CLIENT,
-            settings=settings,
-            excluded=(lambda method, url, headers: settings.is_excluded(url))
-            if settings.excludes()
-            else None,
-            request_headers=_header_items,
-            enabled=self.enabled,
-        )
+        tracer = tracer_provider.get_tracer(__name__, __version__)
+        self.site = client_site(tracer, "urllib3", config, self.enabled)
         self.patcher.wrap(urllib3.poolmanager, "PoolManager.urlopen", self._manager_urlopen)
         self.patcher.wrap(urllib3.connectionpool, "HTTPConnectionPool.urlopen", self._pool_urlopen)
 
     def _manager_urlopen(
-        self,
-        wrapped: Callable[..., Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]
     ) -> Any:
         if not self.enabled():
             return wrapped(*args, **kwargs)
@@ -117,11 +84,7 @@ class Urllib3Instrumentor(Instrumentor):
         return self._urlopen(wrapped, args, kwargs, bound)
 
     def _pool_urlopen(
-        self,
-        wrapped: Callable[..., Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]
     ) -> Any:
         if not self.enabled():
             return wrapped(*args, **kwargs)
@@ -164,14 +127,7 @@ def _method_and_url(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any,
 
 
 def _response(call: Call, response: Any) -> None:
-    call.set_status_code(int(response.status))
-    version = _VERSIONS.get(getattr(response, "version", None) or 0)
-    if version:
-        call.span.set_attribute("network.protocol.version", version)
     retries = getattr(response, "retries", None)
-    history = getattr(retries, "history", None)
-    if history:
-        call.span.set_attribute("http.request.resend_count", len(history))
-    settings = call.site.settings
-    if settings is not None and settings.response_headers is not None:  # pairs built to capture
-        call.capture_response_headers(response.headers.items())
+    resends = len(getattr(retries, "history", None) or ())
+    version = VERSIONS.get(getattr(response, "version", None) or 0)
+    record_response(call, int(response.status), version, resends, response.headers)
