@@ -7,7 +7,7 @@ with. ``client_site`` builds the toolkit's ``CallSite`` for them once, from the 
 response. A library module keeps only what is its own: where it patches, how it copies the
 caller's request and how it reads its response's version and redirect count.
 
-    site = client_site(tracer, "httpx", config, self.enabled)
+    site = client_site(tracer, "httpx", config)
     with site.call(method, url, headers) as call:
         response = send(...)
         record_response(call, response.status_code, "1.1", len(response.history), response.headers)
@@ -50,14 +50,13 @@ def _header_items(method: str, url: str, headers: Any) -> Iterable[tuple[str, st
     return headers.items()  # type: ignore[no-any-return]
 
 
-def client_site(
-    tracer: Tracer, name: str, config: Config | None, enabled: Callable[[], bool]
-) -> CallSite:
+def client_site(tracer: Tracer, name: str, config: Config | None) -> CallSite:
     """The site of ``name``'s requests, each called as ``site.call(method, url, headers)``.
 
     ``url`` is the absolute URL asked for (matched by the excluded-URL patterns, recorded
     redacted as ``url.full``); ``headers`` the copy that is sent: the trace context is injected
-    into it, and its pairs are captured when configured.
+    into it, and its pairs are captured when configured. The site has no gate of its own: the
+    wrapper checks its instrumentor's ``enabled`` first, before it copies anything.
     """
     settings = _http.HttpSettings.from_config(config, name, server=False)
     excluded: Callable[[str, str, Any], bool] | None = None
@@ -76,7 +75,7 @@ def client_site(
         settings=settings,
         excluded=excluded,
         request_headers=_header_items,
-        enabled=enabled,
+        enabled=None,
     )
 
 

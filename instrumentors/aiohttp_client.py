@@ -48,7 +48,7 @@ class AiohttpClientInstrumentor(Instrumentor):
         import multidict
 
         tracer = tracer_provider.get_tracer(__name__, __version__)
-        self.site = client_site(tracer, "aiohttp_client", config, self.enabled)
+        self.site = client_site(tracer, "aiohttp_client", config)
         self._headers_type = multidict.CIMultiDict
         self._response_error = aiohttp.ClientResponseError
         self.patcher.wrap(aiohttp, "ClientSession._request", self._request)

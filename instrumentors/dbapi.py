@@ -208,7 +208,7 @@ def commented(statement: Any, carrier: Mapping[str, str]) -> Any:
 class DbApi:
     """The traced calls of one driver: each statement one CLIENT span of the ``db`` layer."""
 
-    __slots__ = ("commenter", "site")
+    __slots__ = ("commenter", "enabled", "site")
 
     @classmethod
     def from_config(
@@ -222,6 +222,8 @@ class DbApi:
         self, tracer: Tracer, name: str, *, enabled: Callable[[], bool], commenter: bool = False
     ) -> None:
         self.commenter = commenter
+        #: The gate, checked once per statement by the methods below (the site has none).
+        self.enabled = enabled
         self.site: CallSite = client_call(
             tracer,
             name,
@@ -230,7 +232,7 @@ class DbApi:
             carrier=_carrier,
             rules=DB,
             layer=LAYER,
-            enabled=enabled,
+            enabled=None,
             noun="statement",
         )
 
@@ -277,14 +279,13 @@ class DbApi:
         query renders against (the cursor or connection); ``args[0]`` is the statement (or,
         with ``procedure``, the procedure's name), ``args[1]`` its parameters.
         """
-        site = self.site
-        if not site.enabled():
+        if not self.enabled():
             return wrapped(*args, **kwargs)
         begun = self._begin(info, context, args, many, procedure)
         if begun is None:
             return wrapped(*args, **kwargs)
         call_args, carrier, args = begun
-        with site.call(*call_args) as call:
+        with self.site.call(*call_args) as call:
             if carrier and call.span is not INVALID_SPAN:  # nested: the outer call comments
                 args = (commented(args[0], carrier), *args[1:])
             return wrapped(*args, **kwargs)
@@ -299,7 +300,7 @@ class DbApi:
     ) -> Any:
         """``execute`` for a method that returns the rows as a (sync or async) generator: the
         span lasts until the rows are exhausted, the stream raises, is closed or collected."""
-        if not self.site.enabled():
+        if not self.enabled():
             return wrapped(*args, **kwargs)
         begun = self._begin(info, context, args, False, False)
         if begun is None:
@@ -328,7 +329,7 @@ class DbApi:
         many: bool = False,
     ) -> Any:
         """``execute`` for a coroutine method (an asyncio driver)."""
-        if not self.site.enabled():
+        if not self.enabled():
             return await wrapped(*args, **kwargs)
         begun = self._begin(info, context, args, many, False)
         if begun is None:

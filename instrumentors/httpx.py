@@ -43,7 +43,7 @@ class HttpxInstrumentor(Instrumentor):
         import httpx
 
         tracer = tracer_provider.get_tracer(__name__, __version__)
-        self.site = client_site(tracer, "httpx", config, self.enabled)
+        self.site = client_site(tracer, "httpx", config)
         self._streams = _stream_classes(httpx)
         self.patcher.wrap(httpx, "Client.send", self._send)
         self.patcher.wrap(httpx, "AsyncClient.send", self._async_send)

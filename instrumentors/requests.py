@@ -39,7 +39,7 @@ class RequestsInstrumentor(Instrumentor):
         import requests.sessions
 
         tracer = tracer_provider.get_tracer(__name__, __version__)
-        self.site = client_site(tracer, "requests", config, self.enabled)
+        self.site = client_site(tracer, "requests", config)
         self.patcher.wrap(requests.sessions, "Session.send", self._send)
 
     def _send(

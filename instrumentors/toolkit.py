@@ -48,12 +48,18 @@ from typing import TYPE_CHECKING, Any, Final, TypedDict, TypeVar, Unpack
 
 from telemetry_run.instrumentors import _http, _rpc
 from telemetry_run.instrumentors.base import _report, guard
-from telemetry_run.sdk.context import Context, attach, detach, get_current, get_value, set_value
+from telemetry_run.sdk.context import (
+    SPAN_KEY,
+    Context,
+    attach,
+    detach,
+    get_current,
+    get_value,
+)
 from telemetry_run.sdk.context import is_suppressed as _is_suppressed
 from telemetry_run.sdk.propagation import default_getter as _default_getter
 from telemetry_run.sdk.propagation import extract, inject
 from telemetry_run.sdk.trace.api import INVALID_SPAN, SpanKind, StatusCode
-from telemetry_run.sdk.trace.current import set_span_in_context
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -78,6 +84,8 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+_dict_setitem = dict.__setitem__  # builds a Context being made (immutable once handed out)
 
 #: Called with each traced ``Call`` just after its span ended (the span has its start and end
 #: times), in order; empty today. The metrics issue appends its duration recorder here, so every
@@ -261,7 +269,10 @@ class Call:
         except Exception as error:  # noqa: BLE001  # reported; the application's exception goes on
             _report(self.site.where_end, error)
         finally:
-            self.detach()
+            token = self._token  # ``detach()``, inlined: every call passes here
+            if token is not None:
+                self._token = None
+                detach(token)
 
     # -- streams ------------------------------------------------------------------------
 
@@ -445,6 +456,11 @@ def _not_suppressed() -> bool:
     return not _is_suppressed()
 
 
+def _checked_by_caller() -> bool:
+    """The gate of a site built with ``enabled=None``: its wrapper checked the real one."""
+    return True
+
+
 class CallSite:
     """One patch point's calls: what is constant for them, and the sequence that traces one.
 
@@ -491,7 +507,7 @@ class CallSite:
         settings: _http.HttpSettings | None = None,
         excluded: Callable[..., bool] | None = None,
         request_headers: Callable[..., Iterable[tuple[str, str]]] | None = None,
-        enabled: Callable[[], bool] = _not_suppressed,
+        enabled: Callable[[], bool] | None = _not_suppressed,
         layer: str | None = None,
         call_type: type[Call] = Call,
         noun: str = "call",
@@ -511,7 +527,7 @@ class CallSite:
         self.excluded = excluded
         capture = settings is not None and settings.request_headers is not None
         self.request_headers = request_headers if capture else None
-        self.enabled = enabled
+        self.enabled: Callable[[], bool] = enabled if enabled is not None else _checked_by_caller
         self._layer_key = _layer_key(layer) if layer is not None else None
         self.call_type = call_type
         self.where_start = f"{name}: {noun} start"
@@ -525,7 +541,8 @@ class CallSite:
         backdates the span, for a call that is traced once it returned (a consumer's receive).
 
         Not traced: the gate ``enabled`` is off (by default inside ``suppress_instrumentation()``;
-        an ``Instrumentor`` passes its own ``enabled``), ``excluded`` says so, a client call is
+        an ``Instrumentor`` passes its own ``enabled``; None: the wrapper checked it already,
+        one gate per call), ``excluded`` says so, a client call is
         nested in another of its layer (it then only carries the context), or a step of ours
         failed (reported).
         """
@@ -537,29 +554,31 @@ class CallSite:
                 return None
             carrier = None if self.carrier is None else self.carrier(*args, **kwargs)
             layer_key = self._layer_key
-            if layer_key is not None and get_value(layer_key) is not None:
-                if carrier is not None:  # nested: the outer call's context, no span
-                    self._inject(carrier, None)
-                return None
             incoming = self._incoming
             if incoming:
+                if layer_key is not None and get_value(layer_key) is not None:
+                    if carrier is not None:  # nested: the outer call's context, no span
+                        self._inject(carrier, None)
+                    return None
                 # A server starts from the caller's context alone, a consumer from its own.
                 base = get_current() if self._falls_back else None
                 parent = base if carrier is None else extract(carrier, base, self.getter)
             else:
                 parent = get_current()
+                if layer_key is not None and parent.get(layer_key) is not None:
+                    if carrier is not None:  # nested: the outer call's context, no span
+                        self._inject(carrier, None)
+                    return None
             attributes = self.attributes(*args, **kwargs)
-            span = self.tracer.start_span(
-                self.span_name(attributes, *args, **kwargs),
-                context=parent,
-                kind=self.kind,
-                attributes=attributes,
-                start_time=start_time,
-            )
+            name = self.span_name(attributes, *args, **kwargs)
+            # Positional: the API's order (name, context, kind, attributes, links, start_time).
+            span = self.tracer.start_span(name, parent, self.kind, attributes, None, start_time)
             try:
-                context = set_span_in_context(span, parent)
+                # The span (and the layer's key) in one copy of the parent context, not two.
+                context = Context(parent if parent is not None else get_current())
+                _dict_setitem(context, SPAN_KEY, span)
                 if layer_key is not None:
-                    context = set_value(layer_key, span, context)
+                    _dict_setitem(context, layer_key, span)
                 if carrier is not None and not incoming:
                     self._inject(carrier, context)
                 headers = self.request_headers  # None unless headers are to be captured
@@ -642,7 +661,8 @@ class SiteOptions(TypedDict, total=False):
     (server); ``rules``: the protocol's ``StatusRules``; ``settings``: an ``HttpSettings`` for
     header capture; ``excluded(*args)``: true skips the call; ``request_headers(*args)``: the
     request's headers as pairs, captured per ``settings``; ``enabled``: the gate (an
-    ``Instrumentor``'s ``enabled``); ``call_type``: a ``Call`` subclass adding a protocol's
+    ``Instrumentor``'s ``enabled``; None for a wrapper that checks it before the call);
+    ``call_type``: a ``Call`` subclass adding a protocol's
     steps; ``noun``: our failures are reported as ``"{name}: {noun} start"`` (or ``end``).
     """
 
@@ -651,7 +671,7 @@ class SiteOptions(TypedDict, total=False):
     settings: _http.HttpSettings | None
     excluded: Callable[..., bool] | None
     request_headers: Callable[..., Iterable[tuple[str, str]]] | None
-    enabled: Callable[[], bool]
+    enabled: Callable[[], bool] | None
     call_type: type[Call]
     noun: str
 

@@ -66,7 +66,7 @@ class Urllib3Instrumentor(Instrumentor):
         import urllib3.poolmanager
 
         tracer = tracer_provider.get_tracer(__name__, __version__)
-        self.site = client_site(tracer, "urllib3", config, self.enabled)
+        self.site = client_site(tracer, "urllib3", config)
         self.patcher.wrap(urllib3.poolmanager, "PoolManager.urlopen", self._manager_urlopen)
         self.patcher.wrap(urllib3.connectionpool, "HTTPConnectionPool.urlopen", self._pool_urlopen)
 
