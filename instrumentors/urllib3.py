@@ -20,6 +20,7 @@ from telemetry_run._version import __version__
 from telemetry_run.instrumentors import _http
 from telemetry_run.instrumentors._http_client import VERSIONS, client_site, record_response
 from telemetry_run.instrumentors.base import Instrumentor, guard
+from telemetry_run.sdk.context import get_value
 from telemetry_run.sdk.trace.api import INVALID_SPAN
 
 if TYPE_CHECKING:
@@ -32,6 +33,19 @@ if TYPE_CHECKING:
 __all__ = ["Urllib3Instrumentor"]
 
 _POOL_HEADERS_AT: Final = 3  # HTTPConnectionPool.urlopen(method, url, body, headers, ...)
+
+
+def _carried(headers: Any) -> bool:
+    """True inside another HTTP client call whose context ``headers`` carry already: the
+    headers it injected, handed down (a manager's to its pool, requests' to urllib3, a redirect
+    or retry hop). Such a call makes no span and has nothing to inject: it is passed through.
+    Headers without a ``traceparent`` (another propagator, or a call whose outer call did not
+    inject into them) take the usual path, which injects the outer call's context."""
+    return (
+        headers is not None
+        and get_value(_http.CLIENT_SPAN_KEY) is not None
+        and "traceparent" in headers
+    )
 
 
 def _copy(headers: Any) -> Any:
@@ -77,10 +91,11 @@ class Urllib3Instrumentor(Instrumentor):
             return wrapped(*args, **kwargs)
         bound: tuple[Any, ...] | None = None
         with guard("urllib3: before urlopen"):
-            method, url = _method_and_url(args, kwargs)
             given = kwargs.get("headers")
-            headers = _copy(instance.headers if given is None else given)
-            bound = (str(method), str(url), headers, args, {**kwargs, "headers": headers})
+            if not _carried(given):  # else a redirect hop of a traced call: passed through
+                method, url = _method_and_url(args, kwargs)
+                headers = _copy(instance.headers if given is None else given)
+                bound = (str(method), str(url), headers, args, {**kwargs, "headers": headers})
         return self._urlopen(wrapped, args, kwargs, bound)
 
     def _pool_urlopen(
@@ -90,16 +105,11 @@ class Urllib3Instrumentor(Instrumentor):
             return wrapped(*args, **kwargs)
         bound: tuple[Any, ...] | None = None
         with guard("urllib3: before urlopen"):
-            method, url = _method_and_url(args, kwargs)
-            if len(args) > _POOL_HEADERS_AT:
-                headers = _copy(args[_POOL_HEADERS_AT])
-                call_args = (*args[:_POOL_HEADERS_AT], headers, *args[_POOL_HEADERS_AT + 1 :])
-                call_kwargs = kwargs
-            else:
-                given = kwargs.get("headers")
-                headers = _copy(instance.headers if given is None else given)
-                call_args, call_kwargs = args, {**kwargs, "headers": headers}
-            bound = (str(method), _pool_url(instance, str(url)), headers, call_args, call_kwargs)
+            given = (
+                args[_POOL_HEADERS_AT] if len(args) > _POOL_HEADERS_AT else kwargs.get("headers")
+            )
+            if not _carried(given):  # else under the manager's call or requests': passed through
+                bound = _pool_bound(instance, args, kwargs, given)
         return self._urlopen(wrapped, args, kwargs, bound)
 
     def _urlopen(
@@ -109,7 +119,7 @@ class Urllib3Instrumentor(Instrumentor):
         kwargs: dict[str, Any],
         bound: tuple[Any, ...] | None,
     ) -> Any:
-        if bound is None:  # a step of ours failed (reported): the call as it was made
+        if bound is None:  # carried already, or a step of ours failed: the call as it was made
             return wrapped(*args, **kwargs)
         method, url, headers, call_args, call_kwargs = bound
         with self.site.call(method, url, headers) as call:
@@ -118,6 +128,21 @@ class Urllib3Instrumentor(Instrumentor):
                 with guard("urllib3: response"):
                     _response(call, response)
         return response
+
+
+def _pool_bound(
+    pool: Any, args: tuple[Any, ...], kwargs: dict[str, Any], given: Any
+) -> tuple[Any, ...]:
+    """A pool's ``urlopen``: method, full URL, the headers to send (a copy of ``given``, else
+    of the pool's), and the arguments that send them."""
+    method, url = _method_and_url(args, kwargs)
+    headers = _copy(pool.headers if given is None else given)
+    if len(args) > _POOL_HEADERS_AT:
+        call_args = (*args[:_POOL_HEADERS_AT], headers, *args[_POOL_HEADERS_AT + 1 :])
+        call_kwargs = kwargs
+    else:
+        call_args, call_kwargs = args, {**kwargs, "headers": headers}
+    return (str(method), _pool_url(pool, str(url)), headers, call_args, call_kwargs)
 
 
 def _method_and_url(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
