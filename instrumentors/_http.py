@@ -42,6 +42,7 @@ __all__ = [
     "client_request_attributes",
     "client_response",
     "client_span_name",
+    "client_status",
     "environ_headers",
     "environ_url",
     "exception_type",
@@ -465,8 +466,9 @@ def _origin(url: str) -> tuple[str, int | None] | None:
     return origin
 
 
-def client_request_attributes(method: str, url: str) -> dict[str, Any]:
-    """The attributes of a CLIENT span before the request is sent."""
+def client_request_attributes(method: str, url: str, headers: Any = None) -> dict[str, Any]:
+    """The attributes of a CLIENT span before the request is sent (``headers`` are not read:
+    they are there so that a client site's arguments can be handed over as they are)."""
     if method in KNOWN_METHODS:  # ``method_and_original``'s common case, without the call
         attributes: dict[str, Any] = {"http.request.method": method, "url.full": redact_url(url)}
     else:
@@ -481,16 +483,21 @@ def client_request_attributes(method: str, url: str) -> dict[str, Any]:
     return attributes
 
 
-def client_response(span: Span, status_code: int, version: str | None = None) -> None:
-    """A CLIENT span's response: 4xx and 5xx set ``error.type`` and status ERROR."""
+def client_status(span: Span, status_code: int, details: str | None = None) -> None:
+    """``client_response`` without a version: the toolkit's ``StatusRules.code`` for clients."""
     span.set_attribute("http.response.status_code", status_code)
-    if version:
-        span.set_attribute("network.protocol.version", version)
     if status_code >= 400:
         from telemetry_run.sdk.trace.api import StatusCode  # only here: an import per call costs
 
         span.set_attribute("error.type", str(status_code))
         span.set_status(StatusCode.ERROR)
+
+
+def client_response(span: Span, status_code: int, version: str | None = None) -> None:
+    """A CLIENT span's response: 4xx and 5xx set ``error.type`` and status ERROR."""
+    client_status(span, status_code)
+    if version:
+        span.set_attribute("network.protocol.version", version)
 
 
 def client_exception(span: Span, exc: BaseException) -> None:

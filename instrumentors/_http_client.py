@@ -34,12 +34,10 @@ __all__ = ["VERSIONS", "client_site", "record_response"]
 VERSIONS: Final = {10: "1.0", 11: "1.1", 20: "2", 30: "3"}
 
 
-def _attributes(method: str, url: str, headers: Any) -> dict[str, Any]:
-    return _http.client_request_attributes(method, url)
-
-
 def _span_name(attributes: Mapping[str, Any], method: str, url: str, headers: Any) -> str:
-    return _http.client_span_name(attributes["http.request.method"])
+    # ``_http.client_span_name``: the attribute is a known method or ``_OTHER``.
+    method = attributes["http.request.method"]
+    return "HTTP" if method == "_OTHER" else method
 
 
 def _carrier(method: str, url: str, headers: Any) -> Any:
@@ -68,7 +66,7 @@ def client_site(tracer: Tracer, name: str, config: Config | None) -> CallSite:
     return client_call(
         tracer,
         name,
-        attributes=_attributes,
+        attributes=_http.client_request_attributes,  # (method, url, headers): headers unread
         span_name=_span_name,
         carrier=_carrier,
         rules=HTTP_CLIENT,

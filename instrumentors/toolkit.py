@@ -138,7 +138,7 @@ PLAIN: Final = StatusRules(_no_code)
 #: HTTP server: 5xx is an error, 4xx is the client's (``http.response.status_code``).
 HTTP_SERVER: Final = StatusRules(_http.server_status_attributes)
 #: HTTP client: 4xx and 5xx are errors.
-HTTP_CLIENT: Final = StatusRules(lambda span, code, _: _http.client_response(span, code))
+HTTP_CLIENT: Final = StatusRules(_http.client_status)
 #: gRPC client: every code but OK is an error (``rpc.grpc.status_code``).
 RPC_CLIENT: Final = StatusRules(_rpc.client_end, _rpc_client_exception)
 #: gRPC server: only the server's faults are errors (``_rpc.SERVER_ERROR_CODES``).
@@ -471,6 +471,7 @@ class CallSite:
 
     __slots__ = (
         "_falls_back",
+        "_gated",
         "_incoming",
         "_layer_key",
         "_untraced",
@@ -528,6 +529,7 @@ class CallSite:
         capture = settings is not None and settings.request_headers is not None
         self.request_headers = request_headers if capture else None
         self.enabled: Callable[[], bool] = enabled if enabled is not None else _checked_by_caller
+        self._gated = enabled is not None  # without a gate, ``start`` skips calling one
         self._layer_key = _layer_key(layer) if layer is not None else None
         self.call_type = call_type
         self.where_start = f"{name}: {noun} start"
@@ -546,7 +548,7 @@ class CallSite:
         nested in another of its layer (it then only carries the context), or a step of ours
         failed (reported).
         """
-        if not self.enabled():
+        if self._gated and not self.enabled():
             return None
         try:  # not ``guard``: this runs for every request, and a try costs nothing
             excluded = self.excluded
