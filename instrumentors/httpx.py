@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 from telemetry_run._version import __version__
 from telemetry_run.instrumentors import _http
 from telemetry_run.instrumentors._http_client import client_site, record_response
-from telemetry_run.instrumentors.base import Instrumentor, guard
+from telemetry_run.instrumentors.base import Instrumentor, _report, guard
 from telemetry_run.sdk.trace.api import INVALID_SPAN
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class HttpxInstrumentor(Instrumentor):
         """The caller's request, the copy to send and ``site.call``'s arguments for it (the
         last two None when the copy failed)."""
         request: Any = None
-        with guard("httpx: before send"):
+        try:  # not ``guard``: this runs for every request, and a try costs nothing
             request = args[0] if args else kwargs["request"]
             # The caller's request and headers stay as they were. Not ``copy.copy``: httpx's
             # pickling state swaps the body for a closed stream.
@@ -60,6 +60,8 @@ class HttpxInstrumentor(Instrumentor):
             sent.__dict__.update(request.__dict__)
             sent.headers = headers = request.headers.copy()
             return request, sent, (str(sent.method), str(sent.url), headers)
+        except Exception as exc:  # noqa: BLE001  # reported; the request goes on untraced
+            _report("httpx: before send", exc)
         return request, None, None
 
     def _send(
@@ -103,7 +105,7 @@ class HttpxInstrumentor(Instrumentor):
     def _response(
         self, call: Call, request: Any, sent: Any, response: Any, stream: Any, is_async: bool
     ) -> None:
-        with guard("httpx: response"):
+        try:  # not ``guard``: this runs for every request, and a try costs nothing
             _give_back(request, sent, None, response)
             if call.span is INVALID_SPAN:  # not traced: nothing to record
                 return
@@ -111,6 +113,8 @@ class HttpxInstrumentor(Instrumentor):
             version = _VERSIONS.get(http_version) or _http.protocol_version(http_version)
             resends = len(response.history)
             record_response(call, int(response.status_code), version, resends, response.headers)
+        except Exception as exc:  # noqa: BLE001  # reported; the response goes to the app
+            _report("httpx: response", exc)
         if stream and not response.is_closed and call.span is not INVALID_SPAN:
             with guard("httpx: streamed response"):
                 sync_class, async_class = self._streams

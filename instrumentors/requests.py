@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from telemetry_run._version import __version__
 from telemetry_run.instrumentors._http_client import VERSIONS, client_site, record_response
-from telemetry_run.instrumentors.base import Instrumentor, guard
+from telemetry_run.instrumentors.base import Instrumentor, _report, guard
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -49,11 +49,13 @@ class RequestsInstrumentor(Instrumentor):
             return wrapped(*args, **kwargs)
         request: Any = None
         bound: tuple[str, str, Any] | None = None
-        with guard("requests: before send"):
+        try:  # not ``guard``: this runs for every request, and a try costs nothing
             request = args[0] if args else kwargs["request"]
             sent = copy.copy(request)  # the caller's request and headers stay as they were
             sent.headers = request.headers.copy()
             bound = (str(sent.method), str(sent.url), sent.headers)
+        except Exception as exc:  # noqa: BLE001  # reported; the request goes on untraced
+            _report("requests: before send", exc)
         if bound is None:  # a step of ours failed (reported): the call as it was made
             return wrapped(*args, **kwargs)
         call_args = (sent, *args[1:]) if args else args
@@ -65,10 +67,14 @@ class RequestsInstrumentor(Instrumentor):
                 with guard("requests: restore the request"):
                     _give_back(request, sent, exc)
                 raise
-            with guard("requests: restore the request"):
+            try:  # not ``guard``: this runs for every request, and a try costs nothing
                 _give_back(request, sent, None, response)
-            with guard("requests: response"):
+            except Exception as exc:  # noqa: BLE001  # reported; the response goes to the app
+                _report("requests: restore the request", exc)
+            try:
                 _response(call, response)
+            except Exception as exc:  # noqa: BLE001  # reported; the response goes to the app
+                _report("requests: response", exc)
         return response
 
 

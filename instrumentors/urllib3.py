@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 from telemetry_run._version import __version__
 from telemetry_run.instrumentors import _http
 from telemetry_run.instrumentors._http_client import VERSIONS, client_site, record_response
-from telemetry_run.instrumentors.base import Instrumentor, guard
+from telemetry_run.instrumentors.base import Instrumentor, _report
 from telemetry_run.sdk.context import get_value
 from telemetry_run.sdk.trace.api import INVALID_SPAN
 
@@ -90,12 +90,14 @@ class Urllib3Instrumentor(Instrumentor):
         if not self.enabled():
             return wrapped(*args, **kwargs)
         bound: tuple[Any, ...] | None = None
-        with guard("urllib3: before urlopen"):
+        try:  # not ``guard``: this runs for every request, and a try costs nothing
             given = kwargs.get("headers")
             if not _carried(given):  # else a redirect hop of a traced call: passed through
                 method, url = _method_and_url(args, kwargs)
                 headers = _copy(instance.headers if given is None else given)
                 bound = (str(method), str(url), headers, args, {**kwargs, "headers": headers})
+        except Exception as exc:  # noqa: BLE001  # reported; the request goes on untraced
+            _report("urllib3: before urlopen", exc)
         return self._urlopen(wrapped, args, kwargs, bound)
 
     def _pool_urlopen(
@@ -104,12 +106,14 @@ class Urllib3Instrumentor(Instrumentor):
         if not self.enabled():
             return wrapped(*args, **kwargs)
         bound: tuple[Any, ...] | None = None
-        with guard("urllib3: before urlopen"):
+        try:  # not ``guard``: this runs for every request, and a try costs nothing
             given = (
                 args[_POOL_HEADERS_AT] if len(args) > _POOL_HEADERS_AT else kwargs.get("headers")
             )
             if not _carried(given):  # else under the manager's call or requests': passed through
                 bound = _pool_bound(instance, args, kwargs, given)
+        except Exception as exc:  # noqa: BLE001  # reported; the request goes on untraced
+            _report("urllib3: before urlopen", exc)
         return self._urlopen(wrapped, args, kwargs, bound)
 
     def _urlopen(
@@ -125,8 +129,10 @@ class Urllib3Instrumentor(Instrumentor):
         with self.site.call(method, url, headers) as call:
             response = wrapped(*call_args, **call_kwargs)
             if call.span is not INVALID_SPAN:  # a traced call (not one nested in another)
-                with guard("urllib3: response"):
+                try:  # not ``guard``: this runs for every request, and a try costs nothing
                     _response(call, response)
+                except Exception as exc:  # noqa: BLE001  # reported; the response goes to the app
+                    _report("urllib3: response", exc)
         return response
 
 
