@@ -160,9 +160,15 @@ class RedisInstrumentor(Instrumentor):
 
         def command_attributes(client: Any, args: Sequence[Any]) -> dict[str, Any]:
             attributes = _connection_attributes(client)
-            name = _command_name(args)
+            first = args[0] if args else ""  # ``_command_name``, inlined: it runs per command
+            name = (first if type(first) is str else _text(first)).upper()
             attributes["db.operation.name"] = name
-            attributes["db.query.text"] = _query_text(name, args, capture_keys)
+            rest = len(args) - 1
+            attributes["db.query.text"] = (
+                _query_text(name, args, capture_keys)
+                if capture_keys and rest > 0
+                else name + " ?" * rest
+            )
             return attributes
 
         def pipeline_attributes(pipeline: Any) -> dict[str, Any]:
