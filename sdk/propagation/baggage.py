@@ -7,7 +7,7 @@ work done on a hostile header and what we send.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from itertools import compress
 from operator import add, itemgetter, not_
 from typing import Final
@@ -42,9 +42,9 @@ _OCTETS: Final = bytes(  # W3C baggage-octet: %x21 / %x23-2B / %x2D-3A / %x3C-5B
     c for c in range(0x21, 0x7F) if c not in b'",;\\'
 )
 # A header is read as at most this many comma-separated items, empty and invalid ones
-# included, whatever its length: the cost of a header of commas is bounded too.
-_MAX_ITEMS: Final = 2 * MAX_ENTRIES
-
+# included, whatever its length: the cost of a header of commas, of duplicates or of invalid
+# members is bounded by what 180 valid ones cost (W3C asks to propagate 64 members).
+_MAX_ITEMS: Final = MAX_ENTRIES
 
 # Parts of ``str.partition`` results, taken from every member by ``map`` (C, no frame each).
 _FIRST: Final = itemgetter(0)
@@ -65,7 +65,7 @@ _SAFE: Final = "!#$&'()*/:<>?@[]^`{|}"
 def parse_baggage(headers: Iterable[str]) -> dict[str, str]:
     """The entries of the combined ``baggage`` headers, within the size limits.
 
-    Only the first 8192 characters and 360 comma-separated items are read (a member that
+    Only the first 8192 characters and 180 comma-separated items are read (a member that
     crosses either limit is dropped), members longer than 4096 are skipped, and reading stops
     at 180 entries. A later duplicate key wins. (Characters are bytes here: a valid member is
     ASCII.) Linear in the size read, with no regular expression.
@@ -99,14 +99,22 @@ def _add_members(chunk: str, members: list[str], entries: dict[str, str]) -> boo
         members = [member for member in members if len(member) <= MAX_MEMBER_BYTES]
     if not all(members):
         members = list(filter(None, members))  # empty members are skipped
-    spaced = " " in chunk or "\t" in chunk
+    text = ",".join(members)  # what is read: the checks below do not scan the rest
+    spaced = " " in text or "\t" in text
     for start in range(0, len(members), MAX_ENTRIES):
-        good = _valid_members(members[start : start + MAX_ENTRIES], spaced, ";" in chunk)
-        if "%" in chunk:
+        good = _valid_members(members[start : start + MAX_ENTRIES], spaced, ";" in text)
+        if "%" in text:
             good = list(zip(map(_FIRST, good), _decode(list(map(_SECOND, good))), strict=True))
         if len(entries) + len(good) < MAX_ENTRIES:
             entries.update(good)
             continue
+        new = dict(good)  # a later duplicate wins, at the place of the first, as one by one
+        if len(entries.keys() | new.keys()) < MAX_ENTRIES:
+            entries.update(new)
+            continue
+        if len(new) == len(good) and not entries.keys() & new.keys():  # no duplicate: a slice
+            entries.update(good[: MAX_ENTRIES - len(entries)])
+            return True
         for key, value in good:  # where the limit falls depends on duplicates: one by one
             entries[key] = value
             if len(entries) >= MAX_ENTRIES:
@@ -162,9 +170,27 @@ def _decode(values: list[str]) -> list[str]:
         raw = a2b_qp(quoted)
         if len(raw) == len(quoted) - 2 * quoted.count("="):
             return raw.decode("utf-8", "replace").split(",")
+        # Some value holds a bad escape (a header cut inside one, say): each value on its own,
+        # so one bad value does not send the others through ``unquote``.
+        return [_decode_one(value, a2b_qp) if "%" in value else value for value in values]
     from urllib.parse import unquote
 
     return [unquote(value, errors="replace") if "%" in value else value for value in values]
+
+
+def _decode_one(value: str, a2b_qp: Callable[[str], bytes]) -> str:
+    """One value, as ``_decode`` does all of them (``unquote`` when it has a bad escape)."""
+    quoted = value.replace("=", "=3D").replace("%", "=")
+    raw = a2b_qp(quoted)
+    if (
+        "%2C" not in value
+        and "%2c" not in value
+        and len(raw) == len(quoted) - 2 * quoted.count("=")
+    ):
+        return raw.decode("utf-8", "replace")
+    from urllib.parse import unquote
+
+    return unquote(value, errors="replace")
 
 
 def format_baggage(entries: Iterable[tuple[object, object]]) -> str:
