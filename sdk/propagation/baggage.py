@@ -105,8 +105,10 @@ def _add_members(chunk: str, members: list[str], entries: dict[str, str]) -> boo
         good = _valid_members(members[start : start + MAX_ENTRIES], spaced, ";" in text)
         if "%" in text:
             good = list(zip(map(_FIRST, good), _decode(list(map(_SECOND, good))), strict=True))
-        if len(entries) + len(good) < MAX_ENTRIES:
+        if len(entries) + len(good) <= MAX_ENTRIES:  # no cut can fall inside ``good``
             entries.update(good)
+            if len(entries) >= MAX_ENTRIES:
+                return True
             continue
         new = dict(good)  # a later duplicate wins, at the place of the first, as one by one
         if len(entries.keys() | new.keys()) < MAX_ENTRIES:
@@ -158,39 +160,32 @@ def _decode(values: list[str]) -> list[str]:
 
     ``unquote`` walks the escapes in Python, microseconds a value; here all the values are
     decoded in one pass by ``binascii.a2b_qp`` (quoted-printable's ``=XX`` is ``%XX`` with
-    another sign), joined by commas, which no value holds. Its input is checked first: an
-    escaped comma, or a ``%`` not followed by two hex digits (which the length of the result
-    shows: each good escape shortens the text by two), sends the values to ``unquote``.
+    another sign), joined by commas, which no value holds. Its output is checked: an escaped
+    comma (a comma more than the joins), or a ``%`` not followed by two hex digits (which the
+    length of the result shows: each good escape shortens the text by two), decodes each half
+    on its own the same way, down to the values that fail, which go to ``unquote``.
     """
     from binascii import a2b_qp  # not at import: this module loads at every start-up
 
+    return _decode_with(a2b_qp, values)
+
+
+def _decode_with(a2b_qp: Callable[[str], bytes], values: list[str]) -> list[str]:
     joined = ",".join(values)
-    if values and "%2C" not in joined and "%2c" not in joined:
-        quoted = joined.replace("=", "=3D").replace("%", "=")
-        raw = a2b_qp(quoted)
-        if len(raw) == len(quoted) - 2 * quoted.count("="):
-            return raw.decode("utf-8", "replace").split(",")
-        # Some value holds a bad escape (a header cut inside one, say): each value on its own,
-        # so one bad value does not send the others through ``unquote``.
-        return [_decode_one(value, a2b_qp) if "%" in value else value for value in values]
-    from urllib.parse import unquote
-
-    return [unquote(value, errors="replace") if "%" in value else value for value in values]
-
-
-def _decode_one(value: str, a2b_qp: Callable[[str], bytes]) -> str:
-    """One value, as ``_decode`` does all of them (``unquote`` when it has a bad escape)."""
-    quoted = value.replace("=", "=3D").replace("%", "=")
+    quoted = joined.replace("=", "=3D").replace("%", "=")
     raw = a2b_qp(quoted)
-    if (
-        "%2C" not in value
-        and "%2c" not in value
-        and len(raw) == len(quoted) - 2 * quoted.count("=")
-    ):
-        return raw.decode("utf-8", "replace")
+    # Each good escape shortens the text by two; an escaped comma would add a comma (no value
+    # holds a plain one): either check fails on a value ``unquote`` must read.
+    if len(raw) == len(quoted) - 2 * quoted.count("=") and raw.count(b",") == len(values) - 1:
+        return raw.decode("utf-8", "replace").split(",")
+    if len(values) > 1:
+        # Some value holds a bad escape (a header cut inside one, say): each half on its own,
+        # so one bad value costs a few more passes, and only it goes through ``unquote``.
+        half = len(values) // 2
+        return _decode_with(a2b_qp, values[:half]) + _decode_with(a2b_qp, values[half:])
     from urllib.parse import unquote
 
-    return unquote(value, errors="replace")
+    return [unquote(value, errors="replace") for value in values]
 
 
 def format_baggage(entries: Iterable[tuple[object, object]]) -> str:
