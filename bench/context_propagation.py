@@ -31,7 +31,9 @@ Each worker process times R rounds of N calls and keeps the fastest round (a mic
 noise only ever adds time); the contenders' processes take turns, P times, the order rotating,
 and a cell is the median of its P processes. ``us +`` and ``peer +`` are the overheads (the
 contender minus bare); ``ratio`` is ours divided by the peer's (target of issue 16: at most
-0.30x). The ``pool`` and ``process`` rows are there for scale: a real pool's thread handoff
+0.30x). After the table, the record rows' ``limit``: a chained factory that adds nothing, the
+floor of any record factory (our added time over it is what correlation itself costs). The
+``pool`` and ``process`` rows are there for scale: a real pool's thread handoff
 varies by more than the propagation costs, and no peer carries context to another process.
 
     python bench/context_propagation.py [--quick] [--peers DIR]
@@ -53,6 +55,10 @@ from _common import versions
 
 SCENARIOS = ("submit", "pool", "record", "record-idle", "process")
 CONTENDERS = ("bare", "us", "otel")
+#: The record rows' floor: a factory chained the way every correlation must be (called with the
+#: record's arguments, calling the previous factory), adding nothing. Its added time is the
+#: least any chained record factory costs; run only in the record rows.
+LIMIT = "limit"
 
 
 def _noop(*args: Any, **kwargs: Any) -> None:
@@ -190,6 +196,13 @@ def worker(contender: str, scenario: str, n: int, rounds: int, peers: str | None
         process.ProcessPoolExecutor.submit = _pickled_submit  # type: ignore[method-assign]
     if scenario.startswith("record"):
         logging.setLogRecordFactory(_Record)  # type: ignore[arg-type]  # any object will do
+    if contender == LIMIT:
+        previous = logging.getLogRecordFactory()
+
+        def chained(*args: Any, **kwargs: Any) -> Any:
+            return previous(*args, **kwargs)
+
+        logging.setLogRecordFactory(chained)
     label = contender
     span: Callable[[], Any] = contextlib.nullcontext
     if contender == "us":
@@ -252,7 +265,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls and rounds")
     parser.add_argument("--peers", help="folder holding the opentelemetry-instrumentation peers")
-    parser.add_argument("--worker", choices=CONTENDERS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=(*CONTENDERS, LIMIT), help=argparse.SUPPRESS)
     parser.add_argument("--scenario", choices=SCENARIOS, help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=0, help=argparse.SUPPRESS)
@@ -280,6 +293,19 @@ def main() -> None:
     header = f"{'scenario':<12} {'bare':>8} {'us':>8} {'peer':>8} {'us +':>8} {'peer +':>8} ratio"
     print(header)
     print("-" * len(header))
+    floors: list[tuple[str, float | None, float | None, float | None]] = []
+
+    def limit_added(scenario: str) -> float | None:
+        """The limit's added time in ``scenario``, bare run beside it in the same turns."""
+        added = []
+        for _ in range(processes):
+            limit = _run(LIMIT, scenario, n, rounds, options.peers)["seconds"]
+            bare = _run("bare", scenario, n, rounds, options.peers)["seconds"]
+            if limit is None or bare is None:
+                return None
+            added.append(limit - bare)
+        return statistics.median(added)
+
     for scenario in SCENARIOS:
         runs: dict[str, list[dict[str, Any]]] = {c: [] for c in CONTENDERS}
         for turn in range(processes):
@@ -308,6 +334,16 @@ def main() -> None:
         for contender, cell in cells.items():
             if cell.get("error") and cell["error"] != ["no peer"]:
                 print(f"    {contender} failed: {cell['error']}")
+        if scenario.startswith("record"):
+            floors.append((scenario, ours, theirs, limit_added(scenario)))
+    for scenario, ours, theirs, floor in floors:
+        if floor is None or ours is None or not theirs:
+            continue
+        print(
+            f"{scenario}: limit (a chained factory adding nothing) +{floor * 1e6:.3f} µs = "
+            f"{floor / theirs:.2f}x the peer's added time; ours +{ours * 1e6:.3f} µs, "
+            f"{(ours - floor) * 1e6:+.3f} µs over the limit"
+        )
 
 
 if __name__ == "__main__":
