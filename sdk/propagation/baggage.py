@@ -107,6 +107,13 @@ def _add_members(chunk: str, members: list[str], entries: dict[str, str]) -> boo
         if len(entries) + len(good) < MAX_ENTRIES:
             entries.update(good)
             continue
+        if not entries or len(entries) + len(dict(good)) < MAX_ENTRIES:
+            # Empty before: a slice holds at most 180, so the limit falls on its last member
+            # if at all. Otherwise its distinct keys cannot reach it. No need to go one by one.
+            entries.update(good)
+            if len(entries) >= MAX_ENTRIES:
+                return True
+            continue
         for key, value in good:  # where the limit falls depends on duplicates: one by one
             entries[key] = value
             if len(entries) >= MAX_ENTRIES:
