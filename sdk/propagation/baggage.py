@@ -101,20 +101,20 @@ def _add_members(chunk: str, members: list[str], entries: dict[str, str]) -> boo
         members = list(filter(None, members))  # empty members are skipped
     spaced = _whitespace(chunk)
     for start in range(0, len(members), MAX_ENTRIES):
-        good = _valid_members(members[start : start + MAX_ENTRIES], spaced, ";" in chunk)
+        keys, values = _valid_members(members[start : start + MAX_ENTRIES], spaced, ";" in chunk)
         if "%" in chunk:
-            good = list(zip(map(_FIRST, good), _decode(list(map(_SECOND, good))), strict=True))
-        if len(entries) + len(good) < MAX_ENTRIES:
-            entries.update(good)
+            values = _decode(values)
+        if len(entries) + len(keys) < MAX_ENTRIES:
+            entries.update(zip(keys, values, strict=True))
             continue
-        if not entries or len(entries) + len(dict(good)) < MAX_ENTRIES:
+        if not entries or len(entries) + len(set(keys)) < MAX_ENTRIES:
             # Empty before: a slice holds at most 180, so the limit falls on its last member
             # if at all. Otherwise its distinct keys cannot reach it. No need to go one by one.
-            entries.update(good)
+            entries.update(zip(keys, values, strict=True))
             if len(entries) >= MAX_ENTRIES:
                 return True
             continue
-        for key, value in good:  # where the limit falls depends on duplicates: one by one
+        for key, value in zip(keys, values, strict=True):  # the limit falls in it: one by one
             entries[key] = value
             if len(entries) >= MAX_ENTRIES:
                 return True
@@ -141,8 +141,10 @@ def _whitespace(chunk: str) -> int:
     return _OWS
 
 
-def _valid_members(members: list[str], spaced: int, properties: bool) -> list[tuple[str, str]]:
-    """The ``(key, value)`` of each member that follows the grammar, in order.
+def _valid_members(
+    members: list[str], spaced: int, properties: bool
+) -> tuple[list[str], list[str]]:
+    """The keys and the values of the members that follow the grammar, in order.
 
     Each step is one C call over all the members or one list comprehension of one C method
     per member (``operator.methodcaller`` is slower here), never a dozen Python-level calls
@@ -165,14 +167,13 @@ def _valid_members(members: list[str], spaced: int, properties: bool) -> list[tu
     invalid_keys = ",".join(keys).encode("utf-8", "surrogatepass").translate(None, _TOKEN)
     invalid_values = ",".join(values).encode("utf-8", "surrogatepass").translate(None, _OCTETS)
     separators = b"," * (len(keys) - 1)
-    good = zip(keys, values, strict=True)
     if invalid_keys == separators == invalid_values and all(keys) and all(map(_SECOND, pairs)):
-        return list(good)
+        return keys, values
     # Keep a member when its key is not empty, it has "=", and neither its key nor its value
     # left an invalid character: C iterators, no Python frame per member.
     invalid = map(add, invalid_keys.split(b","), invalid_values.split(b","))
-    keep = map(all, zip(keys, map(_SECOND, pairs), map(not_, invalid), strict=True))
-    return list(compress(good, keep))
+    keep = list(map(all, zip(keys, map(_SECOND, pairs), map(not_, invalid), strict=True)))
+    return list(compress(keys, keep)), list(compress(values, keep))
 
 
 def _decode(values: list[str]) -> list[str]:
