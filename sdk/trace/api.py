@@ -144,6 +144,10 @@ _MAX_MEMBERS: Final = 32
 # left for those, and anything larger is rejected in O(1) instead of being read.
 _MAX_LIST_CHARS: Final = 32_768
 _MAX_LIST_ITEMS: Final = 128  # comma-separated items, empty ones included (4x the member limit)
+# ASCII whitespace that ``str.strip()`` removes besides spaces and tabs (all invalid in a member).
+_NOT_OTHER_WHITESPACE: Final = bytes(
+    c for c in range(256) if c not in b"\n\r\x0b\x0c\x1c\x1d\x1e\x1f"
+)
 
 
 def _is_valid_key(key: str) -> bool:
@@ -267,8 +271,13 @@ def parse_tracestate(header: str) -> TraceState:
         return _EMPTY_TRACE_STATE
     entries: dict[str, str] = {}
     members = 0
+    ows: str | None = " \t"
+    if (" " in header or "\t" in header) and (
+        header.isascii() and not header.encode().translate(None, _NOT_OTHER_WHITESPACE)
+    ):
+        ows = None  # no other whitespace: str.strip() strips exactly OWS, ten times as fast
     for item in header.split(","):
-        member = item.strip(" \t")
+        member = item.strip(ows)
         if not member:
             continue
         members += 1
