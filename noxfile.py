@@ -191,12 +191,16 @@ for _framework, (_, _versions) in matrix.MATRIX.items():
 
 @nox.session(python=PYTHONS[-1], tags=["matrix"])
 def e2e(session: nox.Session) -> None:
-    """One trace across flask -> requests -> django -> grpc, each a real process."""
+    """One trace across flask -> requests -> django -> grpc, and one across fastapi/uvicorn ->
+    httpx -> flask/gunicorn -> psycopg + redis -> a celery worker -> sqlalchemy, each part a real
+    process (PostgreSQL and redis-server from Debian's packages)."""
     session.install(
         ".",
         *_FRAMEWORK_TEST_TOOLS,
         *(matrix.requirement(framework, "latest") for framework in matrix.MATRIX),
         "gunicorn>=22",
+        "fastapi",  # the cross-library scenario's front service (the asgi line installs uvicorn)
+        "psycopg[binary]>=3.1",  # psycopg's libpq, as in the psycopg and sqlalchemy sessions
     )
     _pytest(session, "tests/integration/e2e")
 

@@ -11,6 +11,10 @@ Microseconds per call, inside an active span, of:
                the instrumentations chain to makes a bare object, so the row is what they add
                (a real ``LogRecord`` costs about 2 µs more, the same for everyone)
   record-idle  the same outside any span
+  limit        the least a chaining record factory can add (call the previous factory, return
+               its record, nothing else), in the ``us`` column: the floor under ``record-idle``
+               for any Python-level factory (issue 16's 0.30x of the peer's record-idle is
+               about this floor itself)
   process      ``ProcessPoolExecutor.submit`` inside a span, with the task pickled and
                unpickled inline (inject + pickle + extract); no peer propagates there
 
@@ -51,7 +55,7 @@ from typing import Any
 
 from _common import versions
 
-SCENARIOS = ("submit", "pool", "record", "record-idle", "process")
+SCENARIOS = ("submit", "pool", "record", "record-idle", "limit", "process")
 CONTENDERS = ("bare", "us", "otel")
 
 
@@ -74,6 +78,15 @@ class _Record:
 
     def __init__(self, *args: Any) -> None:
         pass
+
+
+def _chaining_only(previous: Callable[..., Any]) -> Callable[..., Any]:
+    """The ``limit`` row's factory: chains to ``previous`` and does nothing else."""
+
+    def factory(*args: Any, **kwargs: Any) -> Any:
+        return previous(*args, **kwargs)
+
+    return factory
 
 
 def _timed(call: Callable[[], object], n: int, rounds: int) -> float:
@@ -188,11 +201,14 @@ def worker(contender: str, scenario: str, n: int, rounds: int, peers: str | None
         futures.ThreadPoolExecutor.submit = _inline_submit  # type: ignore[method-assign]
     if scenario == "process":
         process.ProcessPoolExecutor.submit = _pickled_submit  # type: ignore[method-assign]
-    if scenario.startswith("record"):
+    if scenario.startswith("record") or scenario == "limit":
         logging.setLogRecordFactory(_Record)  # type: ignore[arg-type]  # any object will do
     label = contender
     span: Callable[[], Any] = contextlib.nullcontext
-    if contender == "us":
+    if scenario == "limit":
+        if contender == "us":
+            logging.setLogRecordFactory(_chaining_only(logging.getLogRecordFactory()))
+    elif contender == "us":
         span = _span_us(scenario)
     elif contender == "otel":
         label, span = _span_otel(scenario, peers)
@@ -285,11 +301,11 @@ def main() -> None:
         for turn in range(processes):
             order = CONTENDERS[turn % 3 :] + CONTENDERS[: turn % 3]
             for contender in order:
-                if scenario == "process" and contender == "otel":
+                if scenario in ("process", "limit") and contender == "otel":
                     continue
                 runs[contender].append(_run(contender, scenario, n, rounds, options.peers))
         cells = {c: _median(found) for c, found in runs.items()}
-        if scenario == "process":
+        if scenario in ("process", "limit"):
             cells["otel"] = {"label": "otel", "seconds": None, "error": ["no peer"]}
         bare, us, peer = (cells[c]["seconds"] for c in CONTENDERS)
 
@@ -298,7 +314,7 @@ def main() -> None:
 
         ours = us - bare if us is not None and bare is not None else None
         theirs = peer - bare if peer is not None and bare is not None else None
-        comparable = scenario not in ("pool", "process")
+        comparable = scenario not in ("pool", "process", "limit")
         ratio = f"{ours / theirs:.2f}x" if comparable and ours is not None and theirs else "-"
         label = cells["otel"]["label"]
         print(

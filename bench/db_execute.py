@@ -9,11 +9,10 @@ each contender runs in a worker process of its own, one after the other, for a f
 
 The statement is ``cursor.execute("SELECT 1")`` then ``fetchone()`` on one connection over
 TCP. Before anything is timed each traced contender must show exactly one CLIENT span per
-execute reached its exporter; one that does not is FAILED. The peer's packages conflict with
-opentelemetry-distro's pins in the dev venv, so they may live in another interpreter:
-``--peer-python /path/to/python`` or ``TELEMETRY_RUN_BENCH_PEER_PYTHON`` (opentelemetry-sdk,
-opentelemetry-instrumentation-psycopg and psycopg installed there); without them the otel row
-says what is missing.
+execute reached its exporter; one that does not is FAILED. The peer is in the ``bench`` extra;
+another interpreter may be named instead: ``--peer-python /path/to/python`` or
+``TELEMETRY_RUN_BENCH_PEER_PYTHON`` (opentelemetry-sdk, opentelemetry-instrumentation-psycopg
+and psycopg installed there); without them the otel row says what is missing.
 
 Figures are median microseconds of the client process's CPU time per execute (the server's
 time and the wait for it are not ours to count, and on a loaded machine they are mostly

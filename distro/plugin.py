@@ -2,7 +2,9 @@
 
 Names resolve on first use: a plugin module that imports only ``hookimpl`` and
 ``InstrumentorSpec`` (all a spec-declaring plugin needs at start-up) does not import the SDK's
-tracing, which keeps ``telemetry-run --list`` and interpreter start-up cheap.
+tracing, which keeps ``telemetry-run --list`` and interpreter start-up cheap. The instrumentor
+toolkit is here too (``client_call``, ``server_call``, ``StatusRules``, ...: the home of the
+built-ins, ``telemetry_run.instrumentors.toolkit``), imported when an instrumentor first asks.
 
 Log through ``logging.getLogger("telemetry_run.<your plugin>")``: its lines get the
 ``telemetry-run:`` prefix and follow ``OTEL_LOG_LEVEL``/``TELEMETRY_RUN_DEBUG`` like ours.
@@ -37,6 +39,20 @@ if TYPE_CHECKING:
         ReleaseLine,
         guard,
     )
+    from telemetry_run.instrumentors.toolkit import (
+        CALL_END_HOOKS,
+        HTTP_CLIENT,
+        HTTP_SERVER,
+        PLAIN,
+        RPC_CLIENT,
+        RPC_SERVER,
+        Call,
+        CallSite,
+        SiteOptions,
+        StatusRules,
+        client_call,
+        server_call,
+    )
     from telemetry_run.sdk.exporters import ExportResult, SpanExporter
     from telemetry_run.sdk.propagation import TextMapPropagator
     from telemetry_run.sdk.trace.api import Attributes
@@ -54,7 +70,15 @@ if TYPE_CHECKING:
 __all__ = [
     "ALWAYS_OFF",
     "ALWAYS_ON",
+    "CALL_END_HOOKS",
+    "HTTP_CLIENT",
+    "HTTP_SERVER",
+    "PLAIN",
+    "RPC_CLIENT",
+    "RPC_SERVER",
     "Attributes",
+    "Call",
+    "CallSite",
     "Config",
     "Decision",
     "ExportResult",
@@ -67,10 +91,13 @@ __all__ = [
     "ReleaseLine",
     "Sampler",
     "SamplingResult",
+    "SiteOptions",
     "SpanExporter",
+    "StatusRules",
     "TextMapPropagator",
     "TraceIdRatioBased",
     "Variable",
+    "client_call",
     "guard",
     "hookimpl",
     "parse_bool",
@@ -83,6 +110,7 @@ __all__ = [
     "parse_str",
     "parse_timeout_ms",
     "register_post_import_hook",
+    "server_call",
 ]
 
 _HOME: Final = {
@@ -95,6 +123,19 @@ _HOME: Final = {
     "Patcher": "telemetry_run.instrumentors.base",
     "ReleaseLine": "telemetry_run.instrumentors.base",
     "guard": "telemetry_run.instrumentors.base",
+    # The toolkit: one CLIENT or SERVER span per call, the sequence in one place.
+    "client_call": "telemetry_run.instrumentors.toolkit",
+    "server_call": "telemetry_run.instrumentors.toolkit",
+    "Call": "telemetry_run.instrumentors.toolkit",
+    "CallSite": "telemetry_run.instrumentors.toolkit",
+    "SiteOptions": "telemetry_run.instrumentors.toolkit",
+    "StatusRules": "telemetry_run.instrumentors.toolkit",
+    "PLAIN": "telemetry_run.instrumentors.toolkit",
+    "HTTP_CLIENT": "telemetry_run.instrumentors.toolkit",
+    "HTTP_SERVER": "telemetry_run.instrumentors.toolkit",
+    "RPC_CLIENT": "telemetry_run.instrumentors.toolkit",
+    "RPC_SERVER": "telemetry_run.instrumentors.toolkit",
+    "CALL_END_HOOKS": "telemetry_run.instrumentors.toolkit",
     "ExportResult": "telemetry_run.sdk.exporters",
     "SpanExporter": "telemetry_run.sdk.exporters",
     "TextMapPropagator": "telemetry_run.sdk.propagation",

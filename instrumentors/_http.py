@@ -30,6 +30,7 @@ __all__ = [
     "CAPTURE_SERVER_REQUEST",
     "CAPTURE_SERVER_RESPONSE",
     "CLIENT_SPAN_KEY",
+    "DEFAULT_PORTS",
     "EXCLUDED_URLS",
     "KNOWN_METHODS",
     "REDACTED",
@@ -41,6 +42,7 @@ __all__ = [
     "client_request_attributes",
     "client_response",
     "client_span_name",
+    "client_status",
     "environ_headers",
     "environ_url",
     "exception_type",
@@ -84,7 +86,9 @@ SENSITIVE_QUERY_KEYS_VARIABLE: Final = "TELEMETRY_RUN_HTTP_SENSITIVE_QUERY_KEYS"
 # percent-encoded, as the client must have sent them.
 _PATH_SAFE: Final = "/:@!$&'()*+,;=-._~%"
 _PLAIN_PATH: re.Pattern[str] | None = None  # compiled by the first request, not at import
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+#: The port a URL without one means, per scheme.
+DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+_DEFAULT_PORTS: Final = DEFAULT_PORTS
 # ``network.protocol.version`` of the protocols servers name, without a call per request.
 _PROTOCOL_VERSIONS: Final = {"HTTP/1.1": "1.1", "HTTP/1.0": "1.0", "HTTP/2.0": "2", "HTTP/2": "2"}
 # Host headers already split into (address, port or None): a server is reached under a few
@@ -478,33 +482,67 @@ def server_status_attributes(span: Span, status_code: int, details: str | None =
         span.set_status(StatusCode.ERROR)
 
 
-def client_request_attributes(method: str, url: str) -> dict[str, Any]:
-    """The attributes of a CLIENT span before the request is sent."""
-    method, original = method_and_original(method)
-    attributes: dict[str, Any] = {"http.request.method": method, "url.full": redact_url(url)}
-    if original is not None:
-        attributes["http.request.method_original"] = original
+#: ``(server.address, server.port)`` of the origins (``scheme://authority``) clients called
+#: last: a service calls few hosts, and parsing one costs more than a look-up.
+_origins: dict[str, tuple[str, int | None]] = {}
+_ORIGINS_KEPT: Final = 256
+
+
+def _origin(url: str) -> tuple[str, int | None] | None:
+    """``server.address`` and ``server.port`` of an absolute ``url`` (None: not absolute)."""
     scheme, sep, rest = url.partition("://")
-    if sep:
-        authority = re.split(r"[/?#]", rest, maxsplit=1)[0].rsplit("@", 1)[-1]
-        address, port = _split_host(authority, _DEFAULT_PORTS.get(scheme.lower()))
-        if address:
-            attributes["server.address"] = address
-            if port is not None:
-                attributes["server.port"] = port
+    if not sep:
+        return None
+    end = len(rest)
+    for mark in "/?#":  # the authority ends at the first of them
+        found = rest.find(mark, 0, end)
+        if found != -1:
+            end = found
+    key = url[: len(scheme) + 3 + end]
+    origin = _origins.get(key)
+    if origin is None:
+        authority = rest[:end]
+        if "@" in authority:  # userinfo: parsed each time, never kept
+            return _split_host(authority.rpartition("@")[2], DEFAULT_PORTS.get(scheme.lower()))
+        origin = _split_host(authority, DEFAULT_PORTS.get(scheme.lower()))
+        if len(_origins) >= _ORIGINS_KEPT:
+            _origins.clear()  # atomic under threads, where evicting one key is not
+        _origins[key] = origin
+    return origin
+
+
+def client_request_attributes(method: str, url: str, headers: Any = None) -> dict[str, Any]:
+    """The attributes of a CLIENT span before the request is sent (``headers`` are not read:
+    they are there so that a client site's arguments can be handed over as they are)."""
+    if method in KNOWN_METHODS:  # ``method_and_original``'s common case, without the call
+        attributes: dict[str, Any] = {"http.request.method": method, "url.full": redact_url(url)}
+    else:
+        method, original = method_and_original(method)
+        attributes = {"http.request.method": method, "url.full": redact_url(url)}
+        attributes["http.request.method_original"] = original
+    origin = _origin(url)
+    if origin is not None and origin[0]:
+        attributes["server.address"] = origin[0]
+        if origin[1] is not None:
+            attributes["server.port"] = origin[1]
     return attributes
 
 
-def client_response(span: Span, status_code: int, version: str | None = None) -> None:
-    """A CLIENT span's response: 4xx and 5xx set ``error.type`` and status ERROR."""
+def client_status(span: Span, status_code: int, details: str | None = None) -> None:
+    """``client_response`` without a version: the toolkit's ``StatusRules.code`` for clients."""
     span.set_attribute("http.response.status_code", status_code)
-    if version:
-        span.set_attribute("network.protocol.version", version)
     if status_code >= 400:
         from telemetry_run.sdk.trace.api import StatusCode  # only here: an import per call costs
 
         span.set_attribute("error.type", str(status_code))
         span.set_status(StatusCode.ERROR)
+
+
+def client_response(span: Span, status_code: int, version: str | None = None) -> None:
+    """A CLIENT span's response: 4xx and 5xx set ``error.type`` and status ERROR."""
+    client_status(span, status_code)
+    if version:
+        span.set_attribute("network.protocol.version", version)
 
 
 def client_exception(span: Span, exc: BaseException) -> None:

@@ -16,34 +16,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from telemetry_run._version import __version__
-from telemetry_run.instrumentors import _http
+from telemetry_run.instrumentors._http_client import client_site, record_response
 from telemetry_run.instrumentors.base import Instrumentor, guard
-from telemetry_run.instrumentors.toolkit import HTTP_CLIENT, Call, CallSite, client_call
 from telemetry_run.sdk.trace.api import INVALID_SPAN
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable
 
     from telemetry_run.config import Config
+    from telemetry_run.instrumentors.toolkit import Call, CallSite
     from telemetry_run.sdk.trace.api import TracerProvider
 
 __all__ = ["AiohttpClientInstrumentor"]
-
-
-def _attributes(method: str, url: str, headers: Any) -> dict[str, Any]:
-    return _http.client_request_attributes(method, url)
-
-
-def _span_name(attributes: Mapping[str, Any], *args: Any) -> str:
-    return _http.client_span_name(attributes["http.request.method"])
-
-
-def _headers(method: str, url: str, headers: Any) -> Any:
-    return headers
-
-
-def _header_items(method: str, url: str, headers: Any) -> Iterable[tuple[str, str]]:
-    return headers.items()  # type: ignore[no-any-return]
 
 
 def _url(session: Any, str_or_url: Any, params: Any) -> str:
@@ -63,32 +47,14 @@ class AiohttpClientInstrumentor(Instrumentor):
         import aiohttp
         import multidict
 
-        settings = _http.HttpSettings.from_config(config, "aiohttp_client", server=False)
-        self.site = client_call(
-            tracer_provider.get_tracer(__name__, __version__),
-            "aiohttp_client",
-            attributes=_attributes,
-            span_name=_span_name,
-            carrier=_headers,
-            rules=HTTP_CLIENT,
-            metric="http.client.request.duration",
-            settings=settings,
-            excluded=(lambda method, url, headers: settings.is_excluded(url))
-            if settings.excludes()
-            else None,
-            request_headers=_header_items,
-            enabled=self.enabled,
-        )
+        tracer = tracer_provider.get_tracer(__name__, __version__)
+        self.site = client_site(tracer, "aiohttp_client", config)
         self._headers_type = multidict.CIMultiDict
         self._response_error = aiohttp.ClientResponseError
         self.patcher.wrap(aiohttp, "ClientSession._request", self._request)
 
     async def _request(
-        self,
-        wrapped: Callable[..., Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]
     ) -> Any:
         if not self.enabled():
             return await wrapped(*args, **kwargs)
@@ -116,13 +82,10 @@ class AiohttpClientInstrumentor(Instrumentor):
 
 
 def _response(call: Call, response: Any) -> None:
-    call.set_status_code(int(response.status))
     version = getattr(response, "version", None)
+    text = None
     if version is not None:
         text = f"{version.major}.{version.minor}"
-        call.span.set_attribute("network.protocol.version", text[:-2] if text == "2.0" else text)
-    if response.history:
-        call.span.set_attribute("http.request.resend_count", len(response.history))
-    settings = call.site.settings
-    if settings is not None and settings.response_headers is not None:  # pairs built to capture
-        call.capture_response_headers(response.headers.items())
+        text = text[:-2] if text == "2.0" else text
+    resends = len(response.history)
+    record_response(call, int(response.status), text, resends, response.headers)

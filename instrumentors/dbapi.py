@@ -18,7 +18,10 @@ defeats some servers' statement caches.
 
 A driver's instrumentor calls ``DbApi.execute`` (or ``execute_async``) from its patched method;
 a third party with a driver we do not know wraps its ``connect`` with ``wrap_connect``, which
-hands out the connections behind a proxy whose cursors are traced.
+hands out the connections behind a proxy whose cursors are traced. A driver whose connection
+and cursor are C types that neither a patch nor a proxy can serve (sqlite3, psycopg2) passes
+traced subclasses as the factory arguments its ``connect`` and ``cursor`` take:
+``TracedClasses``, ``cursor_subclass`` and ``with_factory`` are those steps, shared.
 """
 
 from __future__ import annotations
@@ -36,15 +39,29 @@ from telemetry_run.sdk.trace.api import INVALID_SPAN, StatusCode
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
 
+    from telemetry_run.config import Config
     from telemetry_run.instrumentors.base import Patcher
     from telemetry_run.instrumentors.toolkit import CallSite
     from telemetry_run.sdk.trace.api import Span, Tracer
 
-__all__ = ["SQLCOMMENTER", "DbApi", "DbInfo", "commented", "sqlcommenter_comment", "wrap_connect"]
+__all__ = [
+    "SQLCOMMENTER",
+    "TRACED",
+    "DbApi",
+    "DbInfo",
+    "TracedClasses",
+    "commented",
+    "cursor_subclass",
+    "sqlcommenter_comment",
+    "with_factory",
+    "wrap_connect",
+]
 
 #: The layer of database calls: one span per statement, whoever runs it.
 LAYER: Final = "db"
 _COMMENTED: Final = ("traceparent", "tracestate")  # never baggage: it is the app's data
+#: The class attribute that marks a traced subclass (asked for again, it is used as it is).
+TRACED: Final = "_telemetry_run_traced"
 
 
 class DbInfo:
@@ -191,12 +208,22 @@ def commented(statement: Any, carrier: Mapping[str, str]) -> Any:
 class DbApi:
     """The traced calls of one driver: each statement one CLIENT span of the ``db`` layer."""
 
-    __slots__ = ("commenter", "site")
+    __slots__ = ("commenter", "enabled", "site")
+
+    @classmethod
+    def from_config(
+        cls, tracer: Tracer, name: str, config: Config, enabled: Callable[[], bool]
+    ) -> DbApi:
+        """The driver ``name``'s calls, its instrumentor's ``enabled`` the gate, the statements
+        commented when ``TELEMETRY_RUN_SQLCOMMENTER`` says so."""
+        return cls(tracer, name, enabled=enabled, commenter=bool(config.get(SQLCOMMENTER)))
 
     def __init__(
         self, tracer: Tracer, name: str, *, enabled: Callable[[], bool], commenter: bool = False
     ) -> None:
         self.commenter = commenter
+        #: The gate, checked once per statement by the methods below (the site has none).
+        self.enabled = enabled
         self.site: CallSite = client_call(
             tracer,
             name,
@@ -206,7 +233,7 @@ class DbApi:
             rules=DB,
             metric="db.client.operation.duration",
             layer=LAYER,
-            enabled=enabled,
+            enabled=None,
             noun="statement",
         )
 
@@ -215,22 +242,26 @@ class DbApi:
         info: DbInfo | None,
         context: Any,
         args: tuple[Any, ...],
-        kwargs: dict[str, Any],
         many: bool,
         procedure: bool,
     ) -> tuple[tuple[Any, ...], dict[str, Any] | None, tuple[Any, ...]] | None:
-        """The arguments of ``site.call`` and of the driver's method, or None: untraced."""
-        if info is None or not args:
+        """The arguments of ``site.call`` and of the driver's method, or None: untraced (our
+        failure is reported; not ``guard``: this runs for every statement, a try is free)."""
+        try:
+            if info is None or not args:
+                return None
+            statement = args[0]
+            batch = None
+            if many and len(args) > 1 and hasattr(args[1], "__len__"):
+                batch = len(args[1])
+            carrier: dict[str, str] | None = {} if self.commenter and not procedure else None
+            if procedure:
+                return (info, None, None, str(statement), carrier), carrier, args
+            text = _statement_text(statement, context)
+            return (info, text, batch, None, carrier), carrier, args
+        except Exception as exc:  # noqa: BLE001  # reported; the statement runs untraced
+            _report(self.site.where_start, exc)
             return None
-        statement = args[0]
-        batch = None
-        if many and len(args) > 1 and hasattr(args[1], "__len__"):
-            batch = len(args[1])
-        carrier: dict[str, str] | None = {} if self.commenter and not procedure else None
-        if procedure:
-            return (info, None, None, str(statement), carrier), carrier, args
-        text = _statement_text(statement, context)
-        return (info, text, batch, None, carrier), carrier, args
 
     def execute(
         self,
@@ -249,18 +280,13 @@ class DbApi:
         query renders against (the cursor or connection); ``args[0]`` is the statement (or,
         with ``procedure``, the procedure's name), ``args[1]`` its parameters.
         """
-        site = self.site
-        if not site.enabled():
+        if not self.enabled():
             return wrapped(*args, **kwargs)
-        try:  # not ``guard``: this runs for every statement, and a try costs nothing
-            begun = self._begin(info, context, args, kwargs, many, procedure)
-        except Exception as exc:  # noqa: BLE001  # reported; the statement runs untraced
-            _report(site.where_start, exc)
-            begun = None
+        begun = self._begin(info, context, args, many, procedure)
         if begun is None:
             return wrapped(*args, **kwargs)
         call_args, carrier, args = begun
-        with site.call(*call_args) as call:
+        with self.site.call(*call_args) as call:
             if carrier and call.span is not INVALID_SPAN:  # nested: the outer call comments
                 args = (commented(args[0], carrier), *args[1:])
             return wrapped(*args, **kwargs)
@@ -275,11 +301,9 @@ class DbApi:
     ) -> Any:
         """``execute`` for a method that returns the rows as a (sync or async) generator: the
         span lasts until the rows are exhausted, the stream raises, is closed or collected."""
-        if not self.site.enabled():
+        if not self.enabled():
             return wrapped(*args, **kwargs)
-        begun = None
-        with guard(self.site.where_start):
-            begun = self._begin(info, context, args, kwargs, False, False)
+        begun = self._begin(info, context, args, False, False)
         if begun is None:
             return wrapped(*args, **kwargs)
         call_args, carrier, args = begun
@@ -306,11 +330,9 @@ class DbApi:
         many: bool = False,
     ) -> Any:
         """``execute`` for a coroutine method (an asyncio driver)."""
-        if not self.site.enabled():
+        if not self.enabled():
             return await wrapped(*args, **kwargs)
-        begun = None
-        with guard(self.site.where_start):
-            begun = self._begin(info, context, args, kwargs, many, False)
+        begun = self._begin(info, context, args, many, False)
         if begun is None:
             return await wrapped(*args, **kwargs)
         call_args, carrier, args = begun
@@ -386,3 +408,76 @@ def wrap_connect(
         return connection if info is None else TracedConnection(connection, info)
 
     patcher.wrap(target, path, connect)
+
+
+class TracedClasses:
+    """The traced subclasses of a driver's classes, each made once per class the app asks for.
+
+    ``get(base, make)`` gives ``make(base)``'s class, named and placed as ``base`` (what the
+    application prints or checks is the class it chose), or ``base`` itself when it is traced
+    already (a traced class handed back to ``connect`` or ``cursor``).
+    """
+
+    __slots__ = ("made",)
+
+    def __init__(self) -> None:
+        self.made: dict[type, type] = {}
+
+    def get(self, base: type, make: Callable[[type], type]) -> type:
+        if getattr(base, TRACED, False):
+            return base
+        found = self.made.get(base)
+        if found is None:
+            found = make(base)
+            setattr(found, TRACED, True)
+            found.__name__ = found.__qualname__ = base.__name__
+            found.__module__ = base.__module__
+            self.made[base] = found
+        return found
+
+
+def cursor_subclass(
+    db: DbApi,
+    base: type,
+    info: Callable[[Any], DbInfo | None],
+    *,
+    renders: bool = False,
+    procedures: bool = False,
+) -> type:
+    """A subclass of the cursor class ``base`` whose ``execute``/``executemany`` (and, with
+    ``procedures``, ``callproc``) are traced. ``info(cursor)`` is its connection's ``DbInfo``;
+    with ``renders`` a composed query renders against the cursor (``as_string(cursor)``)."""
+
+    class TracedCursor(base):  # type: ignore[misc]
+        def execute(self, *args: Any, **kwargs: Any) -> Any:
+            context = self if renders else None
+            return db.execute(super().execute, info(self), context, args, kwargs)
+
+        def executemany(self, *args: Any, **kwargs: Any) -> Any:
+            context = self if renders else None
+            method = super().executemany
+            return db.execute(method, info(self), context, args, kwargs, many=True)
+
+        if procedures:
+
+            def callproc(self, *args: Any, **kwargs: Any) -> Any:
+                context = self if renders else None
+                method = super().callproc
+                return db.execute(method, info(self), context, args, kwargs, procedure=True)
+
+    return TracedCursor
+
+
+def with_factory(
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    position: int,
+    keyword: str,
+    traced: Callable[[Any], type],
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``args`` and ``kwargs`` with the factory argument (at ``position``, else ``keyword``)
+    replaced by ``traced(given)``; ``given`` is None when the caller passed none. The caller's
+    ``kwargs`` are not changed."""
+    if len(args) > position:
+        return (*args[:position], traced(args[position]), *args[position + 1 :]), kwargs
+    return args, {**kwargs, keyword: traced(kwargs.get(keyword))}

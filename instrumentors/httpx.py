@@ -17,36 +17,21 @@ from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run._version import __version__
 from telemetry_run.instrumentors import _http
-from telemetry_run.instrumentors.base import Instrumentor, guard
-from telemetry_run.instrumentors.toolkit import HTTP_CLIENT, Call, CallSite, client_call
+from telemetry_run.instrumentors._http_client import client_site, record_response
+from telemetry_run.instrumentors.base import Instrumentor, _report, guard
 from telemetry_run.sdk.trace.api import INVALID_SPAN
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterator
 
     from telemetry_run.config import Config
+    from telemetry_run.instrumentors.toolkit import Call, CallSite
     from telemetry_run.sdk.trace.api import TracerProvider
 
 __all__ = ["HttpxInstrumentor"]
 
 #: ``network.protocol.version`` of what httpx reports, without parsing it per request.
 _VERSIONS: Final = {"HTTP/1.1": "1.1", "HTTP/2": "2", "HTTP/1.0": "1.0"}
-
-
-def _attributes(sent: Any) -> dict[str, Any]:
-    return _http.client_request_attributes(str(sent.method), str(sent.url))
-
-
-def _span_name(attributes: Mapping[str, Any], sent: Any) -> str:
-    return _http.client_span_name(attributes["http.request.method"])
-
-
-def _headers(sent: Any) -> Any:
-    return sent.headers
-
-
-def _header_items(sent: Any) -> Iterable[tuple[str, str]]:
-    return sent.headers.items()  # type: ignore[no-any-return]
 
 
 class HttpxInstrumentor(Instrumentor):
@@ -57,54 +42,38 @@ class HttpxInstrumentor(Instrumentor):
     def _instrument(self, tracer_provider: TracerProvider, config: Config) -> None:
         import httpx
 
-        settings = _http.HttpSettings.from_config(config, "httpx", server=False)
-        self.site = client_call(
-            tracer_provider.get_tracer(__name__, __version__),
-            "httpx",
-            attributes=_attributes,
-            span_name=_span_name,
-            carrier=_headers,
-            rules=HTTP_CLIENT,
-            metric="http.client.request.duration",
-            settings=settings,
-            excluded=(lambda sent: settings.is_excluded(str(sent.url)))
-            if settings.excludes()
-            else None,
-            request_headers=_header_items,
-            enabled=self.enabled,
-        )
-        self.capture_response = settings.response_headers is not None
+        tracer = tracer_provider.get_tracer(__name__, __version__)
+        self.site = client_site(tracer, "httpx", config)
         self._streams = _stream_classes(httpx)
         self.patcher.wrap(httpx, "Client.send", self._send)
         self.patcher.wrap(httpx, "AsyncClient.send", self._async_send)
 
-    def _copy(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
-        """The caller's request and the copy to send (None when the copy failed)."""
+    def _copy(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
+        """The caller's request, the copy to send and ``site.call``'s arguments for it (the
+        last two None when the copy failed)."""
         request: Any = None
-        with guard("httpx: before send"):
+        try:  # not ``guard``: this runs for every request, and a try costs nothing
             request = args[0] if args else kwargs["request"]
             # The caller's request and headers stay as they were. Not ``copy.copy``: httpx's
             # pickling state swaps the body for a closed stream.
             sent = object.__new__(type(request))
             sent.__dict__.update(request.__dict__)
-            sent.headers = request.headers.copy()
-            return request, sent
-        return request, None
+            sent.headers = headers = request.headers.copy()
+            return request, sent, (str(sent.method), str(sent.url), headers)
+        except Exception as exc:  # noqa: BLE001  # reported; the request goes on untraced
+            _report("httpx: before send", exc)
+        return request, None, None
 
     def _send(
-        self,
-        wrapped: Callable[..., Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]
     ) -> Any:
         if not self.enabled():
             return wrapped(*args, **kwargs)
-        request, sent = self._copy(args, kwargs)
+        request, sent, bound = self._copy(args, kwargs)
         if sent is None:
             return wrapped(*args, **kwargs)
         call_args, call_kwargs = _with_request(sent, args, kwargs)
-        with self.site.call(sent) as call:
+        with self.site.call(*bound) as call:
             try:
                 response = wrapped(*call_args, **call_kwargs)
             except BaseException as exc:
@@ -115,19 +84,15 @@ class HttpxInstrumentor(Instrumentor):
         return response
 
     async def _async_send(
-        self,
-        wrapped: Callable[..., Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]
     ) -> Any:
         if not self.enabled():
             return await wrapped(*args, **kwargs)
-        request, sent = self._copy(args, kwargs)
+        request, sent, bound = self._copy(args, kwargs)
         if sent is None:
             return await wrapped(*args, **kwargs)
         call_args, call_kwargs = _with_request(sent, args, kwargs)
-        with self.site.call(sent) as call:
+        with self.site.call(*bound) as call:
             try:
                 response = await wrapped(*call_args, **call_kwargs)
             except BaseException as exc:
@@ -140,19 +105,16 @@ class HttpxInstrumentor(Instrumentor):
     def _response(
         self, call: Call, request: Any, sent: Any, response: Any, stream: Any, is_async: bool
     ) -> None:
-        with guard("httpx: response"):
+        try:  # not ``guard``: this runs for every request, and a try costs nothing
             _give_back(request, sent, None, response)
             if call.span is INVALID_SPAN:  # not traced: nothing to record
                 return
-            call.set_status_code(int(response.status_code))
             http_version = response.http_version
             version = _VERSIONS.get(http_version) or _http.protocol_version(http_version)
-            if version:
-                call.span.set_attribute("network.protocol.version", version)
-            if response.history:
-                call.span.set_attribute("http.request.resend_count", len(response.history))
-            if self.capture_response:  # the headers' pairs are built only to be captured
-                call.capture_response_headers(response.headers.items())
+            resends = len(response.history)
+            record_response(call, int(response.status_code), version, resends, response.headers)
+        except Exception as exc:  # noqa: BLE001  # reported; the response goes to the app
+            _report("httpx: response", exc)
         if stream and not response.is_closed and call.span is not INVALID_SPAN:
             with guard("httpx: streamed response"):
                 sync_class, async_class = self._streams

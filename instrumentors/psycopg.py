@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from telemetry_run._version import __version__
 from telemetry_run.instrumentors.base import Instrumentor, guard
-from telemetry_run.instrumentors.dbapi import SQLCOMMENTER, DbApi, DbInfo
+from telemetry_run.instrumentors.dbapi import DbApi, DbInfo
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -53,12 +53,8 @@ class PsycopgInstrumentor(Instrumentor):
     def _instrument(self, tracer_provider: TracerProvider, config: Config) -> None:
         import psycopg
 
-        self.db = DbApi(
-            tracer_provider.get_tracer(__name__, __version__),
-            "psycopg",
-            enabled=self.enabled,
-            commenter=bool(config.get(SQLCOMMENTER)),
-        )
+        tracer = tracer_provider.get_tracer(__name__, __version__)
+        self.db = DbApi.from_config(tracer, "psycopg", config, self.enabled)
         for name in ("Cursor.execute", "ServerCursor.execute"):
             self.patcher.wrap(psycopg, name, self._execute)
         self.patcher.wrap(psycopg, "Cursor.executemany", self._executemany)

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run._version import __version__
 from telemetry_run.instrumentors.base import Instrumentor, guard
-from telemetry_run.instrumentors.dbapi import SQLCOMMENTER, DbApi, DbInfo
+from telemetry_run.instrumentors.dbapi import (
+    DbApi,
+    DbInfo,
+    TracedClasses,
+    cursor_subclass,
+    with_factory,
+)
 from telemetry_run.instrumentors.psycopg import postgresql_info
 
 if TYPE_CHECKING:
@@ -26,7 +32,6 @@ if TYPE_CHECKING:
 __all__ = ["Psycopg2Instrumentor"]
 
 _INFO: Final = "_telemetry_run_info"
-_TRACED: Final = "_telemetry_run_traced"
 
 
 def _info(cursor: Any) -> DbInfo | None:
@@ -39,72 +44,6 @@ def _info(cursor: Any) -> DbInfo | None:
     return info
 
 
-class _Classes:
-    """The traced subclasses, made once per class the application asks for."""
-
-    def __init__(self, db: DbApi) -> None:
-        self.db = db
-        self.made: dict[type, type] = {}
-
-    def cursor_class(self, base: type) -> type:
-        if getattr(base, _TRACED, False):
-            return base
-        found = self.made.get(base)
-        if found is not None:
-            return found
-        db = self.db
-
-        class TracedCursor(base):  # type: ignore[misc]
-            _telemetry_run_traced = True
-
-            def execute(self, *args: Any, **kwargs: Any) -> Any:
-                return db.execute(super().execute, _info(self), self, args, kwargs)
-
-            def executemany(self, *args: Any, **kwargs: Any) -> Any:
-                method = super().executemany
-                return db.execute(method, _info(self), self, args, kwargs, many=True)
-
-            def callproc(self, *args: Any, **kwargs: Any) -> Any:
-                method = super().callproc
-                return db.execute(method, _info(self), self, args, kwargs, procedure=True)
-
-        return self._named(base, TracedCursor)
-
-    def connection_class(self, base: type) -> type:
-        if getattr(base, _TRACED, False):
-            return base
-        found = self.made.get(base)
-        if found is not None:
-            return found
-        import psycopg2.extensions
-
-        classes = self
-
-        class TracedConnection(base):  # type: ignore[misc]
-            _telemetry_run_traced = True
-
-            def cursor(self, *args: Any, **kwargs: Any) -> Any:
-                if len(args) > 1:  # cursor(name, cursor_factory, ...)
-                    factory = args[1] or self.cursor_factory or psycopg2.extensions.cursor
-                    args = (args[0], classes.cursor_class(factory), *args[2:])
-                else:
-                    factory = (
-                        kwargs.get("cursor_factory")
-                        or self.cursor_factory
-                        or psycopg2.extensions.cursor
-                    )
-                    kwargs["cursor_factory"] = classes.cursor_class(factory)
-                return super().cursor(*args, **kwargs)
-
-        return self._named(base, TracedConnection)
-
-    def _named(self, base: type, traced: type) -> type:
-        traced.__name__ = traced.__qualname__ = base.__name__
-        traced.__module__ = base.__module__
-        self.made[base] = traced
-        return traced
-
-
 class Psycopg2Instrumentor(Instrumentor):
     """Wraps ``psycopg2.connect``: its connections and cursors are traced subclasses."""
 
@@ -113,21 +52,37 @@ class Psycopg2Instrumentor(Instrumentor):
     def _instrument(self, tracer_provider: TracerProvider, config: Config) -> None:
         import psycopg2
 
-        self.db = DbApi(
-            tracer_provider.get_tracer(__name__, __version__),
-            "psycopg2",
-            enabled=self.enabled,
-            commenter=bool(config.get(SQLCOMMENTER)),
-        )
-        self.classes = _Classes(self.db)
+        tracer = tracer_provider.get_tracer(__name__, __version__)
+        self.db = DbApi.from_config(tracer, "psycopg2", config, self.enabled)
+        self.classes = TracedClasses()
         self.patcher.wrap(psycopg2, "connect", self._connect)
 
+    def _cursor_class(self, base: type) -> type:
+        db = self.db
+        return self.classes.get(
+            base, lambda base: cursor_subclass(db, base, _info, renders=True, procedures=True)
+        )
+
+    def _connection_class(self, base: type) -> type:
+        return self.classes.get(base, self._connection_subclass)
+
+    def _connection_subclass(self, base: type) -> type:
+        import psycopg2.extensions
+
+        cursor_class = self._cursor_class
+
+        class TracedConnection(base):  # type: ignore[misc]
+            def cursor(self, *args: Any, **kwargs: Any) -> Any:
+                def traced(given: Any) -> type:  # cursor(name, cursor_factory, ...)
+                    return cursor_class(given or self.cursor_factory or psycopg2.extensions.cursor)
+
+                args, kwargs = with_factory(args, kwargs, 1, "cursor_factory", traced)
+                return super().cursor(*args, **kwargs)
+
+        return TracedConnection
+
     def _connect(
-        self,
-        wrapped: Callable[..., Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]
     ) -> Any:
         if not self.enabled():
             return wrapped(*args, **kwargs)
@@ -135,10 +90,8 @@ class Psycopg2Instrumentor(Instrumentor):
         with guard("psycopg2: connect"):
             import psycopg2.extensions
 
-            if len(args) > 1:  # connect(dsn, connection_factory, ...)
-                factory = self.classes.connection_class(args[1] or psycopg2.extensions.connection)
-                call_args = (args[0], factory, *args[2:])
-            else:
-                base = kwargs.get("connection_factory") or psycopg2.extensions.connection
-                call_kwargs = {**kwargs, "connection_factory": self.classes.connection_class(base)}
+            def traced(given: Any) -> type:  # connect(dsn, connection_factory, ...)
+                return self._connection_class(given or psycopg2.extensions.connection)
+
+            call_args, call_kwargs = with_factory(args, kwargs, 1, "connection_factory", traced)
         return wrapped(*call_args, **call_kwargs)

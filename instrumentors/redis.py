@@ -16,7 +16,6 @@ recorded. With ``TELEMETRY_RUN_REDIS_CAPTURE_KEYS=true`` the arguments that are 
 from __future__ import annotations
 
 import sys
-import weakref
 from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run._version import __version__
@@ -57,6 +56,8 @@ _NO_KEYS: Final = frozenset(
 
 
 def _text(value: Any) -> str:
+    if type(value) is str:  # a command's name, as redis-py passes it
+        return value
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).decode("utf-8", "replace")
     return str(value)
@@ -90,22 +91,22 @@ def _query_text(name: str, args: Sequence[Any], capture_keys: bool) -> str:
     return " ".join((name, *shown))
 
 
-#: Each connection pool's attributes, worked out on its first command.
-_POOL_ATTRIBUTES: Final[weakref.WeakKeyDictionary[Any, dict[str, Any]]] = (
-    weakref.WeakKeyDictionary()
-)
+#: Where a connection pool keeps its attributes, worked out on its first command (an attribute
+#: of the pool: read per command, it costs less than a weak mapping's look-up).
+_POOL_ATTRIBUTES: Final = "_telemetry_run_attributes"
 
 
 def _connection_attributes(client: Any) -> dict[str, Any]:
     """The attributes of ``client``'s pool, a fresh dict: a span owns its attributes."""
     pool = client.connection_pool
-    try:
-        return _POOL_ATTRIBUTES[pool].copy()
-    except KeyError:
-        attributes = _POOL_ATTRIBUTES[pool] = _pool_attributes(pool)
-        return attributes.copy()
-    except TypeError:  # a pool that cannot be weakly referenced
-        return _pool_attributes(pool)
+    attributes: dict[str, Any] | None = getattr(pool, _POOL_ATTRIBUTES, None)
+    if attributes is None:
+        attributes = _pool_attributes(pool)
+        try:
+            setattr(pool, _POOL_ATTRIBUTES, attributes)
+        except (AttributeError, TypeError):  # a pool with slots: worked out each time
+            return attributes
+    return attributes.copy()
 
 
 def _pool_attributes(pool: Any) -> dict[str, Any]:
@@ -159,9 +160,15 @@ class RedisInstrumentor(Instrumentor):
 
         def command_attributes(client: Any, args: Sequence[Any]) -> dict[str, Any]:
             attributes = _connection_attributes(client)
-            name = _command_name(args)
+            first = args[0] if args else ""  # ``_command_name``, inlined: it runs per command
+            name = (first if type(first) is str else _text(first)).upper()
             attributes["db.operation.name"] = name
-            attributes["db.query.text"] = _query_text(name, args, capture_keys)
+            rest = len(args) - 1
+            attributes["db.query.text"] = (
+                _query_text(name, args, capture_keys)
+                if capture_keys and rest > 0
+                else name + " ?" * rest
+            )
             return attributes
 
         def pipeline_attributes(pipeline: Any) -> dict[str, Any]:

@@ -14,38 +14,20 @@ that hook only the top-level call.
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from telemetry_run._version import __version__
-from telemetry_run.instrumentors import _http
-from telemetry_run.instrumentors.base import Instrumentor, guard
-from telemetry_run.instrumentors.toolkit import HTTP_CLIENT, Call, CallSite, client_call
+from telemetry_run.instrumentors._http_client import VERSIONS, client_site, record_response
+from telemetry_run.instrumentors.base import Instrumentor, _report, guard
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable
 
     from telemetry_run.config import Config
+    from telemetry_run.instrumentors.toolkit import Call, CallSite
     from telemetry_run.sdk.trace.api import TracerProvider
 
 __all__ = ["RequestsInstrumentor"]
-
-_VERSIONS: Final = {10: "1.0", 11: "1.1", 20: "2", 30: "3"}
-
-
-def _attributes(sent: Any) -> dict[str, Any]:
-    return _http.client_request_attributes(str(sent.method), str(sent.url))
-
-
-def _span_name(attributes: Mapping[str, Any], sent: Any) -> str:
-    return _http.client_span_name(attributes["http.request.method"])
-
-
-def _headers(sent: Any) -> Any:
-    return sent.headers
-
-
-def _header_items(sent: Any) -> Iterable[tuple[str, str]]:
-    return sent.headers.items()  # type: ignore[no-any-return]
 
 
 class RequestsInstrumentor(Instrumentor):
@@ -56,68 +38,51 @@ class RequestsInstrumentor(Instrumentor):
     def _instrument(self, tracer_provider: TracerProvider, config: Config) -> None:
         import requests.sessions
 
-        settings = _http.HttpSettings.from_config(config, "requests", server=False)
-        self.site = client_call(
-            tracer_provider.get_tracer(__name__, __version__),
-            "requests",
-            attributes=_attributes,
-            span_name=_span_name,
-            carrier=_headers,
-            rules=HTTP_CLIENT,
-            metric="http.client.request.duration",
-            settings=settings,
-            excluded=(lambda sent: settings.is_excluded(str(sent.url)))
-            if settings.excludes()
-            else None,
-            request_headers=_header_items,
-            enabled=self.enabled,
-        )
+        tracer = tracer_provider.get_tracer(__name__, __version__)
+        self.site = client_site(tracer, "requests", config)
         self.patcher.wrap(requests.sessions, "Session.send", self._send)
 
     def _send(
-        self,
-        wrapped: Callable[..., Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]
     ) -> Any:
         if not self.enabled():
             return wrapped(*args, **kwargs)
         request: Any = None
-        sent: Any = None
-        with guard("requests: before send"):
+        bound: tuple[str, str, Any] | None = None
+        try:  # not ``guard``: this runs for every request, and a try costs nothing
             request = args[0] if args else kwargs["request"]
             sent = copy.copy(request)  # the caller's request and headers stay as they were
             sent.headers = request.headers.copy()
-        if sent is None:
+            bound = (str(sent.method), str(sent.url), sent.headers)
+        except Exception as exc:  # noqa: BLE001  # reported; the request goes on untraced
+            _report("requests: before send", exc)
+        if bound is None:  # a step of ours failed (reported): the call as it was made
             return wrapped(*args, **kwargs)
         call_args = (sent, *args[1:]) if args else args
         call_kwargs = kwargs if args else {**kwargs, "request": sent}
-        with self.site.call(sent) as call:
+        with self.site.call(*bound) as call:
             try:
                 response = wrapped(*call_args, **call_kwargs)
             except BaseException as exc:
                 with guard("requests: restore the request"):
                     _give_back(request, sent, exc)
                 raise
-            with guard("requests: restore the request"):
+            try:  # not ``guard``: this runs for every request, and a try costs nothing
                 _give_back(request, sent, None, response)
-            with guard("requests: response"):
+            except Exception as exc:  # noqa: BLE001  # reported; the response goes to the app
+                _report("requests: restore the request", exc)
+            try:
                 _response(call, response)
+            except Exception as exc:  # noqa: BLE001  # reported; the response goes to the app
+                _report("requests: response", exc)
         return response
 
 
 def _response(call: Call, response: Any) -> None:
-    call.set_status_code(int(response.status_code))
-    span = call.span
     raw = getattr(response, "raw", None)
-    version = _VERSIONS.get(getattr(raw, "version", None) or 0)
-    if version:
-        span.set_attribute("network.protocol.version", version)
+    version = VERSIONS.get(getattr(raw, "version", None) or 0)
     history = getattr(response, "history", None)
-    if history:
-        span.set_attribute("http.request.resend_count", len(history))
-    call.capture_response_headers(response.headers.items())
+    record_response(call, int(response.status_code), version, len(history or ()), response.headers)
 
 
 def _give_back(request: Any, sent: Any, exc: BaseException | None, response: Any = None) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run._version import __version__
 from telemetry_run.instrumentors.base import Instrumentor, guard
-from telemetry_run.instrumentors.dbapi import SQLCOMMENTER, DbApi, DbInfo, commented
+from telemetry_run.instrumentors.dbapi import DbApi, DbInfo, commented
 
 if TYPE_CHECKING:
     from telemetry_run.config import Config
@@ -53,12 +53,8 @@ class SqlalchemyInstrumentor(Instrumentor):
         from sqlalchemy import event
         from sqlalchemy.engine import Engine
 
-        self.db = DbApi(
-            tracer_provider.get_tracer(__name__, __version__),
-            "sqlalchemy",
-            enabled=self.enabled,
-            commenter=bool(config.get(SQLCOMMENTER)),
-        )
+        tracer = tracer_provider.get_tracer(__name__, __version__)
+        self.db = DbApi.from_config(tracer, "sqlalchemy", config, self.enabled)
         self._listeners = (
             ("before_cursor_execute", self._before),
             ("after_cursor_execute", self._after),

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run._version import __version__
 from telemetry_run.instrumentors.base import Instrumentor, guard
-from telemetry_run.instrumentors.dbapi import SQLCOMMENTER, DbApi, DbInfo
+from telemetry_run.instrumentors.dbapi import (
+    TRACED,
+    DbApi,
+    DbInfo,
+    TracedClasses,
+    cursor_subclass,
+    with_factory,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -35,64 +42,6 @@ def _info(cursor: Any) -> DbInfo | None:
     return getattr(cursor.connection, _INFO, None)
 
 
-class _Classes:
-    """The traced subclasses, made once per class the application asks for."""
-
-    def __init__(self, db: DbApi) -> None:
-        self.db = db
-        self.connections: dict[type, type] = {}
-        self.cursors: dict[type, type] = {}
-
-    def cursor_class(self, base: type) -> type:
-        if getattr(base, "_telemetry_run_traced", False):
-            return base
-        found = self.cursors.get(base)
-        if found is not None:
-            return found
-        db = self.db
-
-        class TracedCursor(base):  # type: ignore[misc]
-            _telemetry_run_traced = True
-
-            def execute(self, *args: Any, **kwargs: Any) -> Any:
-                return db.execute(super().execute, _info(self), None, args, kwargs)
-
-            def executemany(self, *args: Any, **kwargs: Any) -> Any:
-                method = super().executemany
-                return db.execute(method, _info(self), None, args, kwargs, many=True)
-
-        TracedCursor.__name__ = TracedCursor.__qualname__ = base.__name__
-        TracedCursor.__module__ = base.__module__
-        self.cursors[base] = TracedCursor
-        return TracedCursor
-
-    def connection_class(self, base: type) -> type:
-        if getattr(base, "_telemetry_run_traced", False):
-            return base
-        found = self.connections.get(base)
-        if found is not None:
-            return found
-        classes = self
-        import sqlite3
-
-        class TracedConnection(base):  # type: ignore[misc]
-            _telemetry_run_traced = True
-
-            def cursor(self, factory: type = sqlite3.Cursor) -> Any:
-                return super().cursor(classes.cursor_class(factory))
-
-            def execute(self, *args: Any) -> Any:
-                return self.cursor().execute(*args)
-
-            def executemany(self, *args: Any) -> Any:
-                return self.cursor().executemany(*args)
-
-        TracedConnection.__name__ = TracedConnection.__qualname__ = base.__name__
-        TracedConnection.__module__ = base.__module__
-        self.connections[base] = TracedConnection
-        return TracedConnection
-
-
 class Sqlite3Instrumentor(Instrumentor):
     """Wraps ``sqlite3.connect``: its connections and cursors are traced subclasses."""
 
@@ -102,23 +51,36 @@ class Sqlite3Instrumentor(Instrumentor):
         import sqlite3
         import sqlite3.dbapi2
 
-        self.db = DbApi(
-            tracer_provider.get_tracer(__name__, __version__),
-            "sqlite3",
-            enabled=self.enabled,
-            commenter=bool(config.get(SQLCOMMENTER)),
-        )
-        self.classes = _Classes(self.db)
+        tracer = tracer_provider.get_tracer(__name__, __version__)
+        self.db = DbApi.from_config(tracer, "sqlite3", config, self.enabled)
+        self.classes = TracedClasses()
         self.patcher.wrap(sqlite3, "connect", self._connect)
         if sqlite3.dbapi2.connect is not sqlite3.connect:
             self.patcher.wrap(sqlite3.dbapi2, "connect", self._connect)
 
+    def _cursor_class(self, base: type) -> type:
+        db = self.db
+        return self.classes.get(base, lambda base: cursor_subclass(db, base, _info))
+
+    def _connection_subclass(self, base: type) -> type:
+        import sqlite3
+
+        cursor_class = self._cursor_class
+
+        class TracedConnection(base):  # type: ignore[misc]
+            def cursor(self, factory: type = sqlite3.Cursor) -> Any:
+                return super().cursor(cursor_class(factory))
+
+            def execute(self, *args: Any) -> Any:
+                return self.cursor().execute(*args)
+
+            def executemany(self, *args: Any) -> Any:
+                return self.cursor().executemany(*args)
+
+        return TracedConnection
+
     def _connect(
-        self,
-        wrapped: Callable[..., Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]
     ) -> Any:
         if not self.enabled():
             return wrapped(*args, **kwargs)
@@ -126,15 +88,15 @@ class Sqlite3Instrumentor(Instrumentor):
         with guard("sqlite3: connect"):
             import sqlite3
 
-            if len(args) > _FACTORY_POSITION:
-                factory = self.classes.connection_class(args[_FACTORY_POSITION])
-                call_args = (*args[:_FACTORY_POSITION], factory, *args[_FACTORY_POSITION + 1 :])
-            else:
-                base = kwargs.get("factory") or sqlite3.Connection
-                call_kwargs = {**kwargs, "factory": self.classes.connection_class(base)}
+            def traced(given: Any) -> type:
+                return self.classes.get(given or sqlite3.Connection, self._connection_subclass)
+
+            call_args, call_kwargs = with_factory(
+                args, kwargs, _FACTORY_POSITION, "factory", traced
+            )
         connection = wrapped(*call_args, **call_kwargs)
         with guard("sqlite3: connect"):
-            if getattr(type(connection), "_telemetry_run_traced", False):
+            if getattr(type(connection), TRACED, False):
                 database = args[0] if args else kwargs.get("database", "")
                 namespace = os.fsdecode(database) if database is not None else None
                 setattr(connection, _INFO, DbInfo("sqlite", namespace))

@@ -53,7 +53,13 @@ from telemetry_run.instrumentors.base import _report, guard
 from telemetry_run.sdk.context import _CURRENT as _current_context
 from telemetry_run.sdk.context import _SPAN as _current_span
 from telemetry_run.sdk.context import SPAN_KEY as _SPAN_KEY
-from telemetry_run.sdk.context import Context, attach, detach, get_current, get_value, set_value
+from telemetry_run.sdk.context import (
+    Context,
+    attach,
+    detach,
+    get_current,
+    get_value,
+)
 from telemetry_run.sdk.context import Token as _Token  # start attaches in its own frame
 from telemetry_run.sdk.context import is_suppressed as _is_suppressed
 from telemetry_run.sdk.propagation import default_getter as _default_getter
@@ -137,7 +143,7 @@ PLAIN: Final = StatusRules(_no_code)
 #: HTTP server: 5xx is an error, 4xx is the client's (``http.response.status_code``).
 HTTP_SERVER: Final = StatusRules(_http.server_status_attributes)
 #: HTTP client: 4xx and 5xx are errors.
-HTTP_CLIENT: Final = StatusRules(lambda span, code, _: _http.client_response(span, code))
+HTTP_CLIENT: Final = StatusRules(_http.client_status)
 #: gRPC client: every code but OK is an error (``rpc.grpc.status_code``).
 RPC_CLIENT: Final = StatusRules(_rpc.client_end, _rpc_client_exception)
 #: gRPC server: only the server's faults are errors (``_rpc.SERVER_ERROR_CODES``).
@@ -282,7 +288,10 @@ class Call:
         except Exception as error:  # noqa: BLE001  # reported; the application's exception goes on
             _report(self.site.where_end, error)
         finally:
-            self.detach()
+            token = self._token  # ``detach()``, inlined: every call passes here
+            if token is not None:
+                self._token = None
+                detach(token)
 
     # -- streams ------------------------------------------------------------------------
 
@@ -474,6 +483,11 @@ def _not_suppressed() -> bool:
     return not _is_suppressed()
 
 
+def _checked_by_caller() -> bool:
+    """The gate of a site built with ``enabled=None``: its wrapper checked the real one."""
+    return True
+
+
 class CallSite:
     """One patch point's calls: what is constant for them, and the sequence that traces one.
 
@@ -484,6 +498,7 @@ class CallSite:
 
     __slots__ = (
         "_falls_back",
+        "_gated",
         "_incoming",
         "_layer_key",
         "_untraced",
@@ -521,7 +536,7 @@ class CallSite:
         settings: _http.HttpSettings | None = None,
         excluded: Callable[..., bool] | None = None,
         request_headers: Callable[..., Iterable[tuple[str, str]]] | None = None,
-        enabled: Callable[[], bool] = _not_suppressed,
+        enabled: Callable[[], bool] | None = _not_suppressed,
         layer: str | None = None,
         call_type: type[Call] = Call,
         noun: str = "call",
@@ -542,7 +557,8 @@ class CallSite:
         self.excluded = excluded
         capture = settings is not None and settings.request_headers is not None
         self.request_headers = request_headers if capture else None
-        self.enabled = enabled
+        self.enabled: Callable[[], bool] = enabled if enabled is not None else _checked_by_caller
+        self._gated = enabled is not None  # without a gate, ``start`` skips calling one
         self._layer_key = _layer_key(layer) if layer is not None else None
         self.call_type = call_type
         self.where_start = f"{name}: {noun} start"
@@ -561,11 +577,12 @@ class CallSite:
         backdates the span, for a call that is traced once it returned (a consumer's receive).
 
         Not traced: the gate ``enabled`` is off (by default inside ``suppress_instrumentation()``;
-        an ``Instrumentor`` passes its own ``enabled``), ``excluded`` says so, a client call is
+        an ``Instrumentor`` passes its own ``enabled``; None: the wrapper checked it already,
+        one gate per call), ``excluded`` says so, a client call is
         nested in another of its layer (it then only carries the context), or a step of ours
         failed (reported).
         """
-        if not self.enabled():
+        if self._gated and not self.enabled():
             return None
         try:  # not ``guard``: this runs for every request, and a try costs nothing
             excluded = self.excluded
@@ -573,31 +590,31 @@ class CallSite:
                 return None
             carrier = None if self.carrier is None else self.carrier(*args, **kwargs)
             layer_key = self._layer_key
-            if layer_key is not None and get_value(layer_key) is not None:
-                if carrier is not None:  # nested: the outer call's context, no span
-                    self._inject(carrier, None)
-                return None
             incoming = self._incoming
             if incoming:
+                if layer_key is not None and get_value(layer_key) is not None:
+                    if carrier is not None:  # nested: the outer call's context, no span
+                        self._inject(carrier, None)
+                    return None
                 # A server starts from the caller's context alone, a consumer from its own.
                 base = get_current() if self._falls_back else None
                 parent = base if carrier is None else extract(carrier, base, self.getter)
             else:
                 parent = get_current()
+                if layer_key is not None and parent.get(layer_key) is not None:
+                    if carrier is not None:  # nested: the outer call's context, no span
+                        self._inject(carrier, None)
+                    return None
             attributes = self.attributes(*args, **kwargs)
-            span = self.tracer.start_span(
-                self.span_name(attributes, *args, **kwargs),
-                context=parent,
-                kind=self.kind,
-                attributes=attributes,
-                start_time=start_time,
-            )
+            name = self.span_name(attributes, *args, **kwargs)
+            # Positional: the API's order (name, context, kind, attributes, links, start_time).
+            span = self.tracer.start_span(name, parent, self.kind, attributes, None, start_time)
             try:
                 # ``set_span_in_context(span, parent)``, in this frame: a fresh copy, the span set.
                 context = Context(parent if parent is not None else get_current())
                 _dict_setitem(context, _SPAN_KEY, span)
                 if layer_key is not None:
-                    context = set_value(layer_key, span, context)
+                    _dict_setitem(context, layer_key, span)
                 if carrier is not None and not incoming:
                     self._inject(carrier, context)
                 headers = self.request_headers  # None unless headers are to be captured
@@ -681,10 +698,11 @@ class SiteOptions(TypedDict, total=False):
     (server); ``rules``: the protocol's ``StatusRules``; ``settings``: an ``HttpSettings`` for
     header capture; ``excluded(*args)``: true skips the call; ``request_headers(*args)``: the
     request's headers as pairs, captured per ``settings``; ``enabled``: the gate (an
-    ``Instrumentor``'s ``enabled``); ``call_type``: a ``Call`` subclass adding a protocol's
-    steps; ``noun``: our failures are reported as ``"{name}: {noun} start"`` (or ``end``);
-    ``metric``: the conventions' duration histogram each call is recorded in
-    (``http.server.request.duration``...; ``_call_metrics.KINDS`` has the names).
+    ``Instrumentor``'s ``enabled``; None for a wrapper that checks it before the call);
+    ``call_type``: a ``Call`` subclass adding a protocol's steps; ``noun``: our failures are
+    reported as ``"{name}: {noun} start"`` (or ``end``); ``metric``: the conventions' duration
+    histogram each call is recorded in (``http.server.request.duration``...;
+    ``_call_metrics.KINDS`` has the names).
     """
 
     carrier: Callable[..., Any] | None
@@ -692,7 +710,7 @@ class SiteOptions(TypedDict, total=False):
     settings: _http.HttpSettings | None
     excluded: Callable[..., bool] | None
     request_headers: Callable[..., Iterable[tuple[str, str]]] | None
-    enabled: Callable[[], bool]
+    enabled: Callable[[], bool] | None
     call_type: type[Call]
     noun: str
     metric: str | None

@@ -18,37 +18,34 @@ from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run._version import __version__
 from telemetry_run.instrumentors import _http
-from telemetry_run.instrumentors.base import Instrumentor, guard
-from telemetry_run.instrumentors.toolkit import HTTP_CLIENT, Call, CallSite, client_call
+from telemetry_run.instrumentors._http_client import VERSIONS, client_site, record_response
+from telemetry_run.instrumentors.base import Instrumentor, _report
+from telemetry_run.sdk.context import get_value
 from telemetry_run.sdk.trace.api import INVALID_SPAN
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Callable
 
     from telemetry_run.config import Config
+    from telemetry_run.instrumentors.toolkit import Call, CallSite
     from telemetry_run.sdk.trace.api import TracerProvider
 
 __all__ = ["Urllib3Instrumentor"]
 
-_VERSIONS: Final = {10: "1.0", 11: "1.1", 20: "2", 30: "3"}
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _POOL_HEADERS_AT: Final = 3  # HTTPConnectionPool.urlopen(method, url, body, headers, ...)
 
 
-def _attributes(method: str, url: str, headers: Any) -> dict[str, Any]:
-    return _http.client_request_attributes(method, url)
-
-
-def _span_name(attributes: Mapping[str, Any], *args: Any) -> str:
-    return _http.client_span_name(attributes["http.request.method"])
-
-
-def _headers(method: str, url: str, headers: Any) -> Any:
-    return headers
-
-
-def _header_items(method: str, url: str, headers: Any) -> Iterable[tuple[str, str]]:
-    return headers.items()  # type: ignore[no-any-return]
+def _carried(headers: Any) -> bool:
+    """True inside another HTTP client call whose context ``headers`` carry already: the
+    headers it injected, handed down (a manager's to its pool, requests' to urllib3, a redirect
+    or retry hop). Such a call makes no span and has nothing to inject: it is passed through.
+    Headers without a ``traceparent`` (another propagator, or a call whose outer call did not
+    inject into them) take the usual path, which injects the outer call's context."""
+    return (
+        headers is not None
+        and get_value(_http.CLIENT_SPAN_KEY) is not None
+        and "traceparent" in headers
+    )
 
 
 def _copy(headers: Any) -> Any:
@@ -68,7 +65,8 @@ def _pool_url(pool: Any, url: str) -> str:
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     port = pool.port
-    authority = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
+    default = _http.DEFAULT_PORTS.get(scheme)
+    authority = host if port is None or port == default else f"{host}:{port}"
     return f"{scheme}://{authority}{url}"
 
 
@@ -81,63 +79,41 @@ class Urllib3Instrumentor(Instrumentor):
         import urllib3.connectionpool
         import urllib3.poolmanager
 
-        settings = _http.HttpSettings.from_config(config, "urllib3", server=False)
-        self.site = client_call(
-            tracer_provider.get_tracer(__name__, __version__),
-            "urllib3",
-            attributes=_attributes,
-            span_name=_span_name,
-            carrier=_headers,
-            rules=HTTP_CLIENT,
-            metric="http.client.request.duration",
-            settings=settings,
-            excluded=(lambda method, url, headers: settings.is_excluded(url))
-            if settings.excludes()
-            else None,
-            request_headers=_header_items,
-            enabled=self.enabled,
-        )
+        tracer = tracer_provider.get_tracer(__name__, __version__)
+        self.site = client_site(tracer, "urllib3", config)
         self.patcher.wrap(urllib3.poolmanager, "PoolManager.urlopen", self._manager_urlopen)
         self.patcher.wrap(urllib3.connectionpool, "HTTPConnectionPool.urlopen", self._pool_urlopen)
 
     def _manager_urlopen(
-        self,
-        wrapped: Callable[..., Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]
     ) -> Any:
         if not self.enabled():
             return wrapped(*args, **kwargs)
         bound: tuple[Any, ...] | None = None
-        with guard("urllib3: before urlopen"):
-            method, url = _method_and_url(args, kwargs)
+        try:  # not ``guard``: this runs for every request, and a try costs nothing
             given = kwargs.get("headers")
-            headers = _copy(instance.headers if given is None else given)
-            bound = (str(method), str(url), headers, args, {**kwargs, "headers": headers})
+            if not _carried(given):  # else a redirect hop of a traced call: passed through
+                method, url = _method_and_url(args, kwargs)
+                headers = _copy(instance.headers if given is None else given)
+                bound = (str(method), str(url), headers, args, {**kwargs, "headers": headers})
+        except Exception as exc:  # noqa: BLE001  # reported; the request goes on untraced
+            _report("urllib3: before urlopen", exc)
         return self._urlopen(wrapped, args, kwargs, bound)
 
     def _pool_urlopen(
-        self,
-        wrapped: Callable[..., Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
+        self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]
     ) -> Any:
         if not self.enabled():
             return wrapped(*args, **kwargs)
         bound: tuple[Any, ...] | None = None
-        with guard("urllib3: before urlopen"):
-            method, url = _method_and_url(args, kwargs)
-            if len(args) > _POOL_HEADERS_AT:
-                headers = _copy(args[_POOL_HEADERS_AT])
-                call_args = (*args[:_POOL_HEADERS_AT], headers, *args[_POOL_HEADERS_AT + 1 :])
-                call_kwargs = kwargs
-            else:
-                given = kwargs.get("headers")
-                headers = _copy(instance.headers if given is None else given)
-                call_args, call_kwargs = args, {**kwargs, "headers": headers}
-            bound = (str(method), _pool_url(instance, str(url)), headers, call_args, call_kwargs)
+        try:  # not ``guard``: this runs for every request, and a try costs nothing
+            given = (
+                args[_POOL_HEADERS_AT] if len(args) > _POOL_HEADERS_AT else kwargs.get("headers")
+            )
+            if not _carried(given):  # else under the manager's call or requests': passed through
+                bound = _pool_bound(instance, args, kwargs, given)
+        except Exception as exc:  # noqa: BLE001  # reported; the request goes on untraced
+            _report("urllib3: before urlopen", exc)
         return self._urlopen(wrapped, args, kwargs, bound)
 
     def _urlopen(
@@ -147,15 +123,32 @@ class Urllib3Instrumentor(Instrumentor):
         kwargs: dict[str, Any],
         bound: tuple[Any, ...] | None,
     ) -> Any:
-        if bound is None:  # a step of ours failed (reported): the call as it was made
+        if bound is None:  # carried already, or a step of ours failed: the call as it was made
             return wrapped(*args, **kwargs)
         method, url, headers, call_args, call_kwargs = bound
         with self.site.call(method, url, headers) as call:
             response = wrapped(*call_args, **call_kwargs)
             if call.span is not INVALID_SPAN:  # a traced call (not one nested in another)
-                with guard("urllib3: response"):
+                try:  # not ``guard``: this runs for every request, and a try costs nothing
                     _response(call, response)
+                except Exception as exc:  # noqa: BLE001  # reported; the response goes to the app
+                    _report("urllib3: response", exc)
         return response
+
+
+def _pool_bound(
+    pool: Any, args: tuple[Any, ...], kwargs: dict[str, Any], given: Any
+) -> tuple[Any, ...]:
+    """A pool's ``urlopen``: method, full URL, the headers to send (a copy of ``given``, else
+    of the pool's), and the arguments that send them."""
+    method, url = _method_and_url(args, kwargs)
+    headers = _copy(pool.headers if given is None else given)
+    if len(args) > _POOL_HEADERS_AT:
+        call_args = (*args[:_POOL_HEADERS_AT], headers, *args[_POOL_HEADERS_AT + 1 :])
+        call_kwargs = kwargs
+    else:
+        call_args, call_kwargs = args, {**kwargs, "headers": headers}
+    return (str(method), _pool_url(pool, str(url)), headers, call_args, call_kwargs)
 
 
 def _method_and_url(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
@@ -165,14 +158,7 @@ def _method_and_url(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any,
 
 
 def _response(call: Call, response: Any) -> None:
-    call.set_status_code(int(response.status))
-    version = _VERSIONS.get(getattr(response, "version", None) or 0)
-    if version:
-        call.span.set_attribute("network.protocol.version", version)
     retries = getattr(response, "retries", None)
-    history = getattr(retries, "history", None)
-    if history:
-        call.span.set_attribute("http.request.resend_count", len(history))
-    settings = call.site.settings
-    if settings is not None and settings.response_headers is not None:  # pairs built to capture
-        call.capture_response_headers(response.headers.items())
+    resends = len(getattr(retries, "history", None) or ())
+    version = VERSIONS.get(getattr(response, "version", None) or 0)
+    record_response(call, int(response.status), version, resends, response.headers)

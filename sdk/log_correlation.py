@@ -131,15 +131,22 @@ def record_factory(
     """A ``logging`` record factory: ``previous``'s record, plus the four fields.
 
     ``gate.active`` is read per record: once it is False, records pass through untouched (a
-    factory set after ours may still call ours).
+    factory set after ours may still call ours). The fields go into the record's ``__dict__``
+    even outside a span: formatters read ``record.__dict__``, not attributes, so class-level
+    defaults on ``LogRecord`` would not spare a ``KeyError``.
     """
     fields = _Fields(service_name)
+    invalid = fields.invalid
     span_get = _span_get
 
     def factory(*args: Any, **kwargs: Any) -> Any:
-        record = previous(*args, **kwargs)
-        if gate.active:  # Fields.current, inlined: this runs for every record
-            span = span_get()
+        # Without keywords (how logging calls it), no empty mapping is passed on.
+        record = previous(*args, **kwargs) if kwargs else previous(*args)
+        span = span_get()
+        if span is None:  # outside any span, the common case: the invalid fields as they are
+            if gate.active:
+                record.__dict__.update(invalid)
+        elif gate.active:  # Fields.current, inlined: this runs for every record
             last = fields.last
             record.__dict__.update(last[1] if span is last[0] else fields.refresh(span))
         return record

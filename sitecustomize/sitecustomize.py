@@ -25,7 +25,6 @@ def _bootstrap() -> None:
 
 def _chain_user_sitecustomize() -> None:
     import importlib.machinery
-    import importlib.util
     import os
     import sys
 
@@ -34,6 +33,8 @@ def _chain_user_sitecustomize() -> None:
     spec = importlib.machinery.PathFinder.find_spec("sitecustomize", rest)
     if spec is None or spec.loader is None:
         return
+    import importlib.util  # only when there is one to chain: not on every start-up
+
     module = importlib.util.module_from_spec(spec)
     sys.modules["sitecustomize"] = module
     spec.loader.exec_module(module)  # its errors surface as Python reports them without us

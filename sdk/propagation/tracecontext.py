@@ -113,6 +113,8 @@ def format_tracestate(state: TraceState) -> str:
     Whole members go: first the ones longer than 128 characters, rightmost first, then from the
     end, each step only while the header is still too long.
     """
+    if state._header is not None:  # the incoming text, unchanged: already within the budget
+        return state._header
     # Keyed by identity; the entry holds the state, so its id cannot be reused meanwhile.
     cached = _formatted_states.get(id(state))
     if cached is not None and cached[0] is state:
@@ -257,15 +259,18 @@ class TraceContextTextMapPropagator(TextMapPropagator):
         if setter is _default_setter and isinstance(carrier, dict):
             carrier[TRACEPARENT] = header
             if state is not _EMPTY_STATE:
-                # format_tracestate's cache look-up, inlined (an empty state formats as "").
-                cached = _formatted_states.get(id(state))
-                header = (
-                    cached[1]
-                    if cached is not None and cached[0] is state
-                    else format_tracestate(state)
-                )
-                if header:
-                    carrier[TRACESTATE] = header
+                # The extracted text when unchanged, else format_tracestate's cache look-up,
+                # inlined (an empty state formats as "").
+                text = state._header
+                if text is None:
+                    cached = _formatted_states.get(id(state))
+                    text = (
+                        cached[1]
+                        if cached is not None and cached[0] is state
+                        else format_tracestate(state)
+                    )
+                if text:
+                    carrier[TRACESTATE] = text
             return
         setter.set(carrier, TRACEPARENT, header)
         if state is not _EMPTY_STATE and state:

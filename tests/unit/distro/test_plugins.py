@@ -362,6 +362,14 @@ def test_the_plugin_module_exports_exactly_its_names() -> None:
         plugin.nothing  # noqa: B018
 
 
+def test_the_plugin_module_hands_out_the_toolkit_of_the_built_ins() -> None:
+    """A third-party instrumentor imports the call helpers from where the plugin API is."""
+    from telemetry_run.instrumentors import toolkit
+
+    for name in toolkit.__all__:
+        assert getattr(plugin, name) is getattr(toolkit, name), name
+
+
 def test_start_up_imports_stay_light() -> None:
     """What runs in every process (and in --list) imports neither the SDK, wrapt nor packaging."""
     code = """

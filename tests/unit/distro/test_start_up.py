@@ -15,6 +15,7 @@ import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -72,6 +73,48 @@ def test_a_default_bootstrap_leaves_the_heavy_modules_out(exporter: str) -> None
 def test_a_configured_grpc_endpoint_needs_no_urllib() -> None:
     out = _child(_BOOT, OTEL_EXPORTER_OTLP_ENDPOINT="http://collector.example:4317")
     assert "urllib.parse" not in json.loads(out.stdout)
+
+
+_SITECUSTOMIZE_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))),
+    "sitecustomize",
+)
+
+
+def test_our_sitecustomize_imports_importlib_util_only_to_chain_a_users_one(
+    tmp_path: Path,
+) -> None:
+    # -S: no site, so no editable finder has imported importlib.util before us.
+    code = (
+        "import sys\n"
+        f"sys.path[:0] = [{_SITECUSTOMIZE_DIR!r}]\n"
+        "sys.path += sys.argv[1:]\n"
+        "import sitecustomize\n"
+        "import builtins\n"
+        "print('importlib.util' in sys.modules, getattr(builtins, 'USER_SITE_RAN', False))\n"
+    )
+    # cwd: not the repo root, whose sitecustomize/ package would be found as a user's one.
+    alone = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert alone.stdout.split() == ["False", "False"], alone.stderr
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "sitecustomize.py").write_text("import builtins\nbuiltins.USER_SITE_RAN = True\n")
+    chained = subprocess.run(
+        [sys.executable, "-S", "-c", code, str(user)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert chained.stdout.split() == ["True", "True"], chained.stderr
 
 
 def test_logging_is_configured_when_the_application_imports_it() -> None:

@@ -118,6 +118,32 @@ def test_client_attributes() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("url", "address", "port"),
+    [
+        ("http://127.0.0.1:8000/users/42", "127.0.0.1", 8000),
+        ("HTTPS://Example.com#top", "Example.com", 443),
+        ("http://[::1]:8080?next=/a/b", "::1", 8080),
+        ("https://user@host.example:9443/x", "host.example", 9443),
+        ("http://host.example?x=1:2", "host.example", 80),
+    ],
+)
+def test_client_server_address_and_port(url: str, address: str, port: int) -> None:
+    """The authority ends at the first ``/``, ``?`` or ``#``; the userinfo is never the host.
+    Asked twice (the second answer comes from the per-origin cache) and after the cache has
+    been filled and emptied by many other origins, the answer is the same."""
+    expected = {"server.address": address, "server.port": port}
+    for _ in range(2):
+        attributes = _http.client_request_attributes("GET", url)
+        assert {key: attributes.get(key) for key in expected} == expected
+    for index in range(300):
+        other = _http.client_request_attributes("GET", f"http://h{index}.example:{index + 1}/")
+        assert (other["server.address"], other["server.port"]) == (f"h{index}.example", index + 1)
+    attributes = _http.client_request_attributes("GET", url)
+    assert {key: attributes.get(key) for key in expected} == expected
+    assert not any("user" in origin for origin in _http._origins)
+
+
 def test_status_rules_server_4xx_unset_client_4xx_error() -> None:
     recorder = SpanRecorder()
     server = recorder.tracer.start_span("s")

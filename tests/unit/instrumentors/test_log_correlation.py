@@ -17,6 +17,7 @@ from telemetry_run.log_correlation import loguru_patcher, structlog_processor
 from telemetry_run.sdk.trace import ReadableSpan
 from telemetry_run.testing import SpanRecorder
 
+FORMAT_FIELDS = ("otelTraceID", "otelSpanID", "otelTraceSampled", "otelServiceName")
 FORMAT = "%(otelTraceID)s %(otelSpanID)s %(otelTraceSampled)s %(otelServiceName)s %(message)s"
 
 
@@ -90,12 +91,14 @@ def test_the_factory_chains_to_one_set_before_and_a_chaining_one_set_after(
         instrumentor.uninstrument()  # ours is not the factory: left in place, passing through
         with span_recorder.tracer.start_as_current_span("later"):
             record = logging.getLogger("t").makeRecord("t", logging.INFO, "f", 1, "after", (), None)
+        idle = logging.getLogger("t").makeRecord("t", logging.INFO, "f", 1, "idle", (), None)
     finally:
         logging.setLogRecordFactory(original)
     ids = _ids(span_recorder.one("request"))
     assert lines.getvalue().splitlines() == [f"{ids} True test both [app-before] [app-after]"]
     assert record.msg == "after [app-before] [app-after]"
     assert "otelTraceID" not in vars(record)
+    assert "otelTraceID" not in vars(idle)  # outside a span too: nothing added once uninstalled
 
 
 def test_a_format_naming_the_fields_works_before_any_span_and_never_raises(
@@ -103,6 +106,16 @@ def test_a_format_naming_the_fields_works_before_any_span_and_never_raises(
 ) -> None:
     record = logging.getLogger("tests.app").makeRecord("n", logging.INFO, "f", 1, "m", (), None)
     assert logging.Formatter(FORMAT).format(record) == "0 0 False test m"
+    # In the record's own __dict__ (what every formatting style reads), not a class default.
+    assert {key: vars(record)[key] for key in FORMAT_FIELDS} == {
+        "otelTraceID": "0",
+        "otelSpanID": "0",
+        "otelTraceSampled": False,
+        "otelServiceName": "test",
+    }
+    assert logging.Formatter("{otelTraceID}-{otelSpanID} {message}", style="{").format(record) == (
+        "0-0 m"
+    )
 
 
 def test_log_correlation_false_is_a_quiet_skip(span_recorder: SpanRecorder) -> None:

@@ -11,9 +11,11 @@ import pytest
 
 from telemetry_run.instrumentors import plugin
 from telemetry_run.instrumentors import urllib3 as instrumented
+from telemetry_run.instrumentors.toolkit import client_call
 from telemetry_run.instrumentors.urllib3 import Urllib3Instrumentor
 from telemetry_run.sdk.context import suppress_instrumentation
 from telemetry_run.sdk.diagnostics import InternalError, get_diagnostics
+from telemetry_run.sdk.propagation import inject
 from telemetry_run.sdk.trace.api import SpanKind, StatusCode
 from telemetry_run.testing import SpanRecorder, config_for
 from telemetry_run.testing.contract import contract_tests
@@ -127,6 +129,30 @@ def test_a_pool_used_directly_names_the_full_url(instrument: Any, server: Any) -
     assert missing.status.status_code is StatusCode.ERROR
     assert missing.attributes["error.type"] == "404"
     assert [hop["traceparent"] for hop in seen] == [_traceparent(ok), _traceparent(missing)]
+
+
+def test_a_call_inside_another_http_client_call_carries_that_calls_context(
+    instrument: Any, server: Any
+) -> None:
+    """Inside another HTTP client call (here one made with the toolkit, as a plugin would):
+    no span of urllib3's own; headers handed down with the context are sent as they are, and
+    headers without it get the outer call's context injected."""
+    recorder = instrument()
+    base, seen = server
+    outer = client_call(
+        recorder.tracer, "outer", attributes=lambda: {}, span_name="outer", enabled=None
+    )
+    with urllib3.PoolManager() as manager, outer.call() as call:
+        handed_down = {"X-Mine": "1"}
+        inject(handed_down, call.context)
+        manager.request("GET", f"{base}/ok", headers=handed_down)
+        manager.request("GET", f"{base}/ok", headers={"X-Mine": "2"})
+    assert [span.name for span in recorder.spans] == ["outer"]
+    expected = _traceparent(recorder.one("outer"))
+    assert [(hop["x-mine"], hop["traceparent"]) for hop in seen] == [
+        ("1", expected),
+        ("2", expected),
+    ]
 
 
 def test_redirects_and_retries_are_one_span_with_the_resends_counted(

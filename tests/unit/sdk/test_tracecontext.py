@@ -671,6 +671,56 @@ def test_tracestate_extraction_agrees_with_trace_state_from_header(header: str) 
     assert list(span_context.trace_state.items()) == list(expected.items())
 
 
+def passed_on(incoming: str, change: object = None) -> str | None:
+    """The ``tracestate`` a service injects after extracting ``incoming`` (changed or not)."""
+    span_context = remote({"traceparent": VALID, "tracestate": incoming})
+    assert span_context is not None
+    state = span_context.trace_state
+    if callable(change):
+        state = change(state)
+    outgoing = SpanContext(TRACE_ID, SPAN_ID, True, TraceFlags(1), state)
+    return injected(outgoing).get("tracestate")
+
+
+@settings(max_examples=300)
+@given(noisy_tracestates())
+def test_tracestate_passed_on_after_extract_is_the_list_formatted_afresh(header: str) -> None:
+    # The oracle: the same members in a TraceState built from scratch, which has no kept text.
+    span_context = remote({"traceparent": VALID, "tracestate": header})
+    assert span_context is not None
+    fresh = TraceState(list(span_context.trace_state.items()))
+    expected = injected(SpanContext(TRACE_ID, SPAN_ID, True, TraceFlags(1), fresh))
+    assert passed_on(header) == expected.get("tracestate")
+
+
+@pytest.mark.parametrize(
+    ("incoming", "outgoing"),
+    [
+        ("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE", "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"),
+        (" rojo=1 ,\tcongo=2", "rojo=1,congo=2"),
+        ("rojo=1,,congo=2,", "rojo=1,congo=2"),
+        ("rojo=1,congo=2,rojo=3", "rojo=1,congo=2"),
+    ],
+)
+def test_tracestate_is_passed_on_in_its_normal_form(incoming: str, outgoing: str) -> None:
+    assert passed_on(incoming) == outgoing
+
+
+def test_a_changed_tracestate_is_passed_on_with_the_change() -> None:
+    incoming = "rojo=1,congo=2"
+    assert passed_on(incoming, lambda s: s.add("ours", "x")) == "ours=x,rojo=1,congo=2"
+    assert passed_on(incoming, lambda s: s.update("congo", "3")) == "congo=3,rojo=1"
+    assert passed_on(incoming, lambda s: s.delete("rojo")) == "congo=2"
+
+
+def test_a_tracestate_over_512_characters_is_still_cut_when_passed_on() -> None:
+    members = [f"k{i}={'v' * 40}" for i in range(20)]  # 20 members of 44 characters: 899
+    outgoing = passed_on(",".join(members))
+    assert outgoing is not None
+    assert len(outgoing) <= 512
+    assert outgoing == ",".join(members[: len(outgoing.split(","))])
+
+
 def test_a_dict_of_many_lowercase_headers() -> None:
     carrier = {
         "host": "example.com",

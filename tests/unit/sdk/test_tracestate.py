@@ -130,6 +130,12 @@ def test_a_duplicated_key_keeps_the_list_and_its_first_member(headers: tuple[str
         "foo\u00e9=1",
         "foo=a\tb",
         "foo=1\n",
+        # Other whitespace beside spaces and tabs: never optional whitespace.
+        "foo=1 ,bar=2\n",
+        " foo=1\x0b ",
+        "\tfoo=1\r\n",
+        "foo=1 \x1f",
+        "foo=1\u00a0 ",
     ],
 )
 def test_an_invalid_member_discards_the_whole_list(header: str) -> None:
