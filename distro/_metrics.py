@@ -19,13 +19,13 @@ if TYPE_CHECKING:
     from telemetry_run.sdk.exporters import ExportResult
     from telemetry_run.sdk.metrics.data import MetricsData
     from telemetry_run.sdk.metrics.provider import MeterProvider
-    from telemetry_run.sdk.metrics.reader import MetricExporter
+    from telemetry_run.sdk.metrics.reader import MetricExporter, MetricReader
     from telemetry_run.sdk.resources import Resource
 
 __all__ = ["METRIC_EXPORTERS", "build_meter_provider"]
 
 #: The names ``OTEL_METRICS_EXPORTER`` takes (``none`` turns metrics off).
-METRIC_EXPORTERS = ("otlp", "console", "none")
+METRIC_EXPORTERS = ("otlp", "prometheus", "console", "none")
 
 
 class _OTLPMetricsOff:
@@ -76,10 +76,21 @@ def build_meter_provider(
     from telemetry_run.sdk.metrics.provider import MeterProvider
     from telemetry_run.sdk.metrics.reader import PeriodicExportingMetricReader
 
-    readers = []
+    readers: list[MetricReader] = []
     for name in config["OTEL_METRICS_EXPORTER"]:
         exporter: MetricExporter
         if name == "none":
+            continue
+        if name == "prometheus":  # pulled, not pushed: a reader of its own
+            from telemetry_run.sdk.exporters.prometheus import PrometheusMetricReader
+
+            readers.append(
+                PrometheusMetricReader(
+                    config["OTEL_EXPORTER_PROMETHEUS_HOST"],
+                    config["OTEL_EXPORTER_PROMETHEUS_PORT"],
+                    diagnostics=diagnostics,
+                )
+            )
             continue
         if name == "otlp":
             exporter = _otlp_exporter(config)

@@ -208,7 +208,8 @@ BUILTIN_VARIABLES: Final[tuple[Variable, ...]] = (
         "OTEL_METRICS_EXPORTER",
         parse_list,
         ("otlp",),
-        "metric exporters by name: otlp, console, none; a process running past one export "
+        "metric exporters by name: otlp, prometheus (pulled), console, none; a process running "
+        "past one export "
         "interval (at most 10 s) exports its runtime metrics (off by name: runtime_metrics)",
     ),
     Variable(
@@ -224,6 +225,19 @@ BUILTIN_VARIABLES: Final[tuple[Variable, ...]] = (
         30.0,
         "ms one metric export may take, callbacks included",
         shown_default="30000",
+    ),
+    Variable(
+        "OTEL_EXPORTER_PROMETHEUS_HOST",
+        parse_str,
+        "localhost",
+        "the address the Prometheus exporter (OTEL_METRICS_EXPORTER=prometheus) listens on",
+    ),
+    Variable(
+        "OTEL_EXPORTER_PROMETHEUS_PORT",
+        parse_int(1, 65535),
+        9464,
+        "the port the Prometheus exporter listens on; when taken (another worker), the next "
+        "free one of the following 63",
     ),
     Variable(
         "OTEL_METRICS_EXEMPLAR_FILTER",

@@ -1,0 +1,161 @@
+"""``OTEL_METRICS_EXPORTER=prometheus`` under ``telemetry-run gunicorn`` with two workers (#18):
+each process serves its own series on its own port, and the request counts they serve add up
+to the requests made, as a scraper reading every port sees them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from telemetry_run.testing.otlp import free_port
+from tests.integration.conftest import LAUNCHER, clean_env
+from tests.integration.test_servers import requires, script
+
+pytestmark = pytest.mark.timeout(180)
+
+HANG_BOUND = 60.0  # seconds: only catches a hang, never a measure of speed
+PORTS_SCANNED = 8  # the configured port and the next ones the processes may have moved to
+REQUESTS = 24
+
+FLASK_APP = """
+import os
+
+from flask import Flask
+
+if os.environ.get("TEST_METER_AT_IMPORT"):
+    # --preload: the pipeline (and its port) is built in the master, before the fork.
+    from telemetry_run.sdk.metrics import get_meter
+
+    get_meter("shop").create_counter("shop.started").add(1)
+
+app = Flask(__name__)
+
+
+@app.route("/items/<int:item_id>")
+def item(item_id):
+    return {"id": item_id}
+"""
+
+COUNT = "http_server_request_duration_seconds_count"
+BUCKET_INF = "http_server_request_duration_seconds_bucket"
+
+
+def _scrape(port: int) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            return str(response.read().decode())
+    except (OSError, urllib.error.URLError):
+        return None
+
+
+def _series(text: str, name: str) -> list[tuple[str, float]]:
+    """``(labels, value)`` of each sample of ``name``."""
+    found = []
+    for line in text.splitlines():
+        if line.startswith(name + "{"):
+            labels, _, value = line[len(name) :].rpartition(" ")
+            found.append((labels, float(value)))
+    return found
+
+
+def _counted(pages: dict[int, str]) -> float:
+    return sum(value for text in pages.values() for _, value in _series(text, COUNT))
+
+
+@pytest.mark.parametrize("preload", [False, True], ids=["no-preload", "preload-meter"])
+def test_two_workers_serve_their_own_series_that_add_up_to_the_requests(
+    tmp_path: Path, preload: bool
+) -> None:
+    requires("gunicorn")
+    (tmp_path / "shop.py").write_text(FLASK_APP)
+    metrics_port = free_port()
+    app_port = free_port()
+    env = clean_env(
+        PYTHONPATH=str(tmp_path),
+        OTEL_METRICS_EXPORTER="prometheus",
+        OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1",
+        OTEL_EXPORTER_PROMETHEUS_PORT=str(metrics_port),
+        OTEL_SERVICE_NAME="shop",
+        # Each process's runtime metrics build its pipeline 0.3 s in: the master and both
+        # workers serve, whether a request reached them or not.
+        OTEL_METRIC_EXPORT_INTERVAL="300",
+        **({"TEST_METER_AT_IMPORT": "1"} if preload else {}),
+    )
+    command = [
+        script("gunicorn"),
+        "--bind",
+        f"127.0.0.1:{app_port}",
+        "--workers",
+        "2",
+        "--worker-class",
+        "sync",
+        "--graceful-timeout",
+        "10",
+        *(["--preload"] if preload else []),
+        "shop:app",
+    ]
+    log_path = tmp_path / "gunicorn.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [*LAUNCHER, *command],
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    pages: dict[int, str] = {}
+    try:
+        deadline = time.monotonic() + HANG_BOUND
+        answered = 0
+        while answered < REQUESTS:
+            if time.monotonic() > deadline:
+                pytest.fail(f"gunicorn answered {answered} requests:\n{log_path.read_text()}")
+            try:  # a new connection each time: the two workers share them
+                url = f"http://127.0.0.1:{app_port}/items/{answered}"
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    assert response.status == 200
+                answered += 1
+            except (OSError, urllib.error.URLError):
+                time.sleep(0.1)  # not listening yet
+        while True:  # a request is measured when its body is closed, just after the answer
+            scraped = {p: _scrape(p) for p in range(metrics_port, metrics_port + PORTS_SCANNED)}
+            pages = {port: text for port, text in scraped.items() if text is not None}
+            if (_counted(pages) >= REQUESTS and len(pages) >= 3) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(HANG_BOUND)
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.returncode is None:
+            proc.wait(10)
+    log_text = log_path.read_text(errors="replace")
+    assert "Traceback" not in log_text, log_text
+    serving = {port: text for port, text in pages.items() if _series(text, COUNT)}
+    assert _counted(pages) == REQUESTS, (pages, log_text)
+    # The master and both workers: each a process of its own on a port of its own.
+    pids = set()
+    for text in pages.values():
+        (info,) = [labels for labels, _ in _series(text, "target_info")]
+        assert 'service_name="shop"' in info
+        pids.add(info.split('process_pid="', 1)[1].split('"', 1)[0])
+        assert _series(text, "process_cpu_time_seconds_total"), text
+    assert len(pages) == 3 and len(pids) == 3, (sorted(pages), log_text)
+    started = [v for text in pages.values() for _, v in _series(text, "shop_started_total")]
+    assert started == ([1.0] if preload else [])  # the master's count, never a worker's copy
+    for text in serving.values():  # the requests' histogram, as Prometheus reads it
+        labels, _ = _series(text, COUNT)[0]
+        assert 'http_route="/items/<int:item_id>"' in labels and "/items/1" not in text
+        infinite = [v for lab, v in _series(text, BUCKET_INF) if 'le="+Inf"' in lab]
+        assert sum(infinite) == sum(v for _, v in _series(text, COUNT))
