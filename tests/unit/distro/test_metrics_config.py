@@ -20,7 +20,8 @@ def _build(diagnostics: Diagnostics, **env: str):  # type: ignore[no-untyped-def
     provider = _metrics.build_meter_provider(config, Resource({}), diagnostics)
     if provider is not None:
         for reader in provider.readers:
-            reader._stop.set()  # type: ignore[attr-defined]  # no export thread in these tests
+            if hasattr(reader, "_stop"):
+                reader._stop.set()  # no export thread in these tests
     return provider
 
 
@@ -112,9 +113,29 @@ def test_an_unknown_exporter_name_warns_and_is_skipped(
     diagnostics: Diagnostics, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="telemetry_run")
-    provider = _build(diagnostics, OTEL_METRICS_EXPORTER="prometheus,console")
+    provider = _build(diagnostics, OTEL_METRICS_EXPORTER="statsd,console")
     assert [type(r.exporter).__name__ for r in provider.readers] == ["ConsoleMetricExporter"]
-    assert any("no metric exporter named prometheus" in r.getMessage() for r in caplog.records)
+    assert any("no metric exporter named statsd" in r.getMessage() for r in caplog.records)
+
+
+def test_prometheus_is_a_pull_reader_on_the_configured_address(diagnostics: Diagnostics) -> None:
+    from telemetry_run.sdk.exporters.prometheus import PrometheusMetricReader
+    from telemetry_run.testing.otlp import free_port
+
+    port = free_port()
+    provider = _build(
+        diagnostics,
+        OTEL_METRICS_EXPORTER="prometheus",
+        OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1",
+        OTEL_EXPORTER_PROMETHEUS_PORT=str(port),
+    )
+    try:
+        (reader,) = provider.readers
+        assert isinstance(reader, PrometheusMetricReader)
+        assert (reader.host, reader.port) == ("127.0.0.1", port)
+        assert set(reader.temporality.values()) == {AggregationTemporality.CUMULATIVE}
+    finally:
+        provider.shutdown()
 
 
 def test_the_provider_is_built_when_first_asked_for_and_only_once(
