@@ -22,6 +22,7 @@ import functools
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -95,7 +96,7 @@ class _Forwarder:
         self.previous = previous  # the reloader's handler: sys.exit(0)
         self.children: list[subprocess.Popen[Any]] = []
         self.terminating = False
-        self._killer: threading.Timer | None = None
+        self._closed = threading.Event()
 
     def alive(self) -> list[subprocess.Popen[Any]]:
         # returncode only: poll() would contend with the main thread's wait for its lock.
@@ -111,11 +112,15 @@ class _Forwarder:
             with contextlib.suppress(OSError):
                 os.kill(child.pid, signal.SIGTERM)
         # The main thread keeps waiting for the child, whose exit code the loop then returns.
-        self._killer = threading.Timer(self.timeout, self._kill, (children,))
-        self._killer.daemon = True
-        self._killer.start()
+        deadline = time.monotonic() + self.timeout
+        killer = threading.Thread(target=self._kill_at, args=(deadline, children), daemon=True)
+        killer.start()
 
-    def _kill(self, children: list[subprocess.Popen[Any]]) -> None:
+    def _kill_at(self, deadline: float, children: list[subprocess.Popen[Any]]) -> None:
+        # The clock is read again after each wait: a wait that returns early kills no one early.
+        while (remaining := deadline - time.monotonic()) > 0:
+            if self._closed.wait(remaining):
+                return
         for child in children:
             if child.returncode is None:
                 with contextlib.suppress(OSError):
@@ -137,8 +142,7 @@ class _Forwarder:
                 os.kill(child.pid, signal.SIGTERM)
 
     def close(self) -> None:
-        if self._killer is not None:
-            self._killer.cancel()
+        self._closed.set()
 
 
 @contextlib.contextmanager
