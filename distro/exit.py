@@ -20,8 +20,8 @@ would hang until SIGKILL. So the signal frame takes no lock: it starts the flush
 its own (``_thread``: ``threading`` takes its registry lock to start one) and
 
 - when no frame of the interrupted stack is in a module that owns such a lock (our SDK and exit
-  hook, ``logging``, ``threading``, ``importlib``), waits for it until the deadline, then returns
-  or dies as above;
+  hook, ``logging``, ``threading``, ``importlib``), waits for it until the deadline (and up to
+  GRACE more for its report, which a loaded machine may delay), then returns or dies as above;
 - otherwise returns at once, so the interrupted code can release its lock. The flush thread
   does the work, then sends SIGTERM again: the handler, finding the shutdown done, restores the
   default and re-sends. If the main thread does not get to run it (stuck in C) within GRACE
@@ -76,7 +76,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ExitHook", "format_exit_line"]
 
-#: How long after the deadline a deferred SIGTERM waits for the main thread to die by it.
+#: How long after the deadline a deferred SIGTERM waits for the main thread to die by it, and
+#: the signal frame for a shutdown that passed its deadline to report.
 GRACE: Final = 1.0
 
 #: Modules whose code may hold a lock the flush needs (a prefix of ``__name__``).
@@ -269,7 +270,10 @@ class ExitHook:
                 self._on_thread(self._force_flush, process, deadline)
         if deferred:
             return
-        done.wait(max(0.0, deadline - time.monotonic()))
+        if not done.wait(max(0.0, deadline - time.monotonic())):
+            # The work itself stops at the deadline; on a loaded machine its report (the exit
+            # line accounting for every span) may need a moment more: GRACE at most.
+            done.wait(GRACE)
         if installed:
             _die()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -17,6 +18,10 @@ pytest_plugins = ["telemetry_run.testing", "tests.postgres_server"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # A background job of a non-interactive shell (`nox ... &`) starts with SIGINT ignored, and
+    # every process a test starts would inherit that: the Ctrl-C tests need a terminal's default.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line(
         "markers", "internal_errors: the test expects internal errors to be reported"
     )

@@ -200,14 +200,19 @@ def test_sigterm_ignored_by_the_parent_is_left_ignored(
         "import signal, sys\n"
         "print(signal.getsignal(signal.SIGTERM) is signal.SIG_IGN, flush=True)\n"
     )
+    # A small exec'ing parent sets SIG_IGN, not a preexec_fn: Python code between fork and exec
+    # of this process, whose gRPC threads serve the receiver, can abort in gRPC's fork handling.
+    ignore_then_exec = (
+        "import os, signal, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "os.execv(sys.argv[1], sys.argv[1:])"
+    )
     result = subprocess.run(
-        [*LAUNCHER, PYTHON, str(app)],
+        [PYTHON, "-c", ignore_then_exec, *LAUNCHER, PYTHON, str(app)],
         env=env_for(otlp_receiver),
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
-        preexec_fn=lambda: signal.signal(signal.SIGTERM, signal.SIG_IGN),
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "True"
