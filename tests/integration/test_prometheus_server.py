@@ -1,0 +1,136 @@
+"""A real Prometheus server scrapes ``telemetry-run gunicorn -w 2`` (#18): what its HTTP API
+answers about our series is what the application did, and no counter looks reset across scrapes.
+
+The targets are the ports the master and both workers serve, found by scraping the bounded range
+the exporter moves along (as test_prometheus_exporter.py does) before Prometheus starts: a
+static target that nothing serves would only add a ``down`` target to tell apart.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_prometheus_exporter import (
+    HANG_BOUND,
+    GunicornApp,
+    get_items,
+    gunicorn_serving_metrics,
+    serving_pages,
+)
+from tests.prometheus_server import PrometheusServer, prometheus_binary, running_prometheus
+
+pytestmark = pytest.mark.timeout(240)
+
+FIRST_BURST = 12
+SECOND_BURST = 12
+
+SHOP_APP = """
+import os
+
+from flask import Flask
+
+from telemetry_run.sdk.metrics import get_meter
+
+orders = get_meter("shop").create_counter("shop.orders", "{order}")
+orders.add(0)  # the series exists from the worker's start, as Prometheus users initialise them
+
+app = Flask(__name__)
+
+
+@app.route("/items/<int:item_id>")
+def item(item_id):
+    orders.add(item_id % 3 + 1)
+    return {"id": item_id, "pid": os.getpid()}
+"""
+
+COUNT = "http_server_request_duration_seconds_count"
+BUCKET = "http_server_request_duration_seconds_bucket"
+ORDERS = "shop_orders_total"
+
+
+def _total(server: PrometheusServer, promql: str) -> float:
+    """The single value of an aggregated query, 0 while it has no series."""
+    result = server.query(promql)
+    return result[0]["value"] if result else 0.0
+
+
+def _wait_for(server: PrometheusServer, promql: str, expected: float, deadline: float) -> None:
+    """Until Prometheus answers ``expected`` (a scrape came in after what was counted)."""
+    while _total(server, promql) != expected:
+        if time.monotonic() > deadline:
+            return  # the assertions that follow say what it answered
+        time.sleep(0.25)
+
+
+def _all_up(server: PrometheusServer, ports: list[int]) -> list[dict[str, Any]]:
+    targets = server.api("targets", state="active")["activeTargets"]
+    return [t for t in targets if t["health"] == "up" and t["lastScrape"][:4] != "0001"]
+
+
+def _pids(bodies: list[bytes]) -> Counter[int]:
+    return Counter(json.loads(body)["pid"] for body in bodies)
+
+
+def _second_burst(app: GunicornApp, first_pids: Counter[int], deadline: float) -> list[bytes]:
+    """At least ``SECOND_BURST`` requests, more (4 at a time) until one reached a worker that
+    also served the first burst: its series then grows between scrapes, whatever the kernel's
+    choice of worker for each connection."""
+    bodies = get_items(app, FIRST_BURST, SECOND_BURST, deadline)
+    while not set(_pids(bodies)) & set(first_pids):
+        bodies += get_items(app, FIRST_BURST + len(bodies), 4, deadline)
+    return bodies
+
+
+def _expected_orders(first: int, count: int) -> int:
+    return sum(item % 3 + 1 for item in range(first, first + count))
+
+
+def test_a_real_prometheus_sees_the_requests_the_orders_and_no_reset(tmp_path: Path) -> None:
+    prometheus_binary()  # skips (fails in CI) before gunicorn starts
+    with gunicorn_serving_metrics(tmp_path, SHOP_APP) as app:
+        deadline = time.monotonic() + HANG_BOUND
+        pages = serving_pages(app, deadline, 0)
+        ports = sorted(pages)
+        assert len(ports) == 3, (pages, app.log())
+        with running_prometheus(tmp_path, ports) as server:
+            while len(_all_up(server, ports)) < len(ports) and time.monotonic() < deadline:
+                time.sleep(0.25)
+            first = get_items(app, 0, FIRST_BURST, deadline)
+            _wait_for(server, f"sum({COUNT})", FIRST_BURST, deadline)
+            assert _total(server, f"sum({COUNT})") == FIRST_BURST, app.log()
+            second = _second_burst(app, _pids(first), deadline)
+            requests = FIRST_BURST + len(second)
+            _wait_for(server, f"sum({COUNT})", requests, deadline)
+
+            assert _total(server, f"sum({COUNT})") == requests, app.log()
+            assert _total(server, f"sum({ORDERS})") == _expected_orders(0, requests)
+            assert _total(server, f'sum({BUCKET}{{le="+Inf"}})') == requests
+            assert _total(server, f"sum(increase({ORDERS}[5m]))") > 0
+            assert _total(server, f"sum(rate({COUNT}[5m]))") > 0
+            # Every series of every counter, as Prometheus reads them across all its scrapes.
+            # (one query per name: ``resets`` drops the name, so series of two would clash)
+            names = server.api("label/__name__/values", **{"match[]": '{job="shop"}'})
+            counters = [n for n in names if n.endswith(("_total", "_count", "_bucket"))]
+            assert {ORDERS, COUNT, BUCKET, "process_cpu_time_seconds_total"} <= set(counters)
+            for name in counters:
+                resets = server.query(f"resets({name}[5m])")
+                assert resets and [r["metric"] for r in resets if r["value"] != 0] == [], name
+            # Three live targets, each its own instance and process; the requests per instance
+            # are those each worker's pid answered.
+            up = _all_up(server, ports)
+            assert sorted(t["labels"]["instance"] for t in up) == [f"127.0.0.1:{p}" for p in ports]
+            pid_of = {
+                item["metric"]["instance"]: int(item["metric"]["process_pid"])
+                for item in server.query('target_info{job="shop"}')
+            }
+            assert len(pid_of) == 3 and len(set(pid_of.values())) == 3, pid_of
+            per_instance = server.query(f"sum by (instance) ({COUNT})")
+            served = {pid_of[item["metric"]["instance"]]: item["value"] for item in per_instance}
+            assert served == {pid: float(n) for pid, n in _pids(first + second).items()}
+    assert "Traceback" not in app.log(), app.log()
