@@ -11,7 +11,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -149,16 +149,27 @@ def gunicorn_serving_metrics(
             proc.wait(10)
 
 
-def get_items(app: GunicornApp, first: int, count: int, deadline: float) -> list[bytes]:
+def get_items(
+    app: GunicornApp,
+    first: int,
+    count: int,
+    deadline: float,
+    headers: Callable[[int], dict[str, str]] | None = None,
+) -> list[bytes]:
     """``count`` answered requests from ``/items/<first>`` on (a new connection each: the two
-    workers share them), waiting for gunicorn to listen; their bodies."""
+    workers share them), each with the ``headers`` of its item, waiting for gunicorn to listen;
+    their bodies."""
     bodies: list[bytes] = []
     while len(bodies) < count:
         if time.monotonic() > deadline:
             pytest.fail(f"gunicorn answered {len(bodies)} requests:\n{app.log()}")
+        item = first + len(bodies)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{app.app_port}/items/{item}",
+            headers=headers(item) if headers else {},
+        )
         try:
-            url = f"http://127.0.0.1:{app.app_port}/items/{first + len(bodies)}"
-            with urllib.request.urlopen(url, timeout=5) as response:
+            with urllib.request.urlopen(request, timeout=5) as response:
                 assert response.status == 200
                 bodies.append(response.read())
         except (OSError, urllib.error.URLError):

@@ -52,6 +52,7 @@ def item(item_id):
 COUNT = "http_server_request_duration_seconds_count"
 BUCKET = "http_server_request_duration_seconds_bucket"
 ORDERS = "shop_orders_total"
+TRACE_PREFIX = "5eed" * 4
 
 
 def _total(server: PrometheusServer, promql: str) -> float:
@@ -77,14 +78,24 @@ def _pids(bodies: list[bytes]) -> Counter[int]:
     return Counter(json.loads(body)["pid"] for body in bodies)
 
 
+def _traceparent(item: int) -> dict[str, str]:
+    """A sampled parent of its own for each request: the trace id says which request it was."""
+    return {"traceparent": f"00-{TRACE_PREFIX}{item:016x}-{item + 1:016x}-01"}
+
+
 def _second_burst(app: GunicornApp, first_pids: Counter[int], deadline: float) -> list[bytes]:
     """At least ``SECOND_BURST`` requests, more (4 at a time) until one reached a worker that
     also served the first burst: its series then grows between scrapes, whatever the kernel's
     choice of worker for each connection."""
-    bodies = get_items(app, FIRST_BURST, SECOND_BURST, deadline)
+    bodies = get_items(app, FIRST_BURST, SECOND_BURST, deadline, _traceparent)
     while not set(_pids(bodies)) & set(first_pids):
-        bodies += get_items(app, FIRST_BURST + len(bodies), 4, deadline)
+        bodies += get_items(app, FIRST_BURST + len(bodies), 4, deadline, _traceparent)
     return bodies
+
+
+def _exemplar_trace_ids(server: PrometheusServer, name: str, since: float) -> set[str]:
+    found = server.api("query_exemplars", query=name, start=str(since), end=str(time.time() + 60))
+    return {e["labels"]["trace_id"] for series in found for e in series["exemplars"]}
 
 
 def _expected_orders(first: int, count: int) -> int:
@@ -98,10 +109,11 @@ def test_a_real_prometheus_sees_the_requests_the_orders_and_no_reset(tmp_path: P
         pages = serving_pages(app, deadline, 0)
         ports = sorted(pages)
         assert len(ports) == 3, (pages, app.log())
-        with running_prometheus(tmp_path, ports) as server:
+        started = time.time()
+        with running_prometheus(tmp_path, ports, features=["exemplar-storage"]) as server:
             while len(_all_up(server, ports)) < len(ports) and time.monotonic() < deadline:
                 time.sleep(0.25)
-            first = get_items(app, 0, FIRST_BURST, deadline)
+            first = get_items(app, 0, FIRST_BURST, deadline, _traceparent)
             _wait_for(server, f"sum({COUNT})", FIRST_BURST, deadline)
             assert _total(server, f"sum({COUNT})") == FIRST_BURST, app.log()
             second = _second_burst(app, _pids(first), deadline)
@@ -133,4 +145,14 @@ def test_a_real_prometheus_sees_the_requests_the_orders_and_no_reset(tmp_path: P
             per_instance = server.query(f"sum by (instance) ({COUNT})")
             served = {pid_of[item["metric"]["instance"]]: item["value"] for item in per_instance}
             assert served == {pid: float(n) for pid, n in _pids(first + second).items()}
+            # Scraped as OpenMetrics (the unit is only in its metadata), with exemplars: each
+            # names the trace of one of our requests, so a slow bucket leads to its trace.
+            (metadata,) = server.api("metadata", metric=BUCKET[: -len("_bucket")])[
+                BUCKET[: -len("_bucket")]
+            ]
+            assert (metadata["type"], metadata["unit"]) == ("histogram", "seconds")
+            sent = {_traceparent(item)["traceparent"][3:35] for item in range(requests)}
+            for name in (BUCKET, ORDERS):
+                traces = _exemplar_trace_ids(server, name, started)
+                assert traces and traces <= sent, (name, traces)
     assert "Traceback" not in app.log(), app.log()
