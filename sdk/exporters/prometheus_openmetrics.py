@@ -3,10 +3,13 @@
 Prometheus asks for OpenMetrics first (``Accept: application/openmetrics-text``); what it adds
 over the 0.0.4 text is what this module writes differently: counter families named without
 ``_total`` (their samples keep it), ``# UNIT`` where the name ends in its unit, the resource as an
-``info`` family ``target`` (sample ``target_info``), canonical floats as bucket bounds, exemplars,
-and ``# EOF``. Exemplars are written because they are what links a latency spike or an error count
-to the trace that shows why: each bucket carries the latest sampled measurement that fell in it
-and each counter total its latest one, as ``# {trace_id="...",span_id="..."} value timestamp``.
+``info`` family ``target`` (sample ``target_info``), canonical floats as bucket bounds, no
+``_sum``/``_count`` for a histogram of negative values (the format's sum is a counter),
+exemplars, and ``# EOF``.
+
+Exemplars are written because they are what links a latency spike or an error count to the
+trace that shows why: each bucket carries the latest sampled measurement that fell in it and
+each counter total its latest one, as ``# {trace_id="...",span_id="..."} value timestamp``.
 Only the trace and span ids are written: the format caps an exemplar's labels at 128 characters,
 which the two ids fill by half, so attributes a view dropped are left to OTLP.
 """
@@ -135,5 +138,8 @@ def _add(
             running += count
             bucket_labels = labels([*base, ("le", bound)])
             family.lines.append(f"{family_name}_bucket{bucket_labels} {running}{_exemplar(kept)}")
-        family.lines.append(f"{family_name}_count{labels(base)} {hpoint.count}")
-        family.lines.append(f"{family_name}_sum{labels(base)} {number(hpoint.sum)}")
+        if hpoint.sum >= 0 and not any(bound < 0 for bound in hpoint.explicit_bounds):
+            # The format's sum is a counter: a histogram of negative values has none, and
+            # _count comes only with _sum (the +Inf bucket still says it).
+            family.lines.append(f"{family_name}_count{labels(base)} {hpoint.count}")
+            family.lines.append(f"{family_name}_sum{labels(base)} {number(hpoint.sum)}")

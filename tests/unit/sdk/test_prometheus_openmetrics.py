@@ -158,6 +158,22 @@ def test_one_name_from_two_scopes_is_one_family_and_gauges_keep_their_sign() -> 
     ]
 
 
+def test_a_histogram_of_negative_values_has_no_sum_nor_count_and_still_parses() -> None:
+    def histogram(bounds: list[float], total: float) -> Metric:
+        point = HistogramDataPoint({}, 1, 2, 2, total, [1, 1, 0], bounds, -3.0, 1.0)
+        return Metric("offset", "", "s", Histogram([point], CUMULATIVE))
+
+    for bounds, total in (([-1.0, 0.0], -2.0), ([-1.0, 5.0], 3.0), ([1.0, 5.0], -2.0)):
+        family = _families(render(_data(histogram(bounds, total))))["offset_seconds"]
+        # Neither _sum nor _count (they go together); the +Inf bucket still counts them all.
+        assert [(s.name, s.labels["le"], s.value) for s in family.samples][-1:] == [
+            ("offset_seconds_bucket", "+Inf", 2)
+        ]
+        assert {s.name for s in family.samples} == {"offset_seconds_bucket"}
+    kept = _families(render(_data(histogram([1.0, 5.0], 2.0))))["offset_seconds"]
+    assert [s.value for s in kept.samples if s.name.endswith("_sum")] == [2.0]
+
+
 @pytest.mark.parametrize(
     ("accept", "expected"),
     [
