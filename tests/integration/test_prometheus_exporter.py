@@ -48,6 +48,9 @@ def item(item_id):
 
 
 class GunicornApp(NamedTuple):
+    """A running ``telemetry-run gunicorn``: its ports (the app's, the first metrics one) and log;
+    shared with test_prometheus_server.py, where a real Prometheus scrapes it."""
+
     proc: subprocess.Popen[bytes]
     app_port: int
     metrics_port: int
