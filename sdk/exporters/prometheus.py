@@ -1,11 +1,13 @@
-"""A Prometheus pull exporter: a metric reader that answers scrapes with the text format.
+"""A Prometheus pull exporter: a metric reader that answers scrapes with the text format, or
+OpenMetrics when the scraper asks for it (Prometheus does).
 
 Prometheus pulls, so this is a reader, not an exporter the periodic reader drives: each
 ``GET`` on its port collects the provider's streams (always cumulative: Prometheus computes
 rates itself and takes a counter going down for a restart) and answers with
-``prometheus_text.render``. The server is the standard library's ``ThreadingHTTPServer`` on a
-daemon thread, started when the reader is registered with its provider (so a process that never
-builds the metrics pipeline opens no port) and closed at shutdown.
+``prometheus_openmetrics.render`` or ``prometheus_text.render`` as its ``Accept`` header
+says. The server is the standard library's ``ThreadingHTTPServer`` on a daemon thread,
+started when the reader is registered with its provider (so a process that never builds the
+metrics pipeline opens no port) and closed at shutdown.
 
 Ports: the configured port is tried first; when it is taken (a second process on the host, or a
 forked worker whose parent serves it), the next ones are tried, ``PORT_ATTEMPTS`` in all, and
@@ -63,16 +65,19 @@ class PrometheusMetricReader(MetricReader):
         super()._register(provider, index)
         self._start_server()
 
-    def scrape(self) -> tuple[int, str, bytes]:
-        """One scrape's answer: status, content type and body (a 500 when collection fails)."""
-        from telemetry_run.sdk.exporters.prometheus_text import CONTENT_TYPE, render
+    def scrape(self, accept: str | None = None) -> tuple[int, str, bytes]:
+        """One scrape's answer: status, content type and body (a 500 when collection fails);
+        OpenMetrics when the scraper's ``Accept`` asks for it, the 0.0.4 text otherwise."""
+        from telemetry_run.sdk.exporters import prometheus_openmetrics, prometheus_text
 
+        openmetrics = prometheus_openmetrics.wants_openmetrics(accept)
+        exposition = prometheus_openmetrics if openmetrics else prometheus_text
         try:
-            body = render(self.collect(SCRAPE_TIMEOUT)).encode()
+            body = exposition.render(self.collect(SCRAPE_TIMEOUT)).encode()
         except Exception as exc:  # noqa: BLE001  # reported; the scraper gets a 500
             self._diagnostics.internal_error("Prometheus exporter: a scrape", exc)
             return 500, "text/plain; charset=utf-8", b"collection failed\n"
-        return 200, CONTENT_TYPE, body
+        return 200, exposition.CONTENT_TYPE, body
 
     def _start_server(self) -> None:
         from http.server import ThreadingHTTPServer
@@ -136,7 +141,7 @@ def _handler_for(reader: PrometheusMetricReader) -> Any:
         server_version = "telemetry-run"
 
         def do_GET(self) -> None:  # the name http.server calls
-            status, content_type, body = reader.scrape()
+            status, content_type, body = reader.scrape(self.headers.get("Accept"))
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))

@@ -16,11 +16,13 @@ from telemetry_run.sdk.metrics.data import Gauge, Histogram, MetricsData, Sum
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def _escape(value: object) -> str:
+def escape(value: object) -> str:
+    """A label value (or help text) with backslash, newline and double quote escaped."""
     return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _number(value: float) -> str:
+def number(value: float) -> str:
+    """A sample value: integers without a fraction, ``NaN``, ``+Inf``/``-Inf``."""
     if math.isnan(value):
         return "NaN"
     if value in (float("inf"), float("-inf")):
@@ -28,8 +30,9 @@ def _number(value: float) -> str:
     return repr(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def _labels(pairs: Iterable[tuple[str, object]]) -> str:
-    body = ",".join(f'{label_name(k)}="{_escape(v)}"' for k, v in pairs)
+def labels(pairs: Iterable[tuple[str, object]]) -> str:
+    """``{name="value",...}`` with names made label names, ``""`` when there are none."""
+    body = ",".join(f'{label_name(k)}="{escape(v)}"' for k, v in pairs)
     return "{" + body + "}" if body else ""
 
 
@@ -39,7 +42,7 @@ def render(data: MetricsData) -> str:
     for resource_metrics in data.resource_metrics:
         resource_attributes: Mapping[str, object] = resource_metrics.resource.attributes
         lines += ["# HELP target_info Target metadata", "# TYPE target_info gauge"]
-        lines.append(f"target_info{_labels(sorted(resource_attributes.items()))} 1")
+        lines.append(f"target_info{labels(sorted(resource_attributes.items()))} 1")
         for scope_metrics in resource_metrics.scope_metrics:
             scope = [("otel_scope_name", scope_metrics.scope.name)]
             if scope_metrics.scope.version:
@@ -61,20 +64,20 @@ def _family(
         kind, family = "histogram", metric_name(name, unit)
     else:
         return []
-    lines = [f"# HELP {family} {_escape(description)}", f"# TYPE {family} {kind}"]
+    lines = [f"# HELP {family} {escape(description)}", f"# TYPE {family} {kind}"]
     if isinstance(data, (Sum, Gauge)):
         for point in data.data_points:
-            labels = _labels([*point.attributes.items(), *scope])
-            lines.append(f"{family}{labels} {_number(point.value)}")
+            point_labels = labels([*point.attributes.items(), *scope])
+            lines.append(f"{family}{point_labels} {number(point.value)}")
         return lines
     assert isinstance(data, Histogram)
     for hpoint in data.data_points:
         base = [*hpoint.attributes.items(), *scope]
         running = 0
-        bounds = [*map(_number, hpoint.explicit_bounds), "+Inf"]
+        bounds = [*map(number, hpoint.explicit_bounds), "+Inf"]
         for bound, count in zip(bounds, hpoint.bucket_counts, strict=True):
             running += count
-            lines.append(f"{family}_bucket{_labels([*base, ('le', bound)])} {running}")
-        lines.append(f"{family}_sum{_labels(base)} {_number(hpoint.sum)}")
-        lines.append(f"{family}_count{_labels(base)} {hpoint.count}")
+            lines.append(f"{family}_bucket{labels([*base, ('le', bound)])} {running}")
+        lines.append(f"{family}_sum{labels(base)} {number(hpoint.sum)}")
+        lines.append(f"{family}_count{labels(base)} {hpoint.count}")
     return lines

@@ -11,7 +11,9 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -44,6 +46,20 @@ def item(item_id):
     return {"id": item_id}
 """
 
+
+class GunicornApp(NamedTuple):
+    """A running ``telemetry-run gunicorn``: its ports (the app's, the first metrics one) and log;
+    shared with test_prometheus_server.py, where a real Prometheus scrapes it."""
+
+    proc: subprocess.Popen[bytes]
+    app_port: int
+    metrics_port: int
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
 COUNT = "http_server_request_duration_seconds_count"
 BUCKET_INF = "http_server_request_duration_seconds_bucket"
 
@@ -70,22 +86,24 @@ def _counted(pages: dict[int, str]) -> float:
     return sum(value for text in pages.values() for _, value in _series(text, COUNT))
 
 
-def _complete(pages: dict[int, str]) -> bool:
+def _complete(pages: dict[int, str], requests: int) -> bool:
     """All three processes serve, every request is counted, and each process's runtime metrics
     are there (they join its pipeline on a timer, which a loaded machine runs late)."""
     return (
         len(pages) >= 3
-        and _counted(pages) >= REQUESTS
+        and _counted(pages) >= requests
         and all(_series(text, "process_cpu_time_seconds_total") for text in pages.values())
     )
 
 
-@pytest.mark.parametrize("preload", [False, True], ids=["no-preload", "preload-meter"])
-def test_two_workers_serve_their_own_series_that_add_up_to_the_requests(
-    tmp_path: Path, preload: bool
-) -> None:
+@contextlib.contextmanager
+def gunicorn_serving_metrics(
+    tmp_path: Path, app_source: str, *, preload: bool = False, **env_extra: str
+) -> Iterator[GunicornApp]:
+    """``telemetry-run gunicorn -w 2`` of ``shop:app`` with the Prometheus exporter on 127.0.0.1,
+    stopped (SIGTERM, then SIGKILL of its group) when the block ends."""
     requires("gunicorn")
-    (tmp_path / "shop.py").write_text(FLASK_APP)
+    (tmp_path / "shop.py").write_text(app_source)
     metrics_port = free_port()
     app_port = free_port()
     env = clean_env(
@@ -97,7 +115,7 @@ def test_two_workers_serve_their_own_series_that_add_up_to_the_requests(
         # Each process's runtime metrics build its pipeline 0.3 s in: the master and both
         # workers serve, whether a request reached them or not.
         OTEL_METRIC_EXPORT_INTERVAL="300",
-        **({"TEST_METER_AT_IMPORT": "1"} if preload else {}),
+        **env_extra,
     )
     command = [
         script("gunicorn"),
@@ -123,26 +141,8 @@ def test_two_workers_serve_their_own_series_that_add_up_to_the_requests(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    pages: dict[int, str] = {}
     try:
-        deadline = time.monotonic() + HANG_BOUND
-        answered = 0
-        while answered < REQUESTS:
-            if time.monotonic() > deadline:
-                pytest.fail(f"gunicorn answered {answered} requests:\n{log_path.read_text()}")
-            try:  # a new connection each time: the two workers share them
-                url = f"http://127.0.0.1:{app_port}/items/{answered}"
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    assert response.status == 200
-                answered += 1
-            except (OSError, urllib.error.URLError):
-                time.sleep(0.1)  # not listening yet
-        while True:  # a request is measured when its body is closed, just after the answer
-            scraped = {p: _scrape(p) for p in range(metrics_port, metrics_port + PORTS_SCANNED)}
-            pages = {port: text for port, text in scraped.items() if text is not None}
-            if _complete(pages) or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        yield GunicornApp(proc, app_port, metrics_port, log_path)
         proc.send_signal(signal.SIGTERM)
         proc.wait(HANG_BOUND)
     finally:
@@ -150,7 +150,58 @@ def test_two_workers_serve_their_own_series_that_add_up_to_the_requests(
             os.killpg(proc.pid, signal.SIGKILL)
         if proc.returncode is None:
             proc.wait(10)
-    log_text = log_path.read_text(errors="replace")
+
+
+def get_items(
+    app: GunicornApp,
+    first: int,
+    count: int,
+    deadline: float,
+    headers: Callable[[int], dict[str, str]] | None = None,
+) -> list[bytes]:
+    """``count`` answered requests from ``/items/<first>`` on (a new connection each: the two
+    workers share them), each with the ``headers`` of its item, waiting for gunicorn to listen;
+    their bodies."""
+    bodies: list[bytes] = []
+    while len(bodies) < count:
+        if time.monotonic() > deadline:
+            pytest.fail(f"gunicorn answered {len(bodies)} requests:\n{app.log()}")
+        item = first + len(bodies)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{app.app_port}/items/{item}",
+            headers=headers(item) if headers else {},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                assert response.status == 200
+                bodies.append(response.read())
+        except (OSError, urllib.error.URLError):
+            time.sleep(0.1)  # not listening yet
+    return bodies
+
+
+def serving_pages(app: GunicornApp, deadline: float, requests: int) -> dict[int, str]:
+    """Every port's page once the master and both workers serve, ``requests`` are counted and
+    each process's runtime metrics are there (or the deadline passed: the caller asserts)."""
+    while True:  # a request is measured when its body is closed, just after the answer
+        first = app.metrics_port
+        scraped = {p: _scrape(p) for p in range(first, first + PORTS_SCANNED)}
+        pages = {port: text for port, text in scraped.items() if text is not None}
+        if _complete(pages, requests) or time.monotonic() > deadline:
+            return pages
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("preload", [False, True], ids=["no-preload", "preload-meter"])
+def test_two_workers_serve_their_own_series_that_add_up_to_the_requests(
+    tmp_path: Path, preload: bool
+) -> None:
+    extra = {"TEST_METER_AT_IMPORT": "1"} if preload else {}
+    with gunicorn_serving_metrics(tmp_path, FLASK_APP, preload=preload, **extra) as app:
+        deadline = time.monotonic() + HANG_BOUND
+        get_items(app, 0, REQUESTS, deadline)
+        pages = serving_pages(app, deadline, REQUESTS)
+    log_text = app.log()
     assert "Traceback" not in log_text, log_text
     serving = {port: text for port, text in pages.items() if _series(text, COUNT)}
     assert _counted(pages) == REQUESTS, (pages, log_text)
