@@ -76,14 +76,14 @@ class AppProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def stop(self) -> int:
-        """SIGTERM the launched process and wait (bounded); its return code."""
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM the launched process and wait (bounded by ``timeout``); its return code."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(STOP_TIMEOUT)
+                self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                pytest.fail(f"the server did not stop within {STOP_TIMEOUT} s:\n{self.log()}")
+                pytest.fail(f"the server did not stop within {timeout} s:\n{self.log()}")
         return self.proc.returncode
 
 
@@ -149,3 +149,20 @@ def attributes(span: Any) -> dict[str, Any]:
         else:
             result[kv.key] = getattr(value, kind) if kind else None
     return result
+
+
+def services_by_span(receiver: Any) -> dict[bytes, str]:
+    """span id -> the service.name of the process that exported it, over every request the
+    receiver got: which process of a multi-process trace made which span."""
+    found: dict[bytes, str] = {}
+    for received in receiver.requests:
+        for resource_spans in received.request.resource_spans:
+            name = next(
+                kv.value.string_value
+                for kv in resource_spans.resource.attributes
+                if kv.key == "service.name"
+            )
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    found[span.span_id] = name
+    return found
