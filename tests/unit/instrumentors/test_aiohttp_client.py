@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import http.server
-import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -18,61 +16,20 @@ from telemetry_run.sdk.diagnostics import InternalError, get_diagnostics
 from telemetry_run.sdk.trace.api import SpanKind, StatusCode
 from telemetry_run.testing import SpanRecorder, config_for
 from telemetry_run.testing.contract import contract_tests
+from tests.unit.instrumentors.http_clients import instrumenting, recording_server, sent_traceparent
 
 aiohttp = pytest.importorskip("aiohttp", reason="aiohttp is not installed (its matrix session)")
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    seen: list[dict[str, str]]
-
-    def do_GET(self) -> None:
-        self.seen.append({k.lower(): v for k, v in self.headers.items()})
-        if self.path.startswith("/redirect"):
-            self.send_response(302)
-            self.send_header("Location", "/ok")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        code = int(self.path.split("/status/")[1]) if "/status/" in self.path else 200
-        self.send_response(code)
-        self.send_header("Content-Length", "2")
-        self.send_header("X-Served-By", "test")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def server() -> Iterator[tuple[str, list[dict[str, str]]]]:
-    seen: list[dict[str, str]] = []
-    handler = type("Handler", (_Handler,), {"seen": seen})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with recording_server() as served:
+        yield served
 
 
 @pytest.fixture
 def instrument(span_recorder: SpanRecorder) -> Iterator[Any]:
-    made: list[AiohttpClientInstrumentor] = []
-
-    def instrument(**environ: str) -> SpanRecorder:
-        instrumentor = AiohttpClientInstrumentor()
-        instrumentor.instrument(span_recorder.provider, config_for(plugin, environ))
-        made.append(instrumentor)
-        return span_recorder
-
-    yield instrument
-    for instrumentor in made:
-        instrumentor.uninstrument()
+    yield from instrumenting(span_recorder, AiohttpClientInstrumentor)
 
 
 def _in_session(use: Callable[[Any], Awaitable[Any]], **options: Any) -> Any:
@@ -86,11 +43,6 @@ def _in_session(use: Callable[[Any], Awaitable[Any]], **options: Any) -> Any:
 async def _text(session: Any, url: str, **options: Any) -> tuple[int, str]:
     async with session.get(url, **options) as response:
         return response.status, await response.text()
-
-
-def _traceparent(span: Any) -> str:
-    context = span.context  # flags 03: sampled, and a trace id we generated (random-trace-id)
-    return f"00-{context.trace_id:032x}-{context.span_id:016x}-03"
 
 
 def test_a_call_is_one_client_span_and_carries_the_context(instrument: Any, server: Any) -> None:
@@ -118,7 +70,7 @@ def test_a_call_is_one_client_span_and_carries_the_context(instrument: Any, serv
         "network.protocol.version": "1.1",
     }
     assert span.status.is_unset
-    assert seen[0]["traceparent"] == _traceparent(span)
+    assert seen[0]["traceparent"] == sent_traceparent(span)
     assert seen[0]["x-mine"] == "1"
 
 
@@ -139,7 +91,7 @@ def test_concurrent_calls_are_each_their_callers_child(instrument: Any, server: 
         assert span.attributes["url.full"] == f"{base}/ok?task={name}"  # base_url applied
         assert span.parent is not None and span.parent.span_id == recorder.one(name).context.span_id
     assert sorted(headers["traceparent"] for headers in seen) == sorted(
-        map(_traceparent, recorder.by_name("GET"))
+        map(sent_traceparent, recorder.by_name("GET"))
     )
 
 
@@ -151,7 +103,7 @@ def test_redirects_are_one_span_with_the_hops_counted(instrument: Any, server: A
     assert span.attributes["url.full"] == f"{base}/redirect"
     assert span.attributes["http.request.resend_count"] == 1
     assert span.attributes["http.response.status_code"] == 200
-    assert [hop["traceparent"] for hop in seen] == [_traceparent(span)] * 2
+    assert [hop["traceparent"] for hop in seen] == [sent_traceparent(span)] * 2
 
 
 @pytest.mark.parametrize("code", [404, 503])

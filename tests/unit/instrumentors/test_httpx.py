@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import http.server
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,74 +17,33 @@ from telemetry_run.sdk.diagnostics import InternalError, get_diagnostics
 from telemetry_run.sdk.trace.api import SpanKind, StatusCode
 from telemetry_run.testing import SpanRecorder, config_for
 from telemetry_run.testing.contract import contract_tests
+from tests.unit.instrumentors.http_clients import instrumenting, recording_server, sent_traceparent
 
 httpx = pytest.importorskip("httpx", reason="httpx is not installed (the httpx matrix session)")
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    seen: list[dict[str, str]]
-
-    def do_GET(self) -> None:
-        self.seen.append({k.lower(): v for k, v in self.headers.items()})
-        if self.path.startswith("/redirect"):
-            self.send_response(302)
-            self.send_header("Location", "/ok")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        if self.path.startswith("/cut"):  # promises more body than it sends, then hangs up
-            self.send_response(200)
-            self.send_header("Content-Length", "100")
-            self.end_headers()
-            self.wfile.write(b"part")
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        code = int(self.path.split("/status/")[1]) if "/status/" in self.path else 200
-        self.send_response(code)
-        self.send_header("Content-Length", "2")
-        self.send_header("X-Served-By", "test")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+def _cut(handler: http.server.BaseHTTPRequestHandler, seen: list[dict[str, str]]) -> bool:
+    """``/cut`` promises more body than it sends, then hangs up."""
+    if not handler.path.startswith("/cut"):
+        return False
+    handler.send_response(200)
+    handler.send_header("Content-Length", "100")
+    handler.end_headers()
+    handler.wfile.write(b"part")
+    handler.wfile.flush()
+    handler.close_connection = True
+    return True
 
 
 @pytest.fixture
 def server() -> Iterator[tuple[str, list[dict[str, str]]]]:
-    seen: list[dict[str, str]] = []
-    handler = type("Handler", (_Handler,), {"seen": seen})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with recording_server(_cut) as served:
+        yield served
 
 
 @pytest.fixture
 def instrument(span_recorder: SpanRecorder) -> Iterator[Any]:
-    made: list[HttpxInstrumentor] = []
-
-    def instrument(**environ: str) -> SpanRecorder:
-        instrumentor = HttpxInstrumentor()
-        instrumentor.instrument(span_recorder.provider, config_for(plugin, environ))
-        made.append(instrumentor)
-        return span_recorder
-
-    yield instrument
-    for instrumentor in made:
-        instrumentor.uninstrument()
-
-
-def _traceparent(span: Any) -> str:
-    context = span.context  # flags 03: sampled, and a trace id we generated (random-trace-id)
-    return f"00-{context.trace_id:032x}-{context.span_id:016x}-03"
+    yield from instrumenting(span_recorder, HttpxInstrumentor)
 
 
 def test_a_call_is_one_client_span_and_carries_the_context(instrument: Any, server: Any) -> None:
@@ -106,7 +64,7 @@ def test_a_call_is_one_client_span_and_carries_the_context(instrument: Any, serv
         "network.protocol.version": "1.1",
     }
     assert span.status.is_unset
-    assert seen[0]["traceparent"] == _traceparent(span)
+    assert seen[0]["traceparent"] == sent_traceparent(span)
     assert seen[0]["x-mine"] == "1"
 
 
@@ -127,7 +85,9 @@ def test_the_async_client_is_traced_in_the_callers_trace(instrument: Any, server
     assert all(
         span.parent is not None and span.parent.span_id == job.context.span_id for span in calls
     )
-    assert sorted(headers["traceparent"] for headers in seen) == sorted(map(_traceparent, calls))
+    assert sorted(headers["traceparent"] for headers in seen) == sorted(
+        map(sent_traceparent, calls)
+    )
 
 
 def test_a_request_sent_by_hand_is_not_changed(instrument: Any, server: Any) -> None:
@@ -154,7 +114,7 @@ def test_redirects_are_one_span_with_the_hops_counted(instrument: Any, server: A
     assert span.attributes["url.full"] == f"{base}/redirect"
     assert span.attributes["http.request.resend_count"] == 1
     assert span.attributes["http.response.status_code"] == 200
-    assert [hop["traceparent"] for hop in seen] == [_traceparent(span)] * 2
+    assert [hop["traceparent"] for hop in seen] == [sent_traceparent(span)] * 2
 
 
 def test_a_streamed_response_ends_its_span_when_closed(instrument: Any, server: Any) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,61 +12,20 @@ from telemetry_run.instrumentors import plugin
 from telemetry_run.instrumentors.requests import RequestsInstrumentor
 from telemetry_run.sdk.context import suppress_instrumentation
 from telemetry_run.sdk.trace.api import SpanKind, StatusCode
-from telemetry_run.testing import SpanRecorder, config_for
+from telemetry_run.testing import SpanRecorder
 from telemetry_run.testing.contract import contract_tests
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    seen: list[dict[str, str]]
-
-    def do_GET(self) -> None:
-        self.seen.append({k.lower(): v for k, v in self.headers.items()})
-        if self.path.startswith("/redirect"):
-            self.send_response(302)
-            self.send_header("Location", "/ok")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        code = int(self.path.split("/status/")[1]) if "/status/" in self.path else 200
-        self.send_response(code)
-        self.send_header("Content-Length", "2")
-        self.send_header("X-Served-By", "test")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+from tests.unit.instrumentors.http_clients import instrumenting, recording_server, sent_traceparent
 
 
 @pytest.fixture
 def server() -> Iterator[tuple[str, list[dict[str, str]]]]:
-    seen: list[dict[str, str]] = []
-    handler = type("Handler", (_Handler,), {"seen": seen})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with recording_server() as served:
+        yield served
 
 
 @pytest.fixture
 def instrument(span_recorder: SpanRecorder) -> Iterator[Any]:
-    made: list[RequestsInstrumentor] = []
-
-    def instrument(**environ: str) -> SpanRecorder:
-        instrumentor = RequestsInstrumentor()
-        instrumentor.instrument(span_recorder.provider, config_for(plugin, environ))
-        made.append(instrumentor)
-        return span_recorder
-
-    yield instrument
-    for instrumentor in made:
-        instrumentor.uninstrument()
+    yield from instrumenting(span_recorder, RequestsInstrumentor)
 
 
 def test_a_call_is_one_client_span_and_carries_the_context(instrument: Any, server: Any) -> None:
@@ -92,8 +49,7 @@ def test_a_call_is_one_client_span_and_carries_the_context(instrument: Any, serv
         "network.protocol.version": "1.1",
     }
     assert span.status.is_unset
-    context = span.context  # flags 03: sampled, and a trace id we generated (random-trace-id)
-    assert seen[0]["traceparent"] == f"00-{context.trace_id:032x}-{context.span_id:016x}-03"
+    assert seen[0]["traceparent"] == sent_traceparent(span)
 
 
 def test_a_prepared_request_sent_by_hand_is_not_changed(instrument: Any, server: Any) -> None:
