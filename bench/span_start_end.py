@@ -27,7 +27,6 @@ import gc
 import json
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -37,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import DD_NO_AGENT, DD_QUIET
+from _common import DD_NO_AGENT, DD_QUIET, run_worker
 
 CONTENDERS = ("us", "otel", "dd", "limit")
 LABELS = {"us": "us", "otel": "otel", "dd": "ddtrace", "limit": "limit"}
@@ -559,27 +558,7 @@ def _worker_env(contender: str, scenario: str) -> dict[str, str]:
 def _spawn(contender: str, scenario: str, n: int, reps: int) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", contender]
     cmd += ["--scenario", scenario, "--n", str(n), "--reps", str(reps)]
-    try:
-        proc = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            timeout=WORKER_TIMEOUT,
-            env=_worker_env(contender, scenario),
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {WORKER_TIMEOUT:.0f} s"}
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("{"):
-            try:
-                result: dict[str, Any] = json.loads(line)
-            except ValueError:
-                break
-            else:
-                return result
-    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    return {"error": f"exit {proc.returncode}: {tail}"}
+    return run_worker(cmd, _worker_env(contender, scenario), WORKER_TIMEOUT)
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
