@@ -166,6 +166,27 @@ def _setup_us(scenario: str) -> Bench:
         _KEEP_OPEN.append(current)
         parent = current.__enter__().get_span_context()
 
+    return _span_bench(
+        tracer,
+        scenario,
+        parent,
+        provider.force_flush,
+        lambda: exporter.spans,
+        lambda: bsp.queue_length,
+    )
+
+
+def _span_bench(
+    tracer: Any,
+    scenario: str,
+    parent: Any,
+    flush: Callable[[], Any],
+    exported: Callable[[], int],
+    held: Callable[[], int],
+) -> Bench:
+    """Scenarios a, b and d for a tracer with the OpenTelemetry API (ours, OpenTelemetry's):
+    the timed loop of child spans and the checks after it, the same code for both."""
+
     def run(n: int) -> None:
         for _ in range(n):
             with tracer.start_as_current_span("child") as s:
@@ -186,17 +207,17 @@ def _setup_us(scenario: str) -> Bench:
             parent_of_s = getattr(s, "parent", None)  # SDK spans only, not the API type
             ok = recording and parent_of_s is not None and parent_of_s.span_id == parent.span_id
         if scenario != "d":
-            provider.force_flush()
+            flush()
         attributes = dict(getattr(s, "attributes", None) or {})
         ok = ok and attributes == (dict(ATTRIBUTES) if recording else {})
         return {
             "checks_ok": ok,
             "recording": recording,
             "attributes": attributes,
-            "exported": exporter.spans,
+            "exported": exported(),
         }
 
-    return Bench(run=run, info=info, held=lambda: bsp.queue_length)
+    return Bench(run=run, info=info, held=held)
 
 
 def _setup_otel(scenario: str) -> Bench:
@@ -257,40 +278,10 @@ def _setup_otel(scenario: str) -> Bench:
         _KEEP_OPEN.append(current)
         parent = current.__enter__().get_span_context()
 
-    def run(n: int) -> None:
-        for _ in range(n):
-            with tracer.start_as_current_span("child") as s:
-                s.set_attribute("http.request.method", "GET")
-                s.set_attribute("http.response.status_code", 200)
-                s.set_attribute("server.address", "example.com")
-                s.set_attribute("duration", 1.5)
-
-    def info() -> dict[str, Any]:
-        run(1)  # the same body, then one more span to inspect
-        with tracer.start_as_current_span("child") as s:
-            recording = s.is_recording()
-            for key, value in ATTRIBUTES:
-                s.set_attribute(key, value)
-        if scenario == "b":
-            ok = not recording and s.get_span_context().trace_id == TRACE_ID
-        else:
-            parent_of_s = getattr(s, "parent", None)  # SDK spans only, not the API type
-            ok = recording and parent_of_s is not None and parent_of_s.span_id == parent.span_id
-        if scenario != "d":
-            provider.force_flush()
-        attributes = dict(getattr(s, "attributes", None) or {})
-        ok = ok and attributes == (dict(ATTRIBUTES) if recording else {})
-        return {
-            "checks_ok": ok,
-            "recording": recording,
-            "attributes": attributes,
-            "exported": exporter.spans,
-        }
-
     def held() -> int:
         return len(bsp._batch_processor._queue)  # internal, read only to check (d)
 
-    return Bench(run=run, info=info, held=held)
+    return _span_bench(tracer, scenario, parent, provider.force_flush, lambda: exporter.spans, held)
 
 
 def _setup_dd(scenario: str) -> Bench:
