@@ -1,5 +1,6 @@
-"""What every benchmark here shares: ddtrace's quiet settings, stopping a helper process, the
-versions line of a report's header, and our package laid out from a checkout's folders.
+"""What every benchmark here shares: ddtrace's quiet settings, running a worker process and
+reading its result, stopping a helper process, the versions line of a report's header, and our
+package laid out from a checkout's folders.
 
 The scripts run as ``python bench/NAME.py``, so this folder is first on ``sys.path`` and they
 import this module as ``_common``.
@@ -7,12 +8,23 @@ import this module as ``_common``.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
-__all__ = ["DD_NO_AGENT", "DD_QUIET", "TREE_FOLDERS", "package_tree", "stop_helper", "versions"]
+__all__ = [
+    "DD_NO_AGENT",
+    "DD_QUIET",
+    "TREE_FOLDERS",
+    "package_tree",
+    "run_worker",
+    "stop_helper",
+    "versions",
+]
 
 #: ddtrace traces for real, with everything that is not tracing turned off: no telemetry,
 #: remote configuration, start-up logs, runtime metrics, data streams, profiler, crash tracker
@@ -31,6 +43,27 @@ DD_QUIET = {
 }
 #: No agent: a socket path that does not exist, so any attempt to reach one fails at once, locally.
 DD_NO_AGENT = {"DD_TRACE_AGENT_URL": "unix:///nonexistent/telemetry-run-bench/apm.socket"}
+
+
+def run_worker(cmd: Sequence[str], env: Mapping[str, str], timeout: float) -> dict[str, Any]:
+    """Run a benchmark's worker process and return the JSON object of the last ``{`` line it
+    printed; on a timeout, a crash or no such line, ``{"error": why}`` (its stderr's last line)."""
+    try:
+        proc = subprocess.run(
+            list(cmd), capture_output=True, text=True, timeout=timeout, env=dict(env), check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("{"):
+            try:
+                result: dict[str, Any] = json.loads(line)
+            except ValueError:
+                break
+            else:
+                return result
+    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"error": f"exit {proc.returncode}: {tail}"}
 
 
 def stop_helper(proc: subprocess.Popen[str], timeout: float = 10.0) -> None:

@@ -26,12 +26,13 @@ import gc
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from _common import run_worker
 
 CONTENDERS = ("bridge", "otel", "native")
 ATTRIBUTES = (
@@ -147,18 +148,7 @@ def _spawn(contender: str, n: int, reps: int) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", contender]
     cmd += ["--n", str(n), "--reps", str(reps)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=WORKER_TIMEOUT, env=env, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {WORKER_TIMEOUT:.0f} s"}
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("{"):
-            result: dict[str, Any] = json.loads(line)
-            return result
-    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    return {"error": f"exit {proc.returncode}: {tail}"}
+    return run_worker(cmd, env, WORKER_TIMEOUT)
 
 
 def main() -> None:

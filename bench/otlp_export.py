@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import stop_helper
+from _common import run_worker, stop_helper
 
 CONTENDERS = ("us", "otel", "limit")
 TARGETS = {"encode": 2.5, "send-grpc": 2.0, "send-http": 2.0}  # us/otel, from the issue
@@ -622,22 +622,7 @@ def _spawn(contender: str, row: str, batches: int, reps: int) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", contender]
     cmd += ["--row", row, "--batches", str(batches), "--reps", str(reps)]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TELEMETRY_RUN_"))}
-    try:
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=WORKER_TIMEOUT, env=env, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {WORKER_TIMEOUT:.0f} s"}
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("{"):
-            try:
-                result: dict[str, Any] = json.loads(line)
-            except ValueError:
-                break
-            else:
-                return result
-    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    return {"error": f"exit {proc.returncode}: {tail}"}
+    return run_worker(cmd, env, WORKER_TIMEOUT)
 
 
 def _fmt(value: float | None) -> str:

@@ -20,13 +20,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import versions
+from _common import run_worker, versions
 
 CONTENDERS = ("us", "otel")
 LAUNCHERS = {"us": "telemetry-run", "otel": "opentelemetry-instrument"}
@@ -130,25 +129,10 @@ def _spawn(contender: str, env: dict[str, str], n: int, reps: int) -> dict[str, 
         return {"error": f"{LAUNCHERS[contender]} not installed next to {sys.executable}"}
     cmd = [launcher, sys.executable, str(Path(__file__).resolve())]
     cmd += ["--worker", contender, "--n", str(n), "--reps", str(reps)]
-    try:
-        proc = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            timeout=WORKER_TIMEOUT,
-            env=env,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {WORKER_TIMEOUT:.0f} s"}
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("{"):
-            result: dict[str, Any] = json.loads(line)
-            if not result["checks_ok"]:
-                return {"error": f"checks failed: {result['setup']}"}
-            return result
-    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    return {"error": f"exit {proc.returncode}: {tail}"}
+    result = run_worker(cmd, env, WORKER_TIMEOUT)
+    if "error" not in result and not result["checks_ok"]:
+        return {"error": f"checks failed: {result['setup']}"}
+    return result
 
 
 def main() -> None:

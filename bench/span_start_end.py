@@ -27,7 +27,6 @@ import gc
 import json
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -37,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import DD_NO_AGENT, DD_QUIET
+from _common import DD_NO_AGENT, DD_QUIET, run_worker
 
 CONTENDERS = ("us", "otel", "dd", "limit")
 LABELS = {"us": "us", "otel": "otel", "dd": "ddtrace", "limit": "limit"}
@@ -167,6 +166,27 @@ def _setup_us(scenario: str) -> Bench:
         _KEEP_OPEN.append(current)
         parent = current.__enter__().get_span_context()
 
+    return _span_bench(
+        tracer,
+        scenario,
+        parent,
+        provider.force_flush,
+        lambda: exporter.spans,
+        lambda: bsp.queue_length,
+    )
+
+
+def _span_bench(
+    tracer: Any,
+    scenario: str,
+    parent: Any,
+    flush: Callable[[], Any],
+    exported: Callable[[], int],
+    held: Callable[[], int],
+) -> Bench:
+    """Scenarios a, b and d for a tracer with the OpenTelemetry API (ours, OpenTelemetry's):
+    the timed loop of child spans and the checks after it, the same code for both."""
+
     def run(n: int) -> None:
         for _ in range(n):
             with tracer.start_as_current_span("child") as s:
@@ -187,17 +207,17 @@ def _setup_us(scenario: str) -> Bench:
             parent_of_s = getattr(s, "parent", None)  # SDK spans only, not the API type
             ok = recording and parent_of_s is not None and parent_of_s.span_id == parent.span_id
         if scenario != "d":
-            provider.force_flush()
+            flush()
         attributes = dict(getattr(s, "attributes", None) or {})
         ok = ok and attributes == (dict(ATTRIBUTES) if recording else {})
         return {
             "checks_ok": ok,
             "recording": recording,
             "attributes": attributes,
-            "exported": exporter.spans,
+            "exported": exported(),
         }
 
-    return Bench(run=run, info=info, held=lambda: bsp.queue_length)
+    return Bench(run=run, info=info, held=held)
 
 
 def _setup_otel(scenario: str) -> Bench:
@@ -258,40 +278,10 @@ def _setup_otel(scenario: str) -> Bench:
         _KEEP_OPEN.append(current)
         parent = current.__enter__().get_span_context()
 
-    def run(n: int) -> None:
-        for _ in range(n):
-            with tracer.start_as_current_span("child") as s:
-                s.set_attribute("http.request.method", "GET")
-                s.set_attribute("http.response.status_code", 200)
-                s.set_attribute("server.address", "example.com")
-                s.set_attribute("duration", 1.5)
-
-    def info() -> dict[str, Any]:
-        run(1)  # the same body, then one more span to inspect
-        with tracer.start_as_current_span("child") as s:
-            recording = s.is_recording()
-            for key, value in ATTRIBUTES:
-                s.set_attribute(key, value)
-        if scenario == "b":
-            ok = not recording and s.get_span_context().trace_id == TRACE_ID
-        else:
-            parent_of_s = getattr(s, "parent", None)  # SDK spans only, not the API type
-            ok = recording and parent_of_s is not None and parent_of_s.span_id == parent.span_id
-        if scenario != "d":
-            provider.force_flush()
-        attributes = dict(getattr(s, "attributes", None) or {})
-        ok = ok and attributes == (dict(ATTRIBUTES) if recording else {})
-        return {
-            "checks_ok": ok,
-            "recording": recording,
-            "attributes": attributes,
-            "exported": exporter.spans,
-        }
-
     def held() -> int:
         return len(bsp._batch_processor._queue)  # internal, read only to check (d)
 
-    return Bench(run=run, info=info, held=held)
+    return _span_bench(tracer, scenario, parent, provider.force_flush, lambda: exporter.spans, held)
 
 
 def _setup_dd(scenario: str) -> Bench:
@@ -559,27 +549,7 @@ def _worker_env(contender: str, scenario: str) -> dict[str, str]:
 def _spawn(contender: str, scenario: str, n: int, reps: int) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", contender]
     cmd += ["--scenario", scenario, "--n", str(n), "--reps", str(reps)]
-    try:
-        proc = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            timeout=WORKER_TIMEOUT,
-            env=_worker_env(contender, scenario),
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {WORKER_TIMEOUT:.0f} s"}
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith("{"):
-            try:
-                result: dict[str, Any] = json.loads(line)
-            except ValueError:
-                break
-            else:
-                return result
-    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-    return {"error": f"exit {proc.returncode}: {tail}"}
+    return run_worker(cmd, _worker_env(contender, scenario), WORKER_TIMEOUT)
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:

@@ -8,13 +8,22 @@ give the median and p90 in ms and the time each launcher ADDS over the bare medi
 are our added time divided by theirs (the target is at most 0.10x opentelemetry-instrument's).
 Last, a ``-X importtime`` breakdown of what ``telemetry-run python -c pass`` imports.
 
+Every contender runs from one temporary venv built at the start of the run (``--install``):
+telemetry-run installed from this checkout as a regular, byte-compiled wheel install (what an
+application gets from ``pip install telemetry-run``), beside exactly the distributions of the
+venv that runs this script (the peers and their instrumentors, at the same versions), also
+byte-compiled. An editable install would mislead: its finder, loaded by a ``.pth`` file at
+every start of every process of that venv, imports pathlib, re and importlib.util, which a
+regular install never does. ``--install editable`` measures the venv running this script as it
+is, for comparison. The report says which install was measured.
+
 ``--baseline REF`` adds a contender: telemetry-run as of git ref REF, in the same rounds, so a
 change's before and after are measured in one run. Both our contenders then run from a copy of
 their tree put first on ``PYTHONPATH`` (REF's from ``git archive``, ours from the working tree),
 so they find the package the same way.
 
     python bench/startup.py [--quick] [-v] [--exporter otlp] [--metrics-exporter otlp]
-        [--baseline REF]
+        [--baseline REF] [--install {wheel,editable}]
 """
 
 from __future__ import annotations
@@ -47,6 +56,8 @@ MAX_FAILURES = 3  # timed runs a contender may fail before it is dropped from th
 TARGET = 0.10  # our added time over opentelemetry-instrument's, from the issue
 TOP_IMPORTS = 15
 OTEL_PACKAGES = "opentelemetry-distro opentelemetry-instrumentation"
+# Not copied when the checkout is built for the measured venv.
+COPY_IGNORE = (".git", ".venv", ".nox", "build", "*.egg-info", "__pycache__", "*_cache")
 
 # Same exporter configuration for the two OpenTelemetry launchers: console, nothing else.
 OTEL_ENV = {
@@ -103,9 +114,11 @@ class Contender:
     failures: list[str] = field(default_factory=list)
     stderr: set[str] = field(default_factory=set)
 
+    python: str = sys.executable  # the interpreter of the measured venv
+
     def argv(self, program: str) -> list[str]:
         assert self.prefix is not None
-        return [*self.prefix, sys.executable, "-c", program]
+        return [*self.prefix, self.python, "-c", program]
 
 
 def _base_env() -> dict[str, str]:
@@ -125,9 +138,79 @@ def _base_env() -> dict[str, str]:
     return env
 
 
-def _contenders() -> dict[str, Contender]:
-    """Each launcher from the interpreter's own bin folder: another venv's would not fit."""
-    bindir = Path(sys.executable).parent
+def _build_venv(into: Path) -> tuple[str, str]:
+    """A venv in ``into`` holding this checkout as a regular byte-compiled install beside the
+    distributions of the running venv at their versions; returns its python and a description.
+    Raises CalledProcessError (with the installer's output) or FileNotFoundError."""
+    repo = Path(__file__).resolve().parents[1]
+    # Bytecode is written at install time, as pip and uv do for a deployed app.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    python = into / "bin" / "python"
+    uv = shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent))
+    if uv:
+        frozen = subprocess.run(
+            [uv, "pip", "freeze", "--exclude-editable", "--python", sys.executable],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        ).stdout
+        (into.parent / "frozen.txt").write_text(frozen)
+        subprocess.run(
+            [uv, "venv", "--quiet", "--python", sys.executable, str(into)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        )
+        install = [uv, "pip", "install", "--quiet", "--python", str(python), "--compile-bytecode"]
+        tool = "uv pip install --compile-bytecode"
+    else:
+        frozen = subprocess.run(
+            [sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        ).stdout
+        (into.parent / "frozen.txt").write_text(frozen)
+        subprocess.run(
+            [sys.executable, "-m", "venv", str(into)],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        )
+        install = [str(python), "-m", "pip", "install", "--quiet", "--compile"]
+        tool = "pip install --compile"
+    # The dependencies are pinned by the freeze: no resolution, the same versions as here.
+    # --no-deps also keeps the installer from replacing a pinned version with another.
+    subprocess.run(
+        [*install, "--no-deps", "-r", str(into.parent / "frozen.txt")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
+    # Built from a copy: a build in the checkout would leave build/ and *.egg-info there, and a
+    # stale build/lib could slip a deleted module into the wheel.
+    source = into.parent / "source"
+    shutil.copytree(repo, source, ignore=shutil.ignore_patterns(*COPY_IGNORE))
+    subprocess.run(
+        [*install, "--no-deps", str(source)], capture_output=True, text=True, check=True, env=env
+    )
+    count = len([ln for ln in frozen.splitlines() if ln and not ln.startswith("#")])
+    how = (
+        f"a temporary venv ({into}): telemetry-run from {repo} as a regular wheel install"
+        f" and {count} pinned distributions from this venv, all byte-compiled ({tool})"
+    )
+    return str(python), how
+
+
+def _contenders(python: str = sys.executable) -> dict[str, Contender]:
+    """Each launcher from the measured interpreter's own bin folder: another venv's would not
+    fit."""
+    bindir = Path(python).parent
 
     def script(name: str) -> str | None:
         path = bindir / name
@@ -138,11 +221,11 @@ def _contenders() -> dict[str, Contender]:
     if us:
         us_prefix, us_how = [us], f"console script {us}"
     else:
-        us_prefix = [sys.executable, "-m", "telemetry_run"]
-        us_how = f"{sys.executable} -m telemetry_run (no telemetry-run console script in {bindir})"
+        us_prefix = [python, "-m", "telemetry_run"]
+        us_how = f"{python} -m telemetry_run (no telemetry-run console script in {bindir})"
     otel, dd = script("opentelemetry-instrument"), script("ddtrace-run")
-    return {
-        "bare": Contender("bare", [], base, sys.executable),
+    contenders = {
+        "bare": Contender("bare", [], base, python),
         "us": Contender("us", us_prefix, base | OTEL_ENV, us_how),
         "otel": Contender(
             "otel",
@@ -152,6 +235,9 @@ def _contenders() -> dict[str, Contender]:
         ),
         "dd": Contender("dd", [dd] if dd else None, base | DD_ENV, dd or "not installed"),
     }
+    for contender in contenders.values():
+        contender.python = python
+    return contenders
 
 
 def _add_baseline(contenders: dict[str, Contender], ref: str, workdir: Path) -> None:
@@ -172,6 +258,7 @@ def _add_baseline(contenders: dict[str, Contender], ref: str, workdir: Path) -> 
     base = Contender(
         "base", us.prefix, us.env | {"PYTHONPATH": base_path}, f"{ref}, from {base_path}"
     )
+    base.python = us.python
     rest = {key: contenders.pop(key) for key in list(contenders) if key not in ("bare", "us")}
     contenders.update(base=base, **rest)  # shown right after ours
     us.env = us.env | {"PYTHONPATH": us_path}
@@ -404,6 +491,14 @@ def main() -> None:
         "metrics SDK at start-up, ours one second in, for the runtime metrics)",
     )
     parser.add_argument(
+        "--install",
+        choices=("wheel", "editable"),
+        default="wheel",
+        help="wheel (default): measure a temporary venv with telemetry-run installed from this "
+        "checkout as a regular byte-compiled install beside this venv's other distributions; "
+        "editable: measure this venv as it is (its editable finder loads at every start)",
+    )
+    parser.add_argument(
         "--baseline",
         metavar="REF",
         help="also time telemetry-run as of this git ref (before/after in the same rounds)",
@@ -426,9 +521,23 @@ def main() -> None:
     print(f"startup: python {sys.version.split()[0]}, {os.cpu_count()} CPUs, {_versions()}")
     instrumentors = metadata.entry_points(group="opentelemetry_instrumentor")
     otel_instrumentors = sorted(e.name for e in instrumentors)
-    contenders = _contenders()
     workdir = Path(tempfile.mkdtemp(prefix="telemetry-run-startup-"))
     try:
+        if args.install == "wheel":
+            t0 = time.perf_counter()
+            try:
+                python, how = _build_venv(workdir / "venv")
+            except (subprocess.CalledProcessError, OSError) as exc:
+                detail = getattr(exc, "stderr", "") or ""
+                sys.exit(f"startup: cannot build the measured venv: {exc} {detail}".strip())
+            print(f"   measured install: {how}, built in {time.perf_counter() - t0:.0f} s")
+        else:
+            python = sys.executable
+            print(
+                f"   measured install: this venv as it is ({Path(sys.executable).parent.parent}),"
+                " telemetry-run editable: its finder's imports count in every contender's start"
+            )
+        contenders = _contenders(python)
         if args.baseline:
             _add_baseline(contenders, args.baseline, workdir)
         _main(args, contenders, rounds, warmup, otel_instrumentors, started)

@@ -105,11 +105,11 @@ class TraceFunctionsInstrumentor(Instrumentor):
         attributes = {"code.function.name": f"{module.__name__}.{qualname}"}
         flags = code.co_flags
         if flags & _CO_ASYNC_GENERATOR:
-            wrapper = self._async_generator_wrapper(name, attributes)
+            wrapper = self._generator_wrapper(name, attributes, _traced_async_generator)
         elif flags & _CO_COROUTINE:
             wrapper = self._coroutine_wrapper(name, attributes)
         elif flags & _CO_GENERATOR:
-            wrapper = self._generator_wrapper(name, attributes)
+            wrapper = self._generator_wrapper(name, attributes, _traced_generator)
         else:
             wrapper = self._function_wrapper(name, attributes)
         self.patcher.wrap(module, qualname, wrapper)
@@ -149,21 +149,20 @@ class TraceFunctionsInstrumentor(Instrumentor):
 
         return wrapper
 
-    def _generator_wrapper(self, name: str, attributes: dict[str, str]) -> Any:
+    def _generator_wrapper(
+        self,
+        name: str,
+        attributes: dict[str, str],
+        traced: Callable[[Any, Callable[[], Span | None]], Any],
+    ) -> Any:
+        """For a generator function (``traced``: ``_traced_generator``) or an async one
+        (``_traced_async_generator``): the span covers the iteration, not the call."""
+
         def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
             generator = wrapped(*args, **kwargs)
             if not self.enabled():
                 return generator
-            return _traced_generator(generator, lambda: self._start(name, attributes))
-
-        return wrapper
-
-    def _async_generator_wrapper(self, name: str, attributes: dict[str, str]) -> Any:
-        def wrapper(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-            generator = wrapped(*args, **kwargs)
-            if not self.enabled():
-                return generator
-            return _traced_async_generator(generator, lambda: self._start(name, attributes))
+            return traced(generator, lambda: self._start(name, attributes))
 
         return wrapper
 

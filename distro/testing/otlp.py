@@ -826,20 +826,10 @@ class _HTTPHandler(http.server.BaseHTTPRequestHandler):
         if path != "/v1/traces":
             self._reply(404, "text/plain", b"not found: OTLP traces go to /v1/traces")
             return
-        encoding = (headers.get("content-encoding") or "").lower() or None
-        content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
-        try:
-            data = gunzip_capped(body, receiver.max_body_bytes) if encoding == "gzip" else body
-            if content_type == "application/json":
-                request = _parse_json_request(data)
-            elif content_type == "application/x-protobuf":
-                request = trace_service_pb2.ExportTraceServiceRequest.FromString(data)
-            else:
-                self._reply(415, "text/plain", b"unsupported content type")
-                return
-        except Exception as exc:  # noqa: BLE001  # a malformed body is the client's problem
-            self._status(400, content_type, f"cannot decode the request: {exc}")
+        decoded = self._decode(body, headers, trace_service_pb2.ExportTraceServiceRequest)
+        if decoded is None:
             return
+        request, encoding, content_type = decoded
         received = ReceivedRequest(
             "http",
             request,
@@ -868,60 +858,46 @@ class _HTTPHandler(http.server.BaseHTTPRequestHandler):
         response = receiver._response(state)
         if state.close_after_answer:
             self.close_connection = True
-        if content_type == "application/json":
-            self._reply(200, content_type, json_format.MessageToJson(response).encode())
-        else:
-            self._reply(200, content_type, response.SerializeToString())
+        self._answer(content_type, response)
 
     def _logs(self, body: bytes, headers: dict[str, str], path: str) -> None:
-        receiver = self.server.receiver
-        encoding = (headers.get("content-encoding") or "").lower() or None
-        content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
-        try:
-            data = gunzip_capped(body, receiver.max_body_bytes) if encoding == "gzip" else body
-            request = logs_service_pb2.ExportLogsServiceRequest()
-            if content_type == "application/json":
-                document = json.loads(data)
-                _hex_ids_to_base64(document)
-                json_format.ParseDict(document, request)
-            elif content_type == "application/x-protobuf":
-                request.ParseFromString(data)
-            else:
-                self._reply(415, "text/plain", b"unsupported content type")
-                return
-        except Exception as exc:  # noqa: BLE001  # a malformed body is the client's problem
-            self._status(400, content_type, f"cannot decode the request: {exc}")
-            return
-        response = receiver._logs_arrived(
-            ReceivedLogs("http", request, headers, encoding, content_type, path)
-        )
-        if content_type == "application/json":
-            self._reply(200, content_type, json_format.MessageToJson(response).encode())
-        else:
-            self._reply(200, content_type, response.SerializeToString())
+        decoded = self._decode(body, headers, logs_service_pb2.ExportLogsServiceRequest)
+        if decoded is not None:
+            request, encoding, content_type = decoded
+            received = ReceivedLogs("http", request, headers, encoding, content_type, path)
+            self._answer(content_type, self.server.receiver._logs_arrived(received))
 
     def _metrics(self, body: bytes, headers: dict[str, str], path: str) -> None:
-        receiver = self.server.receiver
+        decoded = self._decode(body, headers, metrics_service_pb2.ExportMetricsServiceRequest)
+        if decoded is not None:
+            request, encoding, content_type = decoded
+            received = ReceivedMetrics("http", request, headers, encoding, content_type, path)
+            self._answer(content_type, self.server.receiver._metrics_arrived(received))
+
+    def _decode(
+        self, body: bytes, headers: dict[str, str], message: Any
+    ) -> tuple[Any, str | None, str] | None:
+        """The body as a ``message`` (a request class; protobuf or JSON, gzipped or not), its
+        content encoding and type; None once the client has been answered 415 or 400."""
         encoding = (headers.get("content-encoding") or "").lower() or None
         content_type = (headers.get("content-type") or "").split(";")[0].strip().lower()
-        request = metrics_service_pb2.ExportMetricsServiceRequest()
+        limit = self.server.receiver.max_body_bytes
         try:
-            data = gunzip_capped(body, receiver.max_body_bytes) if encoding == "gzip" else body
+            data = gunzip_capped(body, limit) if encoding == "gzip" else body
             if content_type == "application/json":
-                document = json.loads(data)
-                _hex_ids_to_base64(document)
-                json_format.ParseDict(document, request)
+                request = _parse_json(data, message)
             elif content_type == "application/x-protobuf":
-                request.ParseFromString(data)
+                request = message.FromString(data)
             else:
                 self._reply(415, "text/plain", b"unsupported content type")
-                return
+                return None
         except Exception as exc:  # noqa: BLE001  # a malformed body is the client's problem
             self._status(400, content_type, f"cannot decode the request: {exc}")
-            return
-        response = receiver._metrics_arrived(
-            ReceivedMetrics("http", request, headers, encoding, content_type, path)
-        )
+            return None
+        return request, encoding, content_type
+
+    def _answer(self, content_type: str, response: Any) -> None:
+        """200 with ``response`` in the request's own encoding."""
         if content_type == "application/json":
             self._reply(200, content_type, json_format.MessageToJson(response).encode())
         else:
@@ -1023,10 +999,11 @@ def _hex_ids_to_base64(node: Any) -> None:
             _hex_ids_to_base64(item)
 
 
-def _parse_json_request(data: bytes) -> trace_service_pb2.ExportTraceServiceRequest:
+def _parse_json(data: bytes, message: Any) -> Any:
+    """OTLP/JSON (ids in hex, as the spec writes them) into ``message``."""
     document = json.loads(data)
     _hex_ids_to_base64(document)
-    request = trace_service_pb2.ExportTraceServiceRequest()
+    request = message()
     json_format.ParseDict(document, request)
     return request
 

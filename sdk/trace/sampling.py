@@ -346,15 +346,10 @@ def compile_sampler(sampler: Sampler) -> SampleFn:
     if kind in _PARENT_BASED_TYPES:
         pb = cast(ParentBased, sampler)
         root = compile_sampler(pb._root)
-        delegates = (
-            pb._remote_sampled,
-            pb._remote_not_sampled,
-            pb._local_sampled,
-            pb._local_not_sampled,
-        )
-        if all(type(d) is StaticSampler for d in delegates):
-            # The usual configuration: with a parent, the decision is a table lookup.
-            rs, rns, ls, lns = (cast(StaticSampler, d)._result for d in delegates)
+        table = parent_decision_table(pb)
+        if table is not None:
+            # The usual configuration: with a parent, the decision is a fixed result.
+            lns, ls, rns, rs = table
 
             def parent_based_static(
                 parent: SpanContext | None,
@@ -373,8 +368,8 @@ def compile_sampler(sampler: Sampler) -> SampleFn:
 
             return parent_based_static
 
-        remote_sampled, remote_not_sampled, local_sampled, local_not_sampled = (
-            compile_sampler(d) for d in delegates
+        local_not_sampled, local_sampled, remote_not_sampled, remote_sampled = (
+            compile_sampler(d) for d in _by_parent(pb)
         )
 
         def parent_based(
@@ -414,6 +409,16 @@ def compile_sampler(sampler: Sampler) -> SampleFn:
     return generic
 
 
+def _by_parent(sampler: ParentBased) -> tuple[Sampler, Sampler, Sampler, Sampler]:
+    """The delegates for a span with a parent, indexed ``2 * parent.is_remote + sampled``."""
+    return (
+        sampler._local_not_sampled,
+        sampler._local_sampled,
+        sampler._remote_not_sampled,
+        sampler._remote_sampled,
+    )
+
+
 def parent_decision_table(sampler: Sampler) -> tuple[SamplingResult, ...] | None:
     """For a ParentBased sampler whose parent delegates are fixed decisions: the result for a
     span with a parent, indexed by ``2 * parent.is_remote + sampled``. None otherwise.
@@ -423,12 +428,7 @@ def parent_decision_table(sampler: Sampler) -> tuple[SamplingResult, ...] | None
     if type(sampler) not in _PARENT_BASED_TYPES:
         return None
     assert isinstance(sampler, ParentBased)
-    delegates = (
-        sampler._local_not_sampled,
-        sampler._local_sampled,
-        sampler._remote_not_sampled,
-        sampler._remote_sampled,
-    )
+    delegates = _by_parent(sampler)
     if not all(type(d) is StaticSampler for d in delegates):
         return None
     return tuple(cast(StaticSampler, d)._result for d in delegates)
@@ -465,11 +465,5 @@ def fixed_drops(sampler: Sampler) -> tuple[bool, bool, bool, bool, bool]:
     if kind not in _PARENT_BASED_TYPES:
         return _NEVER
     pb = cast(ParentBased, sampler)
-    delegates = (
-        pb._local_not_sampled,
-        pb._local_sampled,
-        pb._remote_not_sampled,
-        pb._remote_sampled,
-    )
-    a, b, c, d = (type(s) is StaticSampler and s._decision is Decision.DROP for s in delegates)
+    a, b, c, d = (type(s) is StaticSampler and s._decision is Decision.DROP for s in _by_parent(pb))
     return (a, b, c, d, fixed_drops(pb._root)[4])

@@ -1,9 +1,9 @@
 """Run a real application server under ``telemetry-run``, exporting to a real OTLP receiver.
 
-``served(...)`` starts the command in its own process group on a free loopback port, waits
-until the port accepts connections, and always stops the whole group by its PID (SIGTERM, then
-SIGKILL after a bounded wait). The framework tests (flask/, django/, requests/, grpc/, e2e/)
-use it with ``otlp_env(receiver)`` and read the spans the receiver got.
+``launched(...)`` starts the command in its own process group and always stops the whole group
+by its PID (SIGTERM, then SIGKILL after a bounded wait); ``served(...)`` adds a free loopback
+port and waits until it accepts connections. The framework tests (flask/, django/, requests/,
+grpc/, e2e/) use it with ``otlp_env(receiver)`` and read the spans the receiver got.
 """
 
 from __future__ import annotations
@@ -76,14 +76,14 @@ class AppProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def stop(self) -> int:
-        """SIGTERM the launched process and wait (bounded); its return code."""
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM the launched process and wait (bounded by ``timeout``); its return code."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(STOP_TIMEOUT)
+                self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                pytest.fail(f"the server did not stop within {STOP_TIMEOUT} s:\n{self.log()}")
+                pytest.fail(f"the server did not stop within {timeout} s:\n{self.log()}")
         return self.proc.returncode
 
 
@@ -101,17 +101,20 @@ def _wait_for_port(app: AppProcess) -> None:
 
 
 @contextlib.contextmanager
-def served(
+def launched(
     command: Sequence[str],
     *,
-    port: int,
     env: Mapping[str, str],
     cwd: Path,
+    log_path: Path,
     launcher: bool = True,
+    stop_timeout: float = STOP_TIMEOUT,
     **popen: Any,
-) -> Iterator[AppProcess]:
-    """``telemetry-run COMMAND`` (or COMMAND alone) listening on ``port``, stopped at the end."""
-    log_path = cwd / f"server-{port}.log"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``telemetry-run COMMAND`` (or COMMAND alone) in its own process group, its output in
+    ``log_path``; at the end the whole group is stopped by its PID, whatever the test did:
+    SIGTERM if still running, a bounded wait, then SIGKILL for what is left (workers,
+    reloader children)."""
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [*LAUNCHER, *command] if launcher else list(command),
@@ -123,19 +126,35 @@ def served(
             start_new_session=True,  # its own process group: the finally below ends them all
             **popen,
         )
-    app = AppProcess(proc, port, log_path)
     try:
-        _wait_for_port(app)
-        yield app
+        yield proc
     finally:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(STOP_TIMEOUT)
+                    proc.wait(stop_timeout)
             os.killpg(proc.pid, signal.SIGKILL)
         if proc.returncode is None:
             proc.wait(10)
+
+
+@contextlib.contextmanager
+def served(
+    command: Sequence[str],
+    *,
+    port: int,
+    env: Mapping[str, str],
+    cwd: Path,
+    launcher: bool = True,
+    **popen: Any,
+) -> Iterator[AppProcess]:
+    """``telemetry-run COMMAND`` (or COMMAND alone) listening on ``port``, stopped at the end."""
+    log_path = cwd / f"server-{port}.log"
+    with launched(command, env=env, cwd=cwd, log_path=log_path, launcher=launcher, **popen) as proc:
+        app = AppProcess(proc, port, log_path)
+        _wait_for_port(app)
+        yield app
 
 
 def attributes(span: Any) -> dict[str, Any]:
@@ -149,3 +168,20 @@ def attributes(span: Any) -> dict[str, Any]:
         else:
             result[kv.key] = getattr(value, kind) if kind else None
     return result
+
+
+def services_by_span(receiver: Any) -> dict[bytes, str]:
+    """span id -> the service.name of the process that exported it, over every request the
+    receiver got: which process of a multi-process trace made which span."""
+    found: dict[bytes, str] = {}
+    for received in receiver.requests:
+        for resource_spans in received.request.resource_spans:
+            name = next(
+                kv.value.string_value
+                for kv in resource_spans.resource.attributes
+                if kv.key == "service.name"
+            )
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    found[span.span_id] = name
+    return found

@@ -4,9 +4,6 @@ exports its own, under its own pid."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -16,6 +13,7 @@ from typing import Any
 import pytest
 
 from telemetry_run.testing.otlp import OTLPReceiver, free_port
+from tests.integration.apps import served
 from tests.integration.conftest import LAUNCHER, PYTHON, clean_env
 from tests.integration.test_servers import requires, script
 
@@ -171,12 +169,13 @@ def test_each_gunicorn_worker_exports_its_own_runtime_metrics_under_its_own_pid(
         TEST_WORKER_PIDS=str(pids_file),
         **({"TEST_METER_AT_IMPORT": "1"} if preload else {}),
     )
+    port = free_port()
     command = [
         script("gunicorn"),
         "--config",
         "gunicorn_conf.py",
         "--bind",
-        f"127.0.0.1:{free_port()}",
+        f"127.0.0.1:{port}",
         "--workers",
         "2",
         "--worker-class",
@@ -186,19 +185,8 @@ def test_each_gunicorn_worker_exports_its_own_runtime_metrics_under_its_own_pid(
         *(["--preload"] if preload else []),
         "wsgi_app:application",
     ]
-    log_path = tmp_path / "gunicorn.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [*LAUNCHER, *command],
-            env=env,
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    master = proc.pid  # the launcher execs gunicorn
-    try:
+    with served(command, port=port, env=env, cwd=tmp_path) as app:
+        master = app.proc.pid  # the launcher execs gunicorn
 
         def workers() -> set[int]:
             text = pids_file.read_text() if pids_file.exists() else ""
@@ -209,14 +197,8 @@ def test_each_gunicorn_worker_exports_its_own_runtime_metrics_under_its_own_pid(
             lambda: workers() <= set(_runtime_by_pid(otlp_receiver)),
             "each worker's runtime metrics",
         )
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(HANG_BOUND)
-    finally:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        if proc.returncode is None:
-            proc.wait(10)
-    log_text = log_path.read_text(errors="replace")
+        app.stop(HANG_BOUND)
+        log_text = app.log()
     assert "Traceback" not in log_text and "telemetry-run:" not in log_text, log_text
     by_pid = _runtime_by_pid(otlp_receiver)
     for worker in workers():

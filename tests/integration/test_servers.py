@@ -17,12 +17,10 @@ shares. A server package that is not installed skips its scenarios with the reas
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -38,7 +36,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import JSONL_PLUGIN, LAUNCHER, PYTHON, FakeDistribution, clean_env
+from tests.integration.apps import free_port, launched, script
+from tests.integration.conftest import JSONL_PLUGIN, PYTHON, FakeDistribution, clean_env
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -206,20 +205,6 @@ def requires(*modules: str) -> None:
             pytest.skip(f"{module} is not installed (pip install -e '.[test,servers]')")
 
 
-def script(name: str) -> str:
-    """A console script installed next to this interpreter (gunicorn, uwsgi, flask...)."""
-    path = Path(sys.executable).with_name(name)
-    if not path.exists():
-        pytest.skip(f"the {name} command is not installed next to {sys.executable}")
-    return str(path)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
@@ -325,19 +310,11 @@ def run_server(
     )
     port = free_port()
     log_path = tmp_path / "server.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [*LAUNCHER, *scenario.command(port)],
-            env=env,
-            cwd=app_dir if scenario.cwd_app else tmp_path,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: the finally below ends them all
-        )
-    server = Server(proc, port, log_path)
-    run = Run(proc.pid)
-    try:
+    cwd = app_dir if scenario.cwd_app else tmp_path
+    command = scenario.command(port)
+    with launched(command, env=env, cwd=cwd, log_path=log_path, stop_timeout=0) as proc:
+        server = Server(proc, port, log_path)
+        run = Run(proc.pid)
         server.wait_ready()
         # Round 1, concurrent and a little slow, so that every worker gets some: exported
         # while the server runs (the batch worker thread works in every worker process).
@@ -354,11 +331,6 @@ def run_server(
             pytest.fail(f"the server did not stop within {STOP_TIMEOUT} s of SIGTERM")
         # Workers and reloader children may outlive the launched process by a moment.
         wait_for(lambda: not server.group_alive(), STOP_TIMEOUT, "every process ended", server)
-    finally:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        if proc.returncode is None:
-            proc.wait(10)
     run.log = server.log()
     run.spans = read_jsonl(spans_path)
     run.bootstraps = read_jsonl(boots_path)

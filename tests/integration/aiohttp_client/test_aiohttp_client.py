@@ -3,9 +3,7 @@ the real receiver."""
 
 from __future__ import annotations
 
-import http.server
 import textwrap
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,6 +12,7 @@ import pytest
 
 from tests.integration.apps import attributes, otlp_env
 from tests.integration.conftest import PYTHON, launch
+from tests.integration.downstream import Reply, downstream_server
 
 if TYPE_CHECKING:
     from telemetry_run.testing.otlp import OTLPReceiver
@@ -45,40 +44,16 @@ with trace.get_tracer("client").start_as_current_span("job"):
 CLIENT_KIND = 3  # opentelemetry.proto.trace.v1.Span.SPAN_KIND_CLIENT
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    seen: list[dict[str, str]]
-
-    def do_GET(self) -> None:
-        self.seen.append({k.lower(): v for k, v in self.headers.items()})
-        if self.path.startswith("/redirect"):
-            self.send_response(302)
-            self.send_header("Location", "/ok")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_response(404 if self.path.startswith("/missing") else 200)
-        self.send_header("Content-Length", "4")
-        self.end_headers()
-        self.wfile.write(b"body")
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+def _reply(path: str) -> Reply:
+    if path.startswith("/redirect"):
+        return 302, {"Location": "/ok"}, b""
+    return (404 if path.startswith("/missing") else 200), {}, b"body"
 
 
 @pytest.fixture
 def downstream() -> Iterator[tuple[str, list[dict[str, str]]]]:
-    seen: list[dict[str, str]] = []
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), type("Handler", (_Handler,), {"seen": seen})
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with downstream_server(_reply) as server:
+        yield server
 
 
 def test_aiohttp_calls_are_client_spans_and_carry_the_trace(

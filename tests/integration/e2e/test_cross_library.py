@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.integration.apps import attributes, free_port, otlp_env, script, served
+from tests.integration.apps import attributes, free_port, otlp_env, script, served, services_by_span
 from tests.integration.conftest import LAUNCHER
 from tests.redis_server import RedisServer, running_redis_server
 
@@ -171,7 +171,7 @@ def test_one_trace_crosses_fastapi_httpx_flask_postgres_redis_celery_and_sqlalch
 
     by_kind_name = {(KINDS.get(span.kind), span.name): span for span in spans}
     ids = {span.span_id: span for span in spans}
-    services = _services(otlp_receiver)
+    services = services_by_span(otlp_receiver)
     front_server = by_kind_name[("SERVER", "GET /shop/{item}")]
     (httpx_client,) = [s for s in spans if "http.request.method" in attributes(s) and s.kind == 3]
     flask_server = by_kind_name[("SERVER", "GET /order/<int:item>")]
@@ -277,19 +277,3 @@ def _wait_for_trace(receiver: OTLPReceiver, worker: _Worker) -> list[Any]:
             raise AssertionError(worker.log.read_text(errors="replace")) from None
         spans = [s for r in receiver.requests for s in r.spans if s.trace_id.hex() == TRACE_ID]
     return spans
-
-
-def _services(receiver: Any) -> dict[bytes, str]:
-    """span id -> the service.name of the process that exported it."""
-    found: dict[bytes, str] = {}
-    for received in receiver.requests:
-        for resource_spans in received.request.resource_spans:
-            name = next(
-                kv.value.string_value
-                for kv in resource_spans.resource.attributes
-                if kv.key == "service.name"
-            )
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    found[span.span_id] = name
-    return found

@@ -12,11 +12,11 @@ import textwrap
 import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.integration.apps import attributes, free_port, otlp_env, served
+from tests.integration.apps import attributes, free_port, otlp_env, served, services_by_span
 
 if TYPE_CHECKING:
     from telemetry_run.testing.otlp import OTLPReceiver
@@ -146,7 +146,7 @@ def test_one_trace_crosses_flask_requests_django_and_grpc(
             assert response.read() == b'{"stock":"in stock:7"}\n'
         spans = otlp_receiver.wait_for_spans(5, timeout=30)
 
-    services = _services(otlp_receiver)
+    services = services_by_span(otlp_receiver)
     chain = {span.span_id: span for span in spans}
     assert {span.trace_id.hex() for span in spans} == {TRACE_ID}
     by_name = {(span.name, KINDS.get(span.kind)): span for span in spans}
@@ -178,19 +178,3 @@ def test_one_trace_crosses_flask_requests_django_and_grpc(
     assert attributes(django_server)["http.route"] == "stock/<int:pk>/"
     assert attributes(grpc_server)["rpc.service"] == "shop.Inventory"
     assert attributes(grpc_client)["rpc.grpc.status_code"] == 0
-
-
-def _services(receiver: Any) -> dict[bytes, str]:
-    """span id -> the service.name of the process that exported it."""
-    found: dict[bytes, str] = {}
-    for received in receiver.requests:
-        for resource_spans in received.request.resource_spans:
-            name = next(
-                kv.value.string_value
-                for kv in resource_spans.resource.attributes
-                if kv.key == "service.name"
-            )
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    found[span.span_id] = name
-    return found

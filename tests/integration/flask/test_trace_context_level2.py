@@ -6,10 +6,8 @@ and ``tracestate`` it is sent. The spans go to the real OTLP receiver.
 
 from __future__ import annotations
 
-import http.server
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.integration.apps import free_port, otlp_env, served
+from tests.integration.downstream import downstream_server
 from tests.integration.flask.test_flask import get
 
 if TYPE_CHECKING:
@@ -43,33 +42,10 @@ PARENT_ID = "b7ad6b7169203331"
 SERVER = 2  # opentelemetry.proto.trace.v1.Span.SPAN_KIND_SERVER
 
 
-class _Recorder(http.server.BaseHTTPRequestHandler):
-    seen: list[dict[str, str]]
-
-    def do_GET(self) -> None:
-        self.seen.append({k.lower(): v for k, v in self.headers.items()})
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def downstream() -> Iterator[tuple[str, list[dict[str, str]]]]:
-    seen: list[dict[str, str]] = []
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), type("Handler", (_Recorder,), {"seen": seen})
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with downstream_server() as server:
+        yield server
 
 
 def test_outgoing_traceparent_flags_and_tracestate_follow_level_2(

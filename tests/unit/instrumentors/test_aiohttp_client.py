@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import http.server
-import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -13,66 +11,24 @@ import pytest
 from telemetry_run.instrumentors import aiohttp_client as instrumented
 from telemetry_run.instrumentors import plugin
 from telemetry_run.instrumentors.aiohttp_client import AiohttpClientInstrumentor
-from telemetry_run.sdk.context import suppress_instrumentation
 from telemetry_run.sdk.diagnostics import InternalError, get_diagnostics
 from telemetry_run.sdk.trace.api import SpanKind, StatusCode
 from telemetry_run.testing import SpanRecorder, config_for
 from telemetry_run.testing.contract import contract_tests
+from tests.unit.instrumentors.http_clients import instrumenting, recording_server, sent_traceparent
 
 aiohttp = pytest.importorskip("aiohttp", reason="aiohttp is not installed (its matrix session)")
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    seen: list[dict[str, str]]
-
-    def do_GET(self) -> None:
-        self.seen.append({k.lower(): v for k, v in self.headers.items()})
-        if self.path.startswith("/redirect"):
-            self.send_response(302)
-            self.send_header("Location", "/ok")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        code = int(self.path.split("/status/")[1]) if "/status/" in self.path else 200
-        self.send_response(code)
-        self.send_header("Content-Length", "2")
-        self.send_header("X-Served-By", "test")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def server() -> Iterator[tuple[str, list[dict[str, str]]]]:
-    seen: list[dict[str, str]] = []
-    handler = type("Handler", (_Handler,), {"seen": seen})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with recording_server() as served:
+        yield served
 
 
 @pytest.fixture
 def instrument(span_recorder: SpanRecorder) -> Iterator[Any]:
-    made: list[AiohttpClientInstrumentor] = []
-
-    def instrument(**environ: str) -> SpanRecorder:
-        instrumentor = AiohttpClientInstrumentor()
-        instrumentor.instrument(span_recorder.provider, config_for(plugin, environ))
-        made.append(instrumentor)
-        return span_recorder
-
-    yield instrument
-    for instrumentor in made:
-        instrumentor.uninstrument()
+    yield from instrumenting(span_recorder, AiohttpClientInstrumentor)
 
 
 def _in_session(use: Callable[[Any], Awaitable[Any]], **options: Any) -> Any:
@@ -86,11 +42,6 @@ def _in_session(use: Callable[[Any], Awaitable[Any]], **options: Any) -> Any:
 async def _text(session: Any, url: str, **options: Any) -> tuple[int, str]:
     async with session.get(url, **options) as response:
         return response.status, await response.text()
-
-
-def _traceparent(span: Any) -> str:
-    context = span.context  # flags 03: sampled, and a trace id we generated (random-trace-id)
-    return f"00-{context.trace_id:032x}-{context.span_id:016x}-03"
 
 
 def test_a_call_is_one_client_span_and_carries_the_context(instrument: Any, server: Any) -> None:
@@ -118,7 +69,7 @@ def test_a_call_is_one_client_span_and_carries_the_context(instrument: Any, serv
         "network.protocol.version": "1.1",
     }
     assert span.status.is_unset
-    assert seen[0]["traceparent"] == _traceparent(span)
+    assert seen[0]["traceparent"] == sent_traceparent(span)
     assert seen[0]["x-mine"] == "1"
 
 
@@ -139,7 +90,7 @@ def test_concurrent_calls_are_each_their_callers_child(instrument: Any, server: 
         assert span.attributes["url.full"] == f"{base}/ok?task={name}"  # base_url applied
         assert span.parent is not None and span.parent.span_id == recorder.one(name).context.span_id
     assert sorted(headers["traceparent"] for headers in seen) == sorted(
-        map(_traceparent, recorder.by_name("GET"))
+        map(sent_traceparent, recorder.by_name("GET"))
     )
 
 
@@ -151,17 +102,7 @@ def test_redirects_are_one_span_with_the_hops_counted(instrument: Any, server: A
     assert span.attributes["url.full"] == f"{base}/redirect"
     assert span.attributes["http.request.resend_count"] == 1
     assert span.attributes["http.response.status_code"] == 200
-    assert [hop["traceparent"] for hop in seen] == [_traceparent(span)] * 2
-
-
-@pytest.mark.parametrize("code", [404, 503])
-def test_error_statuses_are_errors_on_the_client(instrument: Any, server: Any, code: int) -> None:
-    recorder = instrument()
-    base, _ = server
-    assert _in_session(lambda session: _text(session, f"{base}/status/{code}"))[0] == code
-    span = recorder.one("GET")
-    assert span.status.status_code is StatusCode.ERROR
-    assert span.attributes["error.type"] == str(code)
+    assert [hop["traceparent"] for hop in seen] == [sent_traceparent(span)] * 2
 
 
 def test_raise_for_status_keeps_the_status_code(instrument: Any, server: Any) -> None:
@@ -184,32 +125,6 @@ def test_a_connection_error_is_recorded_and_reraised_unchanged(instrument: Any) 
     assert span.status.status_code is StatusCode.ERROR
     assert span.attributes["error.type"].startswith("aiohttp.client_exceptions.")
     assert span.attributes["url.full"] == "http://127.0.0.1:9/?api_key=REDACTED"
-
-
-def test_excluded_urls_and_suppression_make_no_span(instrument: Any, server: Any) -> None:
-    recorder = instrument(OTEL_PYTHON_AIOHTTP_CLIENT_EXCLUDED_URLS="/status/")
-    base, seen = server
-
-    async def use(session: Any) -> None:
-        await _text(session, f"{base}/status/200")
-        with suppress_instrumentation():
-            await _text(session, f"{base}/ok")
-
-    _in_session(use)
-    assert recorder.spans == ()
-    assert all("traceparent" not in headers for headers in seen)
-
-
-def test_allow_listed_headers_are_captured(instrument: Any, server: Any) -> None:
-    recorder = instrument(
-        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST="x-mine",
-        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE="x-served-by",
-    )
-    base, _ = server
-    _in_session(lambda session: _text(session, f"{base}/ok", headers={"X-Mine": "m"}))
-    attributes = recorder.one("GET").attributes
-    assert attributes["http.request.header.x-mine"] == ("m",)
-    assert attributes["http.response.header.x-served-by"] == ("test",)
 
 
 def test_a_bug_of_ours_costs_the_span_never_the_call(monkeypatch: Any, server: Any) -> None:

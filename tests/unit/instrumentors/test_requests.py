@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,63 +10,21 @@ import requests
 
 from telemetry_run.instrumentors import plugin
 from telemetry_run.instrumentors.requests import RequestsInstrumentor
-from telemetry_run.sdk.context import suppress_instrumentation
 from telemetry_run.sdk.trace.api import SpanKind, StatusCode
-from telemetry_run.testing import SpanRecorder, config_for
+from telemetry_run.testing import SpanRecorder
 from telemetry_run.testing.contract import contract_tests
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    seen: list[dict[str, str]]
-
-    def do_GET(self) -> None:
-        self.seen.append({k.lower(): v for k, v in self.headers.items()})
-        if self.path.startswith("/redirect"):
-            self.send_response(302)
-            self.send_header("Location", "/ok")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        code = int(self.path.split("/status/")[1]) if "/status/" in self.path else 200
-        self.send_response(code)
-        self.send_header("Content-Length", "2")
-        self.send_header("X-Served-By", "test")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+from tests.unit.instrumentors.http_clients import instrumenting, recording_server, sent_traceparent
 
 
 @pytest.fixture
 def server() -> Iterator[tuple[str, list[dict[str, str]]]]:
-    seen: list[dict[str, str]] = []
-    handler = type("Handler", (_Handler,), {"seen": seen})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with recording_server() as served:
+        yield served
 
 
 @pytest.fixture
 def instrument(span_recorder: SpanRecorder) -> Iterator[Any]:
-    made: list[RequestsInstrumentor] = []
-
-    def instrument(**environ: str) -> SpanRecorder:
-        instrumentor = RequestsInstrumentor()
-        instrumentor.instrument(span_recorder.provider, config_for(plugin, environ))
-        made.append(instrumentor)
-        return span_recorder
-
-    yield instrument
-    for instrumentor in made:
-        instrumentor.uninstrument()
+    yield from instrumenting(span_recorder, RequestsInstrumentor)
 
 
 def test_a_call_is_one_client_span_and_carries_the_context(instrument: Any, server: Any) -> None:
@@ -92,8 +48,7 @@ def test_a_call_is_one_client_span_and_carries_the_context(instrument: Any, serv
         "network.protocol.version": "1.1",
     }
     assert span.status.is_unset
-    context = span.context  # flags 03: sampled, and a trace id we generated (random-trace-id)
-    assert seen[0]["traceparent"] == f"00-{context.trace_id:032x}-{context.span_id:016x}-03"
+    assert seen[0]["traceparent"] == sent_traceparent(span)
 
 
 def test_a_prepared_request_sent_by_hand_is_not_changed(instrument: Any, server: Any) -> None:
@@ -148,17 +103,6 @@ def test_credentials_never_reach_url_full(instrument: Any, server: Any) -> None:
     assert recorder.one("GET").attributes["url.full"].startswith("http://REDACTED:REDACTED@")
 
 
-@pytest.mark.parametrize("code", [404, 503])
-def test_error_statuses_are_errors_on_the_client(instrument: Any, server: Any, code: int) -> None:
-    recorder = instrument()
-    base, _ = server
-    assert requests.get(f"{base}/status/{code}", timeout=10).status_code == code
-    span = recorder.one("GET")
-    assert span.status.status_code is StatusCode.ERROR
-    assert span.attributes["error.type"] == str(code)
-    assert span.attributes["http.response.status_code"] == code
-
-
 def test_a_connection_error_is_recorded_and_reraised_unchanged(instrument: Any) -> None:
     recorder = instrument()
     with pytest.raises(requests.ConnectionError) as caught:
@@ -182,28 +126,6 @@ def test_redirects_are_one_span_with_the_hops_counted(instrument: Any, server: A
     assert span.attributes["http.response.status_code"] == 200
     # Both hops carry the one span's context.
     assert [hop["traceparent"] for hop in seen] == [seen[0]["traceparent"]] * 2
-
-
-def test_excluded_urls_and_suppression_make_no_span(instrument: Any, server: Any) -> None:
-    recorder = instrument(OTEL_PYTHON_REQUESTS_EXCLUDED_URLS="/status/")
-    base, seen = server
-    requests.get(f"{base}/status/200", timeout=10)
-    with suppress_instrumentation():
-        requests.get(f"{base}/ok", timeout=10)
-    assert recorder.spans == ()
-    assert all("traceparent" not in headers for headers in seen)
-
-
-def test_allow_listed_headers_are_captured(instrument: Any, server: Any) -> None:
-    recorder = instrument(
-        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST="x-mine",
-        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE="x-served-by",
-    )
-    base, _ = server
-    requests.get(f"{base}/ok", headers={"X-Mine": "m"}, timeout=10)
-    attributes = recorder.one("GET").attributes
-    assert attributes["http.request.header.x-mine"] == ("m",)
-    assert attributes["http.response.header.x-served-by"] == ("test",)
 
 
 # The instrumentor contract (patch orders, double instrument, uninstrument, version range).

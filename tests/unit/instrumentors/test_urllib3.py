@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.server
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,77 +12,38 @@ from telemetry_run.instrumentors import plugin
 from telemetry_run.instrumentors import urllib3 as instrumented
 from telemetry_run.instrumentors.toolkit import client_call
 from telemetry_run.instrumentors.urllib3 import Urllib3Instrumentor
-from telemetry_run.sdk.context import suppress_instrumentation
 from telemetry_run.sdk.diagnostics import InternalError, get_diagnostics
 from telemetry_run.sdk.propagation import inject
 from telemetry_run.sdk.trace.api import SpanKind, StatusCode
 from telemetry_run.testing import SpanRecorder, config_for
 from telemetry_run.testing.contract import contract_tests
+from tests.unit.instrumentors.http_clients import (
+    answer,
+    instrumenting,
+    recording_server,
+    sent_traceparent,
+)
 
 urllib3 = pytest.importorskip("urllib3", reason="urllib3 is not installed (its matrix session)")
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    seen: list[dict[str, str]]
-
-    def do_GET(self) -> None:
-        self.seen.append({k.lower(): v for k, v in self.headers.items()})
-        if self.path.startswith("/redirect"):
-            self.send_response(302)
-            self.send_header("Location", "/ok")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        if self.path.startswith("/flaky") and len(self.seen) == 1:  # fails once, then serves
-            code = 503
-        elif "/status/" in self.path:
-            code = int(self.path.split("/status/")[1])
-        else:
-            code = 200
-        self.send_response(code)
-        self.send_header("Content-Length", "2")
-        self.send_header("X-Served-By", "test")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+def _flaky(handler: http.server.BaseHTTPRequestHandler, seen: list[dict[str, str]]) -> bool:
+    """``/flaky`` fails once (the first request of the test), then serves."""
+    if handler.path.startswith("/flaky") and len(seen) == 1:
+        answer(handler, 503)
+        return True
+    return False
 
 
 @pytest.fixture
 def server() -> Iterator[tuple[str, list[dict[str, str]]]]:
-    seen: list[dict[str, str]] = []
-    handler = type("Handler", (_Handler,), {"seen": seen})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with recording_server(_flaky) as served:
+        yield served
 
 
 @pytest.fixture
 def instrument(span_recorder: SpanRecorder) -> Iterator[Any]:
-    made: list[Any] = []
-
-    def instrument(*also: Any, **environ: str) -> SpanRecorder:
-        for instrumentor in (Urllib3Instrumentor(), *also):
-            instrumentor.instrument(span_recorder.provider, config_for(plugin, environ))
-            made.append(instrumentor)
-        return span_recorder
-
-    yield instrument
-    for instrumentor in reversed(made):
-        instrumentor.uninstrument()
-
-
-def _traceparent(span: Any) -> str:
-    context = span.context  # flags 03: sampled, and a trace id we generated (random-trace-id)
-    return f"00-{context.trace_id:032x}-{context.span_id:016x}-03"
+    yield from instrumenting(span_recorder, Urllib3Instrumentor)
 
 
 def test_a_pool_manager_call_is_one_client_span_with_the_context(
@@ -110,7 +70,7 @@ def test_a_pool_manager_call_is_one_client_span_with_the_context(
         "http.response.status_code": 200,
         "network.protocol.version": "1.1",
     }
-    assert seen[0]["traceparent"] == _traceparent(span)
+    assert seen[0]["traceparent"] == sent_traceparent(span)
     assert seen[0]["x-mine"] == "1"
 
 
@@ -128,7 +88,7 @@ def test_a_pool_used_directly_names_the_full_url(instrument: Any, server: Any) -
     assert missing.attributes["url.full"] == f"{base}/status/404"
     assert missing.status.status_code is StatusCode.ERROR
     assert missing.attributes["error.type"] == "404"
-    assert [hop["traceparent"] for hop in seen] == [_traceparent(ok), _traceparent(missing)]
+    assert [hop["traceparent"] for hop in seen] == [sent_traceparent(ok), sent_traceparent(missing)]
 
 
 def test_a_call_inside_another_http_client_call_carries_that_calls_context(
@@ -148,7 +108,7 @@ def test_a_call_inside_another_http_client_call_carries_that_calls_context(
         manager.request("GET", f"{base}/ok", headers=handed_down)
         manager.request("GET", f"{base}/ok", headers={"X-Mine": "2"})
     assert [span.name for span in recorder.spans] == ["outer"]
-    expected = _traceparent(recorder.one("outer"))
+    expected = sent_traceparent(recorder.one("outer"))
     assert [(hop["x-mine"], hop["traceparent"]) for hop in seen] == [
         ("1", expected),
         ("2", expected),
@@ -169,8 +129,8 @@ def test_redirects_and_retries_are_one_span_with_the_resends_counted(
     assert flaky.attributes["http.response.status_code"] == 200
     assert redirected.attributes["url.full"] == f"{base}/redirect"
     assert redirected.attributes["http.request.resend_count"] == 1
-    assert [hop["traceparent"] for hop in seen] == [_traceparent(flaky)] * 2 + [
-        _traceparent(redirected)
+    assert [hop["traceparent"] for hop in seen] == [sent_traceparent(flaky)] * 2 + [
+        sent_traceparent(redirected)
     ] * 2
 
 
@@ -188,8 +148,8 @@ def test_requests_over_urllib3_is_one_client_span(instrument: Any, server: Any) 
         "telemetry_run.instrumentors.requests"
     ] * 2
     assert redirected.attributes["http.request.resend_count"] == 1
-    assert [hop["traceparent"] for hop in seen] == [_traceparent(redirected)] * 2 + [
-        _traceparent(failed)
+    assert [hop["traceparent"] for hop in seen] == [sent_traceparent(redirected)] * 2 + [
+        sent_traceparent(failed)
     ]
 
 
@@ -203,30 +163,6 @@ def test_a_connection_error_is_recorded_and_reraised_unchanged(instrument: Any) 
     assert span.attributes["url.full"] == "http://127.0.0.1:9/?api_key=REDACTED"
     [event] = span.events
     assert "s3cr3t" not in str(event.attributes["exception.message"])
-
-
-def test_excluded_urls_and_suppression_make_no_span(instrument: Any, server: Any) -> None:
-    recorder = instrument(OTEL_PYTHON_URLLIB3_EXCLUDED_URLS="/status/")
-    base, seen = server
-    with urllib3.PoolManager() as manager:
-        manager.request("GET", f"{base}/status/200")
-        with suppress_instrumentation():
-            manager.request("GET", f"{base}/ok")
-    assert recorder.spans == ()
-    assert all("traceparent" not in headers for headers in seen)
-
-
-def test_allow_listed_headers_are_captured(instrument: Any, server: Any) -> None:
-    recorder = instrument(
-        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST="x-mine",
-        OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE="x-served-by",
-    )
-    base, _ = server
-    with urllib3.PoolManager() as manager:
-        manager.request("GET", f"{base}/ok", headers={"X-Mine": "m"})
-    attributes = recorder.one("GET").attributes
-    assert attributes["http.request.header.x-mine"] == ("m",)
-    assert attributes["http.response.header.x-served-by"] == ("test",)
 
 
 def test_a_bug_of_ours_costs_the_span_never_the_call(monkeypatch: Any, server: Any) -> None:

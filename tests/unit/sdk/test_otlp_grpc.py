@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 from telemetry_run.sdk import BatchSpanProcessor
 from telemetry_run.sdk.context import is_suppressed
 from telemetry_run.sdk.exporters import ExportResult
-from telemetry_run.sdk.exporters.otlp import OTLPGrpcSpanExporter, RetryPolicy
+from telemetry_run.sdk.exporters.otlp import OTLPGrpcSpanExporter
 from telemetry_run.sdk.exporters.otlp._retry import Outcome
 from telemetry_run.sdk.processors.simple import record_export_result
 from telemetry_run.testing.otlp import OTLPReceiver, free_port
@@ -25,11 +23,9 @@ from tests.unit.sdk.otlp_helpers import (
     Certificates,
     Logged,
     assert_spans_arrived,
-    encrypted_copy,
     logged_exporters,
     make_certificates,
     make_spans,
-    run_fork_script,
     timed_export,
     track,
 )
@@ -87,23 +83,6 @@ def test_one_channel_is_reused(otlp_receiver: OTLPReceiver, logged: Logged) -> N
     exporter.shutdown(deadline=time.monotonic() + 1)
 
 
-def test_unavailable_twice_then_ok_arrives_once_and_counts_as_retried(
-    otlp_receiver: OTLPReceiver, logged: Logged
-) -> None:
-    diagnostics, logs = logged
-    spans = make_spans(3)
-    otlp_receiver.fail_next(2, grpc_code="UNAVAILABLE")
-    exporter = _exporter(otlp_receiver.grpc_endpoint, logged)
-    result, _ = _export(exporter, spans)
-    assert result.success
-    assert len(otlp_receiver.requests) == 1
-    assert [a.status for a in otlp_receiver.attempts] == ["UNAVAILABLE", "UNAVAILABLE", "OK"]
-    assert diagnostics.spans_retried.value == 2 * len(spans)
-    # one throttled line for the endpoint, not one per retry
-    (line,) = logs.matching("retried with backoff")
-    assert otlp_receiver.grpc_endpoint in line and "UNAVAILABLE" in line
-
-
 def test_retry_info_delay_is_honoured(otlp_receiver: OTLPReceiver, logged: Logged) -> None:
     otlp_receiver.fail_next(1, grpc_code="RESOURCE_EXHAUSTED", retry_delay=0.6)
     exporter = _exporter(otlp_receiver.grpc_endpoint, logged)
@@ -119,17 +98,6 @@ def test_resource_exhausted_without_retry_info_is_not_retried(
     otlp_receiver.fail_next(1, grpc_code="RESOURCE_EXHAUSTED")
     result, _ = _export(_exporter(otlp_receiver.grpc_endpoint, logged), make_spans(1))
     assert not result.success
-    assert len(otlp_receiver.attempts) == 1
-
-
-def test_a_retry_delay_beyond_the_deadline_fails_at_once(
-    otlp_receiver: OTLPReceiver, logged: Logged
-) -> None:
-    otlp_receiver.fail_next(1, grpc_code="UNAVAILABLE", retry_delay=30.0)
-    result, _ = _export(_exporter(otlp_receiver.grpc_endpoint, logged), make_spans(1), 3.0)
-    assert not result.success
-    # the 30 s asked for is past the deadline: no second attempt, and no sleep
-    assert "no time left for another attempt before the deadline" in (result.error or "")
     assert len(otlp_receiver.attempts) == 1
 
 
@@ -162,92 +130,6 @@ def test_a_permanent_error_is_not_retried_and_logged_once(
     assert "s3cr3t" not in repr(exporter)
 
 
-def test_a_receiver_that_never_answers_is_bounded_by_the_deadline(
-    otlp_receiver: OTLPReceiver, logged: Logged
-) -> None:
-    otlp_receiver.hang()
-    result, _ = _export(_exporter(otlp_receiver.grpc_endpoint, logged), make_spans(1), 1.0)
-    assert not result.success
-    assert "DEADLINE_EXCEEDED" in (result.error or "")  # the deadline ended it
-
-
-def test_the_timeout_option_bounds_an_export_inside_a_later_deadline(
-    otlp_receiver: OTLPReceiver, logged: Logged
-) -> None:
-    otlp_receiver.answer_slowly(5.0)
-    exporter = _exporter(otlp_receiver.grpc_endpoint, logged, timeout=0.5)
-    result, _ = _export(exporter, make_spans(1), 30.0)
-    assert not result.success
-    assert "DEADLINE_EXCEEDED" in (result.error or "")  # 0.5 s, not the caller's 30 s
-
-
-def test_a_collector_that_is_down_is_retried_within_the_deadline(logged: Logged) -> None:
-    diagnostics, logs = logged
-    endpoint = f"http://127.0.0.1:{free_port()}"
-    exporter = _exporter(endpoint, logged)
-    result, _ = _export(exporter, make_spans(2), 1.0)
-    assert not result.success
-    # The deadline ended the retries: seen when the next backoff would cross it or, on a loaded
-    # machine where the backoff's wait overran, when the next attempt was due (stress run).
-    error = result.error or ""
-    assert (
-        "no time left for another attempt before the deadline" in error
-        or "the export deadline passed before it was sent" in error
-    ), error
-    assert diagnostics.spans_retried.value >= 2
-    (line,) = logs.matching("retried with backoff")
-    assert endpoint in line
-
-
-def test_shutdown_during_backoff_returns_at_once(
-    otlp_receiver: OTLPReceiver, logged: Logged
-) -> None:
-    otlp_receiver.fail_next(10, grpc_code="UNAVAILABLE")
-    exporter = _exporter(
-        otlp_receiver.grpc_endpoint,
-        logged,
-        retry_policy=RetryPolicy(30.0, 2.0, 30.0),
-        timeout=0,  # no limit of its own: only shutdown can end the wait
-    )
-    results: list[ExportResult] = []
-    worker = threading.Thread(
-        target=lambda: results.append(
-            exporter.export(make_spans(1), deadline=time.monotonic() + 120)
-        )
-    )
-    worker.start()
-    otlp_receiver.wait_for_attempts(1)
-    time.sleep(0.1)  # in the backoff now
-    started = time.monotonic()
-    exporter.shutdown(deadline=started + 5)
-    worker.join(5)
-    assert not worker.is_alive()  # shutdown ended the backoff, not the 120 s deadline
-    assert not results[0].success and "shut down" in (results[0].error or "")
-    # and later exports fail fast, without a call
-    result, _ = _export(exporter, make_spans(1))
-    assert result.error == "the exporter is shut down"
-    assert len(otlp_receiver.attempts) == 1
-
-
-def test_shutdown_cancels_a_call_in_flight(otlp_receiver: OTLPReceiver, logged: Logged) -> None:
-    otlp_receiver.hang()
-    exporter = _exporter(otlp_receiver.grpc_endpoint, logged)
-    results: list[ExportResult] = []
-    worker = threading.Thread(
-        target=lambda: results.append(
-            exporter.export(make_spans(1), deadline=time.monotonic() + 60)
-        )
-    )
-    worker.start()
-    otlp_receiver.wait_for_attempts(1)
-    started = time.monotonic()
-    exporter.shutdown(deadline=started + 5)
-    worker.join(5)
-    assert not worker.is_alive()  # shutdown ended the call, not the 60 s deadline
-    assert not results[0].success
-    assert exporter._channel is None
-
-
 @pytest.mark.parametrize("compression", ["gzip", "none"])
 def test_gzip_on_the_wire(otlp_receiver: OTLPReceiver, logged: Logged, compression: str) -> None:
     spans = make_spans(20, attributes=10)  # large enough that compressing pays
@@ -256,22 +138,6 @@ def test_gzip_on_the_wire(otlp_receiver: OTLPReceiver, logged: Logged, compressi
     (received,) = otlp_receiver.requests
     assert received.content_encoding == ("gzip" if compression == "gzip" else None)
     assert_spans_arrived(spans, received)
-
-
-def test_headers_arrive_as_metadata_on_every_call(
-    otlp_receiver: OTLPReceiver, logged: Logged
-) -> None:
-    exporter = _exporter(
-        otlp_receiver.grpc_endpoint,
-        logged,
-        headers=[("Authorization", "Bearer abc"), ("x-tenant", "blue team")],
-    )
-    otlp_receiver.fail_next(1)
-    assert _export(exporter, make_spans(1))[0].success
-    assert _export(exporter, make_spans(1))[0].success
-    for attempt in otlp_receiver.attempts:
-        assert attempt.headers["authorization"] == "Bearer abc"
-        assert attempt.headers["x-tenant"] == "blue team"
 
 
 def test_partial_success_is_counted_as_rejected(
@@ -325,15 +191,6 @@ def test_the_export_runs_with_instrumentation_suppressed(
     assert not is_suppressed()
     assert seen == [True, True]
     processor.shutdown(deadline=time.monotonic() + 5)
-
-
-def test_a_forked_child_opens_its_own_channel(otlp_receiver: OTLPReceiver) -> None:
-    out = run_fork_script("grpc", otlp_receiver.grpc_endpoint)
-    assert "child ok=True own=True" in out
-    assert "parent ok=True kept=True child_exit=0" in out
-    peers = [r.peer for r in otlp_receiver.requests]
-    assert len(peers) == 3
-    assert peers[0] == peers[2] != peers[1]  # the child's calls came on a connection of its own
 
 
 def test_grpc_is_imported_at_the_first_export_not_before(otlp_receiver: OTLPReceiver) -> None:
@@ -436,33 +293,6 @@ def test_an_unreadable_certificate_file_is_one_clear_failure(
     assert "cannot read the CA certificate file" in (result.error or "")
     (line,) = logged[1].messages
     assert "CA certificate file" in line
-
-
-def test_no_limit_at_all_is_allowed(otlp_receiver: OTLPReceiver, logged: Logged) -> None:
-    endpoint = otlp_receiver.grpc_endpoint
-    exporter = _exporter(endpoint, logged, timeout=0)
-    assert exporter.export(make_spans(1), deadline=math.inf).success
-    assert exporter.export(make_spans(1), deadline=math.inf).success  # the reused transport
-
-
-@pytest.mark.parametrize("traditional", [False, True])
-def test_an_encrypted_client_key_fails_the_export_without_a_passphrase_prompt(
-    certificates: Certificates, tmp_path: Path, logged: Logged, traditional: bool
-) -> None:
-    key_file = encrypted_copy(certificates.client_key_file, tmp_path, traditional=traditional)
-    with OTLPReceiver(tls=certificates.mtls_server, http=False) as receiver:
-        exporter = _exporter(
-            receiver.grpc_endpoint,
-            logged,
-            certificate_file=certificates.ca_file,
-            client_certificate_file=certificates.client_cert_file,
-            client_key_file=key_file,
-        )
-        result, _ = _export(exporter, make_spans(1))
-        assert not result.success
-        assert receiver.requests == []
-    (line,) = logged[1].messages
-    assert "passphrase-protected" in line and str(tmp_path) not in line
 
 
 def test_an_endpoint_without_a_host_is_refused_without_its_credentials() -> None:

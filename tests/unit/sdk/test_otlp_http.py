@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import http.client
-import math
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,19 +18,17 @@ from hypothesis import strategies as st
 from telemetry_run.sdk import BatchSpanProcessor
 from telemetry_run.sdk.context import is_suppressed
 from telemetry_run.sdk.exporters import ExportResult
-from telemetry_run.sdk.exporters.otlp import OTLPHttpSpanExporter, RetryPolicy
+from telemetry_run.sdk.exporters.otlp import OTLPHttpSpanExporter
 from telemetry_run.sdk.processors.simple import record_export_result
-from telemetry_run.testing.otlp import OTLPReceiver, free_port
+from telemetry_run.testing.otlp import OTLPReceiver
 from tests.unit.sdk.otlp_helpers import (
     FAST,
     Certificates,
     Logged,
     assert_spans_arrived,
-    encrypted_copy,
     logged_exporters,
     make_certificates,
     make_spans,
-    run_fork_script,
     timed_export,
     track,
 )
@@ -94,22 +90,6 @@ def test_a_connection_the_receiver_closed_is_reopened_without_a_retry(
     assert logs.messages == []
 
 
-def test_unavailable_twice_then_ok_arrives_once_and_counts_as_retried(
-    otlp_receiver: OTLPReceiver, logged: Logged
-) -> None:
-    diagnostics, logs = logged
-    spans = make_spans(3)
-    otlp_receiver.fail_next(2, http_status=503)
-    exporter = _exporter(otlp_receiver.http_endpoint, logged)
-    result, _ = _export(exporter, spans)
-    assert result.success
-    assert len(otlp_receiver.requests) == 1
-    assert [a.status for a in otlp_receiver.attempts] == ["503", "503", "OK"]
-    assert diagnostics.spans_retried.value == 2 * len(spans)
-    (line,) = logs.matching("retried with backoff")
-    assert otlp_receiver.http_endpoint in line and "503" in line
-
-
 @pytest.mark.parametrize("status", [429, 502, 504])
 def test_the_other_transient_statuses_are_retried(
     otlp_receiver: OTLPReceiver, logged: Logged, status: int
@@ -125,15 +105,6 @@ def test_retry_after_is_honoured(otlp_receiver: OTLPReceiver, logged: Logged) ->
     assert result.success
     first, second = otlp_receiver.attempts
     assert second.received_at - first.received_at >= 1.0
-
-
-def test_a_retry_after_beyond_the_deadline_fails_at_once(
-    otlp_receiver: OTLPReceiver, logged: Logged
-) -> None:
-    otlp_receiver.fail_next(1, http_status=503, retry_delay=30)
-    result, _ = _export(_exporter(otlp_receiver.http_endpoint, logged), make_spans(1), 3.0)
-    assert "no time left for another attempt before the deadline" in (result.error or "")
-    assert len(otlp_receiver.attempts) == 1
 
 
 @pytest.mark.parametrize(
@@ -174,92 +145,6 @@ def test_a_wrong_path_says_where_traces_go(otlp_receiver: OTLPReceiver, logged: 
     assert "404" in line and "/v1/traces" in line
 
 
-def test_a_receiver_that_never_answers_is_bounded_by_the_deadline(
-    otlp_receiver: OTLPReceiver, logged: Logged
-) -> None:
-    otlp_receiver.hang()
-    result, _ = _export(_exporter(otlp_receiver.http_endpoint, logged), make_spans(1), 1.0)
-    assert not result.success
-    assert "no answer before the deadline" in (result.error or "")
-
-
-def test_the_timeout_option_bounds_an_export_inside_a_later_deadline(
-    otlp_receiver: OTLPReceiver, logged: Logged
-) -> None:
-    otlp_receiver.answer_slowly(5.0)
-    exporter = _exporter(otlp_receiver.http_endpoint, logged, timeout=0.5)
-    result, _ = _export(exporter, make_spans(1), 30.0)
-    assert not result.success
-    assert "no answer before the deadline" in (result.error or "")  # 0.5 s, not 30 s
-
-
-def test_a_collector_that_is_down_is_retried_within_the_deadline(logged: Logged) -> None:
-    diagnostics, logs = logged
-    endpoint = f"http://127.0.0.1:{free_port()}/v1/traces"
-    result, _ = _export(_exporter(endpoint, logged), make_spans(2), 1.0)
-    assert not result.success
-    # The deadline ended the retries: seen when the next backoff would cross it or, on a loaded
-    # machine where the backoff's wait overran, when the next attempt was due (stress run).
-    error = result.error or ""
-    assert (
-        "no time left for another attempt before the deadline" in error
-        or "the export deadline passed before it was sent" in error
-    ), error
-    assert diagnostics.spans_retried.value >= 2
-    (line,) = logs.matching("retried with backoff")
-    assert endpoint in line and "ConnectionRefusedError" in line
-
-
-def test_shutdown_during_backoff_returns_at_once(
-    otlp_receiver: OTLPReceiver, logged: Logged
-) -> None:
-    otlp_receiver.fail_next(10, http_status=503)
-    exporter = _exporter(
-        otlp_receiver.http_endpoint,
-        logged,
-        retry_policy=RetryPolicy(30.0, 2.0, 30.0),
-        timeout=0,
-    )
-    results: list[ExportResult] = []
-    worker = threading.Thread(
-        target=lambda: results.append(
-            exporter.export(make_spans(1), deadline=time.monotonic() + 120)
-        )
-    )
-    worker.start()
-    otlp_receiver.wait_for_attempts(1)
-    time.sleep(0.1)
-    started = time.monotonic()
-    exporter.shutdown(deadline=started + 5)
-    worker.join(5)
-    assert not worker.is_alive()  # shutdown ended the backoff, not the 120 s deadline
-    assert not results[0].success and "shut down" in (results[0].error or "")
-    result, _ = _export(exporter, make_spans(1))
-    assert result.error == "the exporter is shut down"
-    assert len(otlp_receiver.attempts) == 1
-    assert exporter._conn is None
-
-
-def test_shutdown_interrupts_a_request_in_flight(
-    otlp_receiver: OTLPReceiver, logged: Logged
-) -> None:
-    otlp_receiver.hang()
-    exporter = _exporter(otlp_receiver.http_endpoint, logged, timeout=0)
-    results: list[ExportResult] = []
-    worker = threading.Thread(
-        target=lambda: results.append(
-            exporter.export(make_spans(1), deadline=time.monotonic() + 60)
-        )
-    )
-    worker.start()
-    otlp_receiver.wait_for_attempts(1)
-    started = time.monotonic()
-    exporter.shutdown(deadline=started + 5)
-    worker.join(5)
-    assert not worker.is_alive()  # shutdown ended the request, not the 60 s deadline
-    assert not results[0].success
-
-
 @pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
 def test_gzip_on_the_wire(otlp_receiver: OTLPReceiver, logged: Logged, protocol: str) -> None:
     spans = make_spans(5)
@@ -272,21 +157,6 @@ def test_gzip_on_the_wire(otlp_receiver: OTLPReceiver, logged: Logged, protocol:
     assert compressed.headers["content-encoding"] == "gzip"
     assert uncompressed.content_encoding is None
     assert_spans_arrived(spans, compressed)
-
-
-def test_headers_arrive_on_every_request(otlp_receiver: OTLPReceiver, logged: Logged) -> None:
-    exporter = _exporter(
-        otlp_receiver.http_endpoint,
-        logged,
-        headers={"Authorization": "Bearer abc", "X-Tenant": "blue team"},
-    )
-    otlp_receiver.fail_next(1)
-    assert _export(exporter, make_spans(1))[0].success
-    assert _export(exporter, make_spans(1))[0].success
-    assert len(otlp_receiver.attempts) == 3
-    for attempt in otlp_receiver.attempts:
-        assert attempt.headers["authorization"] == "Bearer abc"
-        assert attempt.headers["x-tenant"] == "blue team"
 
 
 @pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
@@ -343,15 +213,6 @@ def test_the_exporter_suppresses_instrumentation_itself(
     assert processor.force_flush(deadline=time.monotonic() + 5)
     processor.shutdown(deadline=time.monotonic() + 5)
     assert seen == [True, True]
-
-
-def test_a_forked_child_opens_its_own_connection(otlp_receiver: OTLPReceiver) -> None:
-    out = run_fork_script("http", otlp_receiver.http_endpoint)
-    assert "child ok=True own=True" in out
-    assert "parent ok=True kept=True child_exit=0" in out
-    peers = [r.peer for r in otlp_receiver.requests]
-    assert len(peers) == 3
-    assert peers[0] == peers[2] != peers[1]
 
 
 def test_no_http_client_is_imported_before_the_first_export() -> None:
@@ -493,33 +354,6 @@ def test_an_invalid_header_name_is_masked_it_may_be_a_credential(
     assert _export(exporter, make_spans(1))[0].success
     (line,) = logged[1].messages
     assert "sk-123" not in line and "characters, hidden" in line
-
-
-def test_no_limit_at_all_is_allowed(otlp_receiver: OTLPReceiver, logged: Logged) -> None:
-    endpoint = otlp_receiver.http_endpoint
-    exporter = _exporter(endpoint, logged, timeout=0)
-    assert exporter.export(make_spans(1), deadline=math.inf).success
-    assert exporter.export(make_spans(1), deadline=math.inf).success  # the reused transport
-
-
-@pytest.mark.parametrize("traditional", [False, True])
-def test_an_encrypted_client_key_fails_the_export_without_a_passphrase_prompt(
-    certificates: Certificates, tmp_path: Path, logged: Logged, traditional: bool
-) -> None:
-    key_file = encrypted_copy(certificates.client_key_file, tmp_path, traditional=traditional)
-    with OTLPReceiver(tls=certificates.mtls_server, grpc=False) as receiver:
-        exporter = _exporter(
-            receiver.http_endpoint,
-            logged,
-            certificate_file=certificates.ca_file,
-            client_certificate_file=certificates.client_cert_file,
-            client_key_file=key_file,
-        )
-        result, _ = _export(exporter, make_spans(1))
-        assert not result.success
-        assert receiver.requests == []
-    (line,) = logged[1].messages
-    assert "passphrase-protected" in line and str(tmp_path) not in line
 
 
 @settings(max_examples=500, deadline=None)
