@@ -7,6 +7,12 @@ sending them and sends them all in ``Pipeline.execute``, so the pipeline is one 
 pipeline sends on its own before the batch (loading its scripts) is a child span of it: it is
 a round trip of its own.
 
+A message broker's own commands (kombu's transport, under a Celery worker: the polling, the
+unacked index, the result keys' upkeep) are traced only inside a span, as any command there; on
+their own they would each be a one-span trace, several a second from an idle worker. They are
+told by their pool: the first command on a pool kombu opened comes from kombu's code;
+``TELEMETRY_RUN_REDIS_BROKER_ROOT_SPANS=true`` traces them everywhere.
+
 ``db.query.text`` is the command with every argument replaced by ``?``: values are never
 recorded. With ``TELEMETRY_RUN_REDIS_CAPTURE_KEYS=true`` the arguments that are keys are kept
 (the first argument of most commands, every argument of the multi-key ones such as ``MGET`` or
@@ -21,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 from telemetry_run._version import __version__
 from telemetry_run.instrumentors.base import Instrumentor
 from telemetry_run.instrumentors.toolkit import PLAIN, StatusRules, client_call
+from telemetry_run.sdk.context import _span_get
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -29,10 +36,12 @@ if TYPE_CHECKING:
     from telemetry_run.instrumentors.toolkit import CallSite
     from telemetry_run.sdk.trace.api import Span, TracerProvider
 
-__all__ = ["CAPTURE_KEYS", "RedisInstrumentor", "query_text"]
+__all__ = ["BROKER_ROOT_SPANS", "CAPTURE_KEYS", "RedisInstrumentor", "query_text"]
 
 #: true keeps the keys in ``db.query.text`` (values are replaced by ``?`` whatever it says).
 CAPTURE_KEYS: Final = "TELEMETRY_RUN_REDIS_CAPTURE_KEYS"
+#: true traces a broker's own commands outside any span too (one-span traces).
+BROKER_ROOT_SPANS: Final = "TELEMETRY_RUN_REDIS_BROKER_ROOT_SPANS"
 
 #: Commands whose arguments are all keys.
 _ALL_KEYS: Final = frozenset(
@@ -125,6 +134,40 @@ def _pool_attributes(pool: Any) -> dict[str, Any]:
     return attributes
 
 
+#: Where a connection pool keeps whether it is a message broker's (worked out once per pool).
+_POOL_BROKER: Final = "_telemetry_run_broker"
+#: The packages whose commands are a broker's own: kombu (Celery's transport).
+_BROKER_PACKAGES: Final = ("kombu.",)
+#: The frames between a command's caller and the check: redis-py's, ours, wrapt's.
+_PASSED_THROUGH: Final = ("redis.", "telemetry_run.", "wrapt.")
+
+
+def _is_broker_pool(pool: Any) -> bool:
+    """True for a pool a broker's transport uses: its first command came from the broker.
+
+    A pool kombu opens is used by kombu alone (the client it makes of it is its own), so the
+    caller of the pool's first command, past redis-py's frames and ours, tells whose it is.
+    """
+    broker: bool | None = getattr(pool, _POOL_BROKER, None)
+    if broker is None:
+        broker = False
+        frame = sys._getframe(1)
+        while frame is not None:
+            module = frame.f_globals.get("__name__")
+            if not isinstance(module, str) or not module.startswith(_PASSED_THROUGH):
+                broker = isinstance(module, str) and module.startswith(_BROKER_PACKAGES)
+                break
+            frame = frame.f_back  # type: ignore[assignment]
+        if hasattr(pool, "__dict__"):  # a pool with slots: worked out each time
+            setattr(pool, _POOL_BROKER, broker)
+    return broker
+
+
+def _broker_outside_a_span(client: Any, *args: Any) -> bool:
+    """A broker's own command with no span around it: not traced (a one-span trace each)."""
+    return _span_get() is None and _is_broker_pool(client.connection_pool)
+
+
 def _span_name(attributes: Mapping[str, Any], *args: Any) -> str:
     return str(attributes["db.operation.name"])
 
@@ -157,6 +200,7 @@ class RedisInstrumentor(Instrumentor):
         import redis.client
 
         capture_keys = bool(config.get(CAPTURE_KEYS))
+        excluded = None if config.get(BROKER_ROOT_SPANS) else _broker_outside_a_span
 
         def command_attributes(client: Any, args: Sequence[Any]) -> dict[str, Any]:
             attributes = _connection_attributes(client)
@@ -197,6 +241,7 @@ class RedisInstrumentor(Instrumentor):
             rules=REDIS,
             metric="db.client.operation.duration",
             enabled=self.enabled,
+            excluded=excluded,
         )
         self.pipeline_site = client_call(
             tracer,
@@ -207,6 +252,7 @@ class RedisInstrumentor(Instrumentor):
             rules=REDIS,
             metric="db.client.operation.duration",
             enabled=self.enabled,
+            excluded=excluded,
             noun="pipeline",
         )
         self.patcher.wrap(redis.client, "Redis.execute_command", self._command)
