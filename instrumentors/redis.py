@@ -25,7 +25,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run._version import __version__
-from telemetry_run.instrumentors.base import Instrumentor
+from telemetry_run.instrumentors.base import Instrumentor, _report
 from telemetry_run.instrumentors.toolkit import PLAIN, StatusRules, client_call
 from telemetry_run.sdk.context import _span_get
 
@@ -163,11 +163,6 @@ def _is_broker_pool(pool: Any) -> bool:
     return broker
 
 
-def _broker_outside_a_span(client: Any, *args: Any) -> bool:
-    """A broker's own command with no span around it: not traced (a one-span trace each)."""
-    return _span_get() is None and _is_broker_pool(client.connection_pool)
-
-
 def _span_name(attributes: Mapping[str, Any], *args: Any) -> str:
     return str(attributes["db.operation.name"])
 
@@ -200,7 +195,7 @@ class RedisInstrumentor(Instrumentor):
         import redis.client
 
         capture_keys = bool(config.get(CAPTURE_KEYS))
-        excluded = None if config.get(BROKER_ROOT_SPANS) else _broker_outside_a_span
+        self._broker_roots = bool(config.get(BROKER_ROOT_SPANS))
 
         def command_attributes(client: Any, args: Sequence[Any]) -> dict[str, Any]:
             attributes = _connection_attributes(client)
@@ -241,7 +236,6 @@ class RedisInstrumentor(Instrumentor):
             rules=REDIS,
             metric="db.client.operation.duration",
             enabled=self.enabled,
-            excluded=excluded,
         )
         self.pipeline_site = client_call(
             tracer,
@@ -252,7 +246,6 @@ class RedisInstrumentor(Instrumentor):
             rules=REDIS,
             metric="db.client.operation.duration",
             enabled=self.enabled,
-            excluded=excluded,
             noun="pipeline",
         )
         self.patcher.wrap(redis.client, "Redis.execute_command", self._command)
@@ -263,30 +256,65 @@ class RedisInstrumentor(Instrumentor):
         self.patcher.wrap(asyncio_client, "Pipeline.immediate_execute_command", self._acommand)
         self.patcher.wrap(asyncio_client, "Pipeline.execute", self._apipeline)
 
+    def _broker_outside_a_span(self, client: Any) -> bool:
+        """A broker's own command with no span around it: not traced (a one-span trace each).
+
+        ``_command`` inlines the first steps: every command outside a span passes there.
+        """
+        if self._broker_roots or _span_get() is not None:
+            return False
+        return self._broker_pool(client)
+
+    def _broker_pool(self, client: Any) -> bool:
+        """Whether ``client``'s pool is a broker's; any failure of ours says no (reported)."""
+        try:
+            pool = client.connection_pool
+            broker: bool | None = getattr(pool, _POOL_BROKER, None)
+            return broker if broker is not None else _is_broker_pool(pool)
+        except Exception as exc:  # noqa: BLE001  # reported; the command is traced as any
+            _report("redis: broker check", exc)
+            return False
+
     def _command(
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Any
     ) -> Any:
+        if _span_get() is None and not self._broker_roots:  # the broker check, inlined
+            broker = getattr(getattr(instance, "connection_pool", None), _POOL_BROKER, None)
+            if broker or (broker is None and self._broker_pool(instance)):
+                return wrapped(*args, **kwargs)
         with self.command_site.call(instance, args):  # the site checks ``enabled`` first
             return wrapped(*args, **kwargs)
 
     async def _acommand(
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Any
     ) -> Any:
+        if _span_get() is None and not self._broker_roots:  # as ``_command``
+            broker = getattr(getattr(instance, "connection_pool", None), _POOL_BROKER, None)
+            if broker or (broker is None and self._broker_pool(instance)):
+                return await wrapped(*args, **kwargs)
         with self.command_site.call(instance, args):  # the site checks ``enabled`` first
             return await wrapped(*args, **kwargs)
 
     def _pipeline(
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Any
     ) -> Any:
-        if not self.enabled() or not (instance.command_stack or instance.watching):
-            return wrapped(*args, **kwargs)  # nothing to send: no call
+        if (
+            not self.enabled()
+            or not (instance.command_stack or instance.watching)  # nothing to send: no call
+            or self._broker_outside_a_span(instance)
+        ):
+            return wrapped(*args, **kwargs)
         with self.pipeline_site.call(instance):
             return wrapped(*args, **kwargs)
 
     async def _apipeline(
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Any
     ) -> Any:
-        if not self.enabled() or not (instance.command_stack or instance.watching):
+        if (
+            not self.enabled()
+            or not (instance.command_stack or instance.watching)
+            or self._broker_outside_a_span(instance)
+        ):
             return await wrapped(*args, **kwargs)
         with self.pipeline_site.call(instance):
             return await wrapped(*args, **kwargs)
