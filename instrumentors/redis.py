@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 from telemetry_run._version import __version__
 from telemetry_run.instrumentors.base import Instrumentor, _report
 from telemetry_run.instrumentors.toolkit import PLAIN, StatusRules, client_call
-from telemetry_run.sdk.context import _span_get
+from telemetry_run.sdk.context import SUPPRESS_INSTRUMENTATION_KEY, _current_get, _span_get
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -163,6 +163,11 @@ def _is_broker_pool(pool: Any) -> bool:
     return broker
 
 
+def _command_span_name(attributes: Mapping[str, Any], *args: Any) -> Any:
+    """The command's name: ``db.operation.name``, a str already."""
+    return attributes["db.operation.name"]
+
+
 def _span_name(attributes: Mapping[str, Any], *args: Any) -> str:
     return str(attributes["db.operation.name"])
 
@@ -198,7 +203,10 @@ class RedisInstrumentor(Instrumentor):
         self._broker_roots = bool(config.get(BROKER_ROOT_SPANS))
 
         def command_attributes(client: Any, args: Sequence[Any]) -> dict[str, Any]:
-            attributes = _connection_attributes(client)
+            # ``_connection_attributes``, inlined: it runs per command
+            pool = client.connection_pool
+            cached: dict[str, Any] | None = getattr(pool, _POOL_ATTRIBUTES, None)
+            attributes = cached.copy() if cached is not None else _connection_attributes(client)
             first = args[0] if args else ""  # ``_command_name``, inlined: it runs per command
             name = (first if type(first) is str else _text(first)).upper()
             attributes["db.operation.name"] = name
@@ -231,11 +239,11 @@ class RedisInstrumentor(Instrumentor):
             tracer,
             "redis",
             attributes=command_attributes,
-            span_name=_span_name,
+            span_name=_command_span_name,
             layer=None,
             rules=REDIS,
             metric="db.client.operation.duration",
-            enabled=self.enabled,
+            enabled=None,  # ``_command`` checks the gate, inlined
         )
         self.pipeline_site = client_call(
             tracer,
@@ -278,21 +286,26 @@ class RedisInstrumentor(Instrumentor):
     def _command(
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Any
     ) -> Any:
+        # ``self.enabled()``, inlined (the site has no gate): it runs per command
+        if not self.active or _current_get().get(SUPPRESS_INSTRUMENTATION_KEY) is True:
+            return wrapped(*args, **kwargs)
         if _span_get() is None and not self._broker_roots:  # the broker check, inlined
             broker = getattr(getattr(instance, "connection_pool", None), _POOL_BROKER, None)
             if broker or (broker is None and self._broker_pool(instance)):
                 return wrapped(*args, **kwargs)
-        with self.command_site.call(instance, args):  # the site checks ``enabled`` first
+        with self.command_site.call(instance, args):
             return wrapped(*args, **kwargs)
 
     async def _acommand(
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Any
     ) -> Any:
-        if _span_get() is None and not self._broker_roots:  # as ``_command``
+        if not self.active or _current_get().get(SUPPRESS_INSTRUMENTATION_KEY) is True:
+            return await wrapped(*args, **kwargs)  # as ``_command``
+        if _span_get() is None and not self._broker_roots:
             broker = getattr(getattr(instance, "connection_pool", None), _POOL_BROKER, None)
             if broker or (broker is None and self._broker_pool(instance)):
                 return await wrapped(*args, **kwargs)
-        with self.command_site.call(instance, args):  # the site checks ``enabled`` first
+        with self.command_site.call(instance, args):
             return await wrapped(*args, **kwargs)
 
     def _pipeline(
