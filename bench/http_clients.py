@@ -73,10 +73,10 @@ INSTRUMENTORS = {
 TARGET = 0.33  # our added cost over OpenTelemetry's, from issue 17
 BODY = json.dumps({"id": 42, "name": "user-42"}).encode()
 CHECK_REQUESTS = 20
-WARMUP = 50  # per block, on its fresh client: the connection made, the caches warm
+WARMUP = 20  # per block, on its fresh client: the connection made, the caches warm
 WORKER_TIMEOUT = 180.0
-FULL = {"rounds": 3, "reps": 9, "n": 1000}
-QUICK = {"rounds": 2, "reps": 5, "n": 200}
+FULL = {"rounds": 3, "reps": 30, "n": 300}
+QUICK = {"rounds": 2, "reps": 15, "n": 60}
 
 
 # -- the worker ---------------------------------------------------------------------------------
