@@ -10,18 +10,25 @@ small JSON body is read):
 
 Contenders: bare (no tracer), us (our instrumentor for the library) and otel (the
 opentelemetry-instrumentation-httpx, -urllib3 or -aiohttp-client instrumentor), each exporting
-into a batch processor whose exporter discards. Each contender runs in a worker subprocess of
-its own per round; the order rotates from round to round. Before anything is timed, each
-worker checks that it traces: exactly one CLIENT span per checked request reached the
-exporter, and its trace id arrived in the request's ``traceparent`` (bare: no span, no header).
-A contender that fails a check is FAILED, so a broken setup cannot produce a fast number; a
-peer that is not installed says so.
+into a batch processor whose exporter discards. One worker process per round runs all three
+in alternating blocks (instrumenting and uninstrumenting between blocks, the order rotating
+each repetition), on one local server, with warm caches alike: the load of a shared machine
+drifts over seconds, and a block of each contender within the same second sees the same
+drift, where one process per contender did not (its ratios moved run to run by more than the
+tracers differ). Each block uses a client made for it (an aiohttp session takes its tracing
+when it is made), warmed up before it is timed. Before anything is timed, each tracer shows
+that it traces: exactly one CLIENT span per checked request reached its exporter, and its
+trace id arrived in the request's ``traceparent`` (bare: no span, no header); after the
+blocks, each exporter must have seen exactly one span per traced request and none during the
+others' blocks. A contender that fails a check is FAILED, so a broken setup cannot produce a
+fast number; a peer that is not installed says so.
 
 Figures are the worker process's CPU time per request (all its threads: the client's, the
-server's, the exporter's), median over repetitions and rounds: on a shared machine, wall time
+server's, the exporter's), medians over blocks and rounds: on a shared machine, wall time
 moves with the others' load far more than the tracers differ (it is printed too, for scale).
-``added`` is a contender's median minus bare's, and ``us/otel`` divides our added time by
-theirs (below 1.00x we add less; the issue's target is 0.33x).
+``added`` is the median of a tracer's paired differences (its block minus the bare block of
+the same repetition), and ``us/otel`` divides our added time by theirs (below 1.00x we add
+less; the issue's target is 0.33x).
 
     python bench/http_clients.py [--quick] [-v] [--scenarios httpx,httpx-async]
 """
@@ -32,7 +39,6 @@ theirs (below 1.00x we add less; the issue's target is 0.33x).
 from __future__ import annotations
 
 import argparse
-import atexit
 import json
 import os
 import socket
@@ -67,10 +73,10 @@ INSTRUMENTORS = {
 TARGET = 0.33  # our added cost over OpenTelemetry's, from issue 17
 BODY = json.dumps({"id": 42, "name": "user-42"}).encode()
 CHECK_REQUESTS = 20
-WARMUP = 200
+WARMUP = 20  # per block, on its fresh client: the connection made, the caches warm
 WORKER_TIMEOUT = 180.0
-FULL = {"rounds": 5, "reps": 5, "n": 1000}
-QUICK = {"rounds": 2, "reps": 3, "n": 300}
+FULL = {"rounds": 3, "reps": 30, "n": 300}
+QUICK = {"rounds": 2, "reps": 15, "n": 60}
 
 
 # -- the worker ---------------------------------------------------------------------------------
@@ -119,8 +125,9 @@ class _Collector:
     kept: list[tuple[str, str]] | None = None
 
 
-def _operations(scenario: str, url: str) -> Callable[[int], None]:
-    """``run(n)``: n requests, each body read; raises on a wrong response."""
+def _operations(scenario: str, url: str) -> tuple[Callable[[int], None], Callable[[], None]]:
+    """``run(n)``: n requests on a client made now, each body read (raises on a wrong
+    response); and ``close()`` for that client."""
     if scenario == "urllib3":
         import urllib3
 
@@ -132,7 +139,7 @@ def _operations(scenario: str, url: str) -> Callable[[int], None]:
                 if response.data != BODY:
                     raise RuntimeError(f"unexpected response {response.status}")
 
-        return run_urllib3
+        return run_urllib3, manager.clear
     if scenario == "aiohttp":
         import asyncio
 
@@ -140,7 +147,6 @@ def _operations(scenario: str, url: str) -> Callable[[int], None]:
 
         aio_loop = asyncio.new_event_loop()
         session = aio_loop.run_until_complete(_session(aiohttp))
-        atexit.register(lambda: aio_loop.run_until_complete(session.close()))
 
         async def aio_many(n: int) -> None:
             for _ in range(n):
@@ -148,7 +154,11 @@ def _operations(scenario: str, url: str) -> Callable[[int], None]:
                     if await response.read() != BODY:
                         raise RuntimeError(f"unexpected response {response.status}")
 
-        return lambda n: aio_loop.run_until_complete(aio_many(n))
+        def aio_close() -> None:
+            aio_loop.run_until_complete(session.close())
+            aio_loop.close()
+
+        return lambda n: aio_loop.run_until_complete(aio_many(n)), aio_close
 
     import httpx
 
@@ -161,7 +171,7 @@ def _operations(scenario: str, url: str) -> Callable[[int], None]:
                 if response.content != BODY:
                     raise RuntimeError(f"unexpected response {response.status_code}")
 
-        return run
+        return run, client.close
 
     import asyncio
 
@@ -174,19 +184,35 @@ def _operations(scenario: str, url: str) -> Callable[[int], None]:
             if response.content != BODY:
                 raise RuntimeError(f"unexpected response {response.status_code}")
 
-    return lambda n: loop.run_until_complete(many(n))
+    def close() -> None:
+        loop.run_until_complete(async_client.aclose())
+        loop.close()
+
+    return lambda n: loop.run_until_complete(many(n)), close
 
 
 async def _session(aiohttp: Any) -> Any:
     return aiohttp.ClientSession()  # made inside the loop that uses it
 
 
-def _setup(contender: str, scenario: str, collector: _Collector) -> Callable[[], Any]:
-    """Instrument the scenario's library for ``contender``; the provider's flush."""
+@dataclass
+class _Tracer:
+    """A contender's switch: ``on()`` and ``off()`` patch and restore the library, ``flush()``
+    exports what was ended; ``collector`` counts what its exporter saw."""
+
+    on: Callable[[], Any]
+    off: Callable[[], Any]
+    flush: Callable[[], Any]
+    collector: _Collector
+
+
+def _setup(contender: str, scenario: str) -> _Tracer:
+    """The contender's tracer for the scenario's library, not yet instrumented."""
     import importlib
 
+    collector = _Collector()
     if contender == "bare":
-        return lambda: None
+        return _Tracer(lambda: None, lambda: None, lambda: None, collector)
     if contender == "us":
         from telemetry_run.instrumentors import plugin
         from telemetry_run.sdk import BatchSpanProcessor, ExportResult, TracerProvider
@@ -210,9 +236,14 @@ def _setup(contender: str, scenario: str, collector: _Collector) -> Callable[[],
         provider = TracerProvider(shutdown_on_exit=False)
         provider.add_span_processor(BatchSpanProcessor(Discarding()))
         module, name = INSTRUMENTORS[scenario][0].split(":")
-        ours = getattr(importlib.import_module(f"telemetry_run.instrumentors.{module}"), name)
-        ours().instrument(provider, config_for(plugin, {}))
-        return provider.force_flush
+        ours = getattr(importlib.import_module(f"telemetry_run.instrumentors.{module}"), name)()
+        config = config_for(plugin, {})
+        return _Tracer(
+            lambda: ours.instrument(provider, config),
+            ours.uninstrument,
+            provider.force_flush,
+            collector,
+        )
 
     from opentelemetry.sdk.trace import TracerProvider as OtelProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor as OtelBatch
@@ -230,28 +261,29 @@ def _setup(contender: str, scenario: str, collector: _Collector) -> Callable[[],
     otel_provider = OtelProvider()
     otel_provider.add_span_processor(OtelBatch(OtelDiscarding()))
     module, name = INSTRUMENTORS[scenario][1].split(":")
-    theirs = getattr(importlib.import_module(f"opentelemetry.instrumentation.{module}"), name)
-    theirs().instrument(tracer_provider=otel_provider)
-    return otel_provider.force_flush
+    theirs = getattr(importlib.import_module(f"opentelemetry.instrumentation.{module}"), name)()
+    return _Tracer(
+        lambda: theirs.instrument(tracer_provider=otel_provider),
+        theirs.uninstrument,
+        otel_provider.force_flush,
+        collector,
+    )
 
 
 def _check(
-    contender: str,
-    run: Callable[[int], None],
-    flush: Callable[[], Any],
-    collector: _Collector,
-    local: _LocalServer,
+    contender: str, run: Callable[[int], None], tracer: _Tracer, local: _LocalServer
 ) -> dict[str, Any]:
     """CHECK_REQUESTS requests: one CLIENT span each, its trace id in the request's header."""
-    flush()
+    collector = tracer.collector
+    tracer.flush()
     collector.kept, local.traceparents = [], []
     run(CHECK_REQUESTS)
-    flush()
+    tracer.flush()
     kept, sent = collector.kept, local.traceparents
     collector.kept, local.traceparents = None, None
     if contender == "bare":
-        if kept or any(sent):
-            raise RuntimeError(f"bare traced: {kept[:1]} {sent[:1]}")
+        if any(sent):
+            raise RuntimeError(f"bare sent a traceparent: {sent[:1]}")
         return {"spans_checked": 0}
     if len(kept) != CHECK_REQUESTS or {kind for kind, _ in kept} != {"CLIENT"}:
         raise RuntimeError(f"expected {CHECK_REQUESTS} CLIENT spans, got {kept[:3]}...")
@@ -261,33 +293,58 @@ def _check(
     return {"spans_checked": len(kept), "traceparent": sent[0]}
 
 
-def worker(contender: str, scenario: str, n: int, reps: int) -> dict[str, Any]:
-    collector = _Collector()
-    try:
-        flush = _setup(contender, scenario, collector)
-    except ImportError as exc:
-        return {"error": f"not installed: {exc.name or exc}"}
+def worker(contenders: list[str], scenario: str, n: int, reps: int) -> dict[str, Any]:
+    """``reps`` repetitions of one block per contender, the order rotating; each block's CPU
+    and wall µs per request, by contender (a missing peer: an error for it alone)."""
+    tracers: dict[str, _Tracer] = {}
+    errors: dict[str, str] = {}
+    for contender in contenders:
+        try:
+            tracers[contender] = _setup(contender, scenario)
+        except ImportError as exc:
+            errors[contender] = f"not installed: {exc.name or exc}"
     local = _LocalServer()
-    run = _operations(scenario, local.url)
-    info = _check(contender, run, flush, collector, local)
-    run(WARMUP)
-    samples, wall = [], []
-    for _ in range(reps):
-        started, cpu_started = time.perf_counter(), time.process_time()
-        run(n)
-        samples.append((time.process_time() - cpu_started) / n * 1e6)
-        wall.append((time.perf_counter() - started) / n * 1e6)
-    flush()
-    info["exported"] = collector.count
-    return {"samples": samples, "wall": wall, "info": info}
+    running = [c for c in contenders if c in tracers]
+    samples: dict[str, list[float]] = {c: [] for c in running}
+    wall: dict[str, list[float]] = {c: [] for c in running}
+    info: dict[str, Any] = {}
+    traced = dict.fromkeys(running, 0)  # requests each tracer must have exported
+    for rep in range(reps):
+        shift = rep % len(running)
+        for contender in running[shift:] + running[:shift]:
+            tracer = tracers[contender]
+            tracer.on()
+            run, close = _operations(scenario, local.url)
+            try:
+                if rep == 0:
+                    info[contender] = _check(contender, run, tracer, local)
+                    traced[contender] += CHECK_REQUESTS
+                run(WARMUP)
+                started, cpu_started = time.perf_counter(), time.process_time()
+                run(n)
+                samples[contender].append((time.process_time() - cpu_started) / n * 1e6)
+                wall[contender].append((time.perf_counter() - started) / n * 1e6)
+                tracer.flush()  # its export work is counted in the block that made it
+                traced[contender] += WARMUP + n
+            finally:
+                close()
+                tracer.off()
+    for contender in running:
+        tracers[contender].flush()
+        exported = tracers[contender].collector.count
+        expected = traced[contender] if contender != "bare" else 0
+        if exported != expected:
+            errors[contender] = f"exported {exported} spans for {expected} traced requests"
+        info.setdefault(contender, {})["exported"] = exported
+    return {"samples": samples, "wall": wall, "info": info, "errors": errors}
 
 
 # -- the parent -----------------------------------------------------------------------------------
 
 
-def _spawn(contender: str, scenario: str, n: int, reps: int) -> dict[str, Any]:
-    command = [sys.executable, __file__, "--worker", contender, "--scenario", scenario]
-    command += ["--n", str(n), "--reps", str(reps)]
+def _spawn(scenario: str, n: int, reps: int) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--worker", ",".join(CONTENDERS)]
+    command += ["--scenario", scenario, "--n", str(n), "--reps", str(reps)]
     try:
         done = subprocess.run(
             command, capture_output=True, text=True, timeout=WORKER_TIMEOUT, check=False
@@ -309,35 +366,51 @@ def _fmt(value: float | None, sign: bool = False) -> str:
 
 def _run(scenario: str, plan: dict[str, int], verbose: bool) -> dict[str, Any]:
     print(f"\n== ({scenario}) {SCENARIOS[scenario]}")
-    print(f"   N={plan['n']} x {plan['reps']} reps per worker, {plan['rounds']} rounds;")
+    print(f"   N={plan['n']} x {plan['reps']} blocks per contender, {plan['rounds']} rounds")
+    print("   (one worker process each, the contenders' blocks alternating within it);")
     print("   per round: median CPU µs per request (median wall µs in brackets)")
     samples: dict[str, list[float]] = {c: [] for c in CONTENDERS}
     wall: dict[str, list[float]] = {c: [] for c in CONTENDERS}
+    paired: dict[str, list[float]] = {"us": [], "otel": []}
     failures: dict[str, str] = {}
     for rnd in range(plan["rounds"]):
-        shift = rnd % len(CONTENDERS)
+        res = _spawn(scenario, plan["n"], plan["reps"])
+        if "error" in res:
+            failures["worker"] = res["error"]
+            print(f"   round {rnd + 1}: FAILED")
+            continue
+        failures.update(res["errors"])
         line = []
-        for contender in CONTENDERS[shift:] + CONTENDERS[:shift]:
-            res = _spawn(contender, scenario, plan["n"], plan["reps"])
-            if "error" in res:
-                failures[contender] = res["error"]
+        for contender in CONTENDERS:
+            if contender in failures or contender not in res["samples"]:
                 line.append(f"{contender} FAILED")
                 continue
-            samples[contender].extend(res["samples"])
-            wall[contender].extend(res["wall"])
-            cpu, elapsed = statistics.median(res["samples"]), statistics.median(res["wall"])
+            samples[contender].extend(res["samples"][contender])
+            wall[contender].extend(res["wall"][contender])
+            cpu = statistics.median(res["samples"][contender])
+            elapsed = statistics.median(res["wall"][contender])
             line.append(f"{contender} {cpu:.1f} ({elapsed:.0f}) µs")
+            if contender in paired and "bare" in res["samples"]:
+                paired[contender] += [
+                    traced - bare
+                    for bare, traced in zip(
+                        res["samples"]["bare"], res["samples"][contender], strict=True
+                    )
+                ]
             if verbose and rnd == 0:
-                print(f"   [{contender}] {json.dumps(res['info'])}")
+                print(f"   [{contender}] {json.dumps(res['info'].get(contender))}")
         print(f"   round {rnd + 1}: " + "  ".join(line))
     for contender, reason in failures.items():
         print(f"   FAILED ({contender}): {reason}")
-    medians = {c: statistics.median(s) if s else None for c, s in samples.items()}
+    medians = {
+        c: statistics.median(s) if s and c not in failures else None for c, s in samples.items()
+    }
     walls = {c: statistics.median(s) if s else None for c, s in wall.items()}
     print("   median wall µs/request: " + " | ".join(f"{c} {_fmt(walls[c])}" for c in CONTENDERS))
-    bare = medians["bare"]
     added = {
-        c: None if medians[c] is None or bare is None else medians[c] - bare  # type: ignore[operator]
+        c: statistics.median(paired[c])
+        if paired[c] and c not in failures and "bare" not in failures
+        else None
         for c in ("us", "otel")
     }
     return {"scenario": scenario, "medians": medians, "added": added}
@@ -349,10 +422,10 @@ def _ratio(ours: float | None, theirs: float | None) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="2 rounds, fewer requests")
+    parser.add_argument("--quick", action="store_true", help="2 rounds, fewer blocks and requests")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each worker's checks")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="e.g. 'httpx'")
-    parser.add_argument("--worker", choices=CONTENDERS, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)  # the contenders, comma-separated
     parser.add_argument("--scenario", choices=tuple(SCENARIOS), help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=1000, help=argparse.SUPPRESS)
     parser.add_argument("--reps", type=int, default=5, help=argparse.SUPPRESS)
@@ -360,7 +433,8 @@ def main() -> None:
     if args.worker:
         if args.scenario is None:
             parser.error("--worker needs --scenario")
-        print(json.dumps(worker(args.worker, args.scenario, args.n, args.reps)), flush=True)
+        contenders = [c for c in args.worker.split(",") if c in CONTENDERS]
+        print(json.dumps(worker(contenders, args.scenario, args.n, args.reps)), flush=True)
         return
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     if not scenarios or set(scenarios) - set(SCENARIOS):

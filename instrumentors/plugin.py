@@ -148,6 +148,13 @@ SPECS: Final[tuple[InstrumentorSpec, ...]] = (
                 False,
                 "true keeps the keys in redis spans' db.query.text (values stay ?)",
             ),
+            Variable(
+                "TELEMETRY_RUN_REDIS_BROKER_ROOT_SPANS",
+                parse_bool,
+                False,
+                "true traces a message broker's own redis commands (kombu's polling) outside any "
+                "span too",
+            ),
         ),
         # One Python per line (CI time): the floor on the oldest, the latest on the newest.
         matrix=(ReleaseLine("5.0", python="<3.12"), ReleaseLine("latest", python=">=3.13")),

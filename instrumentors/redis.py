@@ -7,6 +7,12 @@ sending them and sends them all in ``Pipeline.execute``, so the pipeline is one 
 pipeline sends on its own before the batch (loading its scripts) is a child span of it: it is
 a round trip of its own.
 
+A message broker's own commands (kombu's transport, under a Celery worker: the polling, the
+unacked index, the result keys' upkeep) are traced only inside a span, as any command there; on
+their own they would each be a one-span trace, several a second from an idle worker. They are
+told by their pool: the first command on a pool kombu opened comes from kombu's code;
+``TELEMETRY_RUN_REDIS_BROKER_ROOT_SPANS=true`` traces them everywhere.
+
 ``db.query.text`` is the command with every argument replaced by ``?``: values are never
 recorded. With ``TELEMETRY_RUN_REDIS_CAPTURE_KEYS=true`` the arguments that are keys are kept
 (the first argument of most commands, every argument of the multi-key ones such as ``MGET`` or
@@ -19,8 +25,9 @@ import sys
 from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run._version import __version__
-from telemetry_run.instrumentors.base import Instrumentor
+from telemetry_run.instrumentors.base import Instrumentor, _report
 from telemetry_run.instrumentors.toolkit import PLAIN, StatusRules, client_call
+from telemetry_run.sdk.context import SUPPRESS_INSTRUMENTATION_KEY, _current_get, _span_get
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -29,10 +36,12 @@ if TYPE_CHECKING:
     from telemetry_run.instrumentors.toolkit import CallSite
     from telemetry_run.sdk.trace.api import Span, TracerProvider
 
-__all__ = ["CAPTURE_KEYS", "RedisInstrumentor", "query_text"]
+__all__ = ["BROKER_ROOT_SPANS", "CAPTURE_KEYS", "RedisInstrumentor", "query_text"]
 
 #: true keeps the keys in ``db.query.text`` (values are replaced by ``?`` whatever it says).
 CAPTURE_KEYS: Final = "TELEMETRY_RUN_REDIS_CAPTURE_KEYS"
+#: true traces a broker's own commands outside any span too (one-span traces).
+BROKER_ROOT_SPANS: Final = "TELEMETRY_RUN_REDIS_BROKER_ROOT_SPANS"
 
 #: Commands whose arguments are all keys.
 _ALL_KEYS: Final = frozenset(
@@ -125,6 +134,40 @@ def _pool_attributes(pool: Any) -> dict[str, Any]:
     return attributes
 
 
+#: Where a connection pool keeps whether it is a message broker's (worked out once per pool).
+_POOL_BROKER: Final = "_telemetry_run_broker"
+#: The packages whose commands are a broker's own: kombu (Celery's transport).
+_BROKER_PACKAGES: Final = ("kombu.",)
+#: The frames between a command's caller and the check: redis-py's, ours, wrapt's.
+_PASSED_THROUGH: Final = ("redis.", "telemetry_run.", "wrapt.")
+
+
+def _is_broker_pool(pool: Any) -> bool:
+    """True for a pool a broker's transport uses: its first command came from the broker.
+
+    A pool kombu opens is used by kombu alone (the client it makes of it is its own), so the
+    caller of the pool's first command, past redis-py's frames and ours, tells whose it is.
+    """
+    broker: bool | None = getattr(pool, _POOL_BROKER, None)
+    if broker is None:
+        broker = False
+        frame = sys._getframe(1)
+        while frame is not None:
+            module = frame.f_globals.get("__name__")
+            if not isinstance(module, str) or not module.startswith(_PASSED_THROUGH):
+                broker = isinstance(module, str) and module.startswith(_BROKER_PACKAGES)
+                break
+            frame = frame.f_back  # type: ignore[assignment]
+        if hasattr(pool, "__dict__"):  # a pool with slots: worked out each time
+            setattr(pool, _POOL_BROKER, broker)
+    return broker
+
+
+def _command_span_name(attributes: Mapping[str, Any], *args: Any) -> Any:
+    """The command's name: ``db.operation.name``, a str already."""
+    return attributes["db.operation.name"]
+
+
 def _span_name(attributes: Mapping[str, Any], *args: Any) -> str:
     return str(attributes["db.operation.name"])
 
@@ -157,9 +200,13 @@ class RedisInstrumentor(Instrumentor):
         import redis.client
 
         capture_keys = bool(config.get(CAPTURE_KEYS))
+        self._broker_roots = bool(config.get(BROKER_ROOT_SPANS))
 
         def command_attributes(client: Any, args: Sequence[Any]) -> dict[str, Any]:
-            attributes = _connection_attributes(client)
+            # ``_connection_attributes``, inlined: it runs per command
+            pool = client.connection_pool
+            cached: dict[str, Any] | None = getattr(pool, _POOL_ATTRIBUTES, None)
+            attributes = cached.copy() if cached is not None else _connection_attributes(client)
             first = args[0] if args else ""  # ``_command_name``, inlined: it runs per command
             name = (first if type(first) is str else _text(first)).upper()
             attributes["db.operation.name"] = name
@@ -192,11 +239,11 @@ class RedisInstrumentor(Instrumentor):
             tracer,
             "redis",
             attributes=command_attributes,
-            span_name=_span_name,
+            span_name=_command_span_name,
             layer=None,
             rules=REDIS,
             metric="db.client.operation.duration",
-            enabled=self.enabled,
+            enabled=None,  # ``_command`` checks the gate, inlined
         )
         self.pipeline_site = client_call(
             tracer,
@@ -217,30 +264,70 @@ class RedisInstrumentor(Instrumentor):
         self.patcher.wrap(asyncio_client, "Pipeline.immediate_execute_command", self._acommand)
         self.patcher.wrap(asyncio_client, "Pipeline.execute", self._apipeline)
 
+    def _broker_outside_a_span(self, client: Any) -> bool:
+        """A broker's own command with no span around it: not traced (a one-span trace each).
+
+        ``_command`` inlines the first steps: every command outside a span passes there.
+        """
+        if self._broker_roots or _span_get() is not None:
+            return False
+        return self._broker_pool(client)
+
+    def _broker_pool(self, client: Any) -> bool:
+        """Whether ``client``'s pool is a broker's; any failure of ours says no (reported)."""
+        try:
+            pool = client.connection_pool
+            broker: bool | None = getattr(pool, _POOL_BROKER, None)
+            return broker if broker is not None else _is_broker_pool(pool)
+        except Exception as exc:  # noqa: BLE001  # reported; the command is traced as any
+            _report("redis: broker check", exc)
+            return False
+
     def _command(
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Any
     ) -> Any:
-        with self.command_site.call(instance, args):  # the site checks ``enabled`` first
+        # ``self.enabled()``, inlined (the site has no gate): it runs per command
+        if not self.active or _current_get().get(SUPPRESS_INSTRUMENTATION_KEY) is True:
+            return wrapped(*args, **kwargs)
+        if _span_get() is None and not self._broker_roots:  # the broker check, inlined
+            broker = getattr(getattr(instance, "connection_pool", None), _POOL_BROKER, None)
+            if broker or (broker is None and self._broker_pool(instance)):
+                return wrapped(*args, **kwargs)
+        with self.command_site.call(instance, args):
             return wrapped(*args, **kwargs)
 
     async def _acommand(
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Any
     ) -> Any:
-        with self.command_site.call(instance, args):  # the site checks ``enabled`` first
+        if not self.active or _current_get().get(SUPPRESS_INSTRUMENTATION_KEY) is True:
+            return await wrapped(*args, **kwargs)  # as ``_command``
+        if _span_get() is None and not self._broker_roots:
+            broker = getattr(getattr(instance, "connection_pool", None), _POOL_BROKER, None)
+            if broker or (broker is None and self._broker_pool(instance)):
+                return await wrapped(*args, **kwargs)
+        with self.command_site.call(instance, args):
             return await wrapped(*args, **kwargs)
 
     def _pipeline(
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Any
     ) -> Any:
-        if not self.enabled() or not (instance.command_stack or instance.watching):
-            return wrapped(*args, **kwargs)  # nothing to send: no call
+        if (
+            not self.enabled()
+            or not (instance.command_stack or instance.watching)  # nothing to send: no call
+            or self._broker_outside_a_span(instance)
+        ):
+            return wrapped(*args, **kwargs)
         with self.pipeline_site.call(instance):
             return wrapped(*args, **kwargs)
 
     async def _apipeline(
         self, wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: Any
     ) -> Any:
-        if not self.enabled() or not (instance.command_stack or instance.watching):
+        if (
+            not self.enabled()
+            or not (instance.command_stack or instance.watching)
+            or self._broker_outside_a_span(instance)
+        ):
             return await wrapped(*args, **kwargs)
         with self.pipeline_site.call(instance):
             return await wrapped(*args, **kwargs)

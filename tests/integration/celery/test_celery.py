@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,3 +153,102 @@ def test_a_task_is_traced_from_the_producer_into_a_prefork_worker(
     boom = by_name["process tasks.boom"]
     assert boom.status.code == 2 and attributes(boom)["error.type"] == "ValueError"
     assert by_name["process tasks.add"].status.code == 0
+
+
+HOUSEKEEPING_APP = """
+import os
+
+import redis
+from celery import Celery
+
+app = Celery("app", broker=os.environ["BROKER_URL"])
+app.conf.broker_connection_retry_on_startup = True
+
+
+@app.task(name="tasks.remember")
+def remember(value):
+    redis.Redis.from_url(os.environ["BROKER_URL"]).set("remembered", value)
+"""
+
+HOUSEKEEPING_PRODUCER = """
+from app import remember
+from telemetry_run import trace
+
+with trace.get_tracer("producer").start_as_current_span("job"):
+    remember.delay("x")
+"""
+
+#: How long the worker idles once ready: kombu polls and tends its unacked index meanwhile.
+IDLE_SECONDS = 3.0
+
+
+def _redis_roots(spans: list[Any]) -> list[str]:
+    return [
+        span.name
+        for span in spans
+        if attributes(span).get("db.system.name") == "redis" and not span.parent_span_id
+    ]
+
+
+@pytest.mark.parametrize("broker_root_spans", ["", "true"])
+def test_an_idle_worker_traces_none_of_the_brokers_own_redis_commands(
+    otlp_receiver: OTLPReceiver, tmp_path: Path, server: RedisServer, broker_root_spans: str
+) -> None:
+    """kombu's polling is no trace of its own; a task's own redis call is still its child."""
+    celery = script("celery")
+    (tmp_path / "app.py").write_text(textwrap.dedent(HOUSEKEEPING_APP))
+    (tmp_path / "producer.py").write_text(textwrap.dedent(HOUSEKEEPING_PRODUCER))
+    common = {"BROKER_URL": server.url, "PYTHONPATH": str(tmp_path)}
+    if broker_root_spans:
+        common["TELEMETRY_RUN_REDIS_BROKER_ROOT_SPANS"] = broker_root_spans
+    worker_env = otlp_env(otlp_receiver, OTEL_SERVICE_NAME="worker", **common)
+    log = tmp_path / "worker.log"
+    command = [*LAUNCHER, celery, "-A", "app", "worker", "--pool", "prefork", "--concurrency", "1"]
+    command += ["--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            command,
+            env=worker_env,
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        for _ in range(600):  # a bound that only catches a worker that never starts
+            if b" ready." in log.read_bytes() or worker.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert b" ready." in log.read_bytes(), log.read_text(errors="replace")
+        time.sleep(IDLE_SECONDS)  # idle: only the broker's own commands run
+        producer_env = otlp_env(otlp_receiver, OTEL_SERVICE_NAME="producer", **common)
+        result = launch([PYTHON, str(tmp_path / "producer.py")], producer_env, timeout=120)
+        assert result.returncode == 0, result.stderr
+        for _ in range(600):  # the task has run once its log line is there
+            if b"tasks.remember" in log.read_bytes() and b"succeeded" in log.read_bytes():
+                break
+            time.sleep(0.1)
+    finally:
+        if worker.poll() is None:
+            os.kill(worker.pid, signal.SIGTERM)  # a warm shutdown: every process flushes
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(10)
+    assert worker.returncode == 0, log.read_text(errors="replace")
+    otlp_receiver.wait_for_spans(3, timeout=30)
+    spans = otlp_receiver.spans()
+    by_name = {span.name: span for span in spans}
+    assert {"job", "send tasks.remember", "process tasks.remember", "SET"} <= set(by_name)
+    # The task's own command: a child of its run, whatever the setting.
+    assert by_name["SET"].parent_span_id == by_name["process tasks.remember"].span_id
+    resources = _resources(otlp_receiver)
+    worker_roots = _redis_roots(
+        [s for s in spans if resources[s.span_id]["service.name"] == "worker"]
+    )
+    if broker_root_spans:
+        assert worker_roots  # kombu's own commands, each a trace of its own, as asked
+    else:
+        assert worker_roots == []
+        assert _redis_roots(spans) == []  # nor the producer's: its publish is in its span

@@ -188,3 +188,31 @@ contract_tests(
     spec=next(spec for spec in plugin.SPECS if spec.name == "redis"),
     exercise="tests.unit.instrumentors.exercises:redis_command",
 )
+
+
+def _broker_code(client: Any) -> Any:
+    """A function whose module is kombu's, as the transport's own code is."""
+    namespace: dict[str, Any] = {"__name__": "kombu.transport.redis_like"}
+    exec("def poll(client):\n    return client.lpush('q', 'm')\n", namespace)
+    return namespace["poll"]
+
+
+@pytest.mark.parametrize("root_spans", ["", "true"])
+def test_a_brokers_own_commands_are_traced_only_inside_a_span(
+    instrument: Any, server: Any, root_spans: str
+) -> None:
+    recorder = instrument(TELEMETRY_RUN_REDIS_BROKER_ROOT_SPANS=root_spans)
+    broker_client, app_client = _client(server), _client(server)
+    poll = _broker_code(broker_client)
+    poll(broker_client)  # the pool's first command: kombu's, outside any span
+    broker_client.get("k")  # the same pool, from anywhere: still the broker's
+    app_client.get("k")  # the application's own pool: traced as ever
+    with recorder.tracer.start_as_current_span("publish") as parent:
+        poll(broker_client)
+    names = [span.name for span in recorder.spans if span.name != "publish"]
+    if root_spans:
+        assert names == ["LPUSH", "GET", "GET", "LPUSH"]
+    else:
+        assert names == ["GET", "LPUSH"]
+        assert recorder.one("LPUSH").parent.span_id == parent.get_span_context().span_id
+        assert recorder.one("GET").parent is None
