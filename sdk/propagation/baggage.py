@@ -218,6 +218,9 @@ def _simple_members(members: list[str], spaced: int) -> tuple[list[str], list[st
     ``%`` begins one and none stands for a separator; otherwise None, for the general path.
     """
     text = ",".join(members)
+    count = len(members)
+    if text.count("=") != count:
+        return None  # the one check that is cheap where most fail
     if spaced:  # spaces only (tabs and longer runs: the general path)
         if "\t" in text:
             return None
@@ -225,8 +228,7 @@ def _simple_members(members: list[str], spaced: int) -> tuple[list[str], list[st
         text = text.strip(" ")
         if " " in text:
             return None
-    count = len(members)
-    if text.count("=") != count or not text.isascii():
+    if not text.isascii():
         return None
     raw = text.encode()
     if raw.translate(None, _TOKEN_OR_SEPARATOR) or raw.startswith(b"=") or b",=" in raw:
