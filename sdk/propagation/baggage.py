@@ -106,7 +106,8 @@ def _add_members(chunk: str, members: list[str], entries: dict[str, str]) -> boo
         read = members[start : start + MAX_ENTRIES]
         if properties:  # accepted and dropped: cutting the member there is the same (in
             read = [member.partition(";")[0] for member in read]  # a key, ";" fails it)
-        simple = None if spaced == _OWS else _simple_members(read, spaced)
+        joined = ",".join(read) if properties or len(read) < len(members) else text
+        simple = None if spaced == _OWS else _simple_members(read, joined, spaced)
         if simple is not None:
             keys, values = simple
         else:
@@ -209,21 +210,21 @@ _ONE_EQUALS_EACH: Final = b"=," * MAX_ENTRIES
 _QUOTED_PRINTABLE: Final = bytes.maketrans(b"=%", b'"=')
 
 
-def _simple_members(members: list[str], spaced: int) -> tuple[list[str], list[str]] | None:
-    """Keys and decoded values of ``members`` when each is ``token=token`` (single spaces
-    around the parts allowed), else None: cut, stripped and decoded for all the members at
-    once, by a few C calls over their joined text instead of a few per member.
+def _simple_members(
+    members: list[str], text: str, spaced: int
+) -> tuple[list[str], list[str]] | None:
+    """Keys and decoded values of ``members`` (``text`` is them joined by commas) when each
+    is ``token=token`` (single spaces around the parts allowed), else None: cut, stripped and
+    decoded for all the members at once, by a few C calls over the text instead of a few per
+    member.
 
     Escapes are decoded in the whole text (keys included) when no key holds ``%``, every
     ``%`` begins one and none stands for a separator; otherwise None, for the general path.
     """
-    text = ",".join(members)
     count = len(members)
-    if text.count("=") != count:
-        return None  # the one check that is cheap where most fail
+    if (spaced and "\t" in text) or text.count("=") != count:
+        return None  # the cheap checks where most hostile headers fail
     if spaced:  # spaces only (tabs and longer runs: the general path)
-        if "\t" in text:
-            return None
         text = text.replace(" =", "=").replace("= ", "=").replace(" ,", ",").replace(", ", ",")
         text = text.strip(" ")
         if " " in text:
