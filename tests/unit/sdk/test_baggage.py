@@ -484,3 +484,55 @@ def test_the_one_pass_parser_agrees_with_reading_member_by_member(
     parsed = parse_baggage([header])
     assert parsed == _one_by_one(header)
     assert len(parsed) <= 180
+
+
+@pytest.mark.parametrize("before", [0, 1000, 3000, 4090, 4095])
+def test_a_member_over_4096_is_skipped_wherever_it_falls(before: int) -> None:
+    # Only the member across the middle of the chunk is measured: any too long one holds it.
+    head = ",".join(["a=1"] + [f"p{i:02d}=" + "v" * 45 for i in range(before // 50)])
+    header = f"{head},big={'v' * 4093},b=2"
+    entries = extracted(header)
+    assert "big" not in entries and entries["a"] == "1" and entries["b"] == "2"
+    assert "big" in extracted(f"{head},big={'v' * 4092},b=2")
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("a=%3D,b=%2C", {"a": "=", "b": ","}),  # escaped separators
+        ("a=%22,b=1", {"a": '"', "b": "1"}),
+        ("a%41=%41,b=1", {"a%41": "A", "b": "1"}),  # a key is not decoded
+        ("a=%zz,b=%41", {"a": "%zz", "b": "A"}),
+        ("a=%4,b=%41", {"a": "%4", "b": "A"}),
+        ("a=%,b=%", {"a": "%", "b": "%"}),
+        ("a=%e2%82%ac,b=%E2%82", {"a": "\u20ac", "b": "\ufffd"}),
+        ("a = 1 , b = %41 ", {"a": "1", "b": "A"}),
+        ("a=1,b=2=3", {"a": "1", "b": "2=3"}),
+        ("a=1,=2,c=3", {"a": "1", "c": "3"}),
+        ("a=1,b,c=3==", {"a": "1", "c": "3=="}),
+    ],
+)
+def test_members_of_tokens_read_at_once_as_one_by_one(
+    header: str, expected: dict[str, str]
+) -> None:
+    # Headers of token characters take the whole-text path: its edges give what the member
+    # loop gives.
+    assert extracted(header) == expected == _one_by_one(header)
+
+
+_token_chars = "abAB09!#$&'*+-.^_`|~"
+_simple_key = st.text(_token_chars + "%", min_size=1, max_size=5)
+_simple_value = st.text(_token_chars + "%%%cfCF2D", max_size=9)
+_space = st.sampled_from(["", "", " "])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_space, _simple_key, _space, _space, _simple_value), max_size=200))
+def test_token_members_agree_with_reading_member_by_member(
+    members: list[tuple[str, str, str, str, str]],
+) -> None:
+    # All members token=token with single spaces: the whole-text path, or its fallback.
+    from telemetry_run.sdk.propagation.baggage import parse_baggage
+
+    header = ",".join(f"{a}{key}{b}={c}{value}" for a, key, b, c, value in members)
+    assert parse_baggage([header]) == _one_by_one(header)
