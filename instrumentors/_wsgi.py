@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run.instrumentors import _http
 from telemetry_run.instrumentors.base import _report, guard
-from telemetry_run.instrumentors.toolkit import HTTP_SERVER, Call, CallSite, server_call
+from telemetry_run.instrumentors.toolkit import (
+    HTTP_SERVER,
+    Call,
+    CallSite,
+    _Stream,
+    server_call,
+)
 from telemetry_run.sdk.propagation import WSGIEnvironGetter
 
 if TYPE_CHECKING:
@@ -149,8 +155,10 @@ class ServerRequest(Call):
         is_file = isinstance(wrapper, type) and isinstance(iterable, wrapper)
         if is_file and _end_on_close(iterable, self):
             return iterable
-        stream: Iterable[Any] = self.stream(iterable, closed=True)  # the server closes it
-        return stream
+        # ``self.stream(iterable, closed=True)``, without its sync-or-async test: a WSGI body is
+        # an iterable (PEP 3333), and the server closes it, so no finalizer watches it.
+        self._deferred = True
+        return _Stream(iterable, self, True)
 
 
 def _end_on_close(body: Any, request: ServerRequest) -> bool:

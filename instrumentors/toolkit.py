@@ -381,7 +381,7 @@ class _Stream:
         # ``attach``/``detach`` inlined (a step is as cheap as a request's body is short): set
         # and reset in this one frame, so never from another context than the one that set.
         context_token = _current_context.set(context)
-        span_token = _current_span.set(context.get(_SPAN_KEY))
+        span_token = _current_span.set(call.span)  # the span ``start`` put in the context
         try:
             return next(self._iterator)
         except StopIteration:
