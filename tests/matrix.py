@@ -163,18 +163,23 @@ def always_in_ci() -> list[str]:
     return cells
 
 
+def _rotation_slots() -> dict[str, int]:
+    """Each cell outside ``always_in_ci``, by name, with its rotation day."""
+    always = set(always_in_ci())
+    rest = [name for name in every_cell() if name not in always]
+    return {name: index % ROTATION_DAYS for index, name in enumerate(rest)}
+
+
 def rotation_slot(cell: str) -> int:
     """The day (0 to ROTATION_DAYS - 1) a cell outside ``always_in_ci`` runs in CI."""
-    rest = [name for name in every_cell() if name not in always_in_ci()]
-    return rest.index(cell) % ROTATION_DAYS
+    return _rotation_slots()[cell]
 
 
 def ci_cells(day: int) -> list[str]:
     """What CI runs on a day: ``always_in_ci`` plus that day's slice of the rest, so the whole
     matrix runs within ROTATION_DAYS consecutive days."""
-    always = always_in_ci()
+    always = set(always_in_ci())
+    slots = _rotation_slots()
     return [
-        name
-        for name in every_cell()
-        if name in always or rotation_slot(name) == day % ROTATION_DAYS
+        name for name in every_cell() if name in always or slots.get(name) == day % ROTATION_DAYS
     ]
