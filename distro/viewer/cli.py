@@ -155,11 +155,45 @@ def run(argv: Sequence[str], environ: Mapping[str, str], out: TextIO, err: TextI
         receiver.stop()
         print(f"telemetry-run: {exc} (choose another with the --view-* options)", file=err)
         return EXIT_CANNOT_LISTEN
+    stopping = _StopSignals()
     try:
-        return _serve(options, receiver, web, environ, out)
+        return _serve(options, receiver, web, environ, out, stopping)
     finally:
-        web.stop()
+        web.stop()  # Ctrl-C or SIGTERM again meanwhile only asks for the stop under way
         receiver.stop()
+        stopping.restore()
+
+
+class _StopSignals:
+    """SIGTERM and Ctrl-C (SIGINT) as a stop request, set from handlers rather than raised, so
+    that no signal lands between two statements and costs the command's exit code.
+
+    SIGTERM is forwarded to the running command. Ctrl-C reaches the command by itself (same
+    process group): it decides how to stop, and the viewer keeps serving after it, so Ctrl-C
+    stops the viewer only once no command runs. A SIGINT ignored when the viewer started (a
+    background job) stays ignored."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.command: subprocess.Popen[bytes] | None = None
+        self._previous = {
+            signal.SIGTERM: signal.signal(signal.SIGTERM, self._on_sigterm),
+        }
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            self._previous[signal.SIGINT] = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigterm(self, signum: int, frame: object) -> None:
+        if self.command is not None and self.command.returncode is None:
+            self.command.send_signal(signal.SIGTERM)
+        self.stop.set()
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        if self.command is None or self.command.returncode is not None:
+            self.stop.set()
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
 
 def _serve(
@@ -168,62 +202,36 @@ def _serve(
     web: ViewerWebServer,
     environ: Mapping[str, str],
     out: TextIO,
+    stopping: _StopSignals,
 ) -> int:
-    stop = threading.Event()
-    child: list[subprocess.Popen[bytes]] = []
-
-    def on_sigterm(signum: int, frame: object) -> None:
-        for proc in child:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        stop.set()
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        grpc_at = host_port(options.host, receiver.grpc_port)
-        http_at = f"http://{host_port(options.host, receiver.http_port)}/v1/traces"
-        print(f"telemetry-run: trace viewer at {web.url}", file=out)
+    grpc_at = host_port(options.host, receiver.grpc_port)
+    http_at = f"http://{host_port(options.host, receiver.http_port)}/v1/traces"
+    print(f"telemetry-run: trace viewer at {web.url}", file=out)
+    print(
+        f"telemetry-run: OTLP receiver: gRPC {grpc_at}, HTTP {http_at}"
+        f" (keeps the last {options.traces} traces, at most {options.memory_mib} MiB)",
+        file=out,
+        flush=True,
+    )
+    code = 0
+    if options.command:
+        env = child_environment(environ, options.host, receiver.grpc_port)
+        launcher = [sys.executable, "-m", "telemetry_run", *options.command]
+        if stopping.stop.is_set():  # SIGTERM while starting: the command never runs
+            return 0
+        stopping.command = subprocess.Popen(launcher, env=env)
+        code = stopping.command.wait()
+        code = 128 - code if code < 0 else code  # death by signal N, as a shell reports it
+        if stopping.stop.is_set():
+            return code
         print(
-            f"telemetry-run: OTLP receiver: gRPC {grpc_at}, HTTP {http_at}"
-            f" (keeps the last {options.traces} traces, at most {options.memory_mib} MiB)",
+            f"telemetry-run: the command exited with code {code}; its traces stay at"
+            f" {web.url} until Ctrl-C",
             file=out,
             flush=True,
         )
-        code = 0
-        if options.command:
-            env = child_environment(environ, options.host, receiver.grpc_port)
-            launcher = [sys.executable, "-m", "telemetry_run", *options.command]
-            if stop.is_set():  # SIGTERM while starting: the command never runs
-                return 0
-            child.append(subprocess.Popen(launcher, env=env))
-            code = _wait_for(child[0])
-            if stop.is_set():
-                return code
-            print(
-                f"telemetry-run: the command exited with code {code}; its traces stay at"
-                f" {web.url} until Ctrl-C",
-                file=out,
-                flush=True,
-            )
-        else:
-            print("telemetry-run: serving until Ctrl-C", file=out, flush=True)
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
-        return code
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _wait_for(proc: subprocess.Popen[bytes]) -> int:
-    """The command's exit code (128 + N for death by signal N, as a shell reports it).
-    Ctrl-C reaches the command too (same process group): it decides how to stop, and the
-    viewer keeps serving after it."""
-    while True:
-        try:
-            code = proc.wait()
-        except KeyboardInterrupt:
-            continue
-        return 128 - code if code < 0 else code
+    else:
+        print("telemetry-run: serving until Ctrl-C", file=out, flush=True)
+    while not stopping.stop.wait(0.5):
+        pass
+    return code

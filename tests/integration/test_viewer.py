@@ -395,6 +395,19 @@ def test_ctrl_c_stops_the_app_first_and_the_viewer_at_the_second(tmp_path: Path)
         assert proc.wait(30) == 3
 
 
+def test_ctrl_c_pressed_again_while_the_viewer_stops_keeps_the_commands_exit_code(
+    tmp_path: Path,
+) -> None:
+    with viewing_job(tmp_path) as (proc, _):
+        read_until(proc, "the command exited")
+        for _ in range(3):  # impatient presses: the later ones land while the servers stop
+            os.killpg(proc.pid, signal.SIGINT)
+            time.sleep(0.05)
+        assert proc.wait(30) == 3
+        assert proc.stdout is not None
+        assert "Traceback" not in proc.stdout.read()
+
+
 def test_a_command_killed_by_a_signal_exits_as_a_shell_reports_it(tmp_path: Path) -> None:
     with viewing_job(tmp_path, "killed") as (proc, _):
         output = read_until(proc, "the command exited")
