@@ -14,15 +14,15 @@ import glob
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.server_process import free_port, in_ci, stop, wait_until_ready
 
 __all__ = ["PostgresServer", "installed", "postgres", "running_postgres"]
 
@@ -55,17 +55,6 @@ def _binary(name: str) -> str | None:
     return candidates[-1] if candidates else None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("true", "1")
-
-
 def installed() -> bool:
     """Whether PostgreSQL's programs are here (in PATH or in Debian's folder)."""
     return all(_binary(name) for name in ("initdb", "postgres", "pg_isready"))
@@ -75,7 +64,7 @@ def installed() -> bool:
 def postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL server on 127.0.0.1 (user and database ``postgres``), for the session."""
     if not installed():
-        if _in_ci():
+        if in_ci():
             pytest.fail("CI must run the PostgreSQL tests: initdb, postgres, pg_isready missing")
         pytest.skip(
             "PostgreSQL's initdb, postgres, pg_isready are not installed (Debian: postgresql)"
@@ -117,7 +106,7 @@ def running_postgres() -> Iterator[PostgresServer]:
             timeout=_START_BOUND,
             **as_user,
         )
-        port = _free_port()
+        port = free_port()
         with (folder / "server.log").open("wb") as log:  # the server keeps its own copy
             process = subprocess.Popen(
                 [
@@ -141,20 +130,16 @@ def running_postgres() -> Iterator[PostgresServer]:
                 stderr=log,
                 **as_user,
             )
-        deadline = time.monotonic() + _START_BOUND
         ready = [isready, "-q", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
-        while subprocess.run(ready, check=False, timeout=_START_BOUND).returncode != 0:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log = (folder / "server.log").read_text(errors="replace")
-                raise RuntimeError(f"PostgreSQL did not start: {log[-2000:]}")
-            time.sleep(0.1)
+        wait_until_ready(
+            process,
+            lambda: subprocess.run(ready, check=False, timeout=_START_BOUND).returncode == 0,
+            f"PostgreSQL on {port}",
+            folder / "server.log",
+            _START_BOUND,
+        )
         yield PostgresServer("127.0.0.1", port, "postgres", "postgres")
     finally:
         if process is not None:
-            process.send_signal(signal.SIGINT)  # a fast shutdown
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+            stop(process, signal.SIGINT, 30)  # SIGINT: a fast shutdown
         shutil.rmtree(folder, ignore_errors=True)

@@ -8,12 +8,8 @@ naming it; in CI (``CI=true``, ``.ci/run`` installs it) it fails instead.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -23,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.server_process import free_port, installed_or_skip, stop, wait_until_ready
 
 __all__ = ["PrometheusServer", "prometheus_binary", "running_prometheus"]
 
@@ -57,18 +53,9 @@ class PrometheusServer:
 
 def prometheus_binary() -> str:
     """The ``prometheus`` on PATH; skips (fails in CI) without one."""
-    found = shutil.which("prometheus")
-    if found is not None:
-        return found
-    if os.environ.get("CI", "").lower() in ("true", "1"):
-        pytest.fail("CI must run the Prometheus server test: no prometheus binary on PATH")
-    pytest.skip("the prometheus binary is not on PATH (apt-get install prometheus)")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return installed_or_skip(
+        shutil.which("prometheus"), "prometheus binary", "Prometheus server test", "prometheus"
+    )
 
 
 def _ready(port: int) -> bool:
@@ -86,7 +73,7 @@ def running_prometheus(
     """A throwaway server scraping ``127.0.0.1:<port>/metrics`` of each target every second
     (its own config, storage and log in ``folder``) until the block ends."""
     binary = prometheus_binary()
-    port = _free_port()
+    port = free_port()
     targets = ", ".join(f'"127.0.0.1:{target}"' for target in target_ports)
     config = folder / "prometheus.yml"
     config.write_text(
@@ -112,17 +99,7 @@ def running_prometheus(
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + START_BOUND
-        while not _ready(port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"prometheus did not start on port {port}:\n{log.read_text()}")
-            time.sleep(0.1)
+        wait_until_ready(process, lambda: _ready(port), f"prometheus on {port}", log, START_BOUND)
         yield PrometheusServer(port, process.pid)
     finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait()
+        stop(process)

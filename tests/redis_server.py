@@ -6,18 +6,15 @@ test skips naming it; in CI (``CI=true``, ``.ci/run`` installs it) it fails inst
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from tests.server_process import free_port, installed_or_skip, stop, wait_until_ready
 
 __all__ = ["RedisServer", "redis_server_binary", "running_redis_server"]
 
@@ -35,18 +32,9 @@ class RedisServer:
 
 def redis_server_binary() -> str:
     """The ``redis-server`` on PATH; skips (fails in CI) without one."""
-    found = shutil.which("redis-server")
-    if found is not None:
-        return found
-    if os.environ.get("CI", "").lower() in ("true", "1"):
-        pytest.fail("CI must run the redis tests: no redis-server binary on PATH")
-    pytest.skip("the redis-server binary is not on PATH (apt-get install redis-server)")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return installed_or_skip(
+        shutil.which("redis-server"), "redis-server binary", "redis tests", "redis-server"
+    )
 
 
 def _answers_ping(port: int) -> bool:
@@ -62,7 +50,7 @@ def _answers_ping(port: int) -> bool:
 def running_redis_server(folder: Path) -> Iterator[RedisServer]:
     """A throwaway server (no persistence, its files in ``folder``) until the block ends."""
     binary = redis_server_binary()
-    port = _free_port()
+    port = free_port()
     log = folder / "redis-server.log"
     process = subprocess.Popen(
         [
@@ -78,18 +66,7 @@ def running_redis_server(folder: Path) -> Iterator[RedisServer]:
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30  # an outer bound that only catches a server that hangs
-        while not _answers_ping(port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                text = log.read_text() if log.exists() else ""
-                raise RuntimeError(f"redis-server did not start on port {port}:\n{text}")
-            time.sleep(0.05)
+        wait_until_ready(process, lambda: _answers_ping(port), f"redis-server on {port}", log, 30)
         yield RedisServer("127.0.0.1", port, process.pid)
     finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait()
+        stop(process)

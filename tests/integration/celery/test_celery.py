@@ -3,6 +3,7 @@ real Redis broker: the worker's spans are the children of the producer's, in one
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -78,10 +79,41 @@ def _resources(receiver: OTLPReceiver) -> dict[bytes, dict[str, Any]]:
     return found
 
 
+@contextlib.contextmanager
+def _prefork_worker(
+    folder: Path, env: dict[str, str], concurrency: int
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """``celery -A app worker`` (prefork) under the launcher in ``folder``, logging to
+    ``worker.log`` there; at the block's end a warm shutdown (SIGTERM: every process flushes),
+    killed with its group after a bound that only catches a hang."""
+    log = folder / "worker.log"
+    command = [*LAUNCHER, script("celery"), "-A", "app", "worker", "--pool", "prefork"]
+    command += ["--concurrency", str(concurrency), "--loglevel", "INFO"]
+    command += ["--without-gossip", "--without-mingle"]
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            command,
+            env=env,
+            cwd=folder,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield worker, log
+    finally:
+        if worker.poll() is None:
+            os.kill(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(10)
+
+
 def test_a_task_is_traced_from_the_producer_into_a_prefork_worker(
     otlp_receiver: OTLPReceiver, tmp_path: Path, server: RedisServer
 ) -> None:
-    celery = script("celery")
     (tmp_path / "app.py").write_text(textwrap.dedent(APP))
     (tmp_path / "producer.py").write_text(textwrap.dedent(PRODUCER))
     # The broker's own redis commands (the worker polls with BRPOP) are not this test's subject.
@@ -95,19 +127,7 @@ def test_a_task_is_traced_from_the_producer_into_a_prefork_worker(
     worker_env = otlp_env(
         otlp_receiver, OTEL_SERVICE_NAME="worker", OTEL_BSP_SCHEDULE_DELAY="600000", **common
     )
-    log = tmp_path / "worker.log"
-    command = [*LAUNCHER, celery, "-A", "app", "worker", "--pool", "prefork", "--concurrency", "2"]
-    command += ["--loglevel", "INFO", "--without-gossip", "--without-mingle"]
-    with log.open("wb") as out:
-        worker = subprocess.Popen(
-            command,
-            env=worker_env,
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    with _prefork_worker(tmp_path, worker_env, concurrency=2) as (worker, log):
         producer_env = otlp_env(otlp_receiver, OTEL_SERVICE_NAME="producer", **common)
         result = launch([PYTHON, str(tmp_path / "producer.py")], producer_env, timeout=120)
         assert result.returncode == 0, result.stderr + log.read_text(errors="replace")
@@ -117,14 +137,6 @@ def test_a_task_is_traced_from_the_producer_into_a_prefork_worker(
             "send tasks.add",
             "send tasks.boom",
         }  # the producer's alone: the worker's wait for its pool processes' ends
-    finally:
-        if worker.poll() is None:
-            os.kill(worker.pid, signal.SIGTERM)  # a warm shutdown: the pool processes end too
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(10)
     assert worker.returncode == 0, log.read_text(errors="replace")
     spans = otlp_receiver.wait_for_spans(5, timeout=30)
     assert sorted(span.name for span in spans) == [
@@ -195,26 +207,13 @@ def test_an_idle_worker_traces_none_of_the_brokers_own_redis_commands(
     otlp_receiver: OTLPReceiver, tmp_path: Path, server: RedisServer, broker_root_spans: str
 ) -> None:
     """kombu's polling is no trace of its own; a task's own redis call is still its child."""
-    celery = script("celery")
     (tmp_path / "app.py").write_text(textwrap.dedent(HOUSEKEEPING_APP))
     (tmp_path / "producer.py").write_text(textwrap.dedent(HOUSEKEEPING_PRODUCER))
     common = {"BROKER_URL": server.url, "PYTHONPATH": str(tmp_path)}
     if broker_root_spans:
         common["TELEMETRY_RUN_REDIS_BROKER_ROOT_SPANS"] = broker_root_spans
     worker_env = otlp_env(otlp_receiver, OTEL_SERVICE_NAME="worker", **common)
-    log = tmp_path / "worker.log"
-    command = [*LAUNCHER, celery, "-A", "app", "worker", "--pool", "prefork", "--concurrency", "1"]
-    command += ["--loglevel", "INFO", "--without-gossip", "--without-mingle"]
-    with log.open("wb") as out:
-        worker = subprocess.Popen(
-            command,
-            env=worker_env,
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    with _prefork_worker(tmp_path, worker_env, concurrency=1) as (worker, log):
         for _ in range(600):  # a bound that only catches a worker that never starts
             if b" ready." in log.read_bytes() or worker.poll() is not None:
                 break
@@ -228,14 +227,6 @@ def test_an_idle_worker_traces_none_of_the_brokers_own_redis_commands(
             if b"tasks.remember" in log.read_bytes() and b"succeeded" in log.read_bytes():
                 break
             time.sleep(0.1)
-    finally:
-        if worker.poll() is None:
-            os.kill(worker.pid, signal.SIGTERM)  # a warm shutdown: every process flushes
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(10)
     assert worker.returncode == 0, log.read_text(errors="replace")
     otlp_receiver.wait_for_spans(3, timeout=30)
     spans = otlp_receiver.spans()

@@ -1,4 +1,5 @@
-"""What the metrics tests share: a provider on a fake clock, and reading points back."""
+"""What the metrics tests share: a provider on a fake clock, reading points back, and hand-made
+collections for the exporters."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from typing import Any
 
 from telemetry_run.sdk import Diagnostics, Resource
 from telemetry_run.sdk.metrics import InMemoryMetricReader, MeterProvider, View
-from telemetry_run.sdk.metrics.data import Metric, MetricsData
+from telemetry_run.sdk.metrics.data import (
+    InstrumentationScope,
+    Metric,
+    MetricsData,
+    ResourceMetrics,
+    ScopeMetrics,
+)
 
 
 @dataclass
@@ -70,3 +77,9 @@ def make_rig(
 def by_attributes(metric: Metric) -> dict[tuple[tuple[str, Any], ...], Any]:
     """Each point of ``metric`` keyed by its sorted attributes."""
     return {tuple(sorted(p.attributes.items())): p for p in metric.data.data_points}
+
+
+def shop_data(*metrics: Metric) -> MetricsData:
+    """``metrics`` as one collection of scope ``shop`` 1.2, from service ``shop``."""
+    scope = ScopeMetrics(InstrumentationScope("shop", "1.2"), metrics)
+    return MetricsData([ResourceMetrics(Resource({"service.name": "shop"}), [scope])])

@@ -35,6 +35,7 @@ from telemetry_run.sdk.metrics.data import (
 )
 from telemetry_run.sdk.resources import Resource
 from telemetry_run.testing.otlp import free_port
+from tests.unit.sdk.metrics_helpers import shop_data
 
 CUMULATIVE = AggregationTemporality.CUMULATIVE
 TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
@@ -44,11 +45,6 @@ PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
     "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 )
-
-
-def _data(*metrics: Metric) -> MetricsData:
-    scope = ScopeMetrics(InstrumentationScope("shop", "1.2"), metrics)
-    return MetricsData([ResourceMetrics(Resource({"service.name": "shop"}), [scope])])
 
 
 def _families(text: str) -> dict[str, Any]:
@@ -94,7 +90,7 @@ def test_counter_histogram_and_target_info_parse_back_with_their_units_and_exemp
             CUMULATIVE,
         ),
     )
-    text = render(_data(busy, orders, histogram))
+    text = render(shop_data(busy, orders, histogram))
     assert text.endswith("\n# EOF\n")
     families = _families(text)
     assert set(families) == {"target", "worker_busy_seconds", "orders", "checkout_duration_seconds"}
@@ -135,7 +131,7 @@ def test_exact_lines_of_a_counter_family_per_the_format() -> None:
         Sum([NumberDataPoint({}, 1, 2, 2.0)], CUMULATIVE, True),
     )
     scope = 'otel_scope_name="shop",otel_scope_version="1.2"'
-    assert render(_data(busy)).splitlines()[3:] == [
+    assert render(shop_data(busy)).splitlines()[3:] == [
         "# TYPE worker_busy_seconds counter",
         "# UNIT worker_busy_seconds seconds",
         '# HELP worker_busy_seconds a \\"busy\\" worker',
@@ -164,13 +160,13 @@ def test_a_histogram_of_negative_values_has_no_sum_nor_count_and_still_parses() 
         return Metric("offset", "", "s", Histogram([point], CUMULATIVE))
 
     for bounds, total in (([-1.0, 0.0], -2.0), ([-1.0, 5.0], 3.0), ([1.0, 5.0], -2.0)):
-        family = _families(render(_data(histogram(bounds, total))))["offset_seconds"]
+        family = _families(render(shop_data(histogram(bounds, total))))["offset_seconds"]
         # Neither _sum nor _count (they go together); the +Inf bucket still counts them all.
         assert [(s.name, s.labels["le"], s.value) for s in family.samples][-1:] == [
             ("offset_seconds_bucket", "+Inf", 2)
         ]
         assert {s.name for s in family.samples} == {"offset_seconds_bucket"}
-    kept = _families(render(_data(histogram([1.0, 5.0], 2.0))))["offset_seconds"]
+    kept = _families(render(shop_data(histogram([1.0, 5.0], 2.0))))["offset_seconds"]
     assert [s.value for s in kept.samples if s.name.endswith("_sum")] == [2.0]
 
 

@@ -8,22 +8,13 @@ from telemetry_run.sdk.metrics.data import (
     AggregationTemporality,
     Histogram,
     HistogramDataPoint,
-    InstrumentationScope,
     Metric,
-    MetricsData,
     NumberDataPoint,
-    ResourceMetrics,
-    ScopeMetrics,
     Sum,
 )
-from telemetry_run.sdk.resources import Resource
+from tests.unit.sdk.metrics_helpers import shop_data
 
 CUMULATIVE = AggregationTemporality.CUMULATIVE
-
-
-def _data(*metrics: Metric) -> MetricsData:
-    scope = ScopeMetrics(InstrumentationScope("shop", "1.2"), metrics)
-    return MetricsData([ResourceMetrics(Resource({"service.name": "shop"}), [scope])])
 
 
 def test_counter_histogram_and_target_info_render_per_the_format() -> None:
@@ -41,7 +32,7 @@ def test_counter_histogram_and_target_info_render_per_the_format() -> None:
             [HistogramDataPoint({}, 1, 2, 3, 0.75, [1, 2, 0], [0.1, 0.5], 0.05, 0.4)], CUMULATIVE
         ),
     )
-    text = render(_data(counter, histogram))
+    text = render(shop_data(counter, histogram))
     scope = 'otel_scope_name="shop",otel_scope_version="1.2"'
     assert text.splitlines() == [
         "# HELP target_info Target metadata",
@@ -67,7 +58,7 @@ def test_non_monotonic_sum_is_a_gauge_and_label_values_are_escaped() -> None:
         "1",
         Sum([NumberDataPoint({"q": 'a"b\\c'}, 1, 2, -2.5)], CUMULATIVE, False),
     )
-    lines = render(_data(queue)).splitlines()
+    lines = render(shop_data(queue)).splitlines()
     assert "# TYPE queue_size gauge" in lines
     assert (
         'queue_size{q="a\\"b\\\\c",otel_scope_name="shop",otel_scope_version="1.2"} -2.5' in lines
