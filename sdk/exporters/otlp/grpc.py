@@ -24,6 +24,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from telemetry_run.sdk import forking
 from telemetry_run.sdk.diagnostics import Diagnostics
 from telemetry_run.sdk.exporters.otlp._common import (
     ENCRYPTED_KEY_MESSAGE,
@@ -192,6 +193,23 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
         return encode_request(spans)
 
     def _send(self, body: bytes, deadline: float) -> Outcome:
+        if _fork_guard.unusable:
+            message = (
+                f"OTLP/gRPC export to {self.endpoint} is impossible in this process: it was "
+                "forked while a gRPC export was in flight, and gRPC skips its fork handlers then, "
+                "so using it here could crash the process; its "
+                f"{self._signal.item}s are counted as failed. Set "
+                "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf for an app that forks at any moment"
+            )
+            self._report_permanent("forked-mid-call", "%s", message)
+            return Outcome(False, error="gRPC is unusable in a child forked during an export")
+        _fork_guard.enter(self)
+        try:
+            return self._send_with_grpc(body, deadline)
+        finally:
+            _fork_guard.leave()
+
+    def _send_with_grpc(self, body: bytes, deadline: float) -> Outcome:
         try:
             import grpc
         except ImportError as exc:
@@ -202,6 +220,7 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
             )
             self._report_permanent("import", "%s", message)
             return Outcome(False, error=message)
+        _fork_guard.watch_forks()
         try:
             call = self._channel_call(grpc)
         except _SetupError as exc:
@@ -386,7 +405,16 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
         if channel is not None:
             call_quietly(channel.close)
 
+    def _cancel_for_fork(self) -> None:
+        """Close the channel, cancelling its call in flight, without waiting for a lock (a
+        fork hook must not block): the next export opens a new one."""
+        channel, self._channel, self._call = self._channel, None, None
+        if channel is not None:
+            call_quietly(channel.close)
+
     def _forget_transport(self) -> None:
+        if self._channel is not None:  # destroying it would call gRPC: kept, never used
+            _fork_guard.inherited_channels.append(self._channel)
         self._channel = None
         self._call = None
         self._channel_pid = 0
@@ -395,6 +423,77 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
 
 #: The module's exporter under the name every OTLP exporter module uses.
 OTLPSpanExporter = OTLPGrpcSpanExporter
+
+
+class _ForkGuard:
+    """No fork while one of our gRPC calls is in flight, and no gRPC in a child forked so.
+
+    gRPC skips its fork handlers when a thread is inside one of its calls at the fork ("Other
+    threads are currently calling into gRPC, skipping fork() handlers"), and the child can then
+    abort in gRPC's poller (a failed check), crash or hang, even before it runs any code of its
+    own. So before ``os.fork()`` new calls wait, and the calls in flight get ``FORK_WAIT``
+    seconds to end; those that do not are cancelled (their channel closed: the batch is
+    retried) and get ``FORK_WAIT`` more. A child forked while one is still in flight (or forked
+    in C, without Python's fork hooks) never calls gRPC, nor do its children: its exports fail,
+    counted and said once. Its parents' channels are kept, never used: destroying them would
+    call gRPC too. A user's own gRPC calls in flight at a fork are not seen here."""
+
+    FORK_WAIT = 1.0
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition(threading.Lock())
+        self._forking = False
+        self._in_flight: dict[int, OTLPGrpcSpanExporter] = {}
+        self._watching = False
+        self.unusable = False
+        self.inherited_channels: list[Any] = []
+
+    def enter(self, exporter: OTLPGrpcSpanExporter) -> None:
+        with self._changed:
+            self._changed.wait_for(lambda: not self._forking, self.FORK_WAIT * 3)
+            self._in_flight[threading.get_ident()] = exporter
+
+    def leave(self) -> None:
+        with self._changed:
+            self._in_flight.pop(threading.get_ident(), None)
+            self._changed.notify_all()
+
+    def before_fork(self) -> None:
+        with self._changed:
+            self._forking = True
+            if self._changed.wait_for(lambda: not self._in_flight, self.FORK_WAIT):
+                return
+            late = list(self._in_flight.values())
+        for exporter in late:
+            exporter._cancel_for_fork()
+        with self._changed:
+            self._changed.wait_for(lambda: not self._in_flight, self.FORK_WAIT)
+
+    def after_fork_in_parent(self) -> None:
+        with self._changed:
+            self._forking = False
+            self._changed.notify_all()
+
+    def after_fork_in_child(self) -> None:
+        if self._in_flight:
+            self.unusable = True
+        self._changed = threading.Condition(threading.Lock())
+        self._forking = False
+        self._in_flight = {}
+
+    def watch_forks(self) -> None:
+        """Install the before-fork wait, once, after ``import grpc``: hooks registered later run
+        earlier, so it runs before the hooks of the modules grpc imports (logging's takes the
+        lock a call in flight may need to end)."""
+        with self._changed:
+            if self._watching:
+                return
+            self._watching = True
+        os.register_at_fork(before=self.before_fork, after_in_parent=self.after_fork_in_parent)
+
+
+_fork_guard = _ForkGuard()
+forking.register(_fork_guard.after_fork_in_child)
 
 
 class _SetupError(Exception):
