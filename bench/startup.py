@@ -147,58 +147,30 @@ def _build_venv(into: Path) -> tuple[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     python = into / "bin" / "python"
     uv = shutil.which("uv") or shutil.which("uv", path=str(Path(sys.executable).parent))
+
+    def run(*command: str) -> str:
+        done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+        return done.stdout
+
     if uv:
-        frozen = subprocess.run(
-            [uv, "pip", "freeze", "--exclude-editable", "--python", sys.executable],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=env,
-        ).stdout
-        (into.parent / "frozen.txt").write_text(frozen)
-        subprocess.run(
-            [uv, "venv", "--quiet", "--python", sys.executable, str(into)],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=env,
-        )
+        frozen = run(uv, "pip", "freeze", "--exclude-editable", "--python", sys.executable)
+        run(uv, "venv", "--quiet", "--python", sys.executable, str(into))
         install = [uv, "pip", "install", "--quiet", "--python", str(python), "--compile-bytecode"]
         tool = "uv pip install --compile-bytecode"
     else:
-        frozen = subprocess.run(
-            [sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=env,
-        ).stdout
-        (into.parent / "frozen.txt").write_text(frozen)
-        subprocess.run(
-            [sys.executable, "-m", "venv", str(into)],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=env,
-        )
+        frozen = run(sys.executable, "-m", "pip", "freeze", "--exclude-editable")
+        run(sys.executable, "-m", "venv", str(into))
         install = [str(python), "-m", "pip", "install", "--quiet", "--compile"]
         tool = "pip install --compile"
+    (into.parent / "frozen.txt").write_text(frozen)
     # The dependencies are pinned by the freeze: no resolution, the same versions as here.
     # --no-deps also keeps the installer from replacing a pinned version with another.
-    subprocess.run(
-        [*install, "--no-deps", "-r", str(into.parent / "frozen.txt")],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-    )
+    run(*install, "--no-deps", "-r", str(into.parent / "frozen.txt"))
     # Built from a copy: a build in the checkout would leave build/ and *.egg-info there, and a
     # stale build/lib could slip a deleted module into the wheel.
     source = into.parent / "source"
     shutil.copytree(repo, source, ignore=shutil.ignore_patterns(*COPY_IGNORE))
-    subprocess.run(
-        [*install, "--no-deps", str(source)], capture_output=True, text=True, check=True, env=env
-    )
+    run(*install, "--no-deps", str(source))
     count = len([ln for ln in frozen.splitlines() if ln and not ln.startswith("#")])
     how = (
         f"a temporary venv ({into}): telemetry-run from {repo} as a regular wheel install"

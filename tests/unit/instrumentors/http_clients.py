@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from telemetry_run.instrumentors import plugin
 from telemetry_run.testing import SpanRecorder, config_for
+from tests.integration.downstream import QuietHandler, serving
 
 #: A test's own paths: answers the request and returns True, or returns False to leave it to
 #: the usual answers. Given the handler and the headers of every request so far.
@@ -35,7 +35,7 @@ def recording_server(
     to ``/ok``, ``.../status/N`` answers N, anything else 200."""
     seen: list[dict[str, str]] = []
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
@@ -50,18 +50,8 @@ def recording_server(
                 return
             answer(self, int(self.path.split("/status/")[1]) if "/status/" in self.path else 200)
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with serving(Handler) as url:
+        yield url, seen
 
 
 def instrumenting(
