@@ -1,6 +1,6 @@
-"""``OTEL_METRICS_EXPORTER=prometheus`` under ``telemetry-run gunicorn`` with two workers (#18):
-each process serves its own series on its own port, and the request counts they serve add up
-to the requests made, as a scraper reading every port sees them."""
+"""``OTEL_METRICS_EXPORTER=prometheus`` under ``telemetry-run gunicorn`` (and uWSGI) with two
+workers (#18): each process serves its own series on its own port, and the request counts they
+serve add up to the requests made, as a scraper reading every port sees them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -47,9 +48,9 @@ def item(item_id):
 """
 
 
-class GunicornApp(NamedTuple):
-    """A running ``telemetry-run gunicorn``: its ports (the app's, the first metrics one) and log;
-    shared with test_prometheus_server.py, where a real Prometheus scrapes it."""
+class ServedApp(NamedTuple):
+    """A running ``telemetry-run gunicorn`` (or uWSGI): its ports (the app's, the first metrics
+    one) and log; shared with test_prometheus_server.py, where a real Prometheus scrapes it."""
 
     proc: subprocess.Popen[bytes]
     app_port: int
@@ -96,28 +97,9 @@ def _complete(pages: dict[int, str], requests: int) -> bool:
     )
 
 
-@contextlib.contextmanager
-def gunicorn_serving_metrics(
-    tmp_path: Path, app_source: str, *, preload: bool = False, **env_extra: str
-) -> Iterator[GunicornApp]:
-    """``telemetry-run gunicorn -w 2`` of ``shop:app`` with the Prometheus exporter on 127.0.0.1,
-    stopped (SIGTERM, then SIGKILL of its group) when the block ends."""
+def _gunicorn(app_port: int, preload: bool) -> list[str]:
     requires("gunicorn")
-    (tmp_path / "shop.py").write_text(app_source)
-    metrics_port = free_port()
-    app_port = free_port()
-    env = clean_env(
-        PYTHONPATH=str(tmp_path),
-        OTEL_METRICS_EXPORTER="prometheus",
-        OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1",
-        OTEL_EXPORTER_PROMETHEUS_PORT=str(metrics_port),
-        OTEL_SERVICE_NAME="shop",
-        # Each process's runtime metrics build its pipeline 0.3 s in: the master and both
-        # workers serve, whether a request reached them or not.
-        OTEL_METRIC_EXPORT_INTERVAL="300",
-        **env_extra,
-    )
-    command = [
+    return [
         script("gunicorn"),
         "--bind",
         f"127.0.0.1:{app_port}",
@@ -130,7 +112,61 @@ def gunicorn_serving_metrics(
         *(["--preload"] if preload else []),
         "shop:app",
     ]
-    log_path = tmp_path / "gunicorn.log"
+
+
+def _uwsgi(app_port: int, preload: bool) -> list[str]:
+    requires("uwsgidecorators")  # ships with the uwsgi distribution
+    return [
+        script("uwsgi"),
+        "--http-socket",
+        f"127.0.0.1:{app_port}",
+        "--master",
+        "--processes",
+        "2",
+        "--module",
+        "shop:app",
+        "--need-app",
+        "--die-on-term",
+        "--worker-reload-mercy",
+        "10",
+        "--virtualenv",  # the embedded interpreter finds this venv's packages (ours)
+        sys.prefix,
+        "--disable-logging",
+        *([] if preload else ["--lazy-apps"]),
+    ]
+
+
+SERVERS = {"gunicorn": _gunicorn, "uwsgi": _uwsgi}
+
+
+@contextlib.contextmanager
+def serving_metrics(
+    tmp_path: Path,
+    app_source: str,
+    *,
+    preload: bool = False,
+    server: str = "gunicorn",
+    **env_extra: str,
+) -> Iterator[ServedApp]:
+    """``telemetry-run gunicorn -w 2`` (or uWSGI with two processes) of ``shop:app`` with the
+    Prometheus exporter on 127.0.0.1, stopped (SIGTERM, then SIGKILL of its group) when the
+    block ends."""
+    (tmp_path / "shop.py").write_text(app_source)
+    metrics_port = free_port()
+    app_port = free_port()
+    command = SERVERS[server](app_port, preload)
+    env = clean_env(
+        PYTHONPATH=str(tmp_path),
+        OTEL_METRICS_EXPORTER="prometheus",
+        OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1",
+        OTEL_EXPORTER_PROMETHEUS_PORT=str(metrics_port),
+        OTEL_SERVICE_NAME="shop",
+        # Each process's runtime metrics build its pipeline 0.3 s in: the master and both
+        # workers serve, whether a request reached them or not.
+        OTEL_METRIC_EXPORT_INTERVAL="300",
+        **env_extra,
+    )
+    log_path = tmp_path / f"{server}.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [*LAUNCHER, *command],
@@ -142,7 +178,7 @@ def gunicorn_serving_metrics(
             start_new_session=True,
         )
     try:
-        yield GunicornApp(proc, app_port, metrics_port, log_path)
+        yield ServedApp(proc, app_port, metrics_port, log_path)
         proc.send_signal(signal.SIGTERM)
         proc.wait(HANG_BOUND)
     finally:
@@ -153,7 +189,7 @@ def gunicorn_serving_metrics(
 
 
 def get_items(
-    app: GunicornApp,
+    app: ServedApp,
     first: int,
     count: int,
     deadline: float,
@@ -180,7 +216,7 @@ def get_items(
     return bodies
 
 
-def serving_pages(app: GunicornApp, deadline: float, requests: int) -> dict[int, str]:
+def serving_pages(app: ServedApp, deadline: float, requests: int) -> dict[int, str]:
     """Every port's page once the master and both workers serve, ``requests`` are counted and
     each process's runtime metrics are there (or the deadline passed: the caller asserts)."""
     while True:  # a request is measured when its body is closed, just after the answer
@@ -192,12 +228,15 @@ def serving_pages(app: GunicornApp, deadline: float, requests: int) -> dict[int,
         time.sleep(0.2)
 
 
+@pytest.mark.parametrize("server", ["gunicorn", "uwsgi"])
 @pytest.mark.parametrize("preload", [False, True], ids=["no-preload", "preload-meter"])
 def test_two_workers_serve_their_own_series_that_add_up_to_the_requests(
-    tmp_path: Path, preload: bool
+    tmp_path: Path, preload: bool, server: str
 ) -> None:
+    """uWSGI forks its workers in C (no Python fork hooks): the SDK is repaired through its
+    post-fork hook, and each worker still serves on a port of its own."""
     extra = {"TEST_METER_AT_IMPORT": "1"} if preload else {}
-    with gunicorn_serving_metrics(tmp_path, FLASK_APP, preload=preload, **extra) as app:
+    with serving_metrics(tmp_path, FLASK_APP, preload=preload, server=server, **extra) as app:
         deadline = time.monotonic() + HANG_BOUND
         get_items(app, 0, REQUESTS, deadline)
         pages = serving_pages(app, deadline, REQUESTS)

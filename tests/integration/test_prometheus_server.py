@@ -17,9 +17,9 @@ import pytest
 
 from tests.integration.test_prometheus_exporter import (
     HANG_BOUND,
-    GunicornApp,
+    ServedApp,
     get_items,
-    gunicorn_serving_metrics,
+    serving_metrics,
     serving_pages,
 )
 from tests.prometheus_server import PrometheusServer, prometheus_binary, running_prometheus
@@ -88,7 +88,7 @@ def _traceparent(item: int) -> dict[str, str]:
     return {"traceparent": f"00-{TRACE_PREFIX}{item:016x}-{item + 1:016x}-01"}
 
 
-def _second_burst(app: GunicornApp, first_pids: Counter[int], deadline: float) -> list[bytes]:
+def _second_burst(app: ServedApp, first_pids: Counter[int], deadline: float) -> list[bytes]:
     """At least ``SECOND_BURST`` requests, more (4 at a time) until one reached a worker that
     also served the first burst: its series then grows between scrapes, whatever the kernel's
     choice of worker for each connection."""
@@ -109,7 +109,7 @@ def _expected_orders(first: int, count: int) -> int:
 
 def test_a_real_prometheus_sees_the_requests_the_orders_and_no_reset(tmp_path: Path) -> None:
     prometheus_binary()  # skips (fails in CI) before gunicorn starts
-    with gunicorn_serving_metrics(tmp_path, SHOP_APP) as app:
+    with serving_metrics(tmp_path, SHOP_APP) as app:
         deadline = time.monotonic() + 2 * HANG_BOUND  # gunicorn, then Prometheus, start in it
         pages = serving_pages(app, deadline, 0)
         ports = sorted(pages)
