@@ -155,13 +155,15 @@ def run(argv: Sequence[str], environ: Mapping[str, str], out: TextIO, err: TextI
         receiver.stop()
         print(f"telemetry-run: {exc} (choose another with the --view-* options)", file=err)
         return EXIT_CANNOT_LISTEN
-    stopping = _StopSignals()
+    stopping: _StopSignals | None = None
     try:
+        stopping = _StopSignals()
         return _serve(options, receiver, web, environ, out, stopping)
     finally:
         web.stop()  # Ctrl-C or SIGTERM again meanwhile only asks for the stop under way
         receiver.stop()
-        stopping.restore()
+        if stopping is not None:
+            stopping.restore()
 
 
 class _StopSignals:
@@ -217,9 +219,11 @@ def _serve(
     if options.command:
         env = child_environment(environ, options.host, receiver.grpc_port)
         launcher = [sys.executable, "-m", "telemetry_run", *options.command]
-        if stopping.stop.is_set():  # SIGTERM while starting: the command never runs
+        if stopping.stop.is_set():  # SIGTERM or Ctrl-C while starting: the command never runs
             return 0
         stopping.command = subprocess.Popen(launcher, env=env)
+        if stopping.stop.is_set():  # SIGTERM just before the command was there to forward to
+            stopping.command.send_signal(signal.SIGTERM)
         code = stopping.command.wait()
         code = 128 - code if code < 0 else code  # death by signal N, as a shell reports it
         if stopping.stop.is_set():

@@ -75,6 +75,7 @@ def test_a_fork_during_an_export(tmp_path: Path, protocol: str) -> None:
             OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
             OTEL_BSP_SCHEDULE_DELAY="3600000",
             TELEMETRY_RUN_SHUTDOWN_TIMEOUT="5000",
+            GRPC_VERBOSITY="INFO",  # gRPC says when it skips its fork handlers
         )
         result = subprocess.run(
             [*LAUNCHER, sys.executable, str(app)],
@@ -109,6 +110,7 @@ def test_a_fork_during_a_grpc_export_that_never_ends_cancels_it_and_both_deliver
         env = endpoint_env(
             receiver.grpc_endpoint,
             FORKER_GO=str(go),
+            GRPC_VERBOSITY="INFO",  # gRPC says when it skips its fork handlers
             OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
             OTEL_BSP_SCHEDULE_DELAY="3600000",
             OTEL_EXPORTER_OTLP_TIMEOUT="30000",

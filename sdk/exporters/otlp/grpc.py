@@ -241,6 +241,8 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
         except ValueError as exc:  # "Cannot invoke RPC on closed channel!"
             if self._stop.is_set():
                 return Outcome(False, error="the exporter is shut down")
+            if self._call is not call:  # closed for a fork just before the call: send again
+                return Outcome(False, error="the channel was closed for a fork", retryable=True)
             return Outcome(False, error=describe_exception(exc))
         return self._accepted(response)
 
@@ -345,11 +347,13 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
     def _channel_call(self, grpc: Any) -> Any:
         """The Export callable of this process's channel, created on first use."""
         pid = os.getpid()
-        if self._call is not None and self._channel_pid == pid:
-            return self._call
+        call = self._call  # read once: a fork hook may close the channel meanwhile
+        if call is not None and self._channel_pid == pid:
+            return call
         with self._channel_lock:
-            if self._call is not None and self._channel_pid == pid:
-                return self._call
+            call = self._call
+            if call is not None and self._channel_pid == pid:
+                return call
             options = [
                 ("grpc.primary_user_agent", user_agent()),
                 # A collector that comes back is noticed within a second, not grpc's 120 s:
@@ -365,17 +369,16 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
                 channel = grpc.secure_channel(self._target, self._credentials(grpc), options)
             else:
                 channel = grpc.insecure_channel(self._target, options)
-            self._call = channel.unary_unary(
+            call = channel.unary_unary(
                 _export_method(self._signal.module(), self._signal.service),
                 request_serializer=None,  # the body is already serialized
                 response_deserializer=None,  # bytes: decoded by _accepted, which never raises
             )
-            self._channel = channel
-            self._channel_pid = pid
+            self._call, self._channel, self._channel_pid = call, channel, pid
             if self._stop.is_set():  # shut down meanwhile: do not leave a channel open
-                self._close_transport(in_use=False)
+                self._close_channel()
                 raise _SetupError("the exporter is shut down")
-            return self._call
+            return call
 
     def _credentials(self, grpc: Any) -> Any:
         def read(path: str | None, what: str) -> bytes | None:
@@ -399,15 +402,16 @@ class OTLPGrpcSpanExporter(OTLPExporterBase):
         )
 
     def _close_transport(self, *, in_use: bool) -> None:
-        # Closing the channel cancels a call in flight on another thread (it returns at once).
         with self._channel_lock:
-            channel, self._channel, self._call = self._channel, None, None
-        if channel is not None:
-            call_quietly(channel.close)
+            self._close_channel()
 
     def _cancel_for_fork(self) -> None:
-        """Close the channel, cancelling its call in flight, without waiting for a lock (a
-        fork hook must not block): the next export opens a new one."""
+        """``_close_transport`` without waiting for the lock: a fork hook must not block."""
+        self._close_channel()
+
+    def _close_channel(self) -> None:
+        # Closing the channel cancels a call in flight on another thread (it returns at once);
+        # the next export opens a new one.
         channel, self._channel, self._call = self._channel, None, None
         if channel is not None:
             call_quietly(channel.close)
@@ -441,8 +445,9 @@ class _ForkGuard:
     FORK_WAIT = 1.0
 
     def __init__(self) -> None:
-        self._changed = threading.Condition(threading.Lock())
-        self._forking = False
+        # Reentrant: a fork from a signal handler that interrupted enter() or leave().
+        self._changed = threading.Condition(threading.RLock())
+        self._forking = 0  # threads between their before-fork hook and their fork
         self._in_flight: dict[int, OTLPGrpcSpanExporter] = {}
         self._watching = False
         self.unusable = False
@@ -450,7 +455,7 @@ class _ForkGuard:
 
     def enter(self, exporter: OTLPGrpcSpanExporter) -> None:
         with self._changed:
-            self._changed.wait_for(lambda: not self._forking, self.FORK_WAIT * 3)
+            self._changed.wait_for(lambda: self._forking == 0, self.FORK_WAIT * 3)
             self._in_flight[threading.get_ident()] = exporter
 
     def leave(self) -> None:
@@ -460,7 +465,7 @@ class _ForkGuard:
 
     def before_fork(self) -> None:
         with self._changed:
-            self._forking = True
+            self._forking += 1
             if self._changed.wait_for(lambda: not self._in_flight, self.FORK_WAIT):
                 return
             late = list(self._in_flight.values())
@@ -471,20 +476,22 @@ class _ForkGuard:
 
     def after_fork_in_parent(self) -> None:
         with self._changed:
-            self._forking = False
+            self._forking = max(0, self._forking - 1)
             self._changed.notify_all()
 
     def after_fork_in_child(self) -> None:
         if self._in_flight:
             self.unusable = True
-        self._changed = threading.Condition(threading.Lock())
-        self._forking = False
+        self._changed = threading.Condition(threading.RLock())
+        self._forking = 0
         self._in_flight = {}
 
     def watch_forks(self) -> None:
         """Install the before-fork wait, once, after ``import grpc``: hooks registered later run
         earlier, so it runs before the hooks of the modules grpc imports (logging's takes the
         lock a call in flight may need to end)."""
+        if self._watching:
+            return
         with self._changed:
             if self._watching:
                 return

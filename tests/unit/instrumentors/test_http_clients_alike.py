@@ -111,6 +111,8 @@ def test_excluded_urls_and_suppression_make_no_span(client: Instrumented, server
         assert client.get(f"{base}/ok") == 200
     assert recorder.spans == ()
     assert all("traceparent" not in headers for headers in seen)
+    assert client.get(f"{base}/ok") == 200  # neither excluded nor suppressed: traced
+    assert len(recorder.spans) == 1 and "traceparent" in seen[-1]
 
 
 def test_allow_listed_headers_are_captured(client: Instrumented, server: Any) -> None:
