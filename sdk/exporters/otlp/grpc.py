@@ -437,10 +437,12 @@ class _ForkGuard:
     abort in gRPC's poller (a failed check), crash or hang, even before it runs any code of its
     own. So before ``os.fork()`` new calls wait, and the calls in flight get ``FORK_WAIT``
     seconds to end; those that do not are cancelled (their channel closed: the batch is
-    retried) and get ``FORK_WAIT`` more. A child forked while one is still in flight (or forked
-    in C, without Python's fork hooks) never calls gRPC, nor do its children: its exports fail,
-    counted and said once. Its parents' channels are kept, never used: destroying them would
-    call gRPC too. A user's own gRPC calls in flight at a fork are not seen here."""
+    retried) and get ``FORK_WAIT`` more. A child forked while one is still in flight, or right
+    after a cancel (gRPC may still be closing that channel: a child then hung creating its own
+    under load), or forked in C without Python's fork hooks, never calls gRPC, nor do its
+    children: its exports fail, counted and said once. Its parents' channels are kept, never
+    used: destroying them would call gRPC too. A user's own gRPC calls in flight at a fork are
+    not seen here."""
 
     FORK_WAIT = 1.0
 
@@ -448,6 +450,7 @@ class _ForkGuard:
         # Reentrant: a fork from a signal handler that interrupted enter() or leave().
         self._changed = threading.Condition(threading.RLock())
         self._forking = 0  # threads between their before-fork hook and their fork
+        self._cancelled = False  # a fork under way had to cancel a call
         self._in_flight: dict[int, OTLPGrpcSpanExporter] = {}
         self._watching = False
         self.unusable = False
@@ -469,6 +472,7 @@ class _ForkGuard:
             if self._changed.wait_for(lambda: not self._in_flight, self.FORK_WAIT):
                 return
             late = list(self._in_flight.values())
+        self._cancelled = True  # gRPC may still be closing that channel at the fork
         for exporter in late:
             exporter._cancel_for_fork()
         with self._changed:
@@ -477,11 +481,13 @@ class _ForkGuard:
     def after_fork_in_parent(self) -> None:
         with self._changed:
             self._forking = max(0, self._forking - 1)
+            self._cancelled = False
             self._changed.notify_all()
 
     def after_fork_in_child(self) -> None:
-        if self._in_flight:
+        if self._in_flight or self._cancelled:
             self.unusable = True
+        self._cancelled = False
         self._changed = threading.Condition(threading.RLock())
         self._forking = 0
         self._in_flight = {}
@@ -493,10 +499,9 @@ class _ForkGuard:
         if self._watching:
             return
         with self._changed:
-            if self._watching:
-                return
-            self._watching = True
-        os.register_at_fork(before=self.before_fork, after_in_parent=self.after_fork_in_parent)
+            watching, self._watching = self._watching, True
+        if not watching:
+            os.register_at_fork(before=self.before_fork, after_in_parent=self.after_fork_in_parent)
 
 
 _fork_guard = _ForkGuard()

@@ -1,7 +1,7 @@
 """The gRPC exporter's fork guard: ``os.fork()`` waits (bounded) for our call in flight and
 cancels one that does not end, new calls wait while a fork is under way, and a child forked with
-a call still in flight never calls gRPC (its exports fail, said once). The real forks, with a
-real receiver, are in tests/reliability/test_fork_during_export.py."""
+a call still in flight or just cancelled never calls gRPC (its exports fail, said once). The
+real forks, with a real receiver, are in tests/reliability/test_fork_during_export.py."""
 
 from __future__ import annotations
 
@@ -52,7 +52,18 @@ def test_a_fork_cancels_a_call_that_does_not_end_and_goes_on_once_it_has() -> No
     assert call.cancelled.is_set()
     call.thread.join(BOUND)
     assert not guard._in_flight  # the fork would find no call of ours in gRPC
-    guard.after_fork_in_parent()
+    guard.after_fork_in_child()  # but gRPC may still be closing that channel in the child
+    assert guard.unusable
+
+
+def test_a_fork_after_a_call_that_ended_leaves_grpc_usable_in_the_child() -> None:
+    guard = _ForkGuard()
+    call = _Call(guard)
+    call.thread.start()
+    assert call.entered.wait(BOUND)
+    call.cancelled.set()  # the call ends by itself (the answer came)
+    call.thread.join(BOUND)
+    guard.before_fork()
     guard.after_fork_in_child()
     assert not guard.unusable
 
