@@ -2,7 +2,10 @@
 
 uWSGI forks its workers with a C ``fork()``, so Python's ``os.register_at_fork`` callbacks do
 not run there (opentelemetry-python#2266): a worker would keep the master's queue and locks and
-have no export thread. When running under uWSGI we therefore
+have no export thread. The launcher sets ``UWSGI_PY_CALL_UWSGI_FORK_HOOKS`` (telemetry_run.cli),
+with which uWSGI runs them and, above all, holds the GIL across the fork (without it, a worker
+forked while a master thread held the GIL never runs Python); under ``import
+telemetry_run.auto`` or an older uWSGI they still do not run. Under uWSGI we therefore also
 
 - register ``forking.after_fork_in_child`` through uWSGI's own post-fork mechanism: the
   ``uwsgidecorators`` postfork chain (shared with the application's own ``@postfork``

@@ -60,12 +60,22 @@ def sitecustomize_dir() -> str:
     return os.path.abspath(next(iter(spec.submodule_search_locations)))
 
 
+# uWSGI forks its workers in C. A worker forked while another thread of the master (our export
+# or metrics thread, or one of the app's) holds the GIL waits for that thread's GIL forever and
+# never serves (unbit/uwsgi#1149, #1369). This option (uWSGI 2.0.21+; older releases ignore
+# unknown UWSGI_* variables) makes uWSGI take the GIL and the import lock around each fork and
+# run Python's at-fork hooks. Inert outside uWSGI; a value the user set is kept.
+UWSGI_FORK_HOOKS = "UWSGI_PY_CALL_UWSGI_FORK_HOOKS"
+
+
 def child_environment(environ: Mapping[str, str], site_dir: str) -> dict[str, str]:
-    """A copy of ``environ`` with ``site_dir`` first on PYTHONPATH, the user's entries after."""
+    """A copy of ``environ`` with ``site_dir`` first on PYTHONPATH, the user's entries after,
+    and uWSGI told to keep the interpreter consistent across its forks."""
     env = dict(environ)
     entries = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     entries = [p for p in entries if os.path.abspath(p) != site_dir]  # nested launchers: once
     env["PYTHONPATH"] = os.pathsep.join([site_dir, *entries])
+    env.setdefault(UWSGI_FORK_HOOKS, "true")
     return env
 
 

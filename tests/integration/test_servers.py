@@ -523,6 +523,35 @@ def test_uwsgi_two_workers(
     assert run.log.count(THREADS_WARNING) == 0, run.log
 
 
+# A thread of the master that runs Python while uWSGI forks: ours export and collect in bursts;
+# this one never pauses, so every fork meets it holding the GIL.
+BUSY_MASTER_THREAD = """
+
+import threading
+
+
+def _busy():
+    while True:
+        sum(range(1000))
+
+
+threading.Thread(target=_busy, daemon=True).start()
+"""
+
+
+def test_uwsgi_workers_forked_while_a_master_thread_runs_python_serve(
+    tmp_path: Path, plugins_dir: FakeDistribution
+) -> None:
+    """Forked in C with another thread holding the GIL, a worker would wait for it forever: the
+    launcher has uWSGI take the GIL around its forks (UWSGI_PY_CALL_UWSGI_FORK_HOOKS)."""
+    scenario = uwsgi(lazy_apps=False, threads=True)
+    scenario.files["wsgi_app.py"] = WSGI_APP + BUSY_MASTER_THREAD
+    run = run_server(tmp_path, plugins_dir, scenario)
+    assert run.returncode == 0, run.log
+    assert_exported_exactly_once_by_the_handler(run)
+    assert_forked_workers(run, workers=2)
+
+
 # -- uvicorn -----------------------------------------------------------------------------------
 
 

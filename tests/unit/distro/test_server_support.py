@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from telemetry_run import _reloaders, _uwsgi
+from telemetry_run import _reloaders, _uwsgi, cli
 from telemetry_run.sdk import forking
 from telemetry_run.sdk.diagnostics import InternalError
 
@@ -226,6 +226,18 @@ def test_a_failing_setup_never_fails_an_import(
 
 
 # -- reloaders ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("users", [None, "0", "true"])
+def test_the_launcher_asks_uwsgi_for_its_fork_hooks_unless_the_user_chose(
+    users: str | None,
+) -> None:
+    """Without the option a uWSGI worker forked while a master thread holds the GIL never serves
+    (tests/integration/test_servers.py shows it); a user's own setting, off included, wins."""
+    environ = {} if users is None else {cli.UWSGI_FORK_HOOKS: users}
+    env = cli.child_environment(environ, "/site")
+    assert cli.UWSGI_FORK_HOOKS == "UWSGI_PY_CALL_UWSGI_FORK_HOOKS"  # uWSGI's name for it
+    assert env[cli.UWSGI_FORK_HOOKS] == (users or "true")
 
 
 def test_the_reloaders_restart_loops_are_wrapped_once() -> None:
