@@ -16,6 +16,8 @@ telemetry_run.auto`` or an older uWSGI they still do not run. Under uWSGI we the
   uWSGI skips every exit hook, ours included, of a worker it kills in the middle of a request
   (``--die-on-term`` stops workers brutally): an idle worker delivers its last spans, a busy
   one loses those of its last schedule delay;
+- warn once when uWSGI runs without its fork hooks (``import telemetry_run.auto`` from an
+  ini file: the launcher is not there to set them);
 - warn once when Python threads are off (older uWSGI without ``--enable-threads``; 2.0.31
   enables them by default): the export thread then runs only while a request runs Python
   code, and at exit.
@@ -44,13 +46,27 @@ from telemetry_run.sdk._log import logger
 if TYPE_CHECKING:
     from telemetry_run.bootstrap import Bootstrapped
 
-__all__ = ["THREADS_WARNING", "WaitForUwsgi", "setup_if_running", "threads_enabled"]
+__all__ = [
+    "FORK_HOOKS_WARNING",
+    "THREADS_WARNING",
+    "WaitForUwsgi",
+    "setup_if_running",
+    "threads_enabled",
+]
 
 
 THREADS_WARNING: Final = (
     "uWSGI runs with Python threads disabled: spans are exported only while a request runs and "
     "when a worker exits; add --enable-threads (or threads = N) to uWSGI's options"
 )
+
+FORK_HOOKS_WARNING: Final = (
+    "uWSGI forks without py-call-uwsgi-fork-hooks: a worker forked while another thread of the "
+    "master holds the GIL (an export thread, or one of the app's) never serves; add "
+    "py-call-uwsgi-fork-hooks = true to uWSGI's options (telemetry-run sets it for you)"
+)
+
+FORK_HOOKS_OPTION: Final = "py-call-uwsgi-fork-hooks"  # UWSGI_PY_CALL_UWSGI_FORK_HOOKS
 
 _set_up_in: int | None = None  # the pid that ran the setup (forked workers inherit it)
 
@@ -107,8 +123,11 @@ def _setup(state: Bootstrapped) -> bool:
     _register_post_fork(uwsgi)
     if state.exit_hook is not None:
         _chain_atexit(uwsgi, state.exit_hook.flush)
-    if not threads_enabled(uwsgi) and _worker_id(uwsgi) <= 1:
-        logger.warning("%s", THREADS_WARNING)  # the master, or the first lazy worker: once
+    if _worker_id(uwsgi) <= 1:  # the master, or the first lazy worker: once
+        if not threads_enabled(uwsgi):
+            logger.warning("%s", THREADS_WARNING)
+        elif FORK_HOOKS_OPTION not in getattr(uwsgi, "opt", {}):  # a value the user set: theirs
+            logger.warning("%s", FORK_HOOKS_WARNING)
     return True
 
 

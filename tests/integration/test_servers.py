@@ -518,9 +518,10 @@ def test_uwsgi_two_workers(
     assert_forked_workers(run, workers=2)
     # uWSGI 2.0.31 runs Python threads without --enable-threads too: no warning then. Older
     # releases disable them; the warning (printed once) is covered by the unit tests.
-    from telemetry_run._uwsgi import THREADS_WARNING
+    from telemetry_run._uwsgi import FORK_HOOKS_WARNING, THREADS_WARNING
 
     assert run.log.count(THREADS_WARNING) == 0, run.log
+    assert FORK_HOOKS_WARNING not in run.log  # the launcher set them
 
 
 # A thread of the master that runs Python while uWSGI forks: ours export and collect in bursts;

@@ -42,7 +42,11 @@ class FakeState:
 
 def fake_uwsgi(**attributes: Any) -> types.ModuleType:
     module = types.ModuleType("uwsgi")
-    module.opt = {"master": True, "processes": b"2"}  # type: ignore[attr-defined]
+    module.opt = {  # type: ignore[attr-defined]
+        "master": True,
+        "processes": b"2",
+        "py-call-uwsgi-fork-hooks": b"true",  # what the launcher's variable sets
+    }
     module.has_threads = 1  # type: ignore[attr-defined]
     module.worker_id = lambda: 0  # type: ignore[attr-defined]
     for name, value in attributes.items():
@@ -186,6 +190,26 @@ def test_threads_on_does_not_warn(in_uwsgi: Any, caplog: pytest.LogCaptureFixtur
     with caplog.at_level(logging.WARNING, logger="telemetry_run"):
         _uwsgi.setup_if_running(FakeState())  # type: ignore[arg-type]
     assert not caplog.records
+
+
+@pytest.mark.parametrize(
+    ("options", "warned"),
+    [
+        ({"master": True}, True),  # import telemetry_run.auto from an ini file without it
+        ({"master": True, "lazy-apps": True}, True),  # the master still forks every worker
+        ({"master": True, "py-call-uwsgi-fork-hooks": b"0"}, False),  # the user's choice
+        ({"master": True, "py-call-uwsgi-fork-hooks": True}, False),
+    ],
+)
+def test_without_fork_hooks_the_master_warns_once(
+    in_uwsgi: Any, caplog: pytest.LogCaptureFixture, options: dict[str, Any], warned: bool
+) -> None:
+    in_uwsgi(opt=options)
+    with caplog.at_level(logging.WARNING, logger="telemetry_run"):
+        _uwsgi.setup_if_running(FakeState())  # type: ignore[arg-type]
+        _uwsgi.setup_if_running(FakeState())  # type: ignore[arg-type]
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == ([_uwsgi.FORK_HOOKS_WARNING] if warned else [])
 
 
 def test_an_embedded_interpreter_waits_for_the_uwsgi_module(
