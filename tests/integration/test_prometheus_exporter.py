@@ -8,7 +8,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,7 +19,7 @@ import pytest
 
 from telemetry_run.testing.otlp import free_port
 from tests.integration.conftest import LAUNCHER, clean_env
-from tests.integration.test_servers import requires, script
+from tests.integration.test_servers import gunicorn_command, uwsgi_command
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -98,42 +97,11 @@ def _complete(pages: dict[int, str], requests: int) -> bool:
 
 
 def _gunicorn(app_port: int, preload: bool) -> list[str]:
-    requires("gunicorn")
-    return [
-        script("gunicorn"),
-        "--bind",
-        f"127.0.0.1:{app_port}",
-        "--workers",
-        "2",
-        "--worker-class",
-        "sync",
-        "--graceful-timeout",
-        "10",
-        *(["--preload"] if preload else []),
-        "shop:app",
-    ]
+    return gunicorn_command(app_port, "shop:app", preload=preload)
 
 
 def _uwsgi(app_port: int, preload: bool) -> list[str]:
-    requires("uwsgidecorators")  # ships with the uwsgi distribution
-    return [
-        script("uwsgi"),
-        "--http-socket",
-        f"127.0.0.1:{app_port}",
-        "--master",
-        "--processes",
-        "2",
-        "--module",
-        "shop:app",
-        "--need-app",
-        "--die-on-term",
-        "--worker-reload-mercy",
-        "10",
-        "--virtualenv",  # the embedded interpreter finds this venv's packages (ours)
-        sys.prefix,
-        "--disable-logging",
-        *([] if preload else ["--lazy-apps"]),
-    ]
+    return uwsgi_command(app_port, "shop:app", lazy_apps=not preload)
 
 
 SERVERS = {"gunicorn": _gunicorn, "uwsgi": _uwsgi}

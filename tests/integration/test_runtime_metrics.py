@@ -15,7 +15,7 @@ import pytest
 from telemetry_run.testing.otlp import OTLPReceiver, free_port
 from tests.integration.apps import served
 from tests.integration.conftest import LAUNCHER, PYTHON, clean_env
-from tests.integration.test_servers import requires, script
+from tests.integration.test_servers import gunicorn_command, requires
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -170,21 +170,9 @@ def test_each_gunicorn_worker_exports_its_own_runtime_metrics_under_its_own_pid(
         **({"TEST_METER_AT_IMPORT": "1"} if preload else {}),
     )
     port = free_port()
-    command = [
-        script("gunicorn"),
-        "--config",
-        "gunicorn_conf.py",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "2",
-        "--worker-class",
-        "sync",
-        "--graceful-timeout",
-        "10",
-        *(["--preload"] if preload else []),
-        "wsgi_app:application",
-    ]
+    command = gunicorn_command(
+        port, "wsgi_app:application", preload=preload, options=["--config", "gunicorn_conf.py"]
+    )
     with served(command, port=port, env=env, cwd=tmp_path) as app:
         master = app.proc.pid  # the launcher execs gunicorn
 

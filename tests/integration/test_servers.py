@@ -406,50 +406,65 @@ def assert_reloader(run: Run) -> None:
 # -- the servers -------------------------------------------------------------------------------
 
 
+def gunicorn_command(
+    port: int, app: str, *, preload: bool, options: Sequence[str] = ()
+) -> list[str]:
+    """``gunicorn`` with two sync workers on 127.0.0.1 (shared with the metrics tests)."""
+    requires("gunicorn")
+    return [
+        script("gunicorn"),
+        *options,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "2",
+        "--worker-class",
+        "sync",
+        "--graceful-timeout",
+        "10",
+        *(["--preload"] if preload else []),
+        app,
+    ]
+
+
+def uwsgi_command(port: int, app: str, *, lazy_apps: bool, threads: bool = False) -> list[str]:
+    """uWSGI with a master and two processes on 127.0.0.1 (shared with the metrics tests)."""
+    requires("uwsgidecorators")  # ships with the uwsgi distribution
+    return [
+        script("uwsgi"),
+        "--http-socket",
+        f"127.0.0.1:{port}",
+        "--master",
+        "--processes",
+        "2",
+        "--module",
+        app,
+        "--need-app",
+        "--die-on-term",  # uWSGI 2.0 reloads on SIGTERM without it
+        "--worker-reload-mercy",
+        "10",
+        "--virtualenv",  # the embedded interpreter finds this venv's packages (ours)
+        sys.prefix,
+        "--disable-logging",
+        *(["--lazy-apps"] if lazy_apps else []),
+        *(["--enable-threads"] if threads else []),
+    ]
+
+
 def gunicorn(preload: bool) -> Scenario:
     requires("gunicorn")
-    command = script("gunicorn")
     return Scenario(
-        lambda port: [
-            command,
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--worker-class",
-            "sync",
-            "--graceful-timeout",
-            "10",
-            *(["--preload"] if preload else []),
-            "wsgi_app:application",
-        ],
+        lambda port: gunicorn_command(port, "wsgi_app:application", preload=preload),
         {"wsgi_app.py": WSGI_APP},
     )
 
 
 def uwsgi(lazy_apps: bool, threads: bool) -> Scenario:
-    requires("uwsgidecorators")  # ships with the uwsgi distribution
-    command = script("uwsgi")
+    requires("uwsgidecorators")
     return Scenario(
-        lambda port: [
-            command,
-            "--http-socket",
-            f"127.0.0.1:{port}",
-            "--master",
-            "--processes",
-            "2",
-            "--module",
-            "wsgi_app:application",
-            "--need-app",
-            "--die-on-term",  # uWSGI 2.0 reloads on SIGTERM without it
-            "--worker-reload-mercy",
-            "10",
-            "--virtualenv",  # the embedded interpreter finds this venv's packages (ours)
-            sys.prefix,
-            "--disable-logging",
-            *(["--lazy-apps"] if lazy_apps else []),
-            *(["--enable-threads"] if threads else []),
-        ],
+        lambda port: uwsgi_command(
+            port, "wsgi_app:application", lazy_apps=lazy_apps, threads=threads
+        ),
         {"wsgi_app.py": WSGI_APP},
         settle=0.2,
     )
