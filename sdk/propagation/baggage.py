@@ -201,10 +201,9 @@ def _valid_members(
 
 
 # For ``_simple_members``: the bytes a member of only token characters holds; the bytes that
-# are not the two separators (or the escape too); what remains of members with one "=" each;
-# the escapes in ``a2b_qp``'s syntax, with '"' (no octet) standing for the separator "=".
+# are not the two separators or the escape; what remains of members with one "=" each; the
+# escapes in ``a2b_qp``'s syntax, with '"' (no octet) standing for the separator "=".
 _TOKEN_OR_SEPARATOR: Final = _TOKEN + b",="
-_NOT_SEPARATOR: Final = bytes(c for c in range(256) if c not in b",=")
 _NOT_SEPARATOR_OR_ESCAPE: Final = bytes(c for c in range(256) if c not in b",=%")
 _ONE_EQUALS_EACH: Final = b"=," * MAX_ENTRIES
 _QUOTED_PRINTABLE: Final = bytes.maketrans(b"=%", b'"=')
@@ -216,42 +215,44 @@ def _simple_members(
     """Keys and decoded values of ``members`` (``text`` is them joined by commas) when each
     is ``token=token`` (single spaces around the parts allowed), else None: cut, stripped and
     decoded for all the members at once, by a few C calls over the text instead of a few per
-    member.
+    member, and no more passes over it than the answer needs.
 
     Escapes are decoded in the whole text (keys included) when no key holds ``%``, every
     ``%`` begins one and none stands for a separator; otherwise None, for the general path.
     """
     count = len(members)
-    if (spaced and "\t" in text) or text.count("=") != count:
-        return None  # the cheap checks where most hostile headers fail
     if spaced:  # spaces only (tabs and longer runs: the general path)
+        if "\t" in text:
+            return None
         text = text.replace(" =", "=").replace("= ", "=").replace(" ,", ",").replace(", ", ",")
         text = text.strip(" ")
-        if " " in text:
-            return None
     if not text.isascii():
         return None
     raw = text.encode()
-    if raw.translate(None, _TOKEN_OR_SEPARATOR) or raw.startswith(b"=") or b",=" in raw:
-        return None  # a character outside tokens, or an empty key
-    if raw.translate(None, _NOT_SEPARATOR) != _ONE_EQUALS_EACH[: 2 * count - 1]:
+    if raw.translate(None, _TOKEN_OR_SEPARATOR):
+        return None  # a character outside tokens (a space left inside a part, too)
+    marks = raw.translate(None, _NOT_SEPARATOR_OR_ESCAPE)  # ",", "=" and "%", in order
+    escaped = len(marks) >= 2 * count  # more than the separators of one "=" each
+    if (marks.translate(None, b"%") if escaped else marks) != _ONE_EQUALS_EACH[: 2 * count - 1]:
         return None  # a member without "=" and one with several
-    if "%" in text:
-        escapes = raw.translate(None, _NOT_SEPARATOR_OR_ESCAPE)
-        if escapes.startswith(b"%") or b",%" in escapes:
+    if escaped:
+        if marks.startswith(b"%") or b",%" in marks:
             return None  # a key holds "%" (between a comma and its "="): keys are not decoded
         from binascii import a2b_qp  # not at import: this module loads at every start-up
 
         decoded = a2b_qp(raw.translate(_QUOTED_PRINTABLE))
-        if len(decoded) != len(raw) - 2 * (len(escapes) - 2 * count + 1) or (
-            decoded.count(b",") != count - 1 or decoded.count(b'"') != count
-        ):
-            return None  # a "%" that begins no escape, or an escaped separator
+        if len(decoded) != len(raw) - 2 * (len(marks) - 2 * count + 1):
+            return None  # a "%" that begins no escape
         text = decoded.decode("utf-8", "replace").replace('"', ",")
     else:
         text = text.replace("=", ",")
     parts = text.split(",")
-    return parts[0::2], parts[1::2]
+    if len(parts) != 2 * count:
+        return None  # an escaped separator: "%2C" or "%22" (which stood for "=")
+    keys = parts[0::2]
+    if not all(keys):
+        return None  # an empty key
+    return keys, parts[1::2]
 
 
 def _decode(values: list[str]) -> list[str]:
