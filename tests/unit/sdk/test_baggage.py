@@ -510,6 +510,11 @@ def test_a_member_over_4096_is_skipped_wherever_it_falls(before: int) -> None:
         ("a=1,b=2=3", {"a": "1", "b": "2=3"}),
         ("a=1,=2,c=3", {"a": "1", "c": "3"}),
         ("a=1,b,c=3==", {"a": "1", "c": "3=="}),
+        # Whitespace only inside parts (nothing to strip: it is invalid there), then at an edge.
+        ("a b=1,c=2,d=3 4", {"c": "2"}),
+        ("a b=1,c=2 ", {"c": "2"}),
+        (" a b=1,c=\t2", {"c": "2"}),
+        ("a b=1,c =2", {"c": "2"}),
     ],
 )
 def test_members_of_tokens_read_at_once_as_one_by_one(
