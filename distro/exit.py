@@ -229,6 +229,7 @@ class ExitHook:
             if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
                 signal.signal(signal.SIGTERM, self._on_sigterm)
                 self.sigterm_installed = True
+                _hold_sigterm_across_forks()
         except ValueError:
             pass  # not the main thread (an embedded interpreter): atexit still covers exits
         for module, cls, method, when in CHILD_ENDS:
@@ -517,6 +518,49 @@ def _flushing(method: Callable[..., Any], hook: ExitHook, *, before: bool) -> Ca
 
     setattr(wrapper, _WRAPPED, method)
     return wrapper
+
+
+#: Threads that blocked SIGTERM for the fork they are making (see the module docstring).
+_holding: set[int] = set()
+_hooks_registered: list[bool] = []
+
+
+def _hold_sigterm_across_forks() -> None:
+    if not _hooks_registered:  # once per interpreter: a fork inherits the registration
+        _hooks_registered.append(True)
+        os.register_at_fork(
+            before=_hold_sigterm,
+            after_in_parent=_release_sigterm,
+            after_in_child=_release_sigterm_in_child,
+        )
+
+
+def _hold_sigterm() -> None:
+    """Before a fork: a SIGTERM sent to the new child waits until it can be handled."""
+    try:
+        if not callable(signal.getsignal(signal.SIGTERM)):
+            return  # the default kills at once; SIG_IGN ignores: nothing to lose
+        if signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM}):
+            _holding.add(threading.get_ident())  # blocked by us: unblocked by us
+    except (OSError, ValueError):
+        pass  # the fork goes on as without us
+
+
+def _release_sigterm() -> None:
+    ident = threading.get_ident()
+    if ident in _holding:
+        _holding.discard(ident)
+        with contextlib.suppress(OSError, ValueError):
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
+def _release_sigterm_in_child() -> None:
+    """The child's one thread is the one that forked; the others' entries are the parent's."""
+    held = threading.get_ident() in _holding
+    _holding.clear()
+    if held:
+        with contextlib.suppress(OSError, ValueError):
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def _die() -> None:

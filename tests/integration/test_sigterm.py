@@ -297,3 +297,43 @@ def test_a_main_thread_stuck_in_c_still_ends_after_the_deadline(
     assert code == 128 + signal.SIGTERM, err
     assert "not stopped" not in out
     assert names(otlp_receiver, 1) == ["before-term"]
+
+
+# Forks children and sends each SIGTERM at once. Parent and child share one CPU, so the parent
+# runs on after the fork and the signal lands before the child reaches CPython's after-fork
+# (what a loaded machine does to a new Pool worker that ``Pool.terminate()`` then waits for).
+FORK_THEN_TERMINATE = """
+import os, signal, time, warnings
+os.sched_setaffinity(0, {0})
+codes = []
+for _ in range(20):
+    with warnings.catch_warnings():  # 3.12+: forking with threads running (ours) is deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        time.sleep(3)  # a lost SIGTERM: the child ends by itself, with 0
+        os._exit(0)
+    os.kill(pid, signal.SIGTERM)
+    codes.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+print(codes, flush=True)
+"""
+
+
+def test_a_sigterm_sent_while_the_child_is_being_forked_is_not_lost(
+    otlp_receiver: OTLPReceiver, tmp_path: Path
+) -> None:
+    # CPython clears a signal caught between fork() and its after-fork; with SIG_DFL the
+    # kernel would have killed the child, and so must our handler. Fails 20/20 without the fix.
+    app = tmp_path / "app.py"
+    app.write_text(FORK_THEN_TERMINATE)
+    result = subprocess.run(
+        [*LAUNCHER, PYTHON, str(app)],
+        env=env_for(otlp_receiver),
+        capture_output=True,
+        text=True,
+        timeout=120,  # only catches a hang (20 lost signals take 60 s)
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str([-signal.SIGTERM] * 20), result.stdout
+    assert result.stderr == ""
