@@ -36,6 +36,8 @@ from pathlib import Path
 
 from _common import DD_QUIET
 
+from telemetry_run.testing.otlp import free_port
+
 RUN_TIMEOUT = 60.0
 SPANS = 1000
 SHUTDOWN_TIMEOUT = 5.0  # TELEMETRY_RUN_SHUTDOWN_TIMEOUT's default (5000 ms)
@@ -169,14 +171,6 @@ class HangingServer:
         for key in list(self._selector.get_map().values()):
             key.fileobj.close()  # type: ignore[union-attr]
         self._selector.close()
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on: the system picks a free one and we let it go."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # -- running one process -----------------------------------------------------------------------

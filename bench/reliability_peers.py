@@ -35,7 +35,6 @@ import json
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,8 @@ from pathlib import Path
 from typing import Any
 
 from _common import DD_NO_AGENT, DD_QUIET, versions
+
+from telemetry_run.testing.otlp import free_port
 
 TRACED = ("us", "otel", "dd")
 LAUNCHERS = ("bare", *TRACED)  # bare: gunicorn alone, the reference row
@@ -303,14 +304,6 @@ def _gunicorn_extra() -> tuple[str, ...]:
         [_gunicorn(), "--help"], capture_output=True, text=True, check=False, timeout=60
     ).stdout
     return ("--no-control-socket",) if "--no-control-socket" in help_text else ()
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (at the time of the call)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # -- the server ------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from tests.server_process import free_port, in_ci, stop, wait_until_ready
+from telemetry_run.testing.otlp import free_port
+from tests.server_process import in_ci, stop, wait_until_ready
 
 __all__ = ["PostgresServer", "installed", "postgres", "running_postgres"]
 

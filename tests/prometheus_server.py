@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.server_process import free_port, installed_or_skip, stop, wait_until_ready
+from telemetry_run.testing.otlp import free_port
+from tests.server_process import installed_or_skip, stop, wait_until_ready
 
 __all__ = ["PrometheusServer", "prometheus_binary", "running_prometheus"]
 

@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.server_process import free_port, installed_or_skip, stop, wait_until_ready
+from telemetry_run.testing.otlp import free_port
+from tests.server_process import installed_or_skip, stop, wait_until_ready
 
 __all__ = ["RedisServer", "redis_server_binary", "running_redis_server"]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["free_port", "in_ci", "installed_or_skip", "stop", "wait_until_ready"]
+__all__ = ["in_ci", "installed_or_skip", "stop", "wait_until_ready"]
 
 
 def in_ci() -> bool:
@@ -29,12 +28,6 @@ def installed_or_skip(found: str | None, missing: str, tests: str, package: str)
     if in_ci():
         pytest.fail(f"CI must run the {tests}: no {missing} on PATH")
     pytest.skip(f"{missing} is not on PATH (apt-get install {package})")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until_ready(

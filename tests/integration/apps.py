@@ -31,12 +31,6 @@ START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def script(name: str) -> str:
     """A console script installed next to this interpreter (gunicorn, django-admin, flask)."""
     path = Path(sys.executable).with_name(name)

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from telemetry_run.testing.otlp import free_port
 from telemetry_run.testing.otlp import free_port as dead_port
-from tests.integration.apps import attributes, free_port, otlp_env, served
+from tests.integration.apps import attributes, otlp_env, served
 from tests.integration.conftest import PYTHON, clean_env, launch
 from tests.integration.test_sigterm import run_until_sigterm
 

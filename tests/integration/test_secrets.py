@@ -20,7 +20,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.apps import attributes, free_port, otlp_env, script, served
+from telemetry_run.testing.otlp import free_port
+from tests.integration.apps import attributes, otlp_env, script, served
 from tests.integration.conftest import clean_env, launch
 
 pytest.importorskip("flask")

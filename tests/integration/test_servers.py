@@ -36,7 +36,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.apps import free_port, launched, script
+from telemetry_run.testing.otlp import free_port
+from tests.integration.apps import launched, script
 from tests.integration.conftest import JSONL_PLUGIN, PYTHON, FakeDistribution, clean_env
 
 pytestmark = pytest.mark.timeout(180)

@@ -28,7 +28,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.apps import free_port, served
+from telemetry_run.testing.otlp import free_port
+from tests.integration.apps import served
 from tests.integration.conftest import LAUNCHER, PYTHON, clean_env, launch
 
 XSS = '<img src=x onerror="document.title=1">'

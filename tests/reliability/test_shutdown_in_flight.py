@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.integration.apps import endpoint_env, free_port, otlp_env, script, served
+from telemetry_run.testing.otlp import free_port
+from tests.integration.apps import endpoint_env, otlp_env, script, served
 
 if TYPE_CHECKING:
     from telemetry_run.testing.otlp import OTLPReceiver

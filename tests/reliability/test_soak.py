@@ -35,8 +35,8 @@ from typing import Any
 
 import pytest
 
-from telemetry_run.testing.otlp import OTLPReceiver
-from tests.integration.apps import free_port, otlp_env, script, served
+from telemetry_run.testing.otlp import OTLPReceiver, free_port
+from tests.integration.apps import otlp_env, script, served
 
 pytest.importorskip("flask")
 pytest.importorskip("gunicorn")

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.integration.apps import free_port, otlp_env, script, served
+from telemetry_run.testing.otlp import free_port
+from tests.integration.apps import otlp_env, script, served
 from tests.integration.asgi.test_fastapi_servers import SERVER, get, requires
 
 if TYPE_CHECKING:

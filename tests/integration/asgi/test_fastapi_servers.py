@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.integration.apps import attributes, free_port, otlp_env, script, served
+from telemetry_run.testing.otlp import free_port
+from tests.integration.apps import attributes, otlp_env, script, served
 
 if TYPE_CHECKING:
     from telemetry_run.testing.otlp import OTLPReceiver

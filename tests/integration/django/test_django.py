@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.integration.apps import AppProcess, attributes, free_port, otlp_env, script, served
+from telemetry_run.testing.otlp import free_port
+from tests.integration.apps import AppProcess, attributes, otlp_env, script, served
 from tests.integration.conftest import PYTHON
 
 if TYPE_CHECKING:

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.integration.apps import attributes, free_port, otlp_env, script, served, services_by_span
+from telemetry_run.testing.otlp import free_port
+from tests.integration.apps import attributes, otlp_env, script, served, services_by_span
 from tests.integration.conftest import LAUNCHER
 from tests.redis_server import RedisServer, running_redis_server
 

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.integration.apps import attributes, free_port, otlp_env, served, services_by_span
+from telemetry_run.testing.otlp import free_port
+from tests.integration.apps import attributes, otlp_env, served, services_by_span
 
 if TYPE_CHECKING:
     from telemetry_run.testing.otlp import OTLPReceiver

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.integration.apps import attributes, free_port, otlp_env, served
+from telemetry_run.testing.otlp import free_port
+from tests.integration.apps import attributes, otlp_env, served
 from tests.integration.flask.test_flask import get
 
 if TYPE_CHECKING:

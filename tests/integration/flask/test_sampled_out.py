@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.integration.apps import free_port, otlp_env, served
+from telemetry_run.testing.otlp import free_port
+from tests.integration.apps import otlp_env, served
 from tests.integration.flask.test_flask import get
 from tests.integration.flask.test_trace_context_level2 import (  # the fixture too
     APP,

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.integration.apps import attributes, free_port, otlp_env, served
+from telemetry_run.testing.otlp import free_port
+from tests.integration.apps import attributes, otlp_env, served
 from tests.integration.conftest import LAUNCHER, PYTHON
 
 if TYPE_CHECKING:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.integration.apps import attributes, free_port, otlp_env, served
+from telemetry_run.testing.otlp import free_port
+from tests.integration.apps import attributes, otlp_env, served
 from tests.integration.conftest import clean_env, launch
 from tests.integration.flask.test_flask import get
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -36,18 +38,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def requests_call() -> None:
-    import requests
-
+@contextlib.contextmanager
+def _ok_server() -> Iterator[str]:
+    """A loopback HTTP server answering ``ok`` to every GET, for the clients; its base URL."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        response = requests.get(f"http://127.0.0.1:{server.server_address[1]}/", timeout=10)
-        assert response.text == "ok"
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
     finally:
         server.shutdown()
         server.server_close()
+        thread.join(10)
+
+
+def requests_call() -> None:
+    import requests
+
+    with _ok_server() as url:
+        assert requests.get(url, timeout=10).text == "ok"
 
 
 def starlette_request() -> None:
@@ -109,38 +118,24 @@ def httpx_call() -> None:
 
     import httpx
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/"
-
-    async def async_call() -> None:
+    async def async_call(url: str) -> None:
         async with httpx.AsyncClient(timeout=10) as client:
             assert (await client.get(url)).text == "ok"
 
-    try:
+    with _ok_server() as url:
         assert httpx.get(url, timeout=10).text == "ok"
-        asyncio.run(async_call())
-    finally:
-        server.shutdown()
-        server.server_close()
+        asyncio.run(async_call(url))
 
 
 def urllib3_call() -> None:
     import urllib3
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    port = server.server_address[1]
-    try:
+    with _ok_server() as url:
         with urllib3.PoolManager() as manager:
-            assert manager.request("GET", f"http://127.0.0.1:{port}/").data == b"ok"
+            assert manager.request("GET", url).data == b"ok"
+        port = urllib3.util.parse_url(url).port
         with urllib3.HTTPConnectionPool("127.0.0.1", port) as pool:
             assert pool.urlopen("GET", "/").data == b"ok"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def aiohttp_client_call() -> None:
@@ -148,21 +143,12 @@ def aiohttp_client_call() -> None:
 
     import aiohttp
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    async def call(url: str) -> None:
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            assert await response.text() == "ok"
 
-    async def call() -> None:
-        async with aiohttp.ClientSession() as session:
-            url = f"http://127.0.0.1:{server.server_address[1]}/"
-            async with session.get(url) as response:
-                assert await response.text() == "ok"
-
-    try:
-        asyncio.run(call())
-    finally:
-        server.shutdown()
-        server.server_close()
+    with _ok_server() as url:
+        asyncio.run(call(url))
 
 
 def redis_command() -> None:

@@ -353,7 +353,7 @@ def test_an_unimplemented_method_has_only_a_client_span(
 
 
 def test_a_channel_failure_reaches_the_application_unchanged(recorder: SpanRecorder) -> None:
-    from tests.integration.apps import free_port
+    from telemetry_run.testing.otlp import free_port
 
     with (
         grpc.insecure_channel(f"127.0.0.1:{free_port()}") as channel,
