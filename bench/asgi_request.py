@@ -29,13 +29,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
-import subprocess
 import sys
 import time
 from typing import Any
 
-from _common import versions
+from _common import run_worker, versions
 
 CONTENDERS = ("bare", "us", "otel")
 SCENARIOS = {
@@ -236,13 +236,10 @@ def run_scenario(scenario: str, size: dict[str, int]) -> None:
                 "--reps",
                 str(size["reps"]),
             ]
-            done = subprocess.run(
-                command, capture_output=True, text=True, timeout=WORKER_TIMEOUT, check=False
-            )
-            if done.returncode:
-                failed[contender] = done.stderr.strip().splitlines()[-1:][0] or "failed"
+            result = run_worker(command, os.environ, WORKER_TIMEOUT)
+            if "error" in result:
+                failed[contender] = result["error"]
                 continue
-            result = json.loads(done.stdout.strip().splitlines()[-1])
             if not result["check"]["ok"]:
                 failed[contender] = f"check failed: {result['check']}"
                 continue

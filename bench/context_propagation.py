@@ -47,13 +47,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-from _common import versions
+from _common import run_worker, versions
 
 SCENARIOS = ("submit", "pool", "record", "record-idle", "limit", "process")
 CONTENDERS = ("bare", "us", "otel")
@@ -249,10 +248,9 @@ def _run(contender: str, scenario: str, n: int, rounds: int, peers: str | None) 
     if peers:
         command += ["--peers", peers]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TELEMETRY_RUN_"))}
-    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
-    if out.returncode != 0:
-        return {"label": contender, "seconds": None, "error": out.stderr.strip().splitlines()[-1:]}
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_worker(command, env, 300)
+    if "error" in result:
+        return {"label": contender, "seconds": None, "error": [result["error"]]}
     return result
 
 

@@ -29,11 +29,12 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from _common import run_worker
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -149,18 +150,14 @@ def main() -> int:
         for _ in range(rounds):
             for contender, values in figures.items():
                 python = args.peer_python if contender == "otel" else sys.executable
-                out = subprocess.run(
+                result = run_worker(
                     [python, __file__, "--worker", contender, "--dsn", server.dsn]
                     + (["--quick"] if args.quick else []),
-                    capture_output=True,
-                    text=True,
-                    timeout=600,
-                    check=False,
+                    os.environ,
+                    600,
                 )
-                try:
-                    result = json.loads(out.stdout.strip().splitlines()[-1])
-                except (IndexError, json.JSONDecodeError):
-                    result = {"failed": out.stderr.strip()[-300:]}
+                if "error" in result:
+                    result = {"failed": result["error"]}
                 if "median" in result:
                     values.append(result["median"])
                 else:
