@@ -27,7 +27,6 @@ from telemetry_run.instrumentors.toolkit import (
     HTTP_SERVER,
     Call,
     CallSite,
-    _Stream,
     server_call,
 )
 from telemetry_run.sdk.propagation import WSGIEnvironGetter
@@ -155,10 +154,8 @@ class ServerRequest(Call):
         is_file = isinstance(wrapper, type) and isinstance(iterable, wrapper)
         if is_file and _end_on_close(iterable, self):
             return iterable
-        # ``self.stream(iterable, closed=True)``, without its sync-or-async test: a WSGI body is
-        # an iterable (PEP 3333), and the server closes it, so no finalizer watches it.
-        self._deferred = True
-        return _Stream(iterable, self, True)
+        # The server closes a WSGI body (PEP 3333): no finalizer watches it.
+        return self.stream(iterable, closed=True)
 
 
 def _end_on_close(body: Any, request: ServerRequest) -> bool:

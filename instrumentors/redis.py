@@ -163,13 +163,10 @@ def _is_broker_pool(pool: Any) -> bool:
     return broker
 
 
-def _command_span_name(attributes: Mapping[str, Any], *args: Any) -> Any:
-    """The command's name: ``db.operation.name``, a str already."""
-    return attributes["db.operation.name"]
-
-
 def _span_name(attributes: Mapping[str, Any], *args: Any) -> str:
-    return str(attributes["db.operation.name"])
+    """A command's or a pipeline's span is named by ``db.operation.name`` (a str already)."""
+    name: str = attributes["db.operation.name"]
+    return name
 
 
 def _error(span: Span, exc: BaseException, has_code: bool) -> None:
@@ -239,7 +236,7 @@ class RedisInstrumentor(Instrumentor):
             tracer,
             "redis",
             attributes=command_attributes,
-            span_name=_command_span_name,
+            span_name=_span_name,
             layer=None,
             rules=REDIS,
             metric="db.client.operation.duration",
