@@ -8,8 +8,9 @@ loads its module when first used, so the launcher can offer metrics at start-up 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Final
+
+from telemetry_run.sdk._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from telemetry_run.sdk.metrics.aggregation import (
@@ -83,7 +84,7 @@ __all__ = [
     "set_meter_provider",
 ]
 
-_HOME = {
+_HOME: Final = {
     "DEFAULT_BOUNDARIES": "telemetry_run.sdk.metrics.aggregation",
     "Aggregation": "telemetry_run.sdk.metrics.aggregation",
     "DefaultAggregation": "telemetry_run.sdk.metrics.aggregation",
@@ -118,14 +119,4 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(__name__, _HOME)
