@@ -48,12 +48,13 @@ def _pyenv_bins() -> list[str]:
 os.environ["PATH"] = os.pathsep.join([*_pyenv_bins(), os.environ.get("PATH", "")])
 
 
-def _pytest(session: nox.Session, *paths: str) -> None:
+def _pytest(session: nox.Session, *paths: str, env: dict[str, str] | None = None) -> None:
     session.run(
         "pytest",
         "-p",
         "no:cacheprovider",
         *(session.posargs or paths),
+        env=env,
     )
 
 
@@ -169,6 +170,8 @@ def _framework_session(framework: str, version: str, python: str) -> None:
             session,
             *matrix.PYTEST_OPTIONS.get((framework, version), ()),
             *matrix.tests(framework),
+            # Shared test files (the HTTP clients' alike cases) run this framework's part.
+            env={"TELEMETRY_RUN_MATRIX_FRAMEWORK": framework},
         )
 
     name = matrix.session_name(framework, version, python)

@@ -65,7 +65,7 @@ SERVERS: Final[dict[str, tuple[str, ...]]] = {
 #: Test files a framework session runs besides its own (``tests()`` names those).
 EXTRA_TESTS: Final[dict[str, tuple[str, ...]]] = {
     "grpc": ("tests/unit/instrumentors/test_rpc_semconv.py",),
-    # What the HTTP clients do alike, one case per client (those not installed are skipped).
+    # What the HTTP clients do alike: each client's session runs that client's cases.
     **dict.fromkeys(
         ("requests", "urllib3", "httpx", "aiohttp_client"),
         ("tests/unit/instrumentors/test_http_clients_alike.py",),

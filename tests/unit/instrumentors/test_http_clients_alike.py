@@ -1,11 +1,16 @@
 """What every HTTP client instrumentor (requests, urllib3, httpx, aiohttp) does alike, each case
 run once per client against a real HTTP server on 127.0.0.1: error statuses, excluded URLs and
-suppression, captured headers. What only one client does stays in its own test module."""
+suppression, captured headers. What only one client does stays in its own test module.
+
+A client's matrix session (``TELEMETRY_RUN_MATRIX_FRAMEWORK`` set by nox) runs that client's
+cases alone, and fails if its library is missing; elsewhere every installed client runs.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -70,12 +75,22 @@ class Instrumented:
         return self.client.get(self.library, url, headers)
 
 
-@pytest.fixture(params=CLIENTS, ids=lambda client: client.name)
+#: The client whose matrix session this is (its library installed at the version under test).
+SESSION: str | None = os.environ.get("TELEMETRY_RUN_MATRIX_FRAMEWORK")
+
+
+@pytest.fixture(
+    params=[client for client in CLIENTS if SESSION is None or client.name == SESSION],
+    ids=lambda client: client.name,
+)
 def client(request: pytest.FixtureRequest, span_recorder: SpanRecorder) -> Iterator[Instrumented]:
     spec: Client = request.param
-    library = pytest.importorskip(
-        spec.library, reason=f"{spec.library} is not installed (its matrix session)"
-    )
+    if SESSION is None:
+        library = pytest.importorskip(
+            spec.library, reason=f"{spec.library} is not installed (its matrix session runs it)"
+        )
+    else:  # the session of this very client: its library must be there
+        library = importlib.import_module(spec.library)
     module, name = spec.instrumentor.split(":")
     instrumentor = getattr(importlib.import_module(f"telemetry_run.instrumentors.{module}"), name)
     instrumented = instrumenting(span_recorder, instrumentor)
