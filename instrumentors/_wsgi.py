@@ -155,7 +155,8 @@ class ServerRequest(Call):
         if is_file and _end_on_close(iterable, self):
             return iterable
         # The server closes a WSGI body (PEP 3333): no finalizer watches it.
-        return self.stream(iterable, closed=True)
+        stream: Iterable[Any] = self.stream(iterable, closed=True)
+        return stream
 
 
 def _end_on_close(body: Any, request: ServerRequest) -> bool:
