@@ -36,16 +36,19 @@ the fork) when its target returns; billiard's pool workers call ``os._exit`` in 
 process about to die (SIGTERM, the end of a child) with nothing pending starts no flush at all:
 ``Pool.terminate()`` stays prompt.
 
-A Python handler runs only when the main thread gets back to bytecode. A Pool worker's main
-thread waits in C for the task queue's lock, which ``Pool.terminate()`` takes in the parent and
-never releases: if SIGTERM lands just before that wait begins, CPython leaves the handler pending
-and the worker, which SIGTERM's default would have killed, waits forever (and so does the
-parent's ``join``). So a multiprocessing child also has SIGTERM written to a wakeup fd
-(``signal.set_wakeup_fd``, unless the application set one) and a thread that reads it: when
-SIGTERM comes and our handler is the installed one, the thread runs the same shutdown, then sends
-SIGTERM to the main thread itself, repeatedly until it dies (``pthread_kill`` interrupts the
-wait, the pending handler runs and dies by the signal); past the deadline and GRACE it ends the
-process with status 143, as above.
+A Python handler runs only when the main thread gets back to bytecode. A main thread waiting in
+C (``time.sleep``, a lock, a Pool worker waiting for the task queue's lock, which
+``Pool.terminate()`` takes in the parent and never releases) is not woken if SIGTERM lands just
+before that wait begins, or is taken by another thread: CPython leaves the handler pending, and
+the process, which SIGTERM's default would have killed, waits as long as the wait lasts (for ever,
+for a Pool worker, and so does the parent's ``join``). So wherever our handler is installed (the
+launched process, each process it forks, multiprocessing children) SIGTERM is also written to a
+wakeup fd (``signal.set_wakeup_fd``, unless the application set one) that a thread of ours
+reads: when SIGTERM comes and our handler is the installed one, the thread runs the same
+shutdown, then sends SIGTERM to the main thread itself, repeatedly until it dies
+(``pthread_kill`` interrupts the wait, the pending handler runs and dies by the signal); past the
+deadline and GRACE it ends the process with status 143, as above. An event loop that sets its
+own wakeup fd (asyncio's ``add_signal_handler``) replaces ours and handles its signals itself.
 
 All of it is bounded by TELEMETRY_RUN_SHUTDOWN_TIMEOUT, one deadline per process opened by the
 first of these events: a later flush gets what remains (a fresh one if it has passed: an
@@ -230,6 +233,7 @@ class ExitHook:
                 signal.signal(signal.SIGTERM, self._on_sigterm)
                 self.sigterm_installed = True
                 _hold_sigterm_across_forks()
+                self._watch_or_report()
         except ValueError:
             pass  # not the main thread (an embedded interpreter): atexit still covers exits
         for module, cls, method, when in CHILD_ENDS:
@@ -375,8 +379,16 @@ class ExitHook:
 
     # -- a child's main thread stuck in C ----------------------------------------------------
 
+    def _watch_or_report(self) -> None:
+        try:
+            self.watch_sigterm()
+        except Exception as exc:  # noqa: BLE001  # the handler alone, as before
+            self._diagnostics.internal_error("the SIGTERM watch", exc)
+
     def watch_sigterm(self) -> None:
-        """In a multiprocessing child's main thread: have SIGTERM seen by a thread of ours too."""
+        """In the main thread: have SIGTERM seen by a thread of ours too, once per process."""
+        if self._watch_fds != (-1, -1):
+            return  # this process's watch runs already
         if signal.getsignal(signal.SIGTERM) != self._on_sigterm:
             return  # not ours (SIG_IGN, the application's): nothing to back up
         read_fd, write_fd = os.pipe()
@@ -422,19 +434,23 @@ class ExitHook:
                 signal.set_wakeup_fd(self._watch_fds[1], warn_on_full_buffer=False)
 
     def _unwatch_after_fork(self) -> None:
-        """A fork of a watched child shares its pipe: its signals must not wake the parent's
-        watch (a multiprocessing grandchild starts its own)."""
+        """A fork of a watched process shares its pipe: its signals must not wake the parent's
+        watch. The child (its one thread is its main thread now) starts a watch of its own."""
         fds, self._watch_fds = self._watch_fds, (-1, -1)
-        self._watch_paused = False
+        paused, self._watch_paused = self._watch_paused, False  # by the parent, for this fork
         if fds == (-1, -1):
             return
+        mine = False
         with contextlib.suppress(OSError, ValueError):
             previous = signal.set_wakeup_fd(-1)
-            if previous != fds[1]:  # set by someone else since: theirs stays
+            mine = previous == fds[1] or (previous == -1 and paused)
+            if not mine:  # set by someone else since: theirs stays
                 signal.set_wakeup_fd(previous)
         for fd in fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
+        if mine:
+            self._watch_or_report()
 
     def _watch(self, read_fd: int) -> None:
         while True:

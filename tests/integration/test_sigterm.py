@@ -337,3 +337,66 @@ def test_a_sigterm_sent_while_the_child_is_being_forked_is_not_lost(
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str([-signal.SIGTERM] * 20), result.stdout
     assert result.stderr == ""
+
+
+# SIGTERM whose C-level handler runs while the main thread is already waiting in C: what happens
+# when it lands between a bytecode check and the start of a blocking call (``time.sleep``, a
+# lock), or when another thread takes it. CPython then runs the Python handler only once the wait
+# ends; with SIG_DFL the kernel would have ended the process at once. Here the signal is sent to
+# a helper thread (so the main thread is surely not interrupted) while the main thread waits on
+# a lock nobody releases: only our watch of the signal can end the process. ``{where}`` is
+# "main" (the launched process itself) or "fork" (a child it forks with os.fork).
+WAITING_IN_C = """
+import os, signal, sys, threading, time, warnings
+from telemetry_run import trace
+
+def wait_forever():
+    held = threading.Lock()
+    held.acquire()
+    held.acquire()  # nobody releases it: only a signal ends this wait
+
+def signal_from_a_helper():
+    main = threading.main_thread().ident
+
+    def deliver():
+        while sys._current_frames()[main].f_code.co_name != "wait_forever":
+            time.sleep(0.01)
+        time.sleep(0.2)  # into the C call (a run that signals earlier proves less, never fails)
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+    threading.Thread(target=deliver, daemon=True).start()
+
+trace.get_tracer("app").start_span("{where}-before-term").end()
+if "{where}" == "fork":
+    with warnings.catch_warnings():  # 3.12+: forking with threads running (ours) is deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid:
+        print("child", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), flush=True)
+        sys.exit(0)
+signal_from_a_helper()
+wait_forever()
+"""
+
+
+@pytest.mark.parametrize("where", ["main", "fork"])
+def test_a_sigterm_taken_while_the_main_thread_waits_in_c_still_ends_the_process(
+    otlp_receiver: OTLPReceiver, tmp_path: Path, where: str
+) -> None:
+    app = tmp_path / "app.py"
+    app.write_text(WAITING_IN_C.replace("{where}", where))
+    result = subprocess.run(
+        [*LAUNCHER, PYTHON, str(app)],
+        env=env_for(otlp_receiver),
+        capture_output=True,
+        text=True,
+        timeout=60,  # only catches the hang: without the watch the wait never ends
+        check=False,
+    )
+    if where == "main":
+        assert result.returncode == -signal.SIGTERM, result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == f"child {-signal.SIGTERM}", result.stdout
+    assert names(otlp_receiver, 1) == [f"{where}-before-term"]
+    assert result.stderr == ""
