@@ -405,11 +405,12 @@ class ExitHook:
             os.close(write_fd)
             return
         if not self._unwatch_registered:  # once: a fork inherits the registration
-            os.register_at_fork(
-                before=self._pause_watch,
-                after_in_parent=self._resume_watch,
-                after_in_child=self._unwatch_after_fork,
-            )
+            from telemetry_run.sdk import forking
+
+            os.register_at_fork(before=self._pause_watch, after_in_parent=self._resume_watch)
+            # Through the SDK's fork repair, which uWSGI's post-fork chain runs too: a worker
+            # it forks in C must not write its signals into the master's pipe.
+            forking.register(self._unwatch_after_fork)
             self._unwatch_registered = True
         self._watch_fds = (read_fd, write_fd)
         self._on_thread(self._watch, read_fd)
@@ -450,7 +451,8 @@ class ExitHook:
             with contextlib.suppress(OSError):
                 os.close(fd)
         if mine:
-            self._watch_or_report()
+            with contextlib.suppress(Exception):  # a fork callback never logs (see forking)
+                self.watch_sigterm()
 
     def _watch(self, read_fd: int) -> None:
         while True:
