@@ -196,8 +196,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
             # (+ its /echo): 12 SERVER spans and 4 CLIENT spans; /health gets none.
             # Stopped first: its exit flush delivers a span still queued, whatever the load.
             assert app.stop() in (0, -15)
-            spans = receiver.wait_for_spans(16, timeout=30)
             output = app.log()
+            try:
+                spans = receiver.wait_for_spans(16, timeout=30)
+            except AssertionError as missing:  # say which span, and what the server printed
+                names = sorted(f"{span.kind} {span.name}" for span in receiver.spans())
+                pytest.fail(f"{missing}: {names}\n{output}")
         exported = b"".join(r.request.SerializeToString() for r in receiver.requests)
     return Run(exported, output, spans, sendfile_calls, file_body, identity)
 
