@@ -163,8 +163,8 @@ def _db_status(exc: BaseException | None) -> str | None:
     code = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
     if code is None:
         code = getattr(exc, "sqlite_errorcode", None)
-    redis = sys.modules.get("redis.exceptions")  # an error reply: ``WRONGTYPE ...``
-    if code is None and redis is not None and isinstance(exc, redis.ResponseError):
+    reply = getattr(sys.modules.get("redis.exceptions"), "ResponseError", None)
+    if code is None and reply is not None and isinstance(exc, reply):  # ``WRONGTYPE ...``
         prefix = str(exc).split(" ", 1)[0]
         code = prefix if prefix.isupper() else None
     return None if code is None else str(code)

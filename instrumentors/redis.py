@@ -172,8 +172,8 @@ def _span_name(attributes: Mapping[str, Any], *args: Any) -> str:
 def _error(span: Span, exc: BaseException, has_code: bool) -> None:
     """The exception recorded; a server's error reply also gives its prefix (``WRONGTYPE``)."""
     PLAIN.exception(span, exc, has_code)
-    exceptions = sys.modules.get("redis.exceptions")
-    if exceptions is not None and isinstance(exc, exceptions.ResponseError):
+    reply = getattr(sys.modules.get("redis.exceptions"), "ResponseError", None)
+    if reply is not None and isinstance(exc, reply):
         prefix = str(exc).split(" ", 1)[0]
         if prefix.isupper():
             span.set_attribute("db.response.status_code", prefix)

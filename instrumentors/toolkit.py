@@ -153,10 +153,12 @@ RPC_SERVER: Final = StatusRules(_rpc.server_end, _rpc_server_exception)
 def _is_cancelled(exc: BaseException) -> bool:
     """An asyncio cancellation (the peer went away): no error of the application's.
 
-    asyncio is looked up, not imported: an application that never imported it has none.
+    Looked up, not imported: an application that never imported asyncio has none. And looked
+    up where it is defined, tolerating a module half imported: another thread may be importing
+    asyncio right now, and then ``sys.modules["asyncio"]`` has no ``CancelledError`` yet.
     """
-    asyncio = sys.modules.get("asyncio")
-    return asyncio is not None and isinstance(exc, asyncio.CancelledError)
+    cancelled = getattr(sys.modules.get("asyncio.exceptions"), "CancelledError", None)
+    return cancelled is not None and isinstance(exc, cancelled)
 
 
 class Call:
@@ -263,10 +265,12 @@ class Call:
 
     def fail(self, exc: BaseException) -> None:
         """The call raised: record (unless a cancellation), end, detach."""
-        if not _is_cancelled(exc):
-            self.record_exception(exc)
-        self.end()
-        self.detach()
+        try:
+            if not _is_cancelled(exc):
+                self.record_exception(exc)
+        finally:  # a span whose exception could not be recorded still ends
+            self.end()
+            self.detach()
 
     def __enter__(self) -> Call:
         if self._token is None and not self._ended:  # the site's start attached it already
@@ -281,10 +285,12 @@ class Call:
         tb: TracebackType | None,
     ) -> None:
         try:  # not ``guard``: one try for the steps, and the detach runs whatever happens
-            if exc is not None and not _is_cancelled(exc):
-                self.record_exception(exc)
-            if not self._deferred:
-                self.end()
+            try:
+                if exc is not None and not _is_cancelled(exc):
+                    self.record_exception(exc)
+            finally:  # a span whose exception could not be recorded still ends
+                if not self._deferred:
+                    self.end()
         except Exception as error:  # noqa: BLE001  # reported; the application's exception goes on
             _report(self.site.where_end, error)
         finally:
@@ -348,10 +354,12 @@ class _Untraced(Call):
 
 def _stream_step_failed(call: Call, exc: BaseException, end: bool) -> None:
     with guard(call.site.where_end):
-        if not _is_cancelled(exc):
-            call.record_exception(exc)
-        if end:
-            call.end()
+        try:
+            if not _is_cancelled(exc):
+                call.record_exception(exc)
+        finally:  # a span whose exception could not be recorded still ends
+            if end:
+                call.end()
 
 
 def _stream_over(call: Call) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import traceback
+import types
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -269,6 +271,43 @@ def test_a_cancellation_is_not_an_error(span_recorder: SpanRecorder) -> None:
     (span,) = span_recorder.spans
     assert span.status.status_code is StatusCode.UNSET
     assert span.events == ()
+
+
+def test_an_exception_raised_while_another_thread_imports_asyncio_is_recorded(
+    span_recorder: SpanRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the call sees while another thread is half-way through ``import asyncio``: the
+    # module in sys.modules without its attributes yet (seen in CI: a lost CLIENT span).
+    monkeypatch.setitem(sys.modules, "asyncio", types.ModuleType("asyncio"))
+    monkeypatch.delitem(sys.modules, "asyncio.exceptions")
+
+    @_client(span_recorder)
+    def send(request: dict[str, Any]) -> None:
+        raise ConnectionError("refused")
+
+    with pytest.raises(ConnectionError):
+        send(_request())
+    (span,) = span_recorder.spans
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes["error.type"] == "ConnectionError"
+
+
+def test_a_span_whose_exception_cannot_be_recorded_still_ends(
+    span_recorder: SpanRecorder,
+) -> None:
+    def broken(*args: Any) -> None:
+        raise RuntimeError("bug in the status rules")
+
+    @_client(span_recorder, rules=toolkit.StatusRules(HTTP_CLIENT.code, broken))
+    def send(request: dict[str, Any]) -> None:
+        raise ConnectionError("refused")
+
+    with pytest.raises(ConnectionError):
+        send(_request())
+    (span,) = span_recorder.spans  # ended, so exported and counted
+    assert span.end_time is not None
+    assert [error.where for error in span_recorder.internal_errors] == ["test client: call end"]
+    span_recorder.internal_errors.clear()  # expected: the fixture fails the test on others
 
 
 def test_a_failing_attribute_builder_never_reaches_the_app(span_recorder: SpanRecorder) -> None:
