@@ -11,10 +11,11 @@ Microseconds per call, inside an active span, of:
                the instrumentations chain to makes a bare object, so the row is what they add
                (a real ``LogRecord`` costs about 2 µs more, the same for everyone)
   record-idle  the same outside any span
-  limit        the least a chaining record factory can add (call the previous factory, return
-               its record, nothing else), in the ``us`` column: the floor under ``record-idle``
-               for any Python-level factory (issue 16's 0.30x of the peer's record-idle is
-               about this floor itself)
+  limit        the least a Python chaining record factory can add (call the previous factory,
+               return its record, nothing else), in the ``us`` column: the floor under
+               ``record-idle`` for any Python-level factory, which issue 16's 0.30x of the
+               peer's is below; ours is the native factory (``sdk/_speedups.c``) where built,
+               which does its work for about this floor
   process      ``ProcessPoolExecutor.submit`` inside a span, with the task pickled and
                unpickled inline (inject + pickle + extract); no peer propagates there
 
@@ -287,6 +288,10 @@ def main() -> None:
     )
     if options.peers:
         print(f"peers from {options.peers}")
+    from telemetry_run.sdk import log_correlation
+
+    native = log_correlation._NativeRecordFactory is not None
+    print(f"our record factory: {'native (sdk/_speedups.c)' if native else 'Python (not built)'}")
     print(
         f"{n} calls x best of {rounds} rounds per process, median of {processes} processes; "
         "µs per call\n"

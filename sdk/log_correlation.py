@@ -19,8 +19,16 @@ from __future__ import annotations
 from collections.abc import Callable, MutableMapping
 from typing import Any, Final, Protocol
 
-from telemetry_run.sdk.context import _span_get
+from telemetry_run.sdk.context import _SPAN, _span_get
 from telemetry_run.sdk.trace.api import Span
+
+_NativeRecordFactory: type[_speedups.RecordFactory] | None
+try:  # built where a C compiler was found at install (pyproject's ext-modules)
+    from telemetry_run.sdk import _speedups
+
+    _NativeRecordFactory = _speedups.RecordFactory
+except ImportError:  # pragma: no cover - the Python twin below does the same
+    _NativeRecordFactory = None
 
 __all__ = [
     "SERVICE_NAME",
@@ -126,7 +134,7 @@ class Gate(Protocol):
 
 
 def record_factory(
-    previous: Callable[..., Any], service_name: str, gate: Gate
+    previous: Callable[..., Any], service_name: str, gate: Gate, *, native: bool = True
 ) -> Callable[..., Any]:
     """A ``logging`` record factory: ``previous``'s record, plus the four fields.
 
@@ -134,10 +142,22 @@ def record_factory(
     factory set after ours may still call ours). The fields go into the record's ``__dict__``
     even outside a span: formatters read ``record.__dict__``, not attributes, so class-level
     defaults on ``LogRecord`` would not spare a ``KeyError``.
+
+    The factory is the native one of ``_speedups`` where it was built (``native``: unless the
+    caller asks for the Python twin), which costs a third of any Python function chaining to
+    ``previous``; both behave alike, and the tests run both.
     """
     fields = _Fields(service_name)
     invalid = fields.invalid
     span_get = _span_get
+
+    if native and _NativeRecordFactory is not None:
+
+        def in_span(record: Any, span: object) -> None:
+            last = fields.last
+            record.__dict__.update(last[1] if span is last[0] else fields.refresh(span))
+
+        return _NativeRecordFactory(previous, _SPAN, invalid, gate, in_span)
 
     def factory(*args: Any, **kwargs: Any) -> Any:
         # Without keywords (how logging calls it), no empty mapping is passed on.

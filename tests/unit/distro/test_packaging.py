@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.server_process import in_ci
 
 ROOT = Path(__file__).resolve().parents[3]
 FOLDERS = {
@@ -46,6 +49,12 @@ def test_wheel_contains_every_module(tmp_path: Path) -> None:
     }
     assert static - names == set(), "the --view page's files must ship in the wheel"
     assert not any(n.startswith(("sdk/", "distro/", "tests/")) for n in names)
+    # The native twins are optional for an install without a C compiler, never for our wheel.
+    native = [n for n in names if n.startswith("telemetry_run/sdk/_speedups.") and n[-3:] == ".so"]
+    if in_ci() or shutil.which("cc"):
+        assert native, "the wheel lacks the native module built from sdk/_speedups.c"
+    assert "telemetry_run/sdk/_speedups.pyi" in names
+    assert "telemetry_run/sdk/_speedups.c" not in names  # the sdist's, not the wheel's
 
 
 def _readme_commands() -> list[str]:

@@ -16,6 +16,22 @@ from telemetry_run.instrumentors.plugin import SPECS
 from telemetry_run.log_correlation import loguru_patcher, structlog_processor
 from telemetry_run.sdk.trace import ReadableSpan
 from telemetry_run.testing import SpanRecorder
+from tests.server_process import in_ci
+
+
+@pytest.fixture(autouse=True, params=["native", "python"])
+def factory_twin(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with the native record factory and with its Python twin."""
+    from telemetry_run.sdk import log_correlation
+
+    if request.param == "python":
+        monkeypatch.setattr(log_correlation, "_NativeRecordFactory", None)
+    elif log_correlation._NativeRecordFactory is None:
+        if in_ci():
+            pytest.fail("CI must build telemetry_run.sdk._speedups (is a C compiler installed?)")
+        pytest.skip("telemetry_run.sdk._speedups is not built here (no C compiler at install)")
+    return str(request.param)
+
 
 FORMAT_FIELDS = ("otelTraceID", "otelSpanID", "otelTraceSampled", "otelServiceName")
 FORMAT = "%(otelTraceID)s %(otelSpanID)s %(otelTraceSampled)s %(otelServiceName)s %(message)s"
@@ -99,6 +115,41 @@ def test_the_factory_chains_to_one_set_before_and_a_chaining_one_set_after(
     assert record.msg == "after [app-before] [app-after]"
     assert "otelTraceID" not in vars(record)
     assert "otelTraceID" not in vars(idle)  # outside a span too: nothing added once uninstalled
+
+
+def test_the_factory_is_the_twin_asked_for_and_passes_calls_through_unchanged(
+    instrumented: LogCorrelationInstrumentor, factory_twin: str
+) -> None:
+    factory = logging.getLogRecordFactory()
+    assert (type(factory).__name__ == "RecordFactory") is (factory_twin == "native")
+    # keywords reach the previous factory (LogRecord's func and sinfo), positional or not
+    record = factory("n", logging.INFO, "f", 1, "m %s", ("x",), None, func="handler", sinfo="s")
+    assert (record.funcName, record.stack_info, record.getMessage()) == ("handler", "s", "m x")
+    assert record.otelTraceID == "0"
+    with pytest.raises(TypeError):  # the previous factory's own error, as without us
+        factory("too few")
+
+
+def test_a_previous_factory_that_fails_or_makes_no_plain_record_fails_as_without_us(
+    span_recorder: SpanRecorder,
+) -> None:
+    from telemetry_run.sdk.log_correlation import record_factory
+
+    class Gate:
+        active = True
+
+    def failing(*args: Any) -> Any:
+        raise LookupError("the app's factory")
+
+    with pytest.raises(LookupError, match="the app's factory"):
+        record_factory(failing, "svc", Gate())("n", logging.INFO, "f", 1, "m", (), None)
+    slotted = record_factory(lambda *args: 42, "svc", Gate())  # no __dict__ to put fields in
+    with pytest.raises(AttributeError):
+        slotted("n", logging.INFO, "f", 1, "m", (), None)
+    Gate.active = False  # turned off: whatever the previous factory made goes through as is
+    assert slotted("n", logging.INFO, "f", 1, "m", (), None) == 42
+    with span_recorder.tracer.start_as_current_span("request"):
+        assert slotted("n", logging.INFO, "f", 1, "m", (), None) == 42
 
 
 def test_a_format_naming_the_fields_works_before_any_span_and_never_raises(

@@ -1,0 +1,194 @@
+/* Native twins of hot paths whose cost is the Python frame itself.
+ *
+ * Optional: the build skips this module where no C compiler is found, and every caller keeps a
+ * pure-Python twin that passes the same tests (tests run both). Only what a Python function
+ * cannot do below its own call overhead belongs here.
+ *
+ * RecordFactory: the ``logging`` record factory of ``telemetry_run.sdk.log_correlation``. Any
+ * Python-level factory that chains to the previous one costs a frame per log record, which is
+ * most of what the peer's factory costs too; this one adds a C call, one context variable read
+ * and one dict update. Outside a span (most records of most processes) it writes the invalid
+ * fields into the record's ``__dict__`` itself; inside one it calls the Python ``in_span(record,
+ * span)`` (the per-span cache of the formatted ids lives there).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stddef.h>
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *previous;   /* the factory set before ours: it makes the record */
+    PyObject *span_var;   /* the ContextVar holding the current span (None outside any) */
+    PyObject *invalid;    /* dict: the fields outside a span */
+    PyObject *gate;       /* ``gate.active`` false: records pass through untouched */
+    PyObject *in_span;    /* in_span(record, span): adds the fields of ``span`` */
+    vectorcallfunc vectorcall;
+} RecordFactory;
+
+static PyObject *str_active;
+
+static PyObject *
+record_factory_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    RecordFactory *self = (RecordFactory *)op;
+    PyObject *record = PyObject_Vectorcall(self->previous, args, nargsf, kwnames);
+    if (record == NULL) {
+        return NULL;
+    }
+    PyObject *active = PyObject_GetAttr(self->gate, str_active);
+    if (active == NULL) {
+        goto error;
+    }
+    int on = PyObject_IsTrue(active);
+    Py_DECREF(active);
+    if (on <= 0) {
+        if (on < 0) {
+            goto error;
+        }
+        return record;
+    }
+    PyObject *span;
+    if (PyContextVar_Get(self->span_var, Py_None, &span) < 0) {
+        goto error;
+    }
+    if (span == Py_None) {
+        Py_DECREF(span);
+        /* The record's own __dict__, as the Python twin's ``record.__dict__.update``. */
+        PyObject *fields = PyObject_GenericGetDict(record, NULL);
+        if (fields == NULL) {
+            goto error;
+        }
+        int updated = PyDict_Update(fields, self->invalid);
+        Py_DECREF(fields);
+        if (updated < 0) {
+            goto error;
+        }
+        return record;
+    }
+    PyObject *pair[2] = {record, span};
+    PyObject *result = PyObject_Vectorcall(self->in_span, pair, 2, NULL);
+    Py_DECREF(span);
+    if (result == NULL) {
+        goto error;
+    }
+    Py_DECREF(result);
+    return record;
+error:
+    Py_DECREF(record);
+    return NULL;
+}
+
+static PyObject *
+record_factory_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"previous", "span_var", "invalid", "gate", "in_span", NULL};
+    PyObject *previous, *span_var, *invalid, *gate, *in_span;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO!O!OO:RecordFactory", names, &previous,
+                                     &PyContextVar_Type, &span_var, &PyDict_Type, &invalid,
+                                     &gate, &in_span)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(previous) || !PyCallable_Check(in_span)) {
+        PyErr_SetString(PyExc_TypeError, "RecordFactory: previous and in_span must be callable");
+        return NULL;
+    }
+    RecordFactory *self = (RecordFactory *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->previous = Py_NewRef(previous);
+    self->span_var = Py_NewRef(span_var);
+    self->invalid = Py_NewRef(invalid);
+    self->gate = Py_NewRef(gate);
+    self->in_span = Py_NewRef(in_span);
+    self->vectorcall = record_factory_call;
+    return (PyObject *)self;
+}
+
+static int
+record_factory_traverse(RecordFactory *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->previous);
+    Py_VISIT(self->span_var);
+    Py_VISIT(self->invalid);
+    Py_VISIT(self->gate);
+    Py_VISIT(self->in_span);
+    return 0;
+}
+
+static int
+record_factory_clear(RecordFactory *self)
+{
+    Py_CLEAR(self->previous);
+    Py_CLEAR(self->span_var);
+    Py_CLEAR(self->invalid);
+    Py_CLEAR(self->gate);
+    Py_CLEAR(self->in_span);
+    return 0;
+}
+
+static void
+record_factory_dealloc(RecordFactory *self)
+{
+    PyObject_GC_UnTrack(self);
+    record_factory_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+record_factory_get_previous(RecordFactory *self, void *closure)
+{
+    return Py_NewRef(self->previous);
+}
+
+static PyGetSetDef record_factory_getset[] = {
+    {"previous", (getter)record_factory_get_previous, NULL, "the factory chained to", NULL},
+    {NULL},
+};
+
+static PyTypeObject RecordFactoryType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "telemetry_run.sdk._speedups.RecordFactory",
+    .tp_doc = "RecordFactory(previous, span_var, invalid, gate, in_span): a logging record "
+              "factory adding the correlation fields (see telemetry_run.sdk.log_correlation).",
+    .tp_basicsize = sizeof(RecordFactory),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = record_factory_new,
+    .tp_traverse = (traverseproc)record_factory_traverse,
+    .tp_clear = (inquiry)record_factory_clear,
+    .tp_dealloc = (destructor)record_factory_dealloc,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(RecordFactory, vectorcall),
+    .tp_getset = record_factory_getset,
+};
+
+static int
+speedups_exec(PyObject *module)
+{
+    if (str_active == NULL) {
+        str_active = PyUnicode_InternFromString("active");
+    }
+    if (str_active == NULL || PyType_Ready(&RecordFactoryType) < 0) {
+        return -1;
+    }
+    return PyModule_AddObjectRef(module, "RecordFactory", (PyObject *)&RecordFactoryType);
+}
+
+static PyModuleDef_Slot speedups_slots[] = {
+    {Py_mod_exec, speedups_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "telemetry_run.sdk._speedups",
+    .m_doc = "Optional native twins of telemetry-run's hottest paths (each has a Python one).",
+    .m_size = 0,
+    .m_slots = speedups_slots,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    return PyModuleDef_Init(&speedups_module);
+}

@@ -1,0 +1,23 @@
+"""Types of the optional native module built from ``_speedups.c``."""
+
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, Protocol
+
+class _Gate(Protocol):
+    active: bool
+
+class RecordFactory:
+    """A ``logging`` record factory adding the correlation fields (``log_correlation``)."""
+
+    def __init__(
+        self,
+        previous: Callable[..., Any],
+        span_var: ContextVar[object],
+        invalid: dict[str, object],
+        gate: _Gate,
+        in_span: Callable[[Any, object], object],
+    ) -> None: ...
+    @property
+    def previous(self) -> Callable[..., Any]: ...
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
