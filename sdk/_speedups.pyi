@@ -4,6 +4,10 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Protocol
 
+def parse_traceparent(header: str) -> tuple[int, str, int, int] | None:
+    """The fields of a W3C traceparent's first 55 characters: trace id (and its hex), parent
+    id, flags; None unless both ids are non-zero lowercase hex at their places."""
+
 class _Gate(Protocol):
     active: bool
 

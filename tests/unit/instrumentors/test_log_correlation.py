@@ -16,21 +16,9 @@ from telemetry_run.instrumentors.plugin import SPECS
 from telemetry_run.log_correlation import loguru_patcher, structlog_processor
 from telemetry_run.sdk.trace import ReadableSpan
 from telemetry_run.testing import SpanRecorder
-from tests.server_process import in_ci
+from tests.native_twins import twins
 
-
-@pytest.fixture(autouse=True, params=["native", "python"])
-def factory_twin(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test here runs with the native record factory and with its Python twin."""
-    from telemetry_run.sdk import log_correlation
-
-    if request.param == "python":
-        monkeypatch.setattr(log_correlation, "_NativeRecordFactory", None)
-    elif log_correlation._NativeRecordFactory is None:
-        if in_ci():
-            pytest.fail("CI must build telemetry_run.sdk._speedups (is a C compiler installed?)")
-        pytest.skip("telemetry_run.sdk._speedups is not built here (no C compiler at install)")
-    return str(request.param)
+factory_twin = twins("telemetry_run.sdk.log_correlation", "_NativeRecordFactory")
 
 
 FORMAT_FIELDS = ("otelTraceID", "otelSpanID", "otelTraceSampled", "otelServiceName")

@@ -22,6 +22,9 @@ from telemetry_run.sdk.trace.api import (
 )
 from telemetry_run.sdk.trace.current import get_current_span, set_span_in_context
 from telemetry_run.sdk.trace.sampling import ParentBased
+from tests.native_twins import twins
+
+parse_twin = twins("telemetry_run.sdk.propagation.tracecontext", "_native_parse")
 
 PROPAGATOR = TraceContextTextMapPropagator()
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736

@@ -1,0 +1,85 @@
+"""The native twins of ``sdk/_speedups.c`` agree with their Python ones on generated input."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from telemetry_run.sdk.propagation import tracecontext
+from tests.server_process import in_ci
+
+if tracecontext._native_parse is None:
+    if in_ci():
+        pytest.fail("CI must build telemetry_run.sdk._speedups", pytrace=False)
+    pytest.skip("telemetry_run.sdk._speedups is not built here", allow_module_level=True)
+
+from telemetry_run.sdk._speedups import parse_traceparent
+
+VALID = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+PATTERN = re.compile(tracecontext._TRACEPARENT)
+# What a mutation may put in a header: every class the parser tells apart, and its neighbours.
+CHARACTERS = "0123456789abcdefABCDEFg-/:`{ \t\x00é\u0100\U0001f600"
+
+
+def _python_twin(header: str) -> tuple[int, str, int, int] | None:
+    """What tracecontext's regular expression path reads from ``header``."""
+    match = PATTERN.match(header)
+    if match is None:
+        return None
+    trace_hex, span_hex, flags = match.groups()
+    trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
+    if not trace_id or not span_id:
+        return None
+    return trace_id, trace_hex, span_id, int(flags, 16)
+
+
+@st.composite
+def _headers(draw: Any) -> str:
+    """A valid header with some characters replaced, some cut or added, or any text."""
+    if draw(st.booleans()):
+        return str(draw(st.text(max_size=70)))
+    header = list(draw(st.sampled_from([VALID, "ff" + VALID[2:], "00-" + "0" * 32 + VALID[35:]])))
+    for _ in range(draw(st.integers(0, 3))):
+        position = draw(st.integers(0, len(header) - 1))
+        header[position] = draw(st.sampled_from(CHARACTERS))
+    text = "".join(header)
+    cut = draw(st.integers(0, 3))
+    return text[: len(text) - cut] + draw(st.text(CHARACTERS, max_size=3))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_headers())
+def test_parse_traceparent_reads_what_the_regular_expression_reads(header: str) -> None:
+    assert parse_traceparent(header) == _python_twin(header)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        VALID,
+        VALID + "-extra",  # a prefix match: what follows is the caller's to check
+        "01" + VALID[2:],
+        "fe" + VALID[2:],
+        "ff" + VALID[2:],  # version ff is forbidden
+        VALID.upper(),  # uppercase hex is invalid
+        VALID[:3] + "0" * 32 + VALID[35:],  # zero trace id
+        VALID[:36] + "0" * 16 + VALID[52:],  # zero parent id
+        VALID[:3] + "0" * 31 + "1" + VALID[35:],  # the smallest trace id
+        VALID[:3] + "f" * 32 + "-" + "f" * 16 + "-ff",  # the largest ids and flags
+        VALID[:3] + "0" * 16 + "f" * 16 + VALID[35:],  # a trace id that fits 64 bits
+        VALID[:54],  # one short
+        VALID.replace("-", "_"),
+        "",
+    ],
+)
+def test_parse_traceparent_edges(header: str) -> None:
+    assert parse_traceparent(header) == _python_twin(header)
+
+
+def test_parse_traceparent_takes_only_a_str() -> None:
+    with pytest.raises(TypeError):
+        parse_traceparent(VALID.encode())  # type: ignore[arg-type]
