@@ -8,6 +8,9 @@ def parse_traceparent(header: str) -> tuple[int, str, int, int] | None:
     """The fields of a W3C traceparent's first 55 characters: trace id (and its hex), parent
     id, flags; None unless both ids are non-zero lowercase hex at their places."""
 
+def format_traceparent(trace_hex: str, span_id: int, flags: int) -> str:
+    """``00-{trace_hex}-{span_id:016x}-{flags & 3:02x}``, the header inject writes."""
+
 class _Gate(Protocol):
     active: bool
 

@@ -17,7 +17,7 @@ if tracecontext._native_parse is None:
         pytest.fail("CI must build telemetry_run.sdk._speedups", pytrace=False)
     pytest.skip("telemetry_run.sdk._speedups is not built here", allow_module_level=True)
 
-from telemetry_run.sdk._speedups import parse_traceparent
+from telemetry_run.sdk._speedups import format_traceparent, parse_traceparent
 
 VALID = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 PATTERN = re.compile(tracecontext._TRACEPARENT)
@@ -83,3 +83,31 @@ def test_parse_traceparent_edges(header: str) -> None:
 def test_parse_traceparent_takes_only_a_str() -> None:
     with pytest.raises(TypeError):
         parse_traceparent(VALID.encode())  # type: ignore[arg-type]
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.integers(1, 2**128 - 1), st.integers(1, 2**64 - 1), st.integers(0, 255))
+def test_format_traceparent_writes_what_the_f_string_writes(
+    trace_id: int, span_id: int, flags: int
+) -> None:
+    trace_hex = trace_id.to_bytes(16).hex()
+    expected = f"00-{trace_hex}-{span_id.to_bytes(8).hex()}{tracecontext._FLAGS_OUT[flags & 3]}"
+    assert format_traceparent(trace_hex, span_id, flags) == expected
+    assert parse_traceparent(expected) == (trace_id, trace_hex, span_id, flags & 3)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        (("0" * 31, 1, 1), TypeError),  # not 32 characters
+        ((b"0" * 32, 1, 1), TypeError),
+        (("0" * 32, 2**64, 1), OverflowError),  # a span id beyond 64 bits
+        (("0" * 32, -1, 1), OverflowError),
+        (("0" * 32, 1), TypeError),
+    ],
+)
+def test_format_traceparent_refuses_what_no_valid_context_holds(
+    arguments: tuple[Any, ...], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        format_traceparent(*arguments)

@@ -24,7 +24,9 @@ from telemetry_run.sdk.trace.current import get_current_span, set_span_in_contex
 from telemetry_run.sdk.trace.sampling import ParentBased
 from tests.native_twins import twins
 
-parse_twin = twins("telemetry_run.sdk.propagation.tracecontext", "_native_parse")
+header_twins = twins(
+    "telemetry_run.sdk.propagation.tracecontext", "_native_parse", "_native_format"
+)
 
 PROPAGATOR = TraceContextTextMapPropagator()
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
