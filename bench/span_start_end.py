@@ -104,11 +104,12 @@ def _setup_us(scenario: str) -> Bench:
 
     if scenario == "c":
         try:
-            from telemetry_run.sdk.propagation.tracecontext import TraceContextTextMapPropagator
+            from telemetry_run.sdk.propagation import tracecontext
 
-            propagator = TraceContextTextMapPropagator()
+            propagator = tracecontext.TraceContextTextMapPropagator()
             extract, inject = propagator.extract, propagator.inject
-            note = "W3C TraceContextTextMapPropagator"
+            twins = "native" if tracecontext._native_parse is not None else "Python"
+            note = f"W3C TraceContextTextMapPropagator, {twins} traceparent parse and format"
         except ImportError:
             try:
                 from telemetry_run import propagate
