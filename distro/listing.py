@@ -3,8 +3,8 @@
 The answer to "why is nothing showing up?" without reading our source: every instrumentor with
 its plugin, target library, installed version, supported range and state, then what it records
 and the variables only it reads (from its spec, a third-party one too); every exporter,
-sampler and propagator name with the plugin that provides it; plugins that failed to load; and
-the effective configuration with secrets masked.
+sampler and propagator name with the plugin that provides it; plugins that failed to load;
+whether the native speedups load; and the effective configuration with secrets masked.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ def render(environ: Mapping[str, str]) -> str:
 
     lines = [
         f"telemetry-run {__version__} on Python {sys.version.split()[0]} ({sys.executable})",
+        _native_line(),
         "",
         "Instrumentors:",
     ]
@@ -104,6 +105,18 @@ def render(environ: Mapping[str, str]) -> str:
     if captured:
         lines += ["", "Warnings:"] + [f"  {escape(message, None)}" for message in captured]
     return "\n".join(lines) + "\n"
+
+
+def _native_line() -> str:
+    """Whether the native twins of the hot paths (``sdk/_speedups.c``) were built and load."""
+    try:
+        from telemetry_run.sdk import _speedups
+    except ImportError as exc:
+        return (
+            f"Native speedups: not loaded ({escape(str(exc), None)}); the Python code runs "
+            "(a C compiler at install builds them)"
+        )
+    return f"Native speedups: loaded ({escape(str(_speedups.__file__), None)})"
 
 
 def _records(statuses: Sequence[InstrumentorStatus]) -> list[str]:
