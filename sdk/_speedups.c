@@ -10,6 +10,8 @@
  *
  * format_traceparent: the header inject writes, in one allocation.
  *
+ * plain_attributes: the check every span start makes that its attributes need no cleaning.
+ *
  * RecordFactory: the ``logging`` record factory of ``telemetry_run.sdk.log_correlation``. Any
  * Python-level factory that chains to the previous one costs a frame per log record, which is
  * most of what the peer's factory costs too; this one adds a C call, one context variable read
@@ -207,6 +209,43 @@ format_traceparent(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return header;
 }
 
+/* -- plain_attributes -------------------------------------------------------------------- */
+
+/* plain_attributes(attributes) -> dict | None
+ *
+ * A copy of ``attributes`` when it is exactly a dict whose keys are non-empty str and whose
+ * values are exactly str, bool, float or a 64-bit int (what instrumentors pass, and what
+ * ``sdk/trace/span.py``'s ``clean_attributes`` keeps as it is); None otherwise, and the caller
+ * then checks each attribute itself. Never raises for the content.
+ */
+static PyObject *
+plain_attributes(PyObject *module, PyObject *attributes)
+{
+    if (!PyDict_CheckExact(attributes)) {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(attributes, &pos, &key, &value)) {
+        if (!PyUnicode_CheckExact(key) || PyUnicode_GET_LENGTH(key) == 0) {
+            Py_RETURN_NONE;
+        }
+        PyTypeObject *kind = Py_TYPE(value);
+        if (kind == &PyUnicode_Type || kind == &PyBool_Type || kind == &PyFloat_Type) {
+            continue;
+        }
+        if (kind != &PyLong_Type) {
+            Py_RETURN_NONE;
+        }
+        int overflow = 0;
+        (void)PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (overflow != 0) {
+            Py_RETURN_NONE; /* beyond 64 bits: the caller drops it, and says so */
+        }
+    }
+    return PyDict_Copy(attributes);
+}
+
 /* -- RecordFactory ----------------------------------------------------------------------- */
 
 static PyObject *
@@ -366,6 +405,8 @@ static PyMethodDef speedups_methods[] = {
      "parse_traceparent(header) -> (trace_id, trace_hex, span_id, flags) | None"},
     {"format_traceparent", (PyCFunction)(void (*)(void))format_traceparent, METH_FASTCALL,
      "format_traceparent(trace_hex, span_id, flags) -> str: the traceparent inject writes"},
+    {"plain_attributes", plain_attributes, METH_O,
+     "plain_attributes(attributes) -> dict | None: a copy when every attribute is plain"},
     {NULL, NULL, 0, NULL},
 };
 

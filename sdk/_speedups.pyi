@@ -11,6 +11,10 @@ def parse_traceparent(header: str) -> tuple[int, str, int, int] | None:
 def format_traceparent(trace_hex: str, span_id: int, flags: int) -> str:
     """``00-{trace_hex}-{span_id:016x}-{flags & 3:02x}``, the header inject writes."""
 
+def plain_attributes(attributes: object) -> dict[str, object] | None:
+    """A copy of ``attributes`` when it is a dict of non-empty str keys to exact str, bool,
+    float or 64-bit int values; None otherwise."""
+
 class _Gate(Protocol):
     active: bool
 

@@ -349,8 +349,9 @@ class Tracer(StartsCurrentSpans, api.Tracer):
         if attributes is None and not result.attributes:
             span._attributes = {}
         else:
+            sampled = result.attributes  # usually none: then the caller's, which is copied
             span._attributes, limited = clean_attributes(
-                {**result.attributes, **attributes} if attributes else result.attributes,
+                ({**sampled, **attributes} if sampled else attributes) if attributes else sampled,
                 self.max_attributes,
                 self.max_attribute_length,
                 self.diagnostics,

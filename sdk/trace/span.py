@@ -14,7 +14,7 @@ bytes less a span. ``attributes`` still reads as a mapping.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run.sdk._redaction import scrub_text
@@ -57,6 +57,15 @@ _EMPTY_STATE: Final = TraceState.get_default()
 _DEFAULT_EXC_FLAGS: Final = 3
 _SCALARS: Final = (bool, str, int, float)
 _PLAIN_TYPES: Final = frozenset((bool, str, float))  # kept as they are (ints: their range)
+
+# The native twin of clean_attributes' plain check, where built (pyproject's ext-modules).
+_native_plain: Callable[[object], dict[str, AttributeValue] | None] | None
+try:
+    from telemetry_run.sdk import _speedups
+
+    _native_plain = _speedups.plain_attributes  # type: ignore[assignment]  # values: checked
+except ImportError:  # pragma: no cover
+    _native_plain = None
 
 # The key tuples of ended spans' attributes, each kept once. Bounded: keys built from data would
 # otherwise grow it without end; when full it starts over (spans keep their own tuples).
@@ -174,16 +183,21 @@ def clean_attributes(
     if fits and max_length is None:
         # What instrumentors pass: exact str/bool/float or 64-bit int values under non-empty
         # str keys, nothing to cut. Checked without building, then copied in one call.
-        for key, value in attributes.items():
-            kind = type(value)
-            if type(key) is not str or not key:
-                break
-            if kind not in _PLAIN_TYPES and (
-                kind is not int or not _INT64_MIN <= value <= _INT64_MAX  # type: ignore[operator]
-            ):
-                break
+        if _native_plain is not None:
+            copied = _native_plain(attributes)
+            if copied is not None:
+                return copied, 0
         else:
-            return dict(attributes), 0
+            for key, value in attributes.items():
+                kind = type(value)
+                if type(key) is not str or not key:
+                    break
+                if kind not in _PLAIN_TYPES and (
+                    kind is not int or not _INT64_MIN <= value <= _INT64_MAX  # type: ignore[operator]
+                ):
+                    break
+            else:
+                return dict(attributes), 0
     for key, value in attributes.items():
         if type(key) is not str or not key:
             _report_invalid(diagnostics, key, value)

@@ -22,7 +22,10 @@ from telemetry_run.sdk.trace.api import (
     TraceState,
 )
 from telemetry_run.sdk.trace.current import get_current_span, set_span_in_context, use_span
+from tests.native_twins import twins
 from tests.unit.sdk.conftest import Recorder, make_recorder
+
+attribute_twins = twins("telemetry_run.sdk.trace.span", "_native_plain")
 
 
 def test_nested_spans_share_the_trace_and_link_to_their_parent(recorder: Recorder) -> None:

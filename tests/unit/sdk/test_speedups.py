@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from telemetry_run.sdk.diagnostics import Diagnostics
 from telemetry_run.sdk.propagation import tracecontext
+from telemetry_run.sdk.trace import span
 from tests.server_process import in_ci
 
 if tracecontext._native_parse is None:
@@ -17,7 +19,7 @@ if tracecontext._native_parse is None:
         pytest.fail("CI must build telemetry_run.sdk._speedups", pytrace=False)
     pytest.skip("telemetry_run.sdk._speedups is not built here", allow_module_level=True)
 
-from telemetry_run.sdk._speedups import format_traceparent, parse_traceparent
+from telemetry_run.sdk._speedups import format_traceparent, parse_traceparent, plain_attributes
 
 VALID = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 PATTERN = re.compile(tracecontext._TRACEPARENT)
@@ -111,3 +113,65 @@ def test_format_traceparent_refuses_what_no_valid_context_holds(
 ) -> None:
     with pytest.raises(error):
         format_traceparent(*arguments)
+
+
+class _Text(str):
+    pass
+
+
+class _Count(int):
+    pass
+
+
+# Keys and values of every kind clean_attributes tells apart: plain ones, subclasses, ints at
+# and beyond the 64-bit bounds, sequences, None, bytes, objects.
+_KEYS = st.one_of(
+    st.text(max_size=5), st.builds(_Text, st.text(min_size=1, max_size=3)), st.integers(0, 3)
+)
+_VALUES = st.one_of(
+    st.text(max_size=5),
+    st.booleans(),
+    st.floats(allow_nan=False),
+    st.integers(-(2**64), 2**64),
+    st.sampled_from([-(2**63), 2**63 - 1, -(2**63) - 1, 2**63]),
+    st.builds(_Count, st.integers(0, 9)),
+    st.builds(_Text, st.text(max_size=3)),
+    st.lists(st.integers(0, 3), max_size=3),
+    st.none(),
+    st.binary(max_size=3),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.dictionaries(_KEYS, _VALUES, max_size=6), st.sampled_from([None, 2]))
+def test_plain_attributes_lets_clean_attributes_keep_exactly_what_it_kept(
+    attributes: dict[Any, Any], max_length: int | None
+) -> None:
+    native = span.clean_attributes(attributes, 128, max_length, Diagnostics())
+    saved, span._native_plain = span._native_plain, None
+    try:
+        python = span.clean_attributes(attributes, 128, max_length, Diagnostics())
+    finally:
+        span._native_plain = saved
+    assert native == python
+    assert [type(v) for v in native[0].values()] == [type(v) for v in python[0].values()]
+    copied = plain_attributes(attributes)
+    plain = all(
+        type(k) is str
+        and k
+        and (type(v) in (str, bool, float) or (type(v) is int and -(2**63) <= v < 2**63))
+        for k, v in attributes.items()
+    )
+    assert (copied is not None) is plain
+    if copied is not None:
+        assert copied == attributes and copied is not attributes
+
+
+def test_plain_attributes_takes_only_an_exact_dict() -> None:
+    from collections import OrderedDict
+    from types import MappingProxyType
+
+    assert plain_attributes(OrderedDict(a=1)) is None
+    assert plain_attributes(MappingProxyType({"a": 1})) is None
+    assert plain_attributes([("a", 1)]) is None
+    assert plain_attributes({}) == {}
