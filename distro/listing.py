@@ -109,14 +109,14 @@ def render(environ: Mapping[str, str]) -> str:
 
 def _native_line() -> str:
     """Whether the native twins of the hot paths (``sdk/_speedups.c``) were built and load."""
-    try:
-        from telemetry_run.sdk import _speedups
-    except ImportError as exc:
+    from telemetry_run.sdk import _native
+
+    if _native.speedups is None:
         return (
-            f"Native speedups: not loaded ({escape(str(exc), None)}); the Python code runs "
-            "(a C compiler at install builds them)"
+            f"Native speedups: not loaded ({escape(str(_native.error), None)}); the Python code "
+            "runs (a C compiler at install builds them)"
         )
-    return f"Native speedups: loaded ({escape(str(_speedups.__file__), None)})"
+    return f"Native speedups: loaded ({escape(str(_native.speedups.__file__), None)})"
 
 
 def _records(statuses: Sequence[InstrumentorStatus]) -> list[str]:

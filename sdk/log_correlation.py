@@ -19,16 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable, MutableMapping
 from typing import Any, Final, Protocol
 
+from telemetry_run.sdk._native import speedups
 from telemetry_run.sdk.context import _SPAN, _span_get
 from telemetry_run.sdk.trace.api import Span
 
-_NativeRecordFactory: type[_speedups.RecordFactory] | None
-try:  # built where a C compiler was found at install (pyproject's ext-modules)
-    from telemetry_run.sdk import _speedups
-
-    _NativeRecordFactory = _speedups.RecordFactory
-except ImportError:  # pragma: no cover - the Python twin below does the same
-    _NativeRecordFactory = None
+# The native factory, where built (pyproject's ext-modules); None: the Python twin below.
+_NativeRecordFactory: Callable[..., Callable[..., Any]] | None = (
+    speedups.RecordFactory if speedups is not None else None
+)
 
 __all__ = [
     "SERVICE_NAME",

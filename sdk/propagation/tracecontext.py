@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from typing import Any, Final
 
+from telemetry_run.sdk._native import speedups
 from telemetry_run.sdk.context import SPAN_KEY, Context, get_value
 from telemetry_run.sdk.propagation._carriers import Getter, Setter, WSGIEnvironGetter
 from telemetry_run.sdk.propagation._textmap import (
@@ -62,15 +63,12 @@ _new: Final = object.__new__
 
 # The native twins of the match and the f-string below, where they were built (pyproject's
 # ext-modules); None: the Python code runs, doing the same.
-_native_parse: Callable[[str], tuple[int, str, int, int] | None] | None
-_native_format: Callable[[str, int, int], str] | None
-try:
-    from telemetry_run.sdk import _speedups
-
-    _native_parse = _speedups.parse_traceparent
-    _native_format = _speedups.format_traceparent
-except ImportError:  # pragma: no cover
-    _native_parse = _native_format = None
+_native_parse: Callable[[str], tuple[int, str, int, int] | None] | None = (
+    speedups.parse_traceparent if speedups is not None else None
+)
+_native_format: Callable[[str, int, int], str] | None = (
+    speedups.format_traceparent if speedups is not None else None
+)
 
 # The flags we send: sampled (0x01) and random-trace-id (0x02); W3C says to send other bits as 0.
 _FLAGS_OUT: Final = ("-00", "-01", "-02", "-03")

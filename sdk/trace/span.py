@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+from telemetry_run.sdk._native import speedups
 from telemetry_run.sdk._redaction import scrub_text
 from telemetry_run.sdk.trace.api import (
     Attributes,
@@ -59,13 +60,9 @@ _SCALARS: Final = (bool, str, int, float)
 _PLAIN_TYPES: Final = frozenset((bool, str, float))  # kept as they are (ints: their range)
 
 # The native twin of clean_attributes' plain check, where built (pyproject's ext-modules).
-_native_plain: Callable[[object], dict[str, AttributeValue] | None] | None
-try:
-    from telemetry_run.sdk import _speedups
-
-    _native_plain = _speedups.plain_attributes  # type: ignore[assignment]  # values: checked
-except ImportError:  # pragma: no cover
-    _native_plain = None
+_native_plain: Callable[[object], dict[str, AttributeValue] | None] | None = (
+    speedups.plain_attributes if speedups is not None else None
+)
 
 # The key tuples of ended spans' attributes, each kept once. Bounded: keys built from data would
 # otherwise grow it without end; when full it starts over (spans keep their own tuples).

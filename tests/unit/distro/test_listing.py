@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
-from telemetry_run import sdk
 from telemetry_run.listing import render
-from telemetry_run.sdk.propagation import tracecontext
-from tests.server_process import in_ci
+from telemetry_run.sdk import _native
+from tests.native_twins import require_native
 
 
 def _native_line(report: str) -> str:
@@ -18,10 +15,7 @@ def _native_line(report: str) -> str:
 
 
 def test_the_listing_names_the_loaded_native_module() -> None:
-    if tracecontext._native_parse is None:
-        if in_ci():
-            pytest.fail("CI must build telemetry_run.sdk._speedups")
-        pytest.skip("telemetry_run.sdk._speedups is not built here (no C compiler at install)")
+    require_native()
     line = _native_line(render({}))
     assert line.startswith("Native speedups: loaded (") and "_speedups" in line
 
@@ -29,8 +23,8 @@ def test_the_listing_names_the_loaded_native_module() -> None:
 def test_the_listing_says_when_the_native_module_does_not_load(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delattr(sdk, "_speedups", raising=False)
-    monkeypatch.setitem(sys.modules, "telemetry_run.sdk._speedups", None)  # import fails
+    monkeypatch.setattr(_native, "speedups", None)  # what an install without a compiler has
+    monkeypatch.setattr(_native, "error", "No module named 'telemetry_run.sdk._speedups'")
     line = _native_line(render({}))
-    assert line.startswith("Native speedups: not loaded (")
+    assert line.startswith("Native speedups: not loaded (No module named")
     assert "the Python code runs" in line

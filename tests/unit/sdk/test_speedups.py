@@ -9,17 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from telemetry_run.sdk import _native
 from telemetry_run.sdk.diagnostics import Diagnostics
 from telemetry_run.sdk.propagation import tracecontext
 from telemetry_run.sdk.trace import span
-from tests.server_process import in_ci
+from tests.native_twins import require_native
 
-if tracecontext._native_parse is None:
-    if in_ci():
-        pytest.fail("CI must build telemetry_run.sdk._speedups", pytrace=False)
-    pytest.skip("telemetry_run.sdk._speedups is not built here", allow_module_level=True)
-
-from telemetry_run.sdk._speedups import format_traceparent, parse_traceparent, plain_attributes
+require_native(module_level=True)
+assert _native.speedups is not None
+parse_traceparent = _native.speedups.parse_traceparent
+format_traceparent = _native.speedups.format_traceparent
+plain_attributes = _native.speedups.plain_attributes
 
 VALID = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 PATTERN = re.compile(tracecontext._TRACEPARENT)
