@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any, Final, TypedDict, TypeVar, Unpack
 
 from telemetry_run.instrumentors import _http, _rpc
 from telemetry_run.instrumentors.base import _report, guard
+from telemetry_run.sdk._native import speedups
 from telemetry_run.sdk.context import _CURRENT as _current_context
 from telemetry_run.sdk.context import _SPAN as _current_span
 from telemetry_run.sdk.context import SPAN_KEY as _SPAN_KEY
@@ -312,6 +313,8 @@ class Call:
         self._deferred = self._deferred or end
         if hasattr(iterable, "__iter__") or not hasattr(iterable, "__aiter__"):
             if closed or not end:
+                if _NativeStream is not None:  # the same steps, without two Python frames
+                    return _NativeStream(iterable, self, end, _STREAM_HOOKS)
                 return _Stream(iterable, self, end)
             return _CollectedStream(iterable, self, end)
         return _AsyncStream(iterable, self, end)
@@ -370,7 +373,11 @@ def _stream_over(call: Call) -> None:
 
 
 class _Stream:
-    """A sync stream run with its call's context attached around each step."""
+    """A sync stream run with its call's context attached around each step.
+
+    ``_NativeStream`` (``sdk/_speedups.c``'s ``ContextStream``, where built) is its twin, given
+    ``_STREAM_HOOKS``: the two context variables, then ``_stream_over`` and ``_stream_step_failed``.
+    """
 
     __slots__ = ("__weakref__", "_call", "_close", "_end", "_iterator")
 
@@ -413,6 +420,12 @@ class _Stream:
         finally:
             if self._end and not self._call._ended:
                 _stream_over(self._call)
+
+
+_STREAM_HOOKS: Final = (_current_context, _current_span, _stream_over, _stream_step_failed)
+_NativeStream: Callable[[Any, Call, bool, tuple[Any, ...]], Any] | None = (
+    speedups.ContextStream if speedups is not None else None
+)
 
 
 class _CollectedStream(_Stream):

@@ -12,6 +12,10 @@
  *
  * plain_attributes: the check every span start makes that its attributes need no cleaning.
  *
+ * ContextStream: a response body run with its call's context attached around each step
+ * (``instrumentors/toolkit.py``'s ``_Stream``): a WSGI server pulls every body through it, so each
+ * request pays its step twice at least (the chunk, then the end).
+ *
  * RecordFactory: the ``logging`` record factory of ``telemetry_run.sdk.log_correlation``. Any
  * Python-level factory that chains to the previous one costs a frame per log record, which is
  * most of what the peer's factory costs too; this one adds a C call, one context variable read
@@ -383,13 +387,308 @@ static PyTypeObject RecordFactoryType = {
     .tp_getset = record_factory_getset,
 };
 
+
+/* -- ContextStream ----------------------------------------------------------------------- */
+
+/* The twin of ``toolkit._Stream``: same steps, same order, same exceptions. ``hooks`` is the
+ * tuple (context_var, span_var, over, failed): the two context variables attach sets, then
+ * ``over(call)`` (the stream is exhausted: end the call, report what fails) and
+ * ``failed(call, exc, end)`` (a step raised: record it, end the call if ``end``). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *iterator;
+    PyObject *close;      /* the iterable's ``close`` or NULL */
+    PyObject *call;
+    PyObject *hooks;
+    int end;
+    PyObject *weakrefs;
+} ContextStream;
+
+static PyObject *str_context, *str_span, *str_ended, *str_close;
+
+static int
+stream_call_ended(PyObject *call)
+{
+    PyObject *ended = PyObject_GetAttr(call, str_ended);
+    if (ended == NULL) {
+        return -1;
+    }
+    int truth = PyObject_IsTrue(ended);
+    Py_DECREF(ended);
+    return truth;
+}
+
+/* ``over(call)`` unless the call ended already; -1 with an exception set when that failed. */
+static int
+stream_over(ContextStream *self)
+{
+    int ended = stream_call_ended(self->call);
+    if (ended != 0) {
+        return ended < 0 ? -1 : 0;
+    }
+    PyObject *result = PyObject_CallOneArg(PyTuple_GET_ITEM(self->hooks, 2), self->call);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+/* The pending exception, normalized, taken out of the error indicator (a new reference). */
+static PyObject *
+take_exception(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL && value != NULL) {
+        PyException_SetTraceback(value, traceback);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+    return value;
+#endif
+}
+
+/* Raise ``exc`` again (steals the reference). */
+static void
+give_exception(PyObject *exc)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+#endif
+}
+
+/* ``failed(call, exc, end)``, then ``exc`` raised again; an exception of ``failed`` replaces
+ * it, with ``exc`` as its context, as in Python. */
+static void
+stream_failed(ContextStream *self)
+{
+    PyObject *exc = take_exception();
+    if (exc == NULL) {
+        return;
+    }
+    PyObject *result = PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(self->hooks, 3), self->call,
+                                                    exc, self->end ? Py_True : Py_False, NULL);
+    if (result == NULL) {
+        PyObject *raised = take_exception();
+        if (raised != NULL) {
+            PyException_SetContext(raised, exc);  /* steals exc */
+            give_exception(raised);
+            return;
+        }
+    }
+    Py_XDECREF(result);
+    give_exception(exc);
+}
+
+static PyObject *
+context_stream_next(ContextStream *self)
+{
+    PyObject *call = self->call;
+    PyObject *context = PyObject_GetAttr(call, str_context);
+    if (context == NULL) {
+        return NULL;
+    }
+    PyObject *context_token = PyContextVar_Set(PyTuple_GET_ITEM(self->hooks, 0), context);
+    Py_DECREF(context);
+    if (context_token == NULL) {
+        return NULL;
+    }
+    PyObject *item = NULL, *span_token = NULL;
+    PyObject *span = PyObject_GetAttr(call, str_span);
+    if (span != NULL) {
+        span_token = PyContextVar_Set(PyTuple_GET_ITEM(self->hooks, 1), span);
+        Py_DECREF(span);
+    }
+    if (span_token != NULL) {
+        item = (*Py_TYPE(self->iterator)->tp_iternext)(self->iterator);
+        if (item == NULL) {
+            if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_StopIteration)) {
+                PyErr_Clear();  /* exhausted: NULL without an exception, unless over() raised */
+                if (self->end) {
+                    stream_over(self);
+                }
+            }
+            else {
+                stream_failed(self);
+            }
+        }
+    }
+    /* The resets run whatever happened, keeping the exception pending (``finally``). */
+    PyObject *pending = PyErr_Occurred() ? take_exception() : NULL;
+    int reset = 0;
+    if (span_token != NULL) {
+        reset = PyContextVar_Reset(PyTuple_GET_ITEM(self->hooks, 1), span_token);
+        Py_DECREF(span_token);
+    }
+    if (reset == 0) {
+        reset = PyContextVar_Reset(PyTuple_GET_ITEM(self->hooks, 0), context_token);
+    }
+    Py_DECREF(context_token);
+    if (reset < 0) {
+        Py_XDECREF(item);
+        if (pending != NULL) {
+            PyObject *raised = take_exception();
+            PyException_SetContext(raised, pending);
+            give_exception(raised);
+        }
+        return NULL;
+    }
+    if (pending != NULL) {
+        give_exception(pending);
+        return NULL;
+    }
+    return item;
+}
+
+static PyObject *
+context_stream_close(ContextStream *self, PyObject *unused)
+{
+    PyObject *closed = Py_None;
+    if (self->close != NULL) {
+        closed = PyObject_CallNoArgs(self->close);
+    }
+    /* ``finally``: the call ends even when the body's close raised. */
+    PyObject *pending = closed == NULL ? take_exception() : NULL;
+    if (closed != NULL && closed != Py_None) {
+        Py_DECREF(closed);
+    }
+    if (self->end && stream_over(self) < 0) {
+        if (pending != NULL) {
+            PyObject *raised = take_exception();
+            PyException_SetContext(raised, pending);
+            give_exception(raised);
+        }
+        return NULL;
+    }
+    if (pending != NULL) {
+        give_exception(pending);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+context_stream_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"iterable", "call", "end", "hooks", NULL};
+    PyObject *iterable, *call, *hooks;
+    int end;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOpO!:ContextStream", names, &iterable, &call,
+                                     &end, &PyTuple_Type, &hooks)) {
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(hooks) != 4 || !PyContextVar_CheckExact(PyTuple_GET_ITEM(hooks, 0))
+        || !PyContextVar_CheckExact(PyTuple_GET_ITEM(hooks, 1))) {
+        PyErr_SetString(PyExc_TypeError,
+                        "ContextStream: hooks must be (context_var, span_var, over, failed)");
+        return NULL;
+    }
+    /* As ``_Stream.__init__``: ``close`` looked up first, then ``iter()``. */
+    PyObject *close = PyObject_GetAttr(iterable, str_close);
+    if (close == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            return NULL;
+        }
+        PyErr_Clear();
+    }
+    PyObject *iterator = PyObject_GetIter(iterable);
+    if (iterator == NULL) {
+        Py_XDECREF(close);
+        return NULL;
+    }
+    ContextStream *self = (ContextStream *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        Py_DECREF(iterator);
+        Py_XDECREF(close);
+        return NULL;
+    }
+    self->iterator = iterator;
+    self->close = close == Py_None ? (Py_DECREF(close), (PyObject *)NULL) : close;
+    self->call = Py_NewRef(call);
+    self->hooks = Py_NewRef(hooks);
+    self->end = end;
+    return (PyObject *)self;
+}
+
+static int
+context_stream_traverse(ContextStream *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->iterator);
+    Py_VISIT(self->close);
+    Py_VISIT(self->call);
+    Py_VISIT(self->hooks);
+    return 0;
+}
+
+static int
+context_stream_clear(ContextStream *self)
+{
+    Py_CLEAR(self->iterator);
+    Py_CLEAR(self->close);
+    Py_CLEAR(self->call);
+    Py_CLEAR(self->hooks);
+    return 0;
+}
+
+static void
+context_stream_dealloc(ContextStream *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakrefs != NULL) {
+        PyObject_ClearWeakRefs((PyObject *)self);
+    }
+    context_stream_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef context_stream_methods[] = {
+    {"close", (PyCFunction)context_stream_close, METH_NOARGS,
+     "close the body, then end the call (if the stream ends it and it has not ended)"},
+    {NULL},
+};
+
+static PyTypeObject ContextStreamType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "telemetry_run.sdk._speedups.ContextStream",
+    .tp_doc = "ContextStream(iterable, call, end, hooks): iterable run with call's context "
+              "attached around each step (see telemetry_run.instrumentors.toolkit._Stream).",
+    .tp_basicsize = sizeof(ContextStream),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = context_stream_new,
+    .tp_traverse = (traverseproc)context_stream_traverse,
+    .tp_clear = (inquiry)context_stream_clear,
+    .tp_dealloc = (destructor)context_stream_dealloc,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)context_stream_next,
+    .tp_methods = context_stream_methods,
+    .tp_weaklistoffset = offsetof(ContextStream, weakrefs),
+};
+
 static int
 speedups_exec(PyObject *module)
 {
     if (str_active == NULL) {
         str_active = PyUnicode_InternFromString("active");
     }
-    if (str_active == NULL || PyType_Ready(&RecordFactoryType) < 0) {
+    if (str_context == NULL) {
+        str_context = PyUnicode_InternFromString("context");
+        str_span = PyUnicode_InternFromString("span");
+        str_ended = PyUnicode_InternFromString("_ended");
+        str_close = PyUnicode_InternFromString("close");
+    }
+    if (str_active == NULL || str_context == NULL || str_span == NULL || str_ended == NULL
+        || str_close == NULL || PyType_Ready(&RecordFactoryType) < 0
+        || PyType_Ready(&ContextStreamType) < 0) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, "ContextStream", (PyObject *)&ContextStreamType) < 0) {
         return -1;
     }
     return PyModule_AddObjectRef(module, "RecordFactory", (PyObject *)&RecordFactoryType);
