@@ -192,6 +192,7 @@ def diagnose(environ: Mapping[str, str]) -> dict[str, Any]:
     from telemetry_run.config import Config
     from telemetry_run.listing import _Capture, _missing_components
     from telemetry_run.plugins import Plugins
+    from telemetry_run.sdk import _native
 
     captured: list[str] = []
     handler = _Capture(captured)
@@ -224,6 +225,12 @@ def diagnose(environ: Mapping[str, str]) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "executable": sys.executable,
         "config_file": CONFIG_FILE,
+        # Whether the native twins of the hot paths load (the Python ones run otherwise).
+        "native_speedups": {
+            "loaded": _native.speedups is not None,
+            "path": getattr(_native.speedups, "__file__", None),
+            "error": _native.error,
+        },
         "configuration": _configuration(config),
         "instrumentors": instrumentors,
         "exporters": exporters,
@@ -240,8 +247,13 @@ def render_text(report: Mapping[str, Any]) -> str:
     """The report for a person: sections, one line per fact, the verdict last."""
     from telemetry_run.listing import _table
 
+    native = report["native_speedups"]
     lines = [
         f"telemetry-run {report['version']} on Python {report['python']} ({report['executable']})",
+        f"Native speedups: loaded ({escape(str(native['path']), None)})"
+        if native["loaded"]
+        else f"Native speedups: not loaded ({escape(str(native['error']), None)}); the Python "
+        "code runs (a C compiler at install builds them)",
         "",
         "Configuration (environment variables; no configuration file is read):",
     ]

@@ -100,10 +100,11 @@ def test_the_json_report_has_configuration_sources_instrumentors_and_masked_secr
     )
     assert code == 0
     assert set(data) == {
-        "ok", "version", "python", "executable", "config_file", "configuration",
-        "instrumentors", "exporters", "warnings", "problems",
+        "ok", "version", "python", "executable", "config_file", "native_speedups",
+        "configuration", "instrumentors", "exporters", "warnings", "problems",
     }  # fmt: skip
     assert data["config_file"] is None
+    assert set(data["native_speedups"]) == {"loaded", "path", "error"}
     config = {c["name"]: c for c in data["configuration"]}
     assert config["OTEL_EXPORTER_OTLP_ENDPOINT"]["source"] == "environment"
     assert config["OTEL_SERVICE_NAME"]["source"] == "default"
