@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from telemetry_run._version import __version__
 from telemetry_run.instrumentors._http_client import client_site, record_response
-from telemetry_run.instrumentors.base import Instrumentor, guard
+from telemetry_run.instrumentors.base import Instrumentor, _report, guard
 from telemetry_run.sdk.trace.api import INVALID_SPAN
 
 if TYPE_CHECKING:
@@ -58,15 +58,17 @@ class AiohttpClientInstrumentor(Instrumentor):
     ) -> Any:
         if not self.enabled():
             return await wrapped(*args, **kwargs)
-        bound: tuple[str, str, Any] | None = None
-        with guard("aiohttp_client: before request"):
+        # Not ``guard`` on the steps every request takes: a try costs nothing, a guard three
+        # calls. The except clauses are guard's (Exception only, reported, swallowed).
+        try:
             method = args[0] if args else kwargs["method"]
             str_or_url = args[1] if len(args) > 1 else kwargs["str_or_url"]
             given = kwargs.get("headers")
             headers = self._headers_type() if given is None else self._headers_type(given)
             url = _url(instance, str_or_url, kwargs.get("params"))
             bound = (str(method).upper(), url, headers)
-        if bound is None:  # a step of ours failed (reported): the call as it was made
+        except Exception as exc:  # noqa: BLE001  # reported; the call as it was made
+            _report("aiohttp_client: before request", exc)
             return await wrapped(*args, **kwargs)
         with self.site.call(*bound) as call:
             try:
@@ -76,16 +78,29 @@ class AiohttpClientInstrumentor(Instrumentor):
                     call.set_status_code(int(exc.status))
                 raise
             if call.span is not INVALID_SPAN:  # a traced call
-                with guard("aiohttp_client: response"):
+                try:  # not ``guard``: every response comes here
                     _response(call, response)
+                except Exception as exc:  # noqa: BLE001  # reported; the response goes on
+                    _report("aiohttp_client: response", exc)
         return response
+
+
+#: ``network.protocol.version`` of the ``HttpVersion`` tuples aiohttp reports, made once each.
+_VERSIONS: dict[Any, str] = {}
+
+
+def _version_text(version: Any) -> str:
+    text = f"{version.major}.{version.minor}"
+    text = text[:-2] if text == "2.0" else text
+    if len(_VERSIONS) < 8:  # a handful exist: never a growing cache
+        _VERSIONS[version] = text
+    return text
 
 
 def _response(call: Call, response: Any) -> None:
     version = getattr(response, "version", None)
     text = None
     if version is not None:
-        text = f"{version.major}.{version.minor}"
-        text = text[:-2] if text == "2.0" else text
+        text = _VERSIONS.get(version) or _version_text(version)
     resends = len(response.history)
     record_response(call, int(response.status), text, resends, response.headers)

@@ -145,6 +145,10 @@ def test_a_bug_of_ours_costs_the_span_never_the_call(monkeypatch: Any, server: A
             patched.setattr(instrumentor.site, "attributes", broken)
             assert _in_session(lambda session: _text(session, f"{base}/ok")) == (200, "ok")
         assert recorder.spans == ()  # the span could not start: the call went on without it
+        with monkeypatch.context() as patched:
+            patched.setattr(instrumented, "_url", broken)
+            assert _in_session(lambda session: _text(session, f"{base}/ok")) == (200, "ok")
+        assert recorder.spans == ()  # the request could not be read: the call as it was made
         monkeypatch.setattr(instrumented, "_response", broken)
         assert _in_session(lambda session: _text(session, f"{base}/ok")) == (200, "ok")
     finally:
@@ -152,6 +156,7 @@ def test_a_bug_of_ours_costs_the_span_never_the_call(monkeypatch: Any, server: A
         recorder.shutdown()
     assert [error.where for error in errors] == [
         "aiohttp_client: call start",
+        "aiohttp_client: before request",
         "aiohttp_client: response",
     ]
     [span] = recorder.spans  # the response step failed: the span still ended, with what it had
