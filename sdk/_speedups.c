@@ -464,8 +464,28 @@ give_exception(PyObject *exc)
 #endif
 }
 
-/* ``failed(call, exc, end)``, then ``exc`` raised again; an exception of ``failed`` replaces
- * it, with ``exc`` as its context, as in Python. */
+/* The end of a ``finally`` whose body left ``earlier`` pending (stolen; NULL: nothing): when the
+ * ``finally`` itself ``failed``, its exception stays raised with ``earlier`` as its context, as
+ * in Python; else ``earlier`` is raised again. -1 when an exception is set. */
+static int
+end_finally(PyObject *earlier, int failed)
+{
+    if (failed) {
+        if (earlier != NULL) {
+            PyObject *raised = take_exception();
+            PyException_SetContext(raised, earlier);  /* steals earlier */
+            give_exception(raised);
+        }
+        return -1;
+    }
+    if (earlier != NULL) {
+        give_exception(earlier);
+        return -1;
+    }
+    return 0;
+}
+
+/* ``failed(call, exc, end)`` for the pending exception, then that exception raised again. */
 static void
 stream_failed(ContextStream *self)
 {
@@ -475,16 +495,8 @@ stream_failed(ContextStream *self)
     }
     PyObject *result = PyObject_CallFunctionObjArgs(PyTuple_GET_ITEM(self->hooks, 3), self->call,
                                                     exc, self->end ? Py_True : Py_False, NULL);
-    if (result == NULL) {
-        PyObject *raised = take_exception();
-        if (raised != NULL) {
-            PyException_SetContext(raised, exc);  /* steals exc */
-            give_exception(raised);
-            return;
-        }
-    }
     Py_XDECREF(result);
-    give_exception(exc);
+    end_finally(exc, result == NULL);
 }
 
 static PyObject *
@@ -531,17 +543,8 @@ context_stream_next(ContextStream *self)
         reset = PyContextVar_Reset(PyTuple_GET_ITEM(self->hooks, 0), context_token);
     }
     Py_DECREF(context_token);
-    if (reset < 0) {
+    if (end_finally(pending, reset < 0) < 0) {
         Py_XDECREF(item);
-        if (pending != NULL) {
-            PyObject *raised = take_exception();
-            PyException_SetContext(raised, pending);
-            give_exception(raised);
-        }
-        return NULL;
-    }
-    if (pending != NULL) {
-        give_exception(pending);
         return NULL;
     }
     return item;
@@ -559,16 +562,7 @@ context_stream_close(ContextStream *self, PyObject *unused)
     if (closed != NULL && closed != Py_None) {
         Py_DECREF(closed);
     }
-    if (self->end && stream_over(self) < 0) {
-        if (pending != NULL) {
-            PyObject *raised = take_exception();
-            PyException_SetContext(raised, pending);
-            give_exception(raised);
-        }
-        return NULL;
-    }
-    if (pending != NULL) {
-        give_exception(pending);
+    if (end_finally(pending, self->end && stream_over(self) < 0) < 0) {
         return NULL;
     }
     Py_RETURN_NONE;

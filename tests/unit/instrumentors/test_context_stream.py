@@ -199,3 +199,24 @@ def test_the_native_twin_checks_its_arguments() -> None:
         native([], object(), True, (1, 2, 3, 4))
     with pytest.raises(TypeError):
         native(5, object(), True, toolkit._STREAM_HOOKS)  # not iterable, as iter(5)
+
+
+class _Interrupt(BaseException):
+    """Not an Exception: ``guard`` lets it through, as it lets KeyboardInterrupt through."""
+
+
+def test_an_interrupt_while_recording_a_failed_step_carries_the_steps_error_as_its_context(
+    span_recorder: SpanRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    call = _call(span_recorder)
+
+    def interrupted(self: Call, exc: BaseException) -> None:
+        raise _Interrupt
+
+    monkeypatch.setattr(Call, "record_exception", interrupted)
+    error = ValueError("lost the database")
+    stream = call.stream(Body([], fails=error), closed=True)
+    with pytest.raises(_Interrupt) as raised:
+        next(stream)
+    assert raised.value.__context__ is error  # as Python chains an exception raised in ``except``
+    assert call.ended  # the span still ended (``_stream_step_failed``'s ``finally``)
