@@ -488,20 +488,26 @@ _origins: dict[str, tuple[str, int | None]] = {}
 _ORIGINS_KEPT: Final = 256
 
 
+#: ``scheme://authority`` at the start of a URL: the scheme up to the first ``://`` (anything,
+#: as ``str.partition`` reads it), the authority up to the first ``/``, ``?`` or ``#``. One
+#: match, where finding the three marks in Python took a loop; compiled by the first request.
+_ORIGIN: re.Pattern[str] | None = None
+
+
+def _compile_origin() -> re.Pattern[str]:
+    global _ORIGIN
+    _ORIGIN = re.compile(r"(.*?)://([^/?#]*)", re.DOTALL)
+    return _ORIGIN
+
+
 def _origin(url: str) -> tuple[str, int | None] | None:
     """``server.address`` and ``server.port`` of an absolute ``url`` (None: not absolute)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
+    match = (_ORIGIN or _compile_origin()).match(url)
+    if match is None:
         return None
-    end = len(rest)
-    for mark in "/?#":  # the authority ends at the first of them
-        found = rest.find(mark, 0, end)
-        if found != -1:
-            end = found
-    key = url[: len(scheme) + 3 + end]
-    origin = _origins.get(key)
+    origin = _origins.get(key := match[0])
     if origin is None:
-        authority = rest[:end]
+        scheme, authority = match.groups()
         if "@" in authority:  # userinfo: parsed each time, never kept
             return _split_host(authority.rpartition("@")[2], DEFAULT_PORTS.get(scheme.lower()))
         origin = _split_host(authority, DEFAULT_PORTS.get(scheme.lower()))

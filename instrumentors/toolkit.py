@@ -64,7 +64,9 @@ from telemetry_run.sdk.context import (
 from telemetry_run.sdk.context import Token as _Token  # start attaches in its own frame
 from telemetry_run.sdk.context import is_suppressed as _is_suppressed
 from telemetry_run.sdk.propagation import default_getter as _default_getter
+from telemetry_run.sdk.propagation import default_setter as _default_setter
 from telemetry_run.sdk.propagation import extract, inject
+from telemetry_run.sdk.propagation.tracecontext import inject_started as _inject_started
 from telemetry_run.sdk.trace.api import INVALID_SPAN, SpanKind, StatusCode
 
 if TYPE_CHECKING:
@@ -636,8 +638,11 @@ class CallSite:
                 _dict_setitem(context, _SPAN_KEY, span)
                 if layer_key is not None:
                     _dict_setitem(context, layer_key, span)
-                if carrier is not None and not incoming:
-                    self._inject(carrier, context)
+                if carrier is not None and not incoming:  # ``_inject``, knowing the span
+                    setter = self.setter
+                    _inject_started(
+                        carrier, span, context, _default_setter if setter is None else setter
+                    )
                 headers = self.request_headers  # None unless headers are to be captured
                 if headers is not None and span.is_recording():
                     settings: Any = self.settings

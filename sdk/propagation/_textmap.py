@@ -137,9 +137,34 @@ def _reinit_lock_after_fork() -> None:
 forking.register(_reinit_lock_after_fork)
 
 
+#: The default propagator and its two members (exactly W3C trace context, then W3C baggage)
+#: while it is the global one: ``tracecontext.inject_started`` then writes their headers in
+#: one frame (it checks that ``_global`` is still this composite). None for any other.
+_default: tuple[CompositePropagator, TextMapPropagator, TextMapPropagator] | None = None
+
+
+def _default_of(
+    propagator: TextMapPropagator,
+) -> tuple[CompositePropagator, TextMapPropagator, TextMapPropagator] | None:
+    """``propagator`` and its members if it is the default composite (exact classes)."""
+    if type(propagator) is not CompositePropagator:
+        return None
+    # The default propagators import this module for the base class: looked up here.
+    from telemetry_run.sdk.propagation.baggage import W3CBaggagePropagator
+    from telemetry_run.sdk.propagation.tracecontext import TraceContextTextMapPropagator
+
+    members = propagator._propagators
+    if len(members) != 2:  # the default pair
+        return None
+    first, second = members
+    if type(first) is TraceContextTextMapPropagator and type(second) is W3CBaggagePropagator:
+        return propagator, first, second
+    return None
+
+
 def get_global_textmap() -> TextMapPropagator:
     """The process-wide propagator; by default W3C trace context then W3C baggage."""
-    global _global
+    global _global, _default
     propagator = _global
     if propagator is None:
         # Built on first use: the default propagators import this module for the base class.
@@ -150,16 +175,19 @@ def get_global_textmap() -> TextMapPropagator:
 
         with _global_lock:
             if _global is None:
-                _global = CompositePropagator(
+                default = CompositePropagator(
                     [TraceContextTextMapPropagator(), W3CBaggagePropagator()]
                 )
+                _default = _default_of(default)
+                _global = default
             propagator = _global
     return propagator
 
 
 def set_global_textmap(propagator: TextMapPropagator) -> None:
-    global _global
+    global _global, _default
     _global = propagator
+    _default = _default_of(propagator)
 
 
 def extract(

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from telemetry_run.sdk._native import speedups
 from telemetry_run.sdk.context import SPAN_KEY, Context, get_value
+from telemetry_run.sdk.propagation import _textmap
 from telemetry_run.sdk.propagation._carriers import Getter, Setter, WSGIEnvironGetter
 from telemetry_run.sdk.propagation._textmap import (
     CarrierT,
@@ -23,14 +24,16 @@ from telemetry_run.sdk.propagation._textmap import (
 )
 from telemetry_run.sdk.trace.api import (
     NonRecordingSpan,
+    Span,
     SpanContext,
     TraceFlags,
     TraceState,
     parse_tracestate,
 )
 from telemetry_run.sdk.trace.current import set_span_in_context
+from telemetry_run.sdk.trace.span import RecordingSpan
 
-__all__ = ["TraceContextTextMapPropagator", "format_tracestate"]
+__all__ = ["TraceContextTextMapPropagator", "format_tracestate", "inject_started"]
 
 TRACEPARENT: Final = "traceparent"
 TRACESTATE: Final = "tracestate"
@@ -262,46 +265,82 @@ class TraceContextTextMapPropagator(TextMapPropagator):
                 span_context = span.get_span_context()
             except AttributeError:  # no span (None), or not a Span
                 return
-        if not span_context.is_valid:
-            return
-        global _last_trace
-        trace_id = span_context.trace_id
-        last = _last_trace
-        if last[0] == trace_id:
-            trace_hex = last[1]
-        else:
-            trace_hex = trace_id.to_bytes(16).hex()
-            _last_trace = (trace_id, trace_hex)
-        if _native_format is not None:  # the same text, in one allocation
-            header = _native_format(trace_hex, span_context.span_id, span_context.trace_flags)
-        else:
-            flags = _FLAGS_OUT[span_context.trace_flags & 3]
-            # to_bytes().hex() zero-pads like a "016x" format, in half its time; is_valid
-            # above keeps the ids within their 8 and 16 bytes.
-            header = f"00-{trace_hex}-{span_context.span_id.to_bytes(8).hex()}{flags}"
-        state = span_context.trace_state
-        if setter is _default_setter and isinstance(carrier, dict):
-            carrier[TRACEPARENT] = header
-            if state is not _EMPTY_STATE:
-                # The extracted text when unchanged, else format_tracestate's cache look-up,
-                # inlined (an empty state formats as "").
-                text = state._header
-                if text is None:
-                    cached = _formatted_states.get(id(state))
-                    text = (
-                        cached[1]
-                        if cached is not None and cached[0] is state
-                        else format_tracestate(state)
-                    )
-                if text:
-                    carrier[TRACESTATE] = text
-            return
-        setter.set(carrier, TRACEPARENT, header)
-        if state is not _EMPTY_STATE and state:
-            header = format_tracestate(state)
-            if header:
-                setter.set(carrier, TRACESTATE, header)
+        if span_context.is_valid:
+            _write(
+                carrier,
+                setter,
+                span_context.trace_id,
+                span_context.span_id,
+                span_context.trace_flags,
+                span_context.trace_state,
+            )
 
     @property
     def fields(self) -> set[str]:
         return set(_FIELDS)
+
+
+def _write(
+    carrier: Any, setter: Setter[Any], trace_id: int, span_id: int, flags: int, state: TraceState
+) -> None:
+    """``traceparent`` (and ``tracestate`` when the state is not empty) of a valid span context."""
+    global _last_trace
+    last = _last_trace
+    if last[0] == trace_id:
+        trace_hex = last[1]
+    else:
+        trace_hex = trace_id.to_bytes(16).hex()
+        _last_trace = (trace_id, trace_hex)
+    if _native_format is not None:  # the same text, in one allocation
+        header = _native_format(trace_hex, span_id, flags)
+    else:
+        # to_bytes().hex() zero-pads like a "016x" format, in half its time; a valid context
+        # keeps the ids within their 8 and 16 bytes.
+        header = f"00-{trace_hex}-{span_id.to_bytes(8).hex()}{_FLAGS_OUT[flags & 3]}"
+    if setter is _default_setter and isinstance(carrier, dict):
+        carrier[TRACEPARENT] = header
+        if state is not _EMPTY_STATE:
+            # The extracted text when unchanged, else format_tracestate's cache look-up,
+            # inlined (an empty state formats as "").
+            text = state._header
+            if text is None:
+                cached = _formatted_states.get(id(state))
+                text = (
+                    cached[1]
+                    if cached is not None and cached[0] is state
+                    else format_tracestate(state)
+                )
+            if text:
+                carrier[TRACESTATE] = text
+        return
+    setter.set(carrier, TRACEPARENT, header)
+    if state is not _EMPTY_STATE and state:
+        header = format_tracestate(state)
+        if header:
+            setter.set(carrier, TRACESTATE, header)
+
+
+def inject_started(
+    carrier: Any, span: Span, context: Context, setter: Setter[Any] = _default_setter
+) -> None:
+    """``inject(carrier, context)`` for a ``context`` whose span is ``span``, just started here.
+
+    Every client call injects the span it started into its request. With the default
+    propagators (``OTEL_PROPAGATORS`` unset: trace context, then baggage) the headers are
+    written from the span's own fields: no composite loop, no look-up of the span in the
+    context, no ``SpanContext`` built for it. Each propagator's failure is reported as the
+    composite reports it, and the other still runs. Any other propagators, or a span that is
+    not recording (a sampled-out or suppressed one), take the general ``inject``.
+    """
+    default = _textmap._default
+    if default is None or default[0] is not _textmap._global or type(span) is not RecordingSpan:
+        _textmap.inject(carrier, context, setter)
+        return
+    try:
+        _write(carrier, setter, span._trace_id, span._span_id, span._flags, span.trace_state)
+    except Exception:  # noqa: BLE001  # reported once; the baggage is still sent
+        _textmap._report(default[1], "inject")
+    try:
+        default[2].inject(carrier, context, setter)
+    except Exception:  # noqa: BLE001  # reported once; the request goes on
+        _textmap._report(default[2], "inject")

@@ -126,6 +126,9 @@ def test_client_attributes() -> None:
         ("http://[::1]:8080?next=/a/b", "::1", 8080),
         ("https://user@host.example:9443/x", "host.example", 9443),
         ("http://host.example?x=1:2", "host.example", 80),
+        ("https://host.example:8443/next://other.example:1/", "host.example", 8443),
+        ("http://a.example#b/c?d", "a.example", 80),
+        ("svc+tcp://h.example:7/x", "h.example", 7),
     ],
 )
 def test_client_server_address_and_port(url: str, address: str, port: int) -> None:
