@@ -12,6 +12,10 @@
  *
  * plain_attributes: the check every span start makes that its attributes need no cleaning.
  *
+ * SpanStarter: a tracer's ``start_span`` (``sdk/trace/provider.py``) for its usual case, a span
+ * every traced call starts: about 190 bytecodes of the Python method become one C call. What
+ * it does not take (a sampler to ask, links, attributes to clean...) goes to the Python method.
+ *
  * ContextStream: a response body run with its call's context attached around each step
  * (``instrumentors/toolkit.py``'s ``_Stream``): a WSGI server pulls every body through it, so each
  * request pays its step twice at least (the chunk, then the end).
@@ -26,6 +30,11 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stddef.h>
+#ifndef Py_T_OBJECT_EX /* Python 3.11: the member types are structmember.h's */
+#include <structmember.h>
+#define Py_T_OBJECT_EX T_OBJECT_EX
+#define Py_READONLY READONLY
+#endif
 #include <string.h>
 
 typedef struct {
@@ -665,6 +674,607 @@ static PyTypeObject ContextStreamType = {
     .tp_weaklistoffset = offsetof(ContextStream, weakrefs),
 };
 
+
+/* -- SpanStarter ------------------------------------------------------------------------- */
+
+/* The span start every traced call makes, ``Tracer.start_span`` of sdk/trace/provider.py, for
+ * its usual case: positional arguments, no links, a parent that is none, this SDK's span or a
+ * remote context, a sampling decision known from the tracer's tables (no sampler call), a
+ * recording span whose trace state is its parent's, and plain attributes. Anything else calls
+ * the Python ``start_span`` (``fallback``) before any side effect, so the two make the same
+ * spans (the tests run the span tests both ways). Fields of the SDK's slotted classes are read
+ * and written at their slot offsets, looked up once by ``configure_span_starter``. */
+
+enum {
+    K_RECORDING, K_NON_RECORDING, K_SAMPLED_OUT, K_SPAN_CONTEXT, K_SAMPLING_RESULT, K_SPAN_KEY,
+    K_SUPPRESS_KEY, K_CURRENT_VAR, K_SPAN_VAR, K_INTERNAL, K_DROP, K_RECORD_AND_SAMPLE,
+    K_SPAN_FLAGS, K_UNSET, K_EMPTY_STATE, K_TIME_NS, K_COUNT
+};
+
+static PyObject *starter_consts; /* the tuple given to configure_span_starter, or NULL */
+
+/* Slot offsets: RecordingSpan's fields, NonRecordingSpan's and SampledOutSpan's context,
+ * SpanContext's and SamplingResult's fields. */
+enum {
+    S_ATTRIBUTES, S_CONTEXT, S_END_TIME, S_EXTRA, S_FLAGS, S_KIND, S_NAME, S_PARENT, S_SPAN_ID,
+    S_START_TIME, S_STATUS, S_TRACE_ID, S_TRACER, S_NR_CONTEXT, S_SO_CONTEXT, C_TRACE_ID,
+    C_TRACE_FLAGS, C_IS_REMOTE, C_TRACE_STATE, C_IS_VALID, R_DECISION, R_ATTRIBUTES,
+    R_TRACE_STATE, S_COUNT
+};
+
+static Py_ssize_t slot_offsets[S_COUNT];
+
+static PyObject *str_enabled, *str_parent_table, *str_fixed_drops, *str_root_result,
+    *str_random_bit, *str_new_trace_id, *str_new_span_id, *str_max_attributes,
+    *str_max_attribute_length, *str_started, *str_on_start, *str_get_span_context;
+
+#define CONST(k) PyTuple_GET_ITEM(starter_consts, (k))
+#define SLOT(obj, s) (*(PyObject **)((char *)(obj) + slot_offsets[(s)]))
+
+/* The offset of ``type``'s writable object slot ``name``; -1 with an exception otherwise. */
+static Py_ssize_t
+slot_offset(PyObject *type, const char *name)
+{
+    PyObject *descr = PyObject_GetAttrString(type, name);
+    if (descr == NULL) {
+        return -1;
+    }
+    Py_ssize_t offset = -1;
+    if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+        if (member->type == Py_T_OBJECT_EX && !(member->flags & Py_READONLY)) {
+            offset = member->offset;
+        }
+    }
+    Py_DECREF(descr);
+    if (offset < 0) {
+        PyErr_Format(PyExc_TypeError, "%R.%s is not a writable slot", type, name);
+    }
+    return offset;
+}
+
+static PyObject *
+configure_span_starter(PyObject *module, PyObject *consts)
+{
+    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != K_COUNT) {
+        PyErr_Format(PyExc_TypeError, "configure_span_starter takes a tuple of %d", K_COUNT);
+        return NULL;
+    }
+    for (int k = K_RECORDING; k <= K_SAMPLING_RESULT; k++) {
+        if (!PyType_Check(PyTuple_GET_ITEM(consts, k))) {
+            PyErr_SetString(PyExc_TypeError, "configure_span_starter: the first five are types");
+            return NULL;
+        }
+    }
+    static const struct {
+        int index;
+        int type;
+        const char *name;
+    } slots[S_COUNT] = {
+        {S_ATTRIBUTES, K_RECORDING, "_attributes"}, {S_CONTEXT, K_RECORDING, "_context"},
+        {S_END_TIME, K_RECORDING, "_end_time"}, {S_EXTRA, K_RECORDING, "_extra"},
+        {S_FLAGS, K_RECORDING, "_flags"}, {S_KIND, K_RECORDING, "_kind"},
+        {S_NAME, K_RECORDING, "_name"}, {S_PARENT, K_RECORDING, "_parent"},
+        {S_SPAN_ID, K_RECORDING, "_span_id"}, {S_START_TIME, K_RECORDING, "_start_time"},
+        {S_STATUS, K_RECORDING, "_status"}, {S_TRACE_ID, K_RECORDING, "_trace_id"},
+        {S_TRACER, K_RECORDING, "_tracer"}, {S_NR_CONTEXT, K_NON_RECORDING, "_context"},
+        {S_SO_CONTEXT, K_SAMPLED_OUT, "_context"}, {C_TRACE_ID, K_SPAN_CONTEXT, "trace_id"},
+        {C_TRACE_FLAGS, K_SPAN_CONTEXT, "trace_flags"},
+        {C_IS_REMOTE, K_SPAN_CONTEXT, "is_remote"},
+        {C_TRACE_STATE, K_SPAN_CONTEXT, "trace_state"},
+        {C_IS_VALID, K_SPAN_CONTEXT, "is_valid"}, {R_DECISION, K_SAMPLING_RESULT, "decision"},
+        {R_ATTRIBUTES, K_SAMPLING_RESULT, "attributes"},
+        {R_TRACE_STATE, K_SAMPLING_RESULT, "trace_state"},
+    };
+    Py_ssize_t offsets[S_COUNT];
+    for (int i = 0; i < S_COUNT; i++) {
+        offsets[slots[i].index] = slot_offset(PyTuple_GET_ITEM(consts, slots[i].type), slots[i].name);
+        if (offsets[slots[i].index] < 0) {
+            return NULL;
+        }
+    }
+    memcpy(slot_offsets, offsets, sizeof(offsets));
+    Py_XSETREF(starter_consts, Py_NewRef(consts));
+    Py_RETURN_NONE;
+}
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *tracer;
+    PyObject *attrs;    /* the tracer's ``__dict__`` (NULL without one) */
+    PyObject *fallback; /* the Python start_span, bound to the tracer */
+    vectorcallfunc vectorcall;
+} SpanStarter;
+
+/* ``tracer.<name>`` (a new reference), or NULL with an exception. Read from the tracer's
+ * ``__dict__`` where it is (a tenth of a generic attribute look-up): the tracer keeps its
+ * state in instance attributes, and its class defines no descriptor of these names. */
+static PyObject *
+tracer_attr(SpanStarter *self, PyObject *name)
+{
+    if (self->attrs != NULL) {
+        PyObject *value = PyDict_GetItemWithError(self->attrs, name);
+        if (value != NULL) {
+            return Py_NewRef(value);
+        }
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    return PyObject_GetAttr(self->tracer, name);
+}
+
+#define TRACER_ATTR(name) tracer_attr(self, (name))
+
+/* 1: ``tracer.<name>`` is True, 0: anything else, -1 with an exception. */
+static int
+is_true_attr(SpanStarter *self, PyObject *name)
+{
+    PyObject *value = tracer_attr(self, name);
+    if (value == NULL) {
+        return -1;
+    }
+    int truth = value == Py_True;
+    Py_DECREF(value);
+    return truth;
+}
+
+/* Returns the span, NULL with an exception, or ``Py_NotImplemented`` (borrowed, not to be
+ * returned): the Python start_span decides. Nothing is drawn or counted before it says so. */
+static PyObject *
+starter_fast(SpanStarter *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *name = args[0];
+    PyObject *context = nargs > 1 ? args[1] : Py_None;
+    PyObject *kind = nargs > 2 ? args[2] : CONST(K_INTERNAL);
+    PyObject *attributes = nargs > 3 ? args[3] : Py_None;
+    PyObject *start_time = nargs > 5 ? args[5] : Py_None;
+    if (nargs > 4 && args[4] != Py_None) {
+        return Py_NotImplemented; /* links */
+    }
+    PyObject *result = Py_NotImplemented;
+    PyObject *parent_span = NULL, *parent = NULL, *sampled = NULL, *attrs = NULL;
+    PyObject *trace_id = NULL, *span_id = NULL, *time = NULL, *span = NULL;
+    int suppressed;
+    if (context == Py_None) {
+        PyObject *current = NULL;
+        if (PyContextVar_Get(CONST(K_SPAN_VAR), Py_None, &parent_span) < 0
+            || PyContextVar_Get(CONST(K_CURRENT_VAR), NULL, &current) < 0) {
+            result = NULL;
+            goto done;
+        }
+        if (current == NULL || !PyDict_Check(current)) {
+            Py_XDECREF(current);
+            goto done;
+        }
+        PyObject *flag = PyDict_GetItemWithError(current, CONST(K_SUPPRESS_KEY));
+        suppressed = flag == Py_True;
+        Py_DECREF(current);
+        if (flag == NULL && PyErr_Occurred()) {
+            result = NULL;
+            goto done;
+        }
+    }
+    else if (PyDict_Check(context)) {
+        parent_span = PyDict_GetItemWithError(context, CONST(K_SPAN_KEY));
+        if (parent_span == NULL && PyErr_Occurred()) {
+            result = NULL;
+            goto done;
+        }
+        parent_span = Py_NewRef(parent_span != NULL ? parent_span : Py_None);
+        PyObject *flag = PyDict_GetItemWithError(context, CONST(K_SUPPRESS_KEY));
+        if (flag == NULL && PyErr_Occurred()) {
+            result = NULL;
+            goto done;
+        }
+        suppressed = flag == Py_True;
+    }
+    else {
+        goto done;
+    }
+    if (suppressed) {
+        goto done;
+    }
+    int enabled = is_true_attr(self, str_enabled);
+    if (enabled <= 0) {
+        result = enabled < 0 ? NULL : Py_NotImplemented;
+        goto done;
+    }
+
+    /* The parent's SpanContext, as start_span reads it. */
+    PyTypeObject *parent_type = Py_TYPE(parent_span);
+    if (parent_span == Py_None) {
+        parent = NULL;
+    }
+    else if (parent_type == (PyTypeObject *)CONST(K_RECORDING)
+             || parent_type == (PyTypeObject *)CONST(K_SAMPLED_OUT)) {
+        parent = SLOT(parent_span, parent_type == (PyTypeObject *)CONST(K_RECORDING)
+                                       ? S_CONTEXT : S_SO_CONTEXT);
+        if (parent == NULL || parent == Py_None) {
+            parent = PyObject_CallMethodNoArgs(parent_span, str_get_span_context);
+            if (parent == NULL) {
+                result = NULL;
+                goto done;
+            }
+        }
+        else {
+            Py_INCREF(parent);
+        }
+    }
+    else if (parent_type == (PyTypeObject *)CONST(K_NON_RECORDING)) {
+        parent = SLOT(parent_span, S_NR_CONTEXT);
+        if (parent == NULL) {
+            goto done;
+        }
+        Py_INCREF(parent);
+    }
+    else {
+        goto done;
+    }
+    long parent_flags = 0;
+    int remote = 0;
+    PyObject *parent_state = CONST(K_EMPTY_STATE);
+    if (parent != NULL) {
+        if (!Py_IS_TYPE(parent, (PyTypeObject *)CONST(K_SPAN_CONTEXT))) {
+            goto done;
+        }
+        PyObject *valid = SLOT(parent, C_IS_VALID);
+        PyObject *flags = SLOT(parent, C_TRACE_FLAGS);
+        PyObject *is_remote = SLOT(parent, C_IS_REMOTE);
+        parent_state = SLOT(parent, C_TRACE_STATE);
+        if (valid == NULL || flags == NULL || is_remote == NULL || parent_state == NULL
+            || SLOT(parent, C_TRACE_ID) == NULL || !PyLong_Check(flags)) {
+            goto done;
+        }
+        if (parent_type == (PyTypeObject *)CONST(K_NON_RECORDING) && valid != Py_True) {
+            if (valid != Py_False) {
+                goto done;
+            }
+            Py_CLEAR(parent); /* an invalid remote context: a root */
+            parent_state = CONST(K_EMPTY_STATE);
+        }
+        else {
+            parent_flags = PyLong_AsLong(flags);
+            if (parent_flags == -1 && PyErr_Occurred()) {
+                result = NULL;
+                goto done;
+            }
+            int truth = PyObject_IsTrue(is_remote);
+            if (truth < 0) {
+                result = NULL;
+                goto done;
+            }
+            remote = truth;
+        }
+    }
+    long random_bit;
+    int which;
+    if (parent != NULL) {
+        random_bit = parent_flags & 2;
+        which = (remote ? 2 : 0) + (int)(parent_flags & 1);
+    }
+    else {
+        PyObject *bit = TRACER_ATTR(str_random_bit);
+        if (bit == NULL) {
+            result = NULL;
+            goto done;
+        }
+        random_bit = PyLong_Check(bit) ? PyLong_AsLong(bit) : -1;
+        Py_DECREF(bit);
+        if (random_bit < 0) {
+            result = random_bit == -1 && PyErr_Occurred() ? NULL : Py_NotImplemented;
+            PyErr_Clear();
+            goto done;
+        }
+        which = 4;
+    }
+
+    /* The decision, from the tables only: a sampler to ask is the Python start_span's. */
+    PyObject *table = TRACER_ATTR(str_parent_table);
+    if (table == NULL) {
+        result = NULL;
+        goto done;
+    }
+    if (table != Py_None && which != 4) {
+        if (PyTuple_CheckExact(table) && which < PyTuple_GET_SIZE(table)) {
+            sampled = Py_NewRef(PyTuple_GET_ITEM(table, which));
+        }
+        Py_DECREF(table);
+        if (sampled == NULL) {
+            goto done;
+        }
+    }
+    else {
+        Py_DECREF(table);
+        PyObject *drops = TRACER_ATTR(str_fixed_drops);
+        if (drops == NULL) {
+            result = NULL;
+            goto done;
+        }
+        int dropped = PyTuple_CheckExact(drops) && which < PyTuple_GET_SIZE(drops)
+                          ? PyObject_IsTrue(PyTuple_GET_ITEM(drops, which)) : 1;
+        Py_DECREF(drops);
+        if (dropped != 0) {
+            result = dropped < 0 ? NULL : Py_NotImplemented;
+            goto done;
+        }
+        if (which != 4) {
+            goto done;
+        }
+        sampled = TRACER_ATTR(str_root_result);
+        if (sampled == NULL) {
+            result = NULL;
+            goto done;
+        }
+        if (sampled == Py_None) {
+            goto done;
+        }
+    }
+    if (!Py_IS_TYPE(sampled, (PyTypeObject *)CONST(K_SAMPLING_RESULT))) {
+        goto done;
+    }
+    PyObject *decision = SLOT(sampled, R_DECISION);
+    PyObject *state = SLOT(sampled, R_TRACE_STATE);
+    PyObject *extra_attributes = SLOT(sampled, R_ATTRIBUTES);
+    if (decision == NULL || decision == CONST(K_DROP) || state == NULL
+        || extra_attributes == NULL) {
+        goto done;
+    }
+    if (state != Py_None && state != parent_state) {
+        goto done; /* a trace state of the sampler's own: the span keeps it apart */
+    }
+    int more = PyObject_IsTrue(extra_attributes);
+    if (more != 0) {
+        result = more < 0 ? NULL : Py_NotImplemented;
+        goto done;
+    }
+
+    /* The attributes: none, or plain ones within the limits (else clean_attributes cleans). */
+    if (attributes == Py_None || (PyDict_CheckExact(attributes) && PyDict_GET_SIZE(attributes) == 0)) {
+        attrs = PyDict_New();
+        if (attrs == NULL) {
+            result = NULL;
+            goto done;
+        }
+    }
+    else {
+        PyObject *length = TRACER_ATTR(str_max_attribute_length);
+        if (length == NULL) {
+            result = NULL;
+            goto done;
+        }
+        int unbounded = length == Py_None;
+        Py_DECREF(length);
+        if (!unbounded || !PyDict_CheckExact(attributes)) {
+            goto done;
+        }
+        PyObject *most = TRACER_ATTR(str_max_attributes);
+        if (most == NULL) {
+            result = NULL;
+            goto done;
+        }
+        Py_ssize_t limit = PyLong_Check(most) ? PyLong_AsSsize_t(most) : -1;
+        Py_DECREF(most);
+        if (limit == -1 && PyErr_Occurred()) {
+            result = NULL;
+            goto done;
+        }
+        if (PyDict_GET_SIZE(attributes) > limit) {
+            goto done;
+        }
+        attrs = plain_attributes(NULL, attributes);
+        if (attrs == NULL) {
+            result = NULL;
+            goto done;
+        }
+        if (attrs == Py_None) {
+            Py_CLEAR(attrs);
+            goto done;
+        }
+    }
+
+    /* Decided: from here the span is made (ids drawn in start_span's order). */
+    PyObject *flags_table = CONST(K_SPAN_FLAGS);
+    long flag_index = random_bit | (decision == CONST(K_RECORD_AND_SAMPLE) ? 1 : 0);
+    if (!PyTuple_CheckExact(flags_table) || flag_index >= PyTuple_GET_SIZE(flags_table)) {
+        goto done;
+    }
+    if (parent != NULL) {
+        trace_id = Py_NewRef(SLOT(parent, C_TRACE_ID));
+    }
+    else {
+        PyObject *draw = TRACER_ATTR(str_new_trace_id);
+        if (draw == NULL) {
+            result = NULL;
+            goto done;
+        }
+        trace_id = PyObject_CallNoArgs(draw);
+        Py_DECREF(draw);
+        if (trace_id == NULL) {
+            result = NULL;
+            goto done;
+        }
+        int truth = PyObject_IsTrue(trace_id);
+        if (truth <= 0) {
+            Py_SETREF(trace_id, truth < 0 ? NULL : PyLong_FromLong(1));
+            if (trace_id == NULL) {
+                result = NULL;
+                goto done;
+            }
+        }
+    }
+    PyObject *draw = TRACER_ATTR(str_new_span_id);
+    if (draw == NULL) {
+        result = NULL;
+        goto done;
+    }
+    span_id = PyObject_CallNoArgs(draw);
+    Py_DECREF(draw);
+    if (span_id == NULL) {
+        result = NULL;
+        goto done;
+    }
+    int truth = PyObject_IsTrue(span_id);
+    if (truth <= 0) {
+        Py_SETREF(span_id, truth < 0 ? NULL : PyLong_FromLong(1));
+        if (span_id == NULL) {
+            result = NULL;
+            goto done;
+        }
+    }
+    if (start_time == Py_None) {
+        time = PyObject_CallNoArgs(CONST(K_TIME_NS));
+        if (time == NULL) {
+            result = NULL;
+            goto done;
+        }
+    }
+    else {
+        time = Py_NewRef(start_time);
+    }
+    PyTypeObject *span_type = (PyTypeObject *)CONST(K_RECORDING);
+    span = span_type->tp_alloc(span_type, 0);
+    if (span == NULL) {
+        result = NULL;
+        goto done;
+    }
+    SLOT(span, S_TRACER) = Py_NewRef(self->tracer);
+    SLOT(span, S_NAME) = Py_NewRef(name);
+    SLOT(span, S_TRACE_ID) = Py_NewRef(trace_id);
+    SLOT(span, S_SPAN_ID) = Py_NewRef(span_id);
+    SLOT(span, S_FLAGS) = Py_NewRef(PyTuple_GET_ITEM(flags_table, flag_index));
+    SLOT(span, S_CONTEXT) = Py_NewRef(Py_None);
+    SLOT(span, S_PARENT) = Py_NewRef(parent != NULL ? parent : Py_None);
+    SLOT(span, S_KIND) = Py_NewRef(kind);
+    SLOT(span, S_END_TIME) = Py_NewRef(Py_None);
+    SLOT(span, S_STATUS) = Py_NewRef(CONST(K_UNSET));
+    SLOT(span, S_EXTRA) = Py_NewRef(Py_None);
+    SLOT(span, S_ATTRIBUTES) = Py_NewRef(attrs);
+    SLOT(span, S_START_TIME) = Py_NewRef(time);
+
+    PyObject *count = TRACER_ATTR(str_started);
+    PyObject *counted = count != NULL ? PyObject_CallNoArgs(count) : NULL;
+    Py_XDECREF(count);
+    if (counted == NULL) {
+        Py_CLEAR(span);
+        result = NULL;
+        goto done;
+    }
+    Py_DECREF(counted);
+    PyObject *on_start = TRACER_ATTR(str_on_start);
+    if (on_start == NULL) {
+        Py_CLEAR(span);
+        result = NULL;
+        goto done;
+    }
+    if (on_start != Py_None) {
+        PyObject *started = PyObject_CallFunctionObjArgs(on_start, span, context, NULL);
+        if (started == NULL) {
+            Py_DECREF(on_start);
+            Py_CLEAR(span);
+            result = NULL;
+            goto done;
+        }
+        Py_DECREF(started);
+    }
+    Py_DECREF(on_start);
+    result = span;
+    span = NULL;
+done:
+    Py_XDECREF(parent_span);
+    Py_XDECREF(parent);
+    Py_XDECREF(sampled);
+    Py_XDECREF(attrs);
+    Py_XDECREF(trace_id);
+    Py_XDECREF(span_id);
+    Py_XDECREF(time);
+    Py_XDECREF(span);
+    return result;
+}
+
+static PyObject *
+starter_call(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    SpanStarter *self = (SpanStarter *)op;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (kwnames == NULL && nargs >= 1 && nargs <= 6 && starter_consts != NULL) {
+        PyObject *span = starter_fast(self, args, nargs);
+        if (span != Py_NotImplemented) {
+            return span;
+        }
+    }
+    return PyObject_Vectorcall(self->fallback, args, nargsf, kwnames);
+}
+
+static PyObject *
+starter_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *tracer, *fallback;
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) {
+        PyErr_SetString(PyExc_TypeError, "SpanStarter() takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_UnpackTuple(args, "SpanStarter", 2, 2, &tracer, &fallback)) {
+        return NULL;
+    }
+    if (!PyCallable_Check(fallback)) {
+        PyErr_SetString(PyExc_TypeError, "SpanStarter(tracer, fallback): fallback is called");
+        return NULL;
+    }
+    SpanStarter *self = (SpanStarter *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->tracer = Py_NewRef(tracer);
+    self->fallback = Py_NewRef(fallback);
+    self->attrs = PyObject_GenericGetDict(tracer, NULL);
+    if (self->attrs == NULL) {
+        PyErr_Clear(); /* a tracer without __dict__: its attributes are looked up each time */
+    }
+    self->vectorcall = starter_call;
+    return (PyObject *)self;
+}
+
+static int
+starter_traverse(SpanStarter *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->tracer);
+    Py_VISIT(self->attrs);
+    Py_VISIT(self->fallback);
+    return 0;
+}
+
+static int
+starter_clear(SpanStarter *self)
+{
+    Py_CLEAR(self->tracer);
+    Py_CLEAR(self->attrs);
+    Py_CLEAR(self->fallback);
+    return 0;
+}
+
+static void
+starter_dealloc(SpanStarter *self)
+{
+    PyObject_GC_UnTrack(self);
+    starter_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject SpanStarterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "telemetry_run.sdk._speedups.SpanStarter",
+    .tp_doc = "SpanStarter(tracer, fallback): the tracer's start_span; its usual case in C",
+    .tp_basicsize = sizeof(SpanStarter),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_new = starter_new,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(SpanStarter, vectorcall),
+    .tp_traverse = (traverseproc)starter_traverse,
+    .tp_clear = (inquiry)starter_clear,
+    .tp_dealloc = (destructor)starter_dealloc,
+};
+
 static int
 speedups_exec(PyObject *module)
 {
@@ -677,9 +1287,30 @@ speedups_exec(PyObject *module)
         str_ended = PyUnicode_InternFromString("_ended");
         str_close = PyUnicode_InternFromString("close");
     }
+    if (str_enabled == NULL) {
+        str_enabled = PyUnicode_InternFromString("enabled");
+        str_parent_table = PyUnicode_InternFromString("_parent_table");
+        str_fixed_drops = PyUnicode_InternFromString("_fixed_drops");
+        str_root_result = PyUnicode_InternFromString("_root_result");
+        str_random_bit = PyUnicode_InternFromString("_random_bit");
+        str_new_trace_id = PyUnicode_InternFromString("_new_trace_id");
+        str_new_span_id = PyUnicode_InternFromString("_new_span_id");
+        str_max_attributes = PyUnicode_InternFromString("max_attributes");
+        str_max_attribute_length = PyUnicode_InternFromString("max_attribute_length");
+        str_started = PyUnicode_InternFromString("_started");
+        str_on_start = PyUnicode_InternFromString("on_start");
+        str_get_span_context = PyUnicode_InternFromString("get_span_context");
+    }
     if (str_active == NULL || str_context == NULL || str_span == NULL || str_ended == NULL
-        || str_close == NULL || PyType_Ready(&RecordFactoryType) < 0
-        || PyType_Ready(&ContextStreamType) < 0) {
+        || str_close == NULL || str_enabled == NULL || str_parent_table == NULL
+        || str_fixed_drops == NULL || str_root_result == NULL || str_random_bit == NULL
+        || str_new_trace_id == NULL || str_new_span_id == NULL || str_max_attributes == NULL
+        || str_max_attribute_length == NULL || str_started == NULL || str_on_start == NULL
+        || str_get_span_context == NULL || PyType_Ready(&RecordFactoryType) < 0
+        || PyType_Ready(&ContextStreamType) < 0 || PyType_Ready(&SpanStarterType) < 0) {
+        return -1;
+    }
+    if (PyModule_AddObjectRef(module, "SpanStarter", (PyObject *)&SpanStarterType) < 0) {
         return -1;
     }
     if (PyModule_AddObjectRef(module, "ContextStream", (PyObject *)&ContextStreamType) < 0) {
@@ -700,6 +1331,8 @@ static PyMethodDef speedups_methods[] = {
      "format_traceparent(trace_hex, span_id, flags) -> str: the traceparent inject writes"},
     {"plain_attributes", plain_attributes, METH_O,
      "plain_attributes(attributes) -> dict | None: a copy when every attribute is plain"},
+    {"configure_span_starter", configure_span_starter, METH_O,
+     "configure_span_starter(constants): the SDK's classes and constants SpanStarter uses"},
     {NULL, NULL, 0, NULL},
 };
 

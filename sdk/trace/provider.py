@@ -13,10 +13,13 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
+from types import MethodType
 from typing import Final
 
 from telemetry_run.sdk import forking
+from telemetry_run.sdk._native import speedups
 from telemetry_run.sdk.context import (
+    _CURRENT,
     _SPAN,
     SPAN_KEY,
     SUPPRESS_INSTRUMENTATION_KEY,
@@ -224,6 +227,9 @@ class Tracer(StartsCurrentSpans, api.Tracer):
         self._random_bit = 2 if type(provider.id_generator) is RandomIdGenerator else 0
         self._set_fixed_drops(fixed_drops(provider.sampler) if self.enabled else _NO_FIXED_DROPS)
         self._wire_processors()
+        if _native_starter is not None and type(self).start_span is Tracer.start_span:
+            # The usual span start in C; anything else goes to the method below (the twin).
+            vars(self)["start_span"] = _native_starter(self, MethodType(Tracer.start_span, self))
 
     def _set_fixed_drops(self, drops: tuple[bool, bool, bool, bool, bool]) -> None:
         """Which spans start sampled out without asking the sampler (see ``fixed_drops``).
@@ -434,3 +440,31 @@ class _SdkCurrentSpan(CurrentSpan):
 
 Tracer.current_span_type = _SdkCurrentSpan
 _UNSET: Final = api.Status()
+
+#: ``sdk/_speedups.c``'s SpanStarter, where it was built: each tracer's ``start_span`` runs its
+#: usual case (a parent of ours or a remote one, a decision the tracer's tables know, plain
+#: attributes, no links) in C and hands anything else to the Python method, before any side
+#: effect. None: the Python method runs alone (the span tests run both ways).
+_native_starter: Callable[[Tracer, Callable[..., Span]], Callable[..., Span]] | None = None
+if speedups is not None:
+    speedups.configure_span_starter(
+        (
+            RecordingSpan,
+            NonRecordingSpan,
+            SampledOutSpan,
+            SpanContext,
+            SamplingResult,
+            SPAN_KEY,
+            SUPPRESS_INSTRUMENTATION_KEY,
+            _CURRENT,
+            _SPAN,
+            SpanKind.INTERNAL,
+            _DROP,
+            _RECORD_AND_SAMPLE,
+            _SPAN_FLAGS,
+            _UNSET,
+            _EMPTY_STATE,
+            _time_ns,
+        )
+    )
+    _native_starter = speedups.SpanStarter

@@ -40,7 +40,11 @@ from telemetry_run.sdk.trace.api import (
 )
 from telemetry_run.sdk.trace.current import get_current_span, set_span_in_context
 from telemetry_run.sdk.trace.sampling import StaticSampler, fixed_drops
+from tests.native_twins import twins
 from tests.unit.sdk.conftest import make_recorder
+
+#: Every test with the native span start (sdk/_speedups.c SpanStarter) and the Python one.
+starter_twins = twins("telemetry_run.sdk.trace.provider", "_native_starter")
 
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
 SPAN_ID = 0x00F067AA0BA902B7

@@ -22,7 +22,11 @@ from telemetry_run.sdk.context import Context
 from telemetry_run.sdk.trace.api import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 from telemetry_run.sdk.trace.current import set_span_in_context
 from telemetry_run.sdk.trace.sampling import StaticSampler, compile_sampler
+from tests.native_twins import twins
 from tests.unit.sdk.conftest import make_recorder
+
+#: Every test with the native span start (sdk/_speedups.c SpanStarter) and the Python one.
+starter_twins = twins("telemetry_run.sdk.trace.provider", "_native_starter")
 
 
 def _parent(remote: bool, sampled: bool) -> Context:
