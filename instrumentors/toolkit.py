@@ -62,12 +62,14 @@ from telemetry_run.sdk.context import (
     get_value,
 )
 from telemetry_run.sdk.context import Token as _Token  # start attaches in its own frame
+from telemetry_run.sdk.context import detach_failed as _detach_failed
 from telemetry_run.sdk.context import is_suppressed as _is_suppressed
 from telemetry_run.sdk.propagation import default_getter as _default_getter
 from telemetry_run.sdk.propagation import default_setter as _default_setter
 from telemetry_run.sdk.propagation import extract, inject
 from telemetry_run.sdk.propagation.tracecontext import inject_started as _inject_started
 from telemetry_run.sdk.trace.api import INVALID_SPAN, SpanKind, StatusCode
+from telemetry_run.sdk.trace.provider import _native_starter
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -355,6 +357,41 @@ class _Untraced(Call):
 
     def stream(self, iterable: Any, *, end: bool = True, closed: bool = False) -> Any:
         return iterable
+
+
+def _exit_failed(kind: str, owner: Any, exc: Exception) -> None:
+    """A failure inside the native ``Call.__exit__``, reported as the Python steps report it:
+    an end hook's, a span processor's ``on_end``, a token detached elsewhere, another step's."""
+    if kind == "hook":
+        _report(f"{owner.site.name}: call end hook", exc)
+    elif kind == "on_end":
+        owner._tracer.diagnostics.internal_error("span processor on_end", exc)
+    elif kind == "detach" and isinstance(exc, ValueError | RuntimeError):
+        _detach_failed(exc)
+    else:
+        _report(owner.site.where_end, exc)
+
+
+#: ``Call.__exit__`` as written above: the twin of ``sdk/_speedups.c``'s ``call_exit``, which
+#: replaces it on ``Call`` where the native module is built. The native one takes a call that
+#: raised nothing, of the class ``Call`` itself, whose span is this SDK's; it hands anything
+#: else to this one (the toolkit's tests run both).
+_python_exit: Final = Call.__exit__
+_native_exit: Any = None
+if _native_starter is not None and speedups is not None:
+    _native_exit = speedups.call_exit_for(
+        (
+            Call,
+            _Token,
+            globals(),  # where ``CALL_END_HOOKS`` is read at each end, as ``Call.end`` does
+            _python_exit,
+            _exit_failed,
+            detach,
+            _current_context,
+            _current_span,
+        )
+    )
+    Call.__exit__ = _native_exit  # type: ignore[method-assign]
 
 
 def _stream_step_failed(call: Call, exc: BaseException, end: bool) -> None:

@@ -12,6 +12,9 @@
  *
  * plain_attributes: the check every span start makes that its attributes need no cleaning.
  *
+ * call_exit: ``Call.__exit__`` of the instrumentors' toolkit when the call raised nothing: the
+ * span's end, the processors' ``on_end``, the end hooks and the detach, in one C call.
+ *
  * SpanStarter: a tracer's ``start_span`` (``sdk/trace/provider.py``) for its usual case, a span
  * every traced call starts: about 190 bytecodes of the Python method become one C call. What
  * it does not take (a sampler to ask, links, attributes to clean...) goes to the Python method.
@@ -1275,6 +1278,263 @@ static PyTypeObject SpanStarterType = {
     .tp_dealloc = (destructor)starter_dealloc,
 };
 
+
+/* -- call_exit ---------------------------------------------------------------------------- */
+
+/* ``Call.__exit__`` of instrumentors/toolkit.py when the call raised nothing: end the call
+ * (its span: the end time, the count, the processors' ``on_end``; then the end hooks) unless a
+ * stream or a callback ends it, then detach its context. Five Python frames a traced call
+ * leaves through become one C call. A call that raised, a subclass of ``Call``, a span other
+ * than this SDK's recording one and anything unexpected take the Python ``__exit__``; each
+ * failure is reported by the Python helper ``failed(kind, owner, exc)`` as the Python steps
+ * report it. Installed on ``Call`` as a method descriptor by ``call_exit_for``. */
+
+/* X_HOOKS: the toolkit module's globals, where ``CALL_END_HOOKS`` is read at each end. */
+enum {
+    X_CALL, X_TOKEN, X_HOOKS, X_FALLBACK, X_FAILED, X_DETACH, X_CURRENT_VAR, X_SPAN_VAR,
+    X_COUNT
+};
+enum { A_DEFERRED, A_ENDED, A_TOKEN, A_EXCEPTION, A_SPAN, T_CONTEXT, T_SPAN, A_COUNT };
+
+static PyObject *exit_consts;
+static Py_ssize_t exit_offsets[A_COUNT];
+static PyObject *str_ended_count, *str_on_end, *str_end, *str_hook, *str_end_kind,
+    *str_on_end_kind, *str_detach_kind, *str_call_end_hooks;
+
+#define XCONST(k) PyTuple_GET_ITEM(exit_consts, (k))
+#define ASLOT(obj, s) (*(PyObject **)((char *)(obj) + exit_offsets[(s)]))
+
+/* ``obj.<name>`` from its ``__dict__`` where it is, else looked up (a new reference). */
+static PyObject *
+dict_attr(PyObject *obj, PyObject *name)
+{
+    PyObject *dict = PyObject_GenericGetDict(obj, NULL);
+    if (dict == NULL) {
+        PyErr_Clear();
+        return PyObject_GetAttr(obj, name);
+    }
+    PyObject *value = PyDict_GetItemWithError(dict, name);
+    Py_DECREF(dict);
+    if (value != NULL) {
+        return Py_NewRef(value);
+    }
+    return PyErr_Occurred() ? NULL : PyObject_GetAttr(obj, name);
+}
+
+/* ``failed(kind, owner, exc)`` for the pending Exception; 0 when reported, -1 with an
+ * exception set when it is no Exception (raised again) or the report itself raised. */
+static int
+report_failure(PyObject *kind, PyObject *owner)
+{
+    PyObject *exc = take_exception();
+    if (exc == NULL) {
+        return 0;
+    }
+    if (!PyErr_GivenExceptionMatches(exc, PyExc_Exception)) {
+        give_exception(exc);
+        return -1;
+    }
+    PyObject *result = PyObject_CallFunctionObjArgs(XCONST(X_FAILED), kind, owner, exc, NULL);
+    Py_DECREF(exc);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+/* ``RecordingSpan.end()`` for a span without ``_extra``, else the span's own ``end``. */
+static int
+end_span(PyObject *span)
+{
+    if (!Py_IS_TYPE(span, (PyTypeObject *)CONST(K_RECORDING)) || SLOT(span, S_END_TIME) != Py_None
+        || SLOT(span, S_EXTRA) != Py_None || SLOT(span, S_TRACER) == NULL) {
+        PyObject *result = PyObject_CallMethodNoArgs(span, str_end);
+        Py_XDECREF(result);
+        return result == NULL ? -1 : 0;
+    }
+    PyObject *now = PyObject_CallNoArgs(CONST(K_TIME_NS));
+    if (now == NULL) {
+        return -1;
+    }
+    Py_SETREF(SLOT(span, S_END_TIME), now);
+    PyObject *tracer = Py_NewRef(SLOT(span, S_TRACER));
+    PyObject *count = dict_attr(tracer, str_ended_count);
+    PyObject *counted = count != NULL ? PyObject_CallNoArgs(count) : NULL;
+    Py_XDECREF(count);
+    if (counted == NULL) {
+        Py_DECREF(tracer);
+        return -1;
+    }
+    Py_DECREF(counted);
+    PyObject *on_end = dict_attr(tracer, str_on_end);
+    Py_DECREF(tracer);
+    if (on_end == NULL) {
+        return -1;
+    }
+    PyObject *result = PyObject_CallOneArg(on_end, span);
+    Py_DECREF(on_end);
+    if (result == NULL) {
+        return report_failure(str_on_end_kind, span); /* a processor's bug: reported */
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+/* ``Call.end()`` of a call not ended yet: -1 with an exception set when a step failed. */
+static int
+end_call(PyObject *call)
+{
+    Py_SETREF(ASLOT(call, A_ENDED), Py_NewRef(Py_True));
+    PyObject *span = ASLOT(call, A_SPAN);
+    if (span == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "span");
+        return -1;
+    }
+    Py_INCREF(span);
+    int ended = end_span(span);
+    Py_DECREF(span);
+    if (ended < 0) {
+        return -1;
+    }
+    /* ``CALL_END_HOOKS`` as the module holds it now (a test may replace the list). */
+    PyObject *hooks = PyDict_GetItemWithError(XCONST(X_HOOKS), str_call_end_hooks);
+    if (hooks == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_NameError, "CALL_END_HOOKS");
+        }
+        return -1;
+    }
+    hooks = PySequence_Fast(hooks, "CALL_END_HOOKS must be iterable");
+    if (hooks == NULL) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(hooks); i++) {
+        PyObject *hook = Py_NewRef(PySequence_Fast_GET_ITEM(hooks, i));
+        PyObject *result = PyObject_CallOneArg(hook, call);
+        Py_DECREF(hook);
+        if (result == NULL) {
+            if (report_failure(str_hook, call) < 0) {
+                Py_DECREF(hooks);
+                return -1;
+            }
+        }
+        else {
+            Py_DECREF(result);
+        }
+    }
+    Py_DECREF(hooks);
+    Py_SETREF(ASLOT(call, A_EXCEPTION), Py_NewRef(Py_None));
+    return 0;
+}
+
+/* ``detach(token)`` of the call's token, if any: -1 with an exception set when it failed. */
+static int
+detach_call(PyObject *call)
+{
+    PyObject *token = ASLOT(call, A_TOKEN);
+    if (token == NULL || token == Py_None) {
+        return 0;
+    }
+    token = Py_NewRef(token);
+    Py_SETREF(ASLOT(call, A_TOKEN), Py_NewRef(Py_None));
+    int failed = 0;
+    PyObject *context_token = Py_IS_TYPE(token, (PyTypeObject *)XCONST(X_TOKEN))
+                                  ? ASLOT(token, T_CONTEXT) : NULL;
+    PyObject *span_token = context_token != NULL ? ASLOT(token, T_SPAN) : NULL;
+    if (span_token == NULL) { /* not our token as we know it: the Python detach says */
+        PyObject *result = PyObject_CallOneArg(XCONST(X_DETACH), token);
+        Py_XDECREF(result);
+        failed = result == NULL;
+    }
+    else if (PyContextVar_Reset(XCONST(X_SPAN_VAR), span_token) < 0
+             || PyContextVar_Reset(XCONST(X_CURRENT_VAR), context_token) < 0) {
+        /* detach's tolerance: another context's token, or one detached twice, is logged */
+        if (PyErr_ExceptionMatches(PyExc_ValueError) || PyErr_ExceptionMatches(PyExc_RuntimeError)) {
+            failed = report_failure(str_detach_kind, token) < 0;
+        }
+        else {
+            failed = 1;
+        }
+    }
+    Py_DECREF(token);
+    return failed ? -1 : 0;
+}
+
+static PyObject *
+call_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (exit_consts == NULL || starter_consts == NULL || nargs != 3 || args[1] != Py_None
+        || !Py_IS_TYPE(self, (PyTypeObject *)XCONST(X_CALL))
+        || (ASLOT(self, A_DEFERRED) != Py_True && ASLOT(self, A_DEFERRED) != Py_False)
+        || (ASLOT(self, A_ENDED) != Py_True && ASLOT(self, A_ENDED) != Py_False)) {
+        PyObject *stack[4] = {self, NULL, NULL, NULL};
+        if (nargs > 3) {
+            PyErr_SetString(PyExc_TypeError, "__exit__ takes 3 arguments");
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < nargs; i++) {
+            stack[i + 1] = args[i];
+        }
+        return PyObject_Vectorcall(XCONST(X_FALLBACK), stack, (size_t)nargs + 1, NULL);
+    }
+    PyObject *pending = NULL; /* an exception the end let through, raised after the detach */
+    if (ASLOT(self, A_DEFERRED) == Py_False && ASLOT(self, A_ENDED) == Py_False) {
+        if (end_call(self) < 0 && report_failure(str_end_kind, self) < 0) {
+            pending = take_exception();
+        }
+    }
+    if (detach_call(self) < 0) {
+        end_finally(pending, 1);
+        return NULL;
+    }
+    if (pending != NULL) {
+        give_exception(pending);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef call_exit_def = {
+    "__exit__", (PyCFunction)(void (*)(void))call_exit, METH_FASTCALL,
+    "__exit__(exc_type, exc, tb): ends the call (unless deferred) and detaches its context",
+};
+
+static PyObject *
+call_exit_for(PyObject *module, PyObject *consts)
+{
+    if (starter_consts == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "call_exit_for needs configure_span_starter first");
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != X_COUNT
+        || !PyType_Check(PyTuple_GET_ITEM(consts, X_CALL))
+        || !PyType_Check(PyTuple_GET_ITEM(consts, X_TOKEN))
+        || !PyDict_CheckExact(PyTuple_GET_ITEM(consts, X_HOOKS))) {
+        PyErr_Format(PyExc_TypeError, "call_exit_for takes a tuple of %d", X_COUNT);
+        return NULL;
+    }
+    static const struct {
+        int index;
+        int type;
+        const char *name;
+    } slots[A_COUNT] = {
+        {A_DEFERRED, X_CALL, "_deferred"}, {A_ENDED, X_CALL, "_ended"},
+        {A_TOKEN, X_CALL, "_token"}, {A_EXCEPTION, X_CALL, "exception"},
+        {A_SPAN, X_CALL, "span"}, {T_CONTEXT, X_TOKEN, "_context"}, {T_SPAN, X_TOKEN, "_span"},
+    };
+    Py_ssize_t offsets[A_COUNT];
+    for (int i = 0; i < A_COUNT; i++) {
+        offsets[slots[i].index] = slot_offset(PyTuple_GET_ITEM(consts, slots[i].type), slots[i].name);
+        if (offsets[slots[i].index] < 0) {
+            return NULL;
+        }
+    }
+    memcpy(exit_offsets, offsets, sizeof(offsets));
+    Py_XSETREF(exit_consts, Py_NewRef(consts));
+    return PyDescr_NewMethod((PyTypeObject *)PyTuple_GET_ITEM(consts, X_CALL), &call_exit_def);
+}
+
 static int
 speedups_exec(PyObject *module)
 {
@@ -1300,6 +1560,20 @@ speedups_exec(PyObject *module)
         str_started = PyUnicode_InternFromString("_started");
         str_on_start = PyUnicode_InternFromString("on_start");
         str_get_span_context = PyUnicode_InternFromString("get_span_context");
+    }
+    if (str_ended_count == NULL) {
+        str_ended_count = PyUnicode_InternFromString("ended");
+        str_on_end = PyUnicode_InternFromString("on_end");
+        str_end = PyUnicode_InternFromString("end");
+        str_hook = PyUnicode_InternFromString("hook");
+        str_end_kind = PyUnicode_InternFromString("end");
+        str_on_end_kind = PyUnicode_InternFromString("on_end");
+        str_detach_kind = PyUnicode_InternFromString("detach");
+        str_call_end_hooks = PyUnicode_InternFromString("CALL_END_HOOKS");
+        if (str_call_end_hooks == NULL || str_ended_count == NULL || str_on_end == NULL || str_end == NULL || str_hook == NULL
+            || str_end_kind == NULL || str_on_end_kind == NULL || str_detach_kind == NULL) {
+            return -1;
+        }
     }
     if (str_active == NULL || str_context == NULL || str_span == NULL || str_ended == NULL
         || str_close == NULL || str_enabled == NULL || str_parent_table == NULL
@@ -1333,6 +1607,8 @@ static PyMethodDef speedups_methods[] = {
      "plain_attributes(attributes) -> dict | None: a copy when every attribute is plain"},
     {"configure_span_starter", configure_span_starter, METH_O,
      "configure_span_starter(constants): the SDK's classes and constants SpanStarter uses"},
+    {"call_exit_for", call_exit_for, METH_O,
+     "call_exit_for(constants) -> the native __exit__ of the toolkit's Call class"},
     {NULL, NULL, 0, NULL},
 };
 

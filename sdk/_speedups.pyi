@@ -50,3 +50,6 @@ class SpanStarter:
 
     def __init__(self, tracer: Any, fallback: Callable[..., Any]) -> None: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+def call_exit_for(constants: tuple[Any, ...]) -> Any:
+    """The native ``__exit__`` of the toolkit's ``Call`` (a method descriptor of that class)."""

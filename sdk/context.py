@@ -128,9 +128,15 @@ def detach(token: Token) -> None:
     try:
         _SPAN.reset(token._span)
         _CURRENT.reset(token._context)
-    except ValueError:
+    except (ValueError, RuntimeError) as exc:
+        detach_failed(exc)
+
+
+def detach_failed(exc: ValueError | RuntimeError) -> None:
+    """What ``detach`` says of a token it could not use (also for the toolkit's native exit)."""
+    if isinstance(exc, ValueError):
         _logger.debug("context token detached in another context than it was attached in")
-    except RuntimeError:
+    else:
         _logger.debug("context token detached twice")
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
+import logging
 import sys
 import traceback
 import types
@@ -22,10 +24,13 @@ from telemetry_run.instrumentors.toolkit import (
     client_call,
     server_call,
 )
+from telemetry_run.sdk import TracerProvider
 from telemetry_run.sdk.context import suppress_instrumentation
+from telemetry_run.sdk.diagnostics import Diagnostics
 from telemetry_run.sdk.trace.api import SpanKind, StatusCode
 from telemetry_run.sdk.trace.current import get_current_span
 from telemetry_run.testing import SpanRecorder
+from tests.native_twins import require_native
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -64,6 +69,17 @@ def _server(recorder: SpanRecorder, **options: Any) -> CallSite:
 
 def _request(url: str = "http://example.com/a?token=s3cret") -> dict[str, Any]:
     return {"method": "GET", "url": url, "headers": {}}
+
+
+@pytest.fixture(autouse=True, params=["native", "python"])
+def exit_twin(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test with ``Call.__exit__`` native (``sdk/_speedups.c`` call_exit), then Python."""
+    if request.param == "python":
+        monkeypatch.setattr(toolkit.Call, "__exit__", toolkit._python_exit)
+    else:
+        require_native()
+        assert toolkit.Call.__exit__ is toolkit._native_exit
+    return str(request.param)
 
 
 # -- the forms ----------------------------------------------------------------------------------
@@ -463,3 +479,121 @@ def test_a_generator_called_with_bad_arguments_starts_nothing(span_recorder: Spa
         stream({}, "one too many")  # type: ignore[call-arg]
     assert span_recorder.spans == ()
     assert not get_current_span().get_span_context().is_valid
+
+
+# -- the call's exit (native and Python alike, see ``exit_twin``) -------------------------------
+
+
+class FailingOnEnd:
+    """A span processor with a bug in ``on_end``."""
+
+    has_on_start = False
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        return None
+
+    def on_end(self, span: Any) -> None:
+        raise RuntimeError("a processor's bug")
+
+    def shutdown(self, *, deadline: float) -> None:
+        return None
+
+    def force_flush(self, *, deadline: float) -> bool:
+        return True
+
+
+def test_a_processor_failing_at_the_end_is_reported_and_the_context_left() -> None:
+    diagnostics = Diagnostics()
+    errors: list[Any] = []
+    diagnostics.on_internal_error = errors.append
+    provider = TracerProvider(diagnostics=diagnostics, shutdown_on_exit=False)
+    provider.add_span_processor(FailingOnEnd())  # type: ignore[arg-type]
+    site = client_call(
+        provider.get_tracer("t"),
+        "test client",
+        attributes=_request_attributes,
+        span_name=_client_span_name,
+        carrier=lambda request: request["headers"],
+        rules=HTTP_CLIENT,
+    )
+    with site.call(_request()) as call:
+        assert get_current_span() is call.span
+    assert not get_current_span().is_recording()
+    assert call.ended and call.span.end_time is not None  # type: ignore[attr-defined]
+    assert [error.where for error in errors] == ["span processor on_end"]
+    assert diagnostics.spans_ended.value == 1  # counted as every ended span is
+
+
+def test_an_interrupt_in_an_end_hook_leaves_with_the_context_restored(
+    span_recorder: SpanRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(call: toolkit.Call) -> None:
+        raise KeyboardInterrupt
+
+    later: list[toolkit.Call] = []
+    monkeypatch.setattr(toolkit, "CALL_END_HOOKS", [interrupted, later.append])
+    with pytest.raises(KeyboardInterrupt), _client(span_recorder).call(_request()) as call:
+        pass
+    assert not get_current_span().is_recording()
+    assert call.ended and len(span_recorder.spans) == 1
+    assert later == []  # as in Python, the interrupt stops the hooks
+
+
+def test_a_hook_that_fails_then_a_report_that_fails_raises_after_the_detach(
+    span_recorder: SpanRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In strict mode (tests, debugging) a report raises: the exit lets it through, detached."""
+
+    def broken(call: toolkit.Call) -> None:
+        raise RuntimeError("a hook's bug")
+
+    def strict(where: str, exc: Exception) -> None:
+        raise AssertionError(where) from exc
+
+    monkeypatch.setattr(toolkit, "CALL_END_HOOKS", [broken])
+    monkeypatch.setattr(toolkit, "_report", strict)
+    with pytest.raises(AssertionError, match="call end"), _client(span_recorder).call(_request()):
+        pass
+    assert not get_current_span().is_recording()
+
+
+def test_a_call_left_in_another_context_is_tolerated(
+    span_recorder: SpanRecorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    site = _client(span_recorder)
+
+    def attached_here_left_elsewhere() -> tuple[toolkit.Call | None, Any]:
+        call = site.start(_request())
+        if call is not None:
+            contextvars.copy_context().run(call.__exit__, None, None, None)
+        return call, get_current_span()
+
+    with caplog.at_level(logging.DEBUG, logger="telemetry_run"):
+        call, current = contextvars.copy_context().run(attached_here_left_elsewhere)
+    assert call is not None and call.ended and len(span_recorder.spans) == 1
+    assert "detached in another context" in caplog.text
+    assert current is call.span  # the context that attached it was never left
+
+
+def test_a_deferred_call_is_only_detached_and_ends_later(span_recorder: SpanRecorder) -> None:
+    with _client(span_recorder).call(_request()) as call:
+        call.defer_end()
+    assert not get_current_span().is_recording()
+    assert not call.ended and span_recorder.spans == ()
+    call.end()
+    assert len(span_recorder.spans) == 1
+
+
+def test_a_call_class_of_an_instrumentor_ends_its_own_way(span_recorder: SpanRecorder) -> None:
+    class Counted(toolkit.Call):
+        __slots__ = ()
+        ends = 0
+
+        def end(self) -> None:
+            type(self).ends += 1
+            super().end()
+
+    with _client(span_recorder, call_type=Counted).call(_request()) as call:
+        assert type(call) is Counted
+    assert Counted.ends == 1 and len(span_recorder.spans) == 1
+    assert not get_current_span().is_recording()
