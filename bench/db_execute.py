@@ -16,9 +16,13 @@ and psycopg installed there); without them the otel row says what is missing.
 
 Figures are median microseconds of the client process's CPU time per execute (the server's
 time and the wait for it are not ours to count, and on a loaded machine they are mostly
-noise; the batch processor's thread is in the process, so its work counts); ``added`` is a
-contender's median minus bare's and ``us/otel`` our added time over theirs (below 1.00x we
-add less).
+noise; the batch processor's thread is in the process, so its work counts). A traced
+contender's worker alternates blocks without and with its instrumentation on one connection
+(uninstrumented, then instrumented again), as ``redis_get.py`` does: ``added`` is the median of
+those paired differences, which cancel the drift between processes and over time that a
+difference of two workers' medians kept (it moved our row from 0.15x to 0.47x between runs).
+``us/otel`` is our added time over theirs (below 1.00x we add less); the bare row is a worker
+without any instrumentor, for scale.
 
     python bench/db_execute.py [--quick] [--peer-python PATH]
 """
@@ -67,8 +71,12 @@ def _setup_us(sink: _Discarding) -> Any:
 
     provider = TracerProvider(shutdown_on_exit=False)
     provider.add_span_processor(BatchSpanProcessor(DiscardingExporter()))
-    PsycopgInstrumentor().instrument(provider, config_for(plugin, {}))
-    return provider.force_flush
+    instrumentor = PsycopgInstrumentor()
+    config = config_for(plugin, {})
+    return provider.force_flush, (
+        lambda: instrumentor.instrument(provider, config),
+        instrumentor.uninstrument,
+    )
 
 
 def _setup_otel(sink: _Discarding) -> Any:
@@ -83,46 +91,66 @@ def _setup_otel(sink: _Discarding) -> Any:
 
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(DiscardingExporter()))
-    PsycopgInstrumentor().instrument(tracer_provider=provider)
-    return provider.force_flush
+    instrumentor = PsycopgInstrumentor()
+    return provider.force_flush, (
+        lambda: instrumentor.instrument(tracer_provider=provider),
+        instrumentor.uninstrument,
+    )
 
 
 def worker(contender: str, dsn: str, batches: int, size: int) -> dict[str, Any]:
     sink = _Discarding()
-    flush = None
-    if contender == "us":
-        flush = _setup_us(sink)
-    elif contender == "otel":
+    setup = {"us": _setup_us, "otel": _setup_otel}.get(contender)
+    toggles = None
+    if setup is not None:
         try:
-            flush = _setup_otel(sink)
+            flush, toggles = setup(sink)
         except ImportError as exc:
             return {"missing": str(exc)}
     import psycopg
 
-    with psycopg.connect(dsn) as conn:
-        cursor = conn.cursor()
-
-        def run(n: int) -> None:
+    def run(n: int) -> float:
+        """CPU microseconds per execute, on a connection opened for the block (an
+        instrumentation wraps the connections opened while it is on, and only those)."""
+        with psycopg.connect(dsn) as conn:
+            cursor = conn.cursor()
+            cursor.execute(STATEMENT)  # the connection's first round trip, not timed
+            cursor.fetchone()
+            start = time.process_time()
             for _ in range(n):
                 cursor.execute(STATEMENT)
                 cursor.fetchone()
+            return (time.process_time() - start) / n * 1e6
 
+    if toggles is None:
         run(size)  # warm up
-        if flush is not None:  # the check: one CLIENT span per execute reached the exporter
-            flush()
-            sink.kinds.clear()
-            run(100)
-            flush()
-            if sink.kinds != ["CLIENT"] * 100:
-                return {"failed": f"{len(sink.kinds)} spans for 100 executes: {sink.kinds[:3]}"}
-        per_call = []
-        for _ in range(batches):
-            start = time.process_time()
-            run(size)
-            per_call.append((time.process_time() - start) / size * 1e6)
-            if flush is not None:
-                flush()  # the export happens between batches, as the processor would
-    return {"median": statistics.median(per_call)}
+        return {"median": statistics.median(run(size) for _ in range(batches))}
+    instrument, uninstrument = toggles
+    instrument()
+    run(size)  # warm up
+    flush()  # the check: one CLIENT span per execute reached the exporter
+    sink.kinds.clear()
+    run(100)
+    flush()
+    if sink.kinds != ["CLIENT"] * 101:  # with the connection's first execute
+        return {"failed": f"{len(sink.kinds)} spans for 101 executes: {sink.kinds[:3]}"}
+    bare, traced = [], []
+    for _ in range(batches):
+        uninstrument()
+        bare.append(run(size))
+        instrument()
+        traced.append(run(size))
+        flush()  # the export happens between batches, as the processor would
+    sink.kinds.clear()
+    uninstrument()
+    run(10)
+    flush()
+    if sink.kinds:  # the bare blocks must be bare: no span once uninstrumented
+        return {"failed": f"{len(sink.kinds)} spans with the instrumentation off"}
+    return {
+        "median": statistics.median(traced),
+        "added": statistics.median(t - b for b, t in zip(bare, traced, strict=True)),
+    }
 
 
 def main() -> int:
@@ -145,6 +173,7 @@ def main() -> int:
         print("PostgreSQL is not installed (Debian: postgresql): nothing measured")
         return 1
     figures: dict[str, list[float]] = {"bare": [], "us": [], "otel": []}
+    paired: dict[str, list[float]] = {"us": [], "otel": []}
     notes: dict[str, str] = {}
     with running_postgres() as server:
         for _ in range(rounds):
@@ -160,20 +189,22 @@ def main() -> int:
                     result = {"failed": result["error"]}
                 if "median" in result:
                     values.append(result["median"])
+                    if "added" in result:
+                        paired[contender].append(result["added"])
                 else:
                     notes[contender] = result.get("missing") or f"FAILED: {result.get('failed')}"
     print(f"psycopg execute({STATEMENT!r}) + fetchone, {rounds} rounds of {batches}x{size}")
     print(f"{'contender':<10}{'us/call':>10}{'added':>10}")
-    bare = statistics.median(figures["bare"]) if figures["bare"] else None
     added: dict[str, float] = {}
     for contender, values in figures.items():
         if contender in notes or not values:
             print(f"{contender:<10}  {notes.get(contender, 'no figure')}")
             continue
         median = statistics.median(values)
-        extra = "" if bare is None or contender == "bare" else f"{median - bare:>10.1f}"
-        if bare is not None and contender != "bare":
-            added[contender] = median - bare
+        extra = ""
+        if paired.get(contender):
+            added[contender] = statistics.median(paired[contender])
+            extra = f"{added[contender]:>10.1f}"
         print(f"{contender:<10}{median:>10.1f}{extra}")
     if "us" in added and added.get("otel"):
         print(f"us/otel added: {added['us'] / added['otel']:.2f}x (target at most 0.33x)")
