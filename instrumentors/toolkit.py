@@ -754,6 +754,35 @@ class CallSite:
         return functools.wraps(fn)(wrapper)  # type: ignore[return-value]
 
 
+def _start_failed(site: CallSite, exc: Exception) -> None:
+    """A step of the native ``CallSite.start`` failed: reported as the Python one reports it."""
+    _report(site.where_start, exc)
+
+
+#: ``CallSite.start`` as written above: the twin of ``sdk/_speedups.c``'s ``site_start``, which
+#: replaces it on ``CallSite`` where the native module is built. The native one takes positional
+#: arguments on a site without excluded URLs or header capture; it hands anything else to this
+#: one (the toolkit's tests run both).
+_python_start: Final = CallSite.start
+_native_start: Any = None
+if _native_exit is not None and speedups is not None:
+    _native_start = speedups.site_start_for(
+        (
+            CallSite,
+            Call,
+            Context,
+            _python_start,
+            _start_failed,
+            get_current,
+            extract,
+            _inject_started,
+            _default_setter,
+            globals(),  # where ``perf_counter`` is read at each start, as ``Call`` does
+        )
+    )
+    CallSite.start = _native_start  # type: ignore[method-assign]
+
+
 class SiteOptions(TypedDict, total=False):
     """What ``client_call`` and ``server_call`` take besides their own arguments.
 

@@ -15,6 +15,9 @@
  * call_exit: ``Call.__exit__`` of the instrumentors' toolkit when the call raised nothing: the
  * span's end, the processors' ``on_end``, the end hooks and the detach, in one C call.
  *
+ * site_start: ``CallSite.start`` of the toolkit, the start of every traced call, around the
+ * site's own callables (carrier, attributes, name) in one C frame.
+ *
  * SpanStarter: a tracer's ``start_span`` (``sdk/trace/provider.py``) for its usual case, a span
  * every traced call starts: about 190 bytecodes of the Python method become one C call. What
  * it does not take (a sampler to ask, links, attributes to clean...) goes to the Python method.
@@ -1535,6 +1538,446 @@ call_exit_for(PyObject *module, PyObject *consts)
     return PyDescr_NewMethod((PyTypeObject *)PyTuple_GET_ITEM(consts, X_CALL), &call_exit_def);
 }
 
+
+/* -- site_start ---------------------------------------------------------------------------- */
+
+/* ``CallSite.start(*args)`` of instrumentors/toolkit.py, the start of every traced call: the
+ * gate, the carrier, the parent (extracted for a server, the current context for a client),
+ * the site's attribute and name builders, the span, the call's context, the trace context
+ * injected, the ``Call`` and its attach, in one C frame around the site's own callables. A
+ * keyword argument, an excluded-URL check, header capture and a subclass of ``CallSite`` take
+ * the Python ``start``; a step that fails is reported as the Python one reports it. Installed
+ * on ``CallSite`` as a method descriptor by ``site_start_for``. */
+
+/* Y_PERF_COUNTER: the toolkit module's globals, where ``perf_counter`` is read at each start. */
+enum {
+    Y_SITE, Y_CALL, Y_CONTEXT, Y_FALLBACK, Y_FAILED, Y_GET_CURRENT, Y_EXTRACT, Y_INJECT,
+    Y_DEFAULT_SETTER, Y_PERF_COUNTER, Y_COUNT
+};
+enum {
+    B_GATED, B_ENABLED, B_EXCLUDED, B_REQUEST_HEADERS, B_CARRIER, B_LAYER_KEY, B_INCOMING,
+    B_FALLS_BACK, B_GETTER, B_ATTRIBUTES, B_SPAN_NAME, B_TRACER, B_KIND, B_SETTER, B_CALL_TYPE,
+    C_SITE, C_SPAN, C_CONTEXT, C_ATTRIBUTES, C_STATUS_CODE, C_EXCEPTION_RECORDED, C_EXCEPTION,
+    C_ROUTE, C_STARTED, C_TOKEN, C_ENDED, C_DEFERRED, B_COUNT
+};
+
+static PyObject *site_consts;
+static Py_ssize_t site_offsets[B_COUNT];
+static PyObject *str_start_span, *str_inject_nested, *str_token, *str_perf_counter;
+
+#define YCONST(k) PyTuple_GET_ITEM(site_consts, (k))
+#define BSLOT(obj, s) (*(PyObject **)((char *)(obj) + site_offsets[(s)]))
+
+/* ``get_current()``: the current context, holding the current span (a new reference). */
+static PyObject *
+current_context(void)
+{
+    PyObject *context = NULL, *span = NULL;
+    if (PyContextVar_Get(CONST(K_CURRENT_VAR), NULL, &context) < 0
+        || PyContextVar_Get(CONST(K_SPAN_VAR), Py_None, &span) < 0) {
+        Py_XDECREF(context);
+        return NULL;
+    }
+    if (context != NULL && PyDict_Check(context)) {
+        PyObject *held = PyDict_GetItemWithError(context, CONST(K_SPAN_KEY));
+        if ((held != NULL ? held : Py_None) == span && !PyErr_Occurred()) {
+            Py_DECREF(span);
+            return context;
+        }
+    }
+    Py_XDECREF(context);
+    Py_DECREF(span);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    return PyObject_CallNoArgs(YCONST(Y_GET_CURRENT)); /* the span var and context disagree */
+}
+
+/* ``f(*args)`` or ``f(first, *args)`` with the call's positional arguments. */
+static PyObject *
+call_with(PyObject *f, PyObject *first, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *small[8];
+    PyObject **stack = small;
+    if (nargs + 2 > 8) {
+        stack = PyMem_Malloc((size_t)(nargs + 2) * sizeof(PyObject *));
+        if (stack == NULL) {
+            return PyErr_NoMemory();
+        }
+    }
+    Py_ssize_t n = 0;
+    stack[n++] = NULL; /* PY_VECTORCALL_ARGUMENTS_OFFSET's slot */
+    if (first != NULL) {
+        stack[n++] = first;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        stack[n++] = args[i];
+    }
+    PyObject *result = PyObject_Vectorcall(f, stack + 1, (size_t)(n - 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    if (stack != small) {
+        PyMem_Free(stack);
+    }
+    return result;
+}
+
+/* The Call for ``span``: filled here for the class ``Call`` itself, else its class called. */
+static PyObject *
+new_call(PyObject *site, PyObject *span, PyObject *context, PyObject *attributes)
+{
+    PyObject *call_type = BSLOT(site, B_CALL_TYPE);
+    if (call_type != YCONST(Y_CALL)) {
+        return PyObject_CallFunctionObjArgs(call_type, site, span, context, attributes, NULL);
+    }
+    /* ``perf_counter`` as the toolkit module holds it now (a test may replace it). */
+    PyObject *clock = PyDict_GetItemWithError(YCONST(Y_PERF_COUNTER), str_perf_counter);
+    if (clock == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_NameError, "perf_counter");
+        }
+        return NULL;
+    }
+    PyObject *started = PyObject_CallNoArgs(clock);
+    if (started == NULL) {
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)call_type;
+    PyObject *call = type->tp_alloc(type, 0);
+    if (call == NULL) {
+        Py_DECREF(started);
+        return NULL;
+    }
+    BSLOT(call, C_SITE) = Py_NewRef(site);
+    BSLOT(call, C_SPAN) = Py_NewRef(span);
+    BSLOT(call, C_CONTEXT) = Py_NewRef(context);
+    BSLOT(call, C_ATTRIBUTES) = Py_NewRef(attributes);
+    BSLOT(call, C_STATUS_CODE) = Py_NewRef(Py_None);
+    BSLOT(call, C_EXCEPTION_RECORDED) = Py_NewRef(Py_False);
+    BSLOT(call, C_EXCEPTION) = Py_NewRef(Py_None);
+    BSLOT(call, C_ROUTE) = Py_NewRef(Py_None);
+    BSLOT(call, C_STARTED) = started;
+    BSLOT(call, C_TOKEN) = Py_NewRef(Py_None);
+    BSLOT(call, C_ENDED) = Py_NewRef(Py_False);
+    BSLOT(call, C_DEFERRED) = Py_NewRef(Py_False);
+    return call;
+}
+
+/* The steps after the span started; NULL with an exception when one failed. */
+static PyObject *
+started_call(PyObject *site, PyObject *span, PyObject *parent, PyObject *carrier,
+             PyObject *attributes, int incoming)
+{
+    PyObject *base = parent != Py_None ? Py_NewRef(parent) : current_context();
+    if (base == NULL) {
+        return NULL;
+    }
+    PyObject *context = PyObject_CallOneArg(YCONST(Y_CONTEXT), base);
+    Py_DECREF(base);
+    if (context == NULL) {
+        return NULL;
+    }
+    PyObject *layer_key = BSLOT(site, B_LAYER_KEY);
+    if (PyDict_SetItem(context, CONST(K_SPAN_KEY), span) < 0
+        || (layer_key != Py_None && PyDict_SetItem(context, layer_key, span) < 0)) {
+        Py_DECREF(context);
+        return NULL;
+    }
+    if (carrier != Py_None && !incoming) {
+        PyObject *setter = BSLOT(site, B_SETTER);
+        PyObject *injected = PyObject_CallFunctionObjArgs(
+            YCONST(Y_INJECT), carrier, span, context,
+            setter == Py_None ? YCONST(Y_DEFAULT_SETTER) : setter, NULL);
+        if (injected == NULL) {
+            Py_DECREF(context);
+            return NULL;
+        }
+        Py_DECREF(injected);
+    }
+    PyObject *call = new_call(site, span, context, attributes);
+    Py_DECREF(context);
+    return call;
+}
+
+/* The span ended after a step of ours failed (the pending exception stays pending). */
+static void
+end_after_failure(PyObject *span)
+{
+    PyObject *exc = take_exception();
+    PyObject *result = PyObject_CallMethodNoArgs(span, str_end);
+    Py_XDECREF(result);
+    end_finally(exc, result == NULL);
+}
+
+static PyObject *
+site_start_steps(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *carrier = Py_None, *parent = NULL, *attributes = NULL, *name = NULL, *span = NULL;
+    PyObject *call = NULL, *result = NULL;
+    PyObject *carrier_fn = BSLOT(self, B_CARRIER);
+    if (carrier_fn != Py_None) {
+        carrier = call_with(carrier_fn, NULL, args, nargs);
+        if (carrier == NULL) {
+            return NULL;
+        }
+    }
+    else {
+        Py_INCREF(carrier);
+    }
+    PyObject *layer_key = BSLOT(self, B_LAYER_KEY);
+    int incoming = BSLOT(self, B_INCOMING) == Py_True;
+    int nested = 0;
+    if (incoming) {
+        if (layer_key != Py_None) {
+            PyObject *current = current_context();
+            if (current == NULL) {
+                goto done;
+            }
+            PyObject *outer = PyDict_GetItemWithError(current, layer_key);
+            nested = outer != NULL && outer != Py_None;
+            Py_DECREF(current);
+            if (PyErr_Occurred()) {
+                goto done;
+            }
+        }
+        if (!nested) {
+            PyObject *base = BSLOT(self, B_FALLS_BACK) == Py_True ? current_context()
+                                                                   : Py_NewRef(Py_None);
+            if (base == NULL) {
+                goto done;
+            }
+            if (carrier == Py_None) {
+                parent = base;
+            }
+            else {
+                parent = PyObject_CallFunctionObjArgs(YCONST(Y_EXTRACT), carrier, base,
+                                                      BSLOT(self, B_GETTER), NULL);
+                Py_DECREF(base);
+                if (parent == NULL) {
+                    goto done;
+                }
+            }
+        }
+    }
+    else {
+        parent = current_context();
+        if (parent == NULL) {
+            goto done;
+        }
+        if (layer_key != Py_None) {
+            PyObject *outer = PyDict_Check(parent) ? PyDict_GetItemWithError(parent, layer_key)
+                                                   : NULL;
+            if (outer == NULL && PyErr_Occurred()) {
+                goto done;
+            }
+            nested = outer != NULL && outer != Py_None;
+        }
+    }
+    if (nested) { /* the outer call's context, no span */
+        if (carrier != Py_None) {
+            PyObject *injected = PyObject_CallMethodObjArgs(self, str_inject_nested, carrier,
+                                                            Py_None, NULL);
+            if (injected == NULL) {
+                goto done;
+            }
+            Py_DECREF(injected);
+        }
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    attributes = call_with(BSLOT(self, B_ATTRIBUTES), NULL, args, nargs);
+    if (attributes == NULL) {
+        goto done;
+    }
+    name = call_with(BSLOT(self, B_SPAN_NAME), attributes, args, nargs);
+    if (name == NULL) {
+        goto done;
+    }
+    PyObject *start = PyObject_GetAttr(BSLOT(self, B_TRACER), str_start_span);
+    if (start == NULL) {
+        goto done;
+    }
+    PyObject *start_args[6] = {name, parent, BSLOT(self, B_KIND), attributes, Py_None, Py_None};
+    span = PyObject_Vectorcall(start, start_args, 6, NULL);
+    Py_DECREF(start);
+    if (span == NULL) {
+        goto done;
+    }
+    call = started_call(self, span, parent, carrier, attributes, incoming);
+    if (call == NULL) {
+        end_after_failure(span);
+        goto done;
+    }
+    /* ``attach(context)``; last: nothing after it can fail but the allocations. */
+    PyObject *context = PyObject_GetAttr(call, str_context);
+    if (context == NULL) {
+        goto done;
+    }
+    PyObject *context_token = PyContextVar_Set(CONST(K_CURRENT_VAR), context);
+    Py_DECREF(context);
+    if (context_token == NULL) {
+        goto done;
+    }
+    PyObject *span_token = PyContextVar_Set(CONST(K_SPAN_VAR), span);
+    if (span_token == NULL) {
+        PyObject *exc = take_exception();
+        (void)PyContextVar_Reset(CONST(K_CURRENT_VAR), context_token);
+        Py_DECREF(context_token);
+        give_exception(exc);
+        goto done;
+    }
+    PyTypeObject *token_type = (PyTypeObject *)XCONST(X_TOKEN);
+    PyObject *token = token_type->tp_alloc(token_type, 0);
+    if (token == NULL) {
+        (void)PyContextVar_Reset(CONST(K_SPAN_VAR), span_token);
+        (void)PyContextVar_Reset(CONST(K_CURRENT_VAR), context_token);
+        Py_DECREF(span_token);
+        Py_DECREF(context_token);
+        goto done;
+    }
+    ASLOT(token, T_CONTEXT) = context_token;
+    ASLOT(token, T_SPAN) = span_token;
+    if (PyObject_SetAttr(call, str_token, token) < 0) {
+        Py_DECREF(token);
+        goto done;
+    }
+    Py_DECREF(token);
+    result = Py_NewRef(call);
+done:
+    Py_XDECREF(carrier);
+    Py_XDECREF(parent);
+    Py_XDECREF(attributes);
+    Py_XDECREF(name);
+    Py_XDECREF(span);
+    Py_XDECREF(call);
+    return result;
+}
+
+
+/* ``f(first, *args, **kwargs)`` from a vectorcall's arguments. */
+static PyObject *
+call_with_kw(PyObject *f, PyObject *first, PyObject *const *args, Py_ssize_t nargs,
+             PyObject *kwnames)
+{
+    Py_ssize_t total = nargs + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0);
+    PyObject **stack = PyMem_Malloc((size_t)(total + 1) * sizeof(PyObject *));
+    if (stack == NULL) {
+        return PyErr_NoMemory();
+    }
+    stack[0] = first;
+    for (Py_ssize_t i = 0; i < total; i++) {
+        stack[i + 1] = args[i];
+    }
+    PyObject *result = PyObject_Vectorcall(f, stack, (size_t)nargs + 1, kwnames);
+    PyMem_Free(stack);
+    return result;
+}
+
+/* ``failed(site, exc)`` for the pending Exception (reported: 0); -1 with it raised again
+ * when it is no Exception, or with the report's own exception. */
+static int
+report_site_failure(PyObject *site)
+{
+    PyObject *exc = take_exception();
+    if (exc == NULL) {
+        return 0;
+    }
+    if (!PyErr_GivenExceptionMatches(exc, PyExc_Exception)) {
+        give_exception(exc);
+        return -1;
+    }
+    PyObject *result = PyObject_CallFunctionObjArgs(YCONST(Y_FAILED), site, exc, NULL);
+    Py_DECREF(exc);
+    if (result == NULL) {
+        return -1;
+    }
+    Py_DECREF(result);
+    return 0;
+}
+
+static PyObject *
+site_start(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (site_consts == NULL || exit_consts == NULL || kwnames != NULL
+        || !Py_IS_TYPE(self, (PyTypeObject *)YCONST(Y_SITE))
+        || BSLOT(self, B_EXCLUDED) != Py_None || BSLOT(self, B_REQUEST_HEADERS) != Py_None
+        || (BSLOT(self, B_GATED) != Py_True && BSLOT(self, B_GATED) != Py_False)
+        || (BSLOT(self, B_INCOMING) != Py_True && BSLOT(self, B_INCOMING) != Py_False)) {
+        return call_with_kw(YCONST(Y_FALLBACK), self, args, nargs, kwnames);
+    }
+    if (BSLOT(self, B_GATED) == Py_True) {
+        PyObject *open = PyObject_CallNoArgs(BSLOT(self, B_ENABLED));
+        if (open == NULL) {
+            return NULL;
+        }
+        int truth = PyObject_IsTrue(open);
+        Py_DECREF(open);
+        if (truth <= 0) {
+            return truth < 0 ? NULL : Py_NewRef(Py_None);
+        }
+    }
+    PyObject *call = site_start_steps(self, args, nargs);
+    if (call == NULL) { /* a step of ours failed: reported, the call goes on untraced */
+        if (report_site_failure(self) < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    return call;
+}
+
+
+static PyMethodDef site_start_def = {
+    "start", (PyCFunction)(void (*)(void))site_start, METH_FASTCALL | METH_KEYWORDS,
+    "start(*args) -> Call | None: the call's span started and attached (None: not traced)",
+};
+
+static PyObject *
+site_start_for(PyObject *module, PyObject *consts)
+{
+    if (starter_consts == NULL || exit_consts == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "site_start_for needs configure_span_starter and call_exit_for first");
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != Y_COUNT
+        || !PyType_Check(PyTuple_GET_ITEM(consts, Y_SITE))
+        || PyTuple_GET_ITEM(consts, Y_CALL) != XCONST(X_CALL)
+        || !PyDict_CheckExact(PyTuple_GET_ITEM(consts, Y_PERF_COUNTER))) {
+        PyErr_Format(PyExc_TypeError, "site_start_for takes a tuple of %d", Y_COUNT);
+        return NULL;
+    }
+    static const struct {
+        int index;
+        int type;
+        const char *name;
+    } slots[B_COUNT] = {
+        {B_GATED, Y_SITE, "_gated"}, {B_ENABLED, Y_SITE, "enabled"},
+        {B_EXCLUDED, Y_SITE, "excluded"}, {B_REQUEST_HEADERS, Y_SITE, "request_headers"},
+        {B_CARRIER, Y_SITE, "carrier"}, {B_LAYER_KEY, Y_SITE, "_layer_key"},
+        {B_INCOMING, Y_SITE, "_incoming"}, {B_FALLS_BACK, Y_SITE, "_falls_back"},
+        {B_GETTER, Y_SITE, "getter"}, {B_ATTRIBUTES, Y_SITE, "attributes"},
+        {B_SPAN_NAME, Y_SITE, "span_name"}, {B_TRACER, Y_SITE, "tracer"},
+        {B_KIND, Y_SITE, "kind"}, {B_SETTER, Y_SITE, "setter"},
+        {B_CALL_TYPE, Y_SITE, "call_type"}, {C_SITE, Y_CALL, "site"}, {C_SPAN, Y_CALL, "span"},
+        {C_CONTEXT, Y_CALL, "context"}, {C_ATTRIBUTES, Y_CALL, "attributes"},
+        {C_STATUS_CODE, Y_CALL, "status_code"},
+        {C_EXCEPTION_RECORDED, Y_CALL, "exception_recorded"},
+        {C_EXCEPTION, Y_CALL, "exception"}, {C_ROUTE, Y_CALL, "route"},
+        {C_STARTED, Y_CALL, "started"}, {C_TOKEN, Y_CALL, "_token"},
+        {C_ENDED, Y_CALL, "_ended"}, {C_DEFERRED, Y_CALL, "_deferred"},
+    };
+    Py_ssize_t offsets[B_COUNT];
+    for (int i = 0; i < B_COUNT; i++) {
+        offsets[slots[i].index] = slot_offset(PyTuple_GET_ITEM(consts, slots[i].type), slots[i].name);
+        if (offsets[slots[i].index] < 0) {
+            return NULL;
+        }
+    }
+    memcpy(site_offsets, offsets, sizeof(offsets));
+    Py_XSETREF(site_consts, Py_NewRef(consts));
+    return PyDescr_NewMethod((PyTypeObject *)PyTuple_GET_ITEM(consts, Y_SITE), &site_start_def);
+}
+
 static int
 speedups_exec(PyObject *module)
 {
@@ -1570,6 +2013,13 @@ speedups_exec(PyObject *module)
         str_on_end_kind = PyUnicode_InternFromString("on_end");
         str_detach_kind = PyUnicode_InternFromString("detach");
         str_call_end_hooks = PyUnicode_InternFromString("CALL_END_HOOKS");
+        str_start_span = PyUnicode_InternFromString("start_span");
+        str_inject_nested = PyUnicode_InternFromString("_inject");
+        str_token = PyUnicode_InternFromString("_token");
+        str_perf_counter = PyUnicode_InternFromString("perf_counter");
+        if (str_perf_counter == NULL || str_start_span == NULL || str_inject_nested == NULL || str_token == NULL) {
+            return -1;
+        }
         if (str_call_end_hooks == NULL || str_ended_count == NULL || str_on_end == NULL || str_end == NULL || str_hook == NULL
             || str_end_kind == NULL || str_on_end_kind == NULL || str_detach_kind == NULL) {
             return -1;
@@ -1609,6 +2059,8 @@ static PyMethodDef speedups_methods[] = {
      "configure_span_starter(constants): the SDK's classes and constants SpanStarter uses"},
     {"call_exit_for", call_exit_for, METH_O,
      "call_exit_for(constants) -> the native __exit__ of the toolkit's Call class"},
+    {"site_start_for", site_start_for, METH_O,
+     "site_start_for(constants) -> the native start of the toolkit's CallSite class"},
     {NULL, NULL, 0, NULL},
 };
 

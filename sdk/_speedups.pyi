@@ -53,3 +53,6 @@ class SpanStarter:
 
 def call_exit_for(constants: tuple[Any, ...]) -> Any:
     """The native ``__exit__`` of the toolkit's ``Call`` (a method descriptor of that class)."""
+
+def site_start_for(constants: tuple[Any, ...]) -> Any:
+    """The native ``start`` of the toolkit's ``CallSite`` (a method descriptor of that class)."""

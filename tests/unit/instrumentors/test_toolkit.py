@@ -28,7 +28,7 @@ from telemetry_run.sdk import TracerProvider
 from telemetry_run.sdk.context import suppress_instrumentation
 from telemetry_run.sdk.diagnostics import Diagnostics
 from telemetry_run.sdk.trace.api import SpanKind, StatusCode
-from telemetry_run.sdk.trace.current import get_current_span
+from telemetry_run.sdk.trace.current import get_current_span, use_span
 from telemetry_run.testing import SpanRecorder
 from tests.native_twins import require_native
 
@@ -72,12 +72,15 @@ def _request(url: str = "http://example.com/a?token=s3cret") -> dict[str, Any]:
 
 
 @pytest.fixture(autouse=True, params=["native", "python"])
-def exit_twin(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test with ``Call.__exit__`` native (``sdk/_speedups.c`` call_exit), then Python."""
+def toolkit_twin(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test with ``CallSite.start`` and ``Call.__exit__`` native (``sdk/_speedups.c``
+    site_start and call_exit), then both Python."""
     if request.param == "python":
+        monkeypatch.setattr(toolkit.CallSite, "start", toolkit._python_start)
         monkeypatch.setattr(toolkit.Call, "__exit__", toolkit._python_exit)
     else:
         require_native()
+        assert toolkit.CallSite.start is toolkit._native_start
         assert toolkit.Call.__exit__ is toolkit._native_exit
     return str(request.param)
 
@@ -114,6 +117,41 @@ def test_a_server_call_continues_the_callers_trace(span_recorder: SpanRecorder) 
     assert span.attributes["url.path"] == "/users"
     assert f"{span.context.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"
     assert span.parent is not None and f"{span.parent.span_id:016x}" == "b7ad6b7169203331"
+
+
+def test_a_server_call_started_in_the_usual_form_continues_the_trace(
+    span_recorder: SpanRecorder,
+) -> None:
+    """The form every server instrumentor uses: positional arguments only."""
+    with _server(span_recorder).call({"traceparent": PARENT}) as call:
+        assert get_current_span() is call.span
+    (span,) = span_recorder.spans
+    assert f"{span.context.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"
+    assert span.parent is not None and span.parent.is_remote
+
+
+def test_without_a_header_a_server_starts_a_trace_and_a_consumer_continues_its_own(
+    span_recorder: SpanRecorder,
+) -> None:
+    consumer = server_call(
+        span_recorder.tracer,
+        "queue get",
+        kind=SpanKind.CONSUMER,
+        attributes=lambda headers: {"messaging.operation.type": "receive"},
+        span_name="queue get",
+        carrier=lambda headers: headers,
+    )
+    outer = span_recorder.tracer.start_span("poll loop")
+    with use_span(outer, end_on_exit=True):
+        with _server(span_recorder).call({}):
+            pass
+        with consumer.call({}):
+            pass
+    served, consumed, _ = span_recorder.spans
+    assert served.parent is None  # a request without a header: a trace of its own
+    assert (
+        consumed.parent is not None and consumed.parent.span_id == outer.get_span_context().span_id
+    )
 
 
 def test_a_malformed_incoming_header_starts_a_new_trace(span_recorder: SpanRecorder) -> None:
@@ -481,7 +519,7 @@ def test_a_generator_called_with_bad_arguments_starts_nothing(span_recorder: Spa
     assert not get_current_span().get_span_context().is_valid
 
 
-# -- the call's exit (native and Python alike, see ``exit_twin``) -------------------------------
+# -- the call's exit (native and Python alike, see ``toolkit_twin``) -------------------------------
 
 
 class FailingOnEnd:
