@@ -71,6 +71,18 @@ def _request(url: str = "http://example.com/a?token=s3cret") -> dict[str, Any]:
     return {"method": "GET", "url": url, "headers": {}}
 
 
+def _consumer(recorder: SpanRecorder) -> CallSite:
+    """A queue's receive: a CONSUMER site reading the context from the message's headers."""
+    return server_call(
+        recorder.tracer,
+        "queue get",
+        kind=SpanKind.CONSUMER,
+        attributes=lambda headers: {"messaging.operation.type": "receive"},
+        span_name="queue get",
+        carrier=lambda headers: headers,
+    )
+
+
 @pytest.fixture(autouse=True, params=["native", "python"])
 def toolkit_twin(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test with ``CallSite.start`` and ``Call.__exit__`` native (``sdk/_speedups.c``
@@ -133,14 +145,7 @@ def test_a_server_call_started_in_the_usual_form_continues_the_trace(
 def test_without_a_header_a_server_starts_a_trace_and_a_consumer_continues_its_own(
     span_recorder: SpanRecorder,
 ) -> None:
-    consumer = server_call(
-        span_recorder.tracer,
-        "queue get",
-        kind=SpanKind.CONSUMER,
-        attributes=lambda headers: {"messaging.operation.type": "receive"},
-        span_name="queue get",
-        carrier=lambda headers: headers,
-    )
+    consumer = _consumer(span_recorder)
     outer = span_recorder.tracer.start_span("poll loop")
     with use_span(outer, end_on_exit=True):
         with _server(span_recorder).call({}):
@@ -488,14 +493,7 @@ def test_a_consumer_continues_the_producer_from_when_it_started_waiting(
         carrier=lambda headers: headers,
         layer=None,
     )
-    consumer = server_call(
-        span_recorder.tracer,
-        "queue get",
-        kind=SpanKind.CONSUMER,
-        attributes=lambda headers: {"messaging.operation.type": "receive"},
-        span_name="queue get",
-        carrier=lambda headers: headers,
-    )
+    consumer = _consumer(span_recorder)
     message: dict[str, str] = {}
     with producer.call(message):
         pass
