@@ -372,14 +372,19 @@ def _exit_failed(kind: str, owner: Any, exc: Exception) -> None:
         _report(owner.site.where_end, exc)
 
 
-#: ``Call.__exit__`` as written above: the twin of ``sdk/_speedups.c``'s ``call_exit``, which
-#: replaces it on ``Call`` where the native module is built. The native one takes a call that
-#: raised nothing, of the class ``Call`` itself, whose span is this SDK's; it hands anything
-#: else to this one (the toolkit's tests run both).
+#: ``Call.__exit__``, ``Call.end`` and ``Call.detach`` as written above: the twins of
+#: ``sdk/_speedups.c``'s ``call_exit``, ``call_end`` and ``call_detach``, which replace them on
+#: ``Call`` where the native module is built. The native exit takes a call that raised nothing,
+#: of a class that keeps ``Call.end`` (``Call`` or a subclass not overriding it), whose span is
+#: this SDK's; each native method hands anything else to its twin (the toolkit's tests run both).
 _python_exit: Final = Call.__exit__
+_python_end: Final = Call.end
+_python_detach: Final = Call.detach
 _native_exit: Any = None
+_native_end: Any = None
+_native_detach: Any = None
 if _native_starter is not None and speedups is not None:
-    _native_exit = speedups.call_exit_for(
+    _native_exit, _native_end, _native_detach = speedups.call_exit_for(
         (
             Call,
             _Token,
@@ -389,9 +394,13 @@ if _native_starter is not None and speedups is not None:
             detach,
             _current_context,
             _current_span,
+            _python_end,
+            _python_detach,
         )
     )
     Call.__exit__ = _native_exit  # type: ignore[method-assign]
+    Call.end = _native_end  # type: ignore[method-assign]
+    Call.detach = _native_detach  # type: ignore[method-assign]
 
 
 def _stream_step_failed(call: Call, exc: BaseException, end: bool) -> None:

@@ -1287,19 +1287,21 @@ static PyTypeObject SpanStarterType = {
 /* ``Call.__exit__`` of instrumentors/toolkit.py when the call raised nothing: end the call
  * (its span: the end time, the count, the processors' ``on_end``; then the end hooks) unless a
  * stream or a callback ends it, then detach its context. Five Python frames a traced call
- * leaves through become one C call. A call that raised, a subclass of ``Call``, a span other
- * than this SDK's recording one and anything unexpected take the Python ``__exit__``; each
+ * leaves through become one C call. A call that raised, a subclass of ``Call`` overriding
+ * ``end``, a span other than this SDK's recording one and anything unexpected take the Python
+ * ``__exit__``; each
  * failure is reported by the Python helper ``failed(kind, owner, exc)`` as the Python steps
  * report it. Installed on ``Call`` as a method descriptor by ``call_exit_for``. */
 
 /* X_HOOKS: the toolkit module's globals, where ``CALL_END_HOOKS`` is read at each end. */
 enum {
     X_CALL, X_TOKEN, X_HOOKS, X_FALLBACK, X_FAILED, X_DETACH, X_CURRENT_VAR, X_SPAN_VAR,
-    X_COUNT
+    X_END_FALLBACK, X_DETACH_FALLBACK, X_COUNT
 };
 enum { A_DEFERRED, A_ENDED, A_TOKEN, A_EXCEPTION, A_SPAN, T_CONTEXT, T_SPAN, A_COUNT };
 
 static PyObject *exit_consts;
+static PyObject *native_end; /* the descriptor ``call_exit_for`` installs as ``Call.end`` */
 static Py_ssize_t exit_offsets[A_COUNT];
 static PyObject *str_ended_count, *str_on_end, *str_end, *str_hook, *str_end_kind,
     *str_on_end_kind, *str_detach_kind, *str_call_end_hooks;
@@ -1346,11 +1348,16 @@ report_failure(PyObject *kind, PyObject *owner)
     return 0;
 }
 
-/* ``RecordingSpan.end()`` for a span without ``_extra``, else the span's own ``end``. */
+static PyObject *recording_end; /* ``RecordingSpan.end`` as ``call_exit_for`` found it */
+
+/* ``RecordingSpan.end()`` for a span without ``_extra``, else the span's own ``end`` (also
+ * when ``RecordingSpan.end`` was replaced since: a test's or a tool's patch is honoured). */
 static int
 end_span(PyObject *span)
 {
-    if (!Py_IS_TYPE(span, (PyTypeObject *)CONST(K_RECORDING)) || SLOT(span, S_END_TIME) != Py_None
+    if (!Py_IS_TYPE(span, (PyTypeObject *)CONST(K_RECORDING))
+        || _PyType_Lookup(Py_TYPE(span), str_end) != recording_end
+        || SLOT(span, S_END_TIME) != Py_None
         || SLOT(span, S_EXTRA) != Py_None || SLOT(span, S_TRACER) == NULL) {
         PyObject *result = PyObject_CallMethodNoArgs(span, str_end);
         Py_XDECREF(result);
@@ -1464,11 +1471,52 @@ detach_call(PyObject *call)
     return failed ? -1 : 0;
 }
 
+/* A ``Call`` whose class keeps ``Call.end`` as it is (the class itself or a subclass that
+ * does not override it: WSGI, ASGI and gRPC server calls), so the native end is its end. */
+static int
+ends_natively(PyObject *call)
+{
+    PyTypeObject *type = Py_TYPE(call);
+    if (type == (PyTypeObject *)XCONST(X_CALL)) {
+        return 1;
+    }
+    return native_end != NULL && PyType_IsSubtype(type, (PyTypeObject *)XCONST(X_CALL))
+           && _PyType_Lookup(type, str_end) == native_end;
+}
+
+/* ``Call.end()``: the span's end and the end hooks, once. A call whose ``_ended`` is not a
+ * bool (unset, or set to something else) takes the Python ``end``. */
+static PyObject *
+call_end(PyObject *self, PyObject *unused)
+{
+    PyObject *ended = exit_consts != NULL && starter_consts != NULL ? ASLOT(self, A_ENDED) : NULL;
+    if (ended != Py_True && ended != Py_False) {
+        return PyObject_CallOneArg(XCONST(X_END_FALLBACK), self);
+    }
+    if (ended == Py_False && end_call(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* ``Call.detach()``: leave the call's context; a call without the slot set takes Python's. */
+static PyObject *
+call_detach(PyObject *self, PyObject *unused)
+{
+    if (exit_consts == NULL || ASLOT(self, A_TOKEN) == NULL) {
+        return PyObject_CallOneArg(XCONST(X_DETACH_FALLBACK), self);
+    }
+    if (detach_call(self) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 call_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (exit_consts == NULL || starter_consts == NULL || nargs != 3 || args[1] != Py_None
-        || !Py_IS_TYPE(self, (PyTypeObject *)XCONST(X_CALL))
+        || !ends_natively(self)
         || (ASLOT(self, A_DEFERRED) != Py_True && ASLOT(self, A_DEFERRED) != Py_False)
         || (ASLOT(self, A_ENDED) != Py_True && ASLOT(self, A_ENDED) != Py_False)) {
         PyObject *stack[4] = {self, NULL, NULL, NULL};
@@ -1503,6 +1551,14 @@ static PyMethodDef call_exit_def = {
     "__exit__(exc_type, exc, tb): ends the call (unless deferred) and detaches its context",
 };
 
+static PyMethodDef call_end_def = {
+    "end", call_end, METH_NOARGS, "end(): end the span once, then run CALL_END_HOOKS",
+};
+
+static PyMethodDef call_detach_def = {
+    "detach", call_detach, METH_NOARGS, "detach(): leave the call's context; idempotent",
+};
+
 static PyObject *
 call_exit_for(PyObject *module, PyObject *consts)
 {
@@ -1533,9 +1589,30 @@ call_exit_for(PyObject *module, PyObject *consts)
             return NULL;
         }
     }
+    PyTypeObject *call_type = (PyTypeObject *)PyTuple_GET_ITEM(consts, X_CALL);
+    PyObject *exit = PyDescr_NewMethod(call_type, &call_exit_def);
+    PyObject *end = PyDescr_NewMethod(call_type, &call_end_def);
+    PyObject *detach = PyDescr_NewMethod(call_type, &call_detach_def);
+    PyObject *methods = exit != NULL && end != NULL && detach != NULL
+                            ? PyTuple_Pack(3, exit, end, detach) : NULL;
+    Py_XDECREF(exit);
+    Py_XDECREF(detach);
+    if (methods == NULL) {
+        Py_XDECREF(end);
+        return NULL;
+    }
+    PyObject *span_end = _PyType_Lookup((PyTypeObject *)CONST(K_RECORDING), str_end);
+    if (span_end == NULL) {
+        Py_DECREF(methods);
+        Py_DECREF(end);
+        PyErr_SetString(PyExc_TypeError, "call_exit_for: RecordingSpan has no end");
+        return NULL;
+    }
     memcpy(exit_offsets, offsets, sizeof(offsets));
     Py_XSETREF(exit_consts, Py_NewRef(consts));
-    return PyDescr_NewMethod((PyTypeObject *)PyTuple_GET_ITEM(consts, X_CALL), &call_exit_def);
+    Py_XSETREF(native_end, end);
+    Py_XSETREF(recording_end, Py_NewRef(span_end));
+    return methods;
 }
 
 
@@ -1563,7 +1640,7 @@ enum {
 
 static PyObject *site_consts;
 static Py_ssize_t site_offsets[B_COUNT];
-static PyObject *str_start_span, *str_inject_nested, *str_token, *str_perf_counter;
+static PyObject *str_start_span, *str_inject_nested, *str_token, *str_perf_counter, *str_init;
 
 #define YCONST(k) PyTuple_GET_ITEM(site_consts, (k))
 #define BSLOT(obj, s) (*(PyObject **)((char *)(obj) + site_offsets[(s)]))
@@ -1620,12 +1697,32 @@ call_with(PyObject *f, PyObject *first, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
-/* The Call for ``span``: filled here for the class ``Call`` itself, else its class called. */
+static PyObject *call_init; /* ``Call.__init__``, the function */
+
+/* A class made as ``Call`` is: ``Call`` itself, or a subclass keeping its ``__new__`` and
+ * ``__init__`` under the usual metaclass (WSGI, ASGI and gRPC server calls). */
+static int
+made_as_call(PyObject *call_type)
+{
+    PyTypeObject *base = (PyTypeObject *)YCONST(Y_CALL);
+    if (call_type == (PyObject *)base) {
+        return 1;
+    }
+    if (!PyType_Check(call_type)) {
+        return 0;
+    }
+    PyTypeObject *type = (PyTypeObject *)call_type;
+    return Py_IS_TYPE(call_type, &PyType_Type) && PyType_IsSubtype(type, base)
+           && type->tp_new == base->tp_new && type->tp_alloc == base->tp_alloc
+           && _PyType_Lookup(type, str_init) == call_init;
+}
+
+/* The Call for ``span``: filled here for a class made as ``Call`` is, else its class called. */
 static PyObject *
 new_call(PyObject *site, PyObject *span, PyObject *context, PyObject *attributes)
 {
     PyObject *call_type = BSLOT(site, B_CALL_TYPE);
-    if (call_type != YCONST(Y_CALL)) {
+    if (!made_as_call(call_type)) {
         return PyObject_CallFunctionObjArgs(call_type, site, span, context, attributes, NULL);
     }
     /* ``perf_counter`` as the toolkit module holds it now (a test may replace it). */
@@ -1980,9 +2077,153 @@ site_start_for(PyObject *module, PyObject *consts)
             return NULL;
         }
     }
+    PyObject *init = _PyType_Lookup((PyTypeObject *)PyTuple_GET_ITEM(consts, Y_CALL), str_init);
+    if (init == NULL) {
+        PyErr_SetString(PyExc_TypeError, "site_start_for: Call has no __init__");
+        return NULL;
+    }
     memcpy(site_offsets, offsets, sizeof(offsets));
+    Py_XSETREF(call_init, Py_NewRef(init));
     Py_XSETREF(site_consts, Py_NewRef(consts));
     return PyDescr_NewMethod((PyTypeObject *)PyTuple_GET_ITEM(consts, Y_SITE), &site_start_def);
+}
+
+/* -- batch_on_end ------------------------------------------------------------------------ */
+
+/* ``BatchSpanProcessor.on_end`` of sdk/processors/batch.py for its usual case: a sampled span
+ * of this SDK's recording class joins a queue that holds some spans already, has room, is below
+ * the compaction size, of a processor not shut down: the count, the append and the worker's
+ * wake-up at a full batch. An empty or full queue (where the Python one checks for a fork and
+ * an outage), shutdown, compaction, a span of another class and anything unexpected take the
+ * Python ``on_end`` before any side effect. Installed on the class by ``batch_on_end_for``. */
+
+enum { Q_PROCESSOR, Q_FALLBACK, Q_COMPACT_BEYOND, Q_COUNT };
+
+static PyObject *queue_consts;
+static Py_ssize_t compact_beyond;
+static PyObject *str_queue, *str_max_queue_size, *str_shutdown, *str_count_queued,
+    *str_batch_size, *str_wake, *str_is_set, *str_set, *str_append;
+
+#define QCONST(k) PyTuple_GET_ITEM(queue_consts, (k))
+
+/* An int attribute of the processor's ``__dict__`` as a Py_ssize_t; -1 when not an int. */
+static Py_ssize_t
+dict_size(PyObject *dict, PyObject *name)
+{
+    PyObject *value = PyDict_GetItemWithError(dict, name);
+    if (value == NULL || !PyLong_CheckExact(value)) {
+        return -1;
+    }
+    return PyLong_AsSsize_t(value);
+}
+
+/* 1 when the fast path queued the span, 0 when the Python ``on_end`` must take it, -1 on error. */
+static int
+queue_span(PyObject *dict, PyObject *span)
+{
+    PyObject *queue = PyDict_GetItemWithError(dict, str_queue);
+    if (queue == NULL || PyDict_GetItemWithError(dict, str_shutdown) != Py_False) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    Py_ssize_t size = PyObject_Length(queue);
+    Py_ssize_t max_size = dict_size(dict, str_max_queue_size);
+    Py_ssize_t batch_size = dict_size(dict, str_batch_size);
+    if (size <= 0 || max_size < 0 || batch_size < 0 || size >= max_size || size >= compact_beyond) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    PyObject *count = PyDict_GetItemWithError(dict, str_count_queued);
+    if (count == NULL) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    Py_INCREF(queue);
+    Py_INCREF(count);
+    PyObject *counted = PyObject_CallNoArgs(count);
+    Py_DECREF(count);
+    PyObject *appended = counted != NULL ? PyObject_CallMethodOneArg(queue, str_append, span) : NULL;
+    Py_XDECREF(counted);
+    if (appended == NULL) {
+        Py_DECREF(queue);
+        return -1;
+    }
+    Py_DECREF(appended);
+    size = PyObject_Length(queue);
+    Py_DECREF(queue);
+    if (size < 0) {
+        return -1;
+    }
+    if (size >= batch_size) { /* a full batch: wake the worker unless it is awake */
+        PyObject *wake = PyDict_GetItemWithError(dict, str_wake);
+        if (wake == NULL) {
+            return PyErr_Occurred() ? -1 : 1;
+        }
+        Py_INCREF(wake);
+        PyObject *is_set = PyObject_CallMethodNoArgs(wake, str_is_set);
+        int awake = is_set != NULL ? PyObject_IsTrue(is_set) : -1;
+        Py_XDECREF(is_set);
+        PyObject *set = awake == 0 ? PyObject_CallMethodNoArgs(wake, str_set) : NULL;
+        Py_DECREF(wake);
+        if (awake < 0 || (awake == 0 && set == NULL)) {
+            return -1;
+        }
+        Py_XDECREF(set);
+    }
+    return 1;
+}
+
+static PyObject *
+batch_on_end(PyObject *self, PyObject *span)
+{
+    if (Py_IS_TYPE(span, (PyTypeObject *)CONST(K_RECORDING))) {
+        PyObject *flags = SLOT(span, S_FLAGS);
+        if (flags != NULL && PyLong_Check(flags)) {
+            long bits = PyLong_AsLong(flags);
+            if (bits == -1 && PyErr_Occurred()) {
+                return NULL;
+            }
+            if (!(bits & 1)) {
+                Py_RETURN_NONE; /* record-only spans are not exported */
+            }
+            PyObject *dict = PyObject_GenericGetDict(self, NULL);
+            if (dict == NULL) {
+                return NULL;
+            }
+            int queued = queue_span(dict, span);
+            Py_DECREF(dict);
+            if (queued < 0) {
+                return NULL;
+            }
+            if (queued) {
+                Py_RETURN_NONE;
+            }
+        }
+    }
+    return PyObject_CallFunctionObjArgs(QCONST(Q_FALLBACK), self, span, NULL);
+}
+
+static PyMethodDef batch_on_end_def = {
+    "on_end", batch_on_end, METH_O, "on_end(span): queue a sampled span for export; never blocks",
+};
+
+static PyObject *
+batch_on_end_for(PyObject *module, PyObject *consts)
+{
+    if (starter_consts == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "batch_on_end_for needs configure_span_starter first");
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != Q_COUNT
+        || !PyType_Check(PyTuple_GET_ITEM(consts, Q_PROCESSOR))
+        || !PyLong_CheckExact(PyTuple_GET_ITEM(consts, Q_COMPACT_BEYOND))) {
+        PyErr_Format(PyExc_TypeError, "batch_on_end_for takes a tuple of %d", Q_COUNT);
+        return NULL;
+    }
+    Py_ssize_t beyond = PyLong_AsSsize_t(PyTuple_GET_ITEM(consts, Q_COMPACT_BEYOND));
+    if (beyond < 0) {
+        return NULL;
+    }
+    compact_beyond = beyond;
+    Py_XSETREF(queue_consts, Py_NewRef(consts));
+    return PyDescr_NewMethod((PyTypeObject *)PyTuple_GET_ITEM(consts, Q_PROCESSOR), &batch_on_end_def);
 }
 
 static int
@@ -2024,7 +2265,22 @@ speedups_exec(PyObject *module)
         str_inject_nested = PyUnicode_InternFromString("_inject");
         str_token = PyUnicode_InternFromString("_token");
         str_perf_counter = PyUnicode_InternFromString("perf_counter");
-        if (str_perf_counter == NULL || str_start_span == NULL || str_inject_nested == NULL || str_token == NULL) {
+        str_init = PyUnicode_InternFromString("__init__");
+        str_queue = PyUnicode_InternFromString("_queue");
+        str_max_queue_size = PyUnicode_InternFromString("_max_queue_size");
+        str_shutdown = PyUnicode_InternFromString("_shutdown");
+        str_count_queued = PyUnicode_InternFromString("_count_queued");
+        str_batch_size = PyUnicode_InternFromString("_batch_size");
+        str_wake = PyUnicode_InternFromString("_wake");
+        str_is_set = PyUnicode_InternFromString("is_set");
+        str_set = PyUnicode_InternFromString("set");
+        str_append = PyUnicode_InternFromString("append");
+        if (str_queue == NULL || str_max_queue_size == NULL || str_shutdown == NULL
+            || str_count_queued == NULL || str_batch_size == NULL || str_wake == NULL
+            || str_is_set == NULL || str_set == NULL || str_append == NULL) {
+            return -1;
+        }
+        if (str_init == NULL || str_perf_counter == NULL || str_start_span == NULL || str_inject_nested == NULL || str_token == NULL) {
             return -1;
         }
         if (str_call_end_hooks == NULL || str_ended_count == NULL || str_on_end == NULL || str_end == NULL || str_hook == NULL
@@ -2065,7 +2321,9 @@ static PyMethodDef speedups_methods[] = {
     {"configure_span_starter", configure_span_starter, METH_O,
      "configure_span_starter(constants): the SDK's classes and constants SpanStarter uses"},
     {"call_exit_for", call_exit_for, METH_O,
-     "call_exit_for(constants) -> the native __exit__ of the toolkit's Call class"},
+     "call_exit_for(constants) -> the native (__exit__, end, detach) of the toolkit's Call"},
+    {"batch_on_end_for", batch_on_end_for, METH_O,
+     "batch_on_end_for(constants) -> the native on_end of the BatchSpanProcessor class"},
     {"site_start_for", site_start_for, METH_O,
      "site_start_for(constants) -> the native start of the toolkit's CallSite class"},
     {NULL, NULL, 0, NULL},

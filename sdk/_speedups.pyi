@@ -51,8 +51,12 @@ class SpanStarter:
     def __init__(self, tracer: Any, fallback: Callable[..., Any]) -> None: ...
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
 
-def call_exit_for(constants: tuple[Any, ...]) -> Any:
-    """The native ``__exit__`` of the toolkit's ``Call`` (a method descriptor of that class)."""
+def call_exit_for(constants: tuple[Any, ...]) -> tuple[Any, Any, Any]:
+    """The native ``__exit__``, ``end`` and ``detach`` of the toolkit's ``Call`` (method
+    descriptors of that class)."""
 
 def site_start_for(constants: tuple[Any, ...]) -> Any:
     """The native ``start`` of the toolkit's ``CallSite`` (a method descriptor of that class)."""
+
+def batch_on_end_for(constants: tuple[Any, ...]) -> Any:
+    """The native ``on_end`` of ``BatchSpanProcessor`` (a method descriptor of that class)."""

@@ -54,9 +54,10 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run.sdk import forking
+from telemetry_run.sdk._native import speedups
 from telemetry_run.sdk.context import SUPPRESS_INSTRUMENTATION_KEY, attach, set_value
 from telemetry_run.sdk.diagnostics import Diagnostics, get_diagnostics
 from telemetry_run.sdk.exporters import ExportResult, SpanExporter
@@ -66,6 +67,7 @@ from telemetry_run.sdk.processors.simple import (
     count_export_result,
     warn_export_failed,
 )
+from telemetry_run.sdk.trace.provider import _native_starter
 from telemetry_run.sdk.trace.span import compact_attributes
 
 if TYPE_CHECKING:
@@ -421,3 +423,17 @@ def _call_bounded(fn: Callable[[], None], deadline: float) -> None:
     thread = threading.Thread(target=fn, name="telemetry-run exporter shutdown", daemon=True)
     thread.start()
     thread.join(max(0.0, deadline - _monotonic()))
+
+
+#: ``BatchSpanProcessor.on_end`` as written above: the twin of ``sdk/_speedups.c``'s
+#: ``batch_on_end``, which replaces it on the class where the native module is built. The
+#: native one queues a sampled span of this SDK's into a queue neither empty nor full nor at
+#: the compaction size, of a processor not shut down; it hands anything else to this one (the
+#: processor's tests run both).
+_python_on_end: Final = BatchSpanProcessor.on_end
+_native_on_end: Any = None
+if _native_starter is not None and speedups is not None:
+    _native_on_end = speedups.batch_on_end_for(
+        (BatchSpanProcessor, _python_on_end, _COMPACT_BEYOND)
+    )
+    BatchSpanProcessor.on_end = _native_on_end  # type: ignore[method-assign]

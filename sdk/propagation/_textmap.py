@@ -10,12 +10,18 @@ from __future__ import annotations
 import abc
 import threading
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from telemetry_run.sdk import forking
 from telemetry_run.sdk._log import logger as _logger
 from telemetry_run.sdk.context import Context
-from telemetry_run.sdk.propagation._carriers import Getter, Setter, default_getter, default_setter
+from telemetry_run.sdk.propagation._carriers import (
+    Getter,
+    Setter,
+    WSGIEnvironGetter,
+    default_getter,
+    default_setter,
+)
 
 __all__ = [
     "CompositePropagator",
@@ -137,6 +143,11 @@ def _reinit_lock_after_fork() -> None:
 forking.register(_reinit_lock_after_fork)
 
 
+# Where a WSGI environ holds the two headers of the default propagators.
+_ENVIRON_TRACEPARENT: Final = "HTTP_TRACEPARENT"
+_ENVIRON_BAGGAGE: Final = "HTTP_BAGGAGE"
+_WSGI_GETTER: Final[type] = WSGIEnvironGetter  # compared by identity, never called here
+
 #: The default propagator and its two members (exactly W3C trace context, then W3C baggage)
 #: while it is the global one: ``tracecontext.inject_started`` then writes their headers in
 #: one frame (it checks that ``_global`` is still this composite). None for any other.
@@ -195,8 +206,22 @@ def extract(
     context: Context | None = None,
     getter: Getter[CarrierT] = _default_getter,
 ) -> Context:
-    """Extract with the global propagator; a propagator that raises leaves ``context`` as is."""
+    """Extract with the global propagator; a propagator that raises leaves ``context`` as is.
+
+    A WSGI environ without ``traceparent`` and ``baggage`` headers (a request from outside the
+    traced system) gives the context as is under the default propagators, as both would
+    after looking: one frame instead of four on each such request.
+    """
     propagator = _global if _global is not None else get_global_textmap()
+    if (
+        type(getter) is _WSGI_GETTER
+        and type(carrier) is dict  # exactly: a subclass may read otherwise
+        and _ENVIRON_TRACEPARENT not in carrier  # type: ignore[operator]
+        and _ENVIRON_BAGGAGE not in carrier  # type: ignore[operator]
+        and _default is not None
+        and _default[0] is propagator
+    ):
+        return context if context is not None else Context()
     try:
         return propagator.extract(carrier, context, getter)
     except Exception:  # noqa: BLE001  # reported once; the request goes on untraced

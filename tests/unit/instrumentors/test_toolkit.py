@@ -85,15 +85,19 @@ def _consumer(recorder: SpanRecorder) -> CallSite:
 
 @pytest.fixture(autouse=True, params=["native", "python"])
 def toolkit_twin(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test with ``CallSite.start`` and ``Call.__exit__`` native (``sdk/_speedups.c``
-    site_start and call_exit), then both Python."""
+    """Every test with ``CallSite.start`` and ``Call.__exit__``, ``end`` and ``detach`` native
+    (``sdk/_speedups.c`` site_start, call_exit, call_end, call_detach), then all Python."""
     if request.param == "python":
         monkeypatch.setattr(toolkit.CallSite, "start", toolkit._python_start)
         monkeypatch.setattr(toolkit.Call, "__exit__", toolkit._python_exit)
+        monkeypatch.setattr(toolkit.Call, "end", toolkit._python_end)
+        monkeypatch.setattr(toolkit.Call, "detach", toolkit._python_detach)
     else:
         require_native()
         assert toolkit.CallSite.start is toolkit._native_start
         assert toolkit.Call.__exit__ is toolkit._native_exit
+        assert toolkit.Call.end is toolkit._native_end
+        assert toolkit.Call.detach is toolkit._native_detach
     return str(request.param)
 
 
@@ -618,6 +622,65 @@ def test_a_deferred_call_is_only_detached_and_ends_later(span_recorder: SpanReco
     assert not call.ended and span_recorder.spans == ()
     call.end()
     assert len(span_recorder.spans) == 1
+
+
+def test_a_call_class_that_keeps_the_steps_is_made_and_ended_as_a_call_is(
+    span_recorder: SpanRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server's own class (WSGI's ``ServerRequest``): a subclass adding slots only."""
+
+    class Request(toolkit.Call):
+        __slots__ = ("noted",)
+
+    ended: list[toolkit.Call] = []
+    monkeypatch.setattr(toolkit, "CALL_END_HOOKS", [ended.append])
+    site = _client(span_recorder, call_type=Request)
+    call = site.start(_request())
+    assert type(call) is Request
+    assert get_current_span() is call.span
+    assert (call.status_code, call.route, call.exception, call.exception_recorded) == (
+        None,
+        None,
+        None,
+        False,
+    )
+    assert isinstance(call.started, float) and call.attributes["http.request.method"] == "GET"
+    with pytest.raises(AttributeError):
+        call.noted  # noqa: B018  # left unset, as ``Call.__init__`` leaves it
+    call.noted = "set by its instrumentor"
+    call.__exit__(None, None, None)
+    assert ended == [call] and call.ended and len(span_recorder.spans) == 1
+    assert not get_current_span().is_recording()
+    call.end()
+    call.detach()
+    assert ended == [call] and len(span_recorder.spans) == 1  # once
+
+
+def test_a_call_class_with_its_own_init_is_made_by_it(span_recorder: SpanRecorder) -> None:
+    class Noted(toolkit.Call):
+        __slots__ = ("noted",)
+
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            self.noted = "by __init__"
+
+    with _client(span_recorder, call_type=Noted).call(_request()) as call:
+        assert type(call) is Noted and call.noted == "by __init__"
+    assert len(span_recorder.spans) == 1
+    assert not get_current_span().is_recording()
+
+
+def test_a_call_detached_before_its_exit_ends_and_leaves_once(span_recorder: SpanRecorder) -> None:
+    """WSGI's order: the body's end and the detach come from the framework's own frames."""
+    call = _client(span_recorder).start(_request())
+    assert call is not None and get_current_span() is call.span
+    call.detach()
+    assert not get_current_span().is_recording()
+    call.end()
+    call.end()
+    call.detach()
+    call.__exit__(None, None, None)
+    assert len(span_recorder.spans) == 1 and not get_current_span().is_recording()
 
 
 def test_a_call_class_of_an_instrumentor_ends_its_own_way(span_recorder: SpanRecorder) -> None:

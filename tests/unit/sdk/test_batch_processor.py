@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,9 +30,23 @@ from telemetry_run.sdk import (
     TracerProvider,
 )
 from telemetry_run.sdk.diagnostics import InternalError
+from telemetry_run.sdk.processors import batch
 from telemetry_run.sdk.trace import Tracer
-from telemetry_run.sdk.trace.sampling import StaticSampler
+from telemetry_run.sdk.trace.sampling import SamplingResult, StaticSampler
+from tests.native_twins import require_native
 from tests.unit.sdk.scripts import run_script
+
+
+@pytest.fixture(autouse=True, params=["native", "python"])
+def on_end_twin(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test with ``on_end`` native (``sdk/_speedups.c`` batch_on_end), then Python."""
+    if request.param == "python":
+        monkeypatch.setattr(BatchSpanProcessor, "on_end", batch._python_on_end)
+    else:
+        require_native()
+        assert BatchSpanProcessor.on_end is batch._native_on_end
+    return str(request.param)
+
 
 # A deadline no test waits for: a call that waited for it would trip the test's timeout.
 HOUR = 3600.0
@@ -695,6 +710,61 @@ def test_record_only_spans_are_not_exported(make_pipeline: MakePipeline) -> None
     counts = p.counts()
     assert counts["produced"] == counts["exported"] == counts["dropped"] == 0
     assert counts["ended"] == 6
+
+
+class SampledByName(Sampler):
+    """Samples the spans whose name starts with ``sampled``; records the others only."""
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, *args: Any) -> Any:
+        decision = (
+            Decision.RECORD_AND_SAMPLE if name.startswith("sampled") else Decision.RECORD_ONLY
+        )
+        return SamplingResult(decision)
+
+    def description(self) -> str:
+        return "SampledByName"
+
+
+def test_record_only_spans_between_sampled_ones_are_not_queued(make_pipeline: MakePipeline) -> None:
+    p = make_pipeline(sampler=SampledByName(), schedule_delay=HOUR)
+    sampled = p.end_spans(2, "sampled")  # the queue holds spans: no first-span checks
+    p.end_spans(3, "recorded")
+    sampled += p.end_spans(1, "sampled-again")
+    assert p.processor.queue_length == 3
+    p.provider.shutdown(timeout=10)
+    assert p.exporter.span_ids == sampled
+    counts = p.counts()
+    assert counts["produced"] == counts["exported"] == 3 and counts["ended"] == 6
+
+
+def test_spans_ended_while_the_processor_shuts_down_are_counted_not_queued(
+    make_pipeline: MakePipeline,
+) -> None:
+    p = make_pipeline(
+        RecordingExporter(block_calls=1),
+        max_queue_size=64,
+        max_export_batch_size=4,
+        schedule_delay=HOUR,
+    )
+    p.end_spans(4, "in-flight")
+    assert p.exporter.entered.wait(10), "a full batch must start an export"
+    p.end_spans(3, "queued")  # behind the export that hangs: the queue is not empty
+    closing = threading.Thread(
+        target=p.processor.shutdown, kwargs={"deadline": time.monotonic() + 10}
+    )
+    closing.start()
+    try:
+        wait_until(lambda: p.processor._shutdown, "the shutdown to begin")
+        p.end_spans(2, "late")
+    finally:
+        p.exporter.release.set()
+        closing.join(15)
+    assert not closing.is_alive()
+    names = [span.name for batch in p.exporter.batches for span in batch]
+    assert not [name for name in names if name.startswith("late")]
+    counts = p.counts()
+    assert counts["shutdown"] == 2 and counts["produced"] == 9
+    assert_accounted(counts)
 
 
 def test_the_worker_is_a_daemon_thread_that_ends_at_shutdown(make_pipeline: MakePipeline) -> None:

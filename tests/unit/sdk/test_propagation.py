@@ -82,10 +82,10 @@ class Broken(TextMapPropagator):
 
 @pytest.fixture(autouse=True)
 def restore_global() -> Iterator[None]:
-    saved = _textmap._global
+    saved = _textmap._global, _textmap._default
     _textmap._reported.clear()
     yield
-    _textmap._global = saved
+    _textmap._global, _textmap._default = saved
     _textmap._reported.clear()
 
 
@@ -184,6 +184,34 @@ def test_extract_from_a_wsgi_environ() -> None:
     context = extract(environ, getter=WSGIEnvironGetter())
     assert span_context_of(context).trace_id == TRACE_ID
     assert baggage.get_all(context) == {"user": "alice"}
+
+
+def test_a_wsgi_environ_without_the_headers_gives_the_context_as_given() -> None:
+    """The usual request from outside the traced system (one frame: see ``extract``)."""
+    getter = WSGIEnvironGetter()
+    given = set_value("unrelated", 1, Context())
+    environ = {"PATH_INFO": "/", "traceparent": TRACEPARENT, "baggage": "user=alice"}
+    assert extract(environ, given, getter) is given
+    assert extract(environ, None, getter) == Context()
+    with_baggage = extract({"HTTP_BAGGAGE": "user=alice"}, given, getter)
+    assert baggage.get_all(with_baggage) == {"user": "alice"}
+    assert with_baggage.get("unrelated") == 1
+    with_parent = extract({"HTTP_TRACEPARENT": TRACEPARENT}, given, getter)
+    assert span_context_of(with_parent).trace_id == TRACE_ID
+    assert with_parent.get("unrelated") == 1
+
+
+@pytest.mark.parametrize("members", ["own", "added", "assigned"])
+def test_a_wsgi_environ_reaches_propagators_of_the_users_choice(members: str) -> None:
+    reader = Recording("x-request-context")
+    default = [TraceContextTextMapPropagator(), W3CBaggagePropagator()]
+    if members == "assigned":  # not through set_global_textmap: the default is still known
+        get_global_textmap()
+        _textmap._global = reader
+    else:
+        set_global_textmap(reader if members == "own" else CompositePropagator([*default, reader]))
+    context = extract({"HTTP_X_REQUEST_CONTEXT": "v"}, None, WSGIEnvironGetter())
+    assert reader.calls == ["extract"] and context.get("x-request-context") == "v"
 
 
 def test_wsgi_joined_duplicate_traceparents_are_invalid() -> None:
