@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run._env import InvalidValue, parse_list
+from telemetry_run.sdk._native import speedups
 from telemetry_run.sdk._record import FrozenRecord
 
 if TYPE_CHECKING:
@@ -359,7 +360,7 @@ def _split_host_header(host: str) -> tuple[str, int | None]:
     return split
 
 
-def server_environ_attributes(  # noqa: PLR0915  # one frame on purpose: every request
+def _python_server_environ_attributes(  # noqa: PLR0915  # one frame on purpose: every request
     environ: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The request attributes of a SERVER span, from a WSGI environ (or Django's META).
@@ -441,6 +442,17 @@ def server_environ_attributes(  # noqa: PLR0915  # one frame on purpose: every r
     if version:
         attributes["network.protocol.version"] = version
     return attributes
+
+
+#: ``server_environ_attributes``: ``sdk/_speedups.c``'s twin of the function above where the
+#: native module is built (it takes the usual request, a dict environ of strings with a known
+#: method, a plain path and a Host header, and hands any other to the Python one); else that
+#: function itself. The tests run both.
+server_environ_attributes: Callable[[Mapping[str, Any]], dict[str, Any]] = (
+    _python_server_environ_attributes
+    if speedups is None
+    else speedups.environ_attributes_for((globals(), _python_server_environ_attributes))
+)
 
 
 def environ_url(environ: Mapping[str, Any]) -> str:

@@ -2088,6 +2088,445 @@ site_start_for(PyObject *module, PyObject *consts)
     return PyDescr_NewMethod((PyTypeObject *)PyTuple_GET_ITEM(consts, Y_SITE), &site_start_def);
 }
 
+/* -- span_set_attribute ------------------------------------------------------------------ */
+
+/* ``RecordingSpan.set_attribute`` of sdk/trace/span.py for its usual case: a span not ended, a
+ * non-empty str key and a value of one of the tracer's ``fast_types`` or a 64-bit int, with
+ * room under the limit (or the key already there). Anything else (a value to check or cut, a
+ * dropped attribute, an ended span) takes the Python method, which does the same again. */
+
+static PyObject *set_attribute_fallback;
+static PyObject *str_fast_types;
+
+static PyObject *
+span_set_attribute(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || starter_consts == NULL) {
+        goto fallback;
+    }
+    PyObject *key = args[0], *value = args[1];
+    PyObject *tracer = SLOT(self, S_TRACER), *attributes = SLOT(self, S_ATTRIBUTES);
+    if (tracer == NULL || attributes == NULL || !PyDict_CheckExact(attributes)
+        || SLOT(self, S_END_TIME) != Py_None || !PyUnicode_CheckExact(key)
+        || PyUnicode_GET_LENGTH(key) == 0) {
+        goto fallback;
+    }
+    int plain;
+    if (PyLong_CheckExact(value)) {
+        int overflow;
+        (void)PyLong_AsLongLongAndOverflow(value, &overflow);
+        plain = overflow == 0;
+    }
+    else {
+        PyObject *fast = dict_attr(tracer, str_fast_types);
+        if (fast == NULL) {
+            return NULL;
+        }
+        plain = PyFrozenSet_CheckExact(fast) ? PySet_Contains(fast, (PyObject *)Py_TYPE(value)) : 0;
+        Py_DECREF(fast);
+        if (plain < 0) {
+            return NULL;
+        }
+    }
+    if (!plain) {
+        goto fallback;
+    }
+    PyObject *limit = dict_attr(tracer, str_max_attributes);
+    if (limit == NULL) {
+        return NULL;
+    }
+    Py_ssize_t max = PyLong_CheckExact(limit) ? PyLong_AsSsize_t(limit) : -1;
+    Py_DECREF(limit);
+    if (max < 0) {
+        PyErr_Clear();
+        goto fallback;
+    }
+    int room = PyDict_GET_SIZE(attributes) < max;
+    if (!room) {
+        room = PyDict_Contains(attributes, key);
+        if (room < 0) {
+            return NULL;
+        }
+    }
+    if (!room) {
+        goto fallback; /* the drop and its count, as Python does them */
+    }
+    if (PyDict_SetItem(attributes, key, value) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+fallback:;
+    PyObject *stack[3] = {self, nargs > 0 ? args[0] : NULL, nargs > 1 ? args[1] : NULL};
+    if (nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "set_attribute takes 2 arguments");
+        return NULL;
+    }
+    return PyObject_Vectorcall(set_attribute_fallback, stack, (size_t)nargs + 1, NULL);
+}
+
+static PyMethodDef span_set_attribute_def = {
+    "set_attribute", (PyCFunction)(void (*)(void))span_set_attribute, METH_FASTCALL,
+    "set_attribute(key, value): one attribute, checked as the Python method checks it",
+};
+
+static PyObject *
+set_attribute_for(PyObject *module, PyObject *fallback)
+{
+    if (starter_consts == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "set_attribute_for needs configure_span_starter first");
+        return NULL;
+    }
+    Py_XSETREF(set_attribute_fallback, Py_NewRef(fallback));
+    return PyDescr_NewMethod((PyTypeObject *)CONST(K_RECORDING), &span_set_attribute_def);
+}
+
+
+/* -- environ_attributes ------------------------------------------------------------------ */
+
+/* ``server_environ_attributes`` of instrumentors/_http.py for the usual request: an exact dict
+ * environ whose method is a known one, whose path is plain ASCII (nothing to percent-encode),
+ * with a ``Host`` (or ``X-Forwarded-Host``) header, and whose CGI values are strings (the
+ * peer's port may be an int). Anything else is handed to the Python function whole. The
+ * module's helpers and tables are read from its globals on each call (a test may replace
+ * them): ``redact_query``, ``_split_hosts``, ``_split_host_header``, ``protocol_version``. */
+
+enum {
+    E_METHOD, E_SCHEME, E_SCRIPT, E_PATH, E_QUERY, E_FORWARDED_HOST, E_HOST, E_REMOTE_ADDR,
+    E_FORWARDED_FOR, E_REMOTE_PORT, E_AGENT, E_PROTOCOL,
+    A_METHOD, A_SCHEME, A_PATH, A_QUERY, A_ADDRESS, A_PORT, A_CLIENT, A_PEER, A_PEER_PORT,
+    A_AGENT, A_VERSION,
+    G_KNOWN, G_REDACT, G_HOSTS, G_SPLIT, G_PORTS, G_VERSIONS, G_VERSION_OF,
+    E_HTTP, E_SLASH, E_COMMA, E_STRIP, E_COUNT
+};
+
+static const char *const environ_names[E_COUNT] = {
+    "REQUEST_METHOD", "wsgi.url_scheme", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING",
+    "HTTP_X_FORWARDED_HOST", "HTTP_HOST", "REMOTE_ADDR", "HTTP_X_FORWARDED_FOR", "REMOTE_PORT",
+    "HTTP_USER_AGENT", "SERVER_PROTOCOL",
+    "http.request.method", "url.scheme", "url.path", "url.query", "server.address",
+    "server.port", "client.address", "network.peer.address", "network.peer.port",
+    "user_agent.original", "network.protocol.version",
+    "KNOWN_METHODS", "redact_query", "_split_hosts", "_split_host_header", "_DEFAULT_PORTS",
+    "_PROTOCOL_VERSIONS", "protocol_version",
+    "http", "/", ",", "strip",
+};
+
+static PyObject *environ_strs[E_COUNT];
+static PyObject *environ_globals, *environ_fallback;
+
+#define ESTR(k) (environ_strs[(k)])
+
+/* ``environ[name]`` borrowed, or NULL when absent (or on an error, then set). */
+static PyObject *
+environ_get(PyObject *environ, int name)
+{
+    return PyDict_GetItemWithError(environ, ESTR(name));
+}
+
+/* A global of the _http module, borrowed; NULL with an exception when it is missing. */
+static PyObject *
+http_global(int name)
+{
+    PyObject *value = PyDict_GetItemWithError(environ_globals, ESTR(name));
+    if (value == NULL && !PyErr_Occurred()) {
+        PyErr_Format(PyExc_NameError, "%U", ESTR(name));
+    }
+    return value;
+}
+
+/* 1 when every character of ``text`` stands in a URL path as it is (``_PLAIN_PATH``). */
+static int
+plain_path(PyObject *text)
+{
+    if (!PyUnicode_IS_ASCII(text)) {
+        return 0;
+    }
+    const Py_UCS1 *c = PyUnicode_1BYTE_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_UCS1 ch = c[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')
+              || (ch != 0 && strchr("/:@!$&'()*+,;=-._~%", ch) != NULL))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ``value`` when it is absent (``absent``), or an exact str; 0 for anything else. */
+static int
+str_or_absent(PyObject *value)
+{
+    return value == NULL || PyUnicode_CheckExact(value);
+}
+
+/* The attributes, or NULL with an exception; *handed is set when the Python one must run. */
+static PyObject *
+environ_attributes_fast(PyObject *environ, int *handed)
+{
+    PyObject *method = environ_get(environ, E_METHOD);
+    PyObject *scheme = environ_get(environ, E_SCHEME);
+    PyObject *script = environ_get(environ, E_SCRIPT);
+    PyObject *path = environ_get(environ, E_PATH);
+    PyObject *query = environ_get(environ, E_QUERY);
+    PyObject *forwarded_host = environ_get(environ, E_FORWARDED_HOST);
+    PyObject *host = environ_get(environ, E_HOST);
+    PyObject *peer = environ_get(environ, E_REMOTE_ADDR);
+    PyObject *forwarded = environ_get(environ, E_FORWARDED_FOR);
+    PyObject *peer_port = environ_get(environ, E_REMOTE_PORT);
+    PyObject *agent = environ_get(environ, E_AGENT);
+    PyObject *protocol = environ_get(environ, E_PROTOCOL);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *known = http_global(G_KNOWN);
+    if (known == NULL) {
+        return NULL;
+    }
+    /* The usual request, else the Python function: every value an exact str where read. */
+    if (method == NULL || !PyUnicode_CheckExact(method) || !PyFrozenSet_CheckExact(known)
+        || !str_or_absent(scheme) || !str_or_absent(script) || !str_or_absent(path)
+        || !str_or_absent(query) || !str_or_absent(forwarded_host) || !str_or_absent(host)
+        || !str_or_absent(peer) || !str_or_absent(forwarded) || !str_or_absent(agent)
+        || !str_or_absent(protocol)
+        || (peer_port != NULL && !PyUnicode_CheckExact(peer_port) && !PyLong_CheckExact(peer_port))) {
+        *handed = 1;
+        return NULL;
+    }
+    if (forwarded_host != NULL && PyUnicode_GET_LENGTH(forwarded_host) > 0) {
+        host = forwarded_host;
+    }
+    if (host == NULL || PyUnicode_GET_LENGTH(host) == 0) {
+        *handed = 1; /* SERVER_NAME and SERVER_PORT: the Python function reads them */
+        return NULL;
+    }
+    int is_known = PySet_Contains(known, method);
+    if (is_known <= 0) {
+        if (is_known == 0) {
+            *handed = 1;
+        }
+        return NULL;
+    }
+    if ((script != NULL && !plain_path(script)) || (path != NULL && !plain_path(path))) {
+        *handed = 1;
+        return NULL;
+    }
+    /* ``REMOTE_PORT`` as ``_port`` reads it: an int, or ASCII digits (else the Python one). */
+    PyObject *peer_port_value = NULL;
+    if (peer_port != NULL && PyUnicode_CheckExact(peer_port)) {
+        Py_ssize_t n = PyUnicode_GET_LENGTH(peer_port);
+        int digits = PyUnicode_IS_ASCII(peer_port) && n > 0;
+        for (Py_ssize_t i = 0; digits && i < n; i++) {
+            Py_UCS1 ch = PyUnicode_1BYTE_DATA(peer_port)[i];
+            digits = ch >= '0' && ch <= '9';
+        }
+        if (!digits && n > 0) {
+            *handed = 1; /* ``str.isdigit`` is wider than ASCII: the Python rule decides */
+            return NULL;
+        }
+    }
+    PyObject *attributes = PyDict_New();
+    if (attributes == NULL) {
+        return NULL;
+    }
+    PyObject *full_path = NULL, *split = NULL, *client = NULL, *version = NULL, *item = NULL;
+    if (PyDict_SetItem(attributes, ESTR(A_METHOD), method) < 0
+        || PyDict_SetItem(attributes, ESTR(A_SCHEME),
+                          scheme != NULL && PyUnicode_GET_LENGTH(scheme) > 0 ? scheme : ESTR(E_HTTP)) < 0) {
+        goto error;
+    }
+    if (script == NULL || PyUnicode_GET_LENGTH(script) == 0) {
+        full_path = Py_NewRef(path != NULL ? path : ESTR(E_SLASH));
+    }
+    else {
+        full_path = path != NULL ? PyUnicode_Concat(script, path) : Py_NewRef(script);
+        if (full_path == NULL) {
+            goto error;
+        }
+    }
+    if (PyDict_SetItem(attributes, ESTR(A_PATH),
+                       PyUnicode_GET_LENGTH(full_path) > 0 ? full_path : ESTR(E_SLASH)) < 0) {
+        goto error;
+    }
+    if (query != NULL && PyUnicode_GET_LENGTH(query) > 0) {
+        PyObject *redact = http_global(G_REDACT);
+        item = redact != NULL ? PyObject_CallOneArg(redact, query) : NULL;
+        if (item == NULL || PyDict_SetItem(attributes, ESTR(A_QUERY), item) < 0) {
+            goto error;
+        }
+        Py_CLEAR(item);
+    }
+    PyObject *hosts = http_global(G_HOSTS);
+    if (hosts == NULL) {
+        goto error;
+    }
+    split = PyDict_Check(hosts) ? PyDict_GetItemWithError(hosts, host) : NULL;
+    if (split != NULL) {
+        Py_INCREF(split);
+    }
+    else if (PyErr_Occurred()) {
+        goto error;
+    }
+    else {
+        PyObject *split_host = http_global(G_SPLIT);
+        split = split_host != NULL ? PyObject_CallOneArg(split_host, host) : NULL;
+        if (split == NULL) {
+            goto error;
+        }
+    }
+    if (!PyTuple_CheckExact(split) || PyTuple_GET_SIZE(split) != 2) {
+        PyErr_SetString(PyExc_TypeError, "a split host is an (address, port) tuple");
+        goto error;
+    }
+    PyObject *address = PyTuple_GET_ITEM(split, 0), *port = PyTuple_GET_ITEM(split, 1);
+    if (port == Py_None) {
+        PyObject *ports = http_global(G_PORTS);
+        if (ports == NULL) {
+            goto error;
+        }
+        PyObject *chosen = PyDict_GetItemWithError(
+            ports, scheme != NULL && PyUnicode_GET_LENGTH(scheme) > 0 ? scheme : ESTR(E_HTTP));
+        if (chosen == NULL && PyErr_Occurred()) {
+            goto error;
+        }
+        port = chosen != NULL ? chosen : Py_None;
+    }
+    int has_address = PyObject_IsTrue(address);
+    if (has_address < 0) {
+        goto error;
+    }
+    if (has_address) {
+        if (PyDict_SetItem(attributes, ESTR(A_ADDRESS), address) < 0
+            || (port != Py_None && PyDict_SetItem(attributes, ESTR(A_PORT), port) < 0)) {
+            goto error;
+        }
+    }
+    if (forwarded != NULL && PyUnicode_GET_LENGTH(forwarded) > 0) {
+        PyObject *parts = PyUnicode_Split(forwarded, ESTR(E_COMMA), 1);
+        client = parts != NULL && PyList_GET_SIZE(parts) > 0
+                     ? PyObject_CallMethodNoArgs(PyList_GET_ITEM(parts, 0), ESTR(E_STRIP))
+                     : NULL;
+        Py_XDECREF(parts);
+        if (client == NULL) {
+            goto error;
+        }
+    }
+    else {
+        client = Py_NewRef(peer != NULL ? peer : Py_None);
+    }
+    if (client != Py_None && PyUnicode_GET_LENGTH(client) > 0
+        && PyDict_SetItem(attributes, ESTR(A_CLIENT), client) < 0) {
+        goto error;
+    }
+    if (peer != NULL && PyUnicode_GET_LENGTH(peer) > 0) {
+        if (PyDict_SetItem(attributes, ESTR(A_PEER), peer) < 0) {
+            goto error;
+        }
+        if (peer_port != NULL && PyLong_CheckExact(peer_port)) {
+            peer_port_value = Py_NewRef(peer_port);
+        }
+        else if (peer_port != NULL && PyUnicode_GET_LENGTH(peer_port) > 0) {
+            peer_port_value = PyLong_FromUnicodeObject(peer_port, 10);
+            if (peer_port_value == NULL) {
+                goto error;
+            }
+        }
+        if (peer_port_value != NULL
+            && PyDict_SetItem(attributes, ESTR(A_PEER_PORT), peer_port_value) < 0) {
+            goto error;
+        }
+    }
+    if (agent != NULL && PyUnicode_GET_LENGTH(agent) > 0
+        && PyDict_SetItem(attributes, ESTR(A_AGENT), agent) < 0) {
+        goto error;
+    }
+    if (protocol != NULL) {
+        PyObject *versions = http_global(G_VERSIONS);
+        if (versions == NULL) {
+            goto error;
+        }
+        version = PyDict_Check(versions) ? PyDict_GetItemWithError(versions, protocol) : NULL;
+        if (version == NULL && PyErr_Occurred()) {
+            goto error;
+        }
+        int known_version = version != NULL ? PyObject_IsTrue(version) : 0;
+        if (known_version < 0) {
+            version = NULL;
+            goto error;
+        }
+        if (known_version) {
+            Py_INCREF(version);
+        }
+        else {
+            PyObject *version_of = http_global(G_VERSION_OF);
+            version = version_of != NULL ? PyObject_CallOneArg(version_of, protocol) : NULL;
+            if (version == NULL) {
+                goto error;
+            }
+        }
+        int has_version = PyObject_IsTrue(version);
+        if (has_version < 0
+            || (has_version && PyDict_SetItem(attributes, ESTR(A_VERSION), version) < 0)) {
+            goto error;
+        }
+    }
+    Py_DECREF(full_path);
+    Py_DECREF(split);
+    Py_DECREF(client);
+    Py_XDECREF(version);
+    Py_XDECREF(peer_port_value);
+    return attributes;
+error:
+    Py_DECREF(attributes);
+    Py_XDECREF(full_path);
+    Py_XDECREF(split);
+    Py_XDECREF(client);
+    Py_XDECREF(version);
+    Py_XDECREF(item);
+    Py_XDECREF(peer_port_value);
+    return NULL;
+}
+
+static PyObject *
+environ_attributes(PyObject *module, PyObject *environ)
+{
+    if (environ_globals != NULL && PyDict_CheckExact(environ)) {
+        int handed = 0;
+        PyObject *attributes = environ_attributes_fast(environ, &handed);
+        if (attributes != NULL || !handed) {
+            return attributes;
+        }
+    }
+    return PyObject_CallOneArg(environ_fallback, environ);
+}
+
+static PyMethodDef environ_attributes_def = {
+    "server_environ_attributes", environ_attributes, METH_O,
+    "server_environ_attributes(environ) -> the request attributes of a SERVER span",
+};
+
+static PyObject *
+environ_attributes_for(PyObject *module, PyObject *consts)
+{
+    if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != 2
+        || !PyDict_CheckExact(PyTuple_GET_ITEM(consts, 0))) {
+        PyErr_SetString(PyExc_TypeError, "environ_attributes_for takes (globals, fallback)");
+        return NULL;
+    }
+    if (environ_strs[0] == NULL) {
+        for (int i = 0; i < E_COUNT; i++) {
+            environ_strs[i] = PyUnicode_InternFromString(environ_names[i]);
+            if (environ_strs[i] == NULL) {
+                return NULL;
+            }
+        }
+    }
+    Py_XSETREF(environ_globals, Py_NewRef(PyTuple_GET_ITEM(consts, 0)));
+    Py_XSETREF(environ_fallback, Py_NewRef(PyTuple_GET_ITEM(consts, 1)));
+    return PyCFunction_New(&environ_attributes_def, NULL);
+}
+
+
 /* -- batch_on_end ------------------------------------------------------------------------ */
 
 /* ``BatchSpanProcessor.on_end`` of sdk/processors/batch.py for its usual case: a sampled span
@@ -2266,6 +2705,10 @@ speedups_exec(PyObject *module)
         str_token = PyUnicode_InternFromString("_token");
         str_perf_counter = PyUnicode_InternFromString("perf_counter");
         str_init = PyUnicode_InternFromString("__init__");
+        str_fast_types = PyUnicode_InternFromString("fast_types");
+        if (str_fast_types == NULL) {
+            return -1;
+        }
         str_queue = PyUnicode_InternFromString("_queue");
         str_max_queue_size = PyUnicode_InternFromString("_max_queue_size");
         str_shutdown = PyUnicode_InternFromString("_shutdown");
@@ -2322,6 +2765,10 @@ static PyMethodDef speedups_methods[] = {
      "configure_span_starter(constants): the SDK's classes and constants SpanStarter uses"},
     {"call_exit_for", call_exit_for, METH_O,
      "call_exit_for(constants) -> the native (__exit__, end, detach) of the toolkit's Call"},
+    {"set_attribute_for", set_attribute_for, METH_O,
+     "set_attribute_for(fallback) -> the native set_attribute of RecordingSpan"},
+    {"environ_attributes_for", environ_attributes_for, METH_O,
+     "environ_attributes_for((globals, fallback)) -> the native server_environ_attributes"},
     {"batch_on_end_for", batch_on_end_for, METH_O,
      "batch_on_end_for(constants) -> the native on_end of the BatchSpanProcessor class"},
     {"site_start_for", site_start_for, METH_O,

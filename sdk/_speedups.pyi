@@ -60,3 +60,10 @@ def site_start_for(constants: tuple[Any, ...]) -> Any:
 
 def batch_on_end_for(constants: tuple[Any, ...]) -> Any:
     """The native ``on_end`` of ``BatchSpanProcessor`` (a method descriptor of that class)."""
+
+def set_attribute_for(fallback: Any) -> Any:
+    """The native ``set_attribute`` of ``RecordingSpan`` (a method descriptor of that class)."""
+
+def environ_attributes_for(constants: tuple[Any, ...]) -> Any:
+    """The native ``server_environ_attributes`` of instrumentors/_http.py, given its module's
+    globals and the Python function (which it calls for any request not of the usual shape)."""

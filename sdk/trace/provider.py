@@ -14,7 +14,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from types import MethodType
-from typing import Final
+from typing import Any, Final
 
 from telemetry_run.sdk import forking
 from telemetry_run.sdk._native import speedups
@@ -468,3 +468,13 @@ if speedups is not None:
         )
     )
     _native_starter = speedups.SpanStarter
+
+#: ``RecordingSpan.set_attribute`` as written in span.py: the twin of ``sdk/_speedups.c``'s
+#: ``span_set_attribute``, which replaces it where the native module is built. The native one
+#: stores a plain value on a span that is recording, with room under the limit; it hands
+#: anything else to this one (the span tests run both).
+_python_set_attribute: Final = RecordingSpan.set_attribute
+_native_set_attribute: Any = None
+if speedups is not None:
+    _native_set_attribute = speedups.set_attribute_for(_python_set_attribute)
+    RecordingSpan.set_attribute = _native_set_attribute  # type: ignore[method-assign]

@@ -8,6 +8,19 @@ from telemetry_run._env import InvalidValue
 from telemetry_run.config import Config
 from telemetry_run.instrumentors import _http, plugin
 from telemetry_run.testing import SpanRecorder, config_for
+from tests.native_twins import require_native
+
+
+@pytest.fixture(autouse=True, params=["native", "python"])
+def environ_twin(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test with ``server_environ_attributes`` native (``sdk/_speedups.c``), then Python."""
+    if request.param == "python":
+        python = _http._python_server_environ_attributes
+        monkeypatch.setattr(_http, "server_environ_attributes", python)
+    else:
+        require_native()
+        assert _http.server_environ_attributes is not _http._python_server_environ_attributes
+    return str(request.param)
 
 
 def test_server_names_follow_the_conventions() -> None:
