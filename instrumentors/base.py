@@ -287,6 +287,29 @@ class Patcher:
             self._patches.append(Patch(parent, attribute, original, wrapped, created))
         return wrapped
 
+    def replace(self, owner: type, attribute: str, make: Callable[[Any], Any]) -> Any:
+        """Put ``make(original)`` in place of the function ``owner.attribute``; no wrapt proxy.
+
+        For a method every request of a busy service calls (Flask's ``wsgi_app``): a plain
+        function binds as a method and gets the caller's arguments as they are, where a wrapt
+        proxy binds a proxy at each access and packs the arguments for the wrapper (about
+        0.5 µs a call more, measured). Recorded as a wrap is, so ``restore()`` undoes it the same
+        way (also when another tool has wrapped over it since); replacing an attribute this
+        patcher already patched returns what is in place and changes nothing.
+        """
+        import inspect
+
+        with self._lock:
+            for patch in self._patches:
+                if patch.parent is owner and patch.attribute == attribute:
+                    return patch.wrapper
+            created = attribute not in vars(owner)
+            original = inspect.getattr_static(owner, attribute)
+            replacement = make(original)
+            setattr(owner, attribute, replacement)
+            self._patches.append(Patch(owner, attribute, original, replacement, created))
+        return replacement
+
     def restore(self) -> list[Patch]:
         """Undo every patch in reverse order; returns those that could not be undone.
 

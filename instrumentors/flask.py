@@ -10,6 +10,7 @@ response stay as they are).
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from telemetry_run._version import __version__
@@ -44,68 +45,69 @@ class FlaskInstrumentor(Instrumentor):
         # Flask >= 2.2 keeps the request context in a ContextVar: reading it directly costs a
         # fraction of two look-ups through the ``flask.request`` proxy.
         self._current_request = _current_request_reader(flask)
-        self.patcher.wrap(flask, "Flask.wsgi_app", self._wsgi_app)
-        self.patcher.wrap(flask, "Flask.full_dispatch_request", self._full_dispatch_request)
+        # The two methods every request calls are replaced by plain functions (no wrapt proxy:
+        # see ``Patcher.replace``); the rare ``handle_exception`` is wrapped.
+        self.patcher.replace(flask.Flask, "wsgi_app", self._traced_wsgi_app)
+        self.patcher.replace(flask.Flask, "full_dispatch_request", self._routed_dispatch)
         self.patcher.wrap(flask, "Flask.handle_exception", self._handle_exception)
 
-    def _wsgi_app(
-        self,
-        wrapped: Callable[..., Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        request: ServerRequest | None = None
-        call_args = args
-        # Not ``guard`` on the steps every request takes: a try costs nothing, a guard three
-        # calls. The except clauses are guard's (Exception only, reported, swallowed).
-        try:
-            if len(args) >= 2:  # how servers call it: no call to sort the arguments out
-                environ, start_response = args[0], args[1]
-            else:
-                environ, start_response = _environ_and_start_response(args, kwargs)
-            noted = ServerRequest.start(self.site, environ)
-            if noted is not None:
-                call_args, kwargs = (environ, noted.start_response_wrapper(start_response)), {}
-                request = noted
-        except Exception as exc:  # noqa: BLE001  # reported; the request goes on untraced
-            _report("flask: request start", exc)
-        if request is None:
-            return wrapped(*call_args, **kwargs)
-        try:
-            body = wrapped(*call_args, **kwargs)
-        except BaseException as exc:
-            with guard("flask: request failed"):
-                request.fail(exc)
-            raise
-        try:
-            try:
-                return request.body(body)
-            except Exception as exc:  # noqa: BLE001  # reported; the body goes out unwrapped
-                _report("flask: response body", exc)
-            with guard("flask: request end"):  # the body could not be wrapped: end now
-                request.end()
-            return body
-        finally:
-            request.detach()  # never raises (a foreign detach is tolerated by the SDK)
+    def _traced_wsgi_app(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        """``Flask.wsgi_app`` starting and ending the request's span around ``original``."""
+        instrumentor = self
 
-    def _full_dispatch_request(
-        self,
-        wrapped: Callable[..., Any],
-        instance: Any,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> Any:
-        if self.active:
-            try:  # not ``guard``: every request comes here
-                flask_request = self._current_request()
-                request = flask_request.environ.get(ENVIRON_KEY) if flask_request else None
-                if request is not None:
-                    rule = flask_request.url_rule
-                    request.set_route(rule.rule if rule is not None else None)
-            except Exception as exc:  # noqa: BLE001  # reported; the request goes on
-                _report("flask: route", exc)
-        return wrapped(*args, **kwargs)
+        @functools.wraps(original)
+        def wsgi_app(app: Any, environ: Any, start_response: Any) -> Any:
+            request: ServerRequest | None = None
+            # Not ``guard`` on the steps every request takes: a try costs nothing, a guard
+            # three calls. The except clauses are guard's (Exception only, reported, swallowed).
+            try:
+                noted = ServerRequest.start(instrumentor.site, environ)
+                if noted is not None:
+                    start_response = noted.start_response_wrapper(start_response)
+                    request = noted
+            except Exception as exc:  # noqa: BLE001  # reported; the request goes on untraced
+                _report("flask: request start", exc)
+            if request is None:
+                return original(app, environ, start_response)
+            try:
+                body = original(app, environ, start_response)
+            except BaseException as exc:
+                with guard("flask: request failed"):
+                    request.fail(exc)
+                raise
+            try:
+                try:
+                    return request.body(body)
+                except Exception as exc:  # noqa: BLE001  # reported; the body goes out unwrapped
+                    _report("flask: response body", exc)
+                with guard("flask: request end"):  # the body could not be wrapped: end now
+                    request.end()
+                return body
+            finally:
+                request.detach()  # never raises (a foreign detach is tolerated by the SDK)
+
+        return wsgi_app
+
+    def _routed_dispatch(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        """``Flask.full_dispatch_request`` noting the matched rule first (the request context
+        is pushed by then)."""
+        instrumentor = self
+        current_request = self._current_request
+
+        @functools.wraps(original)
+        def full_dispatch_request(app: Any) -> Any:
+            if instrumentor.active:
+                try:  # not ``guard``: every request comes here
+                    flask_request = current_request()
+                    request = flask_request.environ.get(ENVIRON_KEY) if flask_request else None
+                    if request is not None:
+                        rule = flask_request.url_rule
+                        request.set_route(rule.rule if rule is not None else None)
+                except Exception as exc:  # noqa: BLE001  # reported; the request goes on
+                    _report("flask: route", exc)
+            return original(app)
+
+        return full_dispatch_request
 
     def _handle_exception(
         self,
@@ -135,12 +137,3 @@ def _current_request_reader(flask: Any) -> Callable[[], Any]:
         return None if context is None else context.request
 
     return current_request
-
-
-def _environ_and_start_response(
-    args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[dict[str, Any], Any]:
-    if len(args) >= 2:
-        return args[0], args[1]
-    merged = dict(zip(("environ", "start_response"), args, strict=False)) | kwargs
-    return merged["environ"], merged["start_response"]

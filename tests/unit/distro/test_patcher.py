@@ -149,6 +149,40 @@ def test_an_attribute_replaced_wholesale_is_reported_not_clobbered() -> None:
     assert module.function is replacement
 
 
+def _doubled_plus_1000(original: Any) -> Any:
+    def method(self: Any, x: int) -> int:
+        return original(self, x) + 1000
+
+    return method
+
+
+def test_a_replaced_method_is_a_plain_function_undone_as_a_wrap_is() -> None:
+    module = _module()
+    cls = module.Target
+    original = vars(Target)["method"]
+    patcher = Patcher()
+    replacement = patcher.replace(cls, "method", _doubled_plus_1000)
+    assert patcher.replace(cls, "method", _doubled_plus_1000) is replacement  # once
+    assert type(vars(cls)["method"]) is types.FunctionType  # no proxy
+    assert cls().method(1) == 1002 and Target().method(1) == 2  # on the class given only
+    own = vars(cls)["own"]
+    patcher.replace(cls, "own", lambda original: lambda self: f"not {original(self)}")
+    assert cls().own() == "not own"
+    assert patcher.restore() == []
+    assert "method" not in vars(cls) and vars(Target)["method"] is original  # inherited: deleted
+    assert vars(cls)["own"] is own and cls().method(1) == 2
+
+
+def test_a_replaced_method_wrapped_over_by_another_tool_is_spliced_out() -> None:
+    cls = _module().Target
+    ours = Patcher()
+    ours.replace(cls, "own", lambda original: lambda self: f"ours({original(self)})")
+    theirs = wrapt.wrap_function_wrapper(cls, "own", _tagged)
+    assert cls().own() == "[ours(own)]"
+    assert ours.restore() == []
+    assert vars(cls)["own"] is theirs and cls().own() == "[own]"
+
+
 class _Recording(Instrumentor):
     target: types.ModuleType
 

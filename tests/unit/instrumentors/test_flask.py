@@ -345,6 +345,27 @@ def test_a_failure_of_ours_later_in_the_request_never_reaches_the_app(
     recorder.internal_errors.clear()  # expected: the span_recorder fixture fails on others
 
 
+def test_wsgi_app_called_by_keyword_or_through_a_middleware_is_traced(instrument: Any) -> None:
+    """``wsgi_app`` is a plain function in place (``Patcher.replace``): a middleware that keeps
+    the bound method and a caller naming the arguments both reach the traced request."""
+    recorder = instrument()
+    app = make_app()
+    app.config["TRACER"] = recorder.tracer
+    inner = app.wsgi_app
+    seen: list[str] = []
+
+    def middleware(environ: dict[str, Any], start_response: Any) -> Any:
+        seen.append(environ["PATH_INFO"])
+        return inner(environ=environ, start_response=start_response)
+
+    app.wsgi_app = middleware  # type: ignore[method-assign]  # as ProxyFix and friends do
+    response = fetch(app.test_client(), "/users/3")
+    assert response.status_code == 200 and seen == ["/users/3"]
+    server = recorder.one("GET /users/<int:user_id>")
+    assert server.attributes["http.response.status_code"] == 200
+    assert flask.Flask.wsgi_app.__wrapped__.__qualname__ == "Flask.wsgi_app"  # introspectable
+
+
 def test_uninstrument_makes_requests_untraced(instrument: Any, span_recorder: SpanRecorder) -> None:
     instrumentor = FlaskInstrumentor()
     instrumentor.instrument(span_recorder.provider, config_for(plugin))
