@@ -10,9 +10,12 @@ Scenarios (the same Flask app throughout: ``GET /users/<int:user_id>`` returning
   server    the app under gunicorn (1 sync worker) started by each launcher: ``gunicorn``,
             ``telemetry-run gunicorn``, ``opentelemetry-instrument gunicorn``, ``ddtrace-run
             gunicorn``. Ours and OpenTelemetry's export OTLP/gRPC to the real receiver we ship
-            (``telemetry_run.testing.otlp.OTLPReceiver``), which runs in a process of its own.
-            The benchmark sends sequential requests, a new connection each (``Connection:
-            close``: the sync worker closes after every response anyway).
+            (``telemetry_run.testing.otlp.OTLPReceiver``), one each, in processes of their own.
+            The four servers of a round run side by side and the benchmark sends them
+            sequential requests in blocks of 50, in turn, a new connection each
+            (``Connection: close``: the sync worker closes after every response anyway); a
+            tracer's added time is the median of its block medians minus bare's in the same
+            turn.
   requests  ``requests.Session().get(url)`` to a local keep-alive ``http.server`` (a thread in
             the same worker): bare, our RequestsInstrumentor, opentelemetry-instrumentation-
             requests, ddtrace ``patch(requests=True)``.
@@ -22,7 +25,8 @@ span for requests) per request, with the route's name, counted where its spans e
 discarding exporter, ddtrace's replaced writer, the OTLP receiver). A contender that fails a
 check is FAILED, so a broken setup cannot produce a fast number.
 
-Figures are median microseconds per request; ``added`` is a contender's median minus bare's,
+Figures are median microseconds per request; ``added`` is a contender's median minus bare's
+(in the server scenario, the median of the paired block differences),
 and ``us/otel``, ``us/dd`` divide our added time by theirs (below 1.00x we add less).
 
 With ``--metrics`` ours and OpenTelemetry's also record their duration histogram
@@ -46,6 +50,7 @@ import gc
 import http.client
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -99,6 +104,7 @@ WORKER_TIMEOUT = 180.0
 SERVER_READY_TIMEOUT = 60.0
 SERVER_STOP_TIMEOUT = 20.0
 RECEIVER_WAIT = 15.0  # for the last spans after the server stopped
+SERVER_BLOCK = 50  # timed requests to one server before the next one's turn
 BENCH_DIR = Path(__file__).resolve().parent
 APP_SPEC = f"{Path(__file__).stem}:make_app()"
 OTLP_EXPORTER_DIST = "opentelemetry-exporter-otlp-proto-grpc"
@@ -861,7 +867,9 @@ class Launcher:
     notes: set[str] = field(default_factory=set)
 
 
-def _launchers(receiver_endpoint: str | None) -> dict[str, Launcher]:
+def _launchers(endpoints: dict[str, str]) -> dict[str, Launcher]:
+    """How to start each contender's server; ours and OpenTelemetry's export to the receiver
+    ``endpoints`` names for each (one receiver each: the spans counted are that server's)."""
     bindir = Path(sys.executable).parent
 
     def script(name: str) -> str | None:
@@ -869,21 +877,24 @@ def _launchers(receiver_endpoint: str | None) -> dict[str, Launcher]:
         return str(path) if path.is_file() and os.access(path, os.X_OK) else None
 
     base = _worker_env("bare")
-    otlp = _otlp_env(receiver_endpoint) if receiver_endpoint else {}
+    us_otlp = _otlp_env(endpoints["us"]) if "us" in endpoints else {}
+    otel_otlp = _otlp_env(endpoints["otel"]) if "otel" in endpoints else {}
     us = script("telemetry-run")
     us_prefix = [us] if us else [sys.executable, "-m", "telemetry_run"]
     otel, dd = script("opentelemetry-instrument"), script("ddtrace-run")
     launchers = {
         "bare": Launcher("bare", [], base, "no launcher"),
-        "us": Launcher("us", us_prefix, base | otlp, " ".join(us_prefix)),
-        "otel": Launcher("otel", [otel] if otel else None, base | otlp, otel or "not installed"),
+        "us": Launcher("us", us_prefix, base | us_otlp, " ".join(us_prefix)),
+        "otel": Launcher(
+            "otel", [otel] if otel else None, base | otel_otlp, otel or "not installed"
+        ),
         "dd": Launcher("dd", [dd] if dd else None, base | DD_ENV, dd or "not installed"),
     }
-    if receiver_endpoint is None:
-        for key in ("us", "otel"):
+    for key in ("us", "otel"):
+        if key not in endpoints:
             launchers[key].prefix = None
             launchers[key].how = "no OTLP receiver"
-    elif otel and not _has_otel_otlp_exporter(launchers["otel"].env):
+    if "otel" in endpoints and otel and not _has_otel_otlp_exporter(launchers["otel"].env):
         launchers["otel"].prefix = None
         launchers[
             "otel"
@@ -976,101 +987,145 @@ class _Server:
         return [line for line in self.output.read().splitlines() if line.strip()]
 
 
-def _measure_server(
-    launcher: Launcher, receiver: _ReceiverProcess | None, n: int, warmup: int
-) -> dict[str, Any]:
-    """Start gunicorn, check the probe, warm up, time n requests one by one, stop, count."""
-    if receiver is not None:
-        receiver.take()  # whatever came before
-    with tempfile.TemporaryFile(mode="w+") as output:
-        return _measure_started(_Server(launcher, output), launcher, receiver, n, warmup)
+def _start_servers(
+    launchers: dict[str, Launcher], receivers: dict[str, _ReceiverProcess], warmup: int
+) -> tuple[dict[str, _Server], dict[str, str]]:
+    """Every available contender's server, started at once, checked by its probe and warmed
+    up; the failures by contender (their servers stopped)."""
+    servers: dict[str, _Server] = {}
+    failures: dict[str, str] = {}
+    for key in CONTENDERS:
+        launcher = launchers[key]
+        if launcher.prefix is None:
+            failures[key] = launcher.how
+            continue
+        if key in receivers:
+            receivers[key].take()  # whatever came before
+        output = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115  # closed by _stop_server
+        servers[key] = _Server(launcher, output)
+    for key, server in list(servers.items()):
+        try:
+            found = server.wait_ready()
+            if not _probe_ok(key, found):
+                raise RuntimeError(f"the probe says the tracers are wrong: {found}")
+            for i in range(warmup):
+                status, body = _get(server.port, PATH)
+                if i < CHECK_REQUESTS or status != 200:
+                    _check_body(status, body)
+        except Exception as exc:
+            failures[key] = str(exc)[:300]
+            _stop_server(servers.pop(key), launchers[key])
+    return servers, failures
 
 
-def _measure_started(
-    server: _Server, launcher: Launcher, receiver: _ReceiverProcess | None, n: int, warmup: int
-) -> dict[str, Any]:
-    try:
-        found = server.wait_ready()
-        if not _probe_ok(launcher.key, found):
-            raise RuntimeError(f"the probe says the tracers are wrong: {found}")
-        for i in range(warmup):
-            status, body = _get(server.port, PATH)
-            if i < CHECK_REQUESTS or status != 200:
-                _check_body(status, body)
-        latencies = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            status, _body = _get(server.port, PATH)
-            latencies.append((time.perf_counter() - t0) * 1e6)
-            if status != 200:
-                raise RuntimeError(f"status {status} during timing")
-    finally:
-        code = server.stop()
-    info: dict[str, Any] = {"probe": found, "exit": code}
+def _stop_server(server: _Server, launcher: Launcher) -> int:
+    code = server.stop()
     for line in server.stderr_lines():
         launcher.notes.add(re.sub(r"\d+", "N", line)[:200])  # alike lines once
-    if receiver is not None and launcher.key in ("us", "otel"):
-        got = receiver.take(warmup + n, RECEIVER_WAIT)
-        info["receiver"] = got
-        if got["route_spans"] != warmup + n or got["failed"]:
-            raise RuntimeError(
-                f"the receiver got {got['route_spans']} server spans {SPAN_NAME!r} for"
-                f" {warmup + n} requests ({got['failed']} failed calls; {got['names']})"
-            )
-    return {"samples": latencies, "info": info}
+    server.output.close()
+    return code
+
+
+def _timed_block(port: int, n: int) -> list[float]:
+    latencies = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        status, _body = _get(port, PATH)
+        latencies.append((time.perf_counter() - t0) * 1e6)
+        if status != 200:
+            raise RuntimeError(f"status {status} during timing")
+    return latencies
 
 
 def _run_server(n: int, warmup: int, rounds: int, verbose: bool) -> dict[str, Any]:
+    """The four servers of a round run side by side and take the timed requests in blocks of
+    ``SERVER_BLOCK``, in turn: a tracer's added time is the median, over every block, of its
+    block's median minus bare's in the same turn. Paired so: on a shared 2-core machine,
+    servers timed one after the other moved the rows by more than a tracer adds (bare's own
+    median ranged 400-670 µs between rounds). The order is shuffled for each turn: a server's
+    work after its block (an export) falls on whichever server comes next, and in a fixed
+    order bare always came after ddtrace and was timed slower than ours."""
     print(f"\n== (server) {SCENARIOS['server']}")
-    print(f"   {warmup} warm-up + {n} timed requests per server, {rounds} rounds")
-    receiver: _ReceiverProcess | None = None
+    blocks = max(1, n // SERVER_BLOCK)
+    print(
+        f"   {warmup} warm-up + {blocks} x {SERVER_BLOCK} timed requests per server, side by"
+        f" side, {rounds} rounds"
+    )
+    receivers: dict[str, _ReceiverProcess] = {}
     launchers: dict[str, Launcher] = {}
     error = ""
+    samples: dict[str, list[float]] = {c: [] for c in CONTENDERS}
+    paired: dict[str, list[float]] = {c: [] for c in TRACERS}
+    failures: dict[str, str] = {}
     try:
-        receiver = _ReceiverProcess()
-    except Exception as exc:
-        error = f"OTLP receiver: {exc}"
-    try:
-        launchers = _launchers(receiver.endpoint if receiver else None)
+        try:
+            for key in ("us", "otel"):
+                receivers[key] = _ReceiverProcess()
+        except Exception as exc:
+            error = f"OTLP receiver: {exc}"
+        launchers = _launchers({key: r.endpoint for key, r in receivers.items()})
         for key in CONTENDERS:
             print(f"   {SERVER_LABELS[key]}: {launchers[key].how}")
         if error:
             print(f"   note: {error}")
-        samples: dict[str, list[float]] = {c: [] for c in CONTENDERS}
-        failures: dict[str, str] = {}
         for rnd in range(rounds):
-            order = CONTENDERS[rnd % 4 :] + CONTENDERS[: rnd % 4]
-            line = []
-            for key in order:
-                launcher = launchers[key]
-                if launcher.prefix is None:
-                    failures[key] = launcher.how
-                    continue
-                try:
-                    res = _measure_server(launcher, receiver, n, warmup)
-                except Exception as exc:
-                    failures[key] = str(exc)[:300]
-                    line.append(f"{LABELS[key]} FAILED")
-                    continue
-                samples[key].extend(res["samples"])
-                line.append(f"{LABELS[key]} {statistics.median(res['samples']):.0f} µs")
-                if verbose and rnd == 0:
-                    print(f"   [{LABELS[key]}] {json.dumps(res['info'])}")
-            print(f"   round {rnd + 1}: " + "  ".join(line))
+            servers, failed = _start_servers(launchers, receivers, warmup)
+            failures.update(failed)
+            timed: dict[str, list[float]] = {key: [] for key in servers}
+            try:
+                if "bare" not in servers:
+                    raise RuntimeError(f"bare gunicorn: {failures.get('bare')}")
+                shuffle = random.Random(rnd).shuffle  # the same orders in every run
+                for _block in range(blocks):
+                    turn = list(servers)
+                    shuffle(turn)  # each server follows each other one as often
+                    medians: dict[str, float] = {}
+                    for key in turn:
+                        latencies = _timed_block(servers[key].port, SERVER_BLOCK)
+                        timed[key].extend(latencies)
+                        medians[key] = statistics.median(latencies)
+                    for key in TRACERS:
+                        if key in medians:
+                            paired[key].append(medians[key] - medians["bare"])
+            finally:
+                codes = {
+                    key: _stop_server(server, launchers[key]) for key, server in servers.items()
+                }
+            for key, latencies in timed.items():
+                samples[key].extend(latencies)
+                if key in receivers:
+                    got = receivers[key].take(warmup + len(latencies), RECEIVER_WAIT)
+                    if got["route_spans"] != warmup + len(latencies) or got["failed"]:
+                        failures[key] = (
+                            f"the receiver got {got['route_spans']} server spans {SPAN_NAME!r}"
+                            f" for {warmup + len(latencies)} requests ({got['failed']} failed"
+                            f" calls; {got['names']})"
+                        )
+                    if verbose and rnd == 0:
+                        print(f"   [{LABELS[key]}] exit {codes[key]}, {json.dumps(got)}")
+            print(
+                f"   round {rnd + 1}: "
+                + "  ".join(
+                    f"{LABELS[key]} {statistics.median(timed[key]):.0f} µs" for key in timed
+                )
+            )
     finally:
-        if receiver is not None:
+        for receiver in receivers.values():
             receiver.close()
     for key, reason in failures.items():
         print(f"   FAILED ({SERVER_LABELS[key]}): {reason}")
+        samples[key] = []
+        paired.pop(key, None)
     for key, launcher in launchers.items():
         for note in sorted(launcher.notes)[:5]:
             print(f"   note ({SERVER_LABELS[key]}): output: {note}")
     medians = {c: statistics.median(s) if s else None for c, s in samples.items()}
+    added = {c: statistics.median(paired[c]) if paired.get(c) else None for c in TRACERS}
+    result = _report("server", medians, added)
     p90 = {
         c: statistics.quantiles(s, n=10, method="inclusive")[-1] if len(s) > 1 else None
         for c, s in samples.items()
     }
-    result = _report("server", medians)
     print("   p90 µs/request: " + " | ".join(f"{LABELS[c]} {_fmt(p90[c])}" for c in CONTENDERS))
     return result
 
@@ -1127,13 +1182,23 @@ def _ratio(ours: float | None, theirs: float | None) -> str:
     return "n/a" if ours is None or theirs is None or theirs <= 0 else f"{ours / theirs:.2f}x"
 
 
-def _report(scenario: str, medians: dict[str, float | None]) -> dict[str, Any]:
+def _report(
+    scenario: str,
+    medians: dict[str, float | None],
+    paired: dict[str, float | None] | None = None,
+) -> dict[str, Any]:
+    """The medians and each tracer's added time: ``paired`` where the scenario measured it in
+    pairs, else its median minus bare's."""
     bare = medians["bare"]
-    added = {
-        c: None if m is None or bare is None else m - bare
-        for c, m in medians.items()
-        if c != "bare"
-    }
+    added = (
+        paired
+        if paired is not None
+        else {
+            c: None if m is None or bare is None else m - bare
+            for c, m in medians.items()
+            if c != "bare"
+        }
+    )
     print(
         "   median µs/request: " + " | ".join(f"{LABELS[c]} {_fmt(medians[c])}" for c in CONTENDERS)
     )
