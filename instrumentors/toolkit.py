@@ -49,6 +49,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any, Final, TypedDict, TypeVar, Unpack
 
 from telemetry_run.instrumentors import _http, _rpc
+from telemetry_run.instrumentors import base as _base
 from telemetry_run.instrumentors.base import _report, guard
 from telemetry_run.sdk._native import speedups
 from telemetry_run.sdk.context import _CURRENT as _current_context
@@ -64,9 +65,9 @@ from telemetry_run.sdk.context import (
 from telemetry_run.sdk.context import Token as _Token  # start attaches in its own frame
 from telemetry_run.sdk.context import detach_failed as _detach_failed
 from telemetry_run.sdk.context import is_suppressed as _is_suppressed
+from telemetry_run.sdk.propagation import WSGIEnvironGetter, _textmap, extract, inject
 from telemetry_run.sdk.propagation import default_getter as _default_getter
 from telemetry_run.sdk.propagation import default_setter as _default_setter
-from telemetry_run.sdk.propagation import extract, inject
 from telemetry_run.sdk.propagation.tracecontext import inject_started as _inject_started
 from telemetry_run.sdk.trace.api import INVALID_SPAN, SpanKind, StatusCode
 from telemetry_run.sdk.trace.provider import _native_starter
@@ -787,6 +788,16 @@ if _native_exit is not None and speedups is not None:
             _inject_started,
             _default_setter,
             globals(),  # where ``perf_counter`` is read at each start, as ``Call`` does
+            # ``Instrumentor.enabled``, the gate most sites have, is evaluated in C (the
+            # instrumentor's ``active``, then the suppression) while base.py's
+            # ``_is_suppressed`` is the SDK's; any other gate is called.
+            _base.Instrumentor.enabled,
+            vars(_base),
+            _is_suppressed,
+            # A WSGI environ without trace headers under the default propagators gives the
+            # parent as it is, as ``extract`` would say (checked in C, sparing the call).
+            WSGIEnvironGetter,
+            vars(_textmap),
         )
     )
     CallSite.start = _native_start  # type: ignore[method-assign]

@@ -1629,7 +1629,8 @@ call_exit_for(PyObject *module, PyObject *consts)
 /* Y_PERF_COUNTER: the toolkit module's globals, where ``perf_counter`` is read at each start. */
 enum {
     Y_SITE, Y_CALL, Y_CONTEXT, Y_FALLBACK, Y_FAILED, Y_GET_CURRENT, Y_EXTRACT, Y_INJECT,
-    Y_DEFAULT_SETTER, Y_PERF_COUNTER, Y_COUNT
+    Y_DEFAULT_SETTER, Y_PERF_COUNTER, Y_GATE, Y_GATE_GLOBALS, Y_IS_SUPPRESSED, Y_WSGI_GETTER,
+    Y_TEXTMAP_GLOBALS, Y_COUNT
 };
 enum {
     B_GATED, B_ENABLED, B_EXCLUDED, B_REQUEST_HEADERS, B_CARRIER, B_LAYER_KEY, B_INCOMING,
@@ -1640,10 +1641,35 @@ enum {
 
 static PyObject *site_consts;
 static Py_ssize_t site_offsets[B_COUNT];
-static PyObject *str_start_span, *str_inject_nested, *str_token, *str_perf_counter, *str_init;
+static PyObject *str_start_span, *str_inject_nested, *str_token, *str_perf_counter, *str_init,
+    *str_is_suppressed, *str_global, *str_default, *str_environ_traceparent, *str_environ_baggage;
 
 #define YCONST(k) PyTuple_GET_ITEM(site_consts, (k))
 #define BSLOT(obj, s) (*(PyObject **)((char *)(obj) + site_offsets[(s)]))
+
+/* 1 when ``extract(carrier, context, getter)`` would give ``context`` as it is without a
+ * look: a WSGI environ (exactly a dict, read by the WSGI getter) holding neither header of
+ * the default propagators while they are the global ones (``_textmap.extract``'s own check,
+ * made here to spare the call). 0 otherwise, -1 with an exception. */
+static int
+quiet_environ(PyObject *carrier, PyObject *getter)
+{
+    if (!PyDict_CheckExact(carrier) || !Py_IS_TYPE(getter, (PyTypeObject *)YCONST(Y_WSGI_GETTER))) {
+        return 0;
+    }
+    PyObject *textmap = YCONST(Y_TEXTMAP_GLOBALS);
+    PyObject *global = PyDict_GetItemWithError(textmap, str_global);
+    PyObject *known = global != NULL ? PyDict_GetItemWithError(textmap, str_default) : NULL;
+    if (known == NULL || global == Py_None || !PyTuple_Check(known) || PyTuple_GET_SIZE(known) < 1
+        || PyTuple_GET_ITEM(known, 0) != global) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    int present = PyDict_Contains(carrier, str_environ_traceparent);
+    if (present == 0) {
+        present = PyDict_Contains(carrier, str_environ_baggage);
+    }
+    return present < 0 ? -1 : !present;
+}
 
 /* ``get_current()``: the current context, holding the current span (a new reference). */
 static PyObject *
@@ -1845,8 +1871,11 @@ site_start_steps(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 parent = base;
             }
             else {
-                parent = PyObject_CallFunctionObjArgs(YCONST(Y_EXTRACT), carrier, base,
-                                                      BSLOT(self, B_GETTER), NULL);
+                int quiet = quiet_environ(carrier, BSLOT(self, B_GETTER));
+                parent = quiet < 0 ? NULL
+                         : quiet ? Py_NewRef(base)
+                                 : PyObject_CallFunctionObjArgs(YCONST(Y_EXTRACT), carrier, base,
+                                                                BSLOT(self, B_GETTER), NULL);
                 Py_DECREF(base);
                 if (parent == NULL) {
                     goto done;
@@ -1997,6 +2026,46 @@ report_site_failure(PyObject *site)
     return 0;
 }
 
+/* ``Instrumentor.enabled()`` of instrumentors/base.py, the gate most sites have: ``active``
+ * and not inside ``suppress_instrumentation()``. 1 open, 0 closed, -1 with an exception, -2
+ * for a gate of another kind (a subclass's own ``enabled``, ``_is_suppressed`` replaced, an
+ * ``active`` that is not a bool): the caller calls it. */
+static int
+instrumentor_gate(PyObject *gate)
+{
+    if (!PyMethod_Check(gate) || PyMethod_GET_FUNCTION(gate) != YCONST(Y_GATE)) {
+        return -2;
+    }
+    PyObject *check = PyDict_GetItemWithError(YCONST(Y_GATE_GLOBALS), str_is_suppressed);
+    if (check != YCONST(Y_IS_SUPPRESSED)) {
+        return PyErr_Occurred() ? -1 : -2;
+    }
+    PyObject *dict = PyObject_GenericGetDict(PyMethod_GET_SELF(gate), NULL);
+    if (dict == NULL) {
+        PyErr_Clear();
+        return -2;
+    }
+    PyObject *active = PyDict_GetItemWithError(dict, str_active);
+    Py_DECREF(dict);
+    if (active != Py_True) {
+        return PyErr_Occurred() ? -1 : (active == Py_False ? 0 : -2);
+    }
+    PyObject *current = NULL;
+    if (PyContextVar_Get(CONST(K_CURRENT_VAR), NULL, &current) < 0) {
+        return -1;
+    }
+    if (current == NULL || !PyDict_Check(current)) {
+        Py_XDECREF(current);
+        return -2;
+    }
+    PyObject *flag = PyDict_GetItemWithError(current, CONST(K_SUPPRESS_KEY));
+    Py_DECREF(current);
+    if (flag == NULL && PyErr_Occurred()) {
+        return -1;
+    }
+    return flag != Py_True;
+}
+
 static PyObject *
 site_start(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
@@ -2009,12 +2078,15 @@ site_start(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnam
         return call_with_kw(YCONST(Y_FALLBACK), self, args, nargs, kwnames);
     }
     if (BSLOT(self, B_GATED) == Py_True) {
-        PyObject *open = PyObject_CallNoArgs(BSLOT(self, B_ENABLED));
-        if (open == NULL) {
-            return NULL;
+        int truth = instrumentor_gate(BSLOT(self, B_ENABLED));
+        if (truth == -2) {
+            PyObject *open = PyObject_CallNoArgs(BSLOT(self, B_ENABLED));
+            if (open == NULL) {
+                return NULL;
+            }
+            truth = PyObject_IsTrue(open);
+            Py_DECREF(open);
         }
-        int truth = PyObject_IsTrue(open);
-        Py_DECREF(open);
         if (truth <= 0) {
             return truth < 0 ? NULL : Py_NewRef(Py_None);
         }
@@ -2046,7 +2118,10 @@ site_start_for(PyObject *module, PyObject *consts)
     if (!PyTuple_CheckExact(consts) || PyTuple_GET_SIZE(consts) != Y_COUNT
         || !PyType_Check(PyTuple_GET_ITEM(consts, Y_SITE))
         || PyTuple_GET_ITEM(consts, Y_CALL) != XCONST(X_CALL)
-        || !PyDict_CheckExact(PyTuple_GET_ITEM(consts, Y_PERF_COUNTER))) {
+        || !PyDict_CheckExact(PyTuple_GET_ITEM(consts, Y_PERF_COUNTER))
+        || !PyDict_CheckExact(PyTuple_GET_ITEM(consts, Y_GATE_GLOBALS))
+        || !PyType_Check(PyTuple_GET_ITEM(consts, Y_WSGI_GETTER))
+        || !PyDict_CheckExact(PyTuple_GET_ITEM(consts, Y_TEXTMAP_GLOBALS))) {
         PyErr_Format(PyExc_TypeError, "site_start_for takes a tuple of %d", Y_COUNT);
         return NULL;
     }
@@ -2705,6 +2780,15 @@ speedups_exec(PyObject *module)
         str_token = PyUnicode_InternFromString("_token");
         str_perf_counter = PyUnicode_InternFromString("perf_counter");
         str_init = PyUnicode_InternFromString("__init__");
+        str_is_suppressed = PyUnicode_InternFromString("_is_suppressed");
+        str_global = PyUnicode_InternFromString("_global");
+        str_default = PyUnicode_InternFromString("_default");
+        str_environ_traceparent = PyUnicode_InternFromString("HTTP_TRACEPARENT");
+        str_environ_baggage = PyUnicode_InternFromString("HTTP_BAGGAGE");
+        if (str_is_suppressed == NULL || str_global == NULL || str_default == NULL
+            || str_environ_traceparent == NULL || str_environ_baggage == NULL) {
+            return -1;
+        }
         str_fast_types = PyUnicode_InternFromString("fast_types");
         if (str_fast_types == NULL) {
             return -1;

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from telemetry_run.instrumentors import _http, toolkit
+from telemetry_run.instrumentors import _http, base, toolkit
 from telemetry_run.instrumentors.toolkit import (
     HTTP_CLIENT,
     HTTP_SERVER,
@@ -24,9 +24,16 @@ from telemetry_run.instrumentors.toolkit import (
     client_call,
     server_call,
 )
-from telemetry_run.sdk import TracerProvider
-from telemetry_run.sdk.context import suppress_instrumentation
+from telemetry_run.sdk import TracerProvider, baggage
+from telemetry_run.sdk.context import Context, get_value, set_value, suppress_instrumentation
 from telemetry_run.sdk.diagnostics import Diagnostics
+from telemetry_run.sdk.propagation import (
+    TextMapPropagator,
+    WSGIEnvironGetter,
+    _textmap,
+    get_global_textmap,
+    set_global_textmap,
+)
 from telemetry_run.sdk.trace.api import SpanKind, StatusCode
 from telemetry_run.sdk.trace.current import get_current_span, use_span
 from telemetry_run.testing import SpanRecorder
@@ -696,3 +703,146 @@ def test_a_call_class_of_an_instrumentor_ends_its_own_way(span_recorder: SpanRec
         assert type(call) is Counted
     assert Counted.ends == 1 and len(span_recorder.spans) == 1
     assert not get_current_span().is_recording()
+
+
+# -- the gate of an instrumentor's site (native and Python alike) ---------------------------------
+
+
+class _Gated(base.Instrumentor):
+    """An instrumentor whose one site is gated by its ``enabled``."""
+
+    def _instrument(self, tracer_provider: Any, config: Any) -> None:
+        self.calls = 0
+
+
+def _gated_site(recorder: SpanRecorder, instrumentor: base.Instrumentor) -> CallSite:
+    return _client(recorder, enabled=instrumentor.enabled)
+
+
+def test_an_instrumentors_gate_opens_while_it_is_active_and_not_suppressed(
+    span_recorder: SpanRecorder,
+) -> None:
+    instrumentor = _Gated()
+    site = _gated_site(span_recorder, instrumentor)
+    assert site.start(_request()) is None  # not instrumented yet
+    instrumentor.instrument(span_recorder.provider)
+    try:
+        with site.call(_request()):
+            pass
+        with suppress_instrumentation():
+            assert site.start(_request()) is None
+        with site.call(_request()):
+            pass
+    finally:
+        instrumentor.uninstrument()
+    assert site.start(_request()) is None
+    assert len(span_recorder.spans) == 2
+
+
+def test_a_gate_of_its_own_or_a_replaced_suppression_check_is_called(
+    span_recorder: SpanRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class OwnGate(_Gated):
+        asked = 0
+
+        def enabled(self) -> bool:
+            type(self).asked += 1
+            return False
+
+    own = OwnGate()
+    own.instrument(span_recorder.provider)
+    try:
+        assert _gated_site(span_recorder, own).start(_request()) is None
+    finally:
+        own.uninstrument()
+    assert OwnGate.asked == 1
+
+    instrumentor = _Gated()
+    instrumentor.instrument(span_recorder.provider)
+    checked: list[bool] = []
+
+    def everything_suppressed() -> bool:
+        checked.append(True)
+        return True
+
+    try:
+        monkeypatch.setattr(base, "_is_suppressed", everything_suppressed)
+        assert _gated_site(span_recorder, instrumentor).start(_request()) is None
+    finally:
+        instrumentor.uninstrument()
+    assert checked == [True] and span_recorder.spans == ()
+
+
+# -- a WSGI environ's parent (native and Python alike) --------------------------------------------
+
+
+class _EnvironReader(TextMapPropagator):
+    """A propagator of the user's choice: reads ``x-request-context``, counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def extract(self, carrier: Any, context: Any = None, getter: Any = None) -> Any:
+        self.calls += 1
+        values = getter.get(carrier, "x-request-context") if getter is not None else None
+        return set_value("x-request-context", values[0] if values else None, context or Context())
+
+    def inject(self, carrier: Any, context: Any = None, setter: Any = None) -> None:
+        return None
+
+    @property
+    def fields(self) -> set[str]:
+        return {"x-request-context"}
+
+
+def _environ_site(recorder: SpanRecorder) -> CallSite:
+    return server_call(
+        recorder.tracer,
+        "test wsgi",
+        attributes=lambda environ: {"url.path": environ.get("PATH_INFO", "/")},
+        span_name="GET",
+        carrier=lambda environ: environ,
+        getter=WSGIEnvironGetter(),
+        rules=HTTP_SERVER,
+    )
+
+
+@pytest.fixture
+def restore_textmap() -> Any:
+    saved = _textmap._global, _textmap._default
+    yield
+    _textmap._global, _textmap._default = saved
+
+
+def test_an_environ_without_trace_headers_starts_a_trace_and_one_with_them_continues_it(
+    span_recorder: SpanRecorder,
+) -> None:
+    site = _environ_site(span_recorder)
+    with site.call({"PATH_INFO": "/a", "traceparent": PARENT}):  # not a header there: a root
+        pass
+    with site.call({"PATH_INFO": "/b", "HTTP_TRACEPARENT": PARENT}):
+        assert baggage.get_all() == {}
+    with site.call({"PATH_INFO": "/c", "HTTP_BAGGAGE": "only=baggage"}):
+        assert baggage.get_all() == {"only": "baggage"}
+    with site.call({"PATH_INFO": "/d", "HTTP_TRACEPARENT": PARENT, "HTTP_BAGGAGE": "k=v"}):
+        assert baggage.get_all() == {"k": "v"}
+    by_path = {span.attributes["url.path"]: span for span in span_recorder.spans}
+    assert by_path["/a"].parent is None and by_path["/c"].parent is None
+    for path in ("/b", "/d"):
+        parent = by_path[path].parent
+        assert parent is not None and parent.trace_id == int(PARENT[3:35], 16)
+
+
+@pytest.mark.parametrize("how", ["set", "assigned"])
+def test_an_environ_reaches_a_propagator_of_the_users_choice(
+    span_recorder: SpanRecorder, restore_textmap: Any, how: str
+) -> None:
+    reader = _EnvironReader()
+    if how == "set":
+        set_global_textmap(reader)
+    else:  # not through set_global_textmap: the default pair is still on record
+        get_global_textmap()
+        _textmap._global = reader
+    with _environ_site(span_recorder).call({"HTTP_X_REQUEST_CONTEXT": "v"}):
+        assert get_value("x-request-context") == "v"
+    assert reader.calls == 1
