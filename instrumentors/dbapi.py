@@ -67,7 +67,7 @@ TRACED: Final = "_telemetry_run_traced"
 class DbInfo:
     """The attributes every span of one connection carries (worked out once per connection)."""
 
-    __slots__ = ("attributes", "namespace", "system")
+    __slots__ = ("attributes", "namespace", "statements", "system")
 
     def __init__(
         self,
@@ -86,6 +86,9 @@ class DbInfo:
             if port:
                 attributes["server.port"] = int(port)
         self.attributes: Mapping[str, Any] = attributes
+        #: A statement's attributes and span name, as the last ones run on this connection
+        #: were described (a service runs the same few statements again and again).
+        self.statements: dict[str, tuple[dict[str, Any], str]] = {}
 
 
 def _statement_text(statement: Any, context: Any) -> str | None:
@@ -101,9 +104,18 @@ def _statement_text(statement: Any, context: Any) -> str | None:
     return None
 
 
+#: Statements remembered per connection (``DbInfo.statements``), and the longest remembered.
+_STATEMENTS: Final = 128
+_STATEMENT_LENGTH: Final = 4096
+
+
 def _attributes(
     info: DbInfo, text: str | None, batch: int | None, procedure: str | None, carrier: Any
 ) -> dict[str, Any]:
+    if text is not None and procedure is None and batch is None:
+        known = info.statements.get(text)
+        if known is not None:
+            return dict(known[0])
     attributes = dict(info.attributes)
     if procedure is not None:
         attributes["db.stored_procedure.name"] = procedure
@@ -130,11 +142,22 @@ def _span_name(
     """``{db.operation.name} {target}``: the table, the procedure, else the database."""
     if procedure is not None:
         return procedure
+    if text is not None and batch is None:
+        known = info.statements.get(text)
+        if known is not None:
+            return known[1]
     operation = attributes.get("db.operation.name")
     target = attributes.get("db.collection.name") or info.namespace
     if operation:
-        return f"{operation} {target}" if target else str(operation)
-    return str(target or info.system)
+        name = f"{operation} {target}" if target else str(operation)
+    else:
+        name = str(target or info.system)
+    if text is not None and batch is None and len(text) <= _STATEMENT_LENGTH:
+        statements = info.statements
+        if len(statements) >= _STATEMENTS:
+            statements.clear()  # atomic under threads, as ``_sql``'s cache is
+        statements[text] = (dict(attributes), name)
+    return name
 
 
 def _carrier(
@@ -222,7 +245,8 @@ class DbApi:
         self, tracer: Tracer, name: str, *, enabled: Callable[[], bool], commenter: bool = False
     ) -> None:
         self.commenter = commenter
-        #: The gate, checked once per statement by the methods below (the site has none).
+        #: The gate, the site's: checked once per statement as the statement's call starts
+        #: (where built, the native start evaluates an instrumentor's ``enabled`` itself).
         self.enabled = enabled
         self.site: CallSite = client_call(
             tracer,
@@ -233,7 +257,7 @@ class DbApi:
             rules=DB,
             metric="db.client.operation.duration",
             layer=LAYER,
-            enabled=None,
+            enabled=enabled,
             noun="statement",
         )
 
@@ -280,8 +304,14 @@ class DbApi:
         query renders against (the cursor or connection); ``args[0]`` is the statement (or,
         with ``procedure``, the procedure's name), ``args[1]`` its parameters.
         """
-        if not self.enabled():
-            return wrapped(*args, **kwargs)
+        if (
+            args
+            and type(args[0]) is str
+            and info is not None
+            and not (many or procedure or self.commenter)
+        ):  # the usual statement: its text as it is, no batch, nothing to comment (``_begin``)
+            with self.site.call(info, args[0], None, None, None):
+                return wrapped(*args, **kwargs)
         begun = self._begin(info, context, args, many, procedure)
         if begun is None:
             return wrapped(*args, **kwargs)
@@ -301,8 +331,6 @@ class DbApi:
     ) -> Any:
         """``execute`` for a method that returns the rows as a (sync or async) generator: the
         span lasts until the rows are exhausted, the stream raises, is closed or collected."""
-        if not self.enabled():
-            return wrapped(*args, **kwargs)
         begun = self._begin(info, context, args, False, False)
         if begun is None:
             return wrapped(*args, **kwargs)
@@ -330,8 +358,6 @@ class DbApi:
         many: bool = False,
     ) -> Any:
         """``execute`` for a coroutine method (an asyncio driver)."""
-        if not self.enabled():
-            return await wrapped(*args, **kwargs)
         begun = self._begin(info, context, args, many, False)
         if begun is None:
             return await wrapped(*args, **kwargs)

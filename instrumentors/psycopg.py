@@ -11,7 +11,9 @@ connected, read once per connection.
 
 from __future__ import annotations
 
+import functools
 import weakref
+from types import MethodType
 from typing import TYPE_CHECKING, Any
 
 from telemetry_run._version import __version__
@@ -55,8 +57,10 @@ class PsycopgInstrumentor(Instrumentor):
 
         tracer = tracer_provider.get_tracer(__name__, __version__)
         self.db = DbApi.from_config(tracer, "psycopg", config, self.enabled)
-        for name in ("Cursor.execute", "ServerCursor.execute"):
-            self.patcher.wrap(psycopg, name, self._execute)
+        # ``execute``, which every statement calls, is replaced by a plain function (no wrapt
+        # proxy: see ``Patcher.replace``); the other methods are wrapped.
+        for cls in (psycopg.Cursor, psycopg.ServerCursor):
+            self.patcher.replace(cls, "execute", self._traced_execute)
         self.patcher.wrap(psycopg, "Cursor.executemany", self._executemany)
         for name in ("AsyncCursor.execute", "AsyncServerCursor.execute"):
             self.patcher.wrap(psycopg, name, self._execute_async)
@@ -64,10 +68,14 @@ class PsycopgInstrumentor(Instrumentor):
         for name in ("Cursor.stream", "AsyncCursor.stream"):
             self.patcher.wrap(psycopg, name, self._stream)
 
-    def _execute(
-        self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]
-    ) -> Any:
-        return self.db.execute(wrapped, _info(instance), instance, args, kwargs)
+    def _traced_execute(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        db = self.db
+
+        @functools.wraps(original)
+        def execute(cursor: Any, *args: Any, **kwargs: Any) -> Any:
+            return db.execute(MethodType(original, cursor), _info(cursor), cursor, args, kwargs)
+
+        return execute
 
     def _executemany(
         self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from telemetry_run.instrumentors import plugin
+from telemetry_run.instrumentors import dbapi, plugin
 from telemetry_run.instrumentors.base import Patcher
 from telemetry_run.instrumentors.dbapi import DbApi, DbInfo, sqlcommenter_comment, wrap_connect
 from telemetry_run.instrumentors.sqlite3 import Sqlite3Instrumentor
@@ -80,6 +80,42 @@ def test_each_statement_is_one_client_span_without_its_values(instrument: Any) -
     }
     assert "alice" not in repr([span.attributes for span in spans])
     assert "bob" not in repr([span.attributes for span in spans])
+
+
+def test_a_statement_run_again_is_described_as_the_first_time(instrument: Any) -> None:
+    """The description a connection remembers (``DbInfo.statements``) changes no span."""
+    recorder = instrument()
+    first, second = sqlite3.connect(":memory:"), sqlite3.connect("file:other?mode=memory", uri=True)
+    for connection in (first, second, first, second):
+        connection.execute("SELECT 1")
+        connection.execute("SELECT count(*) FROM sqlite_master")
+    first.execute("CREATE TABLE t (n INTEGER)")
+    first.execute("INSERT INTO t VALUES (?)", (0,))  # remembered: the batches add their size
+    first.executemany("INSERT INTO t VALUES (?)", [(1,), (2,)])
+    first.executemany("INSERT INTO t VALUES (?)", [(1,), (2,), (3,)])
+    for n in range(dbapi._STATEMENTS + 5):  # more statements than remembered: still right
+        first.execute(f"SELECT {n} AS n{n}")
+    spans = _db_spans(recorder)
+    described = [(span.name, dict(span.attributes)) for span in spans[:8]]
+    assert described[:4] == described[4:8]
+    assert described[0] == (
+        "SELECT :memory:",
+        {
+            "db.system.name": "sqlite",
+            "db.namespace": ":memory:",
+            "db.query.text": "SELECT ?",
+            "db.operation.name": "SELECT",
+        },
+    )
+    assert described[1][0] == "SELECT sqlite_master"
+    assert described[3][1]["db.namespace"] == "file:other?mode=memory"
+    batches = [span.attributes.get("db.operation.batch.size") for span in spans[9:12]]
+    assert batches == [None, 2, 3]
+    assert [span.attributes["db.query.text"] for span in spans[12:]] == [
+        f"SELECT ? AS n{n}" for n in range(dbapi._STATEMENTS + 5)
+    ]
+    for span in spans:  # no span's attributes are another's dict
+        assert sum(other.attributes is span.attributes for other in spans) == 1
 
 
 def test_executemany_of_ten_thousand_rows_is_one_span(instrument: Any) -> None:
