@@ -2626,9 +2626,13 @@ dict_size(PyObject *dict, PyObject *name)
 {
     PyObject *value = PyDict_GetItemWithError(dict, name);
     if (value == NULL || !PyLong_CheckExact(value)) {
-        return -1;
+        return -1; /* an exception of the look-up stays set: the caller raises it */
     }
-    return PyLong_AsSsize_t(value);
+    Py_ssize_t size = PyLong_AsSsize_t(value);
+    if (size == -1 && PyErr_Occurred()) {
+        PyErr_Clear(); /* too large for the fast path: the Python method decides */
+    }
+    return size;
 }
 
 /* 1 when the fast path queued the span, 0 when the Python ``on_end`` must take it, -1 on error. */
