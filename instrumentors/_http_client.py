@@ -34,47 +34,90 @@ __all__ = ["VERSIONS", "client_site", "record_response"]
 VERSIONS: Final = {10: "1.0", 11: "1.1", 20: "2", 30: "3"}
 
 
-def _span_name(attributes: Mapping[str, Any], method: str, url: str, headers: Any) -> str:
+def _span_name(attributes: Mapping[str, Any], method: str, *_: Any) -> str:
     # ``_http.client_span_name``: the attribute is a known method or ``_OTHER``.
     method = attributes["http.request.method"]
     return "HTTP" if method == "_OTHER" else method
 
 
-def _carrier(method: str, url: str, headers: Any) -> Any:
-    return headers
+def _carrier(method: str, url: str, carrier: Any, *_: Any) -> Any:
+    return carrier
 
 
-def _header_items(method: str, url: str, headers: Any) -> Iterable[tuple[str, str]]:
-    return headers.items()  # type: ignore[no-any-return]
+def _header_items(method: str, url: str, carrier: Any) -> Iterable[tuple[str, str]]:
+    return carrier.items()  # type: ignore[no-any-return]
 
 
-def client_site(tracer: Tracer, name: str, config: Config | None) -> CallSite:
+def _header_items_apart(
+    method: str, url: str, carrier: Mapping[str, str], headers: Any
+) -> Iterable[tuple[str, str]]:
+    return [*headers.items(), *carrier.items()]  # the context's headers, as the copy sends them
+
+
+#: A site remembers the attributes of this many (method, URL) pairs, URLs of at most
+#: ``_URL_LONGEST`` characters (emptied when full): a service calls the same URLs again and again.
+_ATTRIBUTES_KEPT: Final = 128
+_URL_LONGEST: Final = 512
+
+
+def _remembered_attributes() -> Callable[..., dict[str, Any]]:
+    """``_http.client_request_attributes``, remembered per (method, URL) for one site."""
+    remembered: dict[tuple[str, str], dict[str, Any]] = {}
+    describe = _http.client_request_attributes
+
+    def attributes(method: str, url: str, *_: Any) -> dict[str, Any]:
+        key = (method, url)
+        found = remembered.get(key)
+        if found is None:
+            found = describe(method, url)
+            if len(url) <= _URL_LONGEST:
+                if len(remembered) >= _ATTRIBUTES_KEPT:
+                    remembered.clear()  # atomic under threads, where evicting one key is not
+                remembered[key] = found
+            else:
+                return found
+        return found.copy()  # the span's own: it adds to them
+
+    return attributes
+
+
+def client_site(
+    tracer: Tracer,
+    name: str,
+    config: Config | None,
+    *,
+    enabled: Callable[[], bool] | None = None,
+    apart: bool = False,
+) -> CallSite:
     """The site of ``name``'s requests, each called as ``site.call(method, url, headers)``.
 
     ``url`` is the absolute URL asked for (matched by the excluded-URL patterns, recorded
     redacted as ``url.full``); ``headers`` the copy that is sent: the trace context is injected
-    into it, and its pairs are captured when configured. The site has no gate of its own: the
-    wrapper checks its instrumentor's ``enabled`` first, before it copies anything.
+    into it, and its pairs are captured when configured. ``enabled``: the instrumentor's gate,
+    or None when the wrapper checks it first, before it copies anything. With ``apart`` the
+    site is called as ``site.call(method, url, carrier, headers)``: the context is injected
+    into the dict ``carrier`` (for the wrapper to copy the request with, when it is not empty)
+    and the request's own ``headers`` are captured.
     """
     settings = _http.HttpSettings.from_config(config, name, server=False)
-    excluded: Callable[[str, str, Any], bool] | None = None
+    excluded: Callable[..., bool] | None = None
     if settings.excludes():
 
-        def excluded(method: str, url: str, headers: Any) -> bool:
+        def excluded(method: str, url: str, *_: Any) -> bool:
             return settings.is_excluded(url)
 
     return client_call(
         tracer,
         name,
-        attributes=_http.client_request_attributes,  # (method, url, headers): headers unread
+        attributes=_remembered_attributes(),  # (method, url, ...): the rest unread
         span_name=_span_name,
         carrier=_carrier,
         rules=HTTP_CLIENT,
         metric="http.client.request.duration",
         settings=settings,
         excluded=excluded,
-        request_headers=_header_items,
-        enabled=None,
+        request_headers=_header_items_apart if apart else _header_items,
+        enabled=enabled,
     )
 
 

@@ -13,6 +13,7 @@ so the span covers the body's transfer and records an error raised while reading
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run._version import __version__
@@ -30,12 +31,13 @@ if TYPE_CHECKING:
 
 __all__ = ["HttpxInstrumentor"]
 
-#: ``network.protocol.version`` of what httpx reports, without parsing it per request.
-_VERSIONS: Final = {"HTTP/1.1": "1.1", "HTTP/2": "2", "HTTP/1.0": "1.0"}
+#: ``network.protocol.version`` of the ``http_version`` extension of an httpx response (bytes,
+#: as the transports set it), without parsing it per request.
+_RAW_VERSIONS: Final = {b"HTTP/1.1": "1.1", b"HTTP/2": "2", b"HTTP/1.0": "1.0"}
 
 
 class HttpxInstrumentor(Instrumentor):
-    """Patches ``httpx.Client.send`` and ``httpx.AsyncClient.send``."""
+    """Puts traced ``send`` functions in place of ``httpx.Client.send`` and ``AsyncClient.send``."""
 
     site: CallSite
 
@@ -43,79 +45,91 @@ class HttpxInstrumentor(Instrumentor):
         import httpx
 
         tracer = tracer_provider.get_tracer(__name__, __version__)
-        self.site = client_site(tracer, "httpx", config)
+        # The site's gate is ours (evaluated in C by the native start), and the context is
+        # injected into a dict first: a call that is not traced copies nothing.
+        self.site = client_site(tracer, "httpx", config, enabled=self.enabled, apart=True)
         self._streams = _stream_classes(httpx)
-        self.patcher.wrap(httpx, "Client.send", self._send)
-        self.patcher.wrap(httpx, "AsyncClient.send", self._async_send)
+        # Every request passes here: plain functions, no wrapt proxy (``Patcher.replace``).
+        self.patcher.replace(httpx.Client, "send", self._traced_send)
+        self.patcher.replace(httpx.AsyncClient, "send", self._traced_async_send)
 
-    def _copy(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
-        """The caller's request, the copy to send and ``site.call``'s arguments for it (the
-        last two None when the copy failed)."""
-        request: Any = None
-        try:  # not ``guard``: this runs for every request, and a try costs nothing
-            request = args[0] if args else kwargs["request"]
-            # The caller's request and headers stay as they were. Not ``copy.copy``: httpx's
-            # pickling state swaps the body for a closed stream.
-            sent = object.__new__(type(request))
-            sent.__dict__.update(request.__dict__)
-            sent.headers = headers = request.headers.copy()
-            return request, sent, (str(sent.method), str(sent.url), headers)
-        except Exception as exc:  # noqa: BLE001  # reported; the request goes on untraced
-            _report("httpx: before send", exc)
-        return request, None, None
+    def _traced_send(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        site, received = self.site, self._received
+        start, untraced = site.start, site.untraced
 
-    def _send(
-        self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]
-    ) -> Any:
-        if not self.enabled():
-            return wrapped(*args, **kwargs)
-        request, sent, bound = self._copy(args, kwargs)
-        if sent is None:
-            return wrapped(*args, **kwargs)
-        call_args, call_kwargs = _with_request(sent, args, kwargs)
-        with self.site.call(*bound) as call:
-            try:
-                response = wrapped(*call_args, **call_kwargs)
-            except BaseException as exc:
-                with guard("httpx: restore the request"):
-                    _give_back(request, sent, exc)
-                raise
-            self._response(call, request, sent, response, kwargs.get("stream", False), False)
-        return response
+        @functools.wraps(original)
+        def send(client: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+            carrier: dict[str, str] = {}
+            try:  # not ``guard``: this runs for every request, and a try costs nothing
+                url = _url_text(request.url)
+                call = start(str(request.method), url, carrier, request.headers) or untraced
+            except Exception as exc:  # noqa: BLE001  # reported; the request goes on untraced
+                _report("httpx: before send", exc)
+                return original(client, request, *args, **kwargs)
+            sent = _with_context(request, carrier) if carrier else request
+            if call is untraced and sent is request:  # not traced, nothing to carry
+                return original(client, request, *args, **kwargs)
+            with call:
+                try:
+                    response = original(client, sent, *args, **kwargs)
+                except BaseException as exc:
+                    if sent is not request:
+                        _give_back_error(request, sent, exc)
+                    raise
+                received(call, request, sent, response, kwargs.get("stream", False), False)
+            return response
 
-    async def _async_send(
-        self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]
-    ) -> Any:
-        if not self.enabled():
-            return await wrapped(*args, **kwargs)
-        request, sent, bound = self._copy(args, kwargs)
-        if sent is None:
-            return await wrapped(*args, **kwargs)
-        call_args, call_kwargs = _with_request(sent, args, kwargs)
-        with self.site.call(*bound) as call:
-            try:
-                response = await wrapped(*call_args, **call_kwargs)
-            except BaseException as exc:
-                with guard("httpx: restore the request"):
-                    _give_back(request, sent, exc)
-                raise
-            self._response(call, request, sent, response, kwargs.get("stream", False), True)
-        return response
+        return send
 
-    def _response(
+    def _traced_async_send(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        site, received = self.site, self._received
+        start, untraced = site.start, site.untraced
+
+        @functools.wraps(original)
+        async def send(client: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+            carrier: dict[str, str] = {}
+            try:  # not ``guard``: this runs for every request, and a try costs nothing
+                url = _url_text(request.url)
+                call = start(str(request.method), url, carrier, request.headers) or untraced
+            except Exception as exc:  # noqa: BLE001  # reported; the request goes on untraced
+                _report("httpx: before send", exc)
+                return await original(client, request, *args, **kwargs)
+            sent = _with_context(request, carrier) if carrier else request
+            if call is untraced and sent is request:  # not traced, nothing to carry
+                return await original(client, request, *args, **kwargs)
+            with call:
+                try:
+                    response = await original(client, sent, *args, **kwargs)
+                except BaseException as exc:
+                    if sent is not request:
+                        _give_back_error(request, sent, exc)
+                    raise
+                received(call, request, sent, response, kwargs.get("stream", False), True)
+            return response
+
+        return send
+
+    def _received(
         self, call: Call, request: Any, sent: Any, response: Any, stream: Any, is_async: bool
     ) -> None:
+        """The response of a call sent: the caller's request given back, the span's attributes,
+        and a streamed body wrapped to end the span when it is closed."""
         try:  # not ``guard``: this runs for every request, and a try costs nothing
-            _give_back(request, sent, None, response)
-            if call.span is INVALID_SPAN:  # not traced: nothing to record
+            history = response.history
+            if sent is not request:
+                for each in (response, *history) if history else (response,):
+                    if getattr(each, "_request", None) is sent:
+                        each.request = request
+            if call.span is INVALID_SPAN:  # not traced (nested in another client call)
                 return
-            http_version = response.http_version
-            version = _VERSIONS.get(http_version) or _http.protocol_version(http_version)
-            resends = len(response.history)
-            record_response(call, int(response.status_code), version, resends, response.headers)
+            version = _RAW_VERSIONS.get(response.extensions.get("http_version", b"HTTP/1.1"))
+            if version is None:
+                version = _http.protocol_version(response.http_version)
+            record_response(call, response.status_code, version, len(history), response.headers)
         except Exception as exc:  # noqa: BLE001  # reported; the response goes to the app
             _report("httpx: response", exc)
-        if stream and not response.is_closed and call.span is not INVALID_SPAN:
+            return
+        if stream and not response.is_closed:
             with guard("httpx: streamed response"):
                 sync_class, async_class = self._streams
                 body = response.stream
@@ -125,23 +139,52 @@ class HttpxInstrumentor(Instrumentor):
                 call.defer_end()  # the body's stream ends the span when it is closed
 
 
-def _with_request(
-    sent: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    if args:
-        return (sent, *args[1:]), kwargs
-    return args, {**kwargs, "request": sent}
+#: The URL text of a request, by its parsed URL's fields: a service sends the same URLs again
+#: and again, and ``str(url)`` assembles the text in Python each time (up to this many URLs of
+#: at most ``_URL_TEXT_LONGEST`` characters are remembered; the dict is emptied when full).
+_URL_TEXTS_KEPT: Final = 128
+_URL_TEXT_LONGEST: Final = 512
+_url_texts: dict[Any, str] = {}
 
 
-def _give_back(request: Any, sent: Any, exc: BaseException | None, response: Any = None) -> None:
-    """Put the caller's ``request`` back wherever httpx recorded our copy ``sent``."""
-    if exc is not None and getattr(exc, "_request", None) is sent:
-        exc._request = request  # type: ignore[attr-defined]  # RequestError.request's field
-    if response is None:
-        return
-    for each in (response, *(getattr(response, "history", None) or ())):
-        if getattr(each, "_request", None) is sent:
-            each.request = request
+def _url_text(url: Any) -> str:
+    """``str(url)``, remembered by the fields of httpx's parsed URL (immutable, hashable)."""
+    fields = getattr(url, "_uri_reference", None)
+    try:
+        text = _url_texts.get(fields)
+    except TypeError:  # not hashable: an httpx we do not know
+        return str(url)
+    if text is None:
+        text = str(url)
+        if fields is not None and len(text) <= _URL_TEXT_LONGEST:
+            if len(_url_texts) >= _URL_TEXTS_KEPT:
+                _url_texts.clear()  # atomic under threads, where evicting one key is not
+            _url_texts[fields] = text
+    return text
+
+
+def _with_context(request: Any, carrier: dict[str, str]) -> Any:
+    """A copy of ``request`` sending the ``carrier``'s headers too (the caller's request when the
+    copy fails: it then goes without the context, reported)."""
+    try:
+        # The caller's request and headers stay as they were. Not ``copy.copy``: httpx's
+        # pickling state swaps the body for a closed stream.
+        sent = object.__new__(type(request))
+        sent.__dict__.update(request.__dict__)
+        sent.headers = headers = request.headers.copy()
+        for name, value in carrier.items():
+            headers[name] = value
+    except Exception as exc:  # noqa: BLE001  # reported; the request goes without the context
+        _report("httpx: before send", exc)
+        return request
+    return sent
+
+
+def _give_back_error(request: Any, sent: Any, exc: BaseException) -> None:
+    """An exception that names our copy ``sent`` (``RequestError.request``) names the caller's."""
+    with guard("httpx: restore the request"):
+        if getattr(exc, "_request", None) is sent:
+            exc._request = request  # type: ignore[attr-defined]  # RequestError.request's field
 
 
 def _stream_classes(httpx: Any) -> tuple[type[Any], type[Any]]:

@@ -52,6 +52,7 @@ from telemetry_run.instrumentors import _http, _rpc
 from telemetry_run.instrumentors import base as _base
 from telemetry_run.instrumentors.base import _report, guard
 from telemetry_run.sdk._native import speedups
+from telemetry_run.sdk.baggage import _BAGGAGE_KEY
 from telemetry_run.sdk.context import _CURRENT as _current_context
 from telemetry_run.sdk.context import _SPAN as _current_span
 from telemetry_run.sdk.context import SPAN_KEY as _SPAN_KEY
@@ -571,7 +572,6 @@ class CallSite:
         "_gated",
         "_incoming",
         "_layer_key",
-        "_untraced",
         "attributes",
         "call_type",
         "carrier",
@@ -587,6 +587,7 @@ class CallSite:
         "settings",
         "span_name",
         "tracer",
+        "untraced",
         "where_end",
         "where_start",
     )
@@ -633,7 +634,7 @@ class CallSite:
         self.call_type = call_type
         self.where_start = f"{name}: {noun} start"
         self.where_end = f"{name}: {noun} end"
-        self._untraced = _Untraced(self, INVALID_SPAN, Context(), {})
+        self.untraced: Call = _Untraced(self, INVALID_SPAN, Context(), {})
         self.metric = metric
         if metric is not None:
             from telemetry_run.instrumentors import _call_metrics
@@ -716,7 +717,7 @@ class CallSite:
 
     def call(self, *args: Any, **kwargs: Any) -> Call:
         """A context manager for one call: a ``Call``, inert when the call is not traced."""
-        return self.start(*args, **kwargs) or self._untraced
+        return self.start(*args, **kwargs) or self.untraced
 
     def stream(self, call: Call | None, iterable: Any) -> Any:
         """``iterable`` ending ``call`` with the stream (``iterable`` itself for None)."""
@@ -798,6 +799,9 @@ if _native_exit is not None and speedups is not None:
             # parent as it is, as ``extract`` would say (checked in C, sparing the call).
             WSGIEnvironGetter,
             vars(_textmap),
+            # A client's dict carrier gets ``traceparent`` written in C when that is all the
+            # default propagators would write (no trace state, no baggage under this key).
+            _BAGGAGE_KEY,
         )
     )
     CallSite.start = _native_start  # type: ignore[method-assign]

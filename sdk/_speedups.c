@@ -1630,7 +1630,7 @@ call_exit_for(PyObject *module, PyObject *consts)
 enum {
     Y_SITE, Y_CALL, Y_CONTEXT, Y_FALLBACK, Y_FAILED, Y_GET_CURRENT, Y_EXTRACT, Y_INJECT,
     Y_DEFAULT_SETTER, Y_PERF_COUNTER, Y_GATE, Y_GATE_GLOBALS, Y_IS_SUPPRESSED, Y_WSGI_GETTER,
-    Y_TEXTMAP_GLOBALS, Y_COUNT
+    Y_TEXTMAP_GLOBALS, Y_BAGGAGE_KEY, Y_COUNT
 };
 enum {
     B_GATED, B_ENABLED, B_EXCLUDED, B_REQUEST_HEADERS, B_CARRIER, B_LAYER_KEY, B_INCOMING,
@@ -1642,7 +1642,8 @@ enum {
 static PyObject *site_consts;
 static Py_ssize_t site_offsets[B_COUNT];
 static PyObject *str_start_span, *str_inject_nested, *str_token, *str_perf_counter, *str_init,
-    *str_is_suppressed, *str_global, *str_default, *str_environ_traceparent, *str_environ_baggage;
+    *str_is_suppressed, *str_global, *str_default, *str_environ_traceparent, *str_environ_baggage,
+    *str_traceparent;
 
 #define YCONST(k) PyTuple_GET_ITEM(site_consts, (k))
 #define BSLOT(obj, s) (*(PyObject **)((char *)(obj) + site_offsets[(s)]))
@@ -1784,6 +1785,82 @@ new_call(PyObject *site, PyObject *span, PyObject *context, PyObject *attributes
     return call;
 }
 
+/* ``inject_started(carrier, span, context, setter)`` of sdk/propagation/tracecontext.py for
+ * its usual case, written here: a dict carrier and the default setter, the default propagators
+ * global, a sampled span of ours whose trace state is empty (no state of its own, its parent's
+ * empty) and no baggage in the call's context: only ``traceparent`` to write. 1 when written,
+ * 0 when the Python function must run (nothing written), -1 with an exception. */
+static int
+quick_inject(PyObject *carrier, PyObject *span, PyObject *context, PyObject *setter)
+{
+    static const char digits[] = "0123456789abcdef";
+    if (!PyDict_CheckExact(carrier) || setter != YCONST(Y_DEFAULT_SETTER)
+        || !Py_IS_TYPE(span, (PyTypeObject *)CONST(K_RECORDING))) {
+        return 0;
+    }
+    PyObject *textmap = YCONST(Y_TEXTMAP_GLOBALS);
+    PyObject *global = PyDict_GetItemWithError(textmap, str_global);
+    PyObject *known = global != NULL ? PyDict_GetItemWithError(textmap, str_default) : NULL;
+    if (known == NULL || global == Py_None || !PyTuple_Check(known) || PyTuple_GET_SIZE(known) < 3
+        || PyTuple_GET_ITEM(known, 0) != global) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    PyObject *extra = SLOT(span, S_EXTRA), *parent = SLOT(span, S_PARENT);
+    PyObject *trace = SLOT(span, S_TRACE_ID), *span_id = SLOT(span, S_SPAN_ID);
+    PyObject *flags = SLOT(span, S_FLAGS);
+    if (extra != Py_None || parent == NULL || trace == NULL || span_id == NULL || flags == NULL
+        || !PyLong_CheckExact(trace) || !PyLong_CheckExact(span_id) || !PyLong_Check(flags)) {
+        return 0;
+    }
+    if (parent != Py_None && (!Py_IS_TYPE(parent, (PyTypeObject *)CONST(K_SPAN_CONTEXT))
+                              || SLOT(parent, C_TRACE_STATE) != CONST(K_EMPTY_STATE))) {
+        return 0;
+    }
+    PyObject *baggage = PyDict_GetItemWithError(context, YCONST(Y_BAGGAGE_KEY));
+    if (baggage != NULL || PyErr_Occurred()) {
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    /* The ids as 16 and 8 bytes, as ``to_bytes`` gives them; anything out of range: Python's. */
+    PyObject *sixty_four = PyLong_FromLong(64);
+    PyObject *high_part = sixty_four != NULL ? PyNumber_Rshift(trace, sixty_four) : NULL;
+    Py_XDECREF(sixty_four);
+    if (high_part == NULL) {
+        return -1;
+    }
+    unsigned long long high = PyLong_AsUnsignedLongLong(high_part);
+    Py_DECREF(high_part);
+    unsigned long long low = PyLong_AsUnsignedLongLongMask(trace);
+    unsigned long long id = PyLong_AsUnsignedLongLong(span_id);
+    long flag_bits = PyLong_AsLong(flags);
+    if (PyErr_Occurred()) { /* negative, or beyond 128 or 64 bits: Python reports it */
+        PyErr_Clear();
+        return 0;
+    }
+    PyObject *header = PyUnicode_New(55, 127);
+    if (header == NULL) {
+        return -1;
+    }
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(header);
+    out[0] = '0';
+    out[1] = '0';
+    out[2] = '-';
+    for (int i = 15; i >= 0; i--) {
+        out[3 + i] = (Py_UCS1)digits[high & 0xf];
+        high >>= 4;
+        out[19 + i] = (Py_UCS1)digits[low & 0xf];
+        low >>= 4;
+        out[36 + i] = (Py_UCS1)digits[id & 0xf];
+        id >>= 4;
+    }
+    out[35] = '-';
+    out[52] = '-';
+    out[53] = '0';
+    out[54] = (Py_UCS1)digits[flag_bits & 3];
+    int failed = PyDict_SetItem(carrier, str_traceparent, header);
+    Py_DECREF(header);
+    return failed < 0 ? -1 : 1;
+}
+
 /* The steps after the span started; NULL with an exception when one failed. */
 static PyObject *
 started_call(PyObject *site, PyObject *span, PyObject *parent, PyObject *carrier,
@@ -1806,14 +1883,15 @@ started_call(PyObject *site, PyObject *span, PyObject *parent, PyObject *carrier
     }
     if (carrier != Py_None && !incoming) {
         PyObject *setter = BSLOT(site, B_SETTER);
-        PyObject *injected = PyObject_CallFunctionObjArgs(
-            YCONST(Y_INJECT), carrier, span, context,
-            setter == Py_None ? YCONST(Y_DEFAULT_SETTER) : setter, NULL);
-        if (injected == NULL) {
+        setter = setter == Py_None ? YCONST(Y_DEFAULT_SETTER) : setter;
+        int quick = quick_inject(carrier, span, context, setter);
+        PyObject *injected = quick != 0 ? NULL : PyObject_CallFunctionObjArgs(
+            YCONST(Y_INJECT), carrier, span, context, setter, NULL);
+        if (quick < 0 || (quick == 0 && injected == NULL)) {
             Py_DECREF(context);
             return NULL;
         }
-        Py_DECREF(injected);
+        Py_XDECREF(injected);
     }
     PyObject *call = new_call(site, span, context, attributes);
     Py_DECREF(context);
@@ -2789,7 +2867,8 @@ speedups_exec(PyObject *module)
         str_default = PyUnicode_InternFromString("_default");
         str_environ_traceparent = PyUnicode_InternFromString("HTTP_TRACEPARENT");
         str_environ_baggage = PyUnicode_InternFromString("HTTP_BAGGAGE");
-        if (str_is_suppressed == NULL || str_global == NULL || str_default == NULL
+        str_traceparent = PyUnicode_InternFromString("traceparent");
+        if (str_traceparent == NULL || str_is_suppressed == NULL || str_global == NULL || str_default == NULL
             || str_environ_traceparent == NULL || str_environ_baggage == NULL) {
             return -1;
         }

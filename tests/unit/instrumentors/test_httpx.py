@@ -197,6 +197,111 @@ def test_a_connection_error_is_recorded_and_reraised_unchanged(instrument: Any) 
     assert span.attributes["url.full"] == "http://127.0.0.1:9/?api_key=REDACTED"
 
 
+def test_urls_are_remembered_by_value_and_never_mixed_up(
+    instrument: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each request's attributes are its own: the URL texts and attributes the instrumentor
+    remembers (bounded) give the same answer as the first time, whatever came in between, and
+    what one call learnt (an error status, what an end hook added to ``call.attributes``)
+    never reaches the next call of the same URL."""
+    from telemetry_run.instrumentors import toolkit
+
+    recorder = instrument()
+    hooked: list[bool] = []
+
+    def hook(call: Any) -> None:  # a third party's end hook, enriching the call's attributes
+        hooked.append("hooked" in call.attributes)
+        call.attributes["hooked"] = True
+
+    monkeypatch.setattr(toolkit, "CALL_END_HOOKS", [*toolkit.CALL_END_HOOKS, hook])
+
+    def answer(request: Any) -> Any:
+        return httpx.Response(500 if request.url.path == "/fails" else 200)
+
+    long_path = "/" + "p" * 600
+    urls = [f"http://h{index % 7}.example:{8000 + index}/items/{index}" for index in range(300)]
+    urls += [f"http://mock{long_path}?token=t", "https://user:pw@mock/login?api_key=c"]
+    asked = []
+    with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+        for method in ("GET", "PATCH", "get"):
+            for url in (*urls, *reversed(urls)):
+                client.request(method, url)
+                asked.append((method.upper(), url))
+        for path in ("/fails", "/fine"):
+            client.get(f"http://mock{path}")
+    spans = recorder.spans
+    assert len(spans) == len(asked) + 2
+    for span, (method, url) in zip(spans, asked, strict=False):
+        parsed = httpx.URL(url)
+        assert span.attributes["http.request.method"] == method
+        assert span.attributes["server.address"] == parsed.host
+        assert span.attributes["server.port"] == (
+            parsed.port or {"http": 80, "https": 443}[parsed.scheme]
+        )
+        assert span.attributes["url.full"] == (
+            url.replace("user:pw@", "REDACTED:REDACTED@")
+            .replace("token=t", "token=REDACTED")
+            .replace("api_key=c", "api_key=REDACTED")
+        )
+        assert "error.type" not in span.attributes
+    assert hooked == [False] * len(spans)
+    failed, fine = spans[-2:]
+    assert failed.attributes["error.type"] == "500"
+    assert (
+        "error.type" not in fine.attributes and fine.attributes["http.response.status_code"] == 200
+    )
+
+
+def test_what_is_sent_is_a_copy_only_when_there_is_context_to_carry(instrument: Any) -> None:
+    """Traced: the transport gets a copy carrying the context, the caller's request unchanged.
+    Suppressed, or with no propagator: the caller's request itself. Nested in another client's
+    call: no span of ours, the outer call's context carried."""
+    from telemetry_run.instrumentors._http_client import client_site
+    from telemetry_run.sdk.context import suppress_instrumentation
+    from telemetry_run.sdk.propagation import CompositePropagator, _textmap, set_global_textmap
+
+    recorder = instrument()
+    sent: list[Any] = []
+
+    def answer(request: Any) -> Any:
+        sent.append(request)
+        return httpx.Response(200)
+
+    with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+        request = client.build_request("GET", "http://mock/traced")
+        assert client.send(request).request is request
+        assert sent[-1] is not request and "traceparent" in sent[-1].headers
+        assert "traceparent" not in request.headers
+        assert sent[-1].headers["traceparent"] == sent_traceparent(recorder.one("GET"))
+
+        with suppress_instrumentation():
+            request = client.build_request("GET", "http://mock/suppressed")
+            client.send(request)
+        assert sent[-1] is request and "traceparent" not in request.headers
+
+        previous = _textmap._global
+        set_global_textmap(CompositePropagator([]))
+        try:
+            request = client.build_request("GET", "http://mock/no-propagator")
+            client.send(request)
+        finally:
+            set_global_textmap(previous)
+        assert sent[-1] is request and "traceparent" not in request.headers
+        assert recorder.by_name("GET")[-1].attributes["url.full"] == "http://mock/no-propagator"
+
+        outer = client_site(recorder.tracer, "outer", None)
+        with outer.call("GET", "http://mock/outer", {}) as call:
+            request = client.build_request("GET", "http://mock/nested")
+            assert client.send(request).request is request
+        assert sent[-1] is not request
+        assert sent[-1].headers["traceparent"] == sent_traceparent(call.span)
+    assert [span.attributes["url.full"] for span in recorder.spans] == [
+        "http://mock/traced",
+        "http://mock/no-propagator",
+        "http://mock/outer",
+    ]
+
+
 def test_a_bug_of_ours_costs_the_span_never_the_call(monkeypatch: Any, server: Any) -> None:
     """Reported through the diagnostics, the call unchanged (not the span_recorder fixture: it
     fails on any internal error, and here they are the point)."""
@@ -215,7 +320,7 @@ def test_a_bug_of_ours_costs_the_span_never_the_call(monkeypatch: Any, server: A
             patched.setattr(instrumentor.site, "attributes", broken)
             assert httpx.get(f"{base}/ok", timeout=10).text == "ok"
         assert recorder.spans == ()  # the span could not start: the call went on without it
-        monkeypatch.setattr(instrumented, "_VERSIONS", None)
+        monkeypatch.setattr(instrumented, "_RAW_VERSIONS", None)
         assert httpx.get(f"{base}/ok", timeout=10).text == "ok"
     finally:
         instrumentor.uninstrument()

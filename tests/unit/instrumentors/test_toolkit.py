@@ -34,8 +34,9 @@ from telemetry_run.sdk.propagation import (
     get_global_textmap,
     set_global_textmap,
 )
-from telemetry_run.sdk.trace.api import SpanKind, StatusCode
+from telemetry_run.sdk.trace.api import SpanKind, StatusCode, TraceState
 from telemetry_run.sdk.trace.current import get_current_span, use_span
+from telemetry_run.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from telemetry_run.testing import SpanRecorder
 from tests.native_twins import require_native
 
@@ -397,6 +398,109 @@ def test_a_failing_attribute_builder_never_reaches_the_app(span_recorder: SpanRe
         "test client: call start"
     ]  # reported once, for the one call
     span_recorder.internal_errors.clear()  # expected: the fixture fails the test on others
+
+
+class _FixedIds:
+    """Ids with leading zero digits: the header must keep its width."""
+
+    def generate_trace_id(self) -> int:
+        return 0x0000000000000001_00000000000000AB
+
+    def generate_span_id(self) -> int:
+        return 0x00000000000000CD
+
+
+class _StateSampler(Sampler):
+    """Samples every span, giving it a trace state of its own."""
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        return SamplingResult(Decision.RECORD_AND_SAMPLE, None, TraceState([("ours", "s1")]))
+
+    def description(self) -> str:
+        return "StateSampler"
+
+
+def _injected_as_inject_would(site: CallSite, context: Any = None) -> tuple[dict[str, str], dict]:
+    """A call's dict carrier after its start, and what the general ``inject`` writes for the
+    call's context (the composite of the global propagators, step by step)."""
+    get_global_textmap()  # loaded (from OTEL_PROPAGATORS) before the call: the usual state
+    stale = {"traceparent": "00-stale-stale-00"}  # the caller's: replaced, when we write one
+    carrier = dict(stale)
+    token = None if context is None else toolkit.attach(context)
+    try:
+        with site.call({"method": "GET", "url": "http://example.com/", "headers": carrier}) as call:
+            expected = dict(stale)
+            _textmap.inject(expected, call.context)
+    finally:
+        if token is not None:
+            toolkit.detach(token)
+    return carrier, expected
+
+
+@pytest.mark.parametrize(
+    "situation",
+    [
+        "root",
+        "remote parent",
+        "trace state",
+        "sampler's state",
+        "baggage",
+        "sampled out",
+        "own propagator",
+        "ids",
+    ],
+)
+def test_a_dict_carrier_gets_what_inject_writes(
+    span_recorder: SpanRecorder, situation: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The native start writes ``traceparent`` into a dict itself when that is all there is to
+    write; every other case goes through ``inject_started``: the headers are the same."""
+    recorder = span_recorder
+    context = None
+    if situation in ("remote parent", "trace state", "sampled out"):
+        headers = {"traceparent": PARENT[:-2] + ("00" if situation == "sampled out" else "01")}
+        if situation == "trace state":
+            headers["tracestate"] = "vendor=a1,other=b2"
+        context = _textmap.extract(headers)
+    elif situation == "baggage":
+        context = baggage.set_baggage("tenant", "t-1")
+    elif situation == "own propagator":  # baggage only: the caller's traceparent stays
+        from telemetry_run.sdk.propagation.baggage import W3CBaggagePropagator
+
+        monkeypatch.setattr(_textmap, "_global", W3CBaggagePropagator())
+    elif situation == "sampler's state":
+        recorder = SpanRecorder(sampler=_StateSampler())
+    elif situation == "ids":
+        provider = TracerProvider(id_generator=_FixedIds(), shutdown_on_exit=False)
+        recorder = SpanRecorder()
+        monkeypatch.setattr(recorder, "tracer", provider.get_tracer("fixed ids"))
+    carrier, expected = _injected_as_inject_would(_client(recorder), context)
+    assert carrier == expected
+    if situation == "own propagator":
+        assert carrier == {"traceparent": "00-stale-stale-00"}
+        return
+    assert (
+        set(carrier)
+        == {
+            "root": {"traceparent"},
+            "remote parent": {"traceparent"},
+            "trace state": {"traceparent", "tracestate"},
+            "sampler's state": {"traceparent", "tracestate"},
+            "baggage": {"traceparent", "baggage"},
+            "sampled out": {"traceparent"},
+            "ids": {"traceparent"},
+        }[situation]
+    )
+    version, trace_id, span_id, flags = carrier["traceparent"].split("-")
+    assert version == "00"
+    if situation == "ids":
+        assert (trace_id, span_id) == ("000000000000000100000000000000ab", "00000000000000cd")
+    if situation in ("remote parent", "trace state", "sampled out"):
+        assert trace_id == PARENT.split("-")[1]
+    # A root of random ids says so (W3C Level 2), a parent's flags are kept, fixed ids are not
+    # random.
+    random_root = situation in ("root", "baggage", "sampler's state")
+    assert flags == ("03" if random_root else "00" if situation == "sampled out" else "01")
 
 
 def test_a_failing_carrier_never_reaches_the_app(span_recorder: SpanRecorder) -> None:
