@@ -51,7 +51,10 @@ def _header_items(method: str, url: str, carrier: Any) -> Iterable[tuple[str, st
 def _header_items_apart(
     method: str, url: str, carrier: Mapping[str, str], headers: Any
 ) -> Iterable[tuple[str, str]]:
-    return [*headers.items(), *carrier.items()]  # the context's headers, as the copy sends them
+    """The request's headers (a mapping, or pairs as aiohttp takes them), then the context's,
+    as the copy sends them."""
+    items = headers.items() if hasattr(headers, "items") else headers
+    return [*items, *carrier.items()]
 
 
 #: A site remembers the attributes of this many (method, URL) pairs, URLs of at most

@@ -13,7 +13,8 @@ sent are a copy. The span ends when ``_request`` returns, once the response's he
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import functools
+from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run._version import __version__
 from telemetry_run.instrumentors._http_client import client_site, record_response
@@ -30,59 +31,94 @@ if TYPE_CHECKING:
 __all__ = ["AiohttpClientInstrumentor"]
 
 
+#: The URL text of a session's ``str_or_url`` (a str, no ``params``), by the session's
+#: ``base_url`` and that str: a service asks for the same URLs again and again, and yarl builds
+#: the text in Python each time. Up to this many are remembered, each of at most
+#: ``_URL_TEXT_LONGEST`` characters (the dict is emptied when full).
+_URL_TEXTS_KEPT: Final = 128
+_URL_TEXT_LONGEST: Final = 512
+_url_texts: dict[tuple[Any, str], str] = {}
+
+
 def _url(session: Any, str_or_url: Any, params: Any) -> str:
     """The URL ``_request`` will ask for: the session's ``base_url`` and ``params`` applied."""
-    url = session._build_url(str_or_url)
-    if params:
-        url = url.extend_query(params)
-    return str(url)
+    if params or type(str_or_url) is not str:
+        url = session._build_url(str_or_url)
+        return str(url.extend_query(params) if params else url)
+    key = (getattr(session, "_base_url", None), str_or_url)
+    text = _url_texts.get(key)
+    if text is None:
+        text = str(session._build_url(str_or_url))
+        if len(text) <= _URL_TEXT_LONGEST:
+            if len(_url_texts) >= _URL_TEXTS_KEPT:
+                _url_texts.clear()  # atomic under threads, where evicting one key is not
+            _url_texts[key] = text
+    return text
 
 
 class AiohttpClientInstrumentor(Instrumentor):
-    """Patches ``aiohttp.ClientSession._request``."""
+    """Puts a traced ``_request`` in place of ``aiohttp.ClientSession._request``."""
 
     site: CallSite
 
     def _instrument(self, tracer_provider: TracerProvider, config: Config) -> None:
         import aiohttp
-        import multidict
 
         tracer = tracer_provider.get_tracer(__name__, __version__)
-        self.site = client_site(tracer, "aiohttp_client", config)
-        self._headers_type = multidict.CIMultiDict
-        self._response_error = aiohttp.ClientResponseError
-        self.patcher.wrap(aiohttp, "ClientSession._request", self._request)
+        # The site's gate is ours (evaluated in C by the native start), and the context is
+        # injected into a dict first: a call that is not traced copies no headers.
+        self.site = client_site(tracer, "aiohttp_client", config, enabled=self.enabled, apart=True)
+        # Every request passes here: a plain function, no wrapt proxy (``Patcher.replace``).
+        self.patcher.replace(aiohttp.ClientSession, "_request", self._traced_request)
 
-    async def _request(
-        self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]
-    ) -> Any:
-        if not self.enabled():
-            return await wrapped(*args, **kwargs)
-        # Not ``guard`` on the steps every request takes: a try costs nothing, a guard three
-        # calls. The except clauses are guard's (Exception only, reported, swallowed).
-        try:
-            method = args[0] if args else kwargs["method"]
-            str_or_url = args[1] if len(args) > 1 else kwargs["str_or_url"]
-            given = kwargs.get("headers")
-            headers = self._headers_type() if given is None else self._headers_type(given)
-            url = _url(instance, str_or_url, kwargs.get("params"))
-            bound = (str(method).upper(), url, headers)
-        except Exception as exc:  # noqa: BLE001  # reported; the call as it was made
-            _report("aiohttp_client: before request", exc)
-            return await wrapped(*args, **kwargs)
-        with self.site.call(*bound) as call:
+    def _traced_request(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        import aiohttp
+        import multidict
+
+        start, untraced = self.site.start, self.site.untraced
+        headers_type, response_error = multidict.CIMultiDict, aiohttp.ClientResponseError
+
+        @functools.wraps(original)
+        async def _request(session: Any, method: Any, str_or_url: Any, **kwargs: Any) -> Any:
+            carrier: dict[str, str] = {}
+            # Not ``guard`` on the steps every request takes: a try costs nothing, a guard
+            # three calls. The except clauses are guard's (Exception only, reported, swallowed).
             try:
-                response = await wrapped(*args, **{**kwargs, "headers": bound[2]})
-            except self._response_error as exc:  # raise_for_status: the response's code
-                with guard("aiohttp_client: response"):
-                    call.set_status_code(int(exc.status))
-                raise
-            if call.span is not INVALID_SPAN:  # a traced call
-                try:  # not ``guard``: every response comes here
-                    _response(call, response)
-                except Exception as exc:  # noqa: BLE001  # reported; the response goes on
-                    _report("aiohttp_client: response", exc)
-        return response
+                given = kwargs.get("headers")
+                url = _url(session, str_or_url, kwargs.get("params"))
+                call = start(str(method).upper(), url, carrier, _EMPTY if given is None else given)
+            except Exception as exc:  # noqa: BLE001  # reported; the call as it was made
+                _report("aiohttp_client: before request", exc)
+                return await original(session, method, str_or_url, **kwargs)
+            call = call or untraced
+            if carrier:  # the headers sent: a copy of the caller's, with the context
+                try:
+                    headers = headers_type() if given is None else headers_type(given)
+                    headers.update(carrier)
+                    kwargs = {**kwargs, "headers": headers}
+                except Exception as exc:  # noqa: BLE001  # reported; sent without the context
+                    _report("aiohttp_client: before request", exc)
+            elif call is untraced:  # not traced, nothing to carry
+                return await original(session, method, str_or_url, **kwargs)
+            with call:
+                try:
+                    response = await original(session, method, str_or_url, **kwargs)
+                except response_error as exc:  # raise_for_status: the response's code
+                    with guard("aiohttp_client: response"):
+                        call.set_status_code(int(exc.status))
+                    raise
+                if call.span is not INVALID_SPAN:  # a traced call
+                    try:  # not ``guard``: every response comes here
+                        _response(call, response)
+                    except Exception as exc:  # noqa: BLE001  # reported; the response goes on
+                        _report("aiohttp_client: response", exc)
+            return response
+
+        return _request
+
+
+#: The request headers of a call made without any (what header capture reads).
+_EMPTY: Final[dict[str, str]] = {}
 
 
 #: ``network.protocol.version`` of the ``HttpVersion`` tuples aiohttp reports, made once each.

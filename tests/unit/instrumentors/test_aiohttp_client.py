@@ -127,6 +127,68 @@ def test_a_connection_error_is_recorded_and_reraised_unchanged(instrument: Any) 
     assert span.attributes["url.full"] == "http://127.0.0.1:9/?api_key=REDACTED"
 
 
+def test_urls_are_remembered_by_value_and_never_mixed_up(instrument: Any) -> None:
+    """Each call's ``url.full`` is its own: the URL texts remembered per (session base URL,
+    str asked for), bounded, give the same answer as the first time, whatever came in between;
+    two sessions with other base URLs asking for the same path are told apart."""
+    recorder = instrument()
+    with recording_server() as (first, _), recording_server() as (second, _):
+        asked = [f"{first}/ok?n={index}" for index in range(150)]
+        asked += [f"{first}/{'p' * 600}", f"{first}/ok?token=t"]
+        asked += list(reversed(asked))
+
+        async def use(session: Any) -> list[str]:
+            for url in asked:
+                await _text(session, url)
+            async with (
+                aiohttp.ClientSession(base_url=first) as one,
+                aiohttp.ClientSession(base_url=second) as other,
+            ):
+                for based in (one, other, one):
+                    await _text(based, "/ok")
+                    await _text(based, "/ok", params={"page": "2"})
+            return asked
+
+        _in_session(use)
+        expected = [url.replace("token=t", "token=REDACTED") for url in asked]
+        for base in (first, second, first):
+            expected += [f"{base}/ok", f"{base}/ok?page=2"]
+    assert [span.attributes["url.full"] for span in recorder.spans] == expected
+
+
+def test_header_pairs_are_sent_and_captured(instrument: Any, server: Any) -> None:
+    """Headers given as pairs (aiohttp takes them so) are sent with the context, and captured."""
+    recorder = instrument(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST="x-mine")
+    base, seen = server
+    pairs = [("X-Mine", "1"), ("X-Mine", "2")]
+    assert _in_session(lambda session: _text(session, f"{base}/ok", headers=pairs)) == (200, "ok")
+    span = recorder.one("GET")
+    assert span.attributes["http.request.header.x-mine"] == ("1", "2")
+    assert seen[0]["traceparent"] == sent_traceparent(span)
+    assert pairs == [("X-Mine", "1"), ("X-Mine", "2")]
+
+
+def test_a_call_inside_another_client_call_carries_the_outer_context(
+    instrument: Any, server: Any
+) -> None:
+    """Nested in another HTTP client's call: no span of ours, the outer call's context sent."""
+    from telemetry_run.instrumentors._http_client import client_site
+
+    recorder = instrument()
+    base, seen = server
+    outer = client_site(recorder.tracer, "outer", None)
+
+    async def use(session: Any) -> tuple[int, str]:
+        with outer.call("GET", f"{base}/outer", {}):
+            return await _text(session, f"{base}/ok", headers={"X-Mine": "1"})
+
+    assert _in_session(use) == (200, "ok")
+    (span,) = recorder.spans
+    assert span.attributes["url.full"] == f"{base}/outer"
+    assert seen[0]["traceparent"] == sent_traceparent(span)
+    assert seen[0]["x-mine"] == "1"
+
+
 def test_a_bug_of_ours_costs_the_span_never_the_call(monkeypatch: Any, server: Any) -> None:
     """Reported through the diagnostics, the call unchanged (not the span_recorder fixture: it
     fails on any internal error, and here they are the point)."""
