@@ -3,12 +3,13 @@
 ``_request`` is the coroutine behind every call of a session (``session.get``,
 ``session.request``, ``aiohttp.request``); it follows redirects itself, so its span is the
 logical call: ``url.full`` the URL asked for (the session's ``base_url`` and ``params``
-applied), ``http.request.resend_count`` the redirect hops, every hop carrying the span's context.
-Patching it, rather than adding a trace config to each session, keeps the span current for the
-whole call in the caller's task (a trace config's callbacks run where aiohttp chooses), and
-covers sessions made before instrumentation. The caller's headers are never changed: the ones
-sent are a copy with the context, made only when there is a context to carry. The span ends when ``_request`` returns, once the response's headers are in
-(the body is read afterwards, by the app); ``raise_for_status`` errors keep their status code.
+applied), ``http.request.resend_count`` the redirect hops, every hop carrying the span's
+context. Patching it, rather than adding a trace config to each session, keeps the span current
+for the whole call in the caller's task (a trace config's callbacks run where aiohttp chooses),
+and covers sessions made before instrumentation. The caller's headers are never changed: the
+ones sent are a copy with the context, made only when there is a context to carry. The span ends
+when ``_request`` returns, once the response's headers are in (the body is read afterwards, by
+the app); ``raise_for_status`` errors keep their status code.
 """
 
 from __future__ import annotations

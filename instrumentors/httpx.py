@@ -1,16 +1,16 @@
 """httpx: one CLIENT span per ``Client.send`` / ``AsyncClient.send``, the trace context injected.
 
 ``send`` is where every request of a client passes (``client.get``, ``httpx.get``, a request
-built by hand, ``client.stream``). It follows redirects and authentication rounds itself, so
-the span is the logical call: ``url.full`` is the URL asked for, ``http.request.resend_count``
-the redirect hops, and every hop carries the span's context (httpx copies the headers). As
-with requests, the caller's request is never changed: the context is written into a dict
-first, and when there is one to carry the request sent is a shallow copy with its own headers,
-swapped back wherever httpx hands it out (``response.request``, the history's, an
-exception's); a call that carries nothing (suppressed, excluded, no propagator) sends the
-caller's request itself. A streamed response (``stream=True``, ``client.stream(...)``) ends its span when
-it is closed (read to the end, ``close()``/``aclose()``, the ``with`` block left) or collected,
-so the span covers the body's transfer and records an error raised while reading it.
+built by hand, ``client.stream``). It follows redirects and authentication rounds itself, so the
+span is the logical call: ``url.full`` is the URL asked for, ``http.request.resend_count`` the
+redirect hops, and every hop carries the span's context (httpx copies the headers). As with
+requests, the caller's request is never changed: the context is written into a dict first, and
+when there is one to carry the request sent is a shallow copy with its own headers, swapped back
+wherever httpx hands it out (``response.request``, the history's, an exception's); a call that
+carries nothing (suppressed, excluded, no propagator) sends the caller's request itself. A
+streamed response (``stream=True``, ``client.stream(...)``) ends its span when it is closed
+(read to the end, ``close()``/``aclose()``, the ``with`` block left) or collected, so the span
+covers the body's transfer and records an error raised while reading it.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 ``Session.send`` is the one place every request passes through (``requests.get``, a
 ``Session``, a prepared request sent by hand). The caller's headers are never changed: the
-request that leaves is a shallow copy with its own headers dict, and the copy is swapped back
+context is written into a dict first, and when there is one to carry the request that leaves
+is a shallow copy with its own headers dict (else the caller's own), and the copy is swapped back
 for the caller's object wherever requests hands it out (``response.request``, the history's,
 an exception's ``request``), so the app sees the request it made. Redirects that ``send``
 follows call ``send`` again from inside it; those hops get the context injected but no span of
@@ -14,6 +15,7 @@ that hook only the top-level call.
 from __future__ import annotations
 
 import copy
+import functools
 from typing import TYPE_CHECKING, Any
 
 from telemetry_run._version import __version__
@@ -31,7 +33,7 @@ __all__ = ["RequestsInstrumentor"]
 
 
 class RequestsInstrumentor(Instrumentor):
-    """Patches ``requests.sessions.Session.send``."""
+    """Puts a traced ``send`` in place of ``requests.Session.send``."""
 
     site: CallSite
 
@@ -39,43 +41,61 @@ class RequestsInstrumentor(Instrumentor):
         import requests.sessions
 
         tracer = tracer_provider.get_tracer(__name__, __version__)
-        self.site = client_site(tracer, "requests", config)
-        self.patcher.wrap(requests.sessions, "Session.send", self._send)
+        # The site's gate is ours (evaluated in C by the native start), and the context is
+        # injected into a dict first: a call that is not traced copies nothing.
+        self.site = client_site(tracer, "requests", config, enabled=self.enabled, apart=True)
+        # Every request passes here: a plain function, no wrapt proxy (``Patcher.replace``).
+        self.patcher.replace(requests.sessions.Session, "send", self._traced_send)
 
-    def _send(
-        self, wrapped: Callable[..., Any], instance: Any, args: Any, kwargs: dict[str, Any]
-    ) -> Any:
-        if not self.enabled():
-            return wrapped(*args, **kwargs)
-        request: Any = None
-        bound: tuple[str, str, Any] | None = None
-        try:  # not ``guard``: this runs for every request, and a try costs nothing
-            request = args[0] if args else kwargs["request"]
-            sent = copy.copy(request)  # the caller's request and headers stay as they were
-            sent.headers = request.headers.copy()
-            bound = (str(sent.method), str(sent.url), sent.headers)
-        except Exception as exc:  # noqa: BLE001  # reported; the request goes on untraced
-            _report("requests: before send", exc)
-        if bound is None:  # a step of ours failed (reported): the call as it was made
-            return wrapped(*args, **kwargs)
-        call_args = (sent, *args[1:]) if args else args
-        call_kwargs = kwargs if args else {**kwargs, "request": sent}
-        with self.site.call(*bound) as call:
-            try:
-                response = wrapped(*call_args, **call_kwargs)
-            except BaseException as exc:
-                with guard("requests: restore the request"):
-                    _give_back(request, sent, exc)
-                raise
+    def _traced_send(self, original: Callable[..., Any]) -> Callable[..., Any]:
+        start, untraced = self.site.start, self.site.untraced
+
+        @functools.wraps(original)
+        def send(session: Any, request: Any, **kwargs: Any) -> Any:
+            carrier: dict[str, str] = {}
             try:  # not ``guard``: this runs for every request, and a try costs nothing
-                _give_back(request, sent, None, response)
-            except Exception as exc:  # noqa: BLE001  # reported; the response goes to the app
-                _report("requests: restore the request", exc)
-            try:
-                _response(call, response)
-            except Exception as exc:  # noqa: BLE001  # reported; the response goes to the app
-                _report("requests: response", exc)
-        return response
+                call = start(str(request.method), str(request.url), carrier, request.headers)
+            except Exception as exc:  # noqa: BLE001  # reported; the request goes on untraced
+                _report("requests: before send", exc)
+                return original(session, request, **kwargs)
+            call = call or untraced
+            sent = _with_context(request, carrier) if carrier else request
+            if call is untraced and sent is request:  # not traced, nothing to carry
+                return original(session, request, **kwargs)
+            with call:
+                try:
+                    response = original(session, sent, **kwargs)
+                except BaseException as exc:
+                    if sent is not request:
+                        with guard("requests: restore the request"):
+                            _give_back(request, sent, exc)
+                    raise
+                if sent is not request:
+                    try:  # not ``guard``: this runs for every request, and a try costs nothing
+                        _give_back(request, sent, None, response)
+                    except Exception as exc:  # noqa: BLE001  # reported; the response goes on
+                        _report("requests: restore the request", exc)
+                if call is not untraced:
+                    try:
+                        _response(call, response)
+                    except Exception as exc:  # noqa: BLE001  # reported; the response goes on
+                        _report("requests: response", exc)
+            return response
+
+        return send
+
+
+def _with_context(request: Any, carrier: dict[str, str]) -> Any:
+    """A copy of ``request`` sending the ``carrier``'s headers too (the caller's request when the
+    copy fails: it then goes without the context, reported)."""
+    try:
+        sent = copy.copy(request)  # the caller's request and headers stay as they were
+        sent.headers = headers = request.headers.copy()
+        headers.update(carrier)
+    except Exception as exc:  # noqa: BLE001  # reported; the request goes without the context
+        _report("requests: before send", exc)
+        return request
+    return sent
 
 
 def _response(call: Call, response: Any) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import requests
+import requests.adapters
 
 from telemetry_run.instrumentors import plugin
 from telemetry_run.instrumentors.requests import RequestsInstrumentor
@@ -59,6 +60,56 @@ def test_a_prepared_request_sent_by_hand_is_not_changed(instrument: Any, server:
         assert session.send(prepared, timeout=10).status_code == 200
     assert "traceparent" not in prepared.headers
     assert "traceparent" in seen[0]
+
+
+class _Recording(requests.adapters.BaseAdapter):
+    """A transport adapter answering 200 and keeping each request object it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[Any] = []
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        self.sent.append(request)
+        response = requests.Response()
+        response.status_code, response.request, response.url = 200, request, request.url
+        return response
+
+    def close(self) -> None:
+        return None
+
+
+def test_what_is_sent_is_a_copy_only_when_there_is_context_to_carry(instrument: Any) -> None:
+    """Traced: the adapter gets a copy carrying the context, the caller's request unchanged and
+    handed back. Suppressed: the caller's request itself. Nested in another client's call: no
+    span of ours, the outer call's context carried."""
+    from telemetry_run.instrumentors._http_client import client_site
+    from telemetry_run.sdk.context import suppress_instrumentation
+
+    recorder = instrument()
+    adapter = _Recording()
+    with requests.Session() as session:
+        session.mount("http://mock/", adapter)
+        prepared = requests.Request("GET", "http://mock/traced", headers={"X-Mine": "1"}).prepare()
+        assert session.send(prepared).request is prepared
+        [sent] = adapter.sent
+        assert sent is not prepared and sent.headers["x-mine"] == "1"
+        assert sent.headers["traceparent"] == sent_traceparent(recorder.one("GET"))
+        assert "traceparent" not in prepared.headers
+        with suppress_instrumentation():
+            prepared = requests.Request("GET", "http://mock/suppressed").prepare()
+            session.send(prepared)
+        assert adapter.sent[-1] is prepared and "traceparent" not in prepared.headers
+        outer = client_site(recorder.tracer, "outer", None)
+        with outer.call("GET", "http://mock/outer", {}) as call:  # another client's call
+            prepared = requests.Request("GET", "http://mock/nested").prepare()
+            assert session.send(prepared).request is prepared
+        assert adapter.sent[-1] is not prepared  # no span of ours, the outer context carried
+        assert adapter.sent[-1].headers["traceparent"] == sent_traceparent(call.span)
+    assert [span.attributes["url.full"] for span in recorder.spans] == [
+        "http://mock/traced",
+        "http://mock/outer",
+    ]
 
 
 def test_the_app_sees_the_request_it_made(instrument: Any, server: Any) -> None:
