@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from telemetry_run.instrumentors.toolkit import Call, CallSite
     from telemetry_run.sdk.trace.api import Tracer
 
-__all__ = ["VERSIONS", "client_site", "record_response"]
+__all__ = ["VERSIONS", "client_site", "keeps_no_secret", "record_response"]
 
 #: ``network.protocol.version`` of the integer versions http.client and urllib3 report.
 VERSIONS: Final = {10: "1.0", 11: "1.1", 20: "2", 30: "3"}
@@ -58,9 +58,16 @@ def _header_items_apart(
 
 
 #: A site remembers the attributes of this many (method, URL) pairs, URLs of at most
-#: ``_URL_LONGEST`` characters (emptied when full): a service calls the same URLs again and again.
+#: ``_URL_LONGEST`` characters with nothing to redact (emptied when full): a service calls the
+#: same URLs again and again. A URL holding a secret is described each time, never kept.
 _ATTRIBUTES_KEPT: Final = 128
 _URL_LONGEST: Final = 512
+
+
+def keeps_no_secret(text: str) -> bool:
+    """Whether a URL text may be remembered: no userinfo, and no query value redaction would
+    replace (the query checked only when there is one)."""
+    return "@" not in text and ("?" not in text or _http.redact_url(text) == text)
 
 
 def _remembered_attributes() -> Callable[..., dict[str, Any]]:
@@ -73,14 +80,15 @@ def _remembered_attributes() -> Callable[..., dict[str, Any]]:
         found = remembered.get(key)
         if found is None:
             found = describe(method, url)
-            if len(url) <= _URL_LONGEST:
-                if len(remembered) >= _ATTRIBUTES_KEPT:
-                    remembered.clear()  # atomic under threads, where evicting one key is not
-                remembered[key] = found
-            else:
+            # Never kept: a long URL, or one with a secret (what redaction changed).
+            if len(url) > _URL_LONGEST or found["url.full"] != url:
                 return found
+            if len(remembered) >= _ATTRIBUTES_KEPT:
+                remembered.clear()  # atomic under threads, where evicting one key is not
+            remembered[key] = found
         return found.copy()  # the span's own: it adds to them
 
+    attributes.remembered = remembered  # type: ignore[attr-defined]  # for the tests to look at
     return attributes
 
 

@@ -18,7 +18,11 @@ import functools
 from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run._version import __version__
-from telemetry_run.instrumentors._http_client import client_site, record_response
+from telemetry_run.instrumentors._http_client import (
+    client_site,
+    keeps_no_secret,
+    record_response,
+)
 from telemetry_run.instrumentors.base import Instrumentor, _report, guard
 from telemetry_run.sdk.trace.api import INVALID_SPAN
 
@@ -35,7 +39,7 @@ __all__ = ["AiohttpClientInstrumentor"]
 #: The URL text of a session's ``str_or_url`` (a str, no ``params``), by the session's
 #: ``base_url`` and that str: a service asks for the same URLs again and again, and yarl builds
 #: the text in Python each time. Up to this many are remembered, each of at most
-#: ``_URL_TEXT_LONGEST`` characters (the dict is emptied when full).
+#: ``_URL_TEXT_LONGEST`` characters and never one holding a secret (emptied when full).
 _URL_TEXTS_KEPT: Final = 128
 _URL_TEXT_LONGEST: Final = 512
 _url_texts: dict[tuple[Any, str], str] = {}
@@ -50,7 +54,7 @@ def _url(session: Any, str_or_url: Any, params: Any) -> str:
     text = _url_texts.get(key)
     if text is None:
         text = str(session._build_url(str_or_url))
-        if len(text) <= _URL_TEXT_LONGEST:
+        if len(text) <= _URL_TEXT_LONGEST and keeps_no_secret(text):
             if len(_url_texts) >= _URL_TEXTS_KEPT:
                 _url_texts.clear()  # atomic under threads, where evicting one key is not
             _url_texts[key] = text

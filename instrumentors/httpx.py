@@ -20,7 +20,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from telemetry_run._version import __version__
 from telemetry_run.instrumentors import _http
-from telemetry_run.instrumentors._http_client import client_site, record_response
+from telemetry_run.instrumentors._http_client import (
+    client_site,
+    keeps_no_secret,
+    record_response,
+)
 from telemetry_run.instrumentors.base import Instrumentor, _report, guard
 from telemetry_run.sdk.trace.api import INVALID_SPAN
 
@@ -143,7 +147,8 @@ class HttpxInstrumentor(Instrumentor):
 
 #: The URL text of a request, by its parsed URL's fields: a service sends the same URLs again
 #: and again, and ``str(url)`` assembles the text in Python each time (up to this many URLs of
-#: at most ``_URL_TEXT_LONGEST`` characters are remembered; the dict is emptied when full).
+#: at most ``_URL_TEXT_LONGEST`` characters are remembered, never one holding a secret; the dict
+#: is emptied when full).
 _URL_TEXTS_KEPT: Final = 128
 _URL_TEXT_LONGEST: Final = 512
 _url_texts: dict[Any, str] = {}
@@ -158,7 +163,7 @@ def _url_text(url: Any) -> str:
         return str(url)
     if text is None:
         text = str(url)
-        if fields is not None and len(text) <= _URL_TEXT_LONGEST:
+        if fields is not None and len(text) <= _URL_TEXT_LONGEST and keeps_no_secret(text):
             if len(_url_texts) >= _URL_TEXTS_KEPT:
                 _url_texts.clear()  # atomic under threads, where evicting one key is not
             _url_texts[fields] = text

@@ -198,7 +198,7 @@ def test_a_connection_error_is_recorded_and_reraised_unchanged(instrument: Any) 
 
 
 def test_urls_are_remembered_by_value_and_never_mixed_up(
-    instrument: Any, monkeypatch: pytest.MonkeyPatch
+    span_recorder: SpanRecorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each request's attributes are its own: the URL texts and attributes the instrumentor
     remembers (bounded) give the same answer as the first time, whatever came in between, and
@@ -206,7 +206,9 @@ def test_urls_are_remembered_by_value_and_never_mixed_up(
     never reaches the next call of the same URL."""
     from telemetry_run.instrumentors import toolkit
 
-    recorder = instrument()
+    recorder = span_recorder
+    instrumentor = HttpxInstrumentor()
+    instrumentor.instrument(recorder.provider, config_for(plugin, {}))
     hooked: list[bool] = []
 
     def hook(call: Any) -> None:  # a third party's end hook, enriching the call's attributes
@@ -222,15 +224,23 @@ def test_urls_are_remembered_by_value_and_never_mixed_up(
     urls = [f"http://h{index % 7}.example:{8000 + index}/items/{index}" for index in range(300)]
     urls += [f"http://mock{long_path}?token=t", "https://user:pw@mock/login?api_key=c"]
     asked = []
-    with httpx.Client(transport=httpx.MockTransport(answer)) as client:
-        for method in ("GET", "PATCH", "get"):
-            for url in (*urls, *reversed(urls)):
-                client.request(method, url)
-                asked.append((method.upper(), url))
-        for path in ("/fails", "/fine"):
-            client.get(f"http://mock{path}")
+    try:
+        with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+            for method in ("GET", "PATCH", "get"):
+                for url in (*urls, *reversed(urls)):
+                    client.request(method, url)
+                    asked.append((method.upper(), url))
+            for path in ("/fails", "/fine"):
+                client.get(f"http://mock{path}")
+            # Asked for last, twice: whatever is remembered by now would still be there.
+            last = (urls[-1], "http://mock/ok?api_key=c", "http://mock/ok?page=2")
+            for url in (*last, *last):
+                client.get(url)
+        remembered = instrumentor.site.attributes.remembered  # type: ignore[attr-defined]
+    finally:
+        instrumentor.uninstrument()
     spans = recorder.spans
-    assert len(spans) == len(asked) + 2
+    assert len(spans) == len(asked) + 8
     for span, (method, url) in zip(spans, asked, strict=False):
         parsed = httpx.URL(url)
         assert span.attributes["http.request.method"] == method
@@ -245,7 +255,12 @@ def test_urls_are_remembered_by_value_and_never_mixed_up(
         )
         assert "error.type" not in span.attributes
     assert hooked == [False] * len(spans)
-    failed, fine = spans[-2:]
+    # What is remembered holds no secret: URLs with userinfo or a redacted value are not kept.
+    kept = [*instrumented._url_texts.values(), *map(repr, instrumented._url_texts)]
+    kept += [repr(item) for item in remembered.items()]
+    assert "page=2" in repr(kept)  # a URL without a secret is remembered
+    assert not [text for text in kept if "pw" in text or "api_key=c" in text]
+    failed, fine = spans[-8:-6]
     assert failed.attributes["error.type"] == "500"
     assert (
         "error.type" not in fine.attributes and fine.attributes["http.response.status_code"] == 200
